@@ -1,0 +1,540 @@
+//! Architecture configurations: raw TOML to a validated [`Arch`].
+//!
+//! Specs only, no behaviour: the hardware components (`hw/`) take their
+//! parameters from here, and the cost model applies the energy tables to the
+//! counters after a run. docs/arch-format.md documents every field with its
+//! default and source (SPEC section 1: LU22 / EYERISS).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::error::{InputError, Result};
+
+/// Where a PE keeps its weights (SPEC section 1; the comparison of LU22).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightStore {
+    /// Weights fixed at design time in a per-PE look-up table: never moved.
+    Fixed,
+    /// Weights streamed DRAM -> GLB -> array -> a per-PE SRAM scratchpad.
+    Programmable,
+}
+
+impl WeightStore {
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightStore::Fixed => "fixed",
+            WeightStore::Programmable => "programmable",
+        }
+    }
+}
+
+/// DRAM timing model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DramModel {
+    /// A fixed latency plus a bandwidth limit.
+    Simple,
+    /// Banks with row buffers: row hits, misses and activates (LPDDR4-class).
+    Banked,
+}
+
+/// A validated architecture.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Arch {
+    pub name: String,
+    pub description: String,
+    /// The file it came from.
+    #[serde(skip)]
+    pub path: PathBuf,
+    pub clock_mhz: f64,
+    pub pe_array: PeArrayConfig,
+    pub interconnect: InterconnectConfig,
+    pub glb: GlbConfig,
+    pub dram: DramConfig,
+    pub energy: EnergyConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeArrayConfig {
+    pub rows: u32,
+    pub cols: u32,
+    /// Input register file per PE [entries].
+    pub input_rf_entries: u32,
+    /// Partial-sum register file per PE [entries].
+    pub psum_rf_entries: u32,
+    pub weight_store: WeightStore,
+    /// Weight scratchpad per PE in programmable mode [entries].
+    pub weight_scratchpad_entries: u32,
+    /// Cycles per MAC at 8x8 precision.
+    pub mac_latency_cycles: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InterconnectConfig {
+    /// GLB-to-PE broadcast bus width [bytes/cycle].
+    pub glb_bus_bytes_per_cycle: u32,
+    /// PE-to-PE neighbour link bandwidth [words/cycle].
+    pub neighbor_words_per_cycle: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GlbConfig {
+    pub capacity_bytes: u64,
+    pub banks: u32,
+    /// Width of one bank's port [bytes].
+    pub bank_width_bytes: u32,
+    /// Ports per bank (1 = single-port SRAM).
+    pub ports_per_bank: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DramConfig {
+    pub model: DramModel,
+    /// Sustained transfer rate [bytes/cycle of the accelerator clock].
+    pub bandwidth_bytes_per_cycle: u32,
+    /// Latency of an access in the simple model [cycles].
+    pub latency_cycles: u32,
+    pub read_queue_entries: u32,
+    pub write_queue_entries: u32,
+    pub banked: BankedDramConfig,
+}
+
+/// LPDDR4-class bank timing (used when `model = "banked"`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BankedDramConfig {
+    pub banks: u32,
+    /// Row (page) size [bytes].
+    pub row_bytes: u32,
+    /// Bytes moved by one burst.
+    pub burst_bytes: u32,
+    /// Activate to read/write [cycles].
+    pub t_rcd_cycles: u32,
+    /// Precharge [cycles].
+    pub t_rp_cycles: u32,
+    /// Read command to data [cycles].
+    pub t_cas_cycles: u32,
+}
+
+/// Normalised energy per access (one 16-bit MAC at 65 nm = 1; EYERISS, LU22).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnergyConfig {
+    pub dram: f64,
+    pub glb: f64,
+    pub array: f64,
+    pub rf: f64,
+    pub mac: f64,
+    /// A weight read from a fixed-weight look-up table.
+    pub lut: f64,
+    /// Picojoules per normalised unit (the energy of the reference MAC).
+    pub pj_per_unit: f64,
+}
+
+// ---- raw file ---------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArchFile {
+    arch: RawArchMeta,
+    pe_array: Spanned<RawPeArray>,
+    #[serde(default)]
+    interconnect: Option<Spanned<RawInterconnect>>,
+    glb: Spanned<RawGlb>,
+    dram: Spanned<RawDram>,
+    #[serde(default)]
+    energy: Option<Spanned<RawEnergy>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArchMeta {
+    name: String,
+    description: String,
+    #[serde(default)]
+    clock_mhz: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeArray {
+    rows: Spanned<i64>,
+    cols: Spanned<i64>,
+    #[serde(default)]
+    input_rf_entries: Option<Spanned<i64>>,
+    #[serde(default)]
+    psum_rf_entries: Option<Spanned<i64>>,
+    weight_store: WeightStore,
+    #[serde(default)]
+    weight_scratchpad_entries: Option<Spanned<i64>>,
+    #[serde(default)]
+    mac_latency_cycles: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterconnect {
+    #[serde(default)]
+    glb_bus_bytes_per_cycle: Option<Spanned<i64>>,
+    #[serde(default)]
+    neighbor_words_per_cycle: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGlb {
+    capacity_kib: Spanned<f64>,
+    #[serde(default)]
+    banks: Option<Spanned<i64>>,
+    #[serde(default)]
+    bank_width_bytes: Option<Spanned<i64>>,
+    #[serde(default)]
+    ports_per_bank: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDram {
+    #[serde(default)]
+    model: Option<DramModel>,
+    #[serde(default)]
+    bandwidth_bytes_per_cycle: Option<Spanned<i64>>,
+    #[serde(default)]
+    latency_cycles: Option<Spanned<i64>>,
+    #[serde(default)]
+    read_queue_entries: Option<Spanned<i64>>,
+    #[serde(default)]
+    write_queue_entries: Option<Spanned<i64>>,
+    #[serde(default)]
+    banked: Option<Spanned<RawBankedDram>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBankedDram {
+    #[serde(default)]
+    banks: Option<Spanned<i64>>,
+    #[serde(default)]
+    row_bytes: Option<Spanned<i64>>,
+    #[serde(default)]
+    burst_bytes: Option<Spanned<i64>>,
+    #[serde(default)]
+    t_rcd_cycles: Option<Spanned<i64>>,
+    #[serde(default)]
+    t_rp_cycles: Option<Spanned<i64>>,
+    #[serde(default)]
+    t_cas_cycles: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnergy {
+    #[serde(default)]
+    dram: Option<Spanned<f64>>,
+    #[serde(default)]
+    glb: Option<Spanned<f64>>,
+    #[serde(default)]
+    array: Option<Spanned<f64>>,
+    #[serde(default)]
+    rf: Option<Spanned<f64>>,
+    #[serde(default)]
+    mac: Option<Spanned<f64>>,
+    #[serde(default)]
+    lut: Option<Spanned<f64>>,
+    #[serde(default)]
+    pj_per_unit: Option<Spanned<f64>>,
+}
+
+/// Reads and validates an architecture file.
+pub fn load_file(path: &Path) -> Result<Arch> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::new(path, format!("cannot read the architecture file: {e}")))?;
+    load_str(&text, path)
+}
+
+/// Resolves a name (`lu22_fixed`) or path and loads it.
+pub fn load(name_or_path: &str) -> Result<Arch> {
+    let path = crate::home::resolve(name_or_path, "arch_configs", "--arch")?;
+    load_file(&path)
+}
+
+/// Validates an architecture given as text; `path` names it in errors.
+pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
+    let raw: RawArchFile = toml::from_str(text).map_err(|e| {
+        InputError::new(path, e.message().trim_end().to_string()).at(text, e.span())
+    })?;
+    let v = Validator { path, text };
+
+    let clock_mhz = match &raw.arch.clock_mhz {
+        Some(c) => v.real(c, "[arch]", "clock_mhz", 1e-3, 1e6)?,
+        None => 200.0,
+    };
+
+    let pe = raw.pe_array.get_ref();
+    let ctx = "[pe_array]";
+    let pe_array = PeArrayConfig {
+        rows: v.int(&pe.rows, ctx, "rows", 1, 4096)?,
+        cols: v.int(&pe.cols, ctx, "cols", 1, 4096)?,
+        input_rf_entries: v.opt_int(
+            &pe.input_rf_entries,
+            ctx,
+            "input_rf_entries",
+            1,
+            1 << 20,
+            12,
+        )?,
+        psum_rf_entries: v.opt_int(&pe.psum_rf_entries, ctx, "psum_rf_entries", 1, 1 << 20, 24)?,
+        weight_store: pe.weight_store,
+        weight_scratchpad_entries: v.opt_int(
+            &pe.weight_scratchpad_entries,
+            ctx,
+            "weight_scratchpad_entries",
+            1,
+            1 << 24,
+            224,
+        )?,
+        mac_latency_cycles: v.opt_int(
+            &pe.mac_latency_cycles,
+            ctx,
+            "mac_latency_cycles",
+            1,
+            64,
+            1,
+        )?,
+    };
+
+    let ctx = "[interconnect]";
+    let ic = raw.interconnect.as_ref().map(|s| s.get_ref());
+    let interconnect = InterconnectConfig {
+        glb_bus_bytes_per_cycle: v.opt_int(
+            &ic.and_then(|i| i.glb_bus_bytes_per_cycle.clone()),
+            ctx,
+            "glb_bus_bytes_per_cycle",
+            1,
+            1 << 16,
+            8,
+        )?,
+        neighbor_words_per_cycle: v.opt_int(
+            &ic.and_then(|i| i.neighbor_words_per_cycle.clone()),
+            ctx,
+            "neighbor_words_per_cycle",
+            1,
+            1 << 16,
+            1,
+        )?,
+    };
+
+    let g = raw.glb.get_ref();
+    let ctx = "[glb]";
+    let capacity_kib = v.real(
+        &g.capacity_kib,
+        ctx,
+        "capacity_kib",
+        1.0 / 1024.0,
+        (1u64 << 30) as f64,
+    )?;
+    let glb = GlbConfig {
+        capacity_bytes: (capacity_kib * 1024.0).round() as u64,
+        banks: v.opt_int(&g.banks, ctx, "banks", 1, 4096, 27)?,
+        bank_width_bytes: v.opt_int(&g.bank_width_bytes, ctx, "bank_width_bytes", 1, 1024, 8)?,
+        ports_per_bank: v.opt_int(&g.ports_per_bank, ctx, "ports_per_bank", 1, 8, 1)?,
+    };
+
+    let d = raw.dram.get_ref();
+    let ctx = "[dram]";
+    let b = d.banked.as_ref().map(|s| s.get_ref());
+    let bctx = "[dram.banked]";
+    let dram = DramConfig {
+        model: d.model.unwrap_or(DramModel::Simple),
+        bandwidth_bytes_per_cycle: v.opt_int(
+            &d.bandwidth_bytes_per_cycle,
+            ctx,
+            "bandwidth_bytes_per_cycle",
+            1,
+            1 << 16,
+            4,
+        )?,
+        latency_cycles: v.opt_int(&d.latency_cycles, ctx, "latency_cycles", 0, 1 << 20, 20)?,
+        read_queue_entries: v.opt_int(
+            &d.read_queue_entries,
+            ctx,
+            "read_queue_entries",
+            1,
+            1 << 16,
+            16,
+        )?,
+        write_queue_entries: v.opt_int(
+            &d.write_queue_entries,
+            ctx,
+            "write_queue_entries",
+            1,
+            1 << 16,
+            16,
+        )?,
+        banked: BankedDramConfig {
+            banks: v.opt_int(&b.and_then(|x| x.banks.clone()), bctx, "banks", 1, 1024, 8)?,
+            row_bytes: v.opt_int(
+                &b.and_then(|x| x.row_bytes.clone()),
+                bctx,
+                "row_bytes",
+                16,
+                1 << 20,
+                2048,
+            )?,
+            burst_bytes: v.opt_int(
+                &b.and_then(|x| x.burst_bytes.clone()),
+                bctx,
+                "burst_bytes",
+                1,
+                4096,
+                32,
+            )?,
+            t_rcd_cycles: v.opt_int(
+                &b.and_then(|x| x.t_rcd_cycles.clone()),
+                bctx,
+                "t_rcd_cycles",
+                0,
+                1 << 16,
+                4,
+            )?,
+            t_rp_cycles: v.opt_int(
+                &b.and_then(|x| x.t_rp_cycles.clone()),
+                bctx,
+                "t_rp_cycles",
+                0,
+                1 << 16,
+                4,
+            )?,
+            t_cas_cycles: v.opt_int(
+                &b.and_then(|x| x.t_cas_cycles.clone()),
+                bctx,
+                "t_cas_cycles",
+                0,
+                1 << 16,
+                4,
+            )?,
+        },
+    };
+    if dram.banked.row_bytes % dram.banked.burst_bytes != 0 {
+        let span = b.and_then(|x| x.burst_bytes.as_ref().map(|s| s.span()));
+        return Err(v
+            .err(
+                span,
+                bctx,
+                "burst_bytes",
+                format!(
+                    "{} does not divide row_bytes {}; valid: a divisor of the row size",
+                    dram.banked.burst_bytes, dram.banked.row_bytes
+                ),
+            )
+            .into());
+    }
+
+    let e = raw.energy.as_ref().map(|s| s.get_ref());
+    let ctx = "[energy]";
+    let cost = |f: Option<&Spanned<f64>>, field: &str, default: f64| -> Result<f64, InputError> {
+        match f {
+            Some(x) => v.real(x, ctx, field, 0.0, 1e9),
+            None => Ok(default),
+        }
+    };
+    let energy = EnergyConfig {
+        dram: cost(e.and_then(|x| x.dram.as_ref()), "dram", 200.0)?,
+        glb: cost(e.and_then(|x| x.glb.as_ref()), "glb", 6.0)?,
+        array: cost(e.and_then(|x| x.array.as_ref()), "array", 2.0)?,
+        rf: cost(e.and_then(|x| x.rf.as_ref()), "rf", 1.0)?,
+        mac: cost(e.and_then(|x| x.mac.as_ref()), "mac", 1.0)?,
+        lut: cost(e.and_then(|x| x.lut.as_ref()), "lut", 1.0)?,
+        pj_per_unit: cost(e.and_then(|x| x.pj_per_unit.as_ref()), "pj_per_unit", 1.0)?,
+    };
+
+    Ok(Arch {
+        name: raw.arch.name,
+        description: raw.arch.description,
+        path: path.to_path_buf(),
+        clock_mhz,
+        pe_array,
+        interconnect,
+        glb,
+        dram,
+        energy,
+    })
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    fn err(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        ctx: &str,
+        field: &str,
+        message: String,
+    ) -> InputError {
+        InputError::new(self.path, message)
+            .at(self.text, span)
+            .context(ctx)
+            .field(field)
+    }
+
+    fn int(
+        &self,
+        v: &Spanned<i64>,
+        ctx: &str,
+        field: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<u32, InputError> {
+        let x = *v.get_ref();
+        if (lo..=hi).contains(&x) {
+            Ok(x as u32)
+        } else {
+            Err(self.err(
+                Some(v.span()),
+                ctx,
+                field,
+                format!("is {x}; valid: {lo} to {hi}"),
+            ))
+        }
+    }
+
+    fn opt_int(
+        &self,
+        v: &Option<Spanned<i64>>,
+        ctx: &str,
+        field: &str,
+        lo: i64,
+        hi: i64,
+        default: u32,
+    ) -> Result<u32, InputError> {
+        match v {
+            Some(x) => self.int(x, ctx, field, lo, hi),
+            None => Ok(default),
+        }
+    }
+
+    fn real(
+        &self,
+        v: &Spanned<f64>,
+        ctx: &str,
+        field: &str,
+        lo: f64,
+        hi: f64,
+    ) -> Result<f64, InputError> {
+        let x = *v.get_ref();
+        if x.is_finite() && (lo..=hi).contains(&x) {
+            Ok(x)
+        } else {
+            Err(self.err(
+                Some(v.span()),
+                ctx,
+                field,
+                format!("is {x}; valid: {lo} to {hi}"),
+            ))
+        }
+    }
+}

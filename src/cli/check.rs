@@ -1,0 +1,191 @@
+//! `accsim check`: validate a workload or architecture file.
+
+use anyhow::Result;
+use clap::Args;
+use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+
+use accsim::InputError;
+use accsim::numerics::TensorQuant;
+use accsim::report::thousands;
+use accsim::workload::ir::Op;
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// A workload (`NAME_OR_FILE[:VARIANT]`) or architecture file.
+    file: String,
+}
+
+enum Kind {
+    Workload,
+    Arch,
+}
+
+/// Decides by the file's top-level tables: `[network]` or `[arch]`.
+fn kind_of(spec: &str) -> Result<(Kind, String)> {
+    let (name, _) = accsim::workload::split_variant(spec);
+    let path = accsim::workload::resolve(name)
+        .or_else(|_| accsim::home::resolve(name, "arch_configs", "check"))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| InputError::new(&path, format!("cannot read: {e}")))?;
+    let table = text.parse::<toml::Table>().ok();
+    let has = |k: &str| table.as_ref().is_some_and(|t| t.contains_key(k));
+    if has("arch") {
+        Ok((Kind::Arch, path.display().to_string()))
+    } else if has("network") || table.is_none() {
+        // Invalid TOML goes to the workload loader, which reports where.
+        Ok((Kind::Workload, spec.to_string()))
+    } else {
+        Err(InputError::new(&path, "neither a workload (needs a [network] table) nor an architecture (needs an [arch] table)").into())
+    }
+}
+
+fn quant(q: &TensorQuant) -> String {
+    match q {
+        TensorQuant::Affine {
+            dtype,
+            scale,
+            zero_point,
+        } => format!("{} s={scale:.4e} z={zero_point}", dtype.numpy_name()),
+        TensorQuant::Fixed { bits, frac_len } => format!("Q{bits}.{frac_len}"),
+    }
+}
+
+pub fn execute(args: &CheckArgs) -> Result<()> {
+    match kind_of(&args.file)? {
+        (Kind::Arch, path) => {
+            let arch = accsim::arch::load_file(std::path::Path::new(&path))?;
+            println!(
+                "{path}: valid architecture `{}`: {}",
+                arch.name, arch.description
+            );
+            let p = &arch.pe_array;
+            println!(
+                "  clock {} MHz; PE array {}x{} ({} PEs), RF {}+{} entries, weights {} (scratchpad {} entries), MAC {} cycle(s)",
+                arch.clock_mhz,
+                p.rows,
+                p.cols,
+                p.rows * p.cols,
+                p.input_rf_entries,
+                p.psum_rf_entries,
+                p.weight_store.name(),
+                p.weight_scratchpad_entries,
+                p.mac_latency_cycles
+            );
+            println!(
+                "  GLB {} bytes in {} banks of {} B/cycle x {} port(s); bus {} B/cycle; neighbour links {} word(s)/cycle",
+                thousands(arch.glb.capacity_bytes),
+                arch.glb.banks,
+                arch.glb.bank_width_bytes,
+                arch.glb.ports_per_bank,
+                arch.interconnect.glb_bus_bytes_per_cycle,
+                arch.interconnect.neighbor_words_per_cycle
+            );
+            println!(
+                "  DRAM {:?}: {} B/cycle, latency {} cycles; energy DRAM {} GLB {} array {} RF {} MAC {} LUT {} (x {} pJ)",
+                arch.dram.model,
+                arch.dram.bandwidth_bytes_per_cycle,
+                arch.dram.latency_cycles,
+                arch.energy.dram,
+                arch.energy.glb,
+                arch.energy.array,
+                arch.energy.rf,
+                arch.energy.mac,
+                arch.energy.lut,
+                arch.energy.pj_per_unit
+            );
+        }
+        (Kind::Workload, spec) => {
+            let w = accsim::workload::load(&spec)?;
+            let net = &w.network;
+            println!(
+                "{}: valid workload `{}`{}: {}",
+                w.path.display(),
+                net.name,
+                net.variant
+                    .as_deref()
+                    .map(|v| format!(" (variant {v})"))
+                    .unwrap_or_default(),
+                net.description
+            );
+            println!(
+                "  numerics {}; input {} {}",
+                accsim::run::numerics_name(&net.numerics),
+                net.input_shape,
+                quant(&net.input_quant)
+            );
+            let mut table = Table::new();
+            table
+                .load_style(presets::ASCII_MARKDOWN)
+                .set_content_arrangement(ContentArrangement::Disabled)
+                .set_header(vec![
+                    "#",
+                    "layer",
+                    "op",
+                    "input",
+                    "output",
+                    "kernel/stride/pad",
+                    "weights",
+                    "MACs",
+                    "output quant",
+                ]);
+            for (i, l) in net.layers.iter().enumerate() {
+                let geometry = match &l.op {
+                    Op::Conv2d(c) => format!(
+                        "{}x{} s{}x{} p{},{},{},{} g{}",
+                        c.kernel[0],
+                        c.kernel[1],
+                        c.stride[0],
+                        c.stride[1],
+                        c.padding.top,
+                        c.padding.left,
+                        c.padding.bottom,
+                        c.padding.right,
+                        c.groups
+                    ),
+                    Op::MaxPool(p) | Op::AvgPool(p) => format!(
+                        "{}x{} s{}x{} p{},{},{},{}{}",
+                        p.kernel[0],
+                        p.kernel[1],
+                        p.stride[0],
+                        p.stride[1],
+                        p.padding.top,
+                        p.padding.left,
+                        p.padding.bottom,
+                        p.padding.right,
+                        if p.ceil_mode { " ceil" } else { "" }
+                    ),
+                    _ => String::new(),
+                };
+                table.add_row(vec![
+                    i.to_string(),
+                    l.name.clone(),
+                    l.op.kind().to_string(),
+                    l.input_shape.to_string(),
+                    l.output_shape.to_string(),
+                    geometry,
+                    thousands(l.weight_count()),
+                    thousands(l.macs()),
+                    quant(&l.output_quant),
+                ]);
+            }
+            table.add_row(vec![
+                String::new(),
+                "total".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                thousands(net.weight_count()),
+                thousands(net.macs()),
+                String::new(),
+            ]);
+            for i in [0, 6, 7] {
+                if let Some(c) = table.column_mut(i) {
+                    c.set_cell_alignment(CellAlignment::Right);
+                }
+            }
+            println!("{table}");
+        }
+    }
+    Ok(())
+}

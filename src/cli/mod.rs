@@ -1,0 +1,101 @@
+//! Command-line interface: argument parsing, printing, exit codes.
+//!
+//! Exit codes: 0 success; 2 bad input (a file, a flag, a value: the message
+//! names the file, line, field and what is valid); 1 a simulator fault (an
+//! engine disagreed with the reference executor).
+
+mod check;
+mod list;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use accsim::Error;
+
+#[derive(Parser)]
+#[command(
+    name = "accsim",
+    version,
+    about = "Cycle-level, bit-exact simulator of CNN inference accelerators",
+    long_about = "accsim replays bit-exact inference of quantised CNNs on a modelled accelerator \
+                  (LU22 PE array, PELUSO multi-precision MAC, FIXYNN fixed feature extractor) \
+                  and reports, per layer, MACs, memory accesses, cycles and energy.",
+    after_help = "Examples:\n  accsim run --workload cae_cnn\n  accsim run --arch arch_configs/lu22_fixed.toml --workload workloads/ic_cifar10.toml --json out/ic.json\n  accsim run --workload cae_cnn:pose --dump out/cae_dump\n  accsim list\n  accsim check workloads/mobilenet_v1_025.toml"
+)]
+struct Cli {
+    /// Log detail on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a workload on an architecture and print the per-layer report.
+    #[command(
+        after_help = "Examples:\n  accsim run --workload cae_cnn\n  accsim run --workload kws_cnn_one_fstride4 --input x.npy --json r.json --csv r.csv\n  accsim run --workload cae_cnn:gender --dump out/dump"
+    )]
+    Run(run::RunArgs),
+    /// List the shipped workloads and architecture configs.
+    List,
+    /// Validate a workload or architecture file and print its shapes and sizes.
+    #[command(
+        after_help = "Examples:\n  accsim check workloads/cae_cnn.toml\n  accsim check cae_cnn:pose\n  accsim check arch_configs/lu22_fixed.toml"
+    )]
+    Check(check::CheckArgs),
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Run(args) => run::execute(&args),
+        Command::List => list::execute(),
+        Command::Check(args) => check::execute(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// 2 for anything the user can fix in their input, 1 for simulator faults.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<Error>() {
+        Some(Error::Mismatch(_)) => 1,
+        _ => 2,
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Writes `text` to `path`, creating parent directories.
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), Error> {
+    let fail = |e: std::io::Error| Error::Output {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    std::fs::write(path, text).map_err(fail)
+}

@@ -1,0 +1,65 @@
+//! `accsim run`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use accsim::Error;
+use accsim::run::{RunOptions, run};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Architecture config: a path or a shipped name [default: lu22_fixed].
+    #[arg(long, value_name = "FILE")]
+    arch: Option<String>,
+    /// Workload: a path or a shipped name, optionally with `:VARIANT`.
+    #[arg(long, value_name = "FILE_OR_NAME")]
+    workload: String,
+    /// Input tensor (.npy, [C, H, W] or [1, C, H, W]; integers of the input
+    /// type, or floats to quantise) instead of the workload's default input.
+    #[arg(long, value_name = "FILE.npy")]
+    input: Option<PathBuf>,
+    /// Write the report as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the report as CSV.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Write every layer's tensors (.npy) and a manifest.json into DIR.
+    #[arg(long, value_name = "DIR")]
+    dump: Option<PathBuf>,
+    /// Do not print the per-layer table.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub fn execute(args: &RunArgs) -> Result<()> {
+    let arch = accsim::arch::load(args.arch.as_deref().unwrap_or("lu22_fixed"))?;
+    let workload = accsim::workload::load(&args.workload)?;
+    let options = RunOptions {
+        input: args.input.clone(),
+    };
+    let result = run(&workload, &arch, &options)?;
+    if !args.quiet {
+        print!("{}", accsim::report::text::render(&result.report));
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&result.report).map_err(|e| Error::Output {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        super::write_file(path, &(text + "\n"))?;
+    }
+    if let Some(path) = &args.csv {
+        let text = accsim::report::csv::render(&result.report).map_err(|e| Error::Output {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        super::write_file(path, &text)?;
+    }
+    if let Some(dir) = &args.dump {
+        accsim::dump::write(dir, &workload.network, &result.execution)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! `--dump DIR`: every layer's tensors as .npy plus a manifest that holds all
+//! the parameters needed to recompute each layer independently
+//! (docs/report.md, "Dump").
+//!
+//! Files: `input.npy`, and per layer `NN_<name>.input.npy`,
+//! `NN_<name>.output.npy`, and for weighted layers `NN_<name>.weights.npy`
+//! (storage type) and `NN_<name>.bias.npy` (int64, accumulator units).
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::numerics::{Activation, OutputStage, Rounding, TensorQuant, WeightQuant};
+use crate::reference::Execution;
+use crate::run::numerics_name;
+use crate::workload::ir::{Network, Op, Padding, TensorSource};
+use crate::workload::npy;
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    schema_version: u32,
+    network: &'a str,
+    variant: Option<&'a str>,
+    numerics: String,
+    layout: &'static str,
+    input: TensorEntry,
+    layers: Vec<LayerEntry>,
+}
+
+#[derive(Serialize)]
+struct TensorEntry {
+    file: String,
+    shape: [usize; 3],
+    quant: TensorQuant,
+}
+
+#[derive(Serialize)]
+struct LayerEntry {
+    index: usize,
+    name: String,
+    op: &'static str,
+    /// `input` or the producing layer's name.
+    inputs: Vec<String>,
+    input: TensorEntry,
+    output: TensorEntry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weights: Option<WeightsEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conv: Option<ConvEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pool: Option<PoolEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    average_rounding: Option<Rounding>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bias_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activation: Option<Activation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_stage: Option<OutputStage>,
+}
+
+#[derive(Serialize)]
+struct WeightsEntry {
+    file: String,
+    shape: Vec<usize>,
+    quant: WeightQuant,
+}
+
+#[derive(Serialize)]
+struct ConvEntry {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: Padding,
+    groups: usize,
+}
+
+#[derive(Serialize)]
+struct PoolEntry {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: Padding,
+    ceil_mode: bool,
+}
+
+fn write_activations(
+    dir: &Path,
+    file: &str,
+    values: &crate::workload::Activations,
+    quant: &TensorQuant,
+) -> Result<TensorEntry> {
+    let (c, h, w) = values.dim();
+    let flat: Vec<i16> = values.iter().copied().collect();
+    npy::write_quantised(&dir.join(file), &[c, h, w], &flat, quant.dtype())?;
+    Ok(TensorEntry {
+        file: file.to_string(),
+        shape: [c, h, w],
+        quant: *quant,
+    })
+}
+
+/// Writes the dump of `execution` (a complete run of `network`) into `dir`.
+pub fn write(dir: &Path, network: &Network, execution: &Execution) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Output {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let input = write_activations(dir, "input.npy", execution.input(), &network.input_quant)?;
+    let mut layers = Vec::with_capacity(network.layers.len());
+    for (index, layer) in network.layers.iter().enumerate() {
+        let stem = format!("{index:02}_{}", sanitize(&layer.name));
+        let source = layer.inputs.first().copied().unwrap_or(TensorSource::Input);
+        let input_entry = write_activations(
+            dir,
+            &format!("{stem}.input.npy"),
+            execution.tensor(source),
+            &layer.input_quant,
+        )?;
+        let output_entry = write_activations(
+            dir,
+            &format!("{stem}.output.npy"),
+            execution.tensor(TensorSource::Layer(index)),
+            &layer.output_quant,
+        )?;
+        let mut entry = LayerEntry {
+            index,
+            name: layer.name.clone(),
+            op: layer.op.kind(),
+            inputs: layer
+                .inputs
+                .iter()
+                .map(|s| match s {
+                    TensorSource::Input => "input".to_string(),
+                    TensorSource::Layer(i) => network.layers[*i].name.clone(),
+                })
+                .collect(),
+            input: input_entry,
+            output: output_entry,
+            weights: None,
+            conv: None,
+            pool: None,
+            average_rounding: None,
+            bias_file: None,
+            activation: None,
+            output_stage: None,
+        };
+        let weights = match &layer.op {
+            Op::Conv2d(c) => {
+                entry.conv = Some(ConvEntry {
+                    kernel: c.kernel,
+                    stride: c.stride,
+                    padding: c.padding,
+                    groups: c.groups,
+                });
+                Some((
+                    c.weights.shape().to_vec(),
+                    c.weights.iter().copied().collect::<Vec<i16>>(),
+                    &c.weight_quant,
+                    &c.epilogue,
+                ))
+            }
+            Op::FullyConnected(f) => Some((
+                f.weights.shape().to_vec(),
+                f.weights.iter().copied().collect(),
+                &f.weight_quant,
+                &f.epilogue,
+            )),
+            Op::MaxPool(p) | Op::AvgPool(p) => {
+                entry.pool = Some(PoolEntry {
+                    kernel: p.kernel,
+                    stride: p.stride,
+                    padding: p.padding,
+                    ceil_mode: p.ceil_mode,
+                });
+                if matches!(layer.op, Op::AvgPool(_)) {
+                    entry.average_rounding = Some(p.rounding);
+                }
+                None
+            }
+            Op::GlobalAvgPool { rounding } => {
+                entry.average_rounding = Some(*rounding);
+                None
+            }
+            Op::Flatten => None,
+        };
+        if let Some((shape, values, quant, epilogue)) = weights {
+            let file = format!("{stem}.weights.npy");
+            npy::write_quantised(&dir.join(&file), &shape, &values, quant.dtype())?;
+            entry.weights = Some(WeightsEntry {
+                file,
+                shape,
+                quant: quant.clone(),
+            });
+            let bias_file = format!("{stem}.bias.npy");
+            npy::write(
+                &dir.join(&bias_file),
+                &[epilogue.bias.len()],
+                epilogue.bias.clone(),
+            )?;
+            entry.bias_file = Some(bias_file);
+            entry.activation = Some(epilogue.activation);
+            entry.output_stage = Some(epilogue.output_stage.clone());
+        }
+        layers.push(entry);
+    }
+    let manifest = Manifest {
+        schema_version: 1,
+        network: &network.name,
+        variant: network.variant.as_deref(),
+        numerics: numerics_name(&network.numerics),
+        layout: "CHW (channel-major, no batch dimension); conv weights [out, in/groups, kh, kw]; fc weights [out, in]",
+        input,
+        layers,
+    };
+    let path = dir.join("manifest.json");
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Output {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(&path, text + "\n").map_err(|e| Error::Output {
+        path,
+        message: e.to_string(),
+    })
+}
+
+/// A layer name as a file-name fragment.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

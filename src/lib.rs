@@ -1,0 +1,33 @@
+//! accsim: a cycle-level, bit-exact simulator of CNN inference accelerators.
+//!
+//! ```text
+//!   workloads/*.toml ──► workload ──► Network (IR) ──┐
+//!                        (load, generate,             │      ┌────────────┐
+//!                         calibrate)                  ├────► │   run      │──► Report ──► report::{text,json,csv}
+//!   arch_configs/*.toml ► arch ──────► Arch ──────────┘      │ (engines,  │
+//!                                                            │  reference │──► dump (.npy + manifest)
+//!   numerics: quantisation, rounding, TFLite arithmetic,     │  check)    │
+//!             the output stage, shared by everyone ─────────►└────────────┘
+//! ```
+//!
+//! Dependency rules (a module uses only what is listed):
+//! - `error`, `numerics`, `home` use nothing else;
+//! - `workload` uses `numerics` (and `reference` to calibrate while loading);
+//! - `reference` uses `workload::ir` and `numerics`;
+//! - `arch` uses nothing but `error` and `home`;
+//! - `report` is plain serde data; `run` joins everything; `dump` writes files.
+//!
+//! Nothing in the library prints or exits; the `accsim` binary's `cli`
+//! module is the only place that does.
+
+pub mod arch;
+pub mod dump;
+pub mod error;
+pub mod home;
+pub mod numerics;
+pub mod reference;
+pub mod report;
+pub mod run;
+pub mod workload;
+
+pub use error::{Error, InputError, Result};

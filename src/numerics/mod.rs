@@ -1,0 +1,18 @@
+//! Numeric semantics, implemented once: every engine and the reference
+//! executor call these functions, so "bit-exact" has one meaning.
+//!
+//! docs/numerics.md spells out every rule implemented here:
+//! - [`quant`]: how integers stand for reals (affine and dynamic fixed point);
+//! - [`rounding`]: the named rounding rules for shifts and divisions;
+//! - [`tflite`]: TFLite's integer multiplier arithmetic, ported exactly;
+//! - [`requant`]: the output stage (accumulator saturation, requantisation,
+//!   zero point, activation clamp).
+
+pub mod quant;
+pub mod requant;
+pub mod rounding;
+pub mod tflite;
+
+pub use quant::{Activation, IntType, TensorQuant, WeightQuant};
+pub use requant::{ChannelRequant, OutputStage, Requant};
+pub use rounding::Rounding;

@@ -1,0 +1,207 @@
+//! The output stage of a convolution or FC layer: from the wide accumulator
+//! back to a narrow activation.
+//!
+//! ```text
+//!  acc (exact sum + bias) --saturate(acc bits)--> requantise --+zero point--> clamp(activation, dtype) --> q
+//! ```
+//!
+//! The three requantisers are the three rules of docs/numerics.md: TFLite's
+//! integer multiplier, ONNX's float scale, and PELUSO's shift. Every engine
+//! calls [`ChannelRequant::apply`]; none re-implements it.
+
+use serde::Serialize;
+
+use super::rounding::{Rounding, saturate_to_bits, shift_right_rounded};
+use super::tflite::multiply_by_quantized_multiplier;
+
+/// How the accumulator is scaled to the output's quantisation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum Requant {
+    /// TFLite reference kernels: `MultiplyByQuantizedMultiplier(acc, m, s)`,
+    /// one `(multiplier, shift)` per output channel (or one for all).
+    Tflite {
+        multipliers: Vec<i32>,
+        shifts: Vec<i32>,
+    },
+    /// ONNX QLinearConv as ONNX Runtime computes it: `f32(acc) * scale` in
+    /// float32, rounded half to even. One scale per channel (or one for all).
+    Float { scales: Vec<f32> },
+    /// Dynamic fixed point: `acc / 2^shift` rounded by `rounding` (a left
+    /// shift when `shift < 0`).
+    Shift { shift: i32, rounding: Rounding },
+}
+
+/// The complete output stage of a layer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutputStage {
+    /// Width of the saturating accumulator (32 for affine int8, 2N+16 for
+    /// dynamic fixed point).
+    pub accumulator_bits: u32,
+    pub requant: Requant,
+    /// Added after requantisation (affine output zero point; 0 for fixed point).
+    pub zero_point: i32,
+    /// Inclusive clamp: the output type's range narrowed by the activation.
+    pub clamp_min: i32,
+    pub clamp_max: i32,
+}
+
+impl OutputStage {
+    /// The parameters for output channel `channel`, resolved once so the
+    /// per-element work is a handful of integer operations.
+    pub fn channel(&self, channel: usize) -> ChannelRequant {
+        let pick = |v: &[i32]| v.get(channel).or_else(|| v.first()).copied().unwrap_or(0);
+        let rule = match &self.requant {
+            Requant::Tflite {
+                multipliers,
+                shifts,
+            } => ChannelRule::Tflite {
+                multiplier: pick(multipliers),
+                shift: pick(shifts),
+            },
+            Requant::Float { scales } => ChannelRule::Float {
+                scale: scales
+                    .get(channel)
+                    .or_else(|| scales.first())
+                    .copied()
+                    .unwrap_or(1.0),
+            },
+            Requant::Shift { shift, rounding } => ChannelRule::Shift {
+                shift: *shift,
+                rounding: *rounding,
+            },
+        };
+        ChannelRequant {
+            rule,
+            accumulator_bits: self.accumulator_bits,
+            zero_point: self.zero_point,
+            clamp_min: self.clamp_min,
+            clamp_max: self.clamp_max,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ChannelRule {
+    Tflite { multiplier: i32, shift: i32 },
+    Float { scale: f32 },
+    Shift { shift: i32, rounding: Rounding },
+}
+
+/// The output stage of one channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChannelRequant {
+    rule: ChannelRule,
+    accumulator_bits: u32,
+    zero_point: i32,
+    clamp_min: i32,
+    clamp_max: i32,
+}
+
+impl ChannelRequant {
+    /// Accumulator (exact sum of products plus bias) to output integer.
+    #[inline]
+    pub fn apply(&self, acc: i64) -> i16 {
+        let acc = saturate_to_bits(acc, self.accumulator_bits);
+        let scaled: i64 = match self.rule {
+            // Validation keeps TFLite accumulators at <= 32 bits, so the cast is exact.
+            ChannelRule::Tflite { multiplier, shift } => i64::from(
+                multiply_by_quantized_multiplier(acc as i32, multiplier, shift),
+            ),
+            ChannelRule::Float { scale } => {
+                let v = (acc as f32) * scale;
+                // `as` saturates out-of-range floats; the clamp below finishes the job.
+                v.round_ties_even() as i64
+            }
+            ChannelRule::Shift { shift, rounding } => {
+                if shift >= 0 {
+                    shift_right_rounded(acc, shift as u32, rounding)
+                } else {
+                    let left = (-shift).min(62) as u32;
+                    acc.checked_mul(1i64 << left).unwrap_or(if acc < 0 {
+                        i64::MIN
+                    } else {
+                        i64::MAX
+                    })
+                }
+            }
+        };
+        scaled
+            .saturating_add(i64::from(self.zero_point))
+            .clamp(i64::from(self.clamp_min), i64::from(self.clamp_max)) as i16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numerics::tflite::quantize_multiplier;
+
+    fn stage(requant: Requant, bits: u32, zp: i32, lo: i32, hi: i32) -> ChannelRequant {
+        OutputStage {
+            accumulator_bits: bits,
+            requant,
+            zero_point: zp,
+            clamp_min: lo,
+            clamp_max: hi,
+        }
+        .channel(0)
+    }
+
+    #[test]
+    fn tflite_stage_scales_offsets_and_clamps() {
+        let (m, s) = quantize_multiplier(0.25);
+        let st = stage(
+            Requant::Tflite {
+                multipliers: vec![m],
+                shifts: vec![s],
+            },
+            32,
+            -128,
+            -128,
+            127,
+        );
+        assert_eq!(st.apply(400), -28); // 100 - 128
+        assert_eq!(st.apply(2), -127); // 0.5 -> 1 (away from zero)
+        assert_eq!(st.apply(-2), -128); // -0.5 -> -1, then -129 clamps to -128
+        assert_eq!(st.apply(1 << 40), 127); // accumulator saturates first
+    }
+
+    #[test]
+    fn float_stage_rounds_half_even() {
+        let st = stage(Requant::Float { scales: vec![0.5] }, 32, 0, 0, 255);
+        assert_eq!(st.apply(5), 2); // 2.5 -> 2
+        assert_eq!(st.apply(7), 4); // 3.5 -> 4
+        assert_eq!(st.apply(-7), 0); // clamped at 0
+        assert_eq!(st.apply(10_000), 255);
+    }
+
+    #[test]
+    fn shift_stage_handles_both_directions() {
+        let st = stage(
+            Requant::Shift {
+                shift: 3,
+                rounding: Rounding::HalfUp,
+            },
+            48,
+            0,
+            -32768,
+            32767,
+        );
+        assert_eq!(st.apply(12), 2); // 1.5 -> 2
+        assert_eq!(st.apply(-12), -1); // -1.5 -> -1 (ties up)
+        assert_eq!(st.apply(1 << 50), 32767); // acc saturates to 2^47-1, then output
+        let left = stage(
+            Requant::Shift {
+                shift: -2,
+                rounding: Rounding::HalfUp,
+            },
+            32,
+            0,
+            -128,
+            127,
+        );
+        assert_eq!(left.apply(3), 12);
+        assert_eq!(left.apply(-100), -128);
+    }
+}

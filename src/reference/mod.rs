@@ -1,0 +1,141 @@
+//! The reference executor: the plainest correct integer implementation of
+//! every operator, the yardstick every simulated engine is compared against.
+//!
+//! Each weighted layer is computed in two visible steps, the same two steps
+//! the hardware has: [`conv_accumulate`] / [`fc_accumulate`] produce the exact
+//! sums (bias included) and [`requantize`] applies the output stage of
+//! `numerics::requant`. Accumulation is exact (no wrap-around); the output
+//! stage saturates the sum to the accumulator width once, which equals a
+//! per-addition saturating accumulator whenever no partial sum leaves the
+//! range (docs/numerics.md, "Accumulators").
+
+mod conv;
+mod pool;
+
+use ndarray::Array3;
+
+pub use conv::{conv_accumulate, fc_accumulate, zero_operand_macs};
+pub use pool::{avg_pool, global_avg_pool, max_pool};
+
+use crate::workload::ir::{Activations, Epilogue, Layer, Network, Op, TensorSource};
+
+/// The tensors of one inference: the input and every layer's output so far.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    input: Activations,
+    outputs: Vec<Activations>,
+}
+
+impl Execution {
+    /// An execution that has computed nothing yet.
+    pub fn new(input: Activations) -> Self {
+        Execution {
+            input,
+            outputs: Vec::new(),
+        }
+    }
+
+    /// Resumes from already computed layer outputs (a prefix of the network).
+    pub fn from_parts(input: Activations, outputs: Vec<Activations>) -> Self {
+        Execution { input, outputs }
+    }
+
+    /// A computed tensor.
+    ///
+    /// # Panics
+    /// If `source` names a layer not computed yet; the IR guarantees layers
+    /// only read earlier tensors, so callers stepping in order never do.
+    pub fn tensor(&self, source: TensorSource) -> &Activations {
+        match source {
+            TensorSource::Input => &self.input,
+            TensorSource::Layer(i) => &self.outputs[i],
+        }
+    }
+
+    /// Number of layers computed.
+    pub fn computed(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// Records the next layer's output.
+    pub fn push(&mut self, output: Activations) {
+        self.outputs.push(output);
+    }
+
+    /// Computes the remaining layers of `network`.
+    pub fn finish(&mut self, network: &Network) {
+        while self.outputs.len() < network.layers.len() {
+            let layer = &network.layers[self.outputs.len()];
+            let inputs: Vec<&Activations> = layer.inputs.iter().map(|&s| self.tensor(s)).collect();
+            let out = execute_layer(layer, &inputs);
+            self.outputs.push(out);
+        }
+    }
+
+    pub fn input(&self) -> &Activations {
+        &self.input
+    }
+
+    pub fn outputs(&self) -> &[Activations] {
+        &self.outputs
+    }
+
+    pub fn into_parts(self) -> (Activations, Vec<Activations>) {
+        (self.input, self.outputs)
+    }
+}
+
+/// Runs the whole network on `input`.
+pub fn run(network: &Network, input: Activations) -> Execution {
+    let mut e = Execution::new(input);
+    e.finish(network);
+    e
+}
+
+/// Computes one layer from its input tensors.
+pub fn execute_layer(layer: &Layer, inputs: &[&Activations]) -> Activations {
+    let input = inputs[0];
+    let zero = layer.input_quant.zero();
+    match &layer.op {
+        Op::Conv2d(c) => requantize(&c.epilogue, &conv_accumulate(c, zero, input)),
+        Op::FullyConnected(f) => requantize(&f.epilogue, &fc_accumulate(f, zero, input)),
+        Op::MaxPool(p) => max_pool(p, input),
+        Op::AvgPool(p) => avg_pool(p, input),
+        Op::GlobalAvgPool { rounding } => global_avg_pool(*rounding, input),
+        Op::Flatten => {
+            let n = input.len();
+            let flat: Vec<i16> = input.iter().copied().collect();
+            Array3::from_shape_vec((n, 1, 1), flat).unwrap_or_else(|_| Array3::zeros((n, 1, 1)))
+        }
+    }
+}
+
+/// Applies the output stage, channel by channel, to exact accumulators.
+pub fn requantize(epilogue: &Epilogue, acc: &Array3<i64>) -> Activations {
+    let mut out = Array3::<i16>::zeros(acc.dim());
+    for (c, (src, mut dst)) in acc.outer_iter().zip(out.outer_iter_mut()).enumerate() {
+        let stage = epilogue.output_stage.channel(c);
+        for (d, &a) in dst.iter_mut().zip(src.iter()) {
+            *d = stage.apply(a);
+        }
+    }
+    out
+}
+
+/// Bytes-in-order checksum (CRC-32, as Python's `zlib.crc32`) of a tensor
+/// stored in `dtype`: one byte per element for 8-bit types, two
+/// little-endian bytes for int16.
+pub fn checksum(values: &Activations, dtype: crate::numerics::IntType) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    match dtype.bits() {
+        8 => {
+            let bytes: Vec<u8> = values.iter().map(|&v| v as u8).collect();
+            h.update(&bytes);
+        }
+        _ => {
+            let bytes: Vec<u8> = values.iter().flat_map(|&v| v.to_le_bytes()).collect();
+            h.update(&bytes);
+        }
+    }
+    h.finalize()
+}

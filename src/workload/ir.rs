@@ -1,0 +1,384 @@
+//! The workload intermediate representation: a quantised network as plain data.
+//!
+//! A [`Network`] is an input specification plus layers in topological order.
+//! Each layer names its input tensors ([`TensorSource`]), so a layer may read
+//! any earlier tensor: the list is already a DAG, and operators with two
+//! inputs (residual adds) only need a new [`Op`] variant.
+//!
+//! Tensors are channel-major `[channels, height, width]` (ONNX / PyTorch order
+//! without the batch dimension) and every quantised value is held as `i16`,
+//! whatever its storage type (uint8, int8, int16): [`TensorQuant`] says which.
+
+use ndarray::{Array2, Array3, Array4};
+use serde::Serialize;
+
+use crate::numerics::{Activation, OutputStage, Rounding, TensorQuant, WeightQuant};
+
+/// An activation tensor: channel-major values and their quantisation.
+pub type Activations = Array3<i16>;
+
+/// `[channels, height, width]` of an activation tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Shape {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl Shape {
+    pub fn new(channels: usize, height: usize, width: usize) -> Self {
+        Shape {
+            channels,
+            height,
+            width,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// True when any dimension is zero.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `[channels, height, width]`, as ndarray wants it.
+    pub fn dims(&self) -> (usize, usize, usize) {
+        (self.channels, self.height, self.width)
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}x{}", self.channels, self.height, self.width)
+    }
+}
+
+/// Zero padding around the spatial dimensions, in elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+pub struct Padding {
+    pub top: usize,
+    pub left: usize,
+    pub bottom: usize,
+    pub right: usize,
+}
+
+impl Padding {
+    pub fn is_zero(&self) -> bool {
+        *self == Padding::default()
+    }
+}
+
+/// Where a layer's input comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TensorSource {
+    /// The network input.
+    Input,
+    /// The output of the layer at this index (always an earlier layer).
+    Layer(usize),
+}
+
+/// How the network's numbers work (docs/numerics.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Numerics {
+    /// Affine int8 with TFLite integer requantisation or ONNX float requantisation.
+    Affine { requant: RequantRule },
+    /// PELUSO dynamic fixed point: shifts with a stated rounding rule.
+    DynamicFixedPoint { rounding: Rounding },
+}
+
+/// The two affine requantisation rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequantRule {
+    /// Integer multiplier and shift, exactly as TFLite's reference kernels.
+    Tflite,
+    /// Float32 scale, round half to even, as ONNX QLinearConv / ONNX Runtime.
+    Float,
+}
+
+/// A quantised network.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub name: String,
+    pub description: String,
+    /// The variant selected from the workload file, if any.
+    pub variant: Option<String>,
+    pub numerics: Numerics,
+    pub input_shape: Shape,
+    pub input_quant: TensorQuant,
+    pub layers: Vec<Layer>,
+}
+
+impl Network {
+    /// Total multiply-accumulates of one inference.
+    pub fn macs(&self) -> u64 {
+        self.layers.iter().map(Layer::macs).sum()
+    }
+
+    /// Total weights.
+    pub fn weight_count(&self) -> u64 {
+        self.layers.iter().map(Layer::weight_count).sum()
+    }
+
+    /// Shape and quantisation of a tensor.
+    pub fn tensor(&self, source: TensorSource) -> (Shape, TensorQuant) {
+        match source {
+            TensorSource::Input => (self.input_shape, self.input_quant),
+            TensorSource::Layer(i) => {
+                let l = &self.layers[i];
+                (l.output_shape, l.output_quant)
+            }
+        }
+    }
+}
+
+/// One layer.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub name: String,
+    /// The tensors the operator reads, in operator order.
+    pub inputs: Vec<TensorSource>,
+    /// Shape of the (first) input.
+    pub input_shape: Shape,
+    pub input_quant: TensorQuant,
+    pub output_shape: Shape,
+    pub output_quant: TensorQuant,
+    pub op: Op,
+}
+
+/// The operator of a layer.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Conv2d(Conv2d),
+    FullyConnected(FullyConnected),
+    MaxPool(Pool),
+    AvgPool(Pool),
+    /// Mean over each channel's whole plane, rounded by `rounding`.
+    GlobalAvgPool {
+        rounding: Rounding,
+    },
+    Flatten,
+}
+
+impl Op {
+    /// Short operator name used in reports and files.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Conv2d(c) if c.is_depthwise() => "depthwise_conv2d",
+            Op::Conv2d(_) => "conv2d",
+            Op::FullyConnected(_) => "fc",
+            Op::MaxPool(_) => "max_pool",
+            Op::AvgPool(_) => "avg_pool",
+            Op::GlobalAvgPool { .. } => "global_avg_pool",
+            Op::Flatten => "flatten",
+        }
+    }
+}
+
+/// What a weighted layer does after its sums: bias, then the output stage.
+#[derive(Debug, Clone)]
+pub struct Epilogue {
+    /// Added to the accumulator, one per output channel, in accumulator units
+    /// (`input_scale * weight_scale` or `2^-(FL_in + FL_w)`).
+    pub bias: Vec<i64>,
+    /// The activation fused into the output stage's clamp (kept for reports).
+    pub activation: Activation,
+    pub output_stage: OutputStage,
+}
+
+/// 2-D convolution, grouped when `groups > 1` (depthwise when
+/// `groups == in_channels == out_channels`).
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    /// `[height, width]`.
+    pub kernel: [usize; 2],
+    /// `[vertical, horizontal]`.
+    pub stride: [usize; 2],
+    pub padding: Padding,
+    pub groups: usize,
+    /// `[out_channels, in_channels / groups, kernel_h, kernel_w]`.
+    pub weights: Array4<i16>,
+    pub weight_quant: WeightQuant,
+    pub epilogue: Epilogue,
+}
+
+impl Conv2d {
+    pub fn out_channels(&self) -> usize {
+        self.weights.dim().0
+    }
+
+    pub fn in_channels_per_group(&self) -> usize {
+        self.weights.dim().1
+    }
+
+    pub fn in_channels(&self) -> usize {
+        self.in_channels_per_group() * self.groups
+    }
+
+    pub fn is_depthwise(&self) -> bool {
+        self.groups > 1 && self.in_channels_per_group() == 1
+    }
+}
+
+/// Fully connected layer over the flattened (channel-major) input.
+#[derive(Debug, Clone)]
+pub struct FullyConnected {
+    /// `[out_features, in_features]`.
+    pub weights: Array2<i16>,
+    pub weight_quant: WeightQuant,
+    pub epilogue: Epilogue,
+}
+
+impl FullyConnected {
+    pub fn in_features(&self) -> usize {
+        self.weights.dim().1
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.weights.dim().0
+    }
+}
+
+/// Max or average pooling window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Pool {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: Padding,
+    /// Output size rounds up (Caffe / PyTorch `ceil_mode`).
+    pub ceil_mode: bool,
+    /// Rounding of the average (unused by max pooling).
+    pub rounding: Rounding,
+}
+
+impl Layer {
+    /// Multiply-accumulates of this layer, counting every window position
+    /// including those over padding (the convention of every published count).
+    pub fn macs(&self) -> u64 {
+        let out = self.output_shape;
+        match &self.op {
+            Op::Conv2d(c) => {
+                let [kh, kw] = c.kernel;
+                (out.len() * c.in_channels_per_group() * kh * kw) as u64
+            }
+            Op::FullyConnected(f) => (f.in_features() * f.out_features()) as u64,
+            Op::MaxPool(_) | Op::AvgPool(_) | Op::GlobalAvgPool { .. } | Op::Flatten => 0,
+        }
+    }
+
+    /// Number of weights.
+    pub fn weight_count(&self) -> u64 {
+        match &self.op {
+            Op::Conv2d(c) => c.weights.len() as u64,
+            Op::FullyConnected(f) => f.weights.len() as u64,
+            _ => 0,
+        }
+    }
+
+    /// The epilogue of a weighted layer.
+    pub fn epilogue(&self) -> Option<&Epilogue> {
+        match &self.op {
+            Op::Conv2d(c) => Some(&c.epilogue),
+            Op::FullyConnected(f) => Some(&f.epilogue),
+            _ => None,
+        }
+    }
+
+    /// The weight quantisation of a weighted layer.
+    pub fn weight_quant(&self) -> Option<&WeightQuant> {
+        match &self.op {
+            Op::Conv2d(c) => Some(&c.weight_quant),
+            Op::FullyConnected(f) => Some(&f.weight_quant),
+            _ => None,
+        }
+    }
+}
+
+/// Output length of a convolution along one dimension, or `None` when the
+/// kernel does not fit the padded input.
+pub fn conv_output_len(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pad_before: usize,
+    pad_after: usize,
+) -> Option<usize> {
+    let padded = input + pad_before + pad_after;
+    if kernel == 0 || stride == 0 || kernel > padded {
+        return None;
+    }
+    Some((padded - kernel) / stride + 1)
+}
+
+/// Output length of a pooling window along one dimension. With `ceil_mode`
+/// the last, partial window is kept if it starts inside the input or the
+/// leading padding (the PyTorch / Caffe rule).
+pub fn pool_output_len(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pad_before: usize,
+    pad_after: usize,
+    ceil_mode: bool,
+) -> Option<usize> {
+    let padded = input + pad_before + pad_after;
+    if kernel == 0 || stride == 0 || kernel > padded {
+        return None;
+    }
+    if !ceil_mode {
+        return Some((padded - kernel) / stride + 1);
+    }
+    let mut out = (padded - kernel).div_ceil(stride) + 1;
+    if (out - 1) * stride >= input + pad_before {
+        out -= 1;
+    }
+    Some(out)
+}
+
+/// TensorFlow / ONNX `SAME_UPPER` padding along one dimension:
+/// output `ceil(input / stride)`, the odd element of padding at the end.
+pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let stride = stride.max(1);
+    let out = input.div_ceil(stride);
+    let total = ((out.saturating_sub(1)) * stride + kernel).saturating_sub(input);
+    (total / 2, total - total / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_lengths() {
+        assert_eq!(conv_output_len(25, 3, 1, 1, 1), Some(25));
+        assert_eq!(conv_output_len(224, 3, 2, 0, 1), Some(112));
+        assert_eq!(conv_output_len(40, 8, 4, 0, 0), Some(9));
+        assert_eq!(conv_output_len(2, 5, 1, 1, 1), None);
+    }
+
+    #[test]
+    fn pool_lengths_with_ceil() {
+        assert_eq!(pool_output_len(25, 2, 2, 0, 0, true), Some(13));
+        assert_eq!(pool_output_len(25, 2, 2, 0, 0, false), Some(12));
+        assert_eq!(pool_output_len(13, 2, 2, 0, 0, true), Some(7));
+        // CIFAR-10 quick: 32 -> 16 -> 8 -> 4 with 3x3 stride 2 ceil.
+        assert_eq!(pool_output_len(32, 3, 2, 0, 0, true), Some(16));
+        assert_eq!(pool_output_len(16, 3, 2, 0, 0, true), Some(8));
+        assert_eq!(pool_output_len(8, 3, 2, 0, 0, true), Some(4));
+        // The PyTorch rule drops a window that would start in the trailing padding.
+        assert_eq!(pool_output_len(4, 2, 2, 1, 1, true), Some(3));
+    }
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        assert_eq!(same_padding(224, 3, 2), (0, 1));
+        assert_eq!(same_padding(25, 3, 1), (1, 1));
+        assert_eq!(same_padding(32, 5, 1), (2, 2));
+        assert_eq!(same_padding(7, 1, 1), (0, 0));
+    }
+}

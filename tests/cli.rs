@@ -1,0 +1,257 @@
+//! The `accsim` command end to end: reports, dumps, list, check.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn accsim() -> Command {
+    match Command::cargo_bin("accsim") {
+        Ok(c) => c,
+        Err(e) => panic!("accsim binary: {e}"),
+    }
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = accsim()
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "accsim {args:?} failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+const PUBLISHED_MACS: [(&str, u64); 7] = [
+    ("cae_cnn", 257_209_728),
+    ("ic_cifar10", 12_298_240),
+    ("kws_cnn_one_fstride4", 504_128),
+    ("fer", 149_331_456),
+    ("mobilenet_v1_025", 41_030_272),
+    ("mobilenet_v1_050", 149_497_088),
+    ("mobilenet_v1_100", 568_740_352),
+];
+
+#[test]
+fn run_reports_published_mac_totals_in_json_and_csv() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (name, macs) in PUBLISHED_MACS {
+        let json = dir.path().join(format!("{name}.json"));
+        let csv = dir.path().join(format!("{name}.csv"));
+        let stdout = run_ok(&[
+            "run",
+            "--workload",
+            name,
+            "--json",
+            &json.to_string_lossy(),
+            "--csv",
+            &csv.to_string_lossy(),
+        ]);
+        assert!(
+            stdout.contains(&accsim::report::thousands(macs)),
+            "{name}: table lacks the total\n{stdout}"
+        );
+        let r = read_json(&json);
+        for key in ["workload", "arch", "layers", "total", "bit_exact"] {
+            assert!(r.get(key).is_some(), "{name}: report lacks `{key}`");
+        }
+        assert_eq!(r["total"]["macs"].as_u64(), Some(macs), "{name}");
+        let layers = r["layers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let sum: u64 = layers.iter().filter_map(|l| l["macs"].as_u64()).sum();
+        assert_eq!(sum, macs, "{name}: layer MACs do not add up");
+        let zero: u64 = layers.iter().filter_map(|l| l["zero_macs"].as_u64()).sum();
+        assert_eq!(r["total"]["zero_macs"].as_u64(), Some(zero));
+        assert!(zero < macs);
+        // No engine has simulated anything: nothing claims to be measured.
+        assert_eq!(r["engine"], "reference");
+        assert_eq!(r["bit_exact"], false);
+        for l in layers {
+            for absent in ["cycles", "accesses", "energy", "energy_pj"] {
+                assert!(
+                    l.get(absent).is_none(),
+                    "{name}: `{absent}` printed without an engine"
+                );
+            }
+        }
+        let csv_text = std::fs::read_to_string(&csv).unwrap_or_else(|e| panic!("{e}"));
+        let total = csv_text.lines().last().unwrap_or_default();
+        assert!(total.starts_with(",total,"), "{total}");
+        assert!(
+            total.contains(&format!(",{macs},{zero},")),
+            "{name}: {total}"
+        );
+        assert_eq!(csv_text.lines().count(), layers.len() + 2);
+    }
+}
+
+#[test]
+fn same_inputs_give_byte_identical_reports() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    run_ok(&[
+        "run",
+        "--workload",
+        "ic_cifar10",
+        "-q",
+        "--json",
+        &a.to_string_lossy(),
+    ]);
+    run_ok(&[
+        "run",
+        "--workload",
+        "ic_cifar10",
+        "-q",
+        "--json",
+        &b.to_string_lossy(),
+    ]);
+    assert_eq!(std::fs::read(&a).ok(), std::fs::read(&b).ok());
+}
+
+#[test]
+fn dump_holds_every_tensor_and_matches_the_report() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    for workload in [
+        data.join("tiny_affine_float.toml"),
+        data.join("tiny_affine_tflite.toml"),
+        data.join("tiny_fixed8.toml"),
+    ] {
+        let stem = workload
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dump = dir.path().join(&stem);
+        let json = dir.path().join(format!("{stem}.json"));
+        run_ok(&[
+            "run",
+            "--workload",
+            &workload.to_string_lossy(),
+            "-q",
+            "--json",
+            &json.to_string_lossy(),
+            "--dump",
+            &dump.to_string_lossy(),
+        ]);
+        let report = read_json(&json);
+        let manifest = read_json(&dump.join("manifest.json"));
+        let layers = manifest["layers"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        assert_eq!(
+            layers.len(),
+            report["layers"].as_array().map_or(0, Vec::len)
+        );
+        for (entry, row) in layers.iter().zip(
+            report["layers"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        ) {
+            for key in ["input", "output"] {
+                assert!(
+                    dump.join(entry[key]["file"].as_str().unwrap_or("?"))
+                        .is_file(),
+                    "{stem}: {key}"
+                );
+            }
+            if entry.get("weights").is_some() {
+                assert!(
+                    dump.join(entry["weights"]["file"].as_str().unwrap_or("?"))
+                        .is_file()
+                );
+                assert!(
+                    dump.join(entry["bias_file"].as_str().unwrap_or("?"))
+                        .is_file()
+                );
+                let stage = &entry["output_stage"];
+                assert!(stage["requant"]["rule"].is_string() && stage["clamp_min"].is_i64());
+            }
+            // The report's checksum is the CRC-32 of the dumped output's data bytes.
+            let bytes = std::fs::read(dump.join(entry["output"]["file"].as_str().unwrap_or("?")))
+                .unwrap_or_default();
+            let header_len = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+            let crc = crc32fast::hash(&bytes[header_len..]);
+            assert_eq!(
+                row["output_crc32"].as_str(),
+                Some(format!("{crc:08x}").as_str()),
+                "{stem} {}",
+                entry["name"]
+            );
+        }
+    }
+}
+
+#[test]
+fn list_names_every_shipped_file() {
+    let out = run_ok(&["list"]);
+    for name in [
+        "cae_cnn",
+        "ic_cifar10",
+        "kws_cnn_one_fstride4",
+        "fer",
+        "mobilenet_v1_025",
+        "mobilenet_v1_050",
+        "mobilenet_v1_075",
+        "mobilenet_v1_100",
+        "lu22_fixed",
+        "lu22_programmable",
+    ] {
+        assert!(out.contains(name), "{name} missing from:\n{out}");
+    }
+    assert!(out.contains("[variants: gender, glasses, pose, smile]"));
+}
+
+#[test]
+fn check_prints_shapes_and_counts() {
+    let out = run_ok(&["check", "cae_cnn:pose"]);
+    assert!(
+        out.contains("valid workload `cae_cnn` (variant pose)"),
+        "{out}"
+    );
+    assert!(out.contains("257,212,288"), "{out}"); // 257,209,728 + 512 * 5
+    assert!(out.contains("12,845,056"));
+    let out = run_ok(&["check", "arch_configs/lu22_programmable.toml"]);
+    assert!(
+        out.contains("valid architecture `lu22_programmable`"),
+        "{out}"
+    );
+    assert!(out.contains("13x12 (156 PEs)"));
+}
+
+#[test]
+fn float_input_is_quantised_like_quantize_linear() {
+    use ndarray_npy::WriteNpyExt;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // KWS input: Q4.11 fixed point. 0.5 -> 1024; 1/4096 -> 0.5 step -> 0 (ties to even).
+    let mut x = ndarray::Array3::<f32>::zeros((1, 32, 40));
+    x[[0, 0, 0]] = 0.5;
+    x[[0, 0, 1]] = 1.0 / 4096.0;
+    x[[0, 0, 2]] = 100.0; // saturates to 32767
+    let path = dir.path().join("x.npy");
+    x.write_npy(std::fs::File::create(&path).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let workload = accsim::workload::load("kws_cnn_one_fstride4").unwrap_or_else(|e| panic!("{e}"));
+    let q = accsim::run::read_input(&workload, &path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        [q[[0, 0, 0]], q[[0, 0, 1]], q[[0, 0, 2]], q[[0, 1, 0]]],
+        [1024, 0, 32767, 0]
+    );
+    let dump = dir.path().join("d");
+    run_ok(&[
+        "run",
+        "--workload",
+        "kws_cnn_one_fstride4",
+        "-q",
+        "--input",
+        &path.to_string_lossy(),
+        "--dump",
+        &dump.to_string_lossy(),
+    ]);
+}

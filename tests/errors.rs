@@ -1,0 +1,438 @@
+//! Bad input: every case exits with code 2 and one message naming the file,
+//! the line and column where there is one, the layer, the field and what would
+//! be valid. Never a panic.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use ndarray::{Array1, Array3, Array4};
+use ndarray_npy::WriteNpyExt;
+
+const BASE: &str = r#"[network]
+name = "t"
+description = "test"
+
+[numerics]
+mode = "affine"
+
+[input]
+shape = [2, 6, 6]
+"#;
+
+fn accsim() -> Command {
+    match Command::cargo_bin("accsim") {
+        Ok(c) => c,
+        Err(e) => panic!("accsim binary: {e}"),
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+    p
+}
+
+fn write_npy<T: ndarray_npy::WritableElement, D: ndarray::Dimension>(
+    path: &Path,
+    a: &ndarray::Array<T, D>,
+) {
+    let f = std::fs::File::create(path).unwrap_or_else(|e| panic!("{e}"));
+    a.write_npy(f).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Runs `accsim ARGS`, expects exit code 2 and every fragment in stderr.
+fn expect_error(args: &[&str], fragments: &[&str]) -> String {
+    let out = accsim()
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "args {args:?}\nstderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one message expected: {stderr}");
+    for f in fragments {
+        assert!(stderr.contains(f), "missing {f:?} in: {stderr}");
+    }
+    stderr
+}
+
+fn check_workload(text: &str, fragments: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = write(dir.path(), "w.toml", text);
+    let p = path.to_string_lossy().into_owned();
+    let mut with_file = vec![p.as_str()];
+    with_file.extend_from_slice(fragments);
+    expect_error(&["check", &p], &with_file)
+}
+
+#[test]
+fn toml_syntax_error_names_line_and_column() {
+    check_workload(
+        "[network\nname = \"x\"\n",
+        &["w.toml:1:9", "unclosed table, expected `]`"],
+    );
+}
+
+#[test]
+fn unknown_key_is_an_error_with_the_valid_keys() {
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = 4\nkernel = 3\ncolss = 3\n"
+    );
+    check_workload(
+        &text,
+        &[
+            "w.toml:16:1",
+            "unknown field `colss`",
+            "expected one of",
+            "`out_channels`",
+        ],
+    );
+}
+
+#[test]
+fn wrong_type_names_the_expected_type() {
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = \"many\"\nkernel = 3\n"
+    );
+    check_workload(&text, &["w.toml:14:16", "invalid type", "expected i64"]);
+    let text = format!("{BASE}\n[[layer]]\nname = \"c\"\nop = \"convolution\"\n");
+    check_workload(
+        &text,
+        &["w.toml:13:6", "unknown variant `convolution`", "`conv2d`"],
+    );
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = 4\nkernel = [3, 3, 3]\n"
+    );
+    check_workload(
+        &text,
+        &["w.toml:15:10", "an integer or a [height, width] array"],
+    );
+}
+
+#[test]
+fn kernel_larger_than_the_padded_input() {
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"big\"\nop = \"conv2d\"\nout_channels = 4\nkernel = 9\npadding = 1\n"
+    );
+    check_workload(
+        &text,
+        &[
+            "w.toml:15:10",
+            "layer `big`",
+            "field `kernel`",
+            "9x9 is larger than the padded input 8x8",
+            "valid: at most 8x8",
+        ],
+    );
+}
+
+#[test]
+fn channel_mismatch() {
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nin_channels = 3\nout_channels = 4\nkernel = 3\n"
+    );
+    check_workload(
+        &text,
+        &[
+            "w.toml:14:15",
+            "layer `c`",
+            "field `in_channels`",
+            "is 3, but the layer's input has 2 channels",
+            "channel mismatch",
+        ],
+    );
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"g\"\nop = \"conv2d\"\nout_channels = 3\nkernel = 3\ngroups = 2\n"
+    );
+    check_workload(
+        &text,
+        &[
+            "layer `g`",
+            "field `groups`",
+            "2 groups must divide both the 2 input channels and the 3 output channels",
+        ],
+    );
+}
+
+#[test]
+fn fc_input_size_mismatch() {
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"fc\"\nop = \"fc\"\nin_features = 70\nout_features = 4\n"
+    );
+    check_workload(
+        &text,
+        &[
+            "w.toml:14:15",
+            "layer `fc`",
+            "field `in_features`",
+            "is 70, but the layer's input has 72 values",
+            "FC input size mismatch",
+        ],
+    );
+}
+
+#[test]
+fn fields_that_do_not_apply_and_bad_references() {
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"p\"\nop = \"max_pool\"\nkernel = 2\nout_channels = 4\n"
+    );
+    check_workload(
+        &text,
+        &[
+            "w.toml:15:16",
+            "layer `p`",
+            "field `out_channels`",
+            "does not apply to op `max_pool`",
+            "valid fields: kernel, stride, padding, ceil_mode",
+        ],
+    );
+    let text = format!("{BASE}\n[[layer]]\nname = \"f\"\nop = \"flatten\"\ninput = \"conv9\"\n");
+    check_workload(
+        &text,
+        &[
+            "layer `f`",
+            "field `input`",
+            "no earlier layer named `conv9`; valid: input",
+        ],
+    );
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"f\"\nop = \"flatten\"\n[[layer]]\nname = \"f\"\nop = \"flatten\"\n"
+    );
+    check_workload(
+        &text,
+        &["w.toml:15:8", "field `name`", "is used by an earlier layer"],
+    );
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = 2\nkernel = 1\nweight_frac_len = 3\n"
+    );
+    check_workload(
+        &text,
+        &[
+            "field `weight_frac_len`",
+            "does not apply to affine numerics",
+        ],
+    );
+}
+
+#[test]
+fn impossible_values_name_the_valid_range() {
+    let text = BASE.replace("shape = [2, 6, 6]", "shape = [2, 0, 6]");
+    check_workload(
+        &format!("{text}\n[[layer]]\nname = \"f\"\nop = \"flatten\"\n"),
+        &["w.toml:9:9", "[input]", "field `shape`", "each at least 1"],
+    );
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = 2\nkernel = 3\nstride = 0\n"
+    );
+    check_workload(&text, &["field `stride`", "valid: integers from 1"]);
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = 2\nkernel = 3\nweights = {{ dist = \"gaussian\", sparsity = 1.5 }}\n"
+    );
+    check_workload(
+        &text,
+        &["field `weights.sparsity`", "is 1.5; valid: 0 to 1"],
+    );
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = 2\nkernel = 1\noutput = {{ scale = -1.0 }}\n"
+    );
+    check_workload(
+        &text,
+        &["field `output.scale`", "valid: a finite number > 0"],
+    );
+    let text = BASE.replace(
+        "mode = \"affine\"",
+        "mode = \"affine\"\nactivation_bits = 16",
+    );
+    check_workload(
+        &format!("{text}\n[[layer]]\nname = \"f\"\nop = \"flatten\"\n"),
+        &[
+            "[numerics]",
+            "field `activation_bits`",
+            "does not apply to mode `affine`",
+        ],
+    );
+}
+
+#[test]
+fn npy_of_the_wrong_dtype_or_shape_or_missing() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_npy(
+        &dir.path().join("w_f32.npy"),
+        &Array4::<f32>::zeros((4, 2, 3, 3)),
+    );
+    write_npy(
+        &dir.path().join("w_shape.npy"),
+        &Array4::<i8>::zeros((4, 2, 3, 2)),
+    );
+    write_npy(&dir.path().join("bias_i8.npy"), &Array1::<i8>::zeros(4));
+    let layer = |weights: &str| {
+        format!(
+            "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = 4\nkernel = 3\nweights = {{ file = \"{weights}\" }}\n"
+        )
+    };
+    let run = |text: String, fragments: &[&str]| {
+        let path = write(dir.path(), "w.toml", &text);
+        let p = path.to_string_lossy().into_owned();
+        expect_error(&["check", &p], fragments);
+    };
+    run(
+        layer("w_f32.npy"),
+        &[
+            "w.toml:16:20",
+            "layer `c`",
+            "field `weights`",
+            "w_f32.npy",
+            "dtype is float32, expected int8",
+        ],
+    );
+    run(
+        layer("w_shape.npy"),
+        &[
+            "w.toml:16:20",
+            "w_shape.npy",
+            "shape is [4, 2, 3, 2], expected [4, 2, 3, 3]",
+        ],
+    );
+    run(
+        layer("nowhere.npy"),
+        &["w.toml:16:20", "nowhere.npy", "cannot read the file"],
+    );
+    let bias = format!(
+        "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = 4\nkernel = 3\nbias = {{ file = \"bias_i8.npy\" }}\n"
+    );
+    run(
+        bias,
+        &["field `bias`", "dtype is int8, expected int32 or int64"],
+    );
+    // Not an .npy at all.
+    std::fs::write(dir.path().join("junk.npy"), b"hello").unwrap_or_else(|e| panic!("{e}"));
+    run(layer("junk.npy"), &["junk.npy", "not a valid .npy file"]);
+}
+
+#[test]
+fn run_input_of_the_wrong_dtype_or_shape() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let wrong_dtype = dir.path().join("x_i16.npy");
+    write_npy(&wrong_dtype, &Array3::<i16>::zeros((3, 25, 25)));
+    let wrong_shape = dir.path().join("x_shape.npy");
+    write_npy(&wrong_shape, &Array3::<u8>::zeros((3, 24, 25)));
+    let ws = wrong_dtype.to_string_lossy().into_owned();
+    expect_error(
+        &["run", "--workload", "kws_cnn_one_fstride4", "--input", &ws],
+        &["x_i16.npy", "shape is [3, 25, 25], expected [1, 32, 40]"],
+    );
+    expect_error(
+        &["run", "--workload", "cae_cnn", "--input", &ws],
+        &[
+            "x_i16.npy",
+            "dtype is int16, expected uint8",
+            "or float32/float64 values to quantise",
+        ],
+    );
+    let ss = wrong_shape.to_string_lossy().into_owned();
+    expect_error(
+        &["run", "--workload", "cae_cnn", "--input", &ss],
+        &["x_shape.npy", "shape is [3, 24, 25], expected [3, 25, 25]"],
+    );
+    expect_error(
+        &[
+            "run",
+            "--workload",
+            "cae_cnn",
+            "--input",
+            "/nonexistent/x.npy",
+        ],
+        &["/nonexistent/x.npy", "cannot read the file"],
+    );
+}
+
+#[test]
+fn missing_files_and_unknown_names() {
+    expect_error(
+        &["run", "--workload", "no_such_net"],
+        &["no_such_net", "no such file or shipped name", "cae_cnn"],
+    );
+    expect_error(
+        &["run", "--workload", "./missing.toml"],
+        &["./missing.toml", "no such file"],
+    );
+    expect_error(
+        &["run", "--workload", "cae_cnn", "--arch", "nope"],
+        &["nope", "given to --arch", "lu22_fixed"],
+    );
+    expect_error(
+        &["run", "--workload", "cae_cnn:hat"],
+        &[
+            "cae_cnn.toml",
+            "no variant `hat`; valid: gender, glasses, pose, smile",
+        ],
+    );
+    expect_error(
+        &["check", "ic_cifar10:pose"],
+        &["no variant `pose`; valid: none"],
+    );
+}
+
+#[test]
+fn bad_arch_files() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let good = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("arch_configs/lu22_fixed.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let check = |text: String, fragments: &[&str]| {
+        let path = write(dir.path(), "a.toml", &text);
+        let p = path.to_string_lossy().into_owned();
+        expect_error(&["check", &p], fragments);
+        expect_error(
+            &["run", "--workload", "kws_cnn_one_fstride4", "--arch", &p],
+            fragments,
+        );
+    };
+    check(
+        good.replace("rows = 13 ", "rows = 0 "),
+        &[
+            "a.toml:14:8",
+            "[pe_array]",
+            "field `rows`",
+            "is 0; valid: 1 to 4096",
+        ],
+    );
+    check(
+        good.replace("cols = 12 ", "colss = 12 "),
+        &["a.toml:15:1", "unknown field `colss`", "expected one of"],
+    );
+    check(
+        good.replace("weight_store = \"fixed\"", "weight_store = \"rom\""),
+        &[
+            "unknown variant `rom`",
+            "expected `fixed` or `programmable`",
+        ],
+    );
+    check(
+        good.replace("burst_bytes = 32", "burst_bytes = 30"),
+        &[
+            "[dram.banked]",
+            "field `burst_bytes`",
+            "does not divide row_bytes 2048",
+        ],
+    );
+}
+
+#[test]
+fn bad_flags_exit_2_without_panic() {
+    let out = accsim()
+        .args(["run"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let out = accsim()
+        .args(["frobnicate"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -25,6 +25,9 @@ pub enum Error {
     /// Writing an output (report, dump, trace) failed.
     #[error("cannot write {}: {message}", path.display())]
     Output { path: PathBuf, message: String },
+    /// The simulator broke one of its own invariants (a bug; CLI exit code 1).
+    #[error("internal simulator error in {context}: {message}")]
+    Internal { context: String, message: String },
 }
 
 impl From<InputError> for Error {

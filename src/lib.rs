@@ -21,13 +21,19 @@
 //! module is the only place that does.
 
 pub mod arch;
+pub mod cost;
 pub mod dump;
+pub mod engine;
 pub mod error;
 pub mod home;
+pub mod hw;
+pub mod mapping;
 pub mod numerics;
 pub mod reference;
 pub mod report;
 pub mod run;
+pub mod sim;
+pub mod units;
 pub mod workload;
 
 pub use error::{Error, InputError, Result};

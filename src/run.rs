@@ -1,32 +1,52 @@
 //! One run: a workload (with an input) on an architecture, to a [`Report`].
 //!
-//! Today the only executor is the reference, so the report holds what the
-//! reference knows (MACs, zero-operand MACs, output checksums) and says so in
-//! its `engine` field; the simulated engines fill cycles, accesses and energy.
+//! The simulated engine computes every layer on the modelled machine; unless
+//! checking is turned off, each layer's output is compared with the
+//! reference executor's as soon as it is computed, and the report says
+//! `bit_exact: true` only when all matched. Every cycle, access and energy
+//! figure in the report comes from the engine's counters.
 
 use std::path::{Path, PathBuf};
 
 use ndarray::Array3;
 
 use crate::arch::Arch;
+use crate::cost::energy;
+use crate::engine::{self, EngineRun, LayerStats};
 use crate::error::{InputError, Result};
 use crate::reference::{self, Execution};
-use crate::report::{ArchInfo, LayerReport, Report, SCHEMA_VERSION, TotalReport, WorkloadInfo};
+use crate::report::{
+    ArchInfo, CycleSplit, LayerReport, LevelTotals, Measured, Report, SCHEMA_VERSION, Throughput,
+    TotalReport, WorkloadInfo,
+};
 use crate::workload::ir::{Numerics, TensorSource};
 use crate::workload::{Activations, Workload, npy};
 
 /// What to run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// An input .npy file instead of the workload's default input.
     pub input: Option<PathBuf>,
+    /// Compare every layer with the reference executor (default true).
+    pub check: bool,
 }
 
-/// The result of a run: the report and every tensor computed.
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            input: None,
+            check: true,
+        }
+    }
+}
+
+/// The result of a run: the report, every tensor computed, and the engine's
+/// raw per-layer statistics.
 #[derive(Debug, Clone)]
 pub struct RunResult {
     pub report: Report,
     pub execution: Execution,
+    pub engine: EngineRun,
 }
 
 /// Reads an input tensor for `workload`: integers of the input's storage
@@ -76,21 +96,27 @@ pub fn numerics_name(n: &Numerics) -> String {
 /// Runs `workload` on `arch`.
 pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<RunResult> {
     let net = &workload.network;
-    let execution = match &options.input {
-        None => {
-            let mut e = Execution::from_parts(
-                workload.default_input.clone(),
-                workload.default_outputs.clone(),
-            );
-            e.finish(net);
-            e
-        }
-        Some(path) => reference::run(net, read_input(workload, path)?),
+    let input = match &options.input {
+        None => workload.default_input.clone(),
+        Some(path) => read_input(workload, path)?,
     };
+    // The reference result: computed while loading for the default input.
+    let reference_outputs: Option<Vec<Activations>> = match (&options.input, options.check) {
+        (_, false) => None,
+        (None, true) => {
+            let mut e = Execution::from_parts(input.clone(), workload.default_outputs.clone());
+            e.finish(net);
+            Some(e.into_parts().1)
+        }
+        (Some(_), true) => Some(reference::run(net, input.clone()).into_parts().1),
+    };
+    let engine_run = engine::run(net, arch, &input, reference_outputs.as_deref())?;
+    let execution = Execution::from_parts(input, engine_run.outputs.clone());
 
     let mut layers = Vec::with_capacity(net.layers.len());
     for (index, layer) in net.layers.iter().enumerate() {
-        let input = execution.tensor(layer.inputs.first().copied().unwrap_or(TensorSource::Input));
+        let layer_input =
+            execution.tensor(layer.inputs.first().copied().unwrap_or(TensorSource::Input));
         let output = execution.tensor(TensorSource::Layer(index));
         let dims = |s: crate::workload::Shape| [s.channels, s.height, s.width];
         layers.push(LayerReport {
@@ -101,19 +127,52 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
             output_shape: dims(layer.output_shape),
             weights: layer.weight_count(),
             macs: layer.macs(),
-            zero_macs: reference::zero_operand_macs(layer, input),
+            zero_macs: reference::zero_operand_macs(layer, layer_input),
             output_dtype: layer.output_quant.dtype().numpy_name().to_string(),
             output_crc32: format!(
                 "{:08x}",
                 reference::checksum(output, layer.output_quant.dtype())
             ),
+            measured: engine_run.layers.get(index).map(|s| measured(s, arch)),
         });
     }
+    let mut sum = LayerStats::default();
+    for s in &engine_run.layers {
+        accumulate_stats(&mut sum, s);
+    }
+    sum.pes = u64::from(arch.pe_array.rows * arch.pe_array.cols);
+    let total_measured = measured(&sum, arch);
     let total = TotalReport {
         name: "total".to_string(),
         weights: layers.iter().map(|l| l.weights).sum(),
         macs: layers.iter().map(|l| l.macs).sum(),
         zero_macs: layers.iter().map(|l| l.zero_macs).sum(),
+        measured: Some(total_measured.clone()),
+    };
+    let cycles = engine_run.total_cycles;
+    let seconds = cycles as f64 / (arch.clock_mhz * 1e6);
+    let ops = 2.0 * total.macs as f64;
+    let throughput = Throughput {
+        clock_mhz: arch.clock_mhz,
+        cycles,
+        seconds,
+        inferences_per_s: if seconds > 0.0 { 1.0 / seconds } else { 0.0 },
+        tops: if seconds > 0.0 {
+            ops / seconds / 1e12
+        } else {
+            0.0
+        },
+        tops_per_w: if total_measured.energy_pj.total > 0.0 {
+            ops / total_measured.energy_pj.total
+        } else {
+            0.0
+        },
+        macs_per_cycle: if cycles > 0 {
+            total.macs as f64 / cycles as f64
+        } else {
+            0.0
+        },
+        events: engine_run.events,
     };
     let s = net.input_shape;
     let report = Report {
@@ -136,10 +195,69 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
             file: arch.path.display().to_string(),
             description: arch.description.clone(),
         },
-        engine: "reference".to_string(),
+        engine: format!("pe_array ({} weights)", arch.pe_array.weight_store.name()),
         layers,
         total,
-        bit_exact: false,
+        bit_exact: engine_run.checked,
+        throughput: Some(throughput),
     };
-    Ok(RunResult { report, execution })
+    Ok(RunResult {
+        report,
+        execution,
+        engine: engine_run,
+    })
+}
+
+/// The report view of an engine's layer statistics, with energies applied.
+fn measured(s: &LayerStats, arch: &Arch) -> Measured {
+    let norm = energy::normalised(s, &arch.energy);
+    let a = &s.accesses;
+    Measured {
+        cycles: s.cycles.total,
+        cycle_split: CycleSplit {
+            compute: s.cycles.compute,
+            stall: s.cycles.stall,
+            fill: s.cycles.fill,
+            drain: s.cycles.drain,
+        },
+        utilisation: s.utilisation(),
+        accesses: LevelTotals {
+            dram: a.dram.total(),
+            glb: a.glb.total(),
+            array: a.array.total(),
+            rf: a.rf.total(),
+        },
+        accesses_by_type: *a,
+        lut_reads: s.lut_reads,
+        energy: norm,
+        energy_pj: energy::picojoules(s, &arch.energy),
+        memory_energy: norm.memory(),
+        dram: s.dram,
+        glb_peak_bytes: s.glb_peak_bytes,
+        spilled_rows: s.spilled_rows,
+    }
+}
+
+/// Adds one layer's statistics into a running total.
+fn accumulate_stats(sum: &mut LayerStats, s: &LayerStats) {
+    sum.cycles.total += s.cycles.total;
+    sum.cycles.compute += s.cycles.compute;
+    sum.cycles.stall += s.cycles.stall;
+    sum.cycles.fill += s.cycles.fill;
+    sum.cycles.drain += s.cycles.drain;
+    sum.accesses.add(&s.accesses);
+    sum.macs += s.macs;
+    sum.lut_reads += s.lut_reads;
+    sum.pe_busy_cycles += s.pe_busy_cycles;
+    sum.dram.read_bytes += s.dram.read_bytes;
+    sum.dram.write_bytes += s.dram.write_bytes;
+    sum.dram.read_requests += s.dram.read_requests;
+    sum.dram.write_requests += s.dram.write_requests;
+    sum.dram.row_hits += s.dram.row_hits;
+    sum.dram.row_misses += s.dram.row_misses;
+    sum.dram.activates += s.dram.activates;
+    sum.dram.busy_cycles += s.dram.busy_cycles;
+    sum.spilled_rows += s.spilled_rows;
+    sum.glb_peak_bytes = sum.glb_peak_bytes.max(s.glb_peak_bytes);
+    sum.events += s.events;
 }

@@ -67,22 +67,34 @@ fn run_reports_published_mac_totals_in_json_and_csv() {
         let zero: u64 = layers.iter().filter_map(|l| l["zero_macs"].as_u64()).sum();
         assert_eq!(r["total"]["zero_macs"].as_u64(), Some(zero));
         assert!(zero < macs);
-        // No engine has simulated anything: nothing claims to be measured.
-        assert_eq!(r["engine"], "reference");
-        assert_eq!(r["bit_exact"], false);
-        for l in layers {
-            for absent in ["cycles", "accesses", "energy", "energy_pj"] {
+        // The engine computed every layer and matched the reference.
+        assert_eq!(r["engine"], "pe_array (fixed weights)");
+        assert_eq!(r["bit_exact"], true);
+        for l in layers.iter().chain(std::iter::once(&r["total"])) {
+            for level in ["dram", "glb", "array", "rf"] {
+                for dir in ["read", "write"] {
+                    assert!(
+                        l["accesses"][level][dir].is_u64(),
+                        "{name}: accesses.{level}.{dir}"
+                    );
+                }
+            }
+            for key in ["mac", "rf", "array", "glb", "dram", "total"] {
                 assert!(
-                    l.get(absent).is_none(),
-                    "{name}: `{absent}` printed without an engine"
+                    l["energy"][key].is_f64() && l["energy_pj"][key].is_f64(),
+                    "{name}: energy.{key}"
                 );
             }
+            assert!(l["cycles"].is_u64(), "{name}: cycles");
         }
+        let cycles: u64 = layers.iter().filter_map(|l| l["cycles"].as_u64()).sum();
+        assert_eq!(r["total"]["cycles"].as_u64(), Some(cycles));
+        assert_eq!(r["throughput"]["cycles"].as_u64(), Some(cycles));
         let csv_text = std::fs::read_to_string(&csv).unwrap_or_else(|e| panic!("{e}"));
         let total = csv_text.lines().last().unwrap_or_default();
         assert!(total.starts_with(",total,"), "{total}");
         assert!(
-            total.contains(&format!(",{macs},{zero},")),
+            total.contains(&format!(",{macs},{zero},,,{cycles},")),
             "{name}: {total}"
         );
         assert_eq!(csv_text.lines().count(), layers.len() + 2);

@@ -446,7 +446,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
         rf: cost(e.and_then(|x| x.rf.as_ref()), "rf", 1.0)?,
         mac: cost(e.and_then(|x| x.mac.as_ref()), "mac", 1.0)?,
         lut: cost(e.and_then(|x| x.lut.as_ref()), "lut", 1.0)?,
-        pj_per_unit: cost(e.and_then(|x| x.pj_per_unit.as_ref()), "pj_per_unit", 1.0)?,
+        pj_per_unit: cost(e.and_then(|x| x.pj_per_unit.as_ref()), "pj_per_unit", 1.6)?,
     };
 
     Ok(Arch {

@@ -2,7 +2,7 @@
 //!
 //! Exit codes: 0 success; 2 bad input (a file, a flag, a value: the message
 //! names the file, line, field and what is valid); 1 a simulator fault (an
-//! engine disagreed with the reference executor).
+//! engine disagreed with the reference executor, or broke an invariant).
 
 mod check;
 mod list;
@@ -69,7 +69,7 @@ pub fn main() -> ExitCode {
 /// 2 for anything the user can fix in their input, 1 for simulator faults.
 fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<Error>() {
-        Some(Error::Mismatch(_)) => 1,
+        Some(Error::Mismatch(_) | Error::Internal { .. }) => 1,
         _ => 2,
     }
 }

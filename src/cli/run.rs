@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// Do not print the per-layer table.
     #[arg(short, long)]
     quiet: bool,
+    /// Skip the bit-exact comparison with the reference executor.
+    #[arg(long)]
+    no_check: bool,
 }
 
 pub fn execute(args: &RunArgs) -> Result<()> {
@@ -39,6 +42,7 @@ pub fn execute(args: &RunArgs) -> Result<()> {
     let workload = accsim::workload::load(&args.workload)?;
     let options = RunOptions {
         input: args.input.clone(),
+        check: !args.no_check,
     };
     let result = run(&workload, &arch, &options)?;
     if !args.quiet {

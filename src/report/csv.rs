@@ -1,25 +1,93 @@
-//! The report as CSV: one row per layer, then a `total` row.
+//! The report as CSV: one row per layer, then a `total` row. Engine columns
+//! are empty when no engine measured them.
 
-use super::Report;
+use super::{Measured, Report};
+
+const HEADER: [&str; 10] = [
+    "index",
+    "name",
+    "op",
+    "input_shape",
+    "output_shape",
+    "weights",
+    "macs",
+    "zero_macs",
+    "output_dtype",
+    "output_crc32",
+];
+const MEASURED: [&str; 20] = [
+    "cycles",
+    "compute_cycles",
+    "stall_cycles",
+    "fill_cycles",
+    "drain_cycles",
+    "utilisation",
+    "dram_read",
+    "dram_write",
+    "glb_read",
+    "glb_write",
+    "array_read",
+    "array_write",
+    "rf_read",
+    "rf_write",
+    "energy_mac",
+    "energy_rf",
+    "energy_array",
+    "energy_glb",
+    "energy_dram",
+    "energy_total",
+];
+
+fn measured_fields(m: Option<&Measured>) -> Vec<String> {
+    let Some(m) = m else {
+        return vec![String::new(); MEASURED.len() + 1];
+    };
+    let a = &m.accesses;
+    let e = &m.energy;
+    let mut v: Vec<String> = [
+        m.cycles,
+        m.cycle_split.compute,
+        m.cycle_split.stall,
+        m.cycle_split.fill,
+        m.cycle_split.drain,
+    ]
+    .iter()
+    .map(u64::to_string)
+    .collect();
+    v.push(format!("{}", m.utilisation));
+    v.extend(
+        [
+            a.dram.read,
+            a.dram.write,
+            a.glb.read,
+            a.glb.write,
+            a.array.read,
+            a.array.write,
+            a.rf.read,
+            a.rf.write,
+        ]
+        .iter()
+        .map(u64::to_string),
+    );
+    v.extend(
+        [e.mac, e.rf, e.array, e.glb, e.dram, e.total]
+            .iter()
+            .map(|x| format!("{x}")),
+    );
+    v.push(format!("{}", m.energy_pj.total));
+    v
+}
 
 /// Writes the CSV text of `report`.
 pub fn render(report: &Report) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "index",
-        "name",
-        "op",
-        "input_shape",
-        "output_shape",
-        "weights",
-        "macs",
-        "zero_macs",
-        "output_dtype",
-        "output_crc32",
-    ])?;
+    let mut header: Vec<&str> = HEADER.to_vec();
+    header.extend(MEASURED);
+    header.push("energy_pj_total");
+    w.write_record(&header)?;
     let shape = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
     for l in &report.layers {
-        w.write_record([
+        let mut row = vec![
             l.index.to_string(),
             l.name.clone(),
             l.op.clone(),
@@ -30,10 +98,12 @@ pub fn render(report: &Report) -> Result<String, csv::Error> {
             l.zero_macs.to_string(),
             l.output_dtype.clone(),
             l.output_crc32.clone(),
-        ])?;
+        ];
+        row.extend(measured_fields(l.measured.as_ref()));
+        w.write_record(&row)?;
     }
     let t = &report.total;
-    w.write_record([
+    let mut row = vec![
         String::new(),
         t.name.clone(),
         String::new(),
@@ -44,7 +114,9 @@ pub fn render(report: &Report) -> Result<String, csv::Error> {
         t.zero_macs.to_string(),
         String::new(),
         String::new(),
-    ])?;
+    ];
+    row.extend(measured_fields(t.measured.as_ref()));
+    w.write_record(&row)?;
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }

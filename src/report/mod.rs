@@ -9,8 +9,13 @@ pub mod text;
 
 use serde::Serialize;
 
+use crate::cost::energy::Energy;
+use crate::engine::stats::Accesses;
+use crate::hw::dram::DramStats;
+use crate::units::ReadWrite;
+
 /// Version of the report schema (docs/report.md).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -26,6 +31,67 @@ pub struct Report {
     /// True only when a simulated engine computed every layer and each
     /// matched the reference executor bit for bit.
     pub bit_exact: bool,
+    /// Whole-run figures at the configured clock (absent without an engine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<Throughput>,
+}
+
+/// Whole-run performance.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Throughput {
+    pub clock_mhz: f64,
+    pub cycles: u64,
+    pub seconds: f64,
+    pub inferences_per_s: f64,
+    /// Tera-operations per second, one MAC = 2 operations.
+    pub tops: f64,
+    /// Tera-operations per second per watt (operations over energy).
+    pub tops_per_w: f64,
+    pub macs_per_cycle: f64,
+    /// Discrete events the kernel processed.
+    pub events: u64,
+}
+
+/// What the engine measured for a layer (or the total): filled only by a
+/// simulated engine.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Measured {
+    pub cycles: u64,
+    /// `cycles = compute + stall + fill + drain`.
+    pub cycle_split: CycleSplit,
+    /// Busy PE-cycles over PEs x cycles.
+    pub utilisation: f64,
+    /// Data words read and written per level.
+    pub accesses: LevelTotals,
+    /// The same per data type (input, weight, psum, output).
+    pub accesses_by_type: Accesses,
+    /// Weight reads served by fixed look-up tables (inside `accesses.rf`).
+    pub lut_reads: u64,
+    /// Normalised energy, one 16-bit MAC = 1.
+    pub energy: Energy,
+    pub energy_pj: Energy,
+    /// Normalised energy of everything but the MACs.
+    pub memory_energy: f64,
+    pub dram: DramStats,
+    pub glb_peak_bytes: u64,
+    /// Output rows that did not fit the GLB and went to DRAM.
+    pub spilled_rows: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
+pub struct CycleSplit {
+    pub compute: u64,
+    pub stall: u64,
+    pub fill: u64,
+    pub drain: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
+pub struct LevelTotals {
+    pub dram: ReadWrite,
+    pub glb: ReadWrite,
+    pub array: ReadWrite,
+    pub rf: ReadWrite,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -63,6 +129,8 @@ pub struct LayerReport {
     pub output_dtype: String,
     /// CRC-32 of the output tensor's bytes in C order, as 8 hex digits.
     pub output_crc32: String,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Measured>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -71,6 +139,8 @@ pub struct TotalReport {
     pub weights: u64,
     pub macs: u64,
     pub zero_macs: u64,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Measured>,
 }
 
 /// `1234567` as `1,234,567`.

@@ -1,0 +1,119 @@
+//! Energy = accesses x cost per access, per level, plus MACs x cost per MAC
+//! (SPEC section 1; LU22 and EYERISS's normalised costs: DRAM 200, GLB 6,
+//! array 2, RF 1, MAC 1; a fixed-weight LUT read 1).
+//!
+//! Every access (read or write) of a word costs the level's energy; weight
+//! reads from look-up tables cost `lut` instead of `rf`. Picojoules are the
+//! normalised energy times `pj_per_unit`, the energy of the reference MAC at
+//! the configured technology (docs/arch-format.md gives the derivation).
+
+use serde::Serialize;
+
+use crate::arch::EnergyConfig;
+use crate::engine::LayerStats;
+
+/// Energy per level.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Energy {
+    pub mac: f64,
+    pub rf: f64,
+    pub array: f64,
+    pub glb: f64,
+    pub dram: f64,
+    pub total: f64,
+}
+
+impl Energy {
+    /// Memory energy: everything but the MACs.
+    pub fn memory(&self) -> f64 {
+        self.rf + self.array + self.glb + self.dram
+    }
+
+    pub fn scaled(&self, factor: f64) -> Energy {
+        Energy {
+            mac: self.mac * factor,
+            rf: self.rf * factor,
+            array: self.array * factor,
+            glb: self.glb * factor,
+            dram: self.dram * factor,
+            total: self.total * factor,
+        }
+    }
+
+    pub fn add(&mut self, other: &Energy) {
+        self.mac += other.mac;
+        self.rf += other.rf;
+        self.array += other.array;
+        self.glb += other.glb;
+        self.dram += other.dram;
+        self.total += other.total;
+    }
+}
+
+/// Normalised energy of one layer (one 16-bit MAC = 1).
+pub fn normalised(stats: &LayerStats, cost: &EnergyConfig) -> Energy {
+    let a = &stats.accesses;
+    let rf_accesses = a.rf.total().total();
+    let lut = stats.lut_reads.min(rf_accesses);
+    let mac = stats.macs as f64 * cost.mac;
+    let rf = (rf_accesses - lut) as f64 * cost.rf + lut as f64 * cost.lut;
+    let array = a.array.total().total() as f64 * cost.array;
+    let glb = a.glb.total().total() as f64 * cost.glb;
+    let dram = a.dram.total().total() as f64 * cost.dram;
+    Energy {
+        mac,
+        rf,
+        array,
+        glb,
+        dram,
+        total: mac + rf + array + glb + dram,
+    }
+}
+
+/// Energy of one layer in picojoules.
+pub fn picojoules(stats: &LayerStats, cost: &EnergyConfig) -> Energy {
+    normalised(stats, cost).scaled(cost.pj_per_unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::DataType;
+
+    #[test]
+    fn costs_weight_every_level() {
+        let mut s = LayerStats {
+            macs: 100,
+            lut_reads: 40,
+            ..Default::default()
+        };
+        s.accesses.rf.read(DataType::Input, 100);
+        s.accesses.rf.read(DataType::Weight, 40);
+        s.accesses.glb.read(DataType::Input, 10);
+        s.accesses.dram.write(DataType::Output, 2);
+        s.accesses.array.read(DataType::Input, 5);
+        let cost = EnergyConfig {
+            dram: 200.0,
+            glb: 6.0,
+            array: 2.0,
+            rf: 1.0,
+            mac: 1.0,
+            lut: 0.5,
+            pj_per_unit: 2.0,
+        };
+        let e = normalised(&s, &cost);
+        assert_eq!(
+            e,
+            Energy {
+                mac: 100.0,
+                rf: 100.0 + 20.0,
+                array: 10.0,
+                glb: 60.0,
+                dram: 400.0,
+                total: 690.0
+            }
+        );
+        assert_eq!(e.memory(), 590.0);
+        assert_eq!(picojoules(&s, &cost).total, 1380.0);
+    }
+}

@@ -1,0 +1,1355 @@
+//! Convolution and fully connected layers on the PE array: the controller.
+//!
+//! Three actors share the event queue, each reserving the hardware at the
+//! cycle its event runs:
+//! - the **prefetcher** brings input rows that are not in the GLB from DRAM,
+//!   a pass ahead of the array, as far as GLB space allows;
+//! - the **array** runs step by step (a step = one piece of every active
+//!   PE's dot products): it reads the step's new input words from the GLB,
+//!   sends them on the input bus (multicast to the PEs that need them),
+//!   forwards words shared with the previous row over the neighbour links,
+//!   delivers weights in programmable mode, then computes; the next step's
+//!   delivery overlaps this step's compute when the input RF holds two pieces;
+//! - **write-back** drains each sub-pass's outputs over the output bus into
+//!   the GLB, or through it to DRAM when the GLB is full (a spill).
+//!
+//! The values move too: words are copied from the tensor store into each
+//! row's RF buffer, the PE datapath computes on those buffers, and outputs go
+//! back to the store, from which the next layer reads them.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use crate::error::{Error, Result};
+use crate::hw::pe::accumulate;
+use crate::mapping::{ArrayPlan, Element};
+use crate::numerics::ChannelRequant;
+use crate::sim::{Cycle, EventQueue, Phase};
+use crate::units::DataType;
+use crate::workload::ir::{Layer, Op, Shape};
+
+use super::storage::TensorStore;
+use super::{LayerTiming, Machine};
+
+/// Output channels of several lanes that compute from the same pieces,
+/// laid side by side so one multiply covers them all.
+struct LaneGroup {
+    lanes: Vec<usize>,
+    /// Piece list the lanes iterate over.
+    list: usize,
+    /// Output channel of each column.
+    outputs: Vec<usize>,
+    /// Columns of each lane (parallel to `lanes`).
+    lane_columns: Vec<Range<usize>>,
+    /// Per step: the columns that use the step's piece, and where their
+    /// weights start in `weights` (`[piece element][column]`, centred).
+    blocks: Vec<(Range<usize>, usize)>,
+    weights: Vec<i16>,
+}
+
+/// The words of one piece as one row (or one PE) receives them.
+#[derive(Default, Clone)]
+struct RowDelivery {
+    /// Centred values, one per piece element (padding gives 0).
+    values: Vec<i16>,
+    /// Elements that are real (not padding), read from the GLB.
+    from_glb: u64,
+    /// Elements forwarded from the previous row.
+    from_link: u64,
+}
+
+enum Event {
+    Prefetch,
+    RowArrived { row: usize },
+    WeightsArrived { step: usize },
+    Step,
+    Writeback { step: usize, bus_end: Cycle },
+}
+
+#[derive(Clone, Copy)]
+struct StepId {
+    pass: usize,
+    subpass: usize,
+    piece: usize,
+}
+
+/// Psum storage, typed by the accumulator the layer needs.
+enum Psums {
+    Narrow(Vec<Vec<i32>>),
+    Wide(Vec<Vec<i64>>),
+}
+
+struct Geometry {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    pad_top: usize,
+    pad_left: usize,
+    /// The layer's logical input shape (an FC layer sees `[N, 1, 1]`).
+    logical: Shape,
+}
+
+pub(super) struct ArrayLayer<'a> {
+    m: &'a mut Machine,
+    layer: &'a Layer,
+    plan: &'a ArrayPlan,
+    input: &'a mut TensorStore,
+    output: &'a mut TensorStore,
+    last_reader: bool,
+    geometry: Geometry,
+    input_zero: i16,
+    stages: Vec<ChannelRequant>,
+    bias: Vec<i64>,
+    groups_per_subpass: Vec<Vec<LaneGroup>>,
+    steps: Vec<StepId>,
+    mac_cycles: u64,
+    programmable: bool,
+    weight_bytes: u64,
+    // Input rows.
+    rows_of_pass: Vec<Range<usize>>,
+    row_last_pass: Vec<usize>,
+    row_ready: Vec<Option<Cycle>>,
+    row_requested: Vec<bool>,
+    prefetch_pass: usize,
+    rows_reserve_bytes: u64,
+    // Weights in programmable mode.
+    weights_from_dram: WeightSource,
+    weight_staged: HashMap<usize, Cycle>,
+    weight_requested: usize,
+    weight_dram_base: u64,
+    weight_step_offsets: Vec<u64>,
+    weight_staging_bytes: u64,
+    // Array progress.
+    next_step: usize,
+    waiting: bool,
+    compute_end: Vec<Cycle>,
+    psum_ready: Cycle,
+    psums: Psums,
+    rf: Vec<Vec<RowDelivery>>,
+    first_compute: Option<Cycle>,
+    last_compute: Cycle,
+    compute_cycles: u64,
+    end: Cycle,
+    spilled_rows: u64,
+    out_row_state: Vec<RowState>,
+    layer_start: Cycle,
+    queue: EventQueue<Event>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RowState {
+    Unallocated,
+    Glb,
+    Dram,
+}
+
+/// Where programmable-mode weights come from on each pass.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WeightSource {
+    /// Fixed mode: weights never move.
+    None,
+    /// Every pass streams them from DRAM through a GLB staging buffer.
+    DramEveryPass,
+    /// Loaded from DRAM in the first pass, kept in the GLB, re-read every pass.
+    GlbResident,
+    /// Loaded once (DRAM, GLB staging, weight bus) into the PEs'
+    /// scratchpads in the first pass, and kept there.
+    Scratchpad,
+}
+
+const LOOKAHEAD_STEPS: usize = 2;
+
+impl<'a> ArrayLayer<'a> {
+    pub(super) fn new(
+        m: &'a mut Machine,
+        layer: &'a Layer,
+        plan: &'a ArrayPlan,
+        input: &'a mut TensorStore,
+        output: &'a mut TensorStore,
+        start: Cycle,
+    ) -> Result<Self> {
+        let (geometry, weights_of, epilogue, groups) = match &layer.op {
+            Op::Conv2d(c) => (
+                Geometry {
+                    kernel: c.kernel,
+                    stride: c.stride,
+                    pad_top: c.padding.top,
+                    pad_left: c.padding.left,
+                    logical: layer.input_shape,
+                },
+                WeightsOf::Conv(c),
+                &c.epilogue,
+                c.groups,
+            ),
+            Op::FullyConnected(f) => (
+                Geometry {
+                    kernel: [1, 1],
+                    stride: [1, 1],
+                    pad_top: 0,
+                    pad_left: 0,
+                    logical: Shape::new(f.in_features(), 1, 1),
+                },
+                WeightsOf::Fc(f),
+                &f.epilogue,
+                1,
+            ),
+            _ => {
+                return Err(internal(
+                    layer,
+                    "the array controller got a layer without weights",
+                ));
+            }
+        };
+        let out_channels = epilogue.bias.len();
+        let stages = (0..out_channels)
+            .map(|c| epilogue.output_stage.channel(c))
+            .collect();
+        let groups_per_subpass = (0..plan.subpasses)
+            .map(|q| lane_groups(plan, q, groups, &weights_of))
+            .collect::<Vec<_>>();
+
+        let mut steps = Vec::new();
+        let mut step_base = HashMap::new();
+        for pass in 0..plan.passes() {
+            for subpass in 0..plan.subpasses {
+                step_base.insert((pass, subpass), steps.len());
+                for piece in 0..plan.steps(subpass) {
+                    steps.push(StepId {
+                        pass,
+                        subpass,
+                        piece,
+                    });
+                }
+            }
+        }
+
+        // Input rows each pass needs, and the last pass that needs each row.
+        let height = input.shape.height;
+        let rows_of_pass: Vec<Range<usize>> = (0..plan.passes())
+            .map(|p| {
+                if !plan.rows_are_positions {
+                    return 0..height;
+                }
+                let positions = pass_positions(plan, p);
+                let ys = positions.iter().map(|&(y, _)| y);
+                let lo = ys.clone().min().unwrap_or(0) * geometry.stride[0];
+                let hi = ys.max().unwrap_or(0) * geometry.stride[0] + geometry.kernel[0];
+                lo.saturating_sub(geometry.pad_top).min(height)
+                    ..hi.saturating_sub(geometry.pad_top).min(height)
+            })
+            .collect();
+        let mut row_last_pass = vec![0; height];
+        for (p, rows) in rows_of_pass.iter().enumerate() {
+            for y in rows.clone() {
+                row_last_pass[y] = p;
+            }
+        }
+        let rows_reserve_bytes = if input.in_glb.iter().all(|&r| r) {
+            0
+        } else {
+            2 * rows_of_pass.iter().map(|r| r.len()).max().unwrap_or(0) as u64 * input.row_bytes()
+        };
+        // Make room for the prefetcher: resident input rows needed last go
+        // back to DRAM (written if DRAM has no copy).
+        let mut first_pass = vec![usize::MAX; height];
+        for (p, rows) in rows_of_pass.iter().enumerate().rev() {
+            for y in rows.clone() {
+                first_pass[y] = p;
+            }
+        }
+        let layer_start = start;
+        let start = if rows_reserve_bytes > 0 {
+            super::storage::evict_rows(m, input, rows_reserve_bytes, |y| first_pass[y], start)
+        } else {
+            start
+        };
+        let row_ready = (0..height)
+            .map(|y| input.in_glb[y].then_some(start))
+            .collect();
+        let row_requested = input.in_glb.clone();
+
+        let programmable = m.arch.pe_array.weight_store == crate::arch::WeightStore::Programmable;
+        let weight_bytes = layer.weight_quant().map_or(1, |q| q.dtype().bytes());
+        let step_weight_words: Vec<u64> = steps
+            .iter()
+            .map(|s| step_weight_words(plan, &groups_per_subpass[s.subpass], s))
+            .collect();
+        let mut weight_step_offsets = Vec::with_capacity(steps.len());
+        let mut offset = 0u64;
+        for (i, s) in steps.iter().enumerate() {
+            if s.pass == 0 {
+                weight_step_offsets.push(offset);
+                offset += step_weight_words[i] * weight_bytes;
+            } else {
+                // Later passes read the same weights again.
+                let first = step_base[&(0, s.subpass)] + s.piece;
+                weight_step_offsets.push(weight_step_offsets[first]);
+            }
+        }
+        let layer_weight_bytes = offset;
+        let max_step_bytes = step_weight_words.iter().max().copied().unwrap_or(0) * weight_bytes;
+
+        let mut source = WeightSource::None;
+        let mut weight_staging_bytes = 0;
+        let mut weight_dram_base = 0;
+        if programmable {
+            weight_dram_base = m.allocator.allocate(layer_weight_bytes);
+            let scratchpad = u64::from(m.arch.pe_array.weight_scratchpad_entries);
+            let fits_scratchpad = (0..plan.lanes.len()).all(|lane| {
+                let per_pe: u64 = (0..plan.subpasses)
+                    .map(|q| lane_weight_words(plan, &groups_per_subpass[q], lane, q))
+                    .sum();
+                per_pe <= scratchpad
+            });
+            if fits_scratchpad && plan.subpasses <= 1 {
+                source = WeightSource::Scratchpad;
+                weight_staging_bytes = max_step_bytes * (LOOKAHEAD_STEPS as u64 + 1);
+            } else if m.glb.space.available()
+                >= layer_weight_bytes + rows_reserve_bytes + max_step_bytes * LOOKAHEAD_STEPS as u64
+            {
+                source = WeightSource::GlbResident;
+                weight_staging_bytes = layer_weight_bytes;
+            } else {
+                source = WeightSource::DramEveryPass;
+                weight_staging_bytes = max_step_bytes * (LOOKAHEAD_STEPS as u64 + 1);
+            }
+            if !m.glb.space.try_take(weight_staging_bytes) {
+                return Err(crate::error::InputError::new(
+                    &m.arch.path,
+                    format!(
+                        "layer `{}` cannot be tiled: staging its weights needs {weight_staging_bytes} bytes of GLB, {} are free; valid: a larger [glb] capacity_kib",
+                        layer.name,
+                        m.glb.space.available()
+                    ),
+                )
+                .context("[glb]")
+                .field("capacity_kib")
+                .into());
+            }
+        }
+        let first_pass_rows =
+            rows_of_pass.first().map_or(0, |r| r.len()) as u64 * input.row_bytes();
+        let needed_rows: u64 = rows_of_pass.first().map_or(0, |r| {
+            r.clone().filter(|&y| !input.in_glb[y]).count() as u64
+        }) * input.row_bytes();
+        if needed_rows > m.glb.space.available() {
+            return Err(crate::error::InputError::new(
+                &m.arch.path,
+                format!(
+                    "layer `{}` cannot be tiled: one pass needs {first_pass_rows} bytes of input rows in the GLB, {} are free; valid: a larger [glb] capacity_kib",
+                    layer.name,
+                    m.glb.space.available()
+                ),
+            )
+            .context("[glb]")
+            .field("capacity_kib")
+            .into());
+        }
+
+        let lanes_width: usize = groups_per_subpass
+            .iter()
+            .flat_map(|gs| gs.iter().map(|g| g.outputs.len()))
+            .max()
+            .unwrap_or(0);
+        let psum_rows = if plan.rows_are_positions {
+            plan.positions_per_pass
+        } else {
+            1
+        };
+        let psums = if accumulator_fits_i32(layer, input) {
+            Psums::Narrow(vec![
+                Vec::with_capacity(lanes_width);
+                psum_rows
+                    * groups_per_subpass
+                        .iter()
+                        .map(Vec::len)
+                        .max()
+                        .unwrap_or(1)
+            ])
+        } else {
+            Psums::Wide(vec![
+                Vec::with_capacity(lanes_width);
+                psum_rows
+                    * groups_per_subpass
+                        .iter()
+                        .map(Vec::len)
+                        .max()
+                        .unwrap_or(1)
+            ])
+        };
+        let out_rows = output.shape.height;
+        let input_zero = layer.input_quant.zero() as i16;
+        let total_steps = steps.len();
+        Ok(ArrayLayer {
+            last_reader: input.readers_left <= 1,
+            geometry,
+            input_zero,
+            stages,
+            bias: epilogue.bias.clone(),
+            groups_per_subpass,
+            steps,
+            mac_cycles: u64::from(m.arch.pe_array.mac_latency_cycles),
+            programmable,
+            weight_bytes,
+            rows_of_pass,
+            row_last_pass,
+            row_ready,
+            row_requested,
+            prefetch_pass: 0,
+            rows_reserve_bytes,
+            weights_from_dram: source,
+            weight_staged: HashMap::new(),
+            weight_requested: 0,
+            weight_dram_base,
+            weight_step_offsets,
+            weight_staging_bytes,
+            next_step: 0,
+            waiting: false,
+            compute_end: vec![Cycle::ZERO; total_steps],
+            psum_ready: start,
+            psums,
+            rf: Vec::new(),
+            first_compute: None,
+            last_compute: start,
+            compute_cycles: 0,
+            end: start,
+            spilled_rows: 0,
+            out_row_state: vec![RowState::Unallocated; out_rows],
+            layer_start,
+            queue: EventQueue::starting_at(start),
+            m,
+            layer,
+            plan,
+            input,
+            output,
+        })
+    }
+
+    /// Runs the layer to completion.
+    pub(super) fn run(mut self) -> Result<LayerTiming> {
+        let start = self.queue.now();
+        let layer_start = self.layer_start;
+        self.queue.schedule(start, Phase::Start, Event::Prefetch);
+        self.queue.schedule(start, Phase::Start, Event::Step);
+        if self.weights_from_dram != WeightSource::None {
+            self.request_weights(start);
+        }
+        while let Some((now, event)) = self.queue.pop() {
+            match event {
+                Event::Prefetch => self.prefetch(now),
+                Event::RowArrived { row } => {
+                    let words = self.input.row_words();
+                    let bytes = self.input.row_bytes();
+                    let grant = self.m.glb.write(now, DataType::Input, words, bytes);
+                    self.row_ready[row] = Some(grant.end);
+                    if self.waiting {
+                        self.waiting = false;
+                        self.queue.schedule(grant.end, Phase::Start, Event::Step);
+                    }
+                }
+                Event::WeightsArrived { step } => {
+                    let words = self.step_weight_words(step);
+                    let grant =
+                        self.m
+                            .glb
+                            .write(now, DataType::Weight, words, words * self.weight_bytes);
+                    self.weight_staged.insert(step, grant.end);
+                    if self.waiting {
+                        self.waiting = false;
+                        self.queue.schedule(grant.end, Phase::Start, Event::Step);
+                    }
+                }
+                Event::Step => self.step(now)?,
+                Event::Writeback { step, bus_end } => self.writeback(step, bus_end)?,
+            }
+        }
+        if self.next_step < self.steps.len() {
+            return Err(internal(
+                self.layer,
+                "the layer stopped before its last step (GLB deadlock)",
+            ));
+        }
+        self.m.events += self.queue.processed();
+        if self.programmable {
+            self.m.glb.space.give_back(self.weight_staging_bytes);
+        }
+        if self.last_reader {
+            free_all_rows(self.m, self.input);
+        }
+        let first = self.first_compute.unwrap_or(start);
+        let busy_span = self.last_compute.since(first);
+        Ok(LayerTiming {
+            start: layer_start,
+            end: self.end.max(self.last_compute),
+            first_compute: first,
+            last_compute: self.last_compute,
+            compute: self.compute_cycles.min(busy_span),
+            spilled_rows: self.spilled_rows,
+        })
+    }
+
+    // ---- prefetcher -------------------------------------------------------
+
+    fn prefetch(&mut self, now: Cycle) {
+        // Bring the rows of the array's current pass and the next one.
+        let current = self
+            .steps
+            .get(self.next_step)
+            .map_or(usize::MAX, |s| s.pass);
+        while self.prefetch_pass < self.rows_of_pass.len()
+            && self.prefetch_pass <= current.saturating_add(1)
+        {
+            let rows = self.rows_of_pass[self.prefetch_pass].clone();
+            for y in rows {
+                if self.row_requested[y] {
+                    continue;
+                }
+                let bytes = self.input.row_bytes();
+                if !self.m.glb.space.try_take(bytes) {
+                    return; // wait for space; a pass completion reschedules us
+                }
+                let base = self.input.dram_address(0, y, 0);
+                let done = self.m.dram.read_data(
+                    now,
+                    base,
+                    DataType::Input,
+                    self.input.row_words(),
+                    bytes,
+                );
+                self.row_requested[y] = true;
+                self.input.in_glb[y] = true;
+                self.queue
+                    .schedule(done, Phase::Complete, Event::RowArrived { row: y });
+            }
+            self.prefetch_pass += 1;
+        }
+    }
+
+    // ---- weights (programmable mode) ---------------------------------------
+
+    fn step_weight_words(&self, step: usize) -> u64 {
+        let s = self.steps[step];
+        step_weight_words(self.plan, &self.groups_per_subpass[s.subpass], &s)
+    }
+
+    /// Issues DRAM reads for the weights of the next steps, up to the lookahead.
+    fn request_weights(&mut self, now: Cycle) {
+        let limit = (self.next_step + LOOKAHEAD_STEPS + 1).min(self.steps.len());
+        while self.weight_requested < limit {
+            let step = self.weight_requested;
+            self.weight_requested += 1;
+            let from_dram = match self.weights_from_dram {
+                WeightSource::DramEveryPass => true,
+                WeightSource::GlbResident | WeightSource::Scratchpad => self.steps[step].pass == 0,
+                WeightSource::None => false,
+            };
+            if from_dram {
+                let words = self.step_weight_words(step);
+                let addr = self.weight_dram_base + self.weight_step_offsets[step];
+                let done = self.m.dram.read_data(
+                    now,
+                    addr,
+                    DataType::Weight,
+                    words,
+                    words * self.weight_bytes,
+                );
+                self.queue
+                    .schedule(done, Phase::Complete, Event::WeightsArrived { step });
+            } else {
+                self.weight_staged.insert(step, now);
+            }
+        }
+    }
+
+    // ---- the array ----------------------------------------------------------
+
+    fn step(&mut self, now: Cycle) -> Result<()> {
+        let Some(&id) = self.steps.get(self.next_step) else {
+            return Ok(());
+        };
+        let s = self.next_step;
+        // Inputs of the pass must be in the GLB.
+        let mut ready = now;
+        for y in self.rows_of_pass[id.pass].clone() {
+            match self.row_ready[y] {
+                Some(t) => ready = ready.max(t),
+                None => {
+                    self.waiting = true;
+                    return Ok(());
+                }
+            }
+        }
+        // The RF buffer this piece goes into must have been freed.
+        if let Some(previous) = s.checked_sub(self.plan.rf_buffers) {
+            ready = ready.max(self.compute_end[previous]);
+        }
+        // Weights staged in the GLB (programmable mode).
+        if self.weights_from_dram != WeightSource::None {
+            match self.weight_staged.get(&s) {
+                Some(&t) => ready = ready.max(t),
+                None => {
+                    self.waiting = true;
+                    return Ok(());
+                }
+            }
+        }
+        if ready > now {
+            self.queue.schedule(ready, Phase::Start, Event::Step);
+            return Ok(());
+        }
+
+        let delivered = self.deliver_inputs(now, id);
+        let weights_delivered = self.deliver_weights(now, id);
+        let mut start = delivered.max(weights_delivered);
+        if let Some(previous) = s.checked_sub(1) {
+            start = start.max(self.compute_end[previous]);
+        }
+        let first_of_subpass = id.piece == 0;
+        if first_of_subpass {
+            start = start.max(self.psum_ready);
+            self.init_psums(id);
+        }
+        let duration = self.compute(id)?;
+        let end = start + duration;
+        self.compute_end[s] = end;
+        if duration > 0 {
+            self.first_compute.get_or_insert(start);
+            self.compute_cycles += duration;
+            self.last_compute = self.last_compute.max(end);
+        }
+        self.next_step += 1;
+        if self.programmable {
+            // The step's weights left the staging buffer for the scratchpads.
+            self.weight_staged.remove(&s);
+            self.request_weights(now);
+        }
+
+        let last_of_subpass = self
+            .steps
+            .get(s + 1)
+            .is_none_or(|n| n.subpass != id.subpass || n.pass != id.pass);
+        if last_of_subpass {
+            // The sums are final: the output stage runs as the psums leave the
+            // PEs, before the next sub-pass reuses the psum RF.
+            self.apply_output_stage(id);
+            let (words, bytes) = self.output_words(id);
+            let bus = self.m.noc.output_bus.request(end, bytes);
+            // The psum RF can take the next sub-pass's psums while these drain
+            // only if it holds both.
+            let next_width = self
+                .steps
+                .get(s + 1)
+                .map_or(0, |n| self.max_lane_channels(n.subpass));
+            let holds_both = self.max_lane_channels(id.subpass) + next_width
+                <= self.m.arch.pe_array.psum_rf_entries as usize;
+            self.psum_ready = if holds_both { end } else { bus.end };
+            self.m.pe.rf_read(DataType::Psum, words);
+            self.queue.schedule(
+                bus.end,
+                Phase::Complete,
+                Event::Writeback {
+                    step: s,
+                    bus_end: bus.end,
+                },
+            );
+        }
+        let last_of_pass = self.steps.get(s + 1).is_none_or(|n| n.pass != id.pass);
+        if last_of_pass {
+            self.release_rows(id.pass, delivered);
+        }
+        if self.next_step < self.steps.len() {
+            // The next delivery may start as soon as its RF buffer is free.
+            let mut next = now;
+            if let Some(previous) = (s + 1).checked_sub(self.plan.rf_buffers) {
+                next = next.max(self.compute_end[previous]);
+            }
+            self.queue
+                .schedule(next.max(delivered), Phase::Start, Event::Step);
+        }
+        Ok(())
+    }
+
+    fn max_lane_channels(&self, subpass: usize) -> usize {
+        self.plan
+            .lanes
+            .iter()
+            .filter_map(|l| l.subpasses.get(subpass).map(|r| r.len()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Frees input rows whose last pass this was (when no later layer reads them).
+    fn release_rows(&mut self, pass: usize, at: Cycle) {
+        if !self.last_reader {
+            return;
+        }
+        let mut freed = false;
+        for y in self.rows_of_pass[pass].clone() {
+            if self.row_last_pass[y] == pass && self.input.in_glb[y] {
+                self.input.in_glb[y] = false;
+                self.m.glb.space.give_back(self.input.row_bytes());
+                freed = true;
+            }
+        }
+        if freed {
+            self.queue.schedule(at, Phase::Start, Event::Prefetch);
+        }
+        // The prefetcher also advances when the array moves to a new pass.
+        self.queue.schedule(at, Phase::Start, Event::Prefetch);
+    }
+
+    /// Physical `(c, y, x)` in the input store of logical input element `(c, y, x)`.
+    fn locate(&self, c: usize, y: usize, x: usize) -> (usize, usize, usize) {
+        let logical = self.geometry.logical;
+        let physical = self.input.shape;
+        if logical == physical {
+            return (c, y, x);
+        }
+        let flat = (c * logical.height + y) * logical.width + x;
+        let plane = physical.height * physical.width;
+        (
+            flat / plane,
+            (flat % plane) / physical.width,
+            flat % physical.width,
+        )
+    }
+
+    /// The pixel element `e` reads at output position `(y, x)`, or `None` for padding.
+    fn pixel(&self, e: &Element, y: usize, x: usize) -> Option<(usize, usize, usize)> {
+        let g = &self.geometry;
+        let iy = (y * g.stride[0] + e.ky as usize).checked_sub(g.pad_top)?;
+        let ix = (x * g.stride[1] + e.kx as usize).checked_sub(g.pad_left)?;
+        if iy >= g.logical.height || ix >= g.logical.width {
+            return None;
+        }
+        Some((e.channel as usize, iy, ix))
+    }
+
+    /// Reads, sends and forwards the step's input words; returns when the
+    /// last receiving PE has them.
+    fn deliver_inputs(&mut self, now: Cycle, id: StepId) -> Cycle {
+        let positions = pass_positions(self.plan, id.pass).to_vec();
+        let groups = std::mem::take(&mut self.groups_per_subpass[id.subpass]);
+        let rows = if self.plan.rows_are_positions {
+            positions.len()
+        } else {
+            1
+        };
+        let mut rf = std::mem::take(&mut self.rf);
+        rf.resize(groups.len(), Vec::new());
+        let mut glb_words = 0u64;
+        // Per receiving row: (words from the GLB, words from the link, receiving PEs).
+        let mut per_row: Vec<(u64, u64, u64)> = vec![(0, 0, 0); rows];
+        for (g, group) in groups.iter().enumerate() {
+            let piece = self.plan.piece_lists[group.list].get(id.piece);
+            let buffers = &mut rf[g];
+            buffers.resize(rows, RowDelivery::default());
+            for r in 0..rows {
+                let receivers: u64 = group
+                    .lanes
+                    .iter()
+                    .filter(|&&l| {
+                        r < self.plan.lanes[l].pes.len()
+                            && self.plan.lanes[l]
+                                .subpasses
+                                .get(id.subpass)
+                                .is_some_and(|s| !s.is_empty())
+                    })
+                    .map(|&l| {
+                        if self.plan.rows_are_positions {
+                            1
+                        } else {
+                            self.plan.lanes[l].pes.len() as u64
+                        }
+                    })
+                    .sum();
+                let b = &mut buffers[r];
+                b.values.clear();
+                b.from_glb = 0;
+                b.from_link = 0;
+                let Some(piece) = piece else { continue };
+                let (y, x) = positions[r.min(positions.len() - 1)];
+                let previous = (self.plan.rows_are_positions && r > 0).then(|| positions[r - 1]);
+                for e in piece {
+                    match self.pixel(e, y, x) {
+                        None => b.values.push(0),
+                        Some((c, iy, ix)) => {
+                            let (pc, py, px) = self.locate(c, iy, ix);
+                            b.values.push(
+                                (self.input.data[[pc, py, px]] as i32 - self.input_zero as i32)
+                                    as i16,
+                            );
+                            let shared = previous.is_some_and(|(py0, px0)| {
+                                let dy = y as isize - py0 as isize;
+                                let dx = x as isize - px0 as isize;
+                                let ky = e.ky as isize + dy * self.geometry.stride[0] as isize;
+                                let kx = e.kx as isize + dx * self.geometry.stride[1] as isize;
+                                piece.iter().any(|o| {
+                                    o.channel == e.channel
+                                        && o.ky as isize == ky
+                                        && o.kx as isize == kx
+                                })
+                            });
+                            if shared {
+                                b.from_link += 1;
+                            } else {
+                                b.from_glb += 1;
+                            }
+                        }
+                    }
+                }
+                let len = piece.len() as u64;
+                self.m.pe.rf_write(DataType::Input, len * receivers);
+                self.m
+                    .array_accesses
+                    .read(DataType::Input, b.from_link * receivers);
+                glb_words += b.from_glb;
+                per_row[r].0 += b.from_glb;
+                per_row[r].1 += b.from_link;
+                per_row[r].2 += receivers;
+            }
+        }
+        self.groups_per_subpass[id.subpass] = groups;
+        self.rf = rf;
+        if glb_words == 0 && per_row.iter().all(|r| r.1 == 0) {
+            return now;
+        }
+        let wb = self.input.word_bytes;
+        let glb = self
+            .m
+            .glb
+            .read(now, DataType::Input, glb_words, glb_words * wb);
+        // Words stream onto the bus as the GLB delivers them, row by row.
+        let mut arrived = vec![now; rows];
+        let mut first_word = vec![now; rows];
+        let mut delivered = now;
+        for r in 0..rows {
+            let (from_glb, from_link, receivers) = per_row[r];
+            if receivers == 0 {
+                continue;
+            }
+            let mut t = now;
+            let mut first = Cycle(u64::MAX);
+            if from_glb > 0 {
+                let bus = self.m.noc.input_bus.request(glb.start + 1, from_glb * wb);
+                t = t.max(bus.end);
+                first = first.min(bus.start);
+            }
+            if from_link > 0 && r > 0 {
+                let link_start = first_word[r - 1] + 1;
+                let link_index = (r - 1).min(self.m.noc.links.len().saturating_sub(1));
+                let link = self.m.noc.links[link_index].request(link_start, from_link);
+                t = t.max(link.end).max(arrived[r - 1] + 1);
+                first = first.min(link.start);
+            }
+            first_word[r] = if first == Cycle(u64::MAX) { t } else { first };
+            arrived[r] = t;
+            delivered = delivered.max(t);
+        }
+        delivered
+    }
+
+    /// Sends the step's weights over the weight bus (programmable mode).
+    fn deliver_weights(&mut self, now: Cycle, id: StepId) -> Cycle {
+        if !self.programmable {
+            return now;
+        }
+        if self.weights_from_dram == WeightSource::Scratchpad && id.pass > 0 {
+            return now;
+        }
+        let groups = &self.groups_per_subpass[id.subpass];
+        let mut glb_words = 0u64;
+        let mut rf_words = 0u64;
+        for group in groups {
+            let Some((cols, _)) = group.blocks.get(id.piece) else {
+                continue;
+            };
+            let len = self.plan.piece_lists[group.list][id.piece].len() as u64;
+            for (i, &l) in group.lanes.iter().enumerate() {
+                let lane = &self.plan.lanes[l];
+                let width = overlap(&group.lane_columns[i], cols) as u64;
+                let weights = width * len;
+                // Biases travel with the first piece's weights, straight into
+                // the psum RF (counted there, in `init_psums`).
+                let biases = if id.piece == 0 {
+                    lane.subpasses.get(id.subpass).map_or(0, |r| r.len()) as u64
+                } else {
+                    0
+                };
+                let active = if self.plan.rows_are_positions {
+                    pass_positions(self.plan, id.pass).len().min(lane.pes.len())
+                } else {
+                    lane.pes.len()
+                } as u64;
+                glb_words += weights + biases;
+                rf_words += weights * active;
+            }
+        }
+        let bytes = glb_words * self.weight_bytes;
+        let glb = self.m.glb.read(now, DataType::Weight, glb_words, bytes);
+        self.m.pe.rf_write(DataType::Weight, rf_words);
+        let bus = self.m.noc.weight_bus.request(glb.start + 1, bytes);
+        bus.end
+    }
+
+    /// Biases into the psum RF at the start of a sub-pass.
+    fn init_psums(&mut self, id: StepId) {
+        let groups = &self.groups_per_subpass[id.subpass];
+        let rows = if self.plan.rows_are_positions {
+            pass_positions(self.plan, id.pass).len()
+        } else {
+            1
+        };
+        let mut writes = 0u64;
+        let init = |v: &mut Vec<i64>, outputs: &[usize], bias: &[i64]| {
+            v.clear();
+            v.extend(outputs.iter().map(|&o| bias[o]));
+        };
+        match &mut self.psums {
+            Psums::Wide(p) => {
+                for (g, group) in groups.iter().enumerate() {
+                    for r in 0..rows {
+                        init(
+                            &mut p[g * self.plan.positions_per_pass.max(1) + r],
+                            &group.outputs,
+                            &self.bias,
+                        );
+                    }
+                }
+            }
+            Psums::Narrow(p) => {
+                for (g, group) in groups.iter().enumerate() {
+                    for r in 0..rows {
+                        let v = &mut p[g * self.plan.positions_per_pass.max(1) + r];
+                        v.clear();
+                        // Biases fit i32: checked with the accumulator bound.
+                        v.extend(group.outputs.iter().map(|&o| self.bias[o] as i32));
+                    }
+                }
+            }
+        }
+        for group in groups {
+            for &l in &group.lanes {
+                let lane = &self.plan.lanes[l];
+                let width = lane.subpasses.get(id.subpass).map_or(0, |r| r.len()) as u64;
+                let active = if self.plan.rows_are_positions {
+                    rows.min(lane.pes.len()) as u64
+                } else {
+                    lane.pes.len() as u64
+                };
+                writes += width * active;
+            }
+        }
+        self.m.pe.rf_write(DataType::Psum, writes);
+        if !self.programmable {
+            // Fixed mode: biases live in the look-up table with the weights.
+            self.m.pe.rf_read(DataType::Weight, writes);
+            self.m.pe.lut_reads += writes;
+        }
+    }
+
+    /// The PEs compute the step; returns its duration (the slowest PE).
+    fn compute(&mut self, id: StepId) -> Result<u64> {
+        let groups = std::mem::take(&mut self.groups_per_subpass[id.subpass]);
+        let rows = if self.plan.rows_are_positions {
+            pass_positions(self.plan, id.pass).len()
+        } else {
+            1
+        };
+        let stride = self.plan.positions_per_pass.max(1);
+        let mut longest = 0u64;
+        for (g, group) in groups.iter().enumerate() {
+            let Some((cols, offset)) = group.blocks.get(id.piece).cloned() else {
+                continue;
+            };
+            let len = self.plan.piece_lists[group.list][id.piece].len();
+            let weights = &group.weights[offset..offset + len * cols.len()];
+            for r in 0..rows {
+                let x = &self.rf[g][r].values;
+                match &mut self.psums {
+                    Psums::Narrow(p) => {
+                        accumulate::<i32>(&mut p[g * stride + r][cols.clone()], weights, x)
+                    }
+                    Psums::Wide(p) => {
+                        accumulate::<i64>(&mut p[g * stride + r][cols.clone()], weights, x)
+                    }
+                }
+            }
+            // Counters and busy time, per PE.
+            for (i, &l) in group.lanes.iter().enumerate() {
+                let lane = &self.plan.lanes[l];
+                let width = overlap(&group.lane_columns[i], &cols) as u64;
+                if width == 0 {
+                    continue;
+                }
+                let macs_per_pe = width * len as u64;
+                let cycles = macs_per_pe * self.mac_cycles;
+                let active: Vec<usize> = if self.plan.rows_are_positions {
+                    lane.pes.iter().take(rows).copied().collect()
+                } else {
+                    lane.pes.clone()
+                };
+                for &pe in &active {
+                    self.m.pe.busy_cycles[pe] += cycles;
+                }
+                let n = active.len() as u64;
+                let macs = macs_per_pe * n;
+                self.m.pe.macs += macs;
+                self.m.pe.rf_read(DataType::Input, macs);
+                self.m.pe.rf_read(DataType::Weight, macs);
+                if !self.programmable {
+                    self.m.pe.lut_reads += macs;
+                }
+                // The accumulator loads and stores each output's psum once per piece.
+                self.m.pe.rf_read(DataType::Psum, width * n);
+                self.m.pe.rf_write(DataType::Psum, width * n);
+                longest = longest.max(cycles);
+            }
+        }
+        self.groups_per_subpass[id.subpass] = groups;
+        Ok(longest)
+    }
+
+    /// Words (and bytes) a sub-pass writes out.
+    fn output_words(&self, id: StepId) -> (u64, u64) {
+        let rows = if self.plan.rows_are_positions {
+            pass_positions(self.plan, id.pass).len()
+        } else {
+            1
+        };
+        let words: u64 = self.groups_per_subpass[id.subpass]
+            .iter()
+            .map(|g| g.outputs.len() as u64 * rows as u64)
+            .sum();
+        (words, words * self.output.word_bytes)
+    }
+
+    /// The output stage of every PE of a finished sub-pass, into the output tensor.
+    fn apply_output_stage(&mut self, id: StepId) {
+        let positions = pass_positions(self.plan, id.pass);
+        let rows = if self.plan.rows_are_positions {
+            positions.len()
+        } else {
+            1
+        };
+        let stride = self.plan.positions_per_pass.max(1);
+        for (g, group) in self.groups_per_subpass[id.subpass].iter().enumerate() {
+            for r in 0..rows {
+                // FC outputs are [N, 1, 1]: position (0, 0).
+                let (y, x) = if self.plan.rows_are_positions {
+                    positions[r]
+                } else {
+                    (0, 0)
+                };
+                for (col, &o) in group.outputs.iter().enumerate() {
+                    let acc = match &self.psums {
+                        Psums::Narrow(p) => i64::from(p[g * stride + r][col]),
+                        Psums::Wide(p) => p[g * stride + r][col],
+                    };
+                    self.output.data[[o, y, x]] = self.stages[o].apply(acc);
+                }
+            }
+        }
+    }
+
+    /// The outputs of a sub-pass, off the output bus, into the GLB (or
+    /// through it to DRAM when the GLB has no room for their rows).
+    fn writeback(&mut self, step: usize, at: Cycle) -> Result<()> {
+        let id = self.steps[step];
+        let positions = pass_positions(self.plan, id.pass).to_vec();
+        let rows = if self.plan.rows_are_positions {
+            positions.len()
+        } else {
+            1
+        };
+        let per_position: u64 = self.groups_per_subpass[id.subpass]
+            .iter()
+            .map(|g| g.outputs.len() as u64)
+            .sum();
+        let first_channel = self.groups_per_subpass[id.subpass]
+            .first()
+            .and_then(|g| g.outputs.first().copied())
+            .unwrap_or(0);
+        let mut glb_words = 0u64;
+        let mut spill_words = 0u64;
+        let mut spill_addr = None;
+        // FC outputs are [N, 1, 1]: one position, (0, 0).
+        let written: Vec<(usize, usize)> = if self.plan.rows_are_positions {
+            positions[..rows].to_vec()
+        } else {
+            vec![(0, 0)]
+        };
+        for (y, x) in written {
+            match self.output_row(y) {
+                RowState::Glb => glb_words += per_position,
+                _ => {
+                    spill_words += per_position;
+                    spill_addr.get_or_insert(self.output.dram_address(first_channel, y, x));
+                }
+            }
+        }
+        let wb = self.output.word_bytes;
+        let mut end = at;
+        if glb_words > 0 {
+            end = end.max(
+                self.m
+                    .glb
+                    .write(at, DataType::Output, glb_words, glb_words * wb)
+                    .end,
+            );
+        }
+        if spill_words > 0 {
+            // Through a GLB staging buffer to DRAM.
+            let w = self
+                .m
+                .glb
+                .write(at, DataType::Output, spill_words, spill_words * wb);
+            let r = self
+                .m
+                .glb
+                .read(w.end, DataType::Output, spill_words, spill_words * wb);
+            let done = self.m.dram.write_data(
+                r.end,
+                spill_addr.unwrap_or(0),
+                DataType::Output,
+                spill_words,
+                spill_words * wb,
+            );
+            end = end.max(done);
+        }
+        self.end = self.end.max(end);
+        Ok(())
+    }
+
+    /// Decides, the first time row `y` of the output is written, whether it
+    /// stays in the GLB (if it fits next to the input rows the prefetcher
+    /// still needs) or goes to DRAM.
+    fn output_row(&mut self, y: usize) -> RowState {
+        if self.out_row_state[y] == RowState::Unallocated {
+            let bytes = self.output.row_bytes();
+            let state = if self.m.glb.space.available() >= bytes + self.rows_reserve_bytes
+                && self.m.glb.space.try_take(bytes)
+            {
+                self.output.in_glb[y] = true;
+                RowState::Glb
+            } else {
+                if self.output.dram_base.is_none() {
+                    self.output.dram_base = Some(self.m.allocator.allocate(self.output.bytes()));
+                }
+                self.output.in_dram[y] = true;
+                self.spilled_rows += 1;
+                RowState::Dram
+            };
+            self.out_row_state[y] = state;
+        }
+        self.out_row_state[y]
+    }
+}
+
+/// Positions of pass `p`.
+fn pass_positions(plan: &ArrayPlan, p: usize) -> &[(usize, usize)] {
+    let n = plan.positions_per_pass.max(1);
+    let start = (p * n).min(plan.positions.len());
+    &plan.positions[start..(start + n).min(plan.positions.len())]
+}
+
+fn overlap(a: &Range<usize>, b: &Range<usize>) -> usize {
+    a.end.min(b.end).saturating_sub(a.start.max(b.start))
+}
+
+fn internal(layer: &Layer, what: &str) -> Error {
+    Error::Internal {
+        context: format!("layer `{}`", layer.name),
+        message: what.to_string(),
+    }
+}
+
+/// Releases every GLB row of a tensor nobody will read again.
+pub(super) fn free_all_rows(m: &mut Machine, t: &mut TensorStore) {
+    for y in 0..t.shape.height {
+        if t.in_glb[y] {
+            t.in_glb[y] = false;
+            m.glb.space.give_back(t.row_bytes());
+        }
+    }
+}
+
+enum WeightsOf<'a> {
+    Conv(&'a crate::workload::ir::Conv2d),
+    Fc(&'a crate::workload::ir::FullyConnected),
+}
+
+impl WeightsOf<'_> {
+    /// Centred weight of output `o`, element `e`.
+    fn get(&self, o: usize, e: &Element) -> i16 {
+        match self {
+            WeightsOf::Conv(c) => {
+                let icg = c.in_channels_per_group();
+                let local = e.channel as usize % icg.max(1);
+                (i32::from(c.weights[[o, local, e.ky as usize, e.kx as usize]])
+                    - c.weight_quant.zero()) as i16
+            }
+            WeightsOf::Fc(f) => {
+                (i32::from(f.weights[[o, e.channel as usize]]) - f.weight_quant.zero()) as i16
+            }
+        }
+    }
+
+    /// The group of input channel `c` / output channel `o`.
+    fn groups(&self) -> (usize, usize) {
+        match self {
+            WeightsOf::Conv(c) => (
+                c.in_channels_per_group(),
+                c.out_channels() / c.groups.max(1),
+            ),
+            WeightsOf::Fc(f) => (f.in_features(), f.out_features()),
+        }
+    }
+}
+
+/// The lane groups of sub-pass `q`: with one group of channels (`groups == 1`)
+/// every lane computes from the same pieces and they merge into one; grouped
+/// convolutions keep one lane per group.
+fn lane_groups(plan: &ArrayPlan, q: usize, groups: usize, weights: &WeightsOf) -> Vec<LaneGroup> {
+    let active: Vec<usize> = (0..plan.lanes.len())
+        .filter(|&l| {
+            plan.lanes[l]
+                .subpasses
+                .get(q)
+                .is_some_and(|r| !r.is_empty())
+        })
+        .collect();
+    let sets: Vec<Vec<usize>> = if groups == 1 {
+        if active.is_empty() {
+            Vec::new()
+        } else {
+            vec![active]
+        }
+    } else {
+        active.into_iter().map(|l| vec![l]).collect()
+    };
+    let (icg, ocg) = weights.groups();
+    sets.into_iter()
+        .map(|lanes| {
+            let list = plan.lanes[lanes[0]].piece_list[q];
+            let mut outputs = Vec::new();
+            let mut lane_columns = Vec::new();
+            for &l in &lanes {
+                let r = plan.lanes[l].subpasses[q].clone();
+                lane_columns.push(outputs.len()..outputs.len() + r.len());
+                outputs.extend(r);
+            }
+            let mut blocks = Vec::new();
+            let mut w = Vec::new();
+            for piece in &plan.piece_lists[list] {
+                // Columns whose outputs belong to the piece's channel group
+                // (contiguous: outputs ascend within a lane, and grouped
+                // convolutions have one lane per set).
+                let group = piece.first().map_or(0, |e| e.channel as usize / icg.max(1));
+                let lo = outputs
+                    .iter()
+                    .position(|&o| o / ocg.max(1) == group)
+                    .unwrap_or(outputs.len());
+                let hi = outputs
+                    .iter()
+                    .rposition(|&o| o / ocg.max(1) == group)
+                    .map_or(lo, |i| i + 1);
+                let cols = lo..hi;
+                blocks.push((cols.clone(), w.len()));
+                for e in piece {
+                    for &o in &outputs[cols.clone()] {
+                        w.push(weights.get(o, e));
+                    }
+                }
+            }
+            LaneGroup {
+                lanes,
+                list,
+                outputs,
+                lane_columns,
+                blocks,
+                weights: w,
+            }
+        })
+        .collect()
+}
+
+/// Weight (and bias) words one step sends over the weight bus.
+fn step_weight_words(plan: &ArrayPlan, groups: &[LaneGroup], s: &StepId) -> u64 {
+    let mut words = 0u64;
+    for group in groups {
+        let Some((cols, _)) = group.blocks.get(s.piece) else {
+            continue;
+        };
+        let len = plan.piece_lists[group.list][s.piece].len() as u64;
+        for (i, &l) in group.lanes.iter().enumerate() {
+            words += overlap(&group.lane_columns[i], cols) as u64 * len;
+            if s.piece == 0 {
+                words += plan.lanes[l]
+                    .subpasses
+                    .get(s.subpass)
+                    .map_or(0, |r| r.len()) as u64;
+            }
+        }
+    }
+    words
+}
+
+/// Weight and bias words one PE of `lane` holds over sub-pass `q`.
+fn lane_weight_words(plan: &ArrayPlan, groups: &[LaneGroup], lane: usize, q: usize) -> u64 {
+    let mut words = 0u64;
+    for group in groups {
+        let Some(i) = group.lanes.iter().position(|&l| l == lane) else {
+            continue;
+        };
+        for (k, (cols, _)) in group.blocks.iter().enumerate() {
+            let len = plan.piece_lists[group.list][k].len() as u64;
+            words += overlap(&group.lane_columns[i], cols) as u64 * len;
+        }
+        words += plan.lanes[lane].subpasses.get(q).map_or(0, |r| r.len()) as u64;
+    }
+    words
+}
+
+/// True when `max|x - zx| * sum|w - zw| + |bias|` fits `i32` for every output.
+fn accumulator_fits_i32(layer: &Layer, input: &TensorStore) -> bool {
+    let (lo, hi) = layer.input_quant.range();
+    let zero = layer.input_quant.zero();
+    let max_x = i64::from((hi - zero).max(zero - lo));
+    let _ = input;
+    let row_sums: Vec<(i64, i64)> = match &layer.op {
+        Op::Conv2d(c) => {
+            let wz = c.weight_quant.zero();
+            c.weights
+                .outer_iter()
+                .zip(&c.epilogue.bias)
+                .map(|(row, &b)| {
+                    (
+                        row.iter()
+                            .map(|&w| i64::from((i32::from(w) - wz).abs()))
+                            .sum(),
+                        b,
+                    )
+                })
+                .collect()
+        }
+        Op::FullyConnected(f) => {
+            let wz = f.weight_quant.zero();
+            f.weights
+                .outer_iter()
+                .zip(&f.epilogue.bias)
+                .map(|(row, &b)| {
+                    (
+                        row.iter()
+                            .map(|&w| i64::from((i32::from(w) - wz).abs()))
+                            .sum(),
+                        b,
+                    )
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    row_sums.iter().all(|&(sum, bias)| {
+        max_x.saturating_mul(sum).saturating_add(bias.abs()) <= i64::from(i32::MAX)
+    })
+}

@@ -1,0 +1,355 @@
+//! The engine: runs a network on the simulated machine, layer by layer.
+//!
+//! ```text
+//!   Network ──► mapping (plan per layer) ──► controller (array.rs / glb_ops.rs)
+//!                                              │ requests at event times
+//!                                              ▼
+//!            Machine: DRAM ─ GLB ─ NoC ─ PEs (hw/, each counting its accesses)
+//!                                              │ values through tensor stores
+//!                                              ▼
+//!            per-layer LayerStats  +  outputs checked against the reference
+//! ```
+//!
+//! Layers run one after another on one timeline (the array finishes a layer
+//! before the next starts). A layer's output rows stay in the GLB when they
+//! fit and become the next layer's input; rows that do not fit go to DRAM
+//! and are fetched back when needed. The network input starts in DRAM; the
+//! network output stays where the last layer put it.
+
+mod array;
+mod glb_ops;
+pub mod stats;
+mod storage;
+
+use crate::arch::Arch;
+use crate::error::{MismatchError, Result};
+use crate::hw::dram::Dram;
+use crate::hw::glb::Glb;
+use crate::hw::noc::Noc;
+use crate::hw::pe::PeCounters;
+use crate::mapping::{Dataflow, LayerPlan, dataflow_for};
+use crate::sim::Cycle;
+use crate::units::LevelAccesses;
+use crate::workload::ir::{Activations, Network, Op, TensorSource};
+
+pub use stats::{Accesses, CycleBreakdown, LayerStats};
+use storage::{DramAllocator, TensorStore};
+
+/// The simulated machine: every component and its counters.
+pub(crate) struct Machine {
+    pub arch: Arch,
+    pub dram: Dram,
+    pub glb: Glb,
+    pub noc: Noc,
+    pub pe: PeCounters,
+    /// PE-to-PE transfers (the array level).
+    pub array_accesses: LevelAccesses,
+    pub allocator: DramAllocator,
+    pub events: u64,
+}
+
+impl Machine {
+    fn new(arch: &Arch) -> Self {
+        Machine {
+            arch: arch.clone(),
+            dram: Dram::new(&arch.dram),
+            glb: Glb::new(&arch.glb),
+            noc: Noc::new(arch),
+            pe: PeCounters::new((arch.pe_array.rows * arch.pe_array.cols) as usize),
+            array_accesses: LevelAccesses::default(),
+            allocator: DramAllocator::new(u64::from(arch.dram.banked.row_bytes)),
+            events: 0,
+        }
+    }
+
+    /// The cumulative counters, to difference per layer.
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            accesses: Accesses {
+                dram: self.dram.accesses(),
+                glb: self.glb.accesses(),
+                array: self.array_accesses,
+                rf: self.pe.rf,
+            },
+            macs: self.pe.macs,
+            lut_reads: self.pe.lut_reads,
+            busy: self.pe.busy_cycles.iter().sum(),
+            dram: self.dram.stats(),
+            events: self.events,
+        }
+    }
+}
+
+struct Snapshot {
+    accesses: Accesses,
+    macs: u64,
+    lut_reads: u64,
+    busy: u64,
+    dram: crate::hw::dram::DramStats,
+    events: u64,
+}
+
+/// When a layer computed, as its controller measured it.
+pub(crate) struct LayerTiming {
+    pub start: Cycle,
+    pub end: Cycle,
+    pub first_compute: Cycle,
+    pub last_compute: Cycle,
+    /// Cycles in which something computed.
+    pub compute: u64,
+    pub spilled_rows: u64,
+}
+
+/// The result of running a network.
+#[derive(Debug, Clone)]
+pub struct EngineRun {
+    pub layers: Vec<LayerStats>,
+    /// Every layer's output as the engine computed it.
+    pub outputs: Vec<Activations>,
+    pub total_cycles: u64,
+    pub events: u64,
+    /// True when every layer was compared with the reference and matched.
+    pub checked: bool,
+}
+
+/// Runs `network` on `arch` with `input`. With `reference` (the reference
+/// executor's outputs, one per layer), every layer's output is compared as
+/// soon as it is computed and the first difference stops the run.
+pub fn run(
+    network: &Network,
+    arch: &Arch,
+    input: &Activations,
+    reference: Option<&[Activations]>,
+) -> Result<EngineRun> {
+    let dataflow = dataflow_for(arch);
+    let mut m = Machine::new(arch);
+    let n = network.layers.len();
+
+    // Tensor stores: one per tensor that holds data; flatten outputs are
+    // views of their input's store.
+    let mut store_of: Vec<usize> = Vec::with_capacity(n + 1); // index 0: the input; i + 1: layer i
+    let mut readers = vec![0usize; n + 1];
+    store_of.push(0);
+    for (i, layer) in network.layers.iter().enumerate() {
+        let src = source_index(layer.inputs.first().copied().unwrap_or(TensorSource::Input));
+        if matches!(layer.op, Op::Flatten) {
+            store_of.push(store_of[src]);
+        } else {
+            store_of.push(i + 1);
+            readers[store_of[src]] += 1;
+        }
+    }
+
+    let word_bytes = |q: &crate::numerics::TensorQuant| q.dtype().bytes();
+    let mut stores: Vec<Option<TensorStore>> = (0..=n).map(|_| None).collect();
+    let mut first = TensorStore::new(
+        network.input_shape,
+        word_bytes(&network.input_quant),
+        readers[0],
+    );
+    first.data = input.clone();
+    first.dram_base = Some(m.allocator.allocate(first.bytes()));
+    first.in_dram.iter_mut().for_each(|r| *r = true);
+    stores[0] = Some(first);
+
+    let mut now = Cycle::ZERO;
+    let mut layers = Vec::with_capacity(n);
+    let mut outputs = Vec::with_capacity(n);
+    for (i, layer) in network.layers.iter().enumerate() {
+        let plan = dataflow.plan(layer, arch)?;
+        let before = m.snapshot();
+        m.glb.space.reset_peak();
+        let src_store =
+            store_of[source_index(layer.inputs.first().copied().unwrap_or(TensorSource::Input))];
+        let timing = match &plan {
+            LayerPlan::Reshape => {
+                outputs.push(reshaped(
+                    stores[src_store].as_ref(),
+                    layer.output_shape.dims(),
+                ));
+                layers.push(LayerStats {
+                    start: now,
+                    end: now,
+                    pes: u64::from(arch.pe_array.rows * arch.pe_array.cols),
+                    ..Default::default()
+                });
+                check(layer, i, outputs.last(), reference)?;
+                continue;
+            }
+            LayerPlan::Array(p) => {
+                let mut output = TensorStore::new(
+                    layer.output_shape,
+                    word_bytes(&layer.output_quant),
+                    readers[i + 1],
+                );
+                let input = stores[src_store].as_mut().ok_or_else(|| missing(layer))?;
+                let timing =
+                    array::ArrayLayer::new(&mut m, layer, p, input, &mut output, now)?.run()?;
+                input.readers_left = input.readers_left.saturating_sub(1);
+                stores[i + 1] = Some(output);
+                timing
+            }
+            LayerPlan::Glb => {
+                let mut output = TensorStore::new(
+                    layer.output_shape,
+                    word_bytes(&layer.output_quant),
+                    readers[i + 1],
+                );
+                let input = stores[src_store].as_mut().ok_or_else(|| missing(layer))?;
+                let timing = glb_ops::run(&mut m, layer, input, &mut output, now)?;
+                input.readers_left = input.readers_left.saturating_sub(1);
+                stores[i + 1] = Some(output);
+                timing
+            }
+        };
+        let after = m.snapshot();
+        let stats = layer_stats(&before, &after, &timing, arch, m.glb.space.peak());
+        now = timing.end;
+        let out = stores[i + 1]
+            .as_ref()
+            .map(|s| s.data.clone())
+            .unwrap_or_default();
+        outputs.push(out);
+        check(layer, i, outputs.last(), reference)?;
+        layers.push(stats);
+    }
+    Ok(EngineRun {
+        total_cycles: now.get(),
+        events: m.events,
+        layers,
+        outputs,
+        checked: reference.is_some(),
+    })
+}
+
+fn source_index(s: TensorSource) -> usize {
+    match s {
+        TensorSource::Input => 0,
+        TensorSource::Layer(i) => i + 1,
+    }
+}
+
+fn missing(layer: &crate::workload::ir::Layer) -> crate::error::Error {
+    crate::error::Error::Internal {
+        context: format!("layer `{}`", layer.name),
+        message: "the layer's input tensor has no store".to_string(),
+    }
+}
+
+fn reshaped(store: Option<&TensorStore>, dims: (usize, usize, usize)) -> Activations {
+    let flat: Vec<i16> = store
+        .map(|s| s.data.iter().copied().collect())
+        .unwrap_or_default();
+    Activations::from_shape_vec(dims, flat).unwrap_or_else(|_| Activations::zeros(dims))
+}
+
+/// Compares layer `i`'s output with the reference's.
+fn check(
+    layer: &crate::workload::ir::Layer,
+    i: usize,
+    got: Option<&Activations>,
+    reference: Option<&[Activations]>,
+) -> Result<()> {
+    let (Some(got), Some(reference)) = (got, reference) else {
+        return Ok(());
+    };
+    let Some(want) = reference.get(i) else {
+        return Ok(());
+    };
+    let mut first = None;
+    let mut differing = 0usize;
+    if got.dim() != want.dim() {
+        differing = want.len();
+        first = Some(((0, 0, 0), 0, 0));
+    } else {
+        for ((idx, &g), &w) in got.indexed_iter().zip(want.iter()) {
+            if g != w {
+                differing += 1;
+                first.get_or_insert((idx, g, w));
+            }
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(((c, y, x), g, w)) => Err(MismatchError {
+            layer: layer.name.clone(),
+            engine: "pe_array".to_string(),
+            channel: c,
+            row: y,
+            column: x,
+            engine_value: i32::from(g),
+            reference_value: i32::from(w),
+            differing,
+            total: want.len(),
+        }
+        .into()),
+    }
+}
+
+fn layer_stats(
+    before: &Snapshot,
+    after: &Snapshot,
+    t: &LayerTiming,
+    arch: &Arch,
+    glb_peak: u64,
+) -> LayerStats {
+    let mut accesses = after.accesses;
+    subtract(&mut accesses.dram, &before.accesses.dram);
+    subtract(&mut accesses.glb, &before.accesses.glb);
+    subtract(&mut accesses.array, &before.accesses.array);
+    subtract(&mut accesses.rf, &before.accesses.rf);
+    let total = t.end.since(t.start);
+    let computing = t.compute;
+    let (fill, drain, stall) = if computing == 0 {
+        (0, 0, 0)
+    } else {
+        let fill = t.first_compute.since(t.start);
+        let drain = t.end.since(t.last_compute);
+        (fill, drain, total.saturating_sub(fill + drain + computing))
+    };
+    let d = |a: u64, b: u64| a.saturating_sub(b);
+    let dram = crate::hw::dram::DramStats {
+        read_bytes: d(after.dram.read_bytes, before.dram.read_bytes),
+        write_bytes: d(after.dram.write_bytes, before.dram.write_bytes),
+        read_requests: d(after.dram.read_requests, before.dram.read_requests),
+        write_requests: d(after.dram.write_requests, before.dram.write_requests),
+        row_hits: d(after.dram.row_hits, before.dram.row_hits),
+        row_misses: d(after.dram.row_misses, before.dram.row_misses),
+        activates: d(after.dram.activates, before.dram.activates),
+        busy_cycles: d(after.dram.busy_cycles, before.dram.busy_cycles),
+    };
+    LayerStats {
+        start: t.start,
+        end: t.end,
+        cycles: CycleBreakdown {
+            total,
+            compute: if computing == 0 { 0 } else { computing },
+            stall,
+            fill: if computing == 0 { total } else { fill },
+            drain,
+        },
+        accesses,
+        macs: after.macs - before.macs,
+        lut_reads: after.lut_reads - before.lut_reads,
+        pe_busy_cycles: after.busy - before.busy,
+        pes: u64::from(arch.pe_array.rows * arch.pe_array.cols),
+        dram,
+        spilled_rows: t.spilled_rows,
+        glb_peak_bytes: glb_peak,
+        events: after.events - before.events,
+    }
+}
+
+fn subtract(a: &mut LevelAccesses, b: &LevelAccesses) {
+    for t in [
+        crate::units::DataType::Input,
+        crate::units::DataType::Weight,
+        crate::units::DataType::Psum,
+        crate::units::DataType::Output,
+    ] {
+        let x = a.by_type.get_mut(t);
+        let y = b.by_type.get(t);
+        x.read -= y.read;
+        x.write -= y.write;
+    }
+}

@@ -1,0 +1,135 @@
+//! Where each tensor's data lives: values plus, per spatial row, whether a
+//! valid copy is in the GLB and/or in DRAM.
+//!
+//! A row is all channels of one `y` (`C x W` words); it is the unit of
+//! residency, GLB allocation and DRAM transfer. In DRAM, activations are laid
+//! out row by row, each row `x`-major then channel (HWC), so a row is one
+//! contiguous burst stream.
+
+use ndarray::Array3;
+
+use crate::workload::ir::Shape;
+
+/// The data of one tensor and where its rows are.
+#[derive(Debug, Clone)]
+pub struct TensorStore {
+    pub shape: Shape,
+    /// Values, channel-major `[C, H, W]` (the layout is irrelevant to timing;
+    /// residency and addresses say where the words are).
+    pub data: Array3<i16>,
+    /// Bytes per word.
+    pub word_bytes: u64,
+    /// Row `y` has a valid copy in the GLB (and holds GLB space).
+    pub in_glb: Vec<bool>,
+    /// Row `y` has a valid copy in DRAM.
+    pub in_dram: Vec<bool>,
+    /// DRAM base address of the tensor's region, once it has one.
+    pub dram_base: Option<u64>,
+    /// Layers that still have to read this tensor.
+    pub readers_left: usize,
+}
+
+impl TensorStore {
+    /// A tensor that is nowhere yet.
+    pub fn new(shape: Shape, word_bytes: u64, readers: usize) -> Self {
+        TensorStore {
+            shape,
+            data: Array3::zeros(shape.dims()),
+            word_bytes,
+            in_glb: vec![false; shape.height],
+            in_dram: vec![false; shape.height],
+            dram_base: None,
+            readers_left: readers,
+        }
+    }
+
+    /// Words in one row.
+    pub fn row_words(&self) -> u64 {
+        (self.shape.channels * self.shape.width) as u64
+    }
+
+    /// Bytes in one row.
+    pub fn row_bytes(&self) -> u64 {
+        self.row_words() * self.word_bytes
+    }
+
+    /// Bytes of the whole tensor.
+    pub fn bytes(&self) -> u64 {
+        self.row_bytes() * self.shape.height as u64
+    }
+
+    /// DRAM address of element `(c, y, x)`, if the tensor has a DRAM region.
+    pub fn dram_address(&self, c: usize, y: usize, x: usize) -> u64 {
+        let base = self.dram_base.unwrap_or(0);
+        base + (y as u64 * self.row_words() + (x * self.shape.channels + c) as u64)
+            * self.word_bytes
+    }
+}
+
+/// Hands out DRAM regions, each aligned to a DRAM row so tensors do not
+/// share row buffers.
+#[derive(Debug, Clone)]
+pub struct DramAllocator {
+    next: u64,
+    align: u64,
+}
+
+impl DramAllocator {
+    pub fn new(align: u64) -> Self {
+        DramAllocator {
+            next: 0,
+            align: align.max(1),
+        }
+    }
+
+    pub fn allocate(&mut self, bytes: u64) -> u64 {
+        let base = self.next;
+        self.next = (base + bytes).div_ceil(self.align) * self.align;
+        base
+    }
+}
+
+/// Frees at least `bytes` of GLB space (if it can) by evicting rows of
+/// `input`, those whose next use (`next_use(y)`, larger is later) is furthest
+/// first. A row without a DRAM copy is written back (GLB read, DRAM write);
+/// returns when the last write-back completes.
+pub(crate) fn evict_rows(
+    m: &mut super::Machine,
+    input: &mut TensorStore,
+    bytes: u64,
+    next_use: impl Fn(usize) -> usize,
+    at: crate::sim::Cycle,
+) -> crate::sim::Cycle {
+    use crate::units::DataType;
+    let mut done = at;
+    if m.glb.space.available() >= bytes {
+        return done;
+    }
+    let mut rows: Vec<usize> = (0..input.shape.height)
+        .filter(|&y| input.in_glb[y])
+        .collect();
+    rows.sort_by_key(|&y| (std::cmp::Reverse(next_use(y)), std::cmp::Reverse(y)));
+    for y in rows {
+        if m.glb.space.available() >= bytes {
+            break;
+        }
+        if !input.in_dram[y] {
+            if input.dram_base.is_none() {
+                input.dram_base = Some(m.allocator.allocate(input.bytes()));
+            }
+            let (words, row_bytes) = (input.row_words(), input.row_bytes());
+            let read = m.glb.read(at, DataType::Input, words, row_bytes);
+            done = done.max(m.dram.write_data(
+                read.end,
+                input.dram_address(0, y, 0),
+                DataType::Input,
+                words,
+                row_bytes,
+            ));
+            input.in_dram[y] = true;
+        }
+        input.in_glb[y] = false;
+        m.glb.space.give_back(input.row_bytes());
+    }
+    done
+}

@@ -1,0 +1,13 @@
+//! Hardware components: each owns its resources and counts every datum that
+//! enters or leaves it. They know nothing of layers or mappings: the engine
+//! drives them with requests (cycle, data type, words, bytes).
+//!
+//! - [`dram::Dram`]: off-chip memory, simple or banked timing;
+//! - [`glb::Glb`]: the global buffer: capacity, bank ports, counters;
+//! - [`noc::Noc`]: the input, weight and output buses and the neighbour links;
+//! - [`pe`]: per-PE register-file, weight-store and MAC counters.
+
+pub mod dram;
+pub mod glb;
+pub mod noc;
+pub mod pe;

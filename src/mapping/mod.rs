@@ -1,0 +1,101 @@
+//! Mappings: which PE computes what, and in which order. Plain data, no
+//! timing: the engine turns a plan into requests on the hardware.
+//!
+//! A dataflow implements [`Dataflow`]; today there is one, LU22's
+//! ([`lu22::Lu22`], SPEC section 1, docs/mapping.md), chosen in one place
+//! ([`dataflow_for`]), so other dataflows can be added as sibling modules.
+
+pub mod lu22;
+
+use std::ops::Range;
+
+use crate::arch::Arch;
+use crate::error::InputError;
+use crate::workload::ir::Layer;
+
+/// One element of a dot product: input channel and kernel tap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Element {
+    pub channel: u32,
+    pub ky: u16,
+    pub kx: u16,
+}
+
+/// A piece of a dot product: the elements that sit in a PE's input register
+/// file together (at most the RF's piece capacity).
+pub type Piece = Vec<Element>;
+
+/// A group of PEs that always compute the same output channels: a PE column
+/// for convolutions, a single PE for fully connected layers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lane {
+    /// PEs of the lane, as `row * cols + col`, in row order.
+    pub pes: Vec<usize>,
+    /// Output channels per channel sub-pass (at most the psum RF holds).
+    pub subpasses: Vec<Range<usize>>,
+    /// For each sub-pass, the index into [`ArrayPlan::piece_lists`] of the
+    /// pieces the lane's PEs iterate over.
+    pub piece_list: Vec<usize>,
+}
+
+/// How a convolution or FC layer runs on the PE array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArrayPlan {
+    /// Output positions `(y, x)` in processing order; pass `p` takes
+    /// `positions[p * positions_per_pass ..]`, position `i` of a pass goes to
+    /// PE row `i` (convolution) or to every PE (FC: one position).
+    pub positions: Vec<(usize, usize)>,
+    pub positions_per_pass: usize,
+    /// True when every lane's PEs each take a different position of the pass
+    /// (convolution: PE row = position); false when all PEs share the one
+    /// position (FC).
+    pub rows_are_positions: bool,
+    pub lanes: Vec<Lane>,
+    pub piece_lists: Vec<Vec<Piece>>,
+    /// Largest piece, in RF entries.
+    pub piece_capacity: usize,
+    /// Pieces the input RF holds at once (2: delivery overlaps compute).
+    pub rf_buffers: usize,
+    /// Number of channel sub-passes (the most any lane has).
+    pub subpasses: usize,
+}
+
+impl ArrayPlan {
+    /// Number of passes.
+    pub fn passes(&self) -> usize {
+        self.positions
+            .len()
+            .div_ceil(self.positions_per_pass.max(1))
+    }
+
+    /// Steps (pieces) of sub-pass `q`: the most any lane has.
+    pub fn steps(&self, q: usize) -> usize {
+        self.lanes
+            .iter()
+            .filter_map(|l| l.piece_list.get(q).map(|&i| self.piece_lists[i].len()))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// What a layer needs from the hardware.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerPlan {
+    /// Convolution or FC on the PE array.
+    Array(ArrayPlan),
+    /// Pooling or averaging on data in the GLB (no PE work).
+    Glb,
+    /// A view change only (flatten): no data moves.
+    Reshape,
+}
+
+/// A dataflow: plans each layer for an architecture.
+pub trait Dataflow {
+    fn name(&self) -> &'static str;
+    fn plan(&self, layer: &Layer, arch: &Arch) -> Result<LayerPlan, InputError>;
+}
+
+/// The dataflow of an architecture (one today).
+pub fn dataflow_for(_arch: &Arch) -> impl Dataflow {
+    lu22::Lu22
+}

@@ -1,0 +1,350 @@
+//! The PE-array engine: two tiny layers whose counts and cycles are derived
+//! by hand, invariants over every shipped workload, and failure modes.
+
+use std::path::Path;
+
+use accsim::arch::{self, Arch};
+use accsim::engine::{self, LayerStats};
+use accsim::run::{RunOptions, run};
+use accsim::workload::{self, Workload};
+
+/// A 2 x 2 array with a 6-entry input RF (pieces of 3), fast DRAM timing
+/// numbers that are easy to follow by hand.
+fn tiny_arch(weight_store: &str) -> Arch {
+    let text = format!(
+        r#"
+[arch]
+name = "tiny"
+description = "2x2 test array"
+clock_mhz = 100
+[pe_array]
+rows = 2
+cols = 2
+input_rf_entries = 6
+psum_rf_entries = 4
+weight_store = "{weight_store}"
+weight_scratchpad_entries = 224
+mac_latency_cycles = 1
+[interconnect]
+glb_bus_bytes_per_cycle = 8
+neighbor_words_per_cycle = 1
+[glb]
+capacity_kib = 1
+banks = 4
+bank_width_bytes = 8
+ports_per_bank = 1
+[dram]
+model = "simple"
+bandwidth_bytes_per_cycle = 4
+latency_cycles = 10
+"#
+    );
+    arch::load_str(&text, Path::new("tiny_arch.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn tiny_workload(layer: &str, shape: &str) -> Workload {
+    let text = format!(
+        r#"
+[network]
+name = "tiny"
+description = "test"
+[numerics]
+mode = "affine"
+[input]
+shape = {shape}
+scale = 0.02
+zero_point = 3
+[[layer]]
+{layer}
+"#
+    );
+    workload::load_str(&text, Path::new("tiny.toml"), None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn stats(w: &Workload, a: &Arch) -> LayerStats {
+    let r = engine::run(&w.network, a, &w.default_input, Some(&w.default_outputs))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.checked);
+    r.layers[0].clone()
+}
+
+#[test]
+fn tiny_conv_fixed_weights_by_hand() {
+    // Input 1 x 3 x 4 (uint8), conv 3x3, 2 output channels, no padding:
+    // output 2 x 1 x 2, positions (0,0) and (0,1): one pass, PE rows 0 and 1.
+    // Columns: channel 0 and channel 1. Pieces: a 3x3 window does not fit
+    // half the RF (3 entries), a kernel row does: pieces ky = 0, 1, 2.
+    let w = tiny_workload(
+        "name = \"c\"\nop = \"conv2d\"\nout_channels = 2\nkernel = 3",
+        "[1, 3, 4]",
+    );
+    let s = stats(&w, &tiny_arch("fixed"));
+    // Counts.
+    // MACs: 2 positions x 2 channels x 9 = 36.
+    assert_eq!(s.macs, 36);
+    // Per piece, row 0 (position (0,0)) reads 3 new words from the GLB; row 1
+    // (position (0,1)) shares taps kx = 0, 1 with row 0 (they are row 0's
+    // kx = 1, 2) and reads only kx = 2: 4 GLB reads and 2 forwarded words,
+    // each forwarded to both PEs of the row (2 array reads). x 3 pieces.
+    let a = &s.accesses;
+    assert_eq!(a.glb.by_type.input.read, 12);
+    assert_eq!(a.array.by_type.input.read, 12);
+    // The input comes from DRAM: 3 rows of 4 bytes, read once and written to the GLB.
+    assert_eq!(a.dram.by_type.input.read, 12);
+    assert_eq!(a.glb.by_type.input.write, 12);
+    // Outputs: 4 words written to the GLB. No weight moves above the PEs.
+    assert_eq!(a.glb.by_type.output.write, 4);
+    assert_eq!(
+        a.dram.by_type.weight.read + a.glb.by_type.weight.read + a.array.by_type.weight.read,
+        0
+    );
+    // RF: each of the 4 PEs writes 3 inputs per piece (36), reads one input and
+    // one weight per MAC (36 + 36), plus one bias from its LUT (4): 40 LUT reads.
+    assert_eq!(a.rf.by_type.input.write, 36);
+    assert_eq!(a.rf.by_type.input.read, 36);
+    assert_eq!(a.rf.by_type.weight.read, 40);
+    assert_eq!(s.lut_reads, 40);
+    // Psum RF: 4 bias writes, then per piece one read and one write per PE
+    // (12 each), then 4 reads as the outputs leave.
+    assert_eq!(a.rf.by_type.psum.write, 16);
+    assert_eq!(a.rf.by_type.psum.read, 16);
+    // Cycles.
+    //  0: prefetch: DRAM reads of rows 0, 1, 2 (4 B at 4 B/cycle after 10
+    //     cycles of latency): data 10-11, 11-12, 12-13.
+    // 11, 12, 13: rows written to the GLB (one bank slot each), ready at 12, 13, 14.
+    // 14: piece 0: GLB read 14-15; bus: row 0's 3 bytes 15-16, row 1's 1 byte
+    //     15-16; link: row 1's 2 shared words 16-18 (they flow one cycle
+    //     behind row 0's first word). Delivered at 18. Compute 18-21 (3 MACs).
+    // 18: piece 1: GLB 18-19, bus 19-20, link 20-22; compute 22-25.
+    // 22: piece 2 (its RF buffer freed at 21): GLB 22-23, bus 23-24, link
+    //     24-26; compute 26-29.
+    // 29: outputs on the output bus (4 bytes) 29-30; GLB write 30-31. End: 31.
+    assert_eq!(s.cycles.total, 31);
+    assert_eq!(s.cycles.fill, 18); // start to the first MAC
+    assert_eq!(s.cycles.compute, 9); // 3 pieces x 3 cycles
+    assert_eq!(s.cycles.stall, 2); // 21-22 and 25-26: waiting for the link
+    assert_eq!(s.cycles.drain, 2); // 29-31
+    assert_eq!(s.pe_busy_cycles, 36);
+}
+
+#[test]
+fn tiny_fc_programmable_weights_by_hand() {
+    // FC 4 -> 3 on 4 PEs: outputs 0, 1, 2 on PEs 0, 1, 2; PE 3 idle. Pieces of
+    // 3 features: {0, 1, 2} and {3}. Every PE's weights (4 + 1 bias) fit its
+    // scratchpad: loaded once, in the only pass.
+    let w = tiny_workload("name = \"f\"\nop = \"fc\"\nout_features = 3", "[4, 1, 1]");
+    let s = stats(&w, &tiny_arch("programmable"));
+    let a = &s.accesses;
+    assert_eq!(s.macs, 12);
+    // Weights: piece 0 carries 3 PEs x 3 weights + 3 biases = 12 words,
+    // piece 1 3 x 1 = 3: 15 words from DRAM into the GLB, out over the weight bus.
+    assert_eq!(a.dram.by_type.weight.read, 15);
+    assert_eq!(a.glb.by_type.weight.write, 15);
+    assert_eq!(a.glb.by_type.weight.read, 15);
+    // Scratchpads receive the 12 weights; the 3 biases go to the psum RFs.
+    assert_eq!(a.rf.by_type.weight.write, 12);
+    assert_eq!(a.rf.by_type.weight.read, 12);
+    assert_eq!(s.lut_reads, 0);
+    // Inputs: the 4-byte vector from DRAM, once from the GLB, broadcast to 3 PEs.
+    assert_eq!(a.dram.by_type.input.read, 4);
+    assert_eq!(a.glb.by_type.input.read, 4);
+    assert_eq!(a.rf.by_type.input.write, 12);
+    assert_eq!(a.rf.by_type.input.read, 12);
+    assert_eq!(a.array.total().total(), 0);
+    // Psums: 3 bias writes + 2 pieces x 3 read/write + 3 final reads.
+    assert_eq!(a.rf.by_type.psum.write, 9);
+    assert_eq!(a.rf.by_type.psum.read, 9);
+    assert_eq!(a.glb.by_type.output.write, 3);
+    // Cycles.
+    //  0: weight reads for pieces 0 and 1 (12 B then 3 B) and the input row
+    //     (4 B) queue on the DRAM channel after 10 cycles: 10-13, 13-14, 13-15.
+    // 13: piece 0's weights into the GLB (2 slots) 13-14; 14: piece 1's 14-15;
+    // 15: the input row into the GLB, ready at 16.
+    // 16: piece 0: input GLB read 16-17, input bus 17-18; weights GLB 16-17,
+    //     weight bus (12 B) 17-19. Compute 19-22 (3 MACs).
+    // 18: piece 1: inputs arrive at 20, weights at 20; compute after piece 0: 22-23.
+    // 23: 3 outputs on the output bus 23-24, into the GLB 24-25. End: 25.
+    assert_eq!(s.cycles.total, 25);
+    assert_eq!(s.cycles.fill, 19);
+    assert_eq!(s.cycles.compute, 4);
+    assert_eq!(s.cycles.stall, 0);
+    assert_eq!(s.cycles.drain, 2);
+    assert_eq!(s.pe_busy_cycles, 12);
+}
+
+fn shipped() -> Vec<String> {
+    accsim::home::shipped("workloads")
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect()
+}
+
+#[test]
+fn invariants_over_every_shipped_workload() {
+    for arch_name in ["lu22_fixed", "lu22_programmable"] {
+        let a = arch::load(arch_name).unwrap_or_else(|e| panic!("{e}"));
+        for name in shipped() {
+            let w = workload::load(&name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let r = run(&w, &a, &RunOptions::default())
+                .unwrap_or_else(|e| panic!("{arch_name} {name}: {e}"));
+            assert!(r.report.bit_exact, "{arch_name} {name}");
+            let net = &w.network;
+            let layers = &r.engine.layers;
+            for (l, s) in net.layers.iter().zip(layers) {
+                // The engine performs exactly the workload's MACs.
+                assert_eq!(s.macs, l.macs(), "{arch_name} {name} {}", l.name);
+                assert_eq!(
+                    s.cycles.total,
+                    s.cycles.fill + s.cycles.compute + s.cycles.stall + s.cycles.drain,
+                    "{name} {}",
+                    l.name
+                );
+                if arch_name == "lu22_fixed" {
+                    // Fixed weights never travel above the PEs.
+                    let a = &s.accesses;
+                    assert_eq!(
+                        a.dram.by_type.weight.total()
+                            + a.glb.by_type.weight.total()
+                            + a.array.by_type.weight.total(),
+                        0,
+                        "{name} {}",
+                        l.name
+                    );
+                }
+            }
+            if arch_name == "lu22_programmable" {
+                // DRAM reads at least the weights (and biases) and the network input.
+                let dram_reads: u64 = layers.iter().map(|s| s.accesses.dram.total().read).sum();
+                let biases: u64 = net
+                    .layers
+                    .iter()
+                    .filter_map(|l| l.epilogue())
+                    .map(|e| e.bias.len() as u64)
+                    .sum();
+                assert!(
+                    dram_reads >= net.weight_count() + biases + net.input_shape.len() as u64,
+                    "{name}"
+                );
+            }
+            // Every output word written into the GLB to stay is read by the next
+            // layer (or is the network output); spilled words are read straight
+            // back out to DRAM.
+            for (i, s) in layers.iter().enumerate() {
+                let out = &s.accesses.glb.by_type.output;
+                let spilled = s.accesses.dram.by_type.output.write;
+                assert_eq!(out.read, spilled, "{arch_name} {name} layer {i}");
+                let resident = out.write - spilled;
+                if let Some(next) = layers.get(i + 1)
+                    && !matches!(net.layers[i + 1].op, accsim::workload::Op::Flatten)
+                {
+                    assert!(
+                        next.accesses.glb.by_type.input.read >= resident,
+                        "{arch_name} {name} layer {i}: {resident} resident output words, {} read",
+                        next.accesses.glb.by_type.input.read
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn banked_dram_runs_bit_exact_and_counts_rows() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("arch_configs/lu22_programmable.toml"),
+    )
+    .unwrap_or_default();
+    let a = arch::load_str(
+        &text.replace("model = \"simple\"", "model = \"banked\""),
+        Path::new("banked.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let w = workload::load("ic_cifar10").unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&w, &a, &RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.report.bit_exact);
+    let d: u64 = r
+        .engine
+        .layers
+        .iter()
+        .map(|s| s.dram.row_hits + s.dram.row_misses)
+        .sum();
+    let activates: u64 = r.engine.layers.iter().map(|s| s.dram.activates).sum();
+    assert!(d > 0 && activates > 0);
+}
+
+#[test]
+fn a_wrong_value_is_reported_with_its_layer_and_position() {
+    let w = workload::load("kws_cnn_one_fstride4").unwrap_or_else(|e| panic!("{e}"));
+    let a = arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    let mut wrong = w.default_outputs.clone();
+    wrong[2][[17, 0, 0]] ^= 1;
+    let e = engine::run(&w.network, &a, &w.default_input, Some(&wrong))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("layer `dnn1`")
+            && e.contains("[channel 17, row 0, column 0]")
+            && e.contains("1 of 128 elements differ"),
+        "{e}"
+    );
+}
+
+#[test]
+fn no_check_reports_not_bit_exact() {
+    let w = workload::load("kws_cnn_one_fstride4").unwrap_or_else(|e| panic!("{e}"));
+    let a = arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    let r = run(
+        &w,
+        &a,
+        &RunOptions {
+            check: false,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!r.report.bit_exact);
+    assert!(r.report.total.measured.is_some());
+}
+
+#[test]
+fn impossible_hardware_is_refused_with_the_field() {
+    let w = workload::load("kws_cnn_one_fstride4").unwrap_or_else(|e| panic!("{e}"));
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("arch_configs/lu22_programmable.toml"),
+    )
+    .unwrap_or_default();
+    // A scratchpad too small for one channel of two pieces.
+    let a = arch::load_str(
+        &base.replace(
+            "weight_scratchpad_entries = 224",
+            "weight_scratchpad_entries = 8",
+        ),
+        Path::new("small_spad.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let e = run(&w, &a, &RunOptions::default())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("small_spad.toml")
+            && e.contains("weight_scratchpad_entries")
+            && e.contains("at least 12 entries"),
+        "{e}"
+    );
+    // A GLB too small for one pass of the first layer's input rows.
+    let a = arch::load_str(
+        &base.replace("capacity_kib = 108", "capacity_kib = 0.05"),
+        Path::new("tiny_glb.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let e = run(&w, &a, &RunOptions::default())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("tiny_glb.toml") && e.contains("capacity_kib") && e.contains("cannot be tiled"),
+        "{e}"
+    );
+}

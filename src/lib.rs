@@ -33,6 +33,7 @@ pub mod reference;
 pub mod report;
 pub mod run;
 pub mod sim;
+pub mod trace;
 pub mod units;
 pub mod workload;
 

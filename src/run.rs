@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub input: Option<PathBuf>,
     /// Compare every layer with the reference executor (default true).
     pub check: bool,
+    /// Record a cycle trace.
+    pub trace: Option<crate::trace::TraceOptions>,
 }
 
 impl Default for RunOptions {
@@ -36,6 +38,7 @@ impl Default for RunOptions {
         RunOptions {
             input: None,
             check: true,
+            trace: None,
         }
     }
 }
@@ -110,7 +113,13 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
         }
         (Some(_), true) => Some(reference::run(net, input.clone()).into_parts().1),
     };
-    let engine_run = engine::run(net, arch, &input, reference_outputs.as_deref())?;
+    let engine_run = engine::run_traced(
+        net,
+        arch,
+        &input,
+        reference_outputs.as_deref(),
+        options.trace.clone(),
+    )?;
     let execution = Execution::from_parts(input, engine_run.outputs.clone());
 
     let mut layers = Vec::with_capacity(net.layers.len());

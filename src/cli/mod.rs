@@ -6,6 +6,7 @@
 
 mod check;
 mod list;
+mod plot;
 mod run;
 
 use std::process::ExitCode;
@@ -46,6 +47,11 @@ enum Command {
         after_help = "Examples:\n  accsim check workloads/cae_cnn.toml\n  accsim check cae_cnn:pose\n  accsim check arch_configs/lu22_fixed.toml"
     )]
     Check(check::CheckArgs),
+    /// Draw a trace as waveform lanes, or a report's per-layer charts (PNG or SVG).
+    #[command(
+        after_help = "Examples:\n  accsim run --workload cae_cnn --trace traces/cae.vcd --json out/cae.json\n  accsim plot --trace traces/cae.vcd --report out/cae.json --out out/cae_trace.png\n  accsim plot --trace traces/cae.vcd --window 0:200000 --out out/fill.svg\n  accsim plot --report out/cae.json --out out/cae_layers.png"
+    )]
+    Plot(plot::PlotArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -56,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::execute(&args),
         Command::List => list::execute(),
         Command::Check(args) => check::execute(&args),
+        Command::Plot(args) => plot::execute(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

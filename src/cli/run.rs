@@ -35,14 +35,53 @@ pub struct RunArgs {
     /// Skip the bit-exact comparison with the reference executor.
     #[arg(long)]
     no_check: bool,
+    /// Record a cycle trace (Value Change Dump) into FILE.vcd.
+    #[arg(long, value_name = "FILE.vcd")]
+    trace: Option<PathBuf>,
+    /// Record only cycles START to END (exclusive).
+    #[arg(long, value_name = "START:END", requires = "trace")]
+    trace_window: Option<String>,
+    /// Record only while these layers run (comma-separated indices).
+    #[arg(long, value_name = "LIST", requires = "trace")]
+    trace_layers: Option<String>,
+    /// Signal groups to record: controller, array, noc, glb, dram, ffe.
+    #[arg(
+        long,
+        value_name = "GROUPS",
+        requires = "trace",
+        default_value = "controller,array,noc,glb,dram,ffe"
+    )]
+    trace_signals: String,
+    /// Also record one busy lane per PE.
+    #[arg(long, requires = "trace")]
+    trace_pes: bool,
 }
 
 pub fn execute(args: &RunArgs) -> Result<()> {
     let arch = accsim::arch::load(args.arch.as_deref().unwrap_or("lu22_fixed"))?;
     let workload = accsim::workload::load(&args.workload)?;
+    let trace = match &args.trace {
+        None => None,
+        Some(path) => Some(accsim::trace::TraceOptions {
+            path: path.clone(),
+            window: args
+                .trace_window
+                .as_deref()
+                .map(accsim::trace::TraceOptions::parse_window)
+                .transpose()?,
+            layers: args
+                .trace_layers
+                .as_deref()
+                .map(accsim::trace::TraceOptions::parse_layers)
+                .transpose()?,
+            groups: accsim::trace::TraceOptions::parse_groups(&args.trace_signals)?,
+            per_pe: args.trace_pes,
+        }),
+    };
     let options = RunOptions {
         input: args.input.clone(),
         check: !args.no_check,
+        trace,
     };
     let result = run(&workload, &arch, &options)?;
     if !args.quiet {

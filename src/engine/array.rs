@@ -28,6 +28,7 @@ use crate::sim::{Cycle, EventQueue, Phase};
 use crate::units::DataType;
 use crate::workload::ir::{Layer, Op, Shape};
 
+use super::probes::Bus;
 use super::storage::TensorStore;
 use super::{LayerTiming, Machine};
 
@@ -132,6 +133,12 @@ pub(super) struct ArrayLayer<'a> {
     spilled_rows: u64,
     out_row_state: Vec<RowState>,
     layer_start: Cycle,
+    /// Per PE row, for traces: when the current piece arrived, its size in
+    /// RF entries, and the psums the row holds.
+    row_arrival: Vec<Cycle>,
+    row_entries: Vec<u64>,
+    row_psums: Vec<u64>,
+    activity: Vec<(usize, u64)>,
     queue: EventQueue<Event>,
 }
 
@@ -415,6 +422,10 @@ impl<'a> ArrayLayer<'a> {
             spilled_rows: 0,
             out_row_state: vec![RowState::Unallocated; out_rows],
             layer_start,
+            row_arrival: Vec::new(),
+            row_entries: Vec::new(),
+            row_psums: Vec::new(),
+            activity: Vec::new(),
             queue: EventQueue::starting_at(start),
             m,
             layer,
@@ -434,12 +445,13 @@ impl<'a> ArrayLayer<'a> {
             self.request_weights(start);
         }
         while let Some((now, event)) = self.queue.pop() {
+            self.m.trace_advance(now)?;
             match event {
                 Event::Prefetch => self.prefetch(now),
                 Event::RowArrived { row } => {
                     let words = self.input.row_words();
                     let bytes = self.input.row_bytes();
-                    let grant = self.m.glb.write(now, DataType::Input, words, bytes);
+                    let grant = self.m.glb_write(now, DataType::Input, words, bytes);
                     self.row_ready[row] = Some(grant.end);
                     if self.waiting {
                         self.waiting = false;
@@ -508,13 +520,9 @@ impl<'a> ArrayLayer<'a> {
                     return; // wait for space; a pass completion reschedules us
                 }
                 let base = self.input.dram_address(0, y, 0);
-                let done = self.m.dram.read_data(
-                    now,
-                    base,
-                    DataType::Input,
-                    self.input.row_words(),
-                    bytes,
-                );
+                let done =
+                    self.m
+                        .dram_read(now, base, DataType::Input, self.input.row_words(), bytes);
                 self.row_requested[y] = true;
                 self.input.in_glb[y] = true;
                 self.queue
@@ -545,7 +553,7 @@ impl<'a> ArrayLayer<'a> {
             if from_dram {
                 let words = self.step_weight_words(step);
                 let addr = self.weight_dram_base + self.weight_step_offsets[step];
-                let done = self.m.dram.read_data(
+                let done = self.m.dram_read(
                     now,
                     addr,
                     DataType::Weight,
@@ -597,6 +605,11 @@ impl<'a> ArrayLayer<'a> {
             return Ok(());
         }
 
+        if self.m.tracing() {
+            self.m.trace_set(|p| p.pass, now, id.pass as u64);
+            self.m.trace_set(|p| p.subpass, now, id.subpass as u64);
+            self.m.trace_set(|p| p.step, now, s as u64);
+        }
         let delivered = self.deliver_inputs(now, id);
         let weights_delivered = self.deliver_weights(now, id);
         let mut start = delivered.max(weights_delivered);
@@ -606,10 +619,21 @@ impl<'a> ArrayLayer<'a> {
         let first_of_subpass = id.piece == 0;
         if first_of_subpass {
             start = start.max(self.psum_ready);
-            self.init_psums(id);
+            self.init_psums(id, start);
         }
-        let duration = self.compute(id)?;
+        let duration = self.compute(id, start)?;
         let end = start + duration;
+        if self.m.tracing() {
+            // Each row's input RF holds the piece from its arrival to the step's end.
+            for r in 0..self.row_arrival.len() {
+                let entries = self.row_entries[r] as i64;
+                if entries > 0 {
+                    self.m
+                        .trace_add(|p| p.row_input_rf[r], self.row_arrival[r], entries);
+                    self.m.trace_add(|p| p.row_input_rf[r], end, -entries);
+                }
+            }
+        }
         self.compute_end[s] = end;
         if duration > 0 {
             self.first_compute.get_or_insert(start);
@@ -632,7 +656,7 @@ impl<'a> ArrayLayer<'a> {
             // PEs, before the next sub-pass reuses the psum RF.
             self.apply_output_stage(id);
             let (words, bytes) = self.output_words(id);
-            let bus = self.m.noc.output_bus.request(end, bytes);
+            let bus = self.m.bus(Bus::Output, end, bytes);
             // The psum RF can take the next sub-pass's psums while these drain
             // only if it holds both.
             let next_width = self
@@ -643,6 +667,12 @@ impl<'a> ArrayLayer<'a> {
                 <= self.m.arch.pe_array.psum_rf_entries as usize;
             self.psum_ready = if holds_both { end } else { bus.end };
             self.m.pe.rf_read(DataType::Psum, words);
+            if self.m.tracing() {
+                for r in 0..self.row_psums.len() {
+                    let entries = self.row_psums[r] as i64;
+                    self.m.trace_add(|p| p.row_psum_rf[r], bus.end, -entries);
+                }
+            }
             self.queue.schedule(
                 bus.end,
                 Phase::Complete,
@@ -809,6 +839,29 @@ impl<'a> ArrayLayer<'a> {
             }
         }
         self.groups_per_subpass[id.subpass] = groups;
+        if self.m.tracing() {
+            // RF entries per PE row (FC: the row of each receiving PE).
+            let pe_rows = self.m.arch.pe_array.rows as usize;
+            let cols = self.m.arch.pe_array.cols as usize;
+            self.row_entries.clear();
+            self.row_entries.resize(pe_rows, 0);
+            for (g, group) in self.groups_per_subpass[id.subpass].iter().enumerate() {
+                let len = self.plan.piece_lists[group.list]
+                    .get(id.piece)
+                    .map_or(0, Vec::len) as u64;
+                for &l in &group.lanes {
+                    for (i, &pe) in self.plan.lanes[l].pes.iter().enumerate() {
+                        if self.plan.rows_are_positions && i >= rows {
+                            break;
+                        }
+                        let _ = g;
+                        self.row_entries[pe / cols] += len;
+                    }
+                }
+            }
+            self.row_arrival.clear();
+            self.row_arrival.resize(pe_rows, now);
+        }
         self.rf = rf;
         if glb_words == 0 && per_row.iter().all(|r| r.1 == 0) {
             return now;
@@ -830,20 +883,29 @@ impl<'a> ArrayLayer<'a> {
             let mut t = now;
             let mut first = Cycle(u64::MAX);
             if from_glb > 0 {
-                let bus = self.m.noc.input_bus.request(glb.start + 1, from_glb * wb);
+                let bus = self.m.bus(Bus::Input, glb.start + 1, from_glb * wb);
                 t = t.max(bus.end);
                 first = first.min(bus.start);
             }
             if from_link > 0 && r > 0 {
                 let link_start = first_word[r - 1] + 1;
                 let link_index = (r - 1).min(self.m.noc.links.len().saturating_sub(1));
-                let link = self.m.noc.links[link_index].request(link_start, from_link);
+                let link = self.m.link(link_index, link_start, from_link);
                 t = t.max(link.end).max(arrived[r - 1] + 1);
                 first = first.min(link.start);
             }
             first_word[r] = if first == Cycle(u64::MAX) { t } else { first };
             arrived[r] = t;
             delivered = delivered.max(t);
+        }
+        if self.m.tracing() {
+            for (r, a) in self.row_arrival.iter_mut().enumerate() {
+                *a = if self.plan.rows_are_positions {
+                    arrived.get(r).copied().unwrap_or(now)
+                } else {
+                    delivered
+                };
+            }
         }
         delivered
     }
@@ -885,14 +947,14 @@ impl<'a> ArrayLayer<'a> {
             }
         }
         let bytes = glb_words * self.weight_bytes;
-        let glb = self.m.glb.read(now, DataType::Weight, glb_words, bytes);
+        let glb = self.m.glb_read(now, DataType::Weight, glb_words, bytes);
         self.m.pe.rf_write(DataType::Weight, rf_words);
-        let bus = self.m.noc.weight_bus.request(glb.start + 1, bytes);
+        let bus = self.m.bus(Bus::Weight, glb.start + 1, bytes);
         bus.end
     }
 
-    /// Biases into the psum RF at the start of a sub-pass.
-    fn init_psums(&mut self, id: StepId) {
+    /// Biases into the psum RF at the start of a sub-pass (at `start`).
+    fn init_psums(&mut self, id: StepId, start: Cycle) {
         let groups = &self.groups_per_subpass[id.subpass];
         let rows = if self.plan.rows_are_positions {
             pass_positions(self.plan, id.pass).len()
@@ -940,6 +1002,27 @@ impl<'a> ArrayLayer<'a> {
             }
         }
         self.m.pe.rf_write(DataType::Psum, writes);
+        if self.m.tracing() {
+            let cols = self.m.arch.pe_array.cols as usize;
+            self.row_psums.clear();
+            self.row_psums.resize(self.m.arch.pe_array.rows as usize, 0);
+            for group in &self.groups_per_subpass[id.subpass] {
+                for &l in &group.lanes {
+                    let lane = &self.plan.lanes[l];
+                    let width = lane.subpasses.get(id.subpass).map_or(0, |r| r.len()) as u64;
+                    for (i, &pe) in lane.pes.iter().enumerate() {
+                        if self.plan.rows_are_positions && i >= rows {
+                            break;
+                        }
+                        self.row_psums[pe / cols] += width;
+                    }
+                }
+            }
+            for r in 0..self.row_psums.len() {
+                let entries = self.row_psums[r] as i64;
+                self.m.trace_add(|p| p.row_psum_rf[r], start, entries);
+            }
+        }
         if !self.programmable {
             // Fixed mode: biases live in the look-up table with the weights.
             self.m.pe.rf_read(DataType::Weight, writes);
@@ -947,8 +1030,8 @@ impl<'a> ArrayLayer<'a> {
         }
     }
 
-    /// The PEs compute the step; returns its duration (the slowest PE).
-    fn compute(&mut self, id: StepId) -> Result<u64> {
+    /// The PEs compute the step from `start`; returns its duration (the slowest PE).
+    fn compute(&mut self, id: StepId, start: Cycle) -> Result<u64> {
         let groups = std::mem::take(&mut self.groups_per_subpass[id.subpass]);
         let rows = if self.plan.rows_are_positions {
             pass_positions(self.plan, id.pass).len()
@@ -957,6 +1040,9 @@ impl<'a> ArrayLayer<'a> {
         };
         let stride = self.plan.positions_per_pass.max(1);
         let mut longest = 0u64;
+        // (PE row, busy cycles) of every PE that computes, for the trace.
+        let mut activity = std::mem::take(&mut self.activity);
+        activity.clear();
         for (g, group) in groups.iter().enumerate() {
             let Some((cols, offset)) = group.blocks.get(id.piece).cloned() else {
                 continue;
@@ -991,6 +1077,17 @@ impl<'a> ArrayLayer<'a> {
                 for &pe in &active {
                     self.m.pe.busy_cycles[pe] += cycles;
                 }
+                if self.m.tracing() {
+                    let cols = self.m.arch.pe_array.cols as usize;
+                    for &pe in &active {
+                        activity.push((pe / cols, cycles));
+                        if let Some((t, p)) = &mut self.m.trace
+                            && let Some(&id) = p.pe_busy.get(pe)
+                        {
+                            t.busy(id, start, start + cycles);
+                        }
+                    }
+                }
                 let n = active.len() as u64;
                 let macs = macs_per_pe * n;
                 self.m.pe.macs += macs;
@@ -1006,6 +1103,36 @@ impl<'a> ArrayLayer<'a> {
             }
         }
         self.groups_per_subpass[id.subpass] = groups;
+        if self.m.tracing() && !activity.is_empty() {
+            // One change per row and distinct end: +n at the start, -k at each end.
+            activity.sort_unstable();
+            let mut i = 0;
+            while i < activity.len() {
+                let row = activity[i].0;
+                let j = activity[i..]
+                    .iter()
+                    .position(|&(r, _)| r != row)
+                    .map_or(activity.len(), |k| i + k);
+                let busiest = activity[i..j].iter().map(|&(_, c)| c).max().unwrap_or(0);
+                self.m
+                    .trace_add(|p| p.row_active_pes[row], start, (j - i) as i64);
+                let mut k = i;
+                while k < j {
+                    let cycles = activity[k].1;
+                    let same = activity[k..j]
+                        .iter()
+                        .take_while(|&&(_, c)| c == cycles)
+                        .count();
+                    self.m
+                        .trace_add(|p| p.row_active_pes[row], start + cycles, -(same as i64));
+                    k += same;
+                }
+                self.m
+                    .trace_busy(|p| p.row_busy[row], start, start + busiest);
+                i = j;
+            }
+        }
+        self.activity = activity;
         Ok(longest)
     }
 
@@ -1107,7 +1234,7 @@ impl<'a> ArrayLayer<'a> {
                 .m
                 .glb
                 .read(w.end, DataType::Output, spill_words, spill_words * wb);
-            let done = self.m.dram.write_data(
+            let done = self.m.dram_write(
                 r.end,
                 spill_addr.unwrap_or(0),
                 DataType::Output,

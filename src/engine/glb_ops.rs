@@ -103,7 +103,7 @@ pub(super) fn run(
                 .field("capacity_kib")
                 .into());
             }
-            let done = m.dram.read_data(
+            let done = m.dram_read(
                 at,
                 input.dram_address(0, y, 0),
                 DataType::Input,
@@ -126,6 +126,8 @@ pub(super) fn run(
     let mut spilled_rows = 0;
     let wb = input.word_bytes;
     for oy in 0..out_rows {
+        m.trace_advance(t)?;
+        m.trace_set(|p| p.step, t, oy as u64);
         let rows = input_rows(layer, oy, height);
         fetch(m, input, &mut ready, rows.clone(), t)?;
         // Fetch ahead for the next output row while this one computes.
@@ -139,6 +141,7 @@ pub(super) fn run(
             .glb
             .read(data_ready.max(t), DataType::Input, reads, reads * wb);
         let work = unit.request(glb.start, reads * wb);
+        m.trace_busy(|p| p.pool_busy, work.start, work.end);
         let done = work.end.max(glb.end);
         first_compute.get_or_insert(work.start);
         compute += work.end.since(work.start);
@@ -153,14 +156,14 @@ pub(super) fn run(
         let bytes = output.row_bytes();
         if m.glb.space.try_take(bytes) {
             output.in_glb[oy] = true;
-            end = end.max(m.glb.write(done, DataType::Output, words, bytes).end);
+            end = end.max(m.glb_write(done, DataType::Output, words, bytes).end);
         } else {
             if output.dram_base.is_none() {
                 output.dram_base = Some(m.allocator.allocate(output.bytes()));
             }
-            let w = m.glb.write(done, DataType::Output, words, bytes);
-            let r = m.glb.read(w.end, DataType::Output, words, bytes);
-            end = end.max(m.dram.write_data(
+            let w = m.glb_write(done, DataType::Output, words, bytes);
+            let r = m.glb_read(w.end, DataType::Output, words, bytes);
+            end = end.max(m.dram_write(
                 r.end,
                 output.dram_address(0, oy, 0),
                 DataType::Output,

@@ -18,6 +18,7 @@
 
 mod array;
 mod glb_ops;
+mod probes;
 pub mod stats;
 mod storage;
 
@@ -46,6 +47,8 @@ pub(crate) struct Machine {
     pub array_accesses: LevelAccesses,
     pub allocator: DramAllocator,
     pub events: u64,
+    /// The tracer and its signals, when tracing.
+    pub trace: Option<(crate::trace::Tracer, probes::Probes)>,
 }
 
 impl Machine {
@@ -59,6 +62,7 @@ impl Machine {
             array_accesses: LevelAccesses::default(),
             allocator: DramAllocator::new(u64::from(arch.dram.banked.row_bytes)),
             events: 0,
+            trace: None,
         }
     }
 
@@ -121,8 +125,30 @@ pub fn run(
     input: &Activations,
     reference: Option<&[Activations]>,
 ) -> Result<EngineRun> {
+    run_traced(network, arch, input, reference, None)
+}
+
+/// [`run`], recording a cycle trace when `trace` is given.
+pub fn run_traced(
+    network: &Network,
+    arch: &Arch,
+    input: &Activations,
+    reference: Option<&[Activations]>,
+    trace: Option<crate::trace::TraceOptions>,
+) -> Result<EngineRun> {
     let dataflow = dataflow_for(arch);
     let mut m = Machine::new(arch);
+    if let Some(options) = trace {
+        let mut tracer = crate::trace::Tracer::new(options, arch.clock_mhz);
+        let probes = probes::Probes::define(
+            &mut tracer,
+            arch.pe_array.rows as usize,
+            arch.pe_array.cols as usize,
+        );
+        tracer.begin()?;
+        m.dram.log_busy = true;
+        m.trace = Some((tracer, probes));
+    }
     let n = network.layers.len();
 
     // Tensor stores: one per tensor that holds data; flatten outputs are
@@ -157,6 +183,16 @@ pub fn run(
     let mut outputs = Vec::with_capacity(n);
     for (i, layer) in network.layers.iter().enumerate() {
         let plan = dataflow.plan(layer, arch)?;
+        m.trace_advance(now)?;
+        if let Some((t, p)) = &mut m.trace {
+            t.layer_starts(i, now);
+            t.set(p.layer, now, i as u64);
+            t.set(
+                p.mac_cycles,
+                now,
+                u64::from(arch.pe_array.mac_latency_cycles),
+            );
+        }
         let before = m.snapshot();
         m.glb.space.reset_peak();
         let src_store =
@@ -212,6 +248,9 @@ pub fn run(
         outputs.push(out);
         check(layer, i, outputs.last(), reference)?;
         layers.push(stats);
+    }
+    if let Some((t, _)) = &mut m.trace {
+        t.finish(now)?;
     }
     Ok(EngineRun {
         total_cycles: now.get(),

@@ -118,8 +118,8 @@ pub(crate) fn evict_rows(
                 input.dram_base = Some(m.allocator.allocate(input.bytes()));
             }
             let (words, row_bytes) = (input.row_words(), input.row_bytes());
-            let read = m.glb.read(at, DataType::Input, words, row_bytes);
-            done = done.max(m.dram.write_data(
+            let read = m.glb_read(at, DataType::Input, words, row_bytes);
+            done = done.max(m.dram_write(
                 read.end,
                 input.dram_address(0, y, 0),
                 DataType::Input,

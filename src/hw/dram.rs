@@ -57,6 +57,10 @@ pub struct Dram {
     writes_in_flight: VecDeque<Cycle>,
     stats: DramStats,
     accesses: LevelAccesses,
+    /// Channel occupancy intervals since the last `take_busy_log` (kept only
+    /// when `log_busy` is set, for traces).
+    busy_log: Vec<(Cycle, Cycle)>,
+    pub log_busy: bool,
 }
 
 impl Dram {
@@ -69,7 +73,22 @@ impl Dram {
             writes_in_flight: VecDeque::new(),
             stats: DramStats::default(),
             accesses: LevelAccesses::default(),
+            busy_log: Vec::new(),
+            log_busy: false,
         }
+    }
+
+    /// The channel's busy intervals since the last call.
+    pub fn take_busy_log(&mut self) -> Vec<(Cycle, Cycle)> {
+        std::mem::take(&mut self.busy_log)
+    }
+
+    fn transfer(&mut self, at: Cycle, bytes: u64) -> crate::sim::Grant {
+        let g = self.channel.request(at, bytes);
+        if self.log_busy {
+            self.busy_log.push((g.start, g.end));
+        }
+        g
     }
 
     /// Reads `words` words of `data` (`bytes` bytes) at `addr`; returns the completion cycle.
@@ -146,8 +165,7 @@ impl Dram {
         }
         let done = match self.config.model {
             DramModel::Simple => {
-                self.channel
-                    .request(issue + u64::from(self.config.latency_cycles), bytes)
+                self.transfer(issue + u64::from(self.config.latency_cycles), bytes)
                     .end
             }
             DramModel::Banked => self.banked_access(issue, addr, bytes),
@@ -157,7 +175,7 @@ impl Dram {
     }
 
     fn banked_access(&mut self, issue: Cycle, addr: u64, bytes: u64) -> Cycle {
-        let b = &self.config.banked;
+        let b = self.config.banked.clone();
         let burst = u64::from(b.burst_bytes);
         let row_bytes = u64::from(b.row_bytes);
         let banks = self.banks.len().max(1) as u64;
@@ -167,8 +185,9 @@ impl Dram {
         for burst_index in first..=last {
             let burst_addr = burst_index * burst;
             let row_index = burst_addr / row_bytes;
-            let bank = &mut self.banks[(row_index % banks) as usize];
+            let bank_index = (row_index % banks) as usize;
             let row = row_index / banks;
+            let bank = self.banks[bank_index];
             let command = issue.max(bank.ready);
             let data_at = match bank.open_row {
                 Some(open) if open == row => {
@@ -185,10 +204,12 @@ impl Dram {
                     command + u64::from(b.t_rcd_cycles + b.t_cas_cycles)
                 }
             };
-            bank.open_row = Some(row);
-            let grant = self.channel.request(data_at, burst);
+            let grant = self.transfer(data_at, burst);
             // The bank takes its next column command once this burst's data flows.
-            bank.ready = grant.start;
+            self.banks[bank_index] = Bank {
+                open_row: Some(row),
+                ready: grant.start,
+            };
             done = done.max(grant.end);
         }
         done

@@ -1,0 +1,510 @@
+//! Pictures of a run (docs/traces.md): waveform lanes from a trace, and
+//! per-layer charts from a report. PNG or SVG by the output's extension; the
+//! font is embedded, so no system library or installed font is needed.
+//!
+//! Long windows are down-sampled honestly: each pixel column shows the
+//! time-weighted mean of the signal over the cycles it covers, so a busy
+//! lane shows the fraction of those cycles it was busy, and a rate lane
+//! (bytes per cycle) the bytes moved in them over their length.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use super::read::Waveform;
+use crate::error::{Error, InputError, Result};
+
+const FONT: &str = "accsim-mono";
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
+
+fn register_font() {
+    // Registering twice is harmless; a font that fails to parse would be a
+    // build defect caught by the tests.
+    let _ = plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES);
+}
+
+fn font(size: f64) -> TextStyle<'static> {
+    (FONT, size).into_font().into()
+}
+
+/// What a lane shows.
+enum LaneKind {
+    /// Mean of a 0/1 signal: fraction busy.
+    Busy,
+    /// Mean of a level.
+    Level,
+    /// Growth of a cumulative counter per cycle.
+    Rate,
+}
+
+struct Lane {
+    label: String,
+    kind: LaneKind,
+    /// Value per pixel column.
+    values: Vec<f64>,
+}
+
+fn output_kind(out: &Path) -> Result<bool, InputError> {
+    match out.extension().and_then(|e| e.to_str()) {
+        Some("png") => Ok(true),
+        Some("svg") => Ok(false),
+        _ => Err(InputError::new(out, "the output must end in .png or .svg")),
+    }
+}
+
+fn draw_error(out: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Output {
+        path: out.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Renders `wave` as lanes against cycles; `layer_names` labels the layer
+/// boundaries (from a report) when given.
+pub fn waveform(wave: &Waveform, layer_names: Option<&[String]>, out: &Path) -> Result<()> {
+    register_font();
+    let png = output_kind(out)?;
+    let columns = 1400usize;
+    let (a, b) = (wave.start, wave.end.max(wave.start + 1));
+    let span = (b - a) as f64;
+    let edges: Vec<u64> = (0..=columns)
+        .map(|i| a + (span * i as f64 / columns as f64) as u64)
+        .collect();
+    let column_values = |f: &dyn Fn(u64, u64) -> f64| -> Vec<f64> {
+        (0..columns)
+            .map(|i| {
+                if edges[i + 1] > edges[i] {
+                    f(edges[i], edges[i + 1])
+                } else {
+                    f(edges[i], edges[i] + 1)
+                }
+            })
+            .collect()
+    };
+
+    let mut lanes: Vec<Lane> = Vec::new();
+    let sum_of = |prefix: &'static str, suffix: &'static str| -> Vec<&super::read::SignalTrace> {
+        wave.signals
+            .iter()
+            .filter(|s| s.name.starts_with(prefix) && s.name.ends_with(suffix))
+            .collect()
+    };
+    let active = sum_of("array.row", "_active_pes");
+    if !active.is_empty() {
+        lanes.push(Lane {
+            label: "PEs busy".into(),
+            kind: LaneKind::Level,
+            values: column_values(&|x, y| active.iter().map(|s| s.mean(x, y)).sum()),
+        });
+    }
+    for s in wave
+        .matching("array.row")
+        .filter(|s| s.name.ends_with("_busy"))
+    {
+        lanes.push(Lane {
+            label: s.name.trim_start_matches("array.").to_string(),
+            kind: LaneKind::Busy,
+            values: column_values(&|x, y| s.mean(x, y)),
+        });
+    }
+    let rf = sum_of("array.row", "_input_rf_entries");
+    if !rf.is_empty() {
+        lanes.push(Lane {
+            label: "input RF entries".into(),
+            kind: LaneKind::Level,
+            values: column_values(&|x, y| rf.iter().map(|s| s.mean(x, y)).sum()),
+        });
+    }
+    for name in [
+        "noc.input_bus_busy",
+        "noc.weight_bus_busy",
+        "noc.output_bus_busy",
+        "glb.read_busy",
+        "glb.write_busy",
+        "glb.pooling_unit_busy",
+        "dram.channel_busy",
+    ] {
+        if let Some(s) = wave.get(name) {
+            lanes.push(Lane {
+                label: name.to_string(),
+                kind: LaneKind::Busy,
+                values: column_values(&|x, y| s.mean(x, y)),
+            });
+        }
+    }
+    if let Some(s) = wave.get("glb.used_bytes") {
+        lanes.push(Lane {
+            label: "GLB bytes used".into(),
+            kind: LaneKind::Level,
+            values: column_values(&|x, y| s.mean(x, y)),
+        });
+    }
+    let dram: Vec<&super::read::SignalTrace> = ["dram.read_bytes_total", "dram.write_bytes_total"]
+        .iter()
+        .filter_map(|n| wave.get(n))
+        .collect();
+    if !dram.is_empty() {
+        lanes.push(Lane {
+            label: "DRAM bytes/cycle".into(),
+            kind: LaneKind::Rate,
+            values: column_values(&|x, y| {
+                dram.iter()
+                    .map(|s| {
+                        (s.value_at(y.saturating_sub(1)) as f64
+                            - s.value_at(x.saturating_sub(1)) as f64)
+                            / (y - x) as f64
+                    })
+                    .sum()
+            }),
+        });
+    }
+    if let Some(s) = wave.get("glb.read_words_total") {
+        lanes.push(Lane {
+            label: "GLB words read/cycle".into(),
+            kind: LaneKind::Rate,
+            values: column_values(&|x, y| {
+                (s.value_at(y.saturating_sub(1)) as f64 - s.value_at(x.saturating_sub(1)) as f64)
+                    / (y - x) as f64
+            }),
+        });
+    }
+    for s in wave.matching("ffe.") {
+        let kind = if s.width == 1 {
+            LaneKind::Busy
+        } else {
+            LaneKind::Level
+        };
+        lanes.push(Lane {
+            label: s.name.clone(),
+            kind,
+            values: column_values(&|x, y| s.mean(x, y)),
+        });
+    }
+
+    // Layer boundaries.
+    let layers: Vec<(u64, u64)> = wave
+        .get("controller.layer")
+        .map(|s| s.changes.clone())
+        .unwrap_or_default();
+
+    let picture = WavePicture {
+        title: format!("accsim trace, cycles {a} to {b}"),
+        lanes,
+        layers,
+        layer_names: layer_names.map(<[String]>::to_vec),
+        start: a,
+        end: b,
+        columns,
+    };
+    let (width, height) = picture.size();
+    if png {
+        picture
+            .draw(BitMapBackend::new(out, (width, height)).into_drawing_area())
+            .map_err(|e| draw_error(out, e))
+    } else {
+        picture
+            .draw(SVGBackend::new(out, (width, height)).into_drawing_area())
+            .map_err(|e| draw_error(out, e))
+    }
+}
+
+/// A waveform picture, ready to draw on any backend.
+struct WavePicture {
+    title: String,
+    lanes: Vec<Lane>,
+    layers: Vec<(u64, u64)>,
+    layer_names: Option<Vec<String>>,
+    start: u64,
+    end: u64,
+    columns: usize,
+}
+
+const LABEL_W: u32 = 230;
+const LANE_H: u32 = 34;
+const TOP: u32 = 60;
+
+impl WavePicture {
+    fn size(&self) -> (u32, u32) {
+        (
+            LABEL_W + self.columns as u32 + 20,
+            TOP + LANE_H * self.lanes.len() as u32 + 50,
+        )
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String> {
+        let (a, b) = (self.start, self.end);
+        let span = (b - a) as f64;
+        let columns = self.columns;
+        let lanes = &self.lanes;
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.draw(&Text::new(self.title.clone(), (10, 10), font(18.0)))
+            .map_err(|e| e.to_string())?;
+        let x_of =
+            |t: u64| LABEL_W as i32 + ((t.saturating_sub(a)) as f64 / span * columns as f64) as i32;
+        // Layer boundaries and labels.
+        for (i, &(t, layer)) in self.layers.iter().enumerate() {
+            let x = x_of(t);
+            root.draw(&PathElement::new(
+                vec![
+                    (x, TOP as i32 - 14),
+                    (x, (TOP + LANE_H * lanes.len() as u32) as i32),
+                ],
+                BLACK.mix(0.35),
+            ))
+            .map_err(|e| e.to_string())?;
+            let next = self.layers.get(i + 1).map_or(b, |&(n, _)| n);
+            if x_of(next) - x > 24 {
+                let name = self
+                    .layer_names
+                    .as_ref()
+                    .and_then(|n| n.get(layer as usize))
+                    .cloned()
+                    .unwrap_or_else(|| format!("L{layer}"));
+                root.draw(&Text::new(name, (x + 2, TOP as i32 - 16), font(11.0)))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        for (li, lane) in lanes.iter().enumerate() {
+            let y0 = (TOP + li as u32 * LANE_H) as i32;
+            let y1 = y0 + LANE_H as i32 - 4;
+            let max = lane.values.iter().cloned().fold(0.0f64, f64::max);
+            let scale = match lane.kind {
+                LaneKind::Busy => 1.0,
+                _ => {
+                    if max > 0.0 {
+                        max
+                    } else {
+                        1.0
+                    }
+                }
+            };
+            let label = match lane.kind {
+                LaneKind::Busy => lane.label.clone(),
+                _ => format!("{} (max {})", lane.label, short(max)),
+            };
+            root.draw(&Text::new(label, (6, y0 + 8), font(12.0)))
+                .map_err(|e| e.to_string())?;
+            root.draw(&Rectangle::new(
+                [(LABEL_W as i32, y0), (LABEL_W as i32 + columns as i32, y1)],
+                BLACK.mix(0.06).filled(),
+            ))
+            .map_err(|e| e.to_string())?;
+            let colour = match lane.kind {
+                LaneKind::Busy => RGBColor(31, 119, 180),
+                LaneKind::Level => RGBColor(44, 160, 44),
+                LaneKind::Rate => RGBColor(214, 39, 40),
+            };
+            for (c, &v) in lane.values.iter().enumerate() {
+                let h = ((v / scale).clamp(0.0, 1.0) * (y1 - y0) as f64).round() as i32;
+                if h > 0 {
+                    let x = LABEL_W as i32 + c as i32;
+                    root.draw(&Rectangle::new([(x, y1 - h), (x + 1, y1)], colour.filled()))
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        let axis_y = (TOP + LANE_H * lanes.len() as u32 + 6) as i32;
+        for k in 0..=10 {
+            let t = a + (span * k as f64 / 10.0) as u64;
+            let x = x_of(t);
+            root.draw(&PathElement::new(vec![(x, axis_y), (x, axis_y + 5)], BLACK))
+                .map_err(|e| e.to_string())?;
+            root.draw(&Text::new(
+                short(t as f64),
+                (x - 10, axis_y + 8),
+                font(11.0),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+        root.draw(&Text::new(
+            "cycles".to_string(),
+            (LABEL_W as i32 + columns as i32 / 2, axis_y + 24),
+            font(12.0),
+        ))
+        .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    }
+}
+
+fn short(n: f64) -> String {
+    match n.abs() {
+        x if x >= 1e9 => format!("{:.2}G", n / 1e9),
+        x if x >= 1e6 => format!("{:.2}M", n / 1e6),
+        x if x >= 1e3 => format!("{:.1}k", n / 1e3),
+        x if x >= 10.0 || x == 0.0 => format!("{n:.0}"),
+        _ => format!("{n:.2}"),
+    }
+}
+
+/// Per-layer figures read from a report.
+struct LayerBars {
+    name: String,
+    energy: [f64; 5],
+    cycles: [f64; 4],
+    utilisation: f64,
+}
+
+fn bars_of(report: &serde_json::Value, path: &Path) -> Result<Vec<LayerBars>, InputError> {
+    let layers = report["layers"]
+        .as_array()
+        .ok_or_else(|| InputError::new(path, "not an accsim report: no `layers` array"))?;
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let rows: Vec<LayerBars> = layers
+        .iter()
+        .map(|l| LayerBars {
+            name: l["name"].as_str().unwrap_or("?").to_string(),
+            energy: ["mac", "rf", "array", "glb", "dram"].map(|k| num(&l["energy"][k])),
+            cycles: ["compute", "stall", "fill", "drain"].map(|k| num(&l["cycle_split"][k])),
+            utilisation: num(&l["utilisation"]),
+        })
+        .collect();
+    if layers.first().is_some_and(|l| l.get("energy").is_none()) {
+        return Err(InputError::new(
+            path,
+            "the report has no engine measurements (cycles, energy): run it with a simulated engine",
+        ));
+    }
+    Ok(rows)
+}
+
+/// Renders the per-layer charts of a report (JSON): energy by level
+/// (stacked), cycles split into compute, stall, fill and drain (stacked),
+/// and PE utilisation.
+pub fn report_charts(report_path: &Path, out: &Path) -> Result<()> {
+    register_font();
+    let png = output_kind(out)?;
+    let text = std::fs::read_to_string(report_path)
+        .map_err(|e| InputError::new(report_path, format!("cannot read the report: {e}")))?;
+    let report: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| InputError::new(report_path, format!("not a JSON report: {e}")))?;
+    let bars = bars_of(&report, report_path)?;
+    let title = format!(
+        "{} on {}",
+        report["workload"]["name"].as_str().unwrap_or("?"),
+        report["arch"]["name"].as_str().unwrap_or("?")
+    );
+    let n = bars.len().max(1);
+    let (width, height) = ((160 + 46 * n as u32).max(900), 1100u32);
+    if png {
+        draw_charts(
+            BitMapBackend::new(out, (width, height)).into_drawing_area(),
+            &title,
+            &bars,
+        )
+        .map_err(|e| draw_error(out, e))
+    } else {
+        draw_charts(
+            SVGBackend::new(out, (width, height)).into_drawing_area(),
+            &title,
+            &bars,
+        )
+        .map_err(|e| draw_error(out, e))
+    }
+}
+
+fn draw_charts<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    bars: &[LayerBars],
+) -> std::result::Result<(), String> {
+    let n = bars.len().max(1);
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (header, body) = root.split_vertically(36);
+    header
+        .draw(&Text::new(title.to_string(), (10, 8), font(18.0)))
+        .map_err(|e| e.to_string())?;
+    let panels = body.split_evenly((3, 1));
+    let palette = [
+        RGBColor(148, 103, 189),
+        RGBColor(44, 160, 44),
+        RGBColor(255, 127, 14),
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+    ];
+    let stacked = |area: &DrawingArea<DB, Shift>,
+                   caption: &str,
+                   y_label: &str,
+                   series: &[&str],
+                   values: &dyn Fn(&LayerBars) -> Vec<f64>|
+     -> std::result::Result<(), String> {
+        let max = bars
+            .iter()
+            .map(|b| values(b).iter().sum::<f64>())
+            .fold(0.0f64, f64::max)
+            .max(1e-9);
+        let mut chart = ChartBuilder::on(area)
+            .caption(caption, font(15.0))
+            .margin(10)
+            .x_label_area_size(70)
+            .y_label_area_size(80)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..max * 1.08)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x| {
+                bars.get(x.round().max(0.0) as usize)
+                    .map(|b| b.name.clone())
+                    .unwrap_or_default()
+            })
+            .x_label_style(font(10.0).transform(FontTransform::Rotate90))
+            .y_desc(y_label)
+            .y_label_formatter(&|y| short(*y))
+            .label_style(font(11.0))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (k, name) in series.iter().enumerate() {
+            let colour = palette[k % palette.len()];
+            chart
+                .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                    let v = values(b);
+                    let below: f64 = v[..k].iter().sum();
+                    Rectangle::new(
+                        [(i as f64 - 0.35, below), (i as f64 + 0.35, below + v[k])],
+                        colour.filled(),
+                    )
+                }))
+                .map_err(|e| e.to_string())?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .label_font(font(11.0))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK.mix(0.3))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| e.to_string())
+    };
+    stacked(
+        &panels[0],
+        "energy by level (one 16-bit MAC = 1)",
+        "energy",
+        &["MAC", "RF", "array", "GLB", "DRAM"],
+        &|b| b.energy.to_vec(),
+    )?;
+    stacked(
+        &panels[1],
+        "cycles",
+        "cycles",
+        &["compute", "stall", "fill", "drain"],
+        &|b| b.cycles.to_vec(),
+    )?;
+    stacked(
+        &panels[2],
+        "PE utilisation",
+        "busy PE-cycles / (PEs x cycles)",
+        &["utilisation"],
+        &|b| vec![b.utilisation],
+    )?;
+    root.present().map_err(|e| e.to_string())
+}

@@ -6,7 +6,8 @@
 //! - [`generate`]: deterministic seeded tensors;
 //! - [`npy`]: .npy files in and out;
 //! - [`calibrate`]: output quantisation from observed accumulators;
-//! - [`onnx`]: quantised ONNX models (`.onnx`) into the IR.
+//! - [`onnx`]: quantised ONNX models (`.onnx`) into the IR;
+//! - [`scalesim`]: SCALE-Sim topology CSV files (`.csv`), generated weights.
 
 pub mod calibrate;
 pub mod format;
@@ -15,6 +16,7 @@ pub mod ir;
 pub mod load;
 pub mod npy;
 pub mod onnx;
+pub mod scalesim;
 
 pub use ir::{Activations, Layer, Network, Op, Shape, TensorSource};
 pub use load::{Workload, load_file, load_str};
@@ -61,6 +63,7 @@ pub fn load(spec: &str) -> Result<Workload> {
             }
             onnx::load_file(&path)
         }
+        Some("csv") => scalesim::load_file(&path),
         _ => load_file(&path, variant),
     }
 }

@@ -1657,7 +1657,7 @@ impl<'a> Importer<'a> {
             clamp_max = clamp_max.min(q.quantize(f64::from(hi)));
         }
         let activation = match (w.lo, w.hi) {
-            (Some(l), None) if l == 0.0 => Activation::Relu,
+            (Some(0.0), None) => Activation::Relu,
             (Some(l), Some(h)) if l == 0.0 && h == 6.0 => Activation::Relu6,
             _ => Activation::None,
         };

@@ -237,7 +237,7 @@ mod tests {
             0,
             255,
         );
-        assert_eq!(st.apply(4), 8); // (2 + 0.25) / 0.5 = 4.5 -> 4, + 3
+        assert_eq!(st.apply(4), 7); // (2 + 0.25) / 0.5 = 4.5 -> 4 (even), + 3
         assert_eq!(st.apply(-100), 0); // clamped
     }
 

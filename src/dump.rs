@@ -4,7 +4,8 @@
 //!
 //! Files: `input.npy`, and per layer `NN_<name>.input.npy`,
 //! `NN_<name>.output.npy`, and for weighted layers `NN_<name>.weights.npy`
-//! (storage type) and `NN_<name>.bias.npy` (int64, accumulator units).
+//! (storage type) and `NN_<name>.bias.npy` (int64, accumulator units); an
+//! `add` layer also writes its second input as `NN_<name>.input2.npy`.
 
 use std::path::Path;
 
@@ -14,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::numerics::{Activation, OutputStage, Rounding, TensorQuant, WeightQuant};
 use crate::reference::Execution;
 use crate::run::numerics_name;
-use crate::workload::ir::{Network, Op, Padding, TensorSource};
+use crate::workload::ir::{AddRule, Network, Op, Padding, TensorSource};
 use crate::workload::npy;
 
 #[derive(Serialize)]
@@ -58,6 +59,14 @@ struct LayerEntry {
     activation: Option<Activation>,
     #[serde(skip_serializing_if = "Option::is_none")]
     output_stage: Option<OutputStage>,
+    /// `add`: the second input tensor and the sum's rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    second_input: Option<TensorEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    add_rule: Option<AddRule>,
+    /// `qlinear_avg_pool`: divide by the whole window, padding included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count_include_pad: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -143,6 +152,9 @@ pub fn write(dir: &Path, network: &Network, execution: &Execution) -> Result<()>
             bias_file: None,
             activation: None,
             output_stage: None,
+            second_input: None,
+            add_rule: None,
+            count_include_pad: None,
         };
         let weights = match &layer.op {
             Op::Conv2d(c) => {
@@ -182,6 +194,28 @@ pub fn write(dir: &Path, network: &Network, execution: &Execution) -> Result<()>
                 None
             }
             Op::Flatten => None,
+            Op::Add(a) => {
+                let second = layer.inputs.get(1).copied().unwrap_or(source);
+                entry.second_input = Some(write_activations(
+                    dir,
+                    &format!("{stem}.input2.npy"),
+                    execution.tensor(second),
+                    &a.input_quants[1],
+                )?);
+                entry.add_rule = Some(a.rule);
+                None
+            }
+            Op::QLinearAvgPool(q) => {
+                let p = q.pool;
+                entry.pool = Some(PoolEntry {
+                    kernel: p.kernel,
+                    stride: p.stride,
+                    padding: p.padding,
+                    ceil_mode: p.ceil_mode,
+                });
+                entry.count_include_pad = Some(q.count_include_pad);
+                None
+            }
         };
         if let Some((shape, values, quant, epilogue)) = weights {
             let file = format!("{stem}.weights.npy");

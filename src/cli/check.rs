@@ -25,6 +25,13 @@ fn kind_of(spec: &str) -> Result<(Kind, String)> {
     let (name, _) = accsim::workload::split_variant(spec);
     let path = accsim::workload::resolve(name)
         .or_else(|_| accsim::home::resolve(name, "arch_configs", "check"))?;
+    // ONNX models and SCALE-Sim topologies are workloads (and not TOML text).
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx") || e.eq_ignore_ascii_case("csv"))
+    {
+        return Ok((Kind::Workload, spec.to_string()));
+    }
     let text = std::fs::read_to_string(&path)
         .map_err(|e| InputError::new(&path, format!("cannot read: {e}")))?;
     let table = text.parse::<toml::Table>().ok();

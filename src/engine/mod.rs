@@ -162,7 +162,17 @@ pub fn run_traced(
             store_of.push(store_of[src]);
         } else {
             store_of.push(i + 1);
-            readers[store_of[src]] += 1;
+            // Each distinct tensor a layer reads counts once.
+            let mut read: Vec<usize> = layer
+                .inputs
+                .iter()
+                .map(|&s| store_of[source_index(s)])
+                .collect();
+            read.sort_unstable();
+            read.dedup();
+            for s in read {
+                readers[s] += 1;
+            }
         }
     }
 
@@ -231,11 +241,33 @@ pub fn run_traced(
                     word_bytes(&layer.output_quant),
                     readers[i + 1],
                 );
-                let input = stores[src_store].as_mut().ok_or_else(|| missing(layer))?;
-                let timing = glb_ops::run(&mut m, layer, input, &mut output, now)?;
-                input.readers_left = input.readers_left.saturating_sub(1);
+                // Take each distinct input store out of the table for the run.
+                let sources: Vec<usize> = layer
+                    .inputs
+                    .iter()
+                    .map(|&s| store_of[source_index(s)])
+                    .collect();
+                let mut distinct = sources.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                let operand_of: Vec<usize> = sources
+                    .iter()
+                    .map(|s| distinct.iter().position(|d| d == s).unwrap_or(0))
+                    .collect();
+                let mut taken: Vec<TensorStore> = Vec::with_capacity(distinct.len());
+                for &d in &distinct {
+                    taken.push(stores[d].take().ok_or_else(|| missing(layer))?);
+                }
+                let result = {
+                    let mut refs: Vec<&mut TensorStore> = taken.iter_mut().collect();
+                    glb_ops::run(&mut m, layer, &mut refs, &operand_of, &mut output, now)
+                };
+                for (d, mut store) in distinct.into_iter().zip(taken) {
+                    store.readers_left = store.readers_left.saturating_sub(1);
+                    stores[d] = Some(store);
+                }
                 stores[i + 1] = Some(output);
-                timing
+                result?
             }
         };
         let after = m.snapshot();

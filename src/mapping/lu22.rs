@@ -15,7 +15,7 @@
 //! Fully connected: the outputs are spread over all `R x C` PEs, every PE
 //! receives the whole input vector (broadcast), a piece at a time.
 //!
-//! Pooling runs on data in the GLB; flatten moves nothing.
+//! Pooling and element-wise additions run on data in the GLB; flatten moves nothing.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -84,7 +84,11 @@ impl Dataflow for Lu22 {
                     1,
                 )))
             }
-            Op::MaxPool(_) | Op::AvgPool(_) | Op::GlobalAvgPool { .. } => Ok(LayerPlan::Glb),
+            Op::MaxPool(_)
+            | Op::AvgPool(_)
+            | Op::GlobalAvgPool { .. }
+            | Op::QLinearAvgPool(_)
+            | Op::Add(_) => Ok(LayerPlan::Glb),
             Op::Flatten => Ok(LayerPlan::Reshape),
         }
     }

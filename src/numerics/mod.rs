@@ -8,6 +8,7 @@
 //! - [`requant`]: the output stage (accumulator saturation, requantisation,
 //!   zero point, activation clamp).
 
+pub mod ort;
 pub mod quant;
 pub mod requant;
 pub mod rounding;

@@ -30,6 +30,15 @@ pub enum Requant {
     /// Dynamic fixed point: `acc / 2^shift` rounded by `rounding` (a left
     /// shift when `shift < 0`).
     Shift { shift: i32, rounding: Rounding },
+    /// ONNX `ConvInteger`/`MatMulInteger` -> `Cast` -> `Mul` -> `Add` ->
+    /// `QuantizeLinear`, one float32 operation per node as ONNX Runtime runs
+    /// them: `v = f32(acc) * scales[c] + offsets[c]`, then `v / output_scale`
+    /// rounded half to even. One scale and offset per channel (or one for all).
+    FloatChain {
+        scales: Vec<f32>,
+        offsets: Vec<f32>,
+        output_scale: f32,
+    },
 }
 
 /// The complete output stage of a layer.
@@ -70,6 +79,23 @@ impl OutputStage {
                 shift: *shift,
                 rounding: *rounding,
             },
+            Requant::FloatChain {
+                scales,
+                offsets,
+                output_scale,
+            } => {
+                let pick = |v: &[f32], default: f32| {
+                    v.get(channel)
+                        .or_else(|| v.first())
+                        .copied()
+                        .unwrap_or(default)
+                };
+                ChannelRule::FloatChain {
+                    scale: pick(scales, 1.0),
+                    offset: pick(offsets, 0.0),
+                    output_scale: *output_scale,
+                }
+            }
         };
         ChannelRequant {
             rule,
@@ -83,9 +109,22 @@ impl OutputStage {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum ChannelRule {
-    Tflite { multiplier: i32, shift: i32 },
-    Float { scale: f32 },
-    Shift { shift: i32, rounding: Rounding },
+    Tflite {
+        multiplier: i32,
+        shift: i32,
+    },
+    Float {
+        scale: f32,
+    },
+    Shift {
+        shift: i32,
+        rounding: Rounding,
+    },
+    FloatChain {
+        scale: f32,
+        offset: f32,
+        output_scale: f32,
+    },
 }
 
 /// The output stage of one channel.
@@ -111,6 +150,15 @@ impl ChannelRequant {
             ChannelRule::Float { scale } => {
                 let v = (acc as f32) * scale;
                 // `as` saturates out-of-range floats; the clamp below finishes the job.
+                v.round_ties_even() as i64
+            }
+            ChannelRule::FloatChain {
+                scale,
+                offset,
+                output_scale,
+            } => {
+                // Three separate float32 operations (no fused multiply-add).
+                let v = ((acc as f32) * scale + offset) / output_scale;
                 v.round_ties_even() as i64
             }
             ChannelRule::Shift { shift, rounding } => {
@@ -174,6 +222,23 @@ mod tests {
         assert_eq!(st.apply(7), 4); // 3.5 -> 4
         assert_eq!(st.apply(-7), 0); // clamped at 0
         assert_eq!(st.apply(10_000), 255);
+    }
+
+    #[test]
+    fn float_chain_rounds_each_step_in_float32() {
+        let st = stage(
+            Requant::FloatChain {
+                scales: vec![0.5],
+                offsets: vec![0.25],
+                output_scale: 0.5,
+            },
+            32,
+            3,
+            0,
+            255,
+        );
+        assert_eq!(st.apply(4), 7); // (2 + 0.25) / 0.5 = 4.5 -> 4 (even), + 3
+        assert_eq!(st.apply(-100), 0); // clamped
     }
 
     #[test]

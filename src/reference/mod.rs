@@ -10,11 +10,13 @@
 //! range (docs/numerics.md, "Accumulators").
 
 mod conv;
+mod ort_ops;
 mod pool;
 
 use ndarray::Array3;
 
 pub use conv::{conv_accumulate, fc_accumulate, zero_operand_macs};
+pub use ort_ops::{add, qlinear_avg_pool};
 pub use pool::{avg_pool, global_avg_pool, max_pool};
 
 use crate::workload::ir::{Activations, Epilogue, Layer, Network, Op, TensorSource};
@@ -106,6 +108,16 @@ pub fn execute_layer(layer: &Layer, inputs: &[&Activations]) -> Activations {
             let n = input.len();
             let flat: Vec<i16> = input.iter().copied().collect();
             Array3::from_shape_vec((n, 1, 1), flat).unwrap_or_else(|_| Array3::zeros((n, 1, 1)))
+        }
+        // The IR guarantees two inputs of one shape (the ONNX importer checks).
+        Op::Add(a) => add(
+            a,
+            &layer.output_quant,
+            input,
+            inputs.get(1).copied().unwrap_or(input),
+        ),
+        Op::QLinearAvgPool(p) => {
+            qlinear_avg_pool(p, &layer.input_quant, &layer.output_quant, input)
         }
     }
 }

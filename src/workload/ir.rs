@@ -163,6 +163,45 @@ pub enum Op {
         rounding: Rounding,
     },
     Flatten,
+    /// Element-wise sum of two tensors of the same shape (a residual
+    /// connection), requantised to the layer's output quantisation.
+    Add(Add),
+    /// Average pooling that requantises to a new scale, as ONNX Runtime's
+    /// QLinearAveragePool / QLinearGlobalAveragePool do (docs/onnx.md).
+    QLinearAvgPool(QLinearAvgPool),
+}
+
+/// How an [`Op::Add`] computes its sum: the two rules ONNX Runtime uses
+/// (docs/numerics.md, "Add").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddRule {
+    /// ONNX Runtime's fused QLinearAdd kernel (x86-64, AVX2): scale ratios
+    /// and fused multiply-adds in float32.
+    QLinearAdd,
+    /// DequantizeLinear both inputs, add, QuantizeLinear, all in float32
+    /// (what ONNX Runtime computes when it leaves a QDQ Add unfused).
+    Float,
+}
+
+/// A residual add. Both inputs are read through the layer's `inputs[0]`
+/// and `inputs[1]`; their quantisation is in `input_quants`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Add {
+    pub rule: AddRule,
+    /// Quantisation of the two inputs, in `Layer::inputs` order.
+    pub input_quants: [TensorQuant; 2],
+}
+
+/// Average pooling with requantisation (affine only): the input and output
+/// quantisation are the layer's `input_quant` and `output_quant`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct QLinearAvgPool {
+    /// Window geometry; a global average pool has the input's height and width as kernel.
+    pub pool: Pool,
+    /// Divide by the whole window (ONNX `count_include_pad = 1`) instead of
+    /// the elements inside the input.
+    pub count_include_pad: bool,
 }
 
 impl Op {
@@ -176,6 +215,8 @@ impl Op {
             Op::AvgPool(_) => "avg_pool",
             Op::GlobalAvgPool { .. } => "global_avg_pool",
             Op::Flatten => "flatten",
+            Op::Add(_) => "add",
+            Op::QLinearAvgPool(_) => "qlinear_avg_pool",
         }
     }
 }
@@ -267,7 +308,12 @@ impl Layer {
                 (out.len() * c.in_channels_per_group() * kh * kw) as u64
             }
             Op::FullyConnected(f) => (f.in_features() * f.out_features()) as u64,
-            Op::MaxPool(_) | Op::AvgPool(_) | Op::GlobalAvgPool { .. } | Op::Flatten => 0,
+            Op::MaxPool(_)
+            | Op::AvgPool(_)
+            | Op::GlobalAvgPool { .. }
+            | Op::Flatten
+            | Op::Add(_)
+            | Op::QLinearAvgPool(_) => 0,
         }
     }
 

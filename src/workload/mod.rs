@@ -5,7 +5,9 @@
 //! - [`load`]: validation, generation and calibration, file to IR;
 //! - [`generate`]: deterministic seeded tensors;
 //! - [`npy`]: .npy files in and out;
-//! - [`calibrate`]: output quantisation from observed accumulators.
+//! - [`calibrate`]: output quantisation from observed accumulators;
+//! - [`onnx`]: quantised ONNX models (`.onnx`) into the IR;
+//! - [`scalesim`]: SCALE-Sim topology CSV files (`.csv`), generated weights.
 
 pub mod calibrate;
 pub mod format;
@@ -13,6 +15,8 @@ pub mod generate;
 pub mod ir;
 pub mod load;
 pub mod npy;
+pub mod onnx;
+pub mod scalesim;
 
 pub use ir::{Activations, Layer, Network, Op, Shape, TensorSource};
 pub use load::{Workload, load_file, load_str};
@@ -45,5 +49,21 @@ pub fn resolve(name_or_path: &str) -> Result<PathBuf, InputError> {
 pub fn load(spec: &str) -> Result<Workload> {
     let (name, variant) = split_variant(spec);
     let path = resolve(name)?;
-    load_file(&path, variant)
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match extension.as_deref() {
+        Some("onnx") => {
+            if let Some(v) = variant {
+                return Err(InputError::new(
+                    &path,
+                    format!("an ONNX model has no variants (`:{v}`); give the path alone"),
+                )
+                .into());
+            }
+            onnx::load_file(&path)
+        }
+        Some("csv") => scalesim::load_file(&path),
+        _ => load_file(&path, variant),
+    }
 }

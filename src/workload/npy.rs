@@ -125,7 +125,8 @@ pub fn read_npy_any(path: &Path) -> Result<NpyArray, InputError> {
 }
 
 /// Checks that `array` has `expected` shape (a leading 1, as a batch of one,
-/// is accepted).
+/// is accepted; so is a vector `[N]` or `[1, N]` for an `[N, 1, 1]` tensor,
+/// the flat input of a fully connected network as ONNX shapes it).
 pub fn check_shape(path: &Path, array: &NpyArray, expected: &[usize]) -> Result<(), InputError> {
     let shape = array.shape();
     let squeezed = if shape.len() == expected.len() + 1 && shape[0] == 1 {
@@ -133,7 +134,8 @@ pub fn check_shape(path: &Path, array: &NpyArray, expected: &[usize]) -> Result<
     } else {
         shape
     };
-    if squeezed == expected {
+    let vector = matches!(expected, [n, 1, 1] if matches!(shape, [m] | [1, m] if m == n));
+    if squeezed == expected || vector {
         Ok(())
     } else {
         Err(InputError::new(

@@ -1,0 +1,611 @@
+#!/usr/bin/env python3
+"""Builds the ONNX test models and their ONNX Runtime goldens.
+
+Run on demand (not needed to build or test accsim):
+
+    pip install numpy onnx onnxruntime
+    python3 scripts/onnx_cases.py            # writes tests/data/onnx/
+    python3 scripts/onnx_cases.py --check    # regenerates in a temp dir and
+                                             # fails if any golden changed
+
+Every case is a small quantised model built with `onnx.helper`, seeded, so
+the files are reproducible. For each case the script writes
+
+    tests/data/onnx/<case>.onnx          the model
+    tests/data/onnx/<case>.input.npy     the input (float32 or the int type)
+    tests/data/onnx/<case>.output.npy    ONNX Runtime's output
+
+and tests/data/onnx/cases.json, which records per case what ONNX Runtime
+actually ran after its graph optimisations (the QDQ groups it fused into
+QLinear kernels), so docs/onnx.md can say which arithmetic accsim must match.
+
+ONNX Runtime runs with its default session options (ORT_ENABLE_ALL, the CPU
+execution provider), with one intra-op thread.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto as T
+from onnx import helper as h
+from onnx import numpy_helper as nh
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "onnx")
+
+U8 = (T.UINT8, np.uint8, 0, 255)
+S8 = (T.INT8, np.int8, -128, 127)
+
+
+class Case:
+    """A graph under construction: nodes, initializers, fresh names."""
+
+    def __init__(self, name, seed, opset=13):
+        self.name = name
+        self.rng = np.random.default_rng(seed)
+        self.nodes = []
+        self.inits = []
+        self.opset = opset
+        self.counter = 0
+        self.ms_domain = False
+
+    def fresh(self, stem):
+        self.counter += 1
+        return f"{stem}_{self.counter}"
+
+    def const(self, array, stem="c"):
+        name = self.fresh(stem)
+        self.inits.append(nh.from_array(np.asarray(array), name))
+        return name
+
+    def node(self, op, inputs, stem=None, domain=None, **attrs):
+        out = self.fresh(stem or op.lower())
+        kw = {"domain": domain} if domain else {}
+        if domain == "com.microsoft":
+            self.ms_domain = True
+        self.nodes.append(h.make_node(op, inputs, [out], name=self.fresh("n_" + op), **kw, **attrs))
+        return out
+
+    # -- quantisation helpers -------------------------------------------------
+    def qparams(self, dt, scale, zp):
+        return self.const(np.float32(scale), "scale"), self.const(np.array(zp, dt[1]), "zp")
+
+    def quantize(self, x, dt, scale, zp):
+        s, z = self.qparams(dt, scale, zp)
+        return self.node("QuantizeLinear", [x, s, z], "q")
+
+    def dequantize(self, x, dt, scale, zp):
+        s, z = self.qparams(dt, scale, zp)
+        return self.node("DequantizeLinear", [x, s, z], "dq")
+
+    def weights(self, shape, wdt, per_channel, axis=0, spread=40, zp=None):
+        """Random integer weights, their scale(s) and zero point."""
+        lo, hi = wdt[2], wdt[3]
+        n = shape[axis]
+        if zp is None:
+            zp = 0 if wdt is S8 else 128
+        q = np.clip(np.rint(self.rng.normal(zp, spread, size=shape)), lo, hi).astype(wdt[1])
+        if per_channel:
+            scale = (10 ** self.rng.uniform(-2.5, -1.5, size=n)).astype(np.float32)
+            zpa = np.full(n, zp, wdt[1])
+        else:
+            scale = np.float32(10 ** self.rng.uniform(-2.5, -1.5))
+            zpa = np.array(zp, wdt[1])
+        return q, scale, zpa
+
+    def dq_weights(self, q, scale, zpa, axis=0):
+        attrs = {"axis": axis} if np.ndim(scale) == 1 else {}
+        return self.node(
+            "DequantizeLinear",
+            [self.const(q, "w"), self.const(scale, "w_scale"), self.const(zpa, "w_zp")],
+            "w_dq",
+            **attrs,
+        )
+
+    def bias(self, n, in_scale, w_scale, spread=2000):
+        b = np.rint(self.rng.normal(0, spread, size=n)).astype(np.int32)
+        bscale = (np.float32(in_scale) * np.asarray(w_scale, np.float32)).astype(np.float32)
+        if np.ndim(bscale) == 0:
+            bscale = np.float32(bscale)
+        return b, bscale
+
+    def dq_bias(self, b, bscale):
+        attrs = {"axis": 0} if np.ndim(bscale) == 1 else {}
+        zero = np.zeros(np.shape(bscale), np.int32) if np.ndim(bscale) == 1 else np.array(0, np.int32)
+        return self.node(
+            "DequantizeLinear",
+            [self.const(b, "b"), self.const(bscale, "b_scale"), self.const(zero, "b_zp")],
+            "b_dq",
+            **attrs,
+        )
+
+    def model(self, inp, out, in_type, in_shape, out_type, out_shape):
+        graph = h.make_graph(
+            self.nodes,
+            self.name,
+            [h.make_tensor_value_info(inp, in_type, in_shape)],
+            [h.make_tensor_value_info(out, out_type, out_shape)],
+            initializer=self.inits,
+        )
+        opsets = [h.make_opsetid("", self.opset)]
+        if self.ms_domain:
+            opsets.append(h.make_opsetid("com.microsoft", 1))
+        m = h.make_model(graph, opset_imports=opsets, ir_version=8, producer_name="accsim scripts/onnx_cases.py")
+        onnx.checker.check_model(m)
+        return m
+
+
+def scale_of(rng, lo=-2.3, hi=-1.3):
+    return np.float32(10 ** rng.uniform(lo, hi))
+
+
+def int_input(rng, dt, shape):
+    return rng.integers(dt[2], dt[3] + 1, size=shape).astype(dt[1])
+
+
+def float_input(rng, shape, lo=-1.0, hi=1.5):
+    return rng.uniform(lo, hi, size=shape).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# QOperator form
+# ---------------------------------------------------------------------------
+
+
+def qlinearconv(name, seed, xdt, wdt, per_channel, cin, cout, hw, k, stride=1, pads=(0, 0, 0, 0),
+                groups=1, post=None, bias=True, dilations=None):
+    # Relu takes int8 from opset 14 (never uint8); Clip takes both from opset 12.
+    c = Case(name, seed, opset=14 if post == "relu" else 13)
+    rng = c.rng
+    xs, xz = scale_of(rng, -2.2, -1.8), int(rng.integers(xdt[2] + 20, xdt[3] - 20))
+    ys, yz = scale_of(rng, -1.2, -0.6), int(rng.integers(xdt[2] + 40, xdt[3] - 40))
+    q, ws, wz = c.weights([cout, cin // groups, k, k], wdt, per_channel, spread=30)
+    ins = ["x", c.const(np.float32(xs)), c.const(np.array(xz, xdt[1])), c.const(q, "w"), c.const(ws), c.const(wz),
+           c.const(np.float32(ys)), c.const(np.array(yz, xdt[1]))]
+    if bias:
+        b, _ = c.bias(cout, xs, ws)
+        ins.append(c.const(b, "b"))
+    attrs = dict(kernel_shape=[k, k], strides=[stride, stride], pads=list(pads), group=groups)
+    if dilations:
+        attrs["dilations"] = dilations
+    y = c.node("QLinearConv", ins, "y", **attrs)
+    if post == "relu":
+        y = c.node("Relu", [y], "relu")
+    elif post == "clip":
+        y = c.node("Clip", [y, c.const(np.array(xdt[2] + 60, xdt[1])), c.const(np.array(xdt[3] - 50, xdt[1]))], "clip")
+    oh = (hw[0] + pads[0] + pads[2] - k) // stride + 1
+    ow = (hw[1] + pads[1] + pads[3] - k) // stride + 1
+    m = c.model("x", y, xdt[0], [1, cin, *hw], xdt[0], [1, cout, oh, ow])
+    return m, {"x": int_input(rng, xdt, (1, cin, *hw))}
+
+
+def qlinearmatmul(name, seed, xdt, wdt, k, n, per_channel=False):
+    c = Case(name, seed, opset=13)
+    rng = c.rng
+    xs, xz = scale_of(rng, -2.2, -1.8), int(rng.integers(xdt[2] + 20, xdt[3] - 20))
+    ys, yz = scale_of(rng, -0.9, -0.5), int(rng.integers(xdt[2] + 40, xdt[3] - 40))
+    q, ws, wz = c.weights([k, n], wdt, per_channel, axis=1, spread=30)
+    y = c.node("QLinearMatMul", ["x", c.const(np.float32(xs)), c.const(np.array(xz, xdt[1])), c.const(q, "w"),
+                                 c.const(ws), c.const(wz), c.const(np.float32(ys)), c.const(np.array(yz, xdt[1]))], "y")
+    m = c.model("x", y, xdt[0], [1, k], xdt[0], [1, n])
+    return m, {"x": int_input(rng, xdt, (1, k))}
+
+
+def integer_chain(name, seed, kind, xdt, wdt, per_channel, relu=False, with_bias=True):
+    """ConvInteger / MatMulInteger -> Cast -> Mul(scale) [-> Add(bias)] [-> Relu] -> QuantizeLinear."""
+    c = Case(name, seed, opset=13)
+    rng = c.rng
+    xs, xz = scale_of(rng, -2.2, -1.8), int(rng.integers(xdt[2] + 20, xdt[3] - 20))
+    ys, yz = scale_of(rng, -1.0, -0.6), int(rng.integers(xdt[2] + 40, xdt[3] - 40))
+    if kind == "conv":
+        cin, cout, hw, k = 3, 5, (9, 8), 3
+        q, ws, wz = c.weights([cout, cin, k, k], wdt, per_channel, spread=30, zp=None if wdt is S8 else 120)
+        # ONNX Runtime's ConvInteger takes only a per-tensor weight zero point.
+        wz_in = np.array(np.asarray(wz).flat[0], wdt[1])
+        acc = c.node("ConvInteger", ["x", c.const(q, "w"), c.const(np.array(xz, xdt[1])), c.const(wz_in)], "acc",
+                     kernel_shape=[k, k], pads=[1, 0, 1, 2])
+        bshape = [1, cout, 1, 1]
+        in_shape, out_shape = [1, cin, *hw], [1, cout, hw[0], hw[1] - 2 + 2]
+    else:
+        kk, n = 24, 7
+        q, ws, wz = c.weights([kk, n], wdt, per_channel, axis=1, spread=30, zp=None if wdt is S8 else 120)
+        acc = c.node("MatMulInteger", ["x", c.const(q, "w"), c.const(np.array(xz, xdt[1])),
+                                        c.const(np.array(np.asarray(wz).flat[0], wdt[1]))], "acc")
+        bshape = [1, n]
+        in_shape, out_shape = [1, kk], [1, n]
+    f = c.node("Cast", [acc], "accf", to=T.FLOAT)
+    mul = (np.float32(xs) * np.asarray(ws, np.float32)).astype(np.float32).reshape(bshape if per_channel else [])
+    f = c.node("Mul", [f, c.const(mul, "mul")], "scaled")
+    if with_bias:
+        b = rng.normal(0, 0.3, size=bshape).astype(np.float32)
+        f = c.node("Add", [f, c.const(b, "bias")], "biased")
+    if relu:
+        f = c.node("Relu", [f], "relu")
+    y = c.quantize(f, xdt, ys, yz)
+    m = c.model("x", y, xdt[0], in_shape, xdt[0], out_shape)
+    return m, {"x": int_input(rng, xdt, tuple(in_shape))}
+
+
+def int_pool(name, seed, xdt, op, k, stride, pads, ceil=0, hw=(11, 10), reshape=None):
+    """MaxPool on integers, optionally followed by Flatten / Reshape."""
+    c = Case(name, seed, opset=13)
+    rng = c.rng
+    y = c.node(op, ["x"], "pool", kernel_shape=[k, k], strides=[stride, stride], pads=list(pads), ceil_mode=ceil)
+    out_shape = None
+    if reshape == "flatten":
+        y = c.node("Flatten", [y], "flat", axis=1)
+    elif reshape == "reshape":
+        y = c.node("Reshape", [y, c.const(np.array([1, -1], np.int64), "shape")], "reshaped")
+    m_in = [1, 4, *hw]
+    sess_out = run_ort_shape(c, y, xdt, m_in)
+    out_shape = list(sess_out)
+    m = c.model("x", y, xdt[0], m_in, xdt[0], out_shape)
+    return m, {"x": int_input(rng, xdt, tuple(m_in))}
+
+
+def run_ort_shape(c, y, xdt, in_shape):
+    """Output shape of a draft graph, from ONNX shape inference."""
+    graph = h.make_graph(c.nodes, "draft", [h.make_tensor_value_info("x", xdt[0], in_shape)],
+                         [h.make_tensor_value_info(y, xdt[0], None)], initializer=c.inits)
+    m = h.make_model(graph, opset_imports=[h.make_opsetid("", c.opset)], ir_version=8)
+    inferred = onnx.shape_inference.infer_shapes(m)
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        if vi.name == y and vi.type.tensor_type.shape.dim:
+            return [d.dim_value for d in vi.type.tensor_type.shape.dim]
+    raise RuntimeError("no shape")
+
+
+# ---------------------------------------------------------------------------
+# QDQ form
+# ---------------------------------------------------------------------------
+
+
+class QdqNet:
+    """A QDQ network builder: activations are (quantised tensor name, dtype, scale, zp, shape)."""
+
+    def __init__(self, name, seed, xdt, in_shape, opset=13, float_input=True):
+        self.c = Case(name, seed, opset)
+        self.xdt = xdt
+        rng = self.c.rng
+        self.in_shape = in_shape
+        self.float_input = float_input
+        s, z = scale_of(rng, -1.9, -1.6), int(rng.integers(xdt[2] + 60, xdt[3] - 60))
+        if float_input:
+            q = self.c.quantize("x", xdt, s, z)
+        else:
+            q = "x"
+        self.act = (q, s, z, list(in_shape))
+
+    def out_q(self, relu=False):
+        rng = self.c.rng
+        s = scale_of(rng, -1.4, -0.9)
+        if relu:
+            z = self.xdt[2]
+        else:
+            z = int(rng.integers(self.xdt[2] + 60, self.xdt[3] - 60))
+        return s, z
+
+    def conv(self, cout, k, stride=1, pads=(0, 0, 0, 0), groups=1, per_channel=False, act=None, wdt=S8,
+             bias=True, wzp=None):
+        c = self.c
+        q, s, z, shape = self.act
+        cin = shape[1]
+        xdq = c.dequantize(q, self.xdt, s, z)
+        wq, ws, wz = c.weights([cout, cin // groups, k, k], wdt, per_channel, spread=30, zp=wzp)
+        ins = [xdq, c.dq_weights(wq, ws, wz)]
+        if bias:
+            b, bs = c.bias(cout, s, ws)
+            ins.append(c.dq_bias(b, bs))
+        y = c.node("Conv", ins, "conv", kernel_shape=[k, k], strides=[stride, stride], pads=list(pads), group=groups)
+        ys, yz = self.out_q(relu=act in ("relu", "relu_fused"))
+        if act in ("relu", "relu_fused"):
+            y = c.node("Relu", [y], "relu")
+        elif act == "relu6":
+            ys, yz = np.float32(6.0 / (self.xdt[3] - self.xdt[2])), self.xdt[2]
+            y = c.node("Clip", [y, c.const(np.float32(0), "min"), c.const(np.float32(6), "max")], "clip")
+        oh = (shape[2] + pads[0] + pads[2] - k) // stride + 1
+        ow = (shape[3] + pads[1] + pads[3] - k) // stride + 1
+        self.act = (c.quantize(y, self.xdt, ys, yz), ys, yz, [1, cout, oh, ow])
+        return self.act
+
+    def maxpool(self, k, stride, pads=(0, 0, 0, 0), ceil=0):
+        c = self.c
+        q, s, z, shape = self.act
+        y = c.node("MaxPool", [c.dequantize(q, self.xdt, s, z)], "maxpool", kernel_shape=[k, k],
+                   strides=[stride, stride], pads=list(pads), ceil_mode=ceil)
+        self.act = (c.quantize(y, self.xdt, s, z), s, z, pool_shape(shape, k, stride, pads, ceil))
+        return self.act
+
+    def avgpool(self, k, stride, pads=(0, 0, 0, 0), ceil=0, include_pad=0):
+        c = self.c
+        q, s, z, shape = self.act
+        y = c.node("AveragePool", [c.dequantize(q, self.xdt, s, z)], "avgpool", kernel_shape=[k, k],
+                   strides=[stride, stride], pads=list(pads), ceil_mode=ceil, count_include_pad=include_pad)
+        ys, yz = self.out_q()
+        self.act = (c.quantize(y, self.xdt, ys, yz), ys, yz, pool_shape(shape, k, stride, pads, ceil))
+        return self.act
+
+    def gap(self):
+        c = self.c
+        q, s, z, shape = self.act
+        y = c.node("GlobalAveragePool", [c.dequantize(q, self.xdt, s, z)], "gap")
+        ys, yz = self.out_q()
+        self.act = (c.quantize(y, self.xdt, ys, yz), ys, yz, [1, shape[1], 1, 1])
+        return self.act
+
+    def add(self, other):
+        c = self.c
+        qa, sa, za, shape = self.act
+        qb, sb, zb, _ = other
+        y = c.node("Add", [c.dequantize(qa, self.xdt, sa, za), c.dequantize(qb, self.xdt, sb, zb)], "add")
+        ys, yz = self.out_q()
+        self.act = (c.quantize(y, self.xdt, ys, yz), ys, yz, shape)
+        return self.act
+
+    def flatten(self, how="flatten"):
+        c = self.c
+        q, s, z, shape = self.act
+        n = int(np.prod(shape[1:]))
+        x = c.dequantize(q, self.xdt, s, z)
+        if how == "flatten":
+            y = c.node("Flatten", [x], "flat", axis=1)
+        else:
+            y = c.node("Reshape", [x, c.const(np.array([1, n], np.int64), "shape")], "reshaped")
+        self.act = (c.quantize(y, self.xdt, s, z), s, z, [1, n])
+        return self.act
+
+    def gemm(self, n, per_channel=False, act=None, wdt=S8, bias=True, matmul=False):
+        c = self.c
+        q, s, z, shape = self.act
+        k = shape[1]
+        x = c.dequantize(q, self.xdt, s, z)
+        if matmul:
+            wq, ws, wz = c.weights([k, n], wdt, per_channel, axis=1, spread=30)
+            y = c.node("MatMul", [x, c.dq_weights(wq, ws, wz, axis=1)], "matmul")
+            if bias:
+                b, bs = c.bias(n, s, ws)
+                y = c.node("Add", [y, c.dq_bias(b, bs)], "matmul_bias")
+        else:
+            wq, ws, wz = c.weights([n, k], wdt, per_channel, axis=0, spread=30)
+            ins = [x, c.dq_weights(wq, ws, wz)]
+            if bias:
+                b, bs = c.bias(n, s, ws)
+                ins.append(c.dq_bias(b, bs))
+            y = c.node("Gemm", ins, "gemm", transB=1)
+        ys, yz = self.out_q(relu=act == "relu")
+        if act == "relu":
+            y = c.node("Relu", [y], "relu")
+        self.act = (c.quantize(y, self.xdt, ys, yz), ys, yz, [1, n])
+        return self.act
+
+    def finish(self, dequantize_output=False):
+        c = self.c
+        q, s, z, shape = self.act
+        out, otype = q, self.xdt[0]
+        if dequantize_output:
+            out, otype = c.dequantize(q, self.xdt, s, z), T.FLOAT
+        in_type = T.FLOAT if self.float_input else self.xdt[0]
+        m = c.model("x", out, in_type, self.in_shape, otype, shape)
+        rng = c.rng
+        x = float_input(rng, tuple(self.in_shape)) if self.float_input else int_input(rng, self.xdt, tuple(self.in_shape))
+        return m, {"x": x}
+
+
+def pool_shape(shape, k, stride, pads, ceil):
+    def one(n, pb, pe):
+        span = n + pb + pe - k
+        out = (-(-span // stride) if ceil else span // stride) + 1
+        if ceil and (out - 1) * stride >= n + pb:
+            out -= 1
+        return out
+
+    return [shape[0], shape[1], one(shape[2], pads[0], pads[2]), one(shape[3], pads[1], pads[3])]
+
+
+def qdq_single(name, seed, xdt, build, in_shape=(1, 3, 9, 9), **kw):
+    net = QdqNet(name, seed, xdt, list(in_shape), **kw)
+    build(net)
+    return net
+
+
+# ---------------------------------------------------------------------------
+# The cases
+# ---------------------------------------------------------------------------
+
+
+def cases():
+    out = []
+
+    def add(name, fn):
+        out.append((name, fn))
+
+    # QOperator: QLinearConv
+    add("qlinearconv_u8_per_tensor", lambda n: qlinearconv(n, 1, U8, S8, False, 3, 4, (8, 8), 3, pads=(1, 1, 1, 1)))
+    add("qlinearconv_s8_per_channel_stride2", lambda n: qlinearconv(n, 2, S8, S8, True, 4, 6, (9, 7), 3, stride=2,
+                                                                       pads=(1, 0, 1, 1)))
+    add("qlinearconv_u8_u8_weights_zero_point", lambda n: qlinearconv(n, 3, U8, U8, False, 3, 5, (7, 7), 3,
+                                                                         pads=(1, 1, 1, 1)))
+    add("qlinearconv_s8_groups2_asym_pads", lambda n: qlinearconv(n, 4, S8, S8, True, 4, 6, (8, 9), 3, groups=2,
+                                                                     pads=(0, 1, 2, 1)))
+    add("qlinearconv_u8_depthwise", lambda n: qlinearconv(n, 5, U8, S8, True, 6, 6, (10, 10), 3, groups=6,
+                                                             pads=(1, 1, 1, 1)))
+    add("qlinearconv_s8_1x1_odd_shape_no_bias", lambda n: qlinearconv(n, 6, S8, S8, False, 5, 3, (7, 5), 1,
+                                                                         bias=False))
+    add("qlinearconv_u8_clip", lambda n: qlinearconv(n, 7, U8, S8, False, 3, 4, (6, 6), 3, post="clip"))
+    add("qlinearconv_s8_relu", lambda n: qlinearconv(n, 8, S8, S8, True, 3, 4, (6, 6), 3, post="relu"))
+    add("qlinearconv_s8_clip", lambda n: qlinearconv(n, 9, S8, S8, True, 3, 4, (6, 6), 3, post="clip"))
+    add("qlinearconv_u8_5x5_stride3", lambda n: qlinearconv(n, 10, U8, S8, True, 2, 3, (13, 11), 5, stride=3,
+                                                               pads=(2, 2, 2, 2)))
+    # QOperator: QLinearMatMul
+    add("qlinearmatmul_u8", lambda n: qlinearmatmul(n, 11, U8, S8, 37, 9))
+    add("qlinearmatmul_s8", lambda n: qlinearmatmul(n, 12, S8, S8, 20, 6))
+    add("qlinearmatmul_u8_u8", lambda n: qlinearmatmul(n, 13, U8, U8, 16, 5))
+    # QOperator: ConvInteger / MatMulInteger chains
+    add("convinteger_u8_chain", lambda n: integer_chain(n, 14, "conv", U8, U8, False))
+    add("convinteger_s8_per_channel_relu", lambda n: integer_chain(n, 15, "conv", S8, S8, True, relu=True))
+    add("matmulinteger_u8_chain", lambda n: integer_chain(n, 16, "matmul", U8, S8, False))
+    add("matmulinteger_s8_per_channel_no_bias", lambda n: integer_chain(n, 17, "matmul", S8, S8, True,
+                                                                          with_bias=False))
+    # Integer pooling and reshaping
+    add("maxpool_u8_ceil_pads", lambda n: int_pool(n, 18, U8, "MaxPool", 3, 2, (1, 1, 1, 1), ceil=1))
+    add("maxpool_s8_flatten", lambda n: int_pool(n, 19, S8, "MaxPool", 2, 2, (0, 0, 0, 0), reshape="flatten"))
+    add("maxpool_u8_reshape", lambda n: int_pool(n, 20, U8, "MaxPool", 3, 1, (0, 1, 0, 1), reshape="reshape"))
+
+    # QDQ form
+    def conv_only(**kw):
+        return lambda net: net.conv(**kw)
+
+    add("qdq_conv_u8_per_tensor", lambda n: qdq_single(n, 21, U8, conv_only(cout=4, k=3, pads=(1, 1, 1, 1))).finish())
+    add("qdq_conv_s8_per_channel_relu", lambda n: qdq_single(
+        n, 22, S8, conv_only(cout=5, k=3, stride=2, pads=(1, 1, 1, 1), per_channel=True, act="relu")).finish())
+    add("qdq_conv_u8_relu6", lambda n: qdq_single(
+        n, 23, U8, conv_only(cout=4, k=3, pads=(1, 1, 1, 1), act="relu6")).finish())
+    add("qdq_conv_s8_depthwise_stride2", lambda n: qdq_single(
+        n, 24, S8, conv_only(cout=6, k=3, stride=2, pads=(0, 0, 1, 1), groups=6, per_channel=True),
+        in_shape=(1, 6, 11, 11)).finish())
+    add("qdq_conv_u8_groups3_asym", lambda n: qdq_single(
+        n, 25, U8, conv_only(cout=6, k=2, pads=(1, 0, 0, 1), groups=3, per_channel=True),
+        in_shape=(1, 3, 7, 8)).finish())
+    add("qdq_conv_u8_u8_weights", lambda n: qdq_single(
+        n, 26, U8, conv_only(cout=4, k=3, wdt=U8, wzp=131)).finish())
+    add("qdq_conv_s8_no_bias_float_output", lambda n: qdq_single(
+        n, 27, S8, conv_only(cout=3, k=1, bias=False)).finish(dequantize_output=True))
+    add("qdq_conv_u8_int_input", lambda n: qdq_single(
+        n, 28, U8, conv_only(cout=4, k=3, pads=(1, 1, 1, 1), per_channel=True), float_input=False).finish())
+    add("qdq_gemm_u8", lambda n: qdq_single(n, 29, U8, lambda net: net.gemm(10), in_shape=(1, 40)).finish())
+    add("qdq_gemm_s8_per_channel_relu", lambda n: qdq_single(
+        n, 30, S8, lambda net: net.gemm(7, per_channel=True, act="relu"), in_shape=(1, 33)).finish())
+    add("qdq_matmul_s8", lambda n: qdq_single(
+        n, 31, S8, lambda net: net.gemm(6, matmul=True, bias=False), in_shape=(1, 25)).finish())
+    add("qdq_matmul_u8_per_channel", lambda n: qdq_single(
+        n, 32, U8, lambda net: net.gemm(6, matmul=True, bias=False, per_channel=True), in_shape=(1, 25)).finish())
+    add("qdq_maxpool_u8_ceil", lambda n: qdq_single(
+        n, 33, U8, lambda net: net.maxpool(3, 2, ceil=1), in_shape=(1, 3, 10, 9)).finish())
+    add("qdq_avgpool_u8_pads", lambda n: qdq_single(
+        n, 34, U8, lambda net: net.avgpool(3, 2, pads=(1, 1, 1, 1)), in_shape=(1, 3, 9, 9)).finish())
+    add("qdq_avgpool_s8_ceil_odd", lambda n: qdq_single(
+        n, 35, S8, lambda net: net.avgpool(2, 2, ceil=1), in_shape=(1, 4, 7, 5)).finish())
+    add("qdq_avgpool_u8_include_pad", lambda n: qdq_single(
+        n, 36, U8, lambda net: net.avgpool(3, 1, pads=(1, 1, 1, 1), include_pad=1), in_shape=(1, 2, 6, 6)).finish())
+    add("qdq_gap_u8", lambda n: qdq_single(n, 37, U8, lambda net: net.gap(), in_shape=(1, 5, 7, 6)).finish())
+    add("qdq_gap_s8", lambda n: qdq_single(n, 38, S8, lambda net: net.gap(), in_shape=(1, 5, 9, 9)).finish())
+
+    def residual(net, per_channel):
+        skip = net.conv(cout=4, k=3, pads=(1, 1, 1, 1), per_channel=per_channel, act="relu")
+        net.conv(cout=4, k=3, pads=(1, 1, 1, 1), per_channel=per_channel)
+        net.add(skip)
+
+    add("qdq_add_residual_u8", lambda n: qdq_single(n, 39, U8, lambda net: residual(net, False),
+                                                     in_shape=(1, 3, 8, 8)).finish())
+    add("qdq_add_residual_s8", lambda n: qdq_single(n, 40, S8, lambda net: residual(net, True),
+                                                     in_shape=(1, 3, 8, 8)).finish())
+
+    def small_cnn(net, per_channel, how):
+        net.conv(cout=8, k=3, pads=(1, 1, 1, 1), per_channel=per_channel, act="relu")
+        net.maxpool(2, 2)
+        skip = net.act
+        net.conv(cout=8, k=3, pads=(1, 1, 1, 1), per_channel=per_channel, act="relu")
+        net.conv(cout=8, k=1, per_channel=per_channel)
+        net.add(skip)
+        net.avgpool(2, 2)
+        net.flatten(how)
+        net.gemm(10, per_channel=per_channel)
+
+    add("qdq_small_cnn_u8", lambda n: qdq_single(n, 41, U8, lambda net: small_cnn(net, False, "flatten"),
+                                                  in_shape=(1, 3, 16, 16)).finish())
+    add("qdq_small_cnn_s8_per_channel", lambda n: qdq_single(
+        n, 42, S8, lambda net: small_cnn(net, True, "reshape"), in_shape=(1, 3, 12, 12),
+        opset=17).finish(dequantize_output=True))
+
+    def gap_head(net):
+        net.conv(cout=6, k=3, stride=2, pads=(1, 1, 1, 1), per_channel=True, act="relu")
+        net.gap()
+        net.flatten()
+        net.gemm(4, per_channel=True)
+
+    add("qdq_gap_head_u8_opset21", lambda n: qdq_single(n, 43, U8, gap_head, in_shape=(1, 3, 10, 10),
+                                                         opset=21).finish())
+    return out
+
+
+def optimized_ops(model):
+    """Op types ONNX Runtime runs after its default graph optimisations."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "opt.onnx")
+        so.optimized_model_filepath = path
+        # Level EXTENDED shows the QDQ fusions without the hardware-specific layout transforms of ALL.
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        return [n.op_type for n in onnx.load(path).graph.node]
+
+
+def run(model, feeds):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    s = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return s.run(None, feeds)[0]
+
+
+def generate(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    index = {}
+    for name, fn in cases():
+        model, feeds = fn(name)
+        x = feeds["x"]
+        y = run(model, feeds)
+        onnx.save(model, os.path.join(out_dir, f"{name}.onnx"))
+        np.save(os.path.join(out_dir, f"{name}.input.npy"), x)
+        np.save(os.path.join(out_dir, f"{name}.output.npy"), y)
+        index[name] = {
+            "ort_ops": optimized_ops(model),
+            "input": [str(x.dtype), list(x.shape)],
+            "output": [str(y.dtype), list(y.shape)],
+        }
+    meta = {
+        "generator": "scripts/onnx_cases.py",
+        "onnxruntime": ort.__version__,
+        "onnx": onnx.__version__,
+        "session": "default options (ORT_ENABLE_ALL), CPUExecutionProvider, 1 intra-op thread",
+        "cases": index,
+    }
+    with open(os.path.join(out_dir, "cases.json"), "w") as f:
+        json.dump(meta, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return index
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="regenerate in a temp dir and compare goldens")
+    ap.add_argument("--out", default=OUT)
+    args = ap.parse_args()
+    if not args.check:
+        index = generate(args.out)
+        print(f"wrote {len(index)} cases to {os.path.normpath(args.out)}")
+        return 0
+    with tempfile.TemporaryDirectory() as d:
+        index = generate(d)
+        bad = []
+        for name in index:
+            for part in ("input", "output"):
+                a = np.load(os.path.join(d, f"{name}.{part}.npy"))
+                p = os.path.join(args.out, f"{name}.{part}.npy")
+                if not os.path.exists(p) or not np.array_equal(a, np.load(p)) or a.dtype != np.load(p).dtype:
+                    bad.append(f"{name}.{part}")
+        if bad:
+            print("goldens differ from this ONNX Runtime:", ", ".join(bad))
+            return 1
+        print(f"{len(index)} ONNX goldens reproduced by onnxruntime {ort.__version__}")
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

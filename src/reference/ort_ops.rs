@@ -1,0 +1,81 @@
+//! The operators ONNX import adds: residual adds and requantising average
+//! pools, with ONNX Runtime's arithmetic from `numerics::ort`.
+
+use ndarray::Array3;
+
+use crate::numerics::TensorQuant;
+use crate::numerics::ort::{FloatAdd, QLinearAdd, QLinearAverage, QLinearGlobalAverage};
+use crate::workload::ir::{Activations, Add, AddRule, QLinearAvgPool, pool_output_len};
+
+/// Element-wise sum of `a` and `b` (same shape), requantised to `output`.
+pub fn add(op: &Add, output: &TensorQuant, a: &Activations, b: &Activations) -> Activations {
+    let [qa, qb] = &op.input_quants;
+    let mut out = Array3::<i16>::zeros(a.dim());
+    match op.rule {
+        AddRule::QLinearAdd => {
+            let k = QLinearAdd::new(qa, qb, output);
+            ndarray::Zip::from(&mut out)
+                .and(a)
+                .and(b)
+                .for_each(|o, &x, &y| *o = k.apply(x, y));
+        }
+        AddRule::Float => {
+            let k = FloatAdd::new(qa, qb, output);
+            ndarray::Zip::from(&mut out)
+                .and(a)
+                .and(b)
+                .for_each(|o, &x, &y| *o = k.apply(x, y));
+        }
+    }
+    out
+}
+
+/// Average pooling with requantisation, as ONNX Runtime's
+/// QLinearAveragePool: a window covering the whole unpadded plane takes the
+/// integer global-average path, every other window the float32 path.
+pub fn qlinear_avg_pool(
+    op: &QLinearAvgPool,
+    input_quant: &TensorQuant,
+    output_quant: &TensorQuant,
+    input: &Activations,
+) -> Activations {
+    let (c, h, w) = input.dim();
+    let p = op.pool.padding;
+    let [kh, kw] = op.pool.kernel;
+    let [sy, sx] = op.pool.stride;
+    if [kh, kw] == [h, w] && p.is_zero() {
+        let g = QLinearGlobalAverage::new(input_quant, output_quant, h * w);
+        let mut out = Array3::<i16>::zeros((c, 1, 1));
+        for (ch, plane) in input.outer_iter().enumerate() {
+            out[[ch, 0, 0]] = g.finish(plane.iter().map(|&v| i64::from(v)).sum());
+        }
+        return out;
+    }
+    let oh = pool_output_len(h, kh, sy, p.top, p.bottom, op.pool.ceil_mode).unwrap_or(0);
+    let ow = pool_output_len(w, kw, sx, p.left, p.right, op.pool.ceil_mode).unwrap_or(0);
+    let k = QLinearAverage::new(input_quant, output_quant);
+    let mut out = Array3::<i16>::zeros((c, oh, ow));
+    for ch in 0..c {
+        for oy in 0..oh {
+            let y0 = (oy * sy).saturating_sub(p.top);
+            let y1 = (oy * sy + kh).saturating_sub(p.top).min(h);
+            for ox in 0..ow {
+                let x0 = (ox * sx).saturating_sub(p.left);
+                let x1 = (ox * sx + kw).saturating_sub(p.left).min(w);
+                let mut sum = 0.0f32;
+                for y in y0..y1 {
+                    for x in x0..x1 {
+                        sum += k.dequantize(input[[ch, y, x]]);
+                    }
+                }
+                let count = if op.count_include_pad {
+                    kh * kw
+                } else {
+                    (y1 - y0) * (x1 - x0)
+                };
+                out[[ch, oy, ox]] = k.finish(sum, count.max(1));
+            }
+        }
+    }
+    out
+}

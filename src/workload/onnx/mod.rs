@@ -1,0 +1,1863 @@
+//! ONNX import: a quantised ONNX model (QDQ or QOperator form) into the IR.
+//!
+//! The graph is read with prost from the field-number-exact subset of
+//! onnx.proto in `proto/onnx_subset.proto` (no tract, no system protoc), then
+//! evaluated symbolically node by node in topological order. Every tensor
+//! name is bound to a [`Value`]: a constant, a quantised activation held by
+//! an IR tensor, its dequantised (float) view, or a partly built layer that
+//! waits for the `QuantizeLinear` that ends it. The patterns folded into
+//! single IR layers (docs/onnx.md lists them):
+//!
+//! ```text
+//!  DQ(x) ─┐
+//!  DQ(w) ─┼─ Conv / Gemm / MatMul [─ Add(DQ bias)] [─ Relu | Clip] ─ Q   => conv2d / fc
+//!  DQ(b) ─┘
+//!  QLinearConv / QLinearMatMul [─ Relu | Clip (on integers)]             => conv2d / fc
+//!  ConvInteger / MatMulInteger ─ Cast ─ Mul [─ Add] [─ Relu | Clip] ─ Q  => conv2d / fc
+//!  DQ ─ MaxPool ─ Q (same quantisation), MaxPool on integers             => max_pool
+//!  DQ ─ AveragePool | GlobalAveragePool ─ Q                              => qlinear_avg_pool
+//!  DQ(a), DQ(b) ─ Add ─ Q                                                => add
+//!  Flatten / Reshape to [1, N]                                           => flatten
+//! ```
+//!
+//! The arithmetic of each folded layer is the one ONNX Runtime uses for that
+//! pattern (docs/onnx.md, "What ONNX Runtime computes"), so accsim's outputs
+//! are bit-identical to ONNX Runtime's. Unsupported operators are reported
+//! all at once, each with its node name.
+
+mod proto {
+    #![allow(clippy::all, clippy::pedantic, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
+}
+mod tensor;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ndarray::{Array2, Array3, Array4};
+use prost::Message;
+
+use self::proto::tensor_proto::DataType;
+use self::proto::{AttributeProto, GraphProto, ModelProto, NodeProto};
+use self::tensor::Tensor;
+use super::generate::{self, Distribution, Generator};
+use super::ir::{
+    Add, AddRule, Conv2d, Epilogue, FullyConnected, Layer, Network, Numerics, Op, Padding, Pool,
+    QLinearAvgPool, RequantRule, Shape, TensorSource, conv_output_len, pool_output_len,
+};
+use super::load::Workload;
+use crate::error::{InputError, Result};
+use crate::numerics::{
+    Activation, IntType, OutputStage, Requant, Rounding, TensorQuant, WeightQuant,
+};
+use crate::reference;
+
+/// Operators the importer understands (default domain unless noted).
+const SUPPORTED: &[&str] = &[
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "QLinearConv",
+    "QLinearMatMul",
+    "ConvInteger",
+    "MatMulInteger",
+    "Cast",
+    "Mul",
+    "Add",
+    "Relu",
+    "Clip",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Flatten",
+    "Reshape",
+    "Identity",
+    "Constant",
+];
+
+/// Loads an ONNX model file.
+pub fn load_file(path: &Path) -> Result<Workload> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| InputError::new(path, format!("cannot read the ONNX model: {e}")))?;
+    load_bytes(&bytes, path)
+}
+
+/// Loads an ONNX model from its serialised bytes; `path` names it in errors.
+pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Workload> {
+    let model = ModelProto::decode(bytes).map_err(|e| {
+        InputError::new(
+            path,
+            format!("not a valid ONNX model (protobuf decoding failed: {e})"),
+        )
+    })?;
+    let Some(graph) = model.graph.as_ref() else {
+        return Err(InputError::new(path, "the ONNX model has no graph").into());
+    };
+    check_operators(graph, path)?;
+    let mut im = Importer::new(path, graph)?;
+    for node in &graph.node {
+        im.node(node)?;
+    }
+    let network = im.finish(&model)?;
+    let input = default_input(&network);
+    let execution = reference::run(&network, input);
+    let (default_input, default_outputs) = execution.into_parts();
+    Ok(Workload {
+        network,
+        path: path.to_path_buf(),
+        default_input,
+        default_outputs,
+    })
+}
+
+/// The default input of an imported model (ONNX files carry none): uniform
+/// over the input type's range, seeded from the graph name, as a workload
+/// file's default `data = { dist = "uniform" }`.
+fn default_input(net: &Network) -> Array3<i16> {
+    let (lo, hi) = net.input_quant.range();
+    let g = Generator {
+        distribution: Distribution::Uniform {
+            low: f64::from(lo),
+            high: f64::from(hi),
+        },
+        seed: generate::derive_seed(0, &format!("{}/input", net.name)),
+        sparsity: None,
+        pruning: Default::default(),
+    };
+    let n = net.input_shape.len();
+    let values: Vec<i16> = generate::generate_ints(
+        &g,
+        n,
+        i64::from(net.input_quant.zero()),
+        (i64::from(lo), i64::from(hi)),
+    )
+    .into_iter()
+    .map(|v| v as i16)
+    .collect();
+    Array3::from_shape_vec(net.input_shape.dims(), values)
+        .unwrap_or_else(|_| Array3::zeros(net.input_shape.dims()))
+}
+
+fn node_label(n: &NodeProto) -> String {
+    let name = n.name.as_deref().unwrap_or("");
+    let op = n.op_type.as_deref().unwrap_or("?");
+    if name.is_empty() {
+        let out = n.output.first().map(String::as_str).unwrap_or("?");
+        format!("node ({op}) producing `{out}`")
+    } else {
+        format!("node `{name}` ({op})")
+    }
+}
+
+/// Every operator accsim cannot import, listed at once.
+fn check_operators(graph: &GraphProto, path: &Path) -> Result<(), InputError> {
+    let mut bad = Vec::new();
+    for n in &graph.node {
+        let op = n.op_type.as_deref().unwrap_or("");
+        let domain = n.domain.as_deref().unwrap_or("");
+        let known = matches!(domain, "" | "ai.onnx") && SUPPORTED.contains(&op);
+        if !known {
+            let d = if domain.is_empty() {
+                String::new()
+            } else {
+                format!("{domain}.")
+            };
+            bad.push(format!(
+                "{d}{op} at {}",
+                node_label(n).replacen(&format!(" ({op})"), "", 1)
+            ));
+        }
+    }
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(InputError::new(
+        path,
+        format!(
+            "{} unsupported operator node(s): {}; supported: {}",
+            bad.len(),
+            bad.join("; "),
+            SUPPORTED.join(", ")
+        ),
+    ))
+}
+
+/// A quantised activation held by an IR tensor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Act {
+    source: TensorSource,
+    shape: Shape,
+    quant: TensorQuant,
+    /// ONNX rank: 4 (`[1, C, H, W]`) or 2 (`[1, N]`, held as `N x 1 x 1`).
+    rank: usize,
+}
+
+/// A dequantised constant (weights, bias).
+#[derive(Debug, Clone)]
+struct DqConst {
+    q: Tensor,
+    scales: Vec<f32>,
+    zero_points: Vec<i64>,
+    axis: Option<usize>,
+}
+
+/// Geometry of a pending convolution.
+#[derive(Debug, Clone, Copy)]
+struct ConvGeom {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: Padding,
+    groups: usize,
+}
+
+/// How a pending weighted layer will be requantised.
+#[derive(Debug, Clone, PartialEq)]
+enum Chain {
+    /// QDQ Conv/Gemm/MatMul: ONNX Runtime fuses the group into
+    /// QLinearConv / QGemm / QLinearMatMul, `f32(acc) * (sx * sw / sy)`.
+    Qdq,
+    /// ConvInteger / MatMulInteger, then Cast, Mul, Add in float32.
+    Integer {
+        cast: bool,
+        scales: Option<Vec<f32>>,
+        offsets: Option<Vec<f32>>,
+    },
+}
+
+/// A conv or FC layer waiting for its `QuantizeLinear`.
+#[derive(Debug, Clone)]
+struct Weighted {
+    node: String,
+    input: Act,
+    geom: Option<ConvGeom>,
+    /// `[out, in/groups, kh, kw]` (conv) or `[out, in, 1, 1]` (fc).
+    weights: Array4<i16>,
+    weight_quant: WeightQuant,
+    bias: Vec<i64>,
+    chain: Chain,
+    /// Float clamps from Relu / Clip between the sums and the QuantizeLinear.
+    lo: Option<f32>,
+    hi: Option<f32>,
+    out_shape: Shape,
+    rank: usize,
+}
+
+#[derive(Debug, Clone)]
+enum PoolKind {
+    Max(Pool),
+    Avg(QLinearAvgPool),
+}
+
+#[derive(Debug, Clone)]
+enum Value {
+    Const(Tensor),
+    DqConst(DqConst),
+    Quant(Act),
+    Dequant(Act),
+    /// The float graph input, before its QuantizeLinear.
+    FloatInput,
+    Weighted(Box<Weighted>),
+    Pool {
+        node: String,
+        input: Act,
+        kind: PoolKind,
+        out_shape: Shape,
+    },
+    Add {
+        node: String,
+        a: Act,
+        b: Act,
+    },
+}
+
+struct Importer<'a> {
+    path: &'a Path,
+    values: HashMap<String, Value>,
+    /// How many node inputs and graph outputs read each name.
+    uses: HashMap<String, usize>,
+    layers: Vec<Layer>,
+    /// The tensor name each layer's output is bound to.
+    layer_names: Vec<String>,
+    input_shape: Shape,
+    input_quant: TensorQuant,
+    input_name: String,
+}
+
+/// Attribute lookup.
+fn attr<'n>(n: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
+    n.attribute.iter().find(|a| a.name.as_deref() == Some(name))
+}
+
+fn attr_int(n: &NodeProto, name: &str, default: i64) -> i64 {
+    attr(n, name).and_then(|a| a.i).unwrap_or(default)
+}
+
+fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(n, name).map(|a| a.ints.clone())
+}
+
+fn attr_str(n: &NodeProto, name: &str) -> Option<String> {
+    attr(n, name)
+        .and_then(|a| a.s.as_ref())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+}
+
+fn int_type(t: DataType) -> Option<IntType> {
+    match t {
+        DataType::Uint8 => Some(IntType::Uint8),
+        DataType::Int8 => Some(IntType::Int8),
+        _ => None,
+    }
+}
+
+impl<'a> Importer<'a> {
+    fn new(path: &'a Path, graph: &GraphProto) -> Result<Self> {
+        let mut values = HashMap::new();
+        for init in &graph.initializer {
+            let name = init.name.clone().unwrap_or_default();
+            let t = tensor::decode(init).map_err(|m| {
+                InputError::new(path, format!("initializer `{name}` {m}")).field("initializer")
+            })?;
+            values.insert(name, Value::Const(t));
+        }
+        let mut uses: HashMap<String, usize> = HashMap::new();
+        for n in &graph.node {
+            for i in n.input.iter().filter(|i| !i.is_empty()) {
+                *uses.entry(i.clone()).or_default() += 1;
+            }
+        }
+        for o in &graph.output {
+            *uses.entry(o.name.clone().unwrap_or_default()).or_default() += 1;
+        }
+        let inputs: Vec<_> = graph
+            .input
+            .iter()
+            .filter(|i| !values.contains_key(i.name.as_deref().unwrap_or("")))
+            .collect();
+        let [input] = inputs.as_slice() else {
+            return Err(InputError::new(
+                path,
+                format!(
+                    "the graph has {} inputs besides initializers; accsim imports models with exactly one input",
+                    inputs.len()
+                ),
+            )
+            .into());
+        };
+        let input_name = input.name.clone().unwrap_or_default();
+        let fail =
+            |m: String| InputError::new(path, m).context(format!("graph input `{input_name}`"));
+        let Some(proto::type_proto::Value::TensorType(tt)) =
+            input.r#type.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            return Err(fail("is not a tensor".to_string()).into());
+        };
+        let dims: Vec<i64> = tt
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(proto::tensor_shape_proto::dimension::Value::DimValue(v)) => v,
+                        _ => 1, // a symbolic (batch) dimension: one inference
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let shape = match dims.as_slice() {
+            [1, c, h, w] | [c, h, w] if *c > 0 && *h > 0 && *w > 0 => {
+                Shape::new(*c as usize, *h as usize, *w as usize)
+            }
+            [1, n] | [n] if *n > 0 => Shape::new(*n as usize, 1, 1),
+            _ => {
+                return Err(fail(format!(
+                    "has shape {dims:?}; valid: [1, C, H, W] or [1, N] (batch 1)"
+                ))
+                .into());
+            }
+        };
+        let rank = if shape.height == 1 && shape.width == 1 && dims.len() <= 2 {
+            2
+        } else {
+            4
+        };
+        let elem = DataType::try_from(tt.elem_type.unwrap_or(0)).unwrap_or(DataType::Undefined);
+        let (value, input_quant) = match elem {
+            DataType::Float => (
+                Value::FloatInput,
+                TensorQuant::Affine {
+                    dtype: IntType::Uint8,
+                    scale: 1.0,
+                    zero_point: 0,
+                },
+            ),
+            t => match int_type(t) {
+                Some(dtype) => {
+                    let quant = input_quant_from_consumers(graph, &input_name, &values, dtype);
+                    let act = Act {
+                        source: TensorSource::Input,
+                        shape,
+                        quant,
+                        rank,
+                    };
+                    (Value::Quant(act), quant)
+                }
+                None => {
+                    return Err(fail(format!(
+                        "has element type {}; valid: float (followed by QuantizeLinear), uint8 or int8",
+                        tensor::type_name(tt.elem_type.unwrap_or(0))
+                    ))
+                    .into());
+                }
+            },
+        };
+        values.insert(input_name.clone(), value);
+        Ok(Importer {
+            path,
+            values,
+            uses,
+            layers: Vec::new(),
+            layer_names: Vec::new(),
+            input_shape: shape,
+            input_quant,
+            input_name,
+        })
+    }
+
+    fn err(&self, n: &NodeProto, message: impl Into<String>) -> InputError {
+        InputError::new(self.path, message).context(node_label(n))
+    }
+
+    fn get(&self, n: &NodeProto, index: usize) -> Result<Option<&Value>, InputError> {
+        match n.input.get(index).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(name) => self.values.get(name).map(Some).ok_or_else(|| {
+                self.err(
+                    n,
+                    format!(
+                        "input `{name}` is not produced by any earlier node, initializer or graph input \
+                         (the nodes must be in topological order)"
+                    ),
+                )
+            }),
+        }
+    }
+
+    fn need(&self, n: &NodeProto, index: usize, what: &str) -> Result<Value, InputError> {
+        self.get(n, index)?
+            .cloned()
+            .ok_or_else(|| self.err(n, format!("input {index} ({what}) is missing")))
+    }
+
+    fn constant(&self, n: &NodeProto, index: usize, what: &str) -> Result<Tensor, InputError> {
+        match self.need(n, index, what)? {
+            Value::Const(t) => Ok(t),
+            _ => Err(self.err(
+                n,
+                format!(
+                    "input {index} ({what}) must be a constant (an initializer or Constant node)"
+                ),
+            )),
+        }
+    }
+
+    fn opt_constant(
+        &self,
+        n: &NodeProto,
+        index: usize,
+        what: &str,
+    ) -> Result<Option<Tensor>, InputError> {
+        match self.get(n, index)? {
+            None => Ok(None),
+            Some(_) => self.constant(n, index, what).map(Some),
+        }
+    }
+
+    fn scale(&self, n: &NodeProto, index: usize, what: &str) -> Result<f32, InputError> {
+        let t = self.constant(n, index, what)?;
+        match t.scalar_f32() {
+            Some(s) if t.is_float() && s.is_finite() && s > 0.0 => Ok(s),
+            _ => Err(self.err(
+                n,
+                format!("{what} must be one positive finite float32 (a per-tensor scale); got shape {:?}", t.dims),
+            )),
+        }
+    }
+
+    /// A zero-point input: its value and storage type (default uint8 0).
+    fn zero_point(
+        &self,
+        n: &NodeProto,
+        index: usize,
+        what: &str,
+    ) -> Result<(i32, IntType), InputError> {
+        match self.opt_constant(n, index, what)? {
+            None => Ok((0, IntType::Uint8)),
+            Some(t) => {
+                let Some(dtype) = int_type(t.dtype) else {
+                    return Err(self.err(
+                        n,
+                        format!(
+                            "{what} has type {}; valid: uint8 or int8",
+                            tensor::type_name(t.dtype as i32)
+                        ),
+                    ));
+                };
+                match t.scalar_i64() {
+                    Some(z) => Ok((z as i32, dtype)),
+                    None => Err(self.err(
+                        n,
+                        format!(
+                            "{what} must be one value (per-tensor); got shape {:?}",
+                            t.dims
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn quant_at(
+        &self,
+        n: &NodeProto,
+        s: usize,
+        z: usize,
+        what: &str,
+    ) -> Result<TensorQuant, InputError> {
+        let scale = self.scale(n, s, &format!("{what} scale"))?;
+        let (zero_point, dtype) = self.zero_point(n, z, &format!("{what} zero point"))?;
+        Ok(TensorQuant::Affine {
+            dtype,
+            scale,
+            zero_point,
+        })
+    }
+
+    fn bind(&mut self, n: &NodeProto, v: Value) {
+        if let Some(out) = n.output.first() {
+            self.values.insert(out.clone(), v);
+        }
+    }
+
+    fn single_use(&self, name: &str) -> bool {
+        self.uses.get(name).copied().unwrap_or(0) <= 1
+    }
+
+    fn node(&mut self, n: &NodeProto) -> Result<(), InputError> {
+        let op = n.op_type.clone().unwrap_or_default();
+        let v = match op.as_str() {
+            "Constant" => {
+                let t = attr(n, "value")
+                    .and_then(|a| a.t.as_ref())
+                    .ok_or_else(|| self.err(n, "has no `value` tensor attribute; valid: value"))?;
+                Value::Const(tensor::decode(t).map_err(|m| self.err(n, format!("value {m}")))?)
+            }
+            "Identity" => self.need(n, 0, "input")?,
+            "QuantizeLinear" => self.quantize(n)?,
+            "DequantizeLinear" => self.dequantize(n)?,
+            "Conv" => self.conv(n)?,
+            "Gemm" | "MatMul" => self.gemm(n, &op)?,
+            "QLinearConv" => self.qlinear_conv(n)?,
+            "QLinearMatMul" => self.qlinear_matmul(n)?,
+            "ConvInteger" | "MatMulInteger" => self.integer(n, &op)?,
+            "Cast" => self.cast(n)?,
+            "Mul" => self.mul(n)?,
+            "Add" => self.add(n)?,
+            "Relu" | "Clip" => self.clamp(n, &op)?,
+            "MaxPool" | "AveragePool" | "GlobalAveragePool" => self.pool(n, &op)?,
+            "Flatten" | "Reshape" => self.flatten(n, &op)?,
+            _ => return Err(self.err(n, "is not supported")),
+        };
+        self.bind(n, v);
+        Ok(())
+    }
+
+    fn quantize(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+        let x = self.need(n, 0, "x")?;
+        let q = self.quant_at(n, 1, 2, "y")?;
+        match x {
+            Value::FloatInput => {
+                self.input_quant = q;
+                let rank = if self.input_shape.height * self.input_shape.width == 1 { 2 } else { 4 };
+                Ok(Value::Quant(Act {
+                    source: TensorSource::Input,
+                    shape: self.input_shape,
+                    quant: q,
+                    rank,
+                }))
+            }
+            Value::Dequant(a) if a.quant == q => Ok(Value::Quant(a)),
+            Value::Dequant(a) => Err(self.err(
+                n,
+                format!(
+                    "requantises a tensor of quantisation {:?} to {q:?} with no operator in between; \
+                     accsim needs the same scale and zero point",
+                    a.quant
+                ),
+            )),
+            Value::Weighted(w) => self.finish_weighted(n, *w, q),
+            Value::Pool {
+                node,
+                input,
+                kind,
+                out_shape,
+            } => {
+                let op = match kind {
+                    PoolKind::Max(p) => {
+                        if input.quant != q {
+                            return Err(self.err(
+                                n,
+                                "a QDQ MaxPool must quantise its output with its input's scale and zero point",
+                            ));
+                        }
+                        Op::MaxPool(p)
+                    }
+                    PoolKind::Avg(p) => Op::QLinearAvgPool(p),
+                };
+                Ok(Value::Quant(self.push(n, node, vec![input], op, out_shape, q, input.rank)))
+            }
+            Value::Add { node, a, b } => {
+                // ONNX Runtime fuses uint8 QDQ Adds into QLinearAdd and runs
+                // int8 ones unfused, in float (docs/onnx.md).
+                let rule = if q.dtype() == IntType::Uint8 {
+                    AddRule::QLinearAdd
+                } else {
+                    AddRule::Float
+                };
+                let op = Op::Add(Add {
+                    rule,
+                    input_quants: [a.quant, b.quant],
+                });
+                Ok(Value::Quant(self.push(n, node, vec![a, b], op, a.shape, q, a.rank)))
+            }
+            _ => Err(self.err(
+                n,
+                "quantises a value accsim cannot fold: valid producers are the float graph input, \
+                 Conv/Gemm/MatMul on dequantised operands, the float chain after ConvInteger/MatMulInteger, \
+                 pools and Add on dequantised tensors",
+            )),
+        }
+    }
+
+    /// Appends a layer; returns the activation it produces.
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        n: &NodeProto,
+        name: String,
+        inputs: Vec<Act>,
+        op: Op,
+        out_shape: Shape,
+        out_quant: TensorQuant,
+        rank: usize,
+    ) -> Act {
+        let first = inputs[0];
+        let mut unique = name.clone();
+        let mut k = 2;
+        while self.layers.iter().any(|l| l.name == unique) {
+            unique = format!("{name}_{k}");
+            k += 1;
+        }
+        self.layers.push(Layer {
+            name: unique,
+            inputs: inputs.iter().map(|a| a.source).collect(),
+            input_shape: first.shape,
+            input_quant: first.quant,
+            output_shape: out_shape,
+            output_quant: out_quant,
+            op,
+        });
+        self.layer_names
+            .push(n.output.first().cloned().unwrap_or_default());
+        Act {
+            source: TensorSource::Layer(self.layers.len() - 1),
+            shape: out_shape,
+            quant: out_quant,
+            rank,
+        }
+    }
+
+    fn dequantize(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+        let x = self.need(n, 0, "x")?;
+        match x {
+            Value::Const(q) => {
+                let s = self.constant(n, 1, "x_scale")?;
+                let z = self.opt_constant(n, 2, "x_zero_point")?;
+                if !s.is_float() || s.floats.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                    return Err(self.err(n, "x_scale must hold positive finite float32 values"));
+                }
+                let per_axis = s.len() > 1 || s.dims.len() == 1 && s.len() > 1;
+                let rank = q.dims.len() as i64;
+                let axis = attr_int(n, "axis", 1);
+                let axis = if axis < 0 { axis + rank } else { axis };
+                if per_axis && !(0..rank).contains(&axis) {
+                    return Err(
+                        self.err(n, format!("axis {axis} is outside the rank-{rank} tensor"))
+                    );
+                }
+                if per_axis && q.dims.get(axis as usize) != Some(&s.len()) {
+                    return Err(self.err(
+                        n,
+                        format!(
+                            "has {} scales but the constant's axis {axis} has {:?} elements",
+                            s.len(),
+                            q.dims.get(axis as usize)
+                        ),
+                    ));
+                }
+                let zero_points = match z {
+                    None => vec![0; s.len()],
+                    Some(z) if z.len() == s.len() && !z.is_float() => z.ints,
+                    Some(z) => {
+                        return Err(self.err(
+                            n,
+                            format!(
+                                "x_zero_point has {} values; valid: as many as x_scale ({})",
+                                z.len(),
+                                s.len()
+                            ),
+                        ));
+                    }
+                };
+                Ok(Value::DqConst(DqConst {
+                    q,
+                    scales: s.floats,
+                    zero_points,
+                    axis: per_axis.then_some(axis as usize),
+                }))
+            }
+            Value::Quant(a) => {
+                let q = self.quant_at(n, 1, 2, "x")?;
+                if q != a.quant {
+                    return Err(self.err(
+                        n,
+                        format!(
+                            "dequantises with {q:?}, but the tensor was quantised with {:?}; \
+                             accsim needs one quantisation per tensor",
+                            a.quant
+                        ),
+                    ));
+                }
+                Ok(Value::Dequant(a))
+            }
+            _ => Err(self.err(
+                n,
+                "dequantises something that is neither a constant nor a quantised activation",
+            )),
+        }
+    }
+
+    /// Weights of a conv / fc from a DequantizeLinear'd constant.
+    fn weights(
+        &self,
+        n: &NodeProto,
+        w: &DqConst,
+        channel_axis: usize,
+    ) -> Result<WeightQuant, InputError> {
+        let Some(dtype) = int_type(w.q.dtype) else {
+            return Err(self.err(
+                n,
+                format!(
+                    "weights have type {}; valid: int8 or uint8",
+                    tensor::type_name(w.q.dtype as i32)
+                ),
+            ));
+        };
+        if w.axis.is_some_and(|a| a != channel_axis) {
+            return Err(self.err(
+                n,
+                format!(
+                    "weights are quantised along axis {:?}; valid: per tensor, or per output channel (axis {channel_axis})",
+                    w.axis
+                ),
+            ));
+        }
+        let zp = w.zero_points.first().copied().unwrap_or(0);
+        if w.zero_points.iter().any(|&z| z != zp) {
+            return Err(self.err(
+                n,
+                "weight zero points differ between channels; accsim holds one weight zero point per layer",
+            ));
+        }
+        Ok(WeightQuant::Affine {
+            dtype,
+            scales: w.scales.clone(),
+            zero_point: zp as i32,
+        })
+    }
+
+    /// An int32 bias from a DequantizeLinear'd constant (its integers are
+    /// used as they are, as ONNX Runtime's fused kernels do).
+    fn bias(&self, n: &NodeProto, b: Option<Value>, out: usize) -> Result<Vec<i64>, InputError> {
+        match b {
+            None => Ok(vec![0; out]),
+            Some(Value::DqConst(d)) if d.q.dtype == DataType::Int32 && d.q.len() == out => {
+                if d.zero_points.iter().any(|&z| z != 0) {
+                    return Err(self.err(n, "the bias zero point must be 0"));
+                }
+                Ok(d.q.ints)
+            }
+            Some(Value::Const(t)) if t.dtype == DataType::Int32 && t.len() == out => Ok(t.ints),
+            Some(_) => Err(self.err(
+                n,
+                format!(
+                    "the bias must be {out} int32 values, dequantised with DequantizeLinear (scale x_scale * w_scale), \
+                     as the ONNX Runtime quantiser writes it; float biases are not supported"
+                ),
+            )),
+        }
+    }
+
+    fn dequant_act(&self, n: &NodeProto, v: Value, what: &str) -> Result<Act, InputError> {
+        match v {
+            Value::Dequant(a) => Ok(a),
+            _ => Err(self.err(
+                n,
+                format!("{what} must be a DequantizeLinear of a quantised activation (QDQ form)"),
+            )),
+        }
+    }
+
+    fn conv_geom(
+        &self,
+        n: &NodeProto,
+        input: Shape,
+        kernel: [usize; 2],
+        groups_check: Option<(usize, usize)>,
+    ) -> Result<(ConvGeom, Shape), InputError> {
+        if let Some(d) = attr_ints(n, "dilations")
+            && d.iter().any(|&v| v != 1)
+        {
+            return Err(self.err(
+                n,
+                format!("dilations {d:?} are not supported; valid: [1, 1]"),
+            ));
+        }
+        if let Some(k) = attr_ints(n, "kernel_shape")
+            && k.iter().map(|&v| v as usize).collect::<Vec<_>>() != kernel
+        {
+            return Err(self.err(
+                n,
+                format!("kernel_shape {k:?} disagrees with the weights ({kernel:?})"),
+            ));
+        }
+        let stride = self.stride(n)?;
+        let padding = self.pads(n, input, kernel, stride)?;
+        let groups = attr_int(n, "group", 1);
+        if groups < 1 {
+            return Err(self.err(n, format!("group is {groups}; valid: at least 1")));
+        }
+        let groups = groups as usize;
+        if let Some((in_per_group, out)) = groups_check
+            && (in_per_group * groups != input.channels || out % groups != 0)
+        {
+            return Err(self.err(
+                n,
+                format!(
+                    "weights of {in_per_group} input channels per group x {groups} groups do not match the input's {} channels \
+                     (or {out} output channels are not divisible by {groups})",
+                    input.channels
+                ),
+            ));
+        }
+        let oh = conv_output_len(
+            input.height,
+            kernel[0],
+            stride[0],
+            padding.top,
+            padding.bottom,
+        );
+        let ow = conv_output_len(
+            input.width,
+            kernel[1],
+            stride[1],
+            padding.left,
+            padding.right,
+        );
+        let (Some(oh), Some(ow)) = (oh, ow) else {
+            return Err(self.err(
+                n,
+                format!("the {kernel:?} kernel is larger than the padded {input} input"),
+            ));
+        };
+        Ok((
+            ConvGeom {
+                kernel,
+                stride,
+                padding,
+                groups,
+            },
+            Shape::new(0, oh, ow),
+        ))
+    }
+
+    fn stride(&self, n: &NodeProto) -> Result<[usize; 2], InputError> {
+        match attr_ints(n, "strides").as_deref() {
+            None | Some([]) => Ok([1, 1]),
+            Some(&[a, b]) if a >= 1 && b >= 1 => Ok([a as usize, b as usize]),
+            Some(s) => Err(self.err(n, format!("strides {s:?}; valid: two integers >= 1"))),
+        }
+    }
+
+    fn pads(
+        &self,
+        n: &NodeProto,
+        input: Shape,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    ) -> Result<Padding, InputError> {
+        let auto = attr_str(n, "auto_pad").unwrap_or_else(|| "NOTSET".to_string());
+        let same = |len: usize, k: usize, s: usize, upper: bool| {
+            let out = len.div_ceil(s);
+            let total = ((out.saturating_sub(1)) * s + k).saturating_sub(len);
+            if upper {
+                (total / 2, total - total / 2)
+            } else {
+                (total - total / 2, total / 2)
+            }
+        };
+        match auto.as_str() {
+            "NOTSET" => match attr_ints(n, "pads").as_deref() {
+                None | Some([]) => Ok(Padding::default()),
+                Some(&[t, l, b, r]) if [t, l, b, r].iter().all(|&p| (0..=1 << 20).contains(&p)) => {
+                    Ok(Padding {
+                        top: t as usize,
+                        left: l as usize,
+                        bottom: b as usize,
+                        right: r as usize,
+                    })
+                }
+                Some(p) => Err(self.err(
+                    n,
+                    format!("pads {p:?}; valid: [top, left, bottom, right], each >= 0"),
+                )),
+            },
+            "VALID" => Ok(Padding::default()),
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let upper = auto == "SAME_UPPER";
+                let (top, bottom) = same(input.height, kernel[0], stride[0], upper);
+                let (left, right) = same(input.width, kernel[1], stride[1], upper);
+                Ok(Padding {
+                    top,
+                    left,
+                    bottom,
+                    right,
+                })
+            }
+            other => Err(self.err(
+                n,
+                format!("auto_pad `{other}`; valid: NOTSET, VALID, SAME_UPPER, SAME_LOWER"),
+            )),
+        }
+    }
+
+    fn conv(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+        let x = self.need(n, 0, "X")?;
+        let x = self.dequant_act(n, x, "X")?;
+        let Value::DqConst(w) = self.need(n, 1, "W")? else {
+            return Err(self.err(
+                n,
+                "W must be a DequantizeLinear of int8/uint8 constant weights",
+            ));
+        };
+        let b = self.get(n, 2)?.cloned();
+        self.weighted_conv(n, x, &w.q, self.weights(n, &w, 0)?, b, Chain::Qdq)
+    }
+
+    /// Builds a pending conv from integer weights `[out, in/g, kh, kw]`.
+    fn weighted_conv(
+        &self,
+        n: &NodeProto,
+        x: Act,
+        w: &Tensor,
+        weight_quant: WeightQuant,
+        b: Option<Value>,
+        chain: Chain,
+    ) -> Result<Value, InputError> {
+        if x.rank != 4 {
+            return Err(self.err(n, "the input must be a 4-D [1, C, H, W] tensor"));
+        }
+        let [out, icg, kh, kw] = w.dims[..] else {
+            return Err(self.err(
+                n,
+                format!(
+                    "weights have shape {:?}; valid: [out, in/groups, kh, kw]",
+                    w.dims
+                ),
+            ));
+        };
+        let (geom, s) = self.conv_geom(n, x.shape, [kh, kw], Some((icg, out)))?;
+        if let WeightQuant::Affine { scales, .. } = &weight_quant
+            && scales.len() != 1
+            && scales.len() != out
+        {
+            return Err(self.err(
+                n,
+                format!("{} weight scales for {out} output channels", scales.len()),
+            ));
+        }
+        let weights = Array4::from_shape_vec(
+            (out, icg, kh, kw),
+            w.ints.iter().map(|&v| v as i16).collect(),
+        )
+        .map_err(|e| self.err(n, format!("weights: {e}")))?;
+        let bias = self.bias(n, b, out)?;
+        Ok(Value::Weighted(Box::new(Weighted {
+            node: node_name(n),
+            input: x,
+            geom: Some(geom),
+            weights,
+            weight_quant,
+            bias,
+            chain,
+            lo: None,
+            hi: None,
+            out_shape: Shape::new(out, s.height, s.width),
+            rank: 4,
+        })))
+    }
+
+    /// Builds a pending FC layer from `[out, in]` integer weights.
+    fn weighted_fc(
+        &self,
+        n: &NodeProto,
+        x: Act,
+        w: Array2<i16>,
+        weight_quant: WeightQuant,
+        bias: Vec<i64>,
+        chain: Chain,
+    ) -> Result<Value, InputError> {
+        let (out, k) = w.dim();
+        if x.rank != 2 || x.shape.len() != k {
+            return Err(self.err(
+                n,
+                format!(
+                    "the input must be a [1, {k}] tensor; it is {} ({} values)",
+                    x.shape,
+                    x.shape.len()
+                ),
+            ));
+        }
+        if let WeightQuant::Affine { scales, .. } = &weight_quant
+            && scales.len() != 1
+            && scales.len() != out
+        {
+            return Err(self.err(
+                n,
+                format!("{} weight scales for {out} outputs", scales.len()),
+            ));
+        }
+        let weights = w
+            .into_shape_with_order((out, k, 1, 1))
+            .map_err(|e| self.err(n, format!("weights: {e}")))?;
+        Ok(Value::Weighted(Box::new(Weighted {
+            node: node_name(n),
+            input: x,
+            geom: None,
+            weights,
+            weight_quant,
+            bias,
+            chain,
+            lo: None,
+            hi: None,
+            out_shape: Shape::new(out, 1, 1),
+            rank: 2,
+        })))
+    }
+
+    /// `[K, N]` (or `[N, K]` with `transposed`) integers as `[N, K]`.
+    fn fc_matrix(
+        &self,
+        n: &NodeProto,
+        t: &Tensor,
+        transposed: bool,
+    ) -> Result<Array2<i16>, InputError> {
+        let [r, c] = t.dims[..] else {
+            return Err(self.err(
+                n,
+                format!("the weight matrix has shape {:?}; valid: 2-D", t.dims),
+            ));
+        };
+        let m = Array2::from_shape_vec((r, c), t.ints.iter().map(|&v| v as i16).collect())
+            .map_err(|e| self.err(n, format!("weights: {e}")))?;
+        Ok(if transposed {
+            m
+        } else {
+            m.reversed_axes().as_standard_layout().to_owned()
+        })
+    }
+
+    fn gemm(&mut self, n: &NodeProto, op: &str) -> Result<Value, InputError> {
+        let a = self.need(n, 0, "A")?;
+        let a = self.dequant_act(n, a, "A")?;
+        let Value::DqConst(b) = self.need(n, 1, "B")? else {
+            return Err(self.err(
+                n,
+                "B must be a DequantizeLinear of int8/uint8 constant weights",
+            ));
+        };
+        let trans_b = op == "Gemm" && attr_int(n, "transB", 0) == 1;
+        if op == "Gemm" {
+            let alpha = attr(n, "alpha").and_then(|a| a.f).unwrap_or(1.0);
+            let beta = attr(n, "beta").and_then(|a| a.f).unwrap_or(1.0);
+            if attr_int(n, "transA", 0) != 0 || alpha != 1.0 || beta != 1.0 {
+                return Err(self.err(n, "only transA = 0, alpha = 1, beta = 1 are supported"));
+            }
+        }
+        // The output-channel axis of B: 1 for [K, N], 0 for [N, K].
+        let wq = self.weights(n, &b, if trans_b { 0 } else { 1 })?;
+        let w = self.fc_matrix(n, &b.q, trans_b)?;
+        let bias = self.bias(n, self.get(n, 2)?.cloned(), w.dim().0)?;
+        self.weighted_fc(n, a, w, wq, bias, Chain::Qdq)
+    }
+
+    fn qlinear_conv(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+        let Value::Quant(x) = self.need(n, 0, "x")? else {
+            return Err(self.err(n, "x must be a quantised (uint8/int8) activation"));
+        };
+        let xq = self.quant_at(n, 1, 2, "x")?;
+        self.check_input_quant(n, &x, &xq)?;
+        let w = self.constant(n, 3, "w")?;
+        let wq = self.qoperator_weights(n, &w, 4, 5)?;
+        let yq = self.quant_at(n, 6, 7, "y")?;
+        let b = self.opt_constant(n, 8, "B")?.map(Value::Const);
+        let Value::Weighted(p) = self.weighted_conv(n, x, &w, wq, b, Chain::Qdq)? else {
+            return Err(self.err(n, "internal: not a weighted layer"));
+        };
+        self.finish_weighted(n, *p, yq)
+    }
+
+    fn qlinear_matmul(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+        let Value::Quant(a) = self.need(n, 0, "a")? else {
+            return Err(self.err(n, "a must be a quantised (uint8/int8) activation"));
+        };
+        let aq = self.quant_at(n, 1, 2, "a")?;
+        self.check_input_quant(n, &a, &aq)?;
+        let b = self.constant(n, 3, "b")?;
+        let wq = self.qoperator_weights(n, &b, 4, 5)?;
+        let yq = self.quant_at(n, 6, 7, "y")?;
+        let w = self.fc_matrix(n, &b, false)?;
+        let out = w.dim().0;
+        let Value::Weighted(p) = self.weighted_fc(n, a, w, wq, vec![0; out], Chain::Qdq)? else {
+            return Err(self.err(n, "internal: not a weighted layer"));
+        };
+        self.finish_weighted(n, *p, yq)
+    }
+
+    /// Weight quantisation of a QOperator node: scale (one or per output
+    /// channel) at `s`, zero point at `z`.
+    fn qoperator_weights(
+        &self,
+        n: &NodeProto,
+        w: &Tensor,
+        s: usize,
+        z: usize,
+    ) -> Result<WeightQuant, InputError> {
+        let Some(dtype) = int_type(w.dtype) else {
+            return Err(self.err(
+                n,
+                format!(
+                    "weights have type {}; valid: int8 or uint8",
+                    tensor::type_name(w.dtype as i32)
+                ),
+            ));
+        };
+        let scales = self.constant(n, s, "weight scale")?;
+        if !scales.is_float() || scales.floats.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+            return Err(self.err(n, "weight scales must be positive finite float32 values"));
+        }
+        let zp = match self.opt_constant(n, z, "weight zero point")? {
+            None => 0,
+            Some(t) => {
+                let first = t.ints.first().copied().unwrap_or(0);
+                if t.ints.iter().any(|&v| v != first) {
+                    return Err(self.err(
+                        n,
+                        "weight zero points differ between channels; accsim holds one per layer",
+                    ));
+                }
+                first as i32
+            }
+        };
+        Ok(WeightQuant::Affine {
+            dtype,
+            scales: scales.floats,
+            zero_point: zp,
+        })
+    }
+
+    fn check_input_quant(&self, n: &NodeProto, x: &Act, q: &TensorQuant) -> Result<(), InputError> {
+        if x.quant != *q {
+            return Err(self.err(
+                n,
+                format!(
+                    "reads its input with quantisation {q:?}, but the tensor holds {:?}; accsim needs one quantisation per tensor",
+                    x.quant
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn integer(&mut self, n: &NodeProto, op: &str) -> Result<Value, InputError> {
+        let Value::Quant(x) = self.need(n, 0, "x")? else {
+            return Err(self.err(
+                n,
+                "the first input must be a quantised (uint8/int8) activation",
+            ));
+        };
+        let w = self.constant(n, 1, "w")?;
+        let (xz, _) = self.zero_point(n, 2, "x zero point")?;
+        if xz != x.quant.zero() {
+            return Err(self.err(
+                n,
+                format!(
+                    "x zero point {xz} differs from the tensor's zero point {}",
+                    x.quant.zero()
+                ),
+            ));
+        }
+        let Some(dtype) = int_type(w.dtype) else {
+            return Err(self.err(n, "weights must be int8 or uint8"));
+        };
+        let wz = match self.opt_constant(n, 3, "w zero point")? {
+            None => 0,
+            Some(t) => t
+                .scalar_i64()
+                .ok_or_else(|| self.err(n, "the weight zero point must be one value"))?
+                as i32,
+        };
+        let wq = WeightQuant::Affine {
+            dtype,
+            scales: vec![1.0],
+            zero_point: wz,
+        };
+        let chain = Chain::Integer {
+            cast: false,
+            scales: None,
+            offsets: None,
+        };
+        if op == "ConvInteger" {
+            self.weighted_conv(n, x, &w, wq, None, chain)
+        } else {
+            let m = self.fc_matrix(n, &w, false)?;
+            let out = m.dim().0;
+            self.weighted_fc(n, x, m, wq, vec![0; out], chain)
+        }
+    }
+
+    fn cast(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+        let to = attr_int(n, "to", 0);
+        match self.need(n, 0, "input")? {
+            Value::Weighted(mut w) if to == DataType::Float as i64 => match &mut w.chain {
+                Chain::Integer {
+                    cast, scales: None, ..
+                } if !*cast => {
+                    *cast = true;
+                    Ok(Value::Weighted(w))
+                }
+                _ => Err(self.err(n, "Cast must directly follow ConvInteger / MatMulInteger")),
+            },
+            _ => Err(self.err(
+                n,
+                "only Cast(to = FLOAT) of a ConvInteger / MatMulInteger result is supported",
+            )),
+        }
+    }
+
+    /// Per-channel float values of a constant broadcast against the output.
+    fn channel_values(
+        &self,
+        n: &NodeProto,
+        t: &Tensor,
+        w: &Weighted,
+    ) -> Result<Vec<f32>, InputError> {
+        let c = w.out_shape.channels;
+        if t.len() == 1 {
+            return Ok(t.as_f32());
+        }
+        let ok = if w.rank == 4 {
+            matches!(t.dims[..], [1, ch, 1, 1] | [ch, 1, 1] if ch == c)
+        } else {
+            matches!(t.dims[..], [1, ch] | [ch] if ch == c)
+        };
+        if !ok || t.len() != c {
+            return Err(self.err(
+                n,
+                format!(
+                    "the constant has shape {:?}; valid: one value or one per output channel",
+                    t.dims
+                ),
+            ));
+        }
+        Ok(t.as_f32())
+    }
+
+    fn mul(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+        let (v, c) = match (self.need(n, 0, "A")?, self.need(n, 1, "B")?) {
+            (Value::Weighted(w), Value::Const(t)) | (Value::Const(t), Value::Weighted(w)) => (w, t),
+            _ => {
+                return Err(self.err(
+                    n,
+                    "Mul is supported only as the scale of a Cast ConvInteger / MatMulInteger result by a constant",
+                ));
+            }
+        };
+        let vals = self.channel_values(n, &c, &v)?;
+        let mut w = v;
+        match &mut w.chain {
+            Chain::Integer {
+                cast: true,
+                scales: scales @ None,
+                offsets: None,
+            } if w.lo.is_none() && w.hi.is_none() => {
+                *scales = Some(vals);
+                Ok(Value::Weighted(w))
+            }
+            _ => Err(self.err(
+                n,
+                "Mul must directly follow the Cast after ConvInteger / MatMulInteger",
+            )),
+        }
+    }
+
+    fn add(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+        let a = self.need(n, 0, "A")?;
+        let b = self.need(n, 1, "B")?;
+        match (a, b) {
+            (Value::Dequant(a), Value::Dequant(b)) => {
+                if a.shape != b.shape || a.rank != b.rank {
+                    return Err(self.err(
+                        n,
+                        format!("adds tensors of shapes {} and {}; accsim needs equal shapes (no broadcasting)", a.shape, b.shape),
+                    ));
+                }
+                Ok(Value::Add {
+                    node: node_name(n),
+                    a,
+                    b,
+                })
+            }
+            (Value::Weighted(mut w), other) | (other, Value::Weighted(mut w)) => {
+                if w.lo.is_some() || w.hi.is_some() {
+                    return Err(self.err(n, "an Add after Relu/Clip cannot be folded"));
+                }
+                let offsets = match &other {
+                    Value::Const(t) => Some(self.channel_values(n, t, &w)?),
+                    _ => None,
+                };
+                let unbiased = w.bias.iter().all(|&b| b == 0);
+                let channels = w.out_shape.channels;
+                match (&mut w.chain, other) {
+                    (Chain::Qdq, Value::DqConst(d)) if unbiased => {
+                        w.bias = self.bias(n, Some(Value::DqConst(d)), channels)?;
+                        Ok(Value::Weighted(w))
+                    }
+                    (
+                        Chain::Integer {
+                            cast: true,
+                            scales: Some(_),
+                            offsets: slot @ None,
+                        },
+                        Value::Const(_),
+                    ) => {
+                        *slot = offsets;
+                        Ok(Value::Weighted(w))
+                    }
+                    _ => Err(self.err(
+                        n,
+                        "Add after Conv/Gemm/MatMul must add a DequantizeLinear'd int32 bias (QDQ) or, after \
+                         ConvInteger/MatMulInteger -> Cast -> Mul, a float constant",
+                    )),
+                }
+            }
+            _ => Err(self.err(
+                n,
+                "Add is supported between two dequantised activations (a residual add, QDQ form) or as a bias",
+            )),
+        }
+    }
+
+    fn clamp(&mut self, n: &NodeProto, op: &str) -> Result<Value, InputError> {
+        let x = self.need(n, 0, "input")?;
+        let (lo, hi) = if op == "Relu" {
+            (Some(0.0f32), None)
+        } else {
+            let get = |i: usize, attr_name: &str| -> Result<Option<f32>, InputError> {
+                if let Some(t) = self.opt_constant(n, i, attr_name)? {
+                    return t
+                        .scalar_f32()
+                        .map(Some)
+                        .ok_or_else(|| self.err(n, format!("{attr_name} must be one value")));
+                }
+                Ok(attr(n, attr_name).and_then(|a| a.f))
+            };
+            (get(1, "min")?, get(2, "max")?)
+        };
+        match x {
+            Value::Weighted(mut w) => {
+                w.lo = match (w.lo, lo) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                w.hi = match (w.hi, hi) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                Ok(Value::Weighted(w))
+            }
+            Value::Quant(a) => {
+                // On integers: narrow the clamp of the conv / fc that made them.
+                let input_name = n.input.first().cloned().unwrap_or_default();
+                let TensorSource::Layer(i) = a.source else {
+                    return Err(self.err(n, format!("{op} on the network input is not supported")));
+                };
+                if !self.single_use(&input_name) || self.layer_names.get(i) != Some(&input_name) {
+                    return Err(self.err(n, format!("{op} on integers must be the only reader of a QLinearConv / QLinearMatMul output")));
+                }
+                let layer = &mut self.layers[i];
+                let zero = a.quant.zero();
+                let stage = match &mut layer.op {
+                    Op::Conv2d(c) => &mut c.epilogue,
+                    Op::FullyConnected(f) => &mut f.epilogue,
+                    _ => {
+                        return Err(self.err(n, format!("{op} on integers must follow QLinearConv / QLinearMatMul")));
+                    }
+                };
+                if let Some(l) = lo {
+                    stage.output_stage.clamp_min = stage.output_stage.clamp_min.max(l.ceil() as i32);
+                }
+                if let Some(h) = hi {
+                    stage.output_stage.clamp_max = stage.output_stage.clamp_max.min(h.floor() as i32);
+                }
+                if op == "Relu" && zero == 0 {
+                    stage.activation = Activation::Relu;
+                }
+                Ok(Value::Quant(a))
+            }
+            _ => Err(self.err(
+                n,
+                format!("{op} is supported between Conv/Gemm/MatMul and QuantizeLinear, or on a QLinearConv / QLinearMatMul output"),
+            )),
+        }
+    }
+
+    fn pool(&mut self, n: &NodeProto, op: &str) -> Result<Value, InputError> {
+        let x = self.need(n, 0, "X")?;
+        let (act, quantised) = match x {
+            Value::Quant(a) if op == "MaxPool" => (a, true),
+            Value::Dequant(a) => (a, false),
+            _ => {
+                return Err(self.err(
+                    n,
+                    format!(
+                        "{op} needs a dequantised activation (QDQ form){}",
+                        if op == "MaxPool" { " or integers" } else { "" }
+                    ),
+                ));
+            }
+        };
+        if act.rank != 4 {
+            return Err(self.err(n, "pooling needs a 4-D [1, C, H, W] input"));
+        }
+        let s = act.shape;
+        let (kernel, stride, padding, ceil, include_pad) = if op == "GlobalAveragePool" {
+            (
+                [s.height, s.width],
+                [1, 1],
+                Padding::default(),
+                false,
+                false,
+            )
+        } else {
+            let k = match attr_ints(n, "kernel_shape").as_deref() {
+                Some(&[a, b]) if a >= 1 && b >= 1 => [a as usize, b as usize],
+                other => {
+                    return Err(self.err(
+                        n,
+                        format!("kernel_shape {other:?}; valid: two integers >= 1"),
+                    ));
+                }
+            };
+            if let Some(d) = attr_ints(n, "dilations")
+                && d.iter().any(|&v| v != 1)
+            {
+                return Err(self.err(
+                    n,
+                    format!("dilations {d:?} are not supported; valid: [1, 1]"),
+                ));
+            }
+            let stride = self.stride(n)?;
+            let padding = self.pads(n, s, k, stride)?;
+            (
+                k,
+                stride,
+                padding,
+                attr_int(n, "ceil_mode", 0) == 1,
+                attr_int(n, "count_include_pad", 0) == 1,
+            )
+        };
+        let oh = pool_output_len(
+            s.height,
+            kernel[0],
+            stride[0],
+            padding.top,
+            padding.bottom,
+            ceil,
+        );
+        let ow = pool_output_len(
+            s.width,
+            kernel[1],
+            stride[1],
+            padding.left,
+            padding.right,
+            ceil,
+        );
+        let (Some(oh), Some(ow)) = (oh, ow) else {
+            return Err(self.err(
+                n,
+                format!("the {kernel:?} window is larger than the padded {s} input"),
+            ));
+        };
+        if padding.top.max(padding.bottom) >= kernel[0]
+            || padding.left.max(padding.right) >= kernel[1]
+        {
+            return Err(self.err(
+                n,
+                format!("padding {padding:?} must be smaller than the {kernel:?} window"),
+            ));
+        }
+        let pool = Pool {
+            kernel,
+            stride,
+            padding,
+            ceil_mode: ceil,
+            rounding: Rounding::HalfEven,
+        };
+        let out_shape = Shape::new(s.channels, oh, ow);
+        if quantised {
+            return Ok(Value::Quant(self.push(
+                n,
+                node_name(n),
+                vec![act],
+                Op::MaxPool(pool),
+                out_shape,
+                act.quant,
+                4,
+            )));
+        }
+        let kind = if op == "MaxPool" {
+            PoolKind::Max(pool)
+        } else {
+            PoolKind::Avg(QLinearAvgPool {
+                pool,
+                count_include_pad: include_pad,
+            })
+        };
+        Ok(Value::Pool {
+            node: node_name(n),
+            input: act,
+            kind,
+            out_shape,
+        })
+    }
+
+    fn flatten(&mut self, n: &NodeProto, op: &str) -> Result<Value, InputError> {
+        let x = self.need(n, 0, "data")?;
+        let (a, dequantised) = match x {
+            Value::Quant(a) => (a, false),
+            Value::Dequant(a) => (a, true),
+            _ => {
+                return Err(self.err(
+                    n,
+                    format!("{op} needs a quantised or dequantised activation"),
+                ));
+            }
+        };
+        let total = a.shape.len() as i64;
+        let ok = if op == "Flatten" {
+            attr_int(n, "axis", 1) == 1
+        } else {
+            let t = self.constant(n, 1, "shape")?;
+            let mut dims = t.ints.clone();
+            if attr_int(n, "allowzero", 0) == 0 {
+                let onnx_dims: Vec<i64> = if a.rank == 4 {
+                    vec![
+                        1,
+                        a.shape.channels as i64,
+                        a.shape.height as i64,
+                        a.shape.width as i64,
+                    ]
+                } else {
+                    vec![1, total]
+                };
+                for (i, d) in dims.iter_mut().enumerate() {
+                    if *d == 0 {
+                        *d = onnx_dims.get(i).copied().unwrap_or(0);
+                    }
+                }
+            }
+            if let Some(i) = dims.iter().position(|&d| d == -1) {
+                let rest: i64 = dims
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, d)| *d)
+                    .product();
+                if rest > 0 {
+                    dims[i] = total / rest;
+                }
+            }
+            dims == [1, total]
+        };
+        if !ok {
+            return Err(self.err(
+                n,
+                format!("only flattening to [1, {total}] (Flatten axis 1, or Reshape to [1, -1]) is supported"),
+            ));
+        }
+        let out = if a.rank == 2 {
+            a
+        } else {
+            self.push(
+                n,
+                node_name(n),
+                vec![a],
+                Op::Flatten,
+                Shape::new(a.shape.len(), 1, 1),
+                a.quant,
+                2,
+            )
+        };
+        let out = Act { rank: 2, ..out };
+        Ok(if dequantised {
+            Value::Dequant(out)
+        } else {
+            Value::Quant(out)
+        })
+    }
+
+    /// Ends a weighted layer with its output quantisation `q`.
+    fn finish_weighted(
+        &mut self,
+        n: &NodeProto,
+        w: Weighted,
+        q: TensorQuant,
+    ) -> Result<Value, InputError> {
+        let (qmin, qmax) = q.range();
+        let mut clamp_min = qmin;
+        let mut clamp_max = qmax;
+        if let Some(lo) = w.lo {
+            clamp_min = clamp_min.max(q.quantize(f64::from(lo)));
+        }
+        if let Some(hi) = w.hi {
+            clamp_max = clamp_max.min(q.quantize(f64::from(hi)));
+        }
+        let activation = match (w.lo, w.hi) {
+            (Some(0.0), None) => Activation::Relu,
+            (Some(l), Some(h)) if l == 0.0 && h == 6.0 => Activation::Relu6,
+            _ => Activation::None,
+        };
+        let channels = w.out_shape.channels;
+        let requant = match (&w.chain, &w.input.quant, &w.weight_quant, &q) {
+            (
+                Chain::Qdq,
+                TensorQuant::Affine { scale: sx, .. },
+                WeightQuant::Affine { scales, .. },
+                TensorQuant::Affine { scale: sy, .. },
+            ) => Requant::Float {
+                // ONNX Runtime: x_scale * w_scale / y_scale in float32, in that order.
+                scales: scales.iter().map(|sw| *sx * *sw / *sy).collect(),
+            },
+            (
+                Chain::Integer {
+                    cast: true,
+                    scales: Some(scales),
+                    offsets,
+                },
+                _,
+                _,
+                TensorQuant::Affine { scale: sy, .. },
+            ) => Requant::FloatChain {
+                scales: scales.clone(),
+                offsets: offsets.clone().unwrap_or_else(|| vec![0.0]),
+                output_scale: *sy,
+            },
+            (Chain::Integer { .. }, ..) => {
+                return Err(self.err(
+                    n,
+                    "ConvInteger / MatMulInteger must be followed by Cast(to = FLOAT) and Mul(scale) before QuantizeLinear",
+                ));
+            }
+            _ => return Err(self.err(n, "mixed quantisation modes")),
+        };
+        let epilogue = Epilogue {
+            bias: w.bias.clone(),
+            activation,
+            output_stage: OutputStage {
+                accumulator_bits: 32,
+                requant,
+                zero_point: q.zero(),
+                clamp_min,
+                clamp_max: clamp_max.max(clamp_min),
+            },
+        };
+        let op = match w.geom {
+            Some(g) => Op::Conv2d(Conv2d {
+                kernel: g.kernel,
+                stride: g.stride,
+                padding: g.padding,
+                groups: g.groups,
+                weights: w.weights.clone(),
+                weight_quant: w.weight_quant.clone(),
+                epilogue,
+            }),
+            None => {
+                let (out, k, _, _) = w.weights.dim();
+                let m = w
+                    .weights
+                    .clone()
+                    .into_shape_with_order((out, k))
+                    .map_err(|e| self.err(n, format!("weights: {e}")))?;
+                Op::FullyConnected(FullyConnected {
+                    weights: m,
+                    weight_quant: w.weight_quant.clone(),
+                    epilogue,
+                })
+            }
+        };
+        let _ = channels;
+        Ok(Value::Quant(self.push(
+            n,
+            w.node.clone(),
+            vec![w.input],
+            op,
+            w.out_shape,
+            q,
+            w.rank,
+        )))
+    }
+
+    fn finish(self, model: &ModelProto) -> Result<Network> {
+        let path = self.path;
+        let graph = model.graph.as_ref();
+        let outputs: Vec<String> = graph
+            .map(|g| {
+                g.output
+                    .iter()
+                    .map(|o| o.name.clone().unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let [out] = outputs.as_slice() else {
+            return Err(InputError::new(
+                path,
+                format!(
+                    "the graph has {} outputs; accsim imports models with exactly one output",
+                    outputs.len()
+                ),
+            )
+            .into());
+        };
+        let act = match self.values.get(out) {
+            Some(Value::Quant(a)) | Some(Value::Dequant(a)) => *a,
+            _ => {
+                return Err(InputError::new(
+                    path,
+                    format!("the graph output `{out}` is not a quantised activation (or its DequantizeLinear)"),
+                )
+                .context(format!("graph output `{out}`"))
+                .into());
+            }
+        };
+        if self.layers.is_empty() || act.source != TensorSource::Layer(self.layers.len() - 1) {
+            return Err(InputError::new(
+                path,
+                format!("the graph output `{out}` must be the result of the last operator (accsim's network output is its last layer)"),
+            )
+            .into());
+        }
+        let name = graph
+            .and_then(|g| g.name.clone())
+            .filter(|s| !s.is_empty())
+            .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "onnx".to_string());
+        let producer = model.producer_name.clone().unwrap_or_default();
+        let _ = &self.input_name;
+        Ok(Network {
+            name,
+            description: format!(
+                "imported from ONNX{} ({} layers)",
+                if producer.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (producer: {producer})")
+                },
+                self.layers.len()
+            ),
+            variant: None,
+            numerics: Numerics::Affine {
+                requant: RequantRule::Float,
+            },
+            input_shape: self.input_shape,
+            input_quant: self.input_quant,
+            layers: self.layers,
+        })
+    }
+}
+
+fn node_name(n: &NodeProto) -> String {
+    match n.name.as_deref() {
+        Some(s) if !s.is_empty() => s.to_string(),
+        _ => n
+            .output
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "layer".to_string()),
+    }
+}
+
+/// The quantisation of an integer graph input, from the first node that
+/// states it (DequantizeLinear, QLinearConv, QLinearMatMul: scale and zero
+/// point; ConvInteger / MatMulInteger: zero point only). A graph that never
+/// states it (a bare MaxPool) gets scale 1 and zero point 0.
+fn input_quant_from_consumers(
+    graph: &GraphProto,
+    input: &str,
+    values: &HashMap<String, Value>,
+    dtype: IntType,
+) -> TensorQuant {
+    let scalar = |name: Option<&String>| -> Option<&Tensor> {
+        match values.get(name?) {
+            Some(Value::Const(t)) if t.len() == 1 => Some(t),
+            _ => None,
+        }
+    };
+    for n in &graph.node {
+        if n.input.first().map(String::as_str) != Some(input) {
+            continue;
+        }
+        let (s, z) = match n.op_type.as_deref() {
+            Some("DequantizeLinear" | "QLinearConv" | "QLinearMatMul") => {
+                (n.input.get(1), n.input.get(2))
+            }
+            Some("ConvInteger" | "MatMulInteger") => (None, n.input.get(2)),
+            _ => continue,
+        };
+        let scale = scalar(s).and_then(Tensor::scalar_f32).unwrap_or(1.0);
+        let zero_point = scalar(z).and_then(Tensor::scalar_i64).unwrap_or(0) as i32;
+        return TensorQuant::Affine {
+            dtype,
+            scale,
+            zero_point,
+        };
+    }
+    TensorQuant::Affine {
+        dtype,
+        scale: 1.0,
+        zero_point: 0,
+    }
+}

@@ -1,0 +1,317 @@
+//! SCALE-Sim topology CSV files into the IR, with generated weights.
+//!
+//! SCALE-Sim v2 (docs: "SCALE-Sim v2 topology files") reads two CSV layouts,
+//! one row per layer, each row ending in a comma:
+//!
+//! ```text
+//! Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,
+//! Conv1, 224, 224, 3, 3, 3, 64, 1,
+//!
+//! Layer, M, N, K,          (the GEMM "mnk" layout: an M x K by K x N product)
+//! fc1, 1, 10, 1024,
+//! ```
+//!
+//! SCALE-Sim simulates each row on its own, with no padding parameter: the
+//! IFMAP size already includes any padding. accsim needs a connected network,
+//! so rows are chained: a row's input is the previous row's output, and an
+//! IFMAP larger than that output is read as zero padding (split evenly, the
+//! odd row or column at the bottom/right). A row whose channels differ, or
+//! whose IFMAP is smaller than the previous output (SCALE-Sim files omit
+//! pooling), is an error naming the line. A GEMM row becomes a 1x1
+//! convolution over a `[K, M, 1]` tensor (M positions of K features), so its
+//! MAC count is `M * N * K`, as SCALE-Sim's.
+//!
+//! The network is written as a workload file (docs/workload-format.md) and
+//! loaded by [`super::load::load_str`], so weights are generated and output
+//! quantisation calibrated exactly as for a `.toml` workload: affine uint8
+//! activations, int8 weights, TFLite requantisation, ReLU after every layer.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::load::{Workload, load_str};
+use crate::error::{InputError, Result};
+
+/// One conv-format row, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    line: usize,
+    name: String,
+    ifmap: [usize; 2],
+    filter: [usize; 2],
+    channels: usize,
+    filters: usize,
+    stride: usize,
+}
+
+/// Loads a SCALE-Sim topology CSV file.
+pub fn load_file(path: &Path) -> Result<Workload> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::new(path, format!("cannot read the topology file: {e}")))?;
+    let toml = to_workload_toml(&text, path)?;
+    load_str(&toml, path, None)
+}
+
+fn cells(line: &str) -> Vec<String> {
+    let mut v: Vec<String> = line.split(',').map(|c| c.trim().to_string()).collect();
+    while v.last().is_some_and(|c| c.is_empty()) {
+        v.pop();
+    }
+    v
+}
+
+/// The equivalent workload file, or an error naming the CSV line and column.
+pub fn to_workload_toml(text: &str, path: &Path) -> Result<String, InputError> {
+    let err = |line: usize, field: &str, msg: String| {
+        let mut e = InputError::new(path, msg).context(format!("row on line {line}"));
+        e.line_column = Some((line, 1));
+        if !field.is_empty() {
+            e = e.field(field);
+        }
+        e
+    };
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    let Some((_, header)) = lines.next() else {
+        return Err(InputError::new(
+            path,
+            "the topology file is empty; valid: a SCALE-Sim header row, then one row per layer",
+        ));
+    };
+    let head: Vec<String> = cells(header)
+        .iter()
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let gemm = head.len() == 4 && head[1] == "m" && head[2] == "n" && head[3] == "k";
+    let conv_cols = [
+        "ifmap height",
+        "ifmap width",
+        "filter height",
+        "filter width",
+        "channels",
+        "num filter",
+        "strides",
+    ];
+    if !gemm && (head.len() < 8 || head[1..8] != conv_cols) {
+        let mut e = InputError::new(
+            path,
+            format!(
+                "header is `{}`; valid: `Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,` or `Layer, M, N, K,`",
+                header.trim()
+            ),
+        );
+        e.line_column = Some((1, 1));
+        return Err(e);
+    }
+    let fields: &[&str] = if gemm {
+        &["M", "N", "K"]
+    } else {
+        &[
+            "IFMAP Height",
+            "IFMAP Width",
+            "Filter Height",
+            "Filter Width",
+            "Channels",
+            "Num Filter",
+            "Strides",
+        ]
+    };
+    let mut rows = Vec::new();
+    for (line, l) in lines {
+        let c = cells(l);
+        if c.len() < fields.len() + 1 {
+            return Err(err(
+                line,
+                "",
+                format!(
+                    "has {} cells; valid: a name and {} ({})",
+                    c.len(),
+                    fields.len(),
+                    fields.join(", ")
+                ),
+            ));
+        }
+        let mut v = Vec::with_capacity(fields.len());
+        for (k, f) in fields.iter().enumerate() {
+            match c[k + 1].parse::<usize>() {
+                Ok(x) if (1..=1 << 20).contains(&x) => v.push(x),
+                _ => {
+                    return Err(err(
+                        line,
+                        f,
+                        format!("is `{}`; valid: an integer from 1 to 1048576", c[k + 1]),
+                    ));
+                }
+            }
+        }
+        let name = c[0].replace(
+            |ch: char| !(ch.is_ascii_alphanumeric() || ch == '_' || ch == '-'),
+            "_",
+        );
+        rows.push(if gemm {
+            // M x K by K x N: a 1x1 convolution over M positions of K features.
+            Row {
+                line,
+                name,
+                ifmap: [v[0], 1],
+                filter: [1, 1],
+                channels: v[2],
+                filters: v[1],
+                stride: 1,
+            }
+        } else {
+            Row {
+                line,
+                name,
+                ifmap: [v[0], v[1]],
+                filter: [v[2], v[3]],
+                channels: v[4],
+                filters: v[5],
+                stride: v[6],
+            }
+        });
+    }
+    let Some(first) = rows.first() else {
+        return Err(InputError::new(
+            path,
+            "the topology has a header but no layer rows",
+        ));
+    };
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "scalesim".to_string());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Generated from the SCALE-Sim topology {}",
+        path.display()
+    );
+    let _ = writeln!(
+        out,
+        "[network]\nname = {:?}\ndescription = \"SCALE-Sim topology {} ({} layers), generated weights\"\nsource = {:?}\nseed = 1\n",
+        stem,
+        stem,
+        rows.len(),
+        path.display().to_string()
+    );
+    let _ = writeln!(out, "[numerics]\nmode = \"affine\"\n");
+    let _ = writeln!(
+        out,
+        "[input]\nshape = [{}, {}, {}]\n",
+        first.channels, first.ifmap[0], first.ifmap[1]
+    );
+    let _ = writeln!(out, "[defaults]\nactivation = \"relu\"\n");
+    let mut prev: Option<(usize, [usize; 2])> = None;
+    let mut names = std::collections::HashSet::new();
+    for r in &rows {
+        let mut pad = [0usize; 4];
+        if let Some((c, hw)) = prev {
+            if r.channels != c {
+                return Err(err(
+                    r.line,
+                    "Channels",
+                    format!(
+                        "is {}, but the previous layer produces {c} channels; accsim chains the rows",
+                        r.channels
+                    ),
+                ));
+            }
+            for (k, f) in [(0, "IFMAP Height"), (1, "IFMAP Width")] {
+                if r.ifmap[k] < hw[k] {
+                    return Err(err(
+                        r.line,
+                        f,
+                        format!(
+                            "is {}, smaller than the previous layer's output ({}); SCALE-Sim files leave out pooling, which accsim cannot guess: \
+                         split the file, or write a workload file with the pooling layer",
+                            r.ifmap[k], hw[k]
+                        ),
+                    ));
+                }
+                let extra = r.ifmap[k] - hw[k];
+                pad[k] = extra / 2;
+                pad[k + 2] = extra - extra / 2;
+            }
+        }
+        if r.filter[0] > r.ifmap[0] || r.filter[1] > r.ifmap[1] {
+            return Err(err(
+                r.line,
+                "Filter Height",
+                format!(
+                    "the {}x{} filter is larger than the {}x{} IFMAP",
+                    r.filter[0], r.filter[1], r.ifmap[0], r.ifmap[1]
+                ),
+            ));
+        }
+        let oh = (r.ifmap[0] - r.filter[0]) / r.stride + 1;
+        let ow = (r.ifmap[1] - r.filter[1]) / r.stride + 1;
+        let mut name = if r.name.is_empty() || r.name == "input" {
+            format!("layer{}", r.line)
+        } else {
+            r.name.clone()
+        };
+        while !names.insert(name.clone()) {
+            name = format!("{name}_{}", r.line);
+        }
+        let _ = writeln!(
+            out,
+            "[[layer]]  # line {}\nname = {:?}\nop = \"conv2d\"\nout_channels = {}\nkernel = [{}, {}]\nstride = {}\npadding = [{}, {}, {}, {}]\n",
+            r.line,
+            name,
+            r.filters,
+            r.filter[0],
+            r.filter[1],
+            r.stride,
+            pad[0],
+            pad[1],
+            pad[2],
+            pad[3]
+        );
+        prev = Some((r.filters, [oh, ow]));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_rows_chain_with_baked_in_padding() {
+        let csv = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\
+                   c1, 34, 34, 3, 3, 3, 8, 1,\n\
+                   c2, 34, 34, 3, 3, 8, 16, 2,\n";
+        let t = to_workload_toml(csv, Path::new("t.csv")).expect("valid");
+        assert!(t.contains("shape = [3, 34, 34]"));
+        assert!(t.contains("padding = [1, 1, 1, 1]"), "{t}");
+    }
+
+    #[test]
+    fn gemm_rows_become_pointwise_convolutions() {
+        let t = to_workload_toml(
+            "Layer, M, N, K,\nfc1, 4, 10, 64,\nfc2, 4, 5, 10,\n",
+            Path::new("g.csv"),
+        )
+        .expect("valid");
+        assert!(t.contains("shape = [64, 4, 1]"));
+        assert!(t.contains("out_channels = 5"));
+    }
+
+    #[test]
+    fn mismatches_name_the_line_and_field() {
+        let csv = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\
+                   c1, 32, 32, 3, 3, 3, 8, 1,\n\
+                   c2, 16, 16, 3, 3, 8, 16, 1,\n";
+        let e = to_workload_toml(csv, Path::new("t.csv")).expect_err("pooling left out");
+        assert_eq!(e.line_column, Some((3, 1)));
+        assert_eq!(e.field.as_deref(), Some("IFMAP Height"));
+        let e = to_workload_toml("Layer, M, N, K,\nfc, 1, x, 3,\n", Path::new("g.csv"))
+            .expect_err("bad cell");
+        assert_eq!(e.field.as_deref(), Some("N"));
+        assert!(to_workload_toml("a,b\n", Path::new("h.csv")).is_err());
+    }
+}

@@ -11,6 +11,7 @@
 
 mod conv;
 mod pool;
+pub mod precision;
 
 use ndarray::Array3;
 

@@ -5,9 +5,11 @@
 //! - [`load`]: validation, generation and calibration, file to IR;
 //! - [`generate`]: deterministic seeded tensors;
 //! - [`npy`]: .npy files in and out;
-//! - [`calibrate`]: output quantisation from observed accumulators.
+//! - [`calibrate`]: output quantisation from observed accumulators;
+//! - [`dfp`]: dynamic fixed point from a float network (`[float]` workloads).
 
 pub mod calibrate;
+pub mod dfp;
 pub mod format;
 pub mod generate;
 pub mod ir;
@@ -15,7 +17,7 @@ pub mod load;
 pub mod npy;
 
 pub use ir::{Activations, Layer, Network, Op, Shape, TensorSource};
-pub use load::{Workload, load_file, load_str};
+pub use load::{LoadOptions, Workload, load_file, load_file_with, load_str, load_str_with};
 
 use std::path::{Path, PathBuf};
 

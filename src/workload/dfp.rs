@@ -13,7 +13,7 @@
 //!
 //! There is one N-bit weight set; the reduced precisions of
 //! `numerics::precision` use its high bytes. This module holds the float
-//! executor (the plainest f64 loops, one sample at a time) and the L2 search;
+//! executor (plain f64 loops, one sample at a time) and the L2 search;
 //! `load.rs` applies them while building the network.
 
 use ndarray::{Array3, ArrayView2, ArrayView4};
@@ -65,6 +65,9 @@ pub fn activate(x: f64, activation: Activation) -> f64 {
 }
 
 /// Float convolution, `[out, in/groups, kh, kw]` weights, bias and activation.
+/// Zero padding; each weight tap is one strided multiply-add over the
+/// output plane, in a fixed order (deterministic, and fast enough to fit
+/// fractional lengths on the largest PELUSO benchmark while loading).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     input: &Array3<f64>,
@@ -76,34 +79,53 @@ pub fn conv2d(
     activation: Activation,
     out_hw: (usize, usize),
 ) -> Array3<f64> {
-    let (_, h, w) = input.dim();
+    let (c, h, w) = input.dim();
     let (out_c, icg, kh, kw) = weights.dim();
     let (oh, ow) = out_hw;
+    let [sy, sx] = stride;
+    // Padded input, large enough for every window of the output.
+    let ph = (h + padding.top).max((oh.max(1) - 1) * sy + kh);
+    let pw = (w + padding.left).max((ow.max(1) - 1) * sx + kw);
+    let mut x = vec![0.0f64; c * ph * pw];
+    for ((ci, y, xx), &v) in input.indexed_iter() {
+        x[(ci * ph + y + padding.top) * pw + xx + padding.left] = v;
+    }
     let ocg = out_c / groups.max(1);
     let mut out = Array3::<f64>::zeros((out_c, oh, ow));
+    let mut acc = vec![0.0f64; oh * ow];
     for oc in 0..out_c {
         let g = oc / ocg.max(1);
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let mut s = bias.get(oc).copied().unwrap_or(0.0);
-                for icl in 0..icg {
-                    let ic = g * icg + icl;
-                    for ky in 0..kh {
-                        let y = (oy * stride[0] + ky) as isize - padding.top as isize;
-                        if y < 0 || y >= h as isize {
-                            continue;
-                        }
-                        for kx in 0..kw {
-                            let x = (ox * stride[1] + kx) as isize - padding.left as isize;
-                            if x < 0 || x >= w as isize {
-                                continue;
+        acc.fill(bias.get(oc).copied().unwrap_or(0.0));
+        for icl in 0..icg {
+            let base = (g * icg + icl) * ph * pw;
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let wv = weights[[oc, icl, ky, kx]];
+                    if wv == 0.0 {
+                        continue;
+                    }
+                    for oy in 0..oh {
+                        let row = base + (oy * sy + ky) * pw + kx;
+                        let dst = &mut acc[oy * ow..(oy + 1) * ow];
+                        if sx == 1 {
+                            for (a, &v) in dst.iter_mut().zip(&x[row..row + ow]) {
+                                *a += wv * v;
                             }
-                            s += weights[[oc, icl, ky, kx]] * input[[ic, y as usize, x as usize]];
+                        } else {
+                            for (ox, a) in dst.iter_mut().enumerate() {
+                                *a += wv * x[row + ox * sx];
+                            }
                         }
                     }
                 }
-                out[[oc, oy, ox]] = activate(s, activation);
             }
+        }
+        for (o, &a) in out
+            .index_axis_mut(ndarray::Axis(0), oc)
+            .iter_mut()
+            .zip(&acc)
+        {
+            *o = activate(a, activation);
         }
     }
     out

@@ -50,9 +50,14 @@ pub struct RawFloat {
     #[serde(default)]
     pub labels: Option<Spanned<String>>,
     /// Calibration inputs the output fractional lengths are fitted on
-    /// (default: the first 64, or all when fewer).
+    /// (default: the first 16, or all when fewer).
     #[serde(default)]
     pub fl_samples: Option<Spanned<i64>>,
+    /// Subtract from the last weighted layer's bias its mean real output
+    /// over the fitting samples (default false): with random weights one
+    /// class otherwise wins on every input.
+    #[serde(default)]
+    pub centre_last_bias: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

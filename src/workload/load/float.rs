@@ -15,9 +15,9 @@ use toml::Spanned;
 
 use super::{Builder, Cx, NumericsConfig};
 use crate::error::{InputError, Result};
-use crate::numerics::{TensorQuant, WeightQuant};
+use crate::numerics::{Activation, TensorQuant, WeightQuant};
 use crate::workload::dfp::{self, CalibrationSet};
-use crate::workload::format::{RawFloat, RawInput, RawLayer, RawTensor};
+use crate::workload::format::{OpKind, RawFloat, RawInput, RawLayer, RawTensor};
 use crate::workload::generate::{self, Distribution, Generator};
 use crate::workload::ir::{Activations, Layer, Op, TensorSource};
 use crate::workload::npy;
@@ -25,7 +25,7 @@ use crate::workload::npy;
 /// PELUSO's calibration set size.
 const DEFAULT_SAMPLES: usize = 2000;
 /// Calibration inputs the output fractional lengths are fitted on, by default.
-const DEFAULT_FL_SAMPLES: usize = 64;
+const DEFAULT_FL_SAMPLES: usize = 16;
 
 /// The calibration inputs of a `[float]` workload, real and quantised.
 pub(super) struct FloatInputs {
@@ -36,6 +36,7 @@ pub(super) struct FloatInputs {
     /// Labels and where they came from (for range errors).
     labels: Option<(Vec<i64>, Range<usize>)>,
     fl_samples: usize,
+    centre_last_bias: bool,
 }
 
 impl FloatInputs {
@@ -57,10 +58,18 @@ pub(super) struct FloatBuild {
     outputs: Vec<Option<Vec<Array3<f64>>>>,
     /// Per layer: the index of the last layer that reads its output.
     last_reader: Vec<usize>,
+    /// The last weighted layer, if its bias is to be centred.
+    centre: Option<usize>,
 }
 
 impl FloatBuild {
     pub fn new(f: &FloatInputs, specs: &[&Spanned<RawLayer>]) -> Self {
+        let last_weighted = specs.iter().rposition(|s| {
+            matches!(
+                *s.get_ref().op.get_ref(),
+                OpKind::Conv2d | OpKind::DepthwiseConv2d | OpKind::Fc
+            )
+        });
         let mut index = std::collections::HashMap::new();
         let mut last_reader: Vec<usize> = (0..specs.len()).collect();
         for (s, spec) in specs.iter().enumerate() {
@@ -78,6 +87,7 @@ impl FloatBuild {
             input: f.reals[..f.fl_samples].to_vec(),
             outputs: Vec::new(),
             last_reader,
+            centre: last_weighted.filter(|_| f.centre_last_bias),
         }
     }
 }
@@ -308,6 +318,7 @@ impl Cx<'_> {
             reals,
             labels,
             fl_samples,
+            centre_last_bias: raw.centre_last_bias.as_ref().is_some_and(|c| *c.get_ref()),
         })
     }
 
@@ -508,16 +519,39 @@ impl Builder<'_> {
                 })
                 .collect()
         };
-        let bias_reals = params.bias.unwrap_or_default();
+        let mut bias_reals = params.bias.unwrap_or_default();
         let weight_reals = params.weights.unwrap_or_default();
+        let centre = fb.centre == Some(current);
+        // Pre-activation outputs; when centring, each channel's mean over the
+        // fitting samples is moved out of the bias, then the activation applies.
+        let finish =
+            |mut pre: Vec<Array3<f64>>, act: Activation, bias: &mut [f64]| -> Vec<Array3<f64>> {
+                if centre {
+                    for (c, b) in bias.iter_mut().enumerate() {
+                        let (sum, n) = pre.iter().fold((0.0, 0usize), |(s, n), x| {
+                            let plane = x.index_axis(ndarray::Axis(0), c);
+                            (s + plane.sum(), n + plane.len())
+                        });
+                        let mean = sum / n.max(1) as f64;
+                        *b -= mean;
+                        for x in pre.iter_mut() {
+                            x.index_axis_mut(ndarray::Axis(0), c)
+                                .mapv_inplace(|v| v - mean);
+                        }
+                    }
+                }
+                for x in pre.iter_mut() {
+                    x.mapv_inplace(|v| dfp::activate(v, act));
+                }
+                pre
+            };
+        let none = Activation::None;
         let (outputs, weighted): (Vec<Array3<f64>>, bool) = match &mut layer.op {
             Op::Conv2d(c) => {
                 let w = Array4::from_shape_vec(c.weights.dim(), weight_reals)
                     .map_err(|e| cx.err(None, ctx, "weights", e.to_string()))?;
-                c.epilogue.bias = int_bias(&bias_reals, &c.weight_quant)?;
-                let (stride, padding, groups, act) =
-                    (c.stride, c.padding, c.groups, c.epilogue.activation);
-                let outs = inputs
+                let (stride, padding, groups) = (c.stride, c.padding, c.groups);
+                let pre = inputs
                     .par_iter()
                     .map(|x| {
                         dfp::conv2d(
@@ -527,22 +561,24 @@ impl Builder<'_> {
                             stride,
                             padding,
                             groups,
-                            act,
+                            none,
                             out_hw,
                         )
                     })
                     .collect();
+                let outs = finish(pre, c.epilogue.activation, &mut bias_reals);
+                c.epilogue.bias = int_bias(&bias_reals, &c.weight_quant)?;
                 (outs, true)
             }
             Op::FullyConnected(f) => {
                 let w = Array2::from_shape_vec(f.weights.dim(), weight_reals)
                     .map_err(|e| cx.err(None, ctx, "weights", e.to_string()))?;
-                f.epilogue.bias = int_bias(&bias_reals, &f.weight_quant)?;
-                let act = f.epilogue.activation;
-                let outs = inputs
+                let pre = inputs
                     .par_iter()
-                    .map(|x| dfp::fully_connected(x, w.view(), &bias_reals, act))
+                    .map(|x| dfp::fully_connected(x, w.view(), &bias_reals, none))
                     .collect();
+                let outs = finish(pre, f.epilogue.activation, &mut bias_reals);
+                f.epilogue.bias = int_bias(&bias_reals, &f.weight_quant)?;
                 (outs, true)
             }
             Op::MaxPool(p) => (

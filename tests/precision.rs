@@ -144,6 +144,28 @@ fn accuracy_drop_is_identical_for_any_thread_count() {
 }
 
 #[test]
+fn prefix_cache_changes_no_prediction() {
+    let w = tiny();
+    let set = w.calibration.as_ref().expect("calibration set");
+    let cached = AccuracyEvaluator::new(&w.network, set, 2).expect("valid");
+    let plain = AccuracyEvaluator::with_cache_budget(&w.network, set, 2, 0).expect("valid");
+    // Every state, in an order that revisits prefixes from both sides.
+    let mut states = all_states(5);
+    states.reverse();
+    states.extend(all_states(5));
+    for x in &states {
+        let a = PrecisionAssignment::from_bits(x).expect("odd length");
+        assert_eq!(
+            cached.predictions(&a).expect("valid"),
+            plain.predictions(&a).expect("valid"),
+            "{a}"
+        );
+    }
+    assert!(cached.cache_bytes() > 0);
+    assert_eq!(plain.cache_bytes(), 0);
+}
+
+#[test]
 fn float_workload_chooses_every_frac_len_by_l2() {
     let w = tiny();
     let set = w.calibration.as_ref().expect("calibration set");

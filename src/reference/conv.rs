@@ -108,11 +108,16 @@ fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -
     let x = x.as_standard_layout();
     let xs = x.as_slice().unwrap_or(&[]);
     let plane = ph * pw;
-    // Rows of one kernel tap are contiguous across output rows when the
-    // window slides by one over an unpadded width: one long row.
-    let flat = sx == 1 && sy == 1 && pw == ow;
+    // With stride 1, one kernel tap reads the padded plane as one long run:
+    // accumulate over rows of the padded width `pw` (columns `ow..pw` of
+    // each row are discarded; they are sums of the same weights over other
+    // inputs, so the same bound keeps them from overflowing). One long
+    // multiply-add per tap instead of `oh` short ones.
+    let wide = sx == 1 && sy == 1;
+    let row_len = if wide { pw } else { ow };
+    let run = (oh - 1) * row_len + ow;
     let mut out = Array3::<i64>::zeros((out_c, oh, ow));
-    let mut acc = vec![A::default(); oh * ow];
+    let mut acc = vec![A::default(); oh * row_len];
     for oc in 0..out_c {
         let group = oc / ocg;
         let bias = conv.epilogue.bias[oc];
@@ -126,9 +131,9 @@ fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -
                         continue;
                     }
                     let wv = A::from(wv);
-                    if flat {
+                    if wide {
                         let start = base + ky * pw + kx;
-                        for (a, &v) in acc.iter_mut().zip(&xs[start..start + oh * ow]) {
+                        for (a, &v) in acc[..run].iter_mut().zip(&xs[start..start + run]) {
                             *a += wv * A::from(v);
                         }
                         continue;
@@ -149,12 +154,11 @@ fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -
                 }
             }
         }
-        for (o, &a) in out
-            .index_axis_mut(ndarray::Axis(0), oc)
-            .iter_mut()
-            .zip(&acc)
-        {
-            *o = a.to_i64() + bias;
+        let mut plane_out = out.index_axis_mut(ndarray::Axis(0), oc);
+        for (oy, mut row) in plane_out.outer_iter_mut().enumerate() {
+            for (o, &a) in row.iter_mut().zip(&acc[oy * row_len..oy * row_len + ow]) {
+                *o = a.to_i64() + bias;
+            }
         }
     }
     out

@@ -13,7 +13,7 @@
 use crate::numerics::mac::{MacCounts, MacMode, Width, reduce};
 use crate::numerics::precision::PrecisionAssignment;
 use crate::numerics::{TensorQuant, WeightQuant};
-use crate::workload::ir::{Activations, Layer, Network, Numerics, Op};
+use crate::workload::ir::{Activations, Layer, Network, Numerics, Op, TensorSource};
 
 use super::{Execution, execute_layer, zero_operand_macs};
 
@@ -64,6 +64,20 @@ pub fn check_network(network: &Network) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// True when every layer reads only the previous layer's output (the first
+/// layer the network input): the networks whose runs can resume from a
+/// cached intermediate tensor.
+pub fn is_chain(network: &Network) -> bool {
+    network.layers.iter().enumerate().all(|(i, l)| {
+        let want = if i == 0 {
+            TensorSource::Input
+        } else {
+            TensorSource::Layer(i - 1)
+        };
+        l.inputs.len() == 1 && l.inputs[0] == want
+    })
 }
 
 /// A tensor with every element reduced to `width` (a copy; `W16` is the identity).
@@ -164,37 +178,62 @@ impl PrecisionNetwork {
     fn run_inner(&self, input: Activations, mut counts: Option<&mut Vec<MacCounts>>) -> Execution {
         let mut e = Execution::new(input);
         for (i, layer) in self.layers.iter().enumerate() {
-            let mut out = match self.modes[i] {
-                Some(mode) => {
-                    let reduced;
-                    let src = e.tensor(layer.inputs[0]);
-                    let x = if mode.input == Width::W8 {
-                        reduced = reduce_tensor(src, Width::W8);
-                        &reduced
-                    } else {
-                        src
-                    };
-                    if let Some(c) = counts.as_deref_mut() {
-                        let zero = zero_operand_macs(layer, x);
-                        c.push(MacCounts {
-                            nonzero: layer.macs() - zero,
-                            zero,
-                        });
-                    }
-                    execute_layer(layer, &[x])
-                }
-                None => {
-                    let inputs: Vec<&Activations> =
-                        layer.inputs.iter().map(|&s| e.tensor(s)).collect();
-                    execute_layer(layer, &inputs)
-                }
-            };
-            if i == self.output_layer && self.assignment.output() == Width::W8 {
-                out.mapv_inplace(|x| reduce(x, Width::W8));
-            }
+            let inputs: Vec<&Activations> = layer.inputs.iter().map(|&s| e.tensor(s)).collect();
+            let out = self.layer_output(i, &inputs, counts.as_deref_mut());
             e.push(out);
         }
         e
+    }
+
+    /// Layer `i` at this precision: the reduced input of a weighted layer,
+    /// the plain reference, the reduced output of the output layer.
+    fn layer_output(
+        &self,
+        i: usize,
+        inputs: &[&Activations],
+        counts: Option<&mut Vec<MacCounts>>,
+    ) -> Activations {
+        let layer = &self.layers[i];
+        let mut out = match self.modes[i] {
+            Some(mode) => {
+                let reduced;
+                let x = if mode.input == Width::W8 {
+                    reduced = reduce_tensor(inputs[0], Width::W8);
+                    &reduced
+                } else {
+                    inputs[0]
+                };
+                if let Some(c) = counts {
+                    let zero = zero_operand_macs(layer, x);
+                    c.push(MacCounts {
+                        nonzero: layer.macs() - zero,
+                        zero,
+                    });
+                }
+                execute_layer(layer, &[x])
+            }
+            None => execute_layer(layer, inputs),
+        };
+        if i == self.output_layer && self.assignment.output() == Width::W8 {
+            out.mapv_inplace(|x| reduce(x, Width::W8));
+        }
+        out
+    }
+
+    /// Runs layers `range` of a chain network ([`is_chain`]) on the tensor
+    /// the first of them reads, returning the last one's output: the same
+    /// values [`Self::run`] computes for those layers. Lets a caller resume
+    /// from a tensor cached for an earlier, shared prefix of assignments.
+    pub fn run_range(&self, range: std::ops::Range<usize>, input: &Activations) -> Activations {
+        let mut range = range;
+        let Some(first) = range.next() else {
+            return input.clone();
+        };
+        let mut x = self.layer_output(first, &[input], None);
+        for i in range {
+            x = self.layer_output(i, &[&x], None);
+        }
+        x
     }
 }
 

@@ -767,6 +767,27 @@ mod tests {
     }
 
     #[test]
+    fn config_reads_from_toml_as_documented() {
+        // The example of docs/precision.md.
+        let text = r#"
+cycles = { "16x16" = 4, "16x8" = 2, "8x16" = 2, "8x8" = 1 }
+energy_pj = { "16x16" = 3.80, "16x8" = 1.90, "8x16" = 1.90, "8x8" = 0.95 }
+zero_energy_ratio = 0.103
+zero_skipping = { mode = "energy_only" }
+area_um2 = 1443.0
+"#;
+        let c: MacConfig = toml::from_str(text).expect("documented example parses");
+        assert_eq!(c, MacConfig::default());
+        let c: MacConfig =
+            toml::from_str("zero_skipping = { mode = \"energy_and_cycles\" }").expect("parses");
+        assert_eq!(c.zero_skipping, ZeroSkipping::EnergyAndCycles { cycles: 1 });
+        let e = toml::from_str::<MacConfig>("cycles = { \"16x16\" = 4 }").expect_err("partial");
+        assert!(e.to_string().contains("missing field"), "{e}");
+        let e = toml::from_str::<MacConfig>("cycle = 3").expect_err("unknown key");
+        assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+
+    #[test]
     fn modes_parse_and_print() {
         for mode in MacMode::ALL {
             assert_eq!(mode.to_string().parse::<MacMode>(), Ok(mode));

@@ -15,7 +15,9 @@
 //! - `workload` uses `numerics` (and `reference` to calibrate while loading);
 //! - `reference` uses `workload::ir` and `numerics`;
 //! - `arch` uses nothing but `error` and `home`;
-//! - `report` is plain serde data; `run` joins everything; `dump` writes files.
+//! - `report` is plain serde data; `run` joins everything; `dump` writes files;
+//! - `sweep` (precision search) uses `numerics`, `reference` and `workload`, and
+//!   takes energies through its `EnergyModel` trait, which the engine implements.
 //!
 //! Nothing in the library prints or exits; the `accsim` binary's `cli`
 //! module is the only place that does.
@@ -33,6 +35,7 @@ pub mod reference;
 pub mod report;
 pub mod run;
 pub mod sim;
+pub mod sweep;
 pub mod trace;
 pub mod units;
 pub mod workload;

@@ -6,9 +6,13 @@
 //! - [`rounding`]: the named rounding rules for shifts and divisions;
 //! - [`tflite`]: TFLite's integer multiplier arithmetic, ported exactly;
 //! - [`requant`]: the output stage (accumulator saturation, requantisation,
-//!   zero point, activation clamp).
+//!   zero point, activation clamp);
+//! - [`mac`]: PELUSO's multi-precision MAC, bit by bit, with latency and energy;
+//! - [`precision`]: per-layer precision assignments (docs/precision.md).
 
+pub mod mac;
 pub mod ort;
+pub mod precision;
 pub mod quant;
 pub mod requant;
 pub mod rounding;

@@ -3,8 +3,11 @@
 //! Operands are centred first (`x - zero_point`, `w - weight_zero_point`),
 //! which fits `i16` for every supported type, and padding becomes a centred
 //! zero. Sums accumulate in `i32` when a bound computed from the actual
-//! operands proves no partial sum can overflow it, and in `i64` otherwise:
-//! the result is the exact sum either way.
+//! operands proves no partial sum can overflow it; otherwise in `f64` when the
+//! bound is below 2^53 (every product and partial sum is then an integer that
+//! `f64` represents exactly, so each addition is exact, and `f64` vectorises
+//! where `i64` multiplication does not: 16-bit networks run several times
+//! faster); and in `i64` beyond that. The result is the exact sum either way.
 
 use std::ops::{AddAssign, Mul};
 
@@ -12,10 +15,34 @@ use ndarray::{Array2, Array3, ArrayView1};
 
 use crate::workload::ir::{Activations, Conv2d, FullyConnected, Layer, Op, Padding};
 
-/// An accumulator type: `i32` (fast) or `i64` (always exact here).
-trait Acc: Copy + Default + AddAssign + Mul<Output = Self> + From<i16> + Into<i64> {}
-impl Acc for i32 {}
-impl Acc for i64 {}
+/// An accumulator type: `i32` (fast), `f64` (exact below 2^53) or `i64`.
+trait Acc: Copy + Default + AddAssign + Mul<Output = Self> + From<i16> {
+    /// The (integer) value held; exact whenever the type was chosen by bound.
+    fn to_i64(self) -> i64;
+}
+impl Acc for i32 {
+    fn to_i64(self) -> i64 {
+        i64::from(self)
+    }
+}
+impl Acc for i64 {
+    fn to_i64(self) -> i64 {
+        self
+    }
+}
+impl Acc for f64 {
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+}
+
+/// Which accumulator a bound allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AccKind {
+    I32,
+    F64,
+    I64,
+}
 
 /// The input with `zero` subtracted and `padding` added around each plane.
 pub(crate) fn centred_padded(input: &Activations, zero: i32, padding: Padding) -> Array3<i16> {
@@ -35,11 +62,21 @@ fn max_abs(values: impl Iterator<Item = i16>) -> i64 {
     values.map(|v| i64::from(v).abs()).max().unwrap_or(0)
 }
 
-/// True when `max|x| * sum|w| + |bias|` fits `i32` for every output channel.
-fn fits_i32(max_x: i64, weight_rows: impl Iterator<Item = (i64, i64)>) -> bool {
-    weight_rows.into_iter().all(|(sum_abs_w, bias)| {
-        max_x.saturating_mul(sum_abs_w).saturating_add(bias.abs()) <= i64::from(i32::MAX)
-    })
+/// The narrowest exact accumulator for `max|x| * sum|w|` (bounding every
+/// partial sum) over all output channels; the bias is added in `i64`.
+fn accumulator_kind(max_x: i64, weight_rows: impl Iterator<Item = (i64, i64)>) -> AccKind {
+    let bound = weight_rows
+        .into_iter()
+        .map(|(sum_abs_w, bias)| max_x.saturating_mul(sum_abs_w).saturating_add(bias.abs()))
+        .max()
+        .unwrap_or(0);
+    if bound <= i64::from(i32::MAX) {
+        AccKind::I32
+    } else if bound < 1i64 << 53 {
+        AccKind::F64
+    } else {
+        AccKind::I64
+    }
 }
 
 /// Exact sums of a convolution, bias included: `[out_channels, out_h, out_w]`.
@@ -48,16 +85,16 @@ pub fn conv_accumulate(conv: &Conv2d, input_zero: i32, input: &Activations) -> A
     let wz = conv.weight_quant.zero();
     let w = conv.weights.mapv(|v| (i32::from(v) - wz) as i16);
     let max_x = max_abs(x.iter().copied());
-    let safe = fits_i32(
+    let kind = accumulator_kind(
         max_x,
         w.outer_iter()
             .zip(&conv.epilogue.bias)
             .map(|(row, &b)| (row.iter().map(|&v| i64::from(v).abs()).sum(), b)),
     );
-    if safe {
-        conv_sums::<i32>(conv, &x, &w)
-    } else {
-        conv_sums::<i64>(conv, &x, &w)
+    match kind {
+        AccKind::I32 => conv_sums::<i32>(conv, &x, &w),
+        AccKind::F64 => conv_sums::<f64>(conv, &x, &w),
+        AccKind::I64 => conv_sums::<i64>(conv, &x, &w),
     }
 }
 
@@ -71,11 +108,16 @@ fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -
     let x = x.as_standard_layout();
     let xs = x.as_slice().unwrap_or(&[]);
     let plane = ph * pw;
-    // Rows of one kernel tap are contiguous across output rows when the
-    // window slides by one over an unpadded width: one long row.
-    let flat = sx == 1 && sy == 1 && pw == ow;
+    // With stride 1, one kernel tap reads the padded plane as one long run:
+    // accumulate over rows of the padded width `pw` (columns `ow..pw` of
+    // each row are discarded; they are sums of the same weights over other
+    // inputs, so the same bound keeps them from overflowing). One long
+    // multiply-add per tap instead of `oh` short ones.
+    let wide = sx == 1 && sy == 1;
+    let row_len = if wide { pw } else { ow };
+    let run = (oh - 1) * row_len + ow;
     let mut out = Array3::<i64>::zeros((out_c, oh, ow));
-    let mut acc = vec![A::default(); oh * ow];
+    let mut acc = vec![A::default(); oh * row_len];
     for oc in 0..out_c {
         let group = oc / ocg;
         let bias = conv.epilogue.bias[oc];
@@ -89,9 +131,9 @@ fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -
                         continue;
                     }
                     let wv = A::from(wv);
-                    if flat {
+                    if wide {
                         let start = base + ky * pw + kx;
-                        for (a, &v) in acc.iter_mut().zip(&xs[start..start + oh * ow]) {
+                        for (a, &v) in acc[..run].iter_mut().zip(&xs[start..start + run]) {
                             *a += wv * A::from(v);
                         }
                         continue;
@@ -112,12 +154,11 @@ fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -
                 }
             }
         }
-        for (o, &a) in out
-            .index_axis_mut(ndarray::Axis(0), oc)
-            .iter_mut()
-            .zip(&acc)
-        {
-            *o = a.into() + bias;
+        let mut plane_out = out.index_axis_mut(ndarray::Axis(0), oc);
+        for (oy, mut row) in plane_out.outer_iter_mut().enumerate() {
+            for (o, &a) in row.iter_mut().zip(&acc[oy * row_len..oy * row_len + ow]) {
+                *o = a.to_i64() + bias;
+            }
         }
     }
     out
@@ -132,7 +173,7 @@ pub fn fc_accumulate(fc: &FullyConnected, input_zero: i32, input: &Activations) 
     let wz = fc.weight_quant.zero();
     let w: Array2<i16> = fc.weights.mapv(|v| (i32::from(v) - wz) as i16);
     let max_x = max_abs(x.iter().copied());
-    let safe = fits_i32(
+    let kind = accumulator_kind(
         max_x,
         w.outer_iter()
             .zip(&fc.epilogue.bias)
@@ -141,10 +182,10 @@ pub fn fc_accumulate(fc: &FullyConnected, input_zero: i32, input: &Activations) 
     let n = fc.out_features();
     let mut out = Array3::<i64>::zeros((n, 1, 1));
     for (o, row) in w.outer_iter().enumerate() {
-        let sum = if safe {
-            dot::<i32>(row, &x)
-        } else {
-            dot::<i64>(row, &x)
+        let sum = match kind {
+            AccKind::I32 => dot::<i32>(row, &x),
+            AccKind::F64 => dot::<f64>(row, &x),
+            AccKind::I64 => dot::<i64>(row, &x),
         };
         out[[o, 0, 0]] = sum + fc.epilogue.bias[o];
     }
@@ -165,7 +206,7 @@ fn dot<A: Acc>(w: ArrayView1<i16>, x: &[i16]) -> i64 {
             }
         }
     }
-    s.into()
+    s.to_i64()
 }
 
 /// MACs of `layer` on `input` in which at least one (centred) operand is
@@ -219,5 +260,107 @@ pub fn zero_operand_macs(layer: &Layer, input: &Activations) -> u64 {
             layer.macs() - nonzero
         }
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numerics::{OutputStage, Requant, Rounding, WeightQuant};
+    use crate::workload::ir::Epilogue;
+    use ndarray::Array4;
+
+    fn fc(weights: Vec<i16>, n_in: usize, bias: i64) -> FullyConnected {
+        let n_out = weights.len() / n_in;
+        FullyConnected {
+            weights: Array2::from_shape_vec((n_out, n_in), weights).expect("shape"),
+            weight_quant: WeightQuant::Fixed {
+                bits: 16,
+                frac_len: 15,
+            },
+            epilogue: Epilogue {
+                bias: vec![bias; n_out],
+                activation: crate::numerics::Activation::None,
+                output_stage: OutputStage {
+                    accumulator_bits: 48,
+                    requant: Requant::Shift {
+                        shift: 0,
+                        rounding: Rounding::HalfUp,
+                    },
+                    zero_point: 0,
+                    clamp_min: -32768,
+                    clamp_max: 32767,
+                },
+            },
+        }
+    }
+
+    /// 16-bit operands: each accumulator kind gives the exact i64 sum.
+    #[test]
+    fn every_accumulator_kind_is_exact() {
+        // Pseudo-random 16-bit operands with extremes mixed in.
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 48) as i16
+        };
+        let n = 3000;
+        let x: Vec<i16> = (0..n)
+            .map(|i| if i % 97 == 0 { i16::MIN } else { next() })
+            .collect();
+        let w: Vec<i16> = (0..2 * n)
+            .map(|i| if i % 89 == 0 { i16::MIN } else { next() })
+            .collect();
+        let exact = |row: &[i16]| -> i64 {
+            row.iter()
+                .zip(&x)
+                .map(|(&a, &b)| i64::from(a) * i64::from(b))
+                .sum()
+        };
+        let input = Array3::from_shape_vec((n, 1, 1), x.clone()).expect("shape");
+        // F64: bound 2^15 * sum|w| ~ 2^15 * 3000 * 2^14 < 2^53.
+        let layer = fc(w.clone(), n, 7);
+        let max_x = max_abs(x.iter().copied());
+        let kind = accumulator_kind(
+            max_x,
+            layer
+                .weights
+                .outer_iter()
+                .map(|r| (r.iter().map(|&v| i64::from(v).abs()).sum(), 7)),
+        );
+        assert_eq!(kind, AccKind::F64);
+        let out = fc_accumulate(&layer, 0, &input);
+        assert_eq!(out[[0, 0, 0]], exact(&w[..n]) + 7);
+        assert_eq!(out[[1, 0, 0]], exact(&w[n..]) + 7);
+        // I64: a bias beyond 2^53 forces the widest path; still exact.
+        let big = fc(w.clone(), n, 1 << 54);
+        assert_eq!(
+            fc_accumulate(&big, 0, &input)[[0, 0, 0]],
+            exact(&w[..n]) + (1 << 54)
+        );
+        // I32: small operands.
+        let small: Vec<i16> = w.iter().map(|v| v >> 12).collect();
+        let xs = input.mapv(|v| v >> 12);
+        let l = fc(small.clone(), n, 0);
+        let want: i64 = small[..n]
+            .iter()
+            .zip(xs.iter())
+            .map(|(&a, &b)| i64::from(a) * i64::from(b))
+            .sum();
+        assert_eq!(fc_accumulate(&l, 0, &xs)[[0, 0, 0]], want);
+        // The same three paths through a convolution.
+        let conv = Conv2d {
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: Padding::default(),
+            groups: 1,
+            weights: Array4::from_shape_vec((2, n, 1, 1), w.clone()).expect("shape"),
+            weight_quant: layer.weight_quant.clone(),
+            epilogue: layer.epilogue.clone(),
+        };
+        let out = conv_accumulate(&conv, 0, &input);
+        assert_eq!(out[[1, 0, 0]], exact(&w[n..]) + 7);
     }
 }

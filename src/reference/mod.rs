@@ -12,6 +12,7 @@
 mod conv;
 mod ort_ops;
 mod pool;
+pub mod precision;
 
 use ndarray::Array3;
 

@@ -28,6 +28,36 @@ pub struct RawWorkload {
     pub layer: Vec<Spanned<RawLayer>>,
     #[serde(default)]
     pub variants: BTreeMap<String, Spanned<RawVariant>>,
+    /// A float network: real weights, fractional lengths chosen by accsim
+    /// (docs/precision.md).
+    #[serde(default)]
+    pub float: Option<Spanned<RawFloat>>,
+}
+
+/// `[float]`: the weights, biases and inputs are real values; every
+/// fractional length is chosen by PELUSO's L2 rule over a calibration set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFloat {
+    /// Number of calibration inputs (default 2000, PELUSO's; with a file, its length).
+    #[serde(default)]
+    pub samples: Option<Spanned<i64>>,
+    /// The calibration inputs: a generator in real units, or a float .npy
+    /// file `[N, C, H, W]`.
+    #[serde(default)]
+    pub inputs: Option<Spanned<RawTensor>>,
+    /// An integer .npy file `[N]` of class labels, relative to the workload.
+    #[serde(default)]
+    pub labels: Option<Spanned<String>>,
+    /// Calibration inputs the output fractional lengths are fitted on
+    /// (default: the first 16, or all when fewer).
+    #[serde(default)]
+    pub fl_samples: Option<Spanned<i64>>,
+    /// Subtract from the last weighted layer's bias its mean real output
+    /// over the fitting samples (default false): with random weights one
+    /// class otherwise wins on every input.
+    #[serde(default)]
+    pub centre_last_bias: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array2, Array3, Array4};
 use toml::Spanned;
 
+use super::dfp::CalibrationSet;
 use super::format::{
     DistKind, NumericsMode, OpKind, PaddingSpec, Pair, RawInput, RawLayer, RawNumerics, RawScale,
     RawTensor, RawWorkload,
@@ -31,6 +32,8 @@ use crate::numerics::{
 };
 use crate::reference;
 
+mod float;
+
 /// Largest tensor accsim will generate or read, in elements (2^31: 4 GiB as i16).
 pub const MAX_TENSOR_ELEMENTS: usize = 1 << 31;
 
@@ -45,6 +48,27 @@ pub struct Workload {
     pub default_input: Activations,
     /// Reference output of every layer for `default_input`.
     pub default_outputs: Vec<Activations>,
+    /// The calibration set of a `[float]` workload (its first input is
+    /// `default_input`); `None` for integer workloads.
+    pub calibration: Option<CalibrationSet>,
+}
+
+/// Options that change what a workload file loads to.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Calibration inputs of a `[float]` workload, replacing its `samples`.
+    pub calibration_samples: Option<usize>,
+}
+
+/// [`load_file`] with options.
+pub fn load_file_with(
+    path: &Path,
+    variant: Option<&str>,
+    options: &LoadOptions,
+) -> Result<Workload> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::new(path, format!("cannot read the workload file: {e}")))?;
+    load_str_with(&text, path, variant, options)
 }
 
 /// Loads a workload file, with an optional variant from its `[variants]`.
@@ -57,6 +81,16 @@ pub fn load_file(path: &Path, variant: Option<&str>) -> Result<Workload> {
 /// Loads a workload from its text; `path` names it in errors and anchors
 /// relative file names.
 pub fn load_str(text: &str, path: &Path, variant: Option<&str>) -> Result<Workload> {
+    load_str_with(text, path, variant, &LoadOptions::default())
+}
+
+/// [`load_str`] with options.
+pub fn load_str_with(
+    text: &str,
+    path: &Path,
+    variant: Option<&str>,
+    options: &LoadOptions,
+) -> Result<Workload> {
     let raw: RawWorkload = toml::from_str(text).map_err(|e| {
         InputError::new(path, e.message().trim_end().to_string()).at(text, e.span())
     })?;
@@ -67,7 +101,12 @@ pub fn load_str(text: &str, path: &Path, variant: Option<&str>) -> Result<Worklo
         seed: raw.network.seed,
     };
     let numerics = cx.numerics(&raw.numerics)?;
-    let (input_shape, input_quant, default_input) = cx.input(&raw.input, &numerics)?;
+    let float_inputs = match &raw.float {
+        Some(f) => Some(cx.float_inputs(f, &raw.input, &numerics, options)?),
+        None => None,
+    };
+    let (input_shape, input_quant, default_input) =
+        cx.input(&raw.input, &numerics, float_inputs.as_ref())?;
 
     let mut layer_specs: Vec<&Spanned<RawLayer>> = raw.layer.iter().collect();
     if let Some(name) = variant {
@@ -103,6 +142,10 @@ pub fn load_str(text: &str, path: &Path, variant: Option<&str>) -> Result<Worklo
         input_shape,
         input_quant,
         execution: reference::Execution::new(default_input),
+        float: float_inputs
+            .as_ref()
+            .map(|f| float::FloatBuild::new(f, &layer_specs)),
+        pending: Default::default(),
     };
     for spec in layer_specs {
         builder.add(spec)?;
@@ -111,6 +154,10 @@ pub fn load_str(text: &str, path: &Path, variant: Option<&str>) -> Result<Worklo
         layers, execution, ..
     } = builder;
     let (default_input, default_outputs) = execution.into_parts();
+    let calibration = match float_inputs {
+        Some(f) => Some(cx.calibration_set(f, &input_quant, &layers)?),
+        None => None,
+    };
     Ok(Workload {
         network: Network {
             name: raw.network.name,
@@ -124,6 +171,7 @@ pub fn load_str(text: &str, path: &Path, variant: Option<&str>) -> Result<Worklo
         path: path.to_path_buf(),
         default_input,
         default_outputs,
+        calibration,
     })
 }
 
@@ -317,24 +365,34 @@ impl Cx<'_> {
         }
     }
 
-    fn input(
-        &self,
-        raw: &Spanned<RawInput>,
-        numerics: &NumericsConfig,
-    ) -> Result<(Shape, TensorQuant, Activations), InputError> {
-        let ctx = "[input]";
-        let r = raw.get_ref();
+    /// The validated `[input] shape`.
+    fn input_shape(&self, r: &RawInput) -> Result<Shape, InputError> {
         let dims = r.shape.get_ref();
         if dims.len() != 3 || dims.iter().any(|&d| d < 1) {
             return Err(self.err(
                 Some(r.shape.span()),
-                ctx,
+                "[input]",
                 "shape",
                 format!("is {dims:?}; valid: [channels, height, width], each at least 1"),
             ));
         }
         let shape = Shape::new(dims[0] as usize, dims[1] as usize, dims[2] as usize);
-        self.check_size(shape.len(), Some(r.shape.span()), ctx, "shape")?;
+        self.check_size(shape.len(), Some(r.shape.span()), "[input]", "shape")?;
+        Ok(shape)
+    }
+
+    fn input(
+        &self,
+        raw: &Spanned<RawInput>,
+        numerics: &NumericsConfig,
+        float: Option<&float::FloatInputs>,
+    ) -> Result<(Shape, TensorQuant, Activations), InputError> {
+        let ctx = "[input]";
+        let r = raw.get_ref();
+        let shape = self.input_shape(r)?;
+        if let Some(f) = float {
+            return Ok((shape, f.quant, f.default_input()));
+        }
         let quant = match *numerics {
             NumericsConfig::Affine {
                 activation_dtype, ..
@@ -813,6 +871,10 @@ struct Builder<'a> {
     input_shape: Shape,
     input_quant: TensorQuant,
     execution: reference::Execution,
+    /// The float network of a `[float]` workload, run alongside.
+    float: Option<float::FloatBuild>,
+    /// Real weights and bias of the layer being built (`[float]` only).
+    pending: std::cell::RefCell<float::FloatParams>,
 }
 
 impl Builder<'_> {
@@ -1274,6 +1336,9 @@ impl Builder<'_> {
         dims: &[usize],
         out_channels: usize,
     ) -> Result<(Vec<i16>, WeightQuant), InputError> {
+        if let (Some(_), NumericsConfig::Fixed { weight_bits, .. }) = (&self.float, self.numerics) {
+            return self.float_weights(raw, ctx, dims, *weight_bits);
+        }
         let cx = self.cx;
         let dtype = self.numerics.weight_dtype();
         let quant = match *self.numerics {
@@ -1392,6 +1457,11 @@ impl Builder<'_> {
         let cx = self.cx;
         let bits = self.numerics.accumulator_bits();
         let bias = match (&raw.bias, &self.defaults.bias) {
+            // Real biases become integers once the fractional lengths are known.
+            _ if self.float.is_some() => {
+                self.float_bias(raw, ctx, out_channels)?;
+                vec![0; out_channels]
+            }
             (None, None) => vec![0; out_channels],
             (layer, default) => {
                 let layer_spec = layer
@@ -1523,6 +1593,14 @@ impl Builder<'_> {
         let Some(o) = &raw.output else {
             return Ok(None);
         };
+        if self.float.is_some() {
+            return Err(cx.err(
+                Some(o.span()),
+                ctx,
+                "output",
+                "is chosen by PELUSO's L2 rule in a [float] workload; remove it",
+            ));
+        }
         let o_ref = o.get_ref();
         match *self.numerics {
             NumericsConfig::Affine {
@@ -1601,6 +1679,7 @@ impl Builder<'_> {
         explicit: Option<TensorQuant>,
         ctx: &str,
     ) -> Result<Activations> {
+        let float_frac_len = self.float_forward(layer, ctx)?;
         let input = self.execution.tensor(layer.inputs[0]);
         let in_quant = layer.input_quant;
         let numerics = *self.numerics;
@@ -1618,9 +1697,13 @@ impl Builder<'_> {
             ),
             _ => return Ok(reference::execute_layer(layer, &[input])),
         };
-        let out_quant = match explicit {
-            Some(q) => q,
-            None => match numerics {
+        let out_quant = match (explicit, float_frac_len) {
+            (Some(q), _) => q,
+            (None, Some(frac_len)) => TensorQuant::Fixed {
+                bits: in_quant.dtype().bits(),
+                frac_len,
+            },
+            (None, None) => match numerics {
                 NumericsConfig::Affine {
                     activation_dtype, ..
                 } => calibrate::affine_min_max(

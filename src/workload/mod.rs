@@ -8,8 +8,10 @@
 //! - [`calibrate`]: output quantisation from observed accumulators;
 //! - [`onnx`]: quantised ONNX models (`.onnx`) into the IR;
 //! - [`scalesim`]: SCALE-Sim topology CSV files (`.csv`), generated weights.
+//! - [`dfp`]: dynamic fixed point from a float network (`[float]` workloads).
 
 pub mod calibrate;
+pub mod dfp;
 pub mod format;
 pub mod generate;
 pub mod ir;
@@ -19,7 +21,7 @@ pub mod onnx;
 pub mod scalesim;
 
 pub use ir::{Activations, Layer, Network, Op, Shape, TensorSource};
-pub use load::{Workload, load_file, load_str};
+pub use load::{LoadOptions, Workload, load_file, load_file_with, load_str, load_str_with};
 
 use std::path::{Path, PathBuf};
 

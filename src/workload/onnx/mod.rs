@@ -109,6 +109,7 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Workload> {
         path: path.to_path_buf(),
         default_input,
         default_outputs,
+        calibration: None,
     })
 }
 

@@ -1,0 +1,153 @@
+//! Design-space searches. Today: PELUSO's per-layer precision search
+//! (SPEC section 2), built from parts that know nothing of the engine:
+//!
+//! ```text
+//!   PrecisionAssignment ──► EnergyModel (engine; analytic stand-in for tests) ──┐
+//!          (bits X)     └─► AccuracyEvaluator (reference at X, calibration set) ┴─► Evaluation
+//!                                                                                   │
+//!   anneal::Annealer (Algorithm 2, memoised) ◄─────────────────────────────────────┘
+//!          │ one run per lambda_max
+//!          ▼
+//!   pareto::front over every evaluated state  +  the four per-network points
+//! ```
+//!
+//! [`search`] is the whole flow; the `accsim precision` command will call it
+//! with the engine's [`energy::EnergyModel`].
+
+pub mod accuracy;
+pub mod anneal;
+pub mod energy;
+pub mod pareto;
+
+use serde::Serialize;
+
+use crate::numerics::mac::MacMode;
+use crate::numerics::precision::PrecisionAssignment;
+use accuracy::{AccuracyEvaluator, DropReference};
+use anneal::{AnnealConfig, AnnealOutcome, Annealer, Evaluation};
+use energy::EnergyModel;
+use pareto::Objectives;
+
+/// One evaluated operating point.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatingPoint {
+    pub assignment: PrecisionAssignment,
+    pub energy_pj: f64,
+    /// `1 - E / E(all 16 bit)`.
+    pub energy_saving: f64,
+    pub accuracy_drop: f64,
+}
+
+/// The result of a precision search.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrecisionSearch {
+    /// What `accuracy_drop` is measured against.
+    pub reference: DropReference,
+    pub all_16_energy_pj: f64,
+    /// One annealing run per lambda_max, in the order given.
+    pub runs: Vec<AnnealOutcome>,
+    /// The non-dominated points among every state evaluated (a superset of
+    /// what the runs returned), by accuracy drop ascending.
+    pub front: Vec<OperatingPoint>,
+    /// PELUSO's front: the non-dominated points among the runs' best states.
+    pub search_front: Vec<OperatingPoint>,
+    /// PELUSO's per-network alternatives: every layer 16x16, 8x16, 16x8, 8x8.
+    pub per_network: Vec<OperatingPoint>,
+    /// Distinct states evaluated (energy model and calibration set each run once per state).
+    pub evaluated_states: usize,
+}
+
+/// Runs PELUSO's search: one annealing run per `lambdas` entry (memo shared,
+/// so no state is evaluated twice), then the Pareto front of all evaluated
+/// states and the per-network points. `on_state` is called after each new
+/// state evaluation (a progress hook; it must not print from the library).
+pub fn search(
+    energy: &dyn EnergyModel,
+    accuracy: &AccuracyEvaluator<'_>,
+    weighted_layers: usize,
+    lambdas: &[f64],
+    config: &AnnealConfig,
+    mut on_state: impl FnMut(usize),
+) -> Result<PrecisionSearch, String> {
+    config.validate()?;
+    let bits = 2 * weighted_layers + 1;
+    let mut evaluated = 0usize;
+    let mut evaluate = |x: &[bool]| -> Result<Evaluation, String> {
+        let a = PrecisionAssignment::from_bits(x)?;
+        let e = Evaluation {
+            energy: energy.energy_pj(&a)?,
+            accuracy_drop: accuracy.accuracy_drop(&a)?.drop,
+        };
+        evaluated += 1;
+        on_state(evaluated);
+        Ok(e)
+    };
+    let mut annealer = Annealer::new(&mut evaluate);
+    let mut runs = Vec::with_capacity(lambdas.len());
+    for &lambda in lambdas {
+        runs.push(annealer.run(bits, lambda, config)?);
+    }
+    let per_network_assignments: Vec<PrecisionAssignment> = [
+        MacMode::FULL,
+        MacMode::I8_W16,
+        MacMode::I16_W8,
+        MacMode::HALF,
+    ]
+    .iter()
+    .map(|&m| PrecisionAssignment::per_network(weighted_layers, m))
+    .collect();
+    let mut per_network_evals = Vec::new();
+    for a in &per_network_assignments {
+        per_network_evals.push(annealer.evaluate(&a.to_bits())?);
+    }
+    let all_16 = annealer.evaluate(&vec![false; bits])?.energy;
+    let point = |x: &[bool], e: &Evaluation| -> Result<OperatingPoint, String> {
+        Ok(OperatingPoint {
+            assignment: PrecisionAssignment::from_bits(x)?,
+            energy_pj: e.energy,
+            energy_saving: if all_16 > 0.0 {
+                1.0 - e.energy / all_16
+            } else {
+                0.0
+            },
+            accuracy_drop: e.accuracy_drop,
+        })
+    };
+    let states: Vec<(&Vec<bool>, &Evaluation)> = annealer.memo().iter().collect();
+    let objectives: Vec<Objectives> = states
+        .iter()
+        .map(|(_, e)| Objectives {
+            energy: e.energy,
+            accuracy_drop: e.accuracy_drop,
+        })
+        .collect();
+    let front = pareto::front(&objectives)
+        .into_iter()
+        .map(|i| point(states[i].0, states[i].1))
+        .collect::<Result<Vec<_>, _>>()?;
+    let run_objectives: Vec<Objectives> = runs
+        .iter()
+        .map(|r| Objectives {
+            energy: r.best_evaluation.energy,
+            accuracy_drop: r.best_evaluation.accuracy_drop,
+        })
+        .collect();
+    let search_front = pareto::front(&run_objectives)
+        .into_iter()
+        .map(|i| point(&runs[i].best, &runs[i].best_evaluation))
+        .collect::<Result<Vec<_>, _>>()?;
+    let per_network = per_network_assignments
+        .iter()
+        .zip(&per_network_evals)
+        .map(|(a, e)| point(&a.to_bits(), e))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PrecisionSearch {
+        reference: accuracy.reference(),
+        all_16_energy_pj: all_16,
+        runs,
+        front,
+        search_front,
+        per_network,
+        evaluated_states: annealer.memo().len(),
+    })
+}

@@ -244,6 +244,10 @@ fn measured(s: &LayerStats, arch: &Arch) -> Measured {
         dram: s.dram,
         glb_peak_bytes: s.glb_peak_bytes,
         spilled_rows: s.spilled_rows,
+        glb_requests: crate::units::ReadWrite {
+            read: s.glb_read_requests,
+            write: s.glb_write_requests,
+        },
     }
 }
 
@@ -268,5 +272,7 @@ fn accumulate_stats(sum: &mut LayerStats, s: &LayerStats) {
     sum.dram.busy_cycles += s.dram.busy_cycles;
     sum.spilled_rows += s.spilled_rows;
     sum.glb_peak_bytes = sum.glb_peak_bytes.max(s.glb_peak_bytes);
+    sum.glb_read_requests += s.glb_read_requests;
+    sum.glb_write_requests += s.glb_write_requests;
     sum.events += s.events;
 }

@@ -462,8 +462,7 @@ impl<'a> ArrayLayer<'a> {
                     let words = self.step_weight_words(step);
                     let grant =
                         self.m
-                            .glb
-                            .write(now, DataType::Weight, words, words * self.weight_bytes);
+                            .glb_write(now, DataType::Weight, words, words * self.weight_bytes);
                     self.weight_staged.insert(step, grant.end);
                     if self.waiting {
                         self.waiting = false;
@@ -869,8 +868,7 @@ impl<'a> ArrayLayer<'a> {
         let wb = self.input.word_bytes;
         let glb = self
             .m
-            .glb
-            .read(now, DataType::Input, glb_words, glb_words * wb);
+            .glb_read(now, DataType::Input, glb_words, glb_words * wb);
         // Words stream onto the bus as the GLB delivers them, row by row.
         let mut arrived = vec![now; rows];
         let mut first_word = vec![now; rows];
@@ -1104,32 +1102,30 @@ impl<'a> ArrayLayer<'a> {
         }
         self.groups_per_subpass[id.subpass] = groups;
         if self.m.tracing() && !activity.is_empty() {
-            // One change per row and distinct end: +n at the start, -k at each end.
-            activity.sort_unstable();
-            let mut i = 0;
-            while i < activity.len() {
-                let row = activity[i].0;
-                let j = activity[i..]
-                    .iter()
-                    .position(|&(r, _)| r != row)
-                    .map_or(activity.len(), |k| i + k);
-                let busiest = activity[i..j].iter().map(|&(_, c)| c).max().unwrap_or(0);
-                self.m
-                    .trace_add(|p| p.row_active_pes[row], start, (j - i) as i64);
-                let mut k = i;
-                while k < j {
-                    let cycles = activity[k].1;
-                    let same = activity[k..j]
-                        .iter()
-                        .take_while(|&&(_, c)| c == cycles)
-                        .count();
+            // One change per row and distinct duration: +n at the start, -k
+            // at each end. Rows hold few distinct durations (one per lane width).
+            let rows = self.m.arch.pe_array.rows as usize;
+            let mut per_row: Vec<Vec<(u64, i64)>> = vec![Vec::new(); rows];
+            for &(row, cycles) in &activity {
+                let ends = &mut per_row[row];
+                match ends.iter_mut().find(|(c, _)| *c == cycles) {
+                    Some((_, n)) => *n += 1,
+                    None => ends.push((cycles, 1)),
+                }
+            }
+            for (row, ends) in per_row.iter().enumerate() {
+                if ends.is_empty() {
+                    continue;
+                }
+                let total: i64 = ends.iter().map(|&(_, n)| n).sum();
+                let busiest = ends.iter().map(|&(c, _)| c).max().unwrap_or(0);
+                self.m.trace_add(|p| p.row_active_pes[row], start, total);
+                for &(cycles, n) in ends {
                     self.m
-                        .trace_add(|p| p.row_active_pes[row], start + cycles, -(same as i64));
-                    k += same;
+                        .trace_add(|p| p.row_active_pes[row], start + cycles, -n);
                 }
                 self.m
                     .trace_busy(|p| p.row_busy[row], start, start + busiest);
-                i = j;
             }
         }
         self.activity = activity;
@@ -1219,8 +1215,7 @@ impl<'a> ArrayLayer<'a> {
         if glb_words > 0 {
             end = end.max(
                 self.m
-                    .glb
-                    .write(at, DataType::Output, glb_words, glb_words * wb)
+                    .glb_write(at, DataType::Output, glb_words, glb_words * wb)
                     .end,
             );
         }
@@ -1228,12 +1223,10 @@ impl<'a> ArrayLayer<'a> {
             // Through a GLB staging buffer to DRAM.
             let w = self
                 .m
-                .glb
-                .write(at, DataType::Output, spill_words, spill_words * wb);
+                .glb_write(at, DataType::Output, spill_words, spill_words * wb);
             let r = self
                 .m
-                .glb
-                .read(w.end, DataType::Output, spill_words, spill_words * wb);
+                .glb_read(w.end, DataType::Output, spill_words, spill_words * wb);
             let done = self.m.dram_write(
                 r.end,
                 spill_addr.unwrap_or(0),

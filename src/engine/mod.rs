@@ -80,6 +80,7 @@ impl Machine {
             busy: self.pe.busy_cycles.iter().sum(),
             dram: self.dram.stats(),
             events: self.events,
+            glb_requests: self.glb.requests(),
         }
     }
 }
@@ -91,6 +92,7 @@ struct Snapshot {
     busy: u64,
     dram: crate::hw::dram::DramStats,
     events: u64,
+    glb_requests: (u64, u64),
 }
 
 /// When a layer computed, as its controller measured it.
@@ -408,6 +410,8 @@ fn layer_stats(
         spilled_rows: t.spilled_rows,
         glb_peak_bytes: glb_peak,
         events: after.events - before.events,
+        glb_read_requests: after.glb_requests.0 - before.glb_requests.0,
+        glb_write_requests: after.glb_requests.1 - before.glb_requests.1,
     }
 }
 

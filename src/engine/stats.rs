@@ -60,6 +60,9 @@ pub struct LayerStats {
     pub glb_peak_bytes: u64,
     /// Events the kernel processed for this layer.
     pub events: u64,
+    /// GLB read and write requests (each may move many words).
+    pub glb_read_requests: u64,
+    pub glb_write_requests: u64,
 }
 
 impl LayerStats {

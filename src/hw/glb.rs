@@ -24,6 +24,8 @@ pub struct Glb {
     ports: RateServer,
     bank_width_bytes: u64,
     accesses: LevelAccesses,
+    read_requests: u64,
+    write_requests: u64,
 }
 
 impl Glb {
@@ -33,6 +35,8 @@ impl Glb {
             ports: RateServer::new(u64::from(config.banks) * u64::from(config.ports_per_bank)),
             bank_width_bytes: u64::from(config.bank_width_bytes.max(1)),
             accesses: LevelAccesses::default(),
+            read_requests: 0,
+            write_requests: 0,
         }
     }
 
@@ -43,6 +47,7 @@ impl Glb {
     /// Reads `words` words (`bytes` bytes) of `data`, requested at `at`.
     pub fn read(&mut self, at: Cycle, data: DataType, words: u64, bytes: u64) -> Grant {
         self.accesses.read(data, words);
+        self.read_requests += 1;
         let slots = self.slots(bytes);
         self.ports.request(at, slots)
     }
@@ -50,12 +55,18 @@ impl Glb {
     /// Writes `words` words (`bytes` bytes) of `data`, requested at `at`.
     pub fn write(&mut self, at: Cycle, data: DataType, words: u64, bytes: u64) -> Grant {
         self.accesses.write(data, words);
+        self.write_requests += 1;
         let slots = self.slots(bytes);
         self.ports.request(at, slots)
     }
 
     pub fn accesses(&self) -> LevelAccesses {
         self.accesses
+    }
+
+    /// Read and write requests served so far.
+    pub fn requests(&self) -> (u64, u64) {
+        (self.read_requests, self.write_requests)
     }
 
     /// Bank-port slots used so far (for utilisation and traces).

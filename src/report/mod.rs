@@ -76,6 +76,9 @@ pub struct Measured {
     pub glb_peak_bytes: u64,
     /// Output rows that did not fit the GLB and went to DRAM.
     pub spilled_rows: u64,
+    /// GLB requests (each moves one or more words): the pulses on the
+    /// trace's GLB request counters.
+    pub glb_requests: ReadWrite,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]

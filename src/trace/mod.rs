@@ -18,7 +18,6 @@
 pub mod plot;
 pub mod read;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -144,12 +143,23 @@ enum Change {
     Add(i64),
 }
 
+/// Cycles covered by the calendar queue's buckets.
+const RING: u64 = 4096;
+
 /// Records signal changes and writes them as VCD.
 pub struct Tracer {
     options: TraceOptions,
     signals: Vec<SignalDef>,
-    /// Changes not yet written, by cycle; FIFO within a cycle.
-    pending: BTreeMap<Cycle, Vec<(SignalId, Change)>>,
+    /// Changes not yet written: a calendar queue. Changes within
+    /// [`RING`] cycles of `base` sit in per-cycle buckets in arrival order;
+    /// later ones wait in `far` (in arrival order) until they come near.
+    ring: Vec<Vec<(SignalId, Change)>>,
+    ring_len: usize,
+    far: Vec<(Cycle, SignalId, Change)>,
+    /// Every pending change is at or after `base`.
+    base: u64,
+    /// One VCD line being formatted (reused).
+    line: Vec<u8>,
     out: Option<vcd::Writer<std::io::BufWriter<std::fs::File>>>,
     /// Each signal's VCD identifier, formatted once.
     codes: Vec<String>,
@@ -168,7 +178,11 @@ impl Tracer {
         Tracer {
             options,
             signals: Vec::new(),
-            pending: BTreeMap::new(),
+            ring: (0..RING).map(|_| Vec::new()).collect(),
+            ring_len: 0,
+            far: Vec::new(),
+            base: 0,
+            line: Vec::with_capacity(96),
             out: None,
             codes: Vec::new(),
             last_time: None,
@@ -278,7 +292,7 @@ impl Tracer {
                 return;
             }
         }
-        self.pending.entry(at).or_default().push((id, change));
+        self.enqueue(at, id, change);
     }
 
     /// True once `now` is past the window: nothing more will be recorded.
@@ -368,26 +382,75 @@ impl Tracer {
                 self.push(SignalId(i as u32), e, Change::Set(0));
             }
         }
-        while self
-            .pending
-            .first_key_value()
-            .is_some_and(|(at, _)| *at < horizon)
-        {
-            let Some((at, changes)) = self.pending.pop_first() else {
-                break;
-            };
-            for (id, change) in changes {
-                self.apply(at, id, change)?;
+        // Drain the buckets in cycle order; within a cycle, in arrival order
+        // (the order the events made the changes).
+        while self.base < horizon.0 {
+            if self.ring_len == 0 {
+                // Nothing near: jump to the horizon or the first far change.
+                let next_far = self
+                    .far
+                    .iter()
+                    .map(|&(at, ..)| at.0)
+                    .min()
+                    .unwrap_or(u64::MAX);
+                self.base = horizon.0.min(next_far);
+                self.pull_far();
+                continue;
             }
+            let limit = horizon.0.min(self.base + RING);
+            while self.base < limit {
+                let slot = (self.base % RING) as usize;
+                if !self.ring[slot].is_empty() {
+                    let changes = std::mem::take(&mut self.ring[slot]);
+                    self.ring_len -= changes.len();
+                    for &(id, change) in &changes {
+                        self.apply(Cycle(self.base), id, change)?;
+                    }
+                    let mut changes = changes;
+                    changes.clear();
+                    self.ring[slot] = changes;
+                }
+                self.base += 1;
+                if self.ring_len == 0 {
+                    break;
+                }
+            }
+            self.pull_far();
         }
         Ok(())
     }
 
+    /// Queues a change at `at` (never before `base`).
+    fn enqueue(&mut self, at: Cycle, id: SignalId, change: Change) {
+        let at = Cycle(at.0.max(self.base));
+        if at.0 < self.base + RING {
+            self.ring[(at.0 % RING) as usize].push((id, change));
+            self.ring_len += 1;
+        } else {
+            self.far.push((at, id, change));
+        }
+    }
+
+    /// Moves far changes that are now within the ring into their buckets,
+    /// keeping their arrival order.
+    fn pull_far(&mut self) {
+        if self.far.iter().all(|&(at, ..)| at.0 >= self.base + RING) {
+            return;
+        }
+        let far = std::mem::take(&mut self.far);
+        for (at, id, change) in far {
+            self.enqueue(at, id, change);
+        }
+    }
+
     fn apply(&mut self, at: Cycle, id: SignalId, change: Change) -> Result<()> {
-        let record = self.in_filters(at);
+        let record =
+            (self.options.window.is_none() && self.options.layers.is_none()) || self.in_filters(at);
         if record && !self.recording {
-            // (Re)entering the recorded span: dump every current value first,
-            // at the span's start (or the change's time, whichever is later).
+            // (Re)entering the recorded span: dump every value as it was just
+            // before the span, at the span's start minus one cycle (VCD holds
+            // one value per signal and time, so changes made at the start
+            // itself stay distinguishable: counters' deltas stay exact).
             let span_start = self.options.window.map_or(0, |(a, _)| a).max(
                 self.layer_intervals
                     .iter()
@@ -396,7 +459,7 @@ impl Tracer {
                     .max()
                     .unwrap_or(0),
             );
-            self.write_time(span_start.min(at.0))?;
+            self.write_time(span_start.min(at.0).saturating_sub(1))?;
             for i in 0..self.signals.len() {
                 let v = self.signals[i].value;
                 self.write_value(SignalId(i as u32), v)?;
@@ -426,7 +489,13 @@ impl Tracer {
         let Some(w) = &mut self.out else {
             return Ok(());
         };
-        writeln!(w.writer(), "#{t}").map_err(|e| Error::Output {
+        let mut digits = itoa::Buffer::new();
+        let line = &mut self.line;
+        line.clear();
+        line.push(b'#');
+        line.extend_from_slice(digits.format(t).as_bytes());
+        line.push(b'\n');
+        w.writer().write_all(line).map_err(|e| Error::Output {
             path: self.options.path.clone(),
             message: e.to_string(),
         })
@@ -434,11 +503,9 @@ impl Tracer {
 
     fn write_value(&mut self, id: SignalId, value: u64) -> Result<()> {
         let s = &mut self.signals[id.0 as usize];
-        let Some(code) = s.code else { return Ok(()) };
-        if s.written == Some(value) {
+        if s.code.is_none() || s.written == Some(value) {
             return Ok(());
         }
-        let _ = code;
         s.written = Some(value);
         self.changes_written += 1;
         let width = s.width;
@@ -448,13 +515,24 @@ impl Tracer {
         // Value lines go straight to the VCD stream: the writer's own vector
         // routine formats bit by bit, which dominated traced runs. Leading
         // zeros are implied in VCD vectors.
-        let id = &self.codes[id.0 as usize];
-        let r = if width == 1 {
-            writeln!(w.writer(), "{}{id}", u8::from(value != 0))
+        let id = self.codes[id.0 as usize].as_bytes();
+        let line = &mut self.line;
+        line.clear();
+        if width == 1 {
+            line.push(if value == 0 { b'0' } else { b'1' });
         } else {
-            writeln!(w.writer(), "b{value:b} {id}")
-        };
-        r.map_err(|e| Error::Output {
+            line.push(b'b');
+            let bits = (64 - value.leading_zeros()).max(1);
+            line.extend(
+                (0..bits)
+                    .rev()
+                    .map(|i| if (value >> i) & 1 == 1 { b'1' } else { b'0' }),
+            );
+            line.push(b' ');
+        }
+        line.extend_from_slice(id);
+        line.push(b'\n');
+        w.writer().write_all(line).map_err(|e| Error::Output {
             path: self.options.path.clone(),
             message: e.to_string(),
         })
@@ -464,7 +542,16 @@ impl Tracer {
     /// flushes the file. Returns the number of value changes written.
     pub fn finish(&mut self, end: Cycle) -> Result<u64> {
         self.advance(Cycle(u64::MAX))?;
-        let end_time = end.0.min(self.options.window.map_or(u64::MAX, |(_, b)| b));
+        // The recorded span ends at the run's end, the window's end, or the
+        // end of the last recorded layer, whichever is first.
+        let layers_end = match (&self.options.layers, self.layer_intervals.last()) {
+            (Some(_), Some(&(_, Some(e)))) => e.0,
+            _ => u64::MAX,
+        };
+        let end_time = end
+            .0
+            .min(self.options.window.map_or(u64::MAX, |(_, b)| b))
+            .min(layers_end);
         if self.last_time.is_some_and(|t| t < end_time) {
             self.write_time(end_time)?;
         }

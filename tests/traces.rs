@@ -1,0 +1,285 @@
+//! Traces: a VCD written by accsim, read back by an independent parser
+//! (wellen), must agree with the report's counts in every window.
+
+use std::path::Path;
+
+use accsim::arch;
+use accsim::run::{RunOptions, run};
+use accsim::trace::{Group, TraceOptions};
+use accsim::workload;
+
+/// A signal as a step function read by wellen.
+struct Steps(Vec<(u64, u64)>);
+
+impl Steps {
+    /// Value after all changes at or before `t` (0 before the first).
+    fn at(&self, t: u64) -> u64 {
+        match self.0.partition_point(|&(ct, _)| ct <= t) {
+            0 => 0,
+            i => self.0[i - 1].1,
+        }
+    }
+
+    /// Growth of a cumulative counter over the cycles `[a, b)`.
+    fn delta(&self, a: u64, b: u64) -> u64 {
+        let before = if a == 0 { 0 } else { self.at(a - 1) };
+        self.at(b - 1) - before
+    }
+
+    /// Integral of the value over `[a, b)` (value x cycles).
+    fn integral(&self, a: u64, b: u64) -> u64 {
+        let mut total = 0;
+        let mut t = a;
+        let mut v = if a == 0 { 0 } else { self.at(a - 1) };
+        let mut i = self.0.partition_point(|&(ct, _)| ct < a);
+        while t < b {
+            // Changes at exactly t take effect at t.
+            while i < self.0.len() && self.0[i].0 <= t {
+                v = self.0[i].1;
+                i += 1;
+            }
+            let next = self.0.get(i).map_or(b, |&(ct, _)| ct.min(b));
+            total += v * (next - t);
+            t = next;
+        }
+        total
+    }
+}
+
+struct Vcd {
+    wave: wellen::simple::Waveform,
+}
+
+impl Vcd {
+    fn read(path: &Path) -> Self {
+        Vcd {
+            wave: wellen::simple::read(path)
+                .unwrap_or_else(|e| panic!("wellen cannot read {}: {e}", path.display())),
+        }
+    }
+
+    fn signal(&mut self, scope: &str, name: &str) -> Steps {
+        let h = self.wave.hierarchy();
+        let var = h
+            .lookup_var(&["accsim", scope], name)
+            .unwrap_or_else(|| panic!("no {scope}.{name}"));
+        let sref = h[var].signal_ref();
+        self.wave.load_signals(&[sref]);
+        let times = self.wave.time_table().to_vec();
+        let signal = self
+            .wave
+            .get_signal(sref)
+            .unwrap_or_else(|| panic!("{name} not loaded"));
+        Steps(
+            signal
+                .iter_changes()
+                .map(|(idx, v)| {
+                    let bits = v.to_bit_string().unwrap_or_default();
+                    (
+                        times[idx as usize],
+                        u64::from_str_radix(&bits, 2).unwrap_or(0),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+fn trace_options(path: &Path, window: Option<(u64, u64)>) -> TraceOptions {
+    TraceOptions {
+        path: path.to_path_buf(),
+        window,
+        layers: None,
+        groups: Group::ALL.to_vec(),
+        per_pe: false,
+    }
+}
+
+#[test]
+fn vcd_counts_equal_the_report_in_every_layer_window() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (workload_name, arch_name) in [
+        ("ic_cifar10", "lu22_fixed"),
+        ("kws_cnn_one_fstride4", "lu22_programmable"),
+    ] {
+        let w = workload::load(workload_name).unwrap_or_else(|e| panic!("{e}"));
+        let a = arch::load(arch_name).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join(format!("{workload_name}.vcd"));
+        let r = run(
+            &w,
+            &a,
+            &RunOptions {
+                trace: Some(trace_options(&path, None)),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut vcd = Vcd::read(&path);
+        let reads = vcd.signal("glb", "read_words_total");
+        let requests = vcd.signal("glb", "read_requests_total");
+        let dram_r = vcd.signal("dram", "read_bytes_total");
+        let dram_w = vcd.signal("dram", "write_bytes_total");
+        let rows = a.pe_array.rows as usize;
+        let active: Vec<Steps> = (0..rows)
+            .map(|r| vcd.signal("array", &format!("row{r}_active_pes")))
+            .collect();
+        let layer = vcd.signal("controller", "layer");
+        for (i, s) in r.engine.layers.iter().enumerate() {
+            let (start, end) = (s.start.get(), s.end.get());
+            if end == start {
+                continue; // flatten: no time, no activity
+            }
+            let ctx = format!("{workload_name} on {arch_name}, layer {i} [{start}, {end})");
+            assert_eq!(layer.at(start), i as u64, "{ctx}: controller.layer");
+            assert_eq!(
+                requests.delta(start, end),
+                s.glb_read_requests,
+                "{ctx}: GLB read pulses"
+            );
+            assert_eq!(
+                reads.delta(start, end),
+                s.accesses.glb.total().read,
+                "{ctx}: GLB words read"
+            );
+            assert_eq!(
+                dram_r.delta(start, end) + dram_w.delta(start, end),
+                s.dram.read_bytes + s.dram.write_bytes,
+                "{ctx}: DRAM bytes"
+            );
+            let busy: u64 = active.iter().map(|a| a.integral(start, end)).sum();
+            assert_eq!(busy, s.pe_busy_cycles, "{ctx}: PE-busy cycles");
+        }
+        assert!(r.report.bit_exact);
+    }
+}
+
+#[test]
+fn a_windowed_trace_holds_the_window_and_agrees_with_the_full_one() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let w = workload::load("ic_cifar10").unwrap_or_else(|e| panic!("{e}"));
+    let a = arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    let full = run(&w, &a, &RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    // The window covers layers 2 and 3 exactly.
+    let (start, end) = (
+        full.engine.layers[2].start.get(),
+        full.engine.layers[3].end.get(),
+    );
+    let path = dir.path().join("window.vcd");
+    run(
+        &w,
+        &a,
+        &RunOptions {
+            trace: Some(trace_options(&path, Some((start, end)))),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut vcd = Vcd::read(&path);
+    let times = vcd.wave.time_table().to_vec();
+    // The window opens with every value as of the cycle before it.
+    assert_eq!(times.first().copied(), Some(start - 1));
+    assert!(
+        times.iter().all(|&t| (start - 1..=end).contains(&t)),
+        "times outside [{start} - 1, {end}]"
+    );
+    let reads = vcd.signal("glb", "read_words_total");
+    let expect: u64 = full.engine.layers[2..4]
+        .iter()
+        .map(|s| s.accesses.glb.total().read)
+        .sum();
+    assert_eq!(reads.delta(start, end), expect);
+    let busy: u64 = (0..a.pe_array.rows as usize)
+        .map(|r| {
+            vcd.signal("array", &format!("row{r}_active_pes"))
+                .integral(start, end)
+        })
+        .sum();
+    assert_eq!(
+        busy,
+        full.engine.layers[2..4]
+            .iter()
+            .map(|s| s.pe_busy_cycles)
+            .sum::<u64>()
+    );
+}
+
+#[test]
+fn layer_and_group_filters_restrict_the_trace() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let w = workload::load("kws_cnn_one_fstride4").unwrap_or_else(|e| panic!("{e}"));
+    let a = arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("layers.vcd");
+    let options = TraceOptions {
+        layers: Some(vec![2]),
+        groups: vec![Group::Controller, Group::Glb],
+        ..trace_options(&path, None)
+    };
+    let r = run(
+        &w,
+        &a,
+        &RunOptions {
+            trace: Some(options),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let layer = &r.engine.layers[2];
+    let mut vcd = Vcd::read(&path);
+    let times = vcd.wave.time_table().to_vec();
+    assert!(
+        times
+            .iter()
+            .all(|&t| (layer.start.get() - 1..=layer.end.get()).contains(&t)),
+        "{times:?}"
+    );
+    assert_eq!(
+        vcd.signal("glb", "read_words_total")
+            .delta(layer.start.get(), layer.end.get()),
+        layer.accesses.glb.total().read
+    );
+    let h = vcd.wave.hierarchy();
+    assert!(
+        h.lookup_var(&["accsim", "array"], "row0_busy").is_none(),
+        "array signals were not asked for"
+    );
+}
+
+#[test]
+fn plots_render_png_and_svg_from_a_trace_and_a_report() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let w = workload::load("kws_cnn_one_fstride4").unwrap_or_else(|e| panic!("{e}"));
+    let a = arch::load("lu22_programmable").unwrap_or_else(|e| panic!("{e}"));
+    let vcd = dir.path().join("k.vcd");
+    let r = run(
+        &w,
+        &a,
+        &RunOptions {
+            trace: Some(trace_options(&vcd, None)),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let json = dir.path().join("k.json");
+    std::fs::write(&json, serde_json::to_string(&r.report).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let wave = accsim::trace::read::read_vcd(&vcd, None).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<String> = r.report.layers.iter().map(|l| l.name.clone()).collect();
+    for ext in ["png", "svg"] {
+        let out = dir.path().join(format!("wave.{ext}"));
+        accsim::trace::plot::waveform(&wave, Some(&names), &out).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = std::fs::read(&out).unwrap_or_default();
+        assert!(bytes.len() > 2000, "{ext}: {} bytes", bytes.len());
+        let charts = dir.path().join(format!("charts.{ext}"));
+        accsim::trace::plot::report_charts(&json, &charts).unwrap_or_else(|e| panic!("{e}"));
+        assert!(std::fs::metadata(&charts).map(|m| m.len()).unwrap_or(0) > 2000);
+    }
+    assert_eq!(
+        &std::fs::read(dir.path().join("wave.png")).unwrap_or_default()[..4],
+        b"\x89PNG"
+    );
+    let svg = std::fs::read_to_string(dir.path().join("charts.svg")).unwrap_or_default();
+    assert!(
+        svg.contains("<svg") && svg.contains("softmax"),
+        "layer names on the chart"
+    );
+}

@@ -35,6 +35,14 @@ pub struct RunArgs {
     /// Skip the bit-exact comparison with the reference executor.
     #[arg(long)]
     no_check: bool,
+    /// With an FFE architecture: tap the activations after fixed layer M
+    /// (1 to the arch's fixed_layers; default: all of them).
+    #[arg(long, value_name = "M")]
+    ffe_tap: Option<u32>,
+    /// With an FFE or NVDLA architecture: frames in the simulated stream
+    /// (default: the arch's [system] stream_frames).
+    #[arg(long, value_name = "N")]
+    frames: Option<u32>,
 }
 
 pub fn execute(args: &RunArgs) -> Result<()> {
@@ -43,6 +51,8 @@ pub fn execute(args: &RunArgs) -> Result<()> {
     let options = RunOptions {
         input: args.input.clone(),
         check: !args.no_check,
+        ffe_tap: args.ffe_tap,
+        stream_frames: args.frames,
     };
     let result = run(&workload, &arch, &options)?;
     if !args.quiet {

@@ -6,8 +6,11 @@
 //! - [`rounding`]: the named rounding rules for shifts and divisions;
 //! - [`tflite`]: TFLite's integer multiplier arithmetic, ported exactly;
 //! - [`requant`]: the output stage (accumulator saturation, requantisation,
-//!   zero point, activation clamp).
+//!   zero point, activation clamp);
+//! - [`csd`]: signed-digit recoding of fixed weights and shift-add products
+//!   (the FFE's scalers, SPEC section 3).
 
+pub mod csd;
 pub mod quant;
 pub mod requant;
 pub mod rounding;

@@ -125,15 +125,24 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
     if arch.ffe.is_some() || arch.backend != crate::arch::Backend::PeArray {
         return system::run(workload, arch, options, input, reference_outputs);
     }
-    if options.ffe_tap.is_some() {
-        return Err(InputError::new(
-            "--ffe-tap",
-            format!(
-                "arch `{}` has no [ffe]; valid: only with an architecture that has one",
-                arch.name
-            ),
-        )
-        .into());
+    for (flag, given, needs) in [
+        ("--ffe-tap", options.ffe_tap.is_some(), "an [ffe]"),
+        (
+            "--frames",
+            options.stream_frames.is_some(),
+            "an [ffe] or an NVDLA [backend]",
+        ),
+    ] {
+        if given {
+            return Err(InputError::new(
+                flag,
+                format!(
+                    "arch `{}` is a PE array alone; valid: only with an architecture that has {needs}",
+                    arch.name
+                ),
+            )
+            .into());
+        }
     }
     let engine_run = engine::run(net, arch, &input, reference_outputs.as_deref())?;
     let execution = Execution::from_parts(input, engine_run.outputs.clone());

@@ -17,7 +17,27 @@ use toml::Spanned;
 
 use super::Validator;
 use crate::error::InputError;
-use crate::numerics::csd::DigitEncoding;
+
+/// How fixed weights become adder-tree inputs (`numerics::csd` implements
+/// both; the arch names the choice without depending on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Digits {
+    /// Canonical signed digit: the fewest non-zero digits.
+    #[default]
+    Csd,
+    /// Sign-magnitude binary: the Hamming weight of the magnitude.
+    Binary,
+}
+
+impl Digits {
+    pub fn name(self) -> &'static str {
+        match self {
+            Digits::Csd => "csd",
+            Digits::Binary => "binary",
+        }
+    }
+}
 
 /// How wide the FFE's adder trees and accumulators are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -43,7 +63,7 @@ pub struct FfeConfig {
     pub fixed_layers_at: Option<(usize, usize)>,
     /// FFE clock [MHz] (FIXYNN: 810 MHz at 16 nm).
     pub clock_mhz: f64,
-    pub digits: DigitEncoding,
+    pub digits: Digits,
     pub accumulator: AccumulatorWidth,
     /// Pipeline registers between a window and its output pixel [cycles].
     pub datapath_latency_cycles: u32,
@@ -274,7 +294,7 @@ pub(super) struct RawFfe {
     #[serde(default)]
     clock_mhz: Option<Spanned<f64>>,
     #[serde(default)]
-    digits: Option<DigitEncoding>,
+    digits: Option<Digits>,
     #[serde(default)]
     accumulator: Option<AccumulatorWidth>,
     #[serde(default)]

@@ -15,8 +15,8 @@ use crate::error::{InputError, Result};
 
 mod ffe;
 pub use ffe::{
-    AccumulatorWidth, AreaConfig, Backend, FfeAreaConfig, FfeConfig, FfeEnergyConfig, NVDLA_TABLE,
-    NvdlaConfig, NvdlaName, NvdlaRow, NvdlaUtilisation, SystemConfig,
+    AccumulatorWidth, AreaConfig, Backend, Digits, FfeAreaConfig, FfeConfig, FfeEnergyConfig,
+    NVDLA_TABLE, NvdlaConfig, NvdlaName, NvdlaRow, NvdlaUtilisation, SystemConfig,
 };
 
 /// Where a PE keeps its weights (SPEC section 1; the comparison of LU22).

@@ -22,13 +22,14 @@
 
 use ndarray::Array3;
 
-use crate::arch::{AccumulatorWidth, FfeConfig};
+use crate::arch::{AccumulatorWidth, Digits, FfeConfig};
 use crate::error::{Error, Result};
 use crate::hw::ffe::{
     Dims, Pixel, PortConflict, ShiftAddArray, Stage, StageFunction, StageInventory, StageSpec,
     StageStats,
 };
 use crate::mapping::ffe::{FfePlan, StageKind, StagePlan};
+use crate::numerics::csd::DigitEncoding;
 use crate::workload::ir::{Activations, Network, Op, Shape};
 
 /// The buffer behind the tap, as the FFE sees it.
@@ -126,7 +127,10 @@ pub(crate) fn stage_spec(
                 layer.input_quant.zero(),
                 layer.input_quant.range(),
                 &c.epilogue.bias,
-                cfg.digits,
+                match cfg.digits {
+                    Digits::Csd => DigitEncoding::Csd,
+                    Digits::Binary => DigitEncoding::Binary,
+                },
                 cfg.accumulator,
                 stage.accumulator_bits,
             );

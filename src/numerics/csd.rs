@@ -18,11 +18,8 @@
 //!
 //! Zero has no digits: a pruned weight costs nothing.
 
-use serde::{Deserialize, Serialize};
-
 /// How a fixed weight is split into shifted copies of the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DigitEncoding {
     /// Canonical signed digit (non-adjacent form): the fewest digits.
     #[default]

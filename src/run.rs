@@ -4,7 +4,10 @@
 //! checking is turned off, each layer's output is compared with the
 //! reference executor's as soon as it is computed, and the report says
 //! `bit_exact: true` only when all matched. Every cycle, access and energy
-//! figure in the report comes from the engine's counters.
+//! figure in the report comes from the engine's counters (or, for layers on
+//! the NVDLA back-end, from its published table; see [`system`]).
+
+mod system;
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +34,11 @@ pub struct RunOptions {
     pub check: bool,
     /// Record a cycle trace.
     pub trace: Option<crate::trace::TraceOptions>,
+    /// With an FFE: tap its activations after fixed layer M (default: all N).
+    pub ffe_tap: Option<u32>,
+    /// With an FFE or NVDLA back-end: frames in the simulated stream
+    /// (default: the arch's `[system] stream_frames`).
+    pub stream_frames: Option<u32>,
 }
 
 impl Default for RunOptions {
@@ -39,6 +47,8 @@ impl Default for RunOptions {
             input: None,
             check: true,
             trace: None,
+            ffe_tap: None,
+            stream_frames: None,
         }
     }
 }
@@ -50,6 +60,8 @@ pub struct RunResult {
     pub report: Report,
     pub execution: Execution,
     pub engine: EngineRun,
+    /// The system view (FFE stages, back-end, stream), for FFE or NVDLA machines.
+    pub system: Option<crate::engine::system::SystemRun>,
 }
 
 /// Reads an input tensor for `workload`: integers of the input's storage
@@ -113,6 +125,28 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
         }
         (Some(_), true) => Some(reference::run(net, input.clone()).into_parts().1),
     };
+    if arch.ffe.is_some() || arch.backend != crate::arch::Backend::PeArray {
+        return system::run(workload, arch, options, input, reference_outputs);
+    }
+    for (flag, given, needs) in [
+        ("--ffe-tap", options.ffe_tap.is_some(), "an [ffe]"),
+        (
+            "--frames",
+            options.stream_frames.is_some(),
+            "an [ffe] or an NVDLA [backend]",
+        ),
+    ] {
+        if given {
+            return Err(InputError::new(
+                flag,
+                format!(
+                    "arch `{}` is a PE array alone; valid: only with an architecture that has {needs}",
+                    arch.name
+                ),
+            )
+            .into());
+        }
+    }
     let engine_run = engine::run_traced(
         net,
         arch,
@@ -143,6 +177,16 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
                 reference::checksum(output, layer.output_quant.dtype())
             ),
             measured: engine_run.layers.get(index).map(|s| measured(s, arch)),
+            engine: Some("pe_array".to_string()),
+            clock_mhz: Some(arch.clock_mhz),
+            tops: engine_run
+                .layers
+                .get(index)
+                .and_then(|s| layer_tops(layer.macs(), s.cycles.total, arch.clock_mhz)),
+            tops_per_w: engine_run.layers.get(index).and_then(|s| {
+                layer_tops_per_w(layer.macs(), energy::picojoules(s, &arch.energy).total)
+            }),
+            ffe: None,
         });
     }
     let mut sum = LayerStats::default();
@@ -209,12 +253,32 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
         total,
         bit_exact: engine_run.checked,
         throughput: Some(throughput),
+        area_mm2: Some(crate::cost::area::pe_array_mm2(arch)),
+        area: Some(crate::report::AreaReport {
+            total_mm2: crate::cost::area::pe_array_mm2(arch),
+            ffe_mm2: None,
+            ffe: None,
+            backend_mm2: crate::cost::area::pe_array_mm2(arch),
+            backend_source: "pe_array_model".to_string(),
+        }),
+        system: None,
     };
     Ok(RunResult {
         report,
         execution,
         engine: engine_run,
+        system: None,
     })
+}
+
+/// TOPS of `macs` multiply-accumulates in `cycles` cycles of a `clock_mhz` clock.
+fn layer_tops(macs: u64, cycles: u64, clock_mhz: f64) -> Option<f64> {
+    (macs > 0 && cycles > 0).then(|| 2.0 * macs as f64 * clock_mhz * 1e6 / cycles as f64 / 1e12)
+}
+
+/// TOPS/W of `macs` multiply-accumulates for `energy_pj` (operations per pJ).
+fn layer_tops_per_w(macs: u64, energy_pj: f64) -> Option<f64> {
+    (macs > 0 && energy_pj > 0.0).then(|| 2.0 * macs as f64 / energy_pj)
 }
 
 /// The report view of an engine's layer statistics, with energies applied.

@@ -3,7 +3,8 @@
 //! Specs only, no behaviour: the hardware components (`hw/`) take their
 //! parameters from here, and the cost model applies the energy tables to the
 //! counters after a run. docs/arch-format.md documents every field with its
-//! default and source (SPEC section 1: LU22 / EYERISS).
+//! default and source (SPEC section 1: LU22 / EYERISS; the FIXYNN sections
+//! of SPEC section 3 live in [`ffe`]).
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,12 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::error::{InputError, Result};
+
+mod ffe;
+pub use ffe::{
+    AccumulatorWidth, AreaConfig, Backend, Digits, FfeAreaConfig, FfeConfig, FfeEnergyConfig,
+    NVDLA_TABLE, NvdlaConfig, NvdlaName, NvdlaRow, NvdlaUtilisation, SystemConfig,
+};
 
 /// Where a PE keeps its weights (SPEC section 1; the comparison of LU22).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,6 +62,13 @@ pub struct Arch {
     pub glb: GlbConfig,
     pub dram: DramConfig,
     pub energy: EnergyConfig,
+    /// The fixed-weight feature extractor in front of the back-end (SPEC 3).
+    pub ffe: Option<FfeConfig>,
+    /// What runs the layers the FFE does not (the PE array unless `[backend]` says otherwise).
+    pub backend: Backend,
+    pub system: SystemConfig,
+    /// The PE-array area model.
+    pub area: AreaConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -138,13 +152,25 @@ pub struct EnergyConfig {
 #[serde(deny_unknown_fields)]
 struct RawArchFile {
     arch: RawArchMeta,
-    pe_array: Spanned<RawPeArray>,
+    // Required unless `[backend] kind = "nvdla"` (checked in `load_str`).
+    #[serde(default)]
+    pe_array: Option<Spanned<RawPeArray>>,
     #[serde(default)]
     interconnect: Option<Spanned<RawInterconnect>>,
-    glb: Spanned<RawGlb>,
-    dram: Spanned<RawDram>,
+    #[serde(default)]
+    glb: Option<Spanned<RawGlb>>,
+    #[serde(default)]
+    dram: Option<Spanned<RawDram>>,
     #[serde(default)]
     energy: Option<Spanned<RawEnergy>>,
+    #[serde(default)]
+    ffe: Option<ffe::RawFfe>,
+    #[serde(default)]
+    backend: Option<Spanned<ffe::RawBackend>>,
+    #[serde(default)]
+    system: Option<Spanned<ffe::RawSystem>>,
+    #[serde(default)]
+    area: Option<Spanned<ffe::RawArea>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,12 +292,51 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
     })?;
     let v = Validator { path, text };
 
-    let clock_mhz = match &raw.arch.clock_mhz {
-        Some(c) => v.real(c, "[arch]", "clock_mhz", 1e-3, 1e6)?,
-        None => 200.0,
+    let backend = ffe::backend(&v, raw.backend.as_ref())?;
+    let clock_mhz = match (&raw.arch.clock_mhz, &backend) {
+        (Some(c), Backend::Nvdla(_)) => {
+            return Err(v
+                .err(
+                    Some(c.span()),
+                    "[arch]",
+                    "clock_mhz",
+                    "does not apply to an NVDLA back-end, whose clock follows from its table \
+                     (peak TOPS / (2 x MACs)); remove it"
+                        .to_string(),
+                )
+                .into());
+        }
+        (None, Backend::Nvdla(n)) => n.clock_mhz,
+        (Some(c), _) => v.real(c, "[arch]", "clock_mhz", 1e-3, 1e6)?,
+        (None, _) => 200.0,
+    };
+    // The PE-array sections describe the back-end; an NVDLA system needs none.
+    let fallback;
+    let (raw_pe, raw_glb, raw_dram) = match (&raw.pe_array, &raw.glb, &raw.dram, &backend) {
+        (Some(p), Some(g), Some(d), _) => (p.get_ref(), g.get_ref(), d.get_ref()),
+        (_, _, _, Backend::Nvdla(_)) => {
+            fallback = lu22_sections();
+            (&fallback.0, &fallback.1, &fallback.2)
+        }
+        (p, g, _, _) => {
+            let missing = if p.is_none() {
+                "pe_array"
+            } else if g.is_none() {
+                "glb"
+            } else {
+                "dram"
+            };
+            return Err(InputError::new(
+                path,
+                format!(
+                    "missing section [{missing}]; valid: required unless [backend] kind = \"nvdla\""
+                ),
+            )
+            .into());
+        }
     };
 
-    let pe = raw.pe_array.get_ref();
+    let pe = raw_pe;
     let ctx = "[pe_array]";
     let pe_array = PeArrayConfig {
         rows: v.int(&pe.rows, ctx, "rows", 1, 4096)?,
@@ -325,7 +390,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
         )?,
     };
 
-    let g = raw.glb.get_ref();
+    let g = raw_glb;
     let ctx = "[glb]";
     let capacity_kib = v.real(
         &g.capacity_kib,
@@ -341,7 +406,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
         ports_per_bank: v.opt_int(&g.ports_per_bank, ctx, "ports_per_bank", 1, 8, 1)?,
     };
 
-    let d = raw.dram.get_ref();
+    let d = raw_dram;
     let ctx = "[dram]";
     let b = d.banked.as_ref().map(|s| s.get_ref());
     let bctx = "[dram.banked]";
@@ -449,6 +514,12 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
         pj_per_unit: cost(e.and_then(|x| x.pj_per_unit.as_ref()), "pj_per_unit", 1.6)?,
     };
 
+    let ffe = raw.ffe.as_ref().map(|f| ffe::ffe(&v, f)).transpose()?;
+    let system = ffe::system(&v, raw.system.as_ref())?;
+    // LU22's machine is EYERISS's 65 nm; FFE systems are FIXYNN's 16 nm.
+    let default_nm = if ffe.is_some() { 16.0 } else { 65.0 };
+    let area = ffe::area(&v, raw.area.as_ref(), default_nm)?;
+
     Ok(Arch {
         name: raw.arch.name,
         description: raw.arch.description,
@@ -459,7 +530,41 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
         glb,
         dram,
         energy,
+        ffe,
+        backend,
+        system,
+        area,
     })
+}
+
+/// Stand-ins for the PE-array sections of an NVDLA system (never used to
+/// simulate anything): LU22's values, so an `Arch` is always complete.
+fn lu22_sections() -> (RawPeArray, RawGlb, RawDram) {
+    (
+        RawPeArray {
+            rows: Spanned::new(0..0, 13),
+            cols: Spanned::new(0..0, 12),
+            input_rf_entries: None,
+            psum_rf_entries: None,
+            weight_store: WeightStore::Programmable,
+            weight_scratchpad_entries: None,
+            mac_latency_cycles: None,
+        },
+        RawGlb {
+            capacity_kib: Spanned::new(0..0, 108.0),
+            banks: None,
+            bank_width_bytes: None,
+            ports_per_bank: None,
+        },
+        RawDram {
+            model: None,
+            bandwidth_bytes_per_cycle: None,
+            latency_cycles: None,
+            read_queue_entries: None,
+            write_queue_entries: None,
+            banked: None,
+        },
+    )
 }
 
 struct Validator<'a> {

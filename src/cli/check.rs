@@ -65,6 +65,42 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                 "{path}: valid architecture `{}`: {}",
                 arch.name, arch.description
             );
+            if let Some(f) = &arch.ffe {
+                println!(
+                    "  FFE: {} fixed layers at {} MHz, {} digits, {} accumulators, datapath latency {} cycles; area/bit adder {} register {} SRAM {} um^2",
+                    f.fixed_layers,
+                    f.clock_mhz,
+                    f.digits.name(),
+                    match f.accumulator {
+                        accsim::arch::AccumulatorWidth::Derived => "derived",
+                        accsim::arch::AccumulatorWidth::Fixed => "fixed",
+                    },
+                    f.datapath_latency_cycles,
+                    f.area.adder_um2_per_bit,
+                    f.area.register_um2_per_bit,
+                    f.area.sram_um2_per_bit
+                );
+                println!(
+                    "  system: stream of {} frames, buffer for up to {} tapped frame(s)",
+                    arch.system.stream_frames, arch.system.buffer_frames
+                );
+            }
+            if let accsim::arch::Backend::Nvdla(n) = &arch.backend {
+                println!(
+                    "  back-end: NVDLA {:?} (table-driven): {} MACs ({} x {} atoms), {} KB buffer, {} mm^2, {} TOPS peak at {:.1} MHz, {} TOPS/W, utilisation model {:?}",
+                    n.name,
+                    n.macs,
+                    n.atomic_c,
+                    n.atomic_k,
+                    n.buffer_kib,
+                    n.area_mm2,
+                    n.tops,
+                    n.clock_mhz,
+                    n.tops_per_w,
+                    n.utilisation
+                );
+                return Ok(());
+            }
             let p = &arch.pe_array;
             println!(
                 "  clock {} MHz; PE array {}x{} ({} PEs), RF {}+{} entries, weights {} (scratchpad {} entries), MAC {} cycle(s)",
@@ -99,6 +135,11 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                 arch.energy.mac,
                 arch.energy.lut,
                 arch.energy.pj_per_unit
+            );
+            println!(
+                "  area model: {:.3} mm^2 at {} nm",
+                accsim::cost::area::pe_array_mm2(&arch),
+                arch.area.technology_nm
             );
         }
         (Kind::Workload, spec) => {

@@ -55,6 +55,14 @@ pub struct RunArgs {
     /// Also record one busy lane per PE.
     #[arg(long, requires = "trace")]
     trace_pes: bool,
+    /// With an FFE architecture: tap the activations after fixed layer M
+    /// (1 to the arch's fixed_layers; default: all of them).
+    #[arg(long, value_name = "M")]
+    ffe_tap: Option<u32>,
+    /// With an FFE or NVDLA architecture: frames in the simulated stream
+    /// (default: the arch's [system] stream_frames).
+    #[arg(long, value_name = "N")]
+    frames: Option<u32>,
 }
 
 pub fn execute(args: &RunArgs) -> Result<()> {
@@ -82,6 +90,8 @@ pub fn execute(args: &RunArgs) -> Result<()> {
         input: args.input.clone(),
         check: !args.no_check,
         trace,
+        ffe_tap: args.ffe_tap,
+        stream_frames: args.frames,
     };
     let result = run(&workload, &arch, &options)?;
     if !args.quiet {

@@ -17,10 +17,13 @@
 //! network output stays where the last layer put it.
 
 mod array;
+pub(crate) mod ffe;
 mod glb_ops;
+pub(crate) mod nvdla;
 mod probes;
 pub mod stats;
 mod storage;
+pub mod system;
 
 use crate::arch::Arch;
 use crate::error::{MismatchError, Result};
@@ -138,6 +141,31 @@ pub fn run_traced(
     reference: Option<&[Activations]>,
     trace: Option<crate::trace::TraceOptions>,
 ) -> Result<EngineRun> {
+    run_from(network, arch, &Start::Input, input, reference, trace)
+}
+
+/// Where a run on the PE array starts.
+pub(crate) enum Start {
+    /// Layer 0, from the network input in DRAM.
+    Input,
+    /// Layer `first`, whose input (the output of layer `first - 1`, tapped
+    /// from the FFE) has been written into the GLB: as many rows as fit,
+    /// the rest in DRAM. `reserved_bytes` of GLB stay taken throughout (the
+    /// next frame's handoff slot). `EngineRun::layers` and `outputs` then
+    /// hold layers `first..` only.
+    Tap { first: usize, reserved_bytes: u64 },
+}
+
+/// Runs layers from `start` on, `input` being the tensor the first of them
+/// reads, recording a trace when `trace` is given.
+pub(crate) fn run_from(
+    network: &Network,
+    arch: &Arch,
+    start: &Start,
+    input: &Activations,
+    reference: Option<&[Activations]>,
+    trace: Option<crate::trace::TraceOptions>,
+) -> Result<EngineRun> {
     let dataflow = dataflow_for(arch);
     let mut m = Machine::new(arch);
     if let Some(options) = trace {
@@ -152,6 +180,10 @@ pub fn run_traced(
         m.trace = Some((tracer, probes));
     }
     let n = network.layers.len();
+    let first = match start {
+        Start::Input => 0,
+        Start::Tap { first, .. } => *first,
+    };
 
     // Tensor stores: one per tensor that holds data; flatten outputs are
     // views of their input's store.
@@ -160,7 +192,10 @@ pub fn run_traced(
     store_of.push(0);
     for (i, layer) in network.layers.iter().enumerate() {
         let src = source_index(layer.inputs.first().copied().unwrap_or(TensorSource::Input));
-        if matches!(layer.op, Op::Flatten) {
+        if i < first {
+            // Computed before the run (by the FFE): only its tensor index matters.
+            store_of.push(i + 1);
+        } else if matches!(layer.op, Op::Flatten) {
             store_of.push(store_of[src]);
         } else {
             store_of.push(i + 1);
@@ -180,20 +215,45 @@ pub fn run_traced(
 
     let word_bytes = |q: &crate::numerics::TensorQuant| q.dtype().bytes();
     let mut stores: Vec<Option<TensorStore>> = (0..=n).map(|_| None).collect();
-    let mut first = TensorStore::new(
-        network.input_shape,
-        word_bytes(&network.input_quant),
-        readers[0],
-    );
-    first.data = input.clone();
-    first.dram_base = Some(m.allocator.allocate(first.bytes()));
-    first.in_dram.iter_mut().for_each(|r| *r = true);
-    stores[0] = Some(first);
+    let (shape, quant) = match first {
+        0 => (network.input_shape, network.input_quant),
+        f => (
+            network.layers[f - 1].output_shape,
+            network.layers[f - 1].output_quant,
+        ),
+    };
+    let mut initial = TensorStore::new(shape, word_bytes(&quant), readers[first]);
+    initial.data = input.clone();
+    match start {
+        Start::Input => {
+            initial.dram_base = Some(m.allocator.allocate(initial.bytes()));
+            initial.in_dram.iter_mut().for_each(|r| *r = true);
+        }
+        Start::Tap { reserved_bytes, .. } => {
+            if !m.glb.space.try_take(*reserved_bytes) {
+                return Err(crate::error::Error::Internal {
+                    context: "FFE handoff".to_string(),
+                    message: format!("{reserved_bytes} reserved bytes do not fit the GLB"),
+                });
+            }
+            for y in 0..shape.height {
+                if m.glb.space.try_take(initial.row_bytes()) {
+                    initial.in_glb[y] = true;
+                } else {
+                    if initial.dram_base.is_none() {
+                        initial.dram_base = Some(m.allocator.allocate(initial.bytes()));
+                    }
+                    initial.in_dram[y] = true;
+                }
+            }
+        }
+    }
+    stores[first] = Some(initial);
 
     let mut now = Cycle::ZERO;
     let mut layers = Vec::with_capacity(n);
     let mut outputs = Vec::with_capacity(n);
-    for (i, layer) in network.layers.iter().enumerate() {
+    for (i, layer) in network.layers.iter().enumerate().skip(first) {
         let plan = dataflow.plan(layer, arch)?;
         m.trace_advance(now)?;
         if let Some((t, p)) = &mut m.trace {
@@ -221,7 +281,7 @@ pub fn run_traced(
                     pes: u64::from(arch.pe_array.rows * arch.pe_array.cols),
                     ..Default::default()
                 });
-                check(layer, i, outputs.last(), reference)?;
+                check(layer, i, outputs.last(), reference, "pe_array")?;
                 continue;
             }
             LayerPlan::Array(p) => {
@@ -280,7 +340,7 @@ pub fn run_traced(
             .map(|s| s.data.clone())
             .unwrap_or_default();
         outputs.push(out);
-        check(layer, i, outputs.last(), reference)?;
+        check(layer, i, outputs.last(), reference, "pe_array")?;
         layers.push(stats);
     }
     if let Some((t, _)) = &mut m.trace {
@@ -316,12 +376,13 @@ fn reshaped(store: Option<&TensorStore>, dims: (usize, usize, usize)) -> Activat
     Activations::from_shape_vec(dims, flat).unwrap_or_else(|_| Activations::zeros(dims))
 }
 
-/// Compares layer `i`'s output with the reference's.
-fn check(
+/// Compares layer `i`'s output, as `engine` computed it, with the reference's.
+pub(crate) fn check(
     layer: &crate::workload::ir::Layer,
     i: usize,
     got: Option<&Activations>,
     reference: Option<&[Activations]>,
+    engine: &str,
 ) -> Result<()> {
     let (Some(got), Some(reference)) = (got, reference) else {
         return Ok(());
@@ -346,7 +407,7 @@ fn check(
         None => Ok(()),
         Some(((c, y, x), g, w)) => Err(MismatchError {
             layer: layer.name.clone(),
-            engine: "pe_array".to_string(),
+            engine: engine.to_string(),
             channel: c,
             row: y,
             column: x,

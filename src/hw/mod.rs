@@ -5,9 +5,14 @@
 //! - [`dram::Dram`]: off-chip memory, simple or banked timing;
 //! - [`glb::Glb`]: the global buffer: capacity, bank ports, counters;
 //! - [`noc::Noc`]: the input, weight and output buses and the neighbour links;
-//! - [`pe`]: per-PE register-file, weight-store and MAC counters.
+//! - [`pe`]: per-PE register-file, weight-store and MAC counters;
+//! - [`ffe`]: the fixed-weight feature extractor's stages: line buffers,
+//!   shift-register windows, shift-add datapaths (SPEC section 3);
+//! - [`nvdla`]: the table-driven NVDLA back-end (SPEC section 3).
 
 pub mod dram;
+pub mod ffe;
 pub mod glb;
 pub mod noc;
+pub mod nvdla;
 pub mod pe;

@@ -4,7 +4,10 @@
 //! A dataflow implements [`Dataflow`]; today there is one, LU22's
 //! ([`lu22::Lu22`], SPEC section 1, docs/mapping.md), chosen in one place
 //! ([`dataflow_for`]), so other dataflows can be added as sibling modules.
+//! [`ffe`] plans the fixed-weight feature extractor's pipeline stages
+//! (SPEC section 3).
 
+pub mod ffe;
 pub mod lu22;
 
 use std::ops::Range;

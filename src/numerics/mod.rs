@@ -8,8 +8,12 @@
 //! - [`requant`]: the output stage (accumulator saturation, requantisation,
 //!   zero point, activation clamp);
 //! - [`mac`]: PELUSO's multi-precision MAC, bit by bit, with latency and energy;
-//! - [`precision`]: per-layer precision assignments (docs/precision.md).
+//! - [`precision`]: per-layer precision assignments (docs/precision.md);
+//! - [`csd`]: signed-digit recoding of fixed weights and shift-add products
+//!   (the FFE's scalers, SPEC section 3);
+//! - [`ort`]: ONNX Runtime's float kernels for fused adds and average pools.
 
+pub mod csd;
 pub mod mac;
 pub mod ort;
 pub mod precision;

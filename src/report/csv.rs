@@ -1,5 +1,6 @@
 //! The report as CSV: one row per layer, then a `total` row. Engine columns
-//! are empty when no engine measured them.
+//! are empty when no engine measured them. The last four columns (engine,
+//! its clock, TOPS, TOPS/W) were added with schema 3.
 
 use super::{Measured, Report};
 
@@ -84,7 +85,9 @@ pub fn render(report: &Report) -> Result<String, csv::Error> {
     let mut header: Vec<&str> = HEADER.to_vec();
     header.extend(MEASURED);
     header.push("energy_pj_total");
+    header.extend(["engine", "clock_mhz", "tops", "tops_per_w"]);
     w.write_record(&header)?;
+    let opt = |x: Option<f64>| x.map(|v| format!("{v}")).unwrap_or_default();
     let shape = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
     for l in &report.layers {
         let mut row = vec![
@@ -100,6 +103,12 @@ pub fn render(report: &Report) -> Result<String, csv::Error> {
             l.output_crc32.clone(),
         ];
         row.extend(measured_fields(l.measured.as_ref()));
+        row.extend([
+            l.engine.clone().unwrap_or_default(),
+            opt(l.clock_mhz),
+            opt(l.tops),
+            opt(l.tops_per_w),
+        ]);
         w.write_record(&row)?;
     }
     let t = &report.total;
@@ -116,6 +125,13 @@ pub fn render(report: &Report) -> Result<String, csv::Error> {
         String::new(),
     ];
     row.extend(measured_fields(t.measured.as_ref()));
+    let th = report.throughput.as_ref();
+    row.extend([
+        String::new(),
+        opt(th.map(|t| t.clock_mhz)),
+        opt(th.map(|t| t.tops)),
+        opt(th.map(|t| t.tops_per_w)),
+    ]);
     w.write_record(&row)?;
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())

@@ -10,12 +10,13 @@ pub mod text;
 use serde::Serialize;
 
 use crate::cost::energy::Energy;
+use crate::cost::ffe::{FfeArea, FfeEnergy};
 use crate::engine::stats::Accesses;
 use crate::hw::dram::DramStats;
 use crate::units::ReadWrite;
 
 /// Version of the report schema (docs/report.md).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -34,6 +35,163 @@ pub struct Report {
     /// Whole-run figures at the configured clock (absent without an engine).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throughput: Option<Throughput>,
+    /// Silicon area of the machine: FFE + back-end [mm^2].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub area_mm2: Option<f64>,
+    /// Where `area_mm2` comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub area: Option<AreaReport>,
+    /// FFE -> buffer -> back-end figures (SPEC section 3), for machines
+    /// with an FFE or a table-driven back-end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<SystemReport>,
+}
+
+/// The area of the machine.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AreaReport {
+    pub total_mm2: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ffe_mm2: Option<f64>,
+    /// The FFE's area by kind of hardware.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ffe: Option<FfeArea>,
+    pub backend_mm2: f64,
+    /// `pe_array_model` (docs/arch-format.md, `[area]`) or `nvdla_table`.
+    pub backend_source: String,
+}
+
+/// A system of FFE, buffer and back-end.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SystemReport {
+    /// `pe_array` or `nvdla_table <config>`.
+    pub backend: String,
+    pub backend_clock_mhz: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ffe: Option<FfeSystemReport>,
+    /// One frame through an empty system.
+    pub frame: FrameReport,
+    /// A stream of frames (absent with one frame).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamReport>,
+}
+
+/// The FFE as a whole.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FfeSystemReport {
+    /// Fixed layers in hardware (N) and used by this run (M, the tap).
+    pub fixed_layers: u32,
+    pub tap: u32,
+    /// Network layers (stages) in the hardware and running.
+    pub hardware_layers: usize,
+    pub running_layers: usize,
+    pub clock_mhz: f64,
+    /// `csd` or `binary`.
+    pub digits: String,
+    /// `derived` or `fixed`.
+    pub accumulator: String,
+    /// First pixel in to last tapped pixel in the buffer [FFE cycles].
+    pub frame_cycles: u64,
+    /// Cycles of the frame in which some stage's clock was enabled.
+    pub busy_cycles: u64,
+    /// Cycles the simulator stepped one by one.
+    pub stepped_cycles: u64,
+    pub area_mm2: f64,
+    pub area: FfeArea,
+    pub nonzero_weights: u64,
+    /// DEEPFREEZE's estimate for the same weights (docs/ffe.md).
+    pub deepfreeze_area_mm2: f64,
+    /// Energy of one frame in the running stages.
+    pub energy_pj: FfeEnergy,
+}
+
+/// One frame through an empty system.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FrameReport {
+    /// FFE frame time + back-end time [s].
+    pub latency_s: f64,
+    pub ffe_cycles: u64,
+    pub backend_cycles: u64,
+    pub energy_pj: f64,
+    pub ffe_energy_pj: f64,
+    pub backend_energy_pj: f64,
+    /// Operations of one inference (2 per MAC).
+    pub ops: u64,
+    /// `ops / latency_s`.
+    pub tops: f64,
+    /// `ops / energy`.
+    pub tops_per_w: f64,
+    /// Tapped words written into the back-end's buffer, and spilled to DRAM.
+    pub handoff_buffer_words: u64,
+    pub handoff_dram_words: u64,
+}
+
+/// A stream of frames.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StreamReport {
+    pub frames: u32,
+    /// Tapped frames the buffer holds at once (2: double buffering).
+    pub buffer_slots: u32,
+    /// Steady state: the interval between the last two frames' completions.
+    pub period_s: f64,
+    pub frames_per_s: f64,
+    pub tops: f64,
+    pub tops_per_w: f64,
+    /// The last frame's first pixel in to its back-end completion [s].
+    pub last_frame_latency_s: f64,
+    /// Shares of the stream's time with some FFE stage clocked, and not.
+    pub ffe_busy_share: f64,
+    pub ffe_idle_share: f64,
+    pub backend_busy_share: f64,
+    /// Each frame's back-end completion [s from the first pixel].
+    pub frame_end_s: Vec<f64>,
+    pub ffe_stepped_cycles: u64,
+    pub ffe_total_cycles: u64,
+}
+
+/// What an FFE stage is and did (one frame).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FfeLayerReport {
+    /// The FIXYNN layer (1-based) the stage belongs to.
+    pub fixed_layer: u32,
+    /// Non-zero weights (hard-wired scalers) and their non-zero digits.
+    pub scalers: u64,
+    pub digits: u64,
+    /// Widest accumulator / adder tree [bits].
+    pub max_accumulator_bits: u32,
+    /// Adder-tree additions and full-adder bit operations performed.
+    pub adds: u64,
+    pub adder_bit_ops: u64,
+    pub line_buffer: LineBufferReport,
+    /// Columns shifted into the window, and those all padding.
+    pub window_shifts: u64,
+    pub pad_shifts: u64,
+    /// Cycles with the stage's clock enabled (the rest it was clock-gated).
+    pub busy_cycles: u64,
+    /// Cycles the reader waited on a full output pipeline.
+    pub backpressure_cycles: u64,
+    /// Cycles the stage refused a pixel its upstream offered.
+    pub refused_input_cycles: u64,
+    /// Cycle of the first output pixel, counted from the frame's first pixel
+    /// entering the FFE.
+    pub first_output_cycle: u64,
+    pub area: FfeArea,
+    pub energy_pj: FfeEnergy,
+}
+
+/// A stage's line buffer.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LineBufferReport {
+    /// Single-port SRAM banks (kernel height + 1; 0: no line buffer).
+    pub banks: u32,
+    pub capacity_words: u64,
+    /// Data words (channel values) read and written.
+    pub read_words: u64,
+    pub write_words: u64,
+    /// Bank accesses (one pixel of one row, all channels).
+    pub read_accesses: u64,
+    pub write_accesses: u64,
+    pub rotations: u64,
 }
 
 /// Whole-run performance.
@@ -134,6 +292,21 @@ pub struct LayerReport {
     pub output_crc32: String,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub measured: Option<Measured>,
+    /// What computed the layer: `pe_array`, `ffe` (both simulated) or
+    /// `nvdla_table` (table-driven; values from the reference executor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// The clock its cycles count [MHz].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_mhz: Option<f64>,
+    /// `2 x macs` over the layer's time, and over its energy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tops: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tops_per_w: Option<f64>,
+    /// FFE stages only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ffe: Option<FfeLayerReport>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -46,7 +46,11 @@ fn measured_cells(m: Option<&Measured>) -> Vec<String> {
 pub fn render(report: &Report) -> String {
     let mut table = Table::new();
     let measured = report.total.measured.is_some();
+    let system = report.system.is_some();
     let mut header = vec!["#", "layer", "op", "output", "MACs", "zero-op"];
+    if system {
+        header.extend(["engine", "TOPS", "TOPS/W"]);
+    }
     if measured {
         header.extend([
             "cycles", "stall", "util", "DRAM", "GLB", "array", "RF", "energy",
@@ -66,6 +70,17 @@ pub fn render(report: &Report) -> String {
             thousands(l.macs),
             percent(l.zero_macs, l.macs),
         ];
+        if system {
+            row.push(l.engine.clone().unwrap_or_default());
+            row.push(
+                l.tops
+                    .map_or_else(|| "-".to_string(), |t| format!("{t:.4}")),
+            );
+            row.push(
+                l.tops_per_w
+                    .map_or_else(|| "-".to_string(), |t| format!("{t:.1}")),
+            );
+        }
         if measured {
             row.extend(measured_cells(l.measured.as_ref()));
         }
@@ -81,13 +96,16 @@ pub fn render(report: &Report) -> String {
         thousands(t.macs),
         percent(t.zero_macs, t.macs),
     ];
+    if system {
+        row.extend([String::new(), String::new(), String::new()]);
+    }
     if measured {
         row.extend(measured_cells(t.measured.as_ref()));
     }
     row.push(String::new());
     table.add_row(row);
     for (i, name) in header.iter().enumerate() {
-        if !matches!(*name, "layer" | "op" | "output" | "crc32") {
+        if !matches!(*name, "layer" | "op" | "output" | "crc32" | "engine") {
             if let Some(c) = table.column_mut(i) {
                 c.set_cell_alignment(CellAlignment::Right);
             }
@@ -127,5 +145,81 @@ pub fn render(report: &Report) -> String {
             if report.bit_exact { "yes (every layer matched the reference)" } else { "not checked" }
         ));
     }
+    if let Some(s) = &report.system {
+        out.push_str(&system_lines(report, s));
+    }
+    out
+}
+
+fn micro(seconds: f64) -> String {
+    format!("{:.1} us", seconds * 1e6)
+}
+
+/// The FFE, back-end and system summary.
+fn system_lines(report: &Report, s: &super::SystemReport) -> String {
+    let mut out = String::new();
+    let f = &s.frame;
+    if let Some(ffe) = &s.ffe {
+        let a = &ffe.area;
+        out.push_str(&format!(
+            "FFE: {} fixed layers ({} stages), tap after layer {} ({} stages running), {} MHz, {} digits, {} accumulators: frame {} cycles ({}), clock enabled {}; area {:.3} mm^2 (adder trees {:.3}, BN {:.3}, line buffers {:.3}, registers {:.3}; DeepFreeze estimate {:.3} for {} non-zero weights); energy {:.3} uJ/frame\n",
+            ffe.fixed_layers,
+            ffe.hardware_layers,
+            ffe.tap,
+            ffe.running_layers,
+            ffe.clock_mhz,
+            ffe.digits,
+            ffe.accumulator,
+            thousands(ffe.frame_cycles),
+            micro(ffe.frame_cycles as f64 / (ffe.clock_mhz * 1e6)),
+            percent(ffe.busy_cycles, ffe.frame_cycles),
+            ffe.area_mm2,
+            a.adders_mm2,
+            a.bn_mm2,
+            a.line_buffer_mm2,
+            a.registers_mm2,
+            ffe.deepfreeze_area_mm2,
+            thousands(ffe.nonzero_weights),
+            f.ffe_energy_pj * 1e-6,
+        ));
+    }
+    let backend_mm2 = report.area.as_ref().map_or(0.0, |a| a.backend_mm2);
+    out.push_str(&format!(
+        "back-end: {} at {:.1} MHz: {} cycles ({}), energy {:.3} uJ/frame, area {:.3} mm^2{}\n",
+        s.backend,
+        s.backend_clock_mhz,
+        thousands(f.backend_cycles),
+        micro(f.backend_cycles as f64 / (s.backend_clock_mhz * 1e6)),
+        f.backend_energy_pj * 1e-6,
+        backend_mm2,
+        if s.backend.starts_with("nvdla") {
+            " (table-driven: published data, values from the reference executor)"
+        } else {
+            ""
+        },
+    ));
+    out.push_str(&format!(
+        "system: one frame {} ({:.4} TOPS, {:.2} TOPS/W, {:.3} uJ); area {:.3} mm^2",
+        micro(f.latency_s),
+        f.tops,
+        f.tops_per_w,
+        f.energy_pj * 1e-6,
+        report.area_mm2.unwrap_or(0.0),
+    ));
+    if let Some(st) = &s.stream {
+        out.push_str(&format!(
+            "; stream of {} frames ({} buffer slot(s)): {:.1} frames/s, {:.4} TOPS, {:.2} TOPS/W, last frame latency {}; FFE busy {:.1}% / idle {:.1}%, back-end busy {:.1}%",
+            st.frames,
+            st.buffer_slots,
+            st.frames_per_s,
+            st.tops,
+            st.tops_per_w,
+            micro(st.last_frame_latency_s),
+            100.0 * st.ffe_busy_share,
+            100.0 * st.ffe_idle_share,
+            100.0 * st.backend_busy_share,
+        ));
+    }
+    out.push('\n');
     out
 }

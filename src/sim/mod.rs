@@ -4,7 +4,8 @@
 //! - [`EventQueue`]: events ordered by (cycle, phase, issue order);
 //! - [`RateServer`]: a FIFO resource that serves a bounded number of units
 //!   (accesses, bytes) per cycle: ports, buses, links, the DRAM channel;
-//! - [`Capacity`]: a bounded store (bytes, entries) with peak tracking.
+//! - [`Capacity`]: a bounded store (bytes, entries) with peak tracking;
+//! - [`Clock`]: cycles of one clock domain to time and to another domain.
 //!
 //! Ordering contract: events run in increasing cycle; at equal cycles, in
 //! increasing [`Phase`]; at equal cycle and phase, in the order they were
@@ -13,9 +14,11 @@
 //! deterministic. Time advances from event to event: an idle stretch costs
 //! nothing to simulate.
 
+mod clock;
 mod queue;
 mod server;
 
+pub use clock::Clock;
 pub use queue::{EventQueue, Phase};
 pub use server::{Capacity, Grant, RateServer};
 

@@ -1,0 +1,379 @@
+//! The FFE controller: builds one stage per fixed layer from the mapping's
+//! plan and clocks the pipeline (SPEC section 3; docs/ffe.md).
+//!
+//! ```text
+//!   sensor ─► stage 0 ─► stage 1 ─► ... ─► stage M ─► sink (buffer slot of the frame)
+//! ```
+//!
+//! Each cycle the stages are evaluated from the sink back to the sensor: the
+//! sink takes the last stage's pixel when the frame's buffer slot is free;
+//! then, for each stage, its reader works ([`Stage::step`]) and it takes its
+//! upstream neighbour's pixel when that is valid and it is ready. Going
+//! downstream-first makes `ready` combinational along the chain: a slot
+//! freed in a cycle can be refilled in the same cycle, as in an elastic
+//! pipeline, so a stream of one pixel per cycle flows without bubbles.
+//!
+//! The loop advances one cycle at a time while anything moves; when nothing
+//! did (all stages waiting for a pipeline register or for the sink), it
+//! jumps to the next cycle at which something can change. The values move
+//! with the pixels: every output pixel is computed by the stage's
+//! shift-add datapath from the window its shift register holds, and the
+//! frame-0 outputs of every stage are collected for the bit-exact check.
+
+use ndarray::Array3;
+
+use crate::arch::{AccumulatorWidth, Digits, FfeConfig};
+use crate::error::{Error, Result};
+use crate::hw::ffe::{
+    Dims, Pixel, PortConflict, ShiftAddArray, Stage, StageFunction, StageInventory, StageSpec,
+    StageStats,
+};
+use crate::mapping::ffe::{FfePlan, StageKind, StagePlan};
+use crate::numerics::csd::DigitEncoding;
+use crate::workload::ir::{Activations, Network, Op, Shape};
+
+/// The buffer behind the tap, as the FFE sees it.
+pub(crate) trait Sink {
+    /// First FFE cycle at which the buffer slot of `frame` accepts pixels.
+    fn free_at(&mut self, frame: u32) -> u64;
+    /// The last pixel of `frame` entered the buffer; `cycle` is the cycle after.
+    fn frame_done(&mut self, frame: u32, cycle: u64);
+}
+
+/// A sink that always accepts (one frame into an empty buffer).
+pub(crate) struct OpenSink;
+
+impl Sink for OpenSink {
+    fn free_at(&mut self, _frame: u32) -> u64 {
+        0
+    }
+    fn frame_done(&mut self, _frame: u32, _cycle: u64) {}
+}
+
+/// What a stage did and is.
+#[derive(Debug, Clone)]
+pub(crate) struct StageResult {
+    /// The IR layer it computes.
+    pub layer: usize,
+    pub fixed_layer: u32,
+    pub stats: StageStats,
+    pub inventory: StageInventory,
+    pub in_bits: u32,
+}
+
+/// The result of simulating frames through the FFE.
+#[derive(Debug, Clone)]
+pub(crate) struct FfeRun {
+    pub stages: Vec<StageResult>,
+    /// Frame 0's output of every running stage (empty in a timing-only run).
+    pub outputs: Vec<Activations>,
+    /// Per frame: the cycle its first pixel entered stage 0.
+    pub frame_start: Vec<u64>,
+    /// Per frame: the cycle after its last pixel entered the buffer.
+    pub frame_done: Vec<u64>,
+    /// Cycles in which at least one stage's clock was enabled.
+    pub busy_cycles: u64,
+    /// Cycle after the last pixel of the last frame entered the buffer.
+    pub end: u64,
+    /// Cycles simulated one by one (the rest were jumped over).
+    pub stepped_cycles: u64,
+}
+
+/// Bits of a layer's input and output activations.
+fn bits(network: &Network, plan: &StagePlan) -> (u32, u32) {
+    let l = &network.layers[plan.layer];
+    (l.input_quant.dtype().bits(), l.output_quant.dtype().bits())
+}
+
+fn dims(s: Shape) -> Dims {
+    Dims {
+        channels: s.channels,
+        height: s.height,
+        width: s.width,
+    }
+}
+
+fn internal(message: String) -> Error {
+    Error::Internal {
+        context: "FFE pipeline".to_string(),
+        message,
+    }
+}
+
+fn conflict(stage: &StagePlan, network: &Network, c: PortConflict) -> Error {
+    internal(format!(
+        "layer `{}`: line-buffer bank {} accessed twice (or read before written) in cycle {}",
+        network.layers[stage.layer].name, c.bank, c.cycle
+    ))
+}
+
+/// The hardware description of stage `plan`.
+pub(crate) fn stage_spec(
+    network: &Network,
+    plan: &StagePlan,
+    cfg: &FfeConfig,
+    frames: u32,
+    values: bool,
+) -> Result<StageSpec> {
+    let layer = &network.layers[plan.layer];
+    let (function, pad_value) = match (&layer.op, plan.kind) {
+        (Op::Conv2d(c), StageKind::Conv) => {
+            let stage = &c.epilogue.output_stage;
+            let array = ShiftAddArray::new(
+                c.weights.view(),
+                c.groups,
+                c.in_channels(),
+                c.weight_quant.zero(),
+                layer.input_quant.zero(),
+                layer.input_quant.range(),
+                &c.epilogue.bias,
+                match cfg.digits {
+                    Digits::Csd => DigitEncoding::Csd,
+                    Digits::Binary => DigitEncoding::Binary,
+                },
+                cfg.accumulator,
+                stage.accumulator_bits,
+            );
+            if cfg.accumulator == AccumulatorWidth::Derived
+                && let Some(o) = array
+                    .acc_bits
+                    .iter()
+                    .position(|&b| b > 63 || b > stage.accumulator_bits + 32)
+            {
+                return Err(internal(format!(
+                    "layer `{}` channel {o}: derived accumulator of {} bits",
+                    layer.name, array.acc_bits[o]
+                )));
+            }
+            let requant = (0..c.out_channels()).map(|o| stage.channel(o)).collect();
+            (
+                StageFunction::ShiftAdd { array, requant },
+                layer.input_quant.zero() as i16,
+            )
+        }
+        (Op::MaxPool(_), StageKind::MaxPool) => (
+            StageFunction::Max {
+                element_bits: layer.input_quant.dtype().bits(),
+            },
+            layer.input_quant.range().0 as i16,
+        ),
+        _ => {
+            return Err(internal(format!(
+                "layer `{}` ({}) planned as an FFE stage",
+                layer.name,
+                layer.op.kind()
+            )));
+        }
+    };
+    Ok(StageSpec {
+        input: dims(plan.input),
+        output: dims(plan.output),
+        kernel: plan.kernel,
+        stride: plan.stride,
+        pad_top: plan.pad_top,
+        pad_left: plan.pad_left,
+        line_buffer: plan.line_buffer,
+        pad_value,
+        latency: cfg.datapath_latency_cycles,
+        frames,
+        values,
+        function,
+    })
+}
+
+/// The hardware inventory of every stage of the FFE (all N fixed layers,
+/// running or not): what the area model counts.
+pub(crate) fn inventories(
+    network: &Network,
+    plan: &FfePlan,
+    cfg: &FfeConfig,
+) -> Result<Vec<StageInventory>> {
+    plan.stages
+        .iter()
+        .map(|s| {
+            let spec = stage_spec(network, s, cfg, 1, false)?;
+            let (i, o) = bits(network, s);
+            Ok(spec.inventory(i, o, cfg.area.bn_scale_bits))
+        })
+        .collect()
+}
+
+/// Simulates `frames` frames of `input` through the running stages of
+/// `plan`. With `values`, frame 0's values are computed and returned.
+pub(crate) fn simulate(
+    network: &Network,
+    plan: &FfePlan,
+    cfg: &FfeConfig,
+    input: &Activations,
+    frames: u32,
+    values: bool,
+    sink: &mut dyn Sink,
+) -> Result<FfeRun> {
+    let running = plan.active_stages();
+    let mut stages = Vec::with_capacity(running.len());
+    let mut results = Vec::with_capacity(running.len());
+    for s in running {
+        let spec = stage_spec(network, s, cfg, frames, values)?;
+        let (i, o) = bits(network, s);
+        results.push(StageResult {
+            layer: s.layer,
+            fixed_layer: s.fixed_layer,
+            stats: StageStats::default(),
+            inventory: spec.inventory(i, o, cfg.area.bn_scale_bits),
+            in_bits: i,
+        });
+        stages.push(Stage::new(spec));
+    }
+    let n = stages.len();
+    if n == 0 || frames == 0 {
+        return Err(internal("no stage or no frame to simulate".to_string()));
+    }
+    let mut outputs: Vec<Activations> = if values {
+        running
+            .iter()
+            .map(|s| Array3::zeros(s.output.dims()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let record = |outputs: &mut Vec<Activations>, j: usize, px: &Pixel| {
+        if let (Some(out), Some(v), 0) = (outputs.get_mut(j), px.values.as_deref(), px.frame) {
+            for (c, &value) in v.iter().enumerate() {
+                out[[c, px.y as usize, px.x as usize]] = value;
+            }
+        }
+    };
+    let (in_c, in_h, in_w) = input.dim();
+    let tap = running[n - 1].output;
+    let tap_pixels = (tap.height * tap.width) as u64;
+    let (mut s_frame, mut s_y, mut s_x) = (0u32, 0usize, 0usize);
+    let mut frame_start = Vec::with_capacity(frames as usize);
+    let mut frame_done = Vec::with_capacity(frames as usize);
+    let mut delivered = 0u64;
+    let (mut now, mut busy, mut stepped) = (0u64, 0u64, 0u64);
+    loop {
+        if s_frame >= frames && stages.iter().all(Stage::done) {
+            break;
+        }
+        stepped += 1;
+        let mut moved = false;
+        // The sink takes the tapped pixel when its frame's slot is free.
+        if let Some(f) = stages[n - 1].output_valid(now)
+            && sink.free_at(f) <= now
+            && let Some(px) = stages[n - 1].take(now)
+        {
+            record(&mut outputs, n - 1, &px);
+            delivered += 1;
+            moved = true;
+            if delivered == tap_pixels {
+                delivered = 0;
+                frame_done.push(now + 1);
+                sink.frame_done(px.frame, now + 1);
+            }
+        }
+        for j in (0..n).rev() {
+            stages[j]
+                .step(now)
+                .map_err(|c| conflict(&running[j], network, c))?;
+            if j == 0 {
+                if s_frame >= frames {
+                    continue;
+                }
+                if !stages[0].input_ready() {
+                    stages[0].refuse_input();
+                    continue;
+                }
+                let values = values.then(|| {
+                    (0..in_c)
+                        .map(|c| input[[c, s_y, s_x]])
+                        .collect::<Box<[i16]>>()
+                });
+                let px = Pixel {
+                    frame: s_frame,
+                    y: s_y as u32,
+                    x: s_x as u32,
+                    values,
+                };
+                if s_y == 0 && s_x == 0 {
+                    frame_start.push(now);
+                }
+                stages[0]
+                    .accept(now, &px)
+                    .map_err(|c| conflict(&running[0], network, c))?;
+                s_x += 1;
+                if s_x == in_w {
+                    s_x = 0;
+                    s_y += 1;
+                    if s_y == in_h {
+                        s_y = 0;
+                        s_frame += 1;
+                    }
+                }
+            } else if stages[j - 1].output_valid(now).is_some() {
+                if !stages[j].input_ready() {
+                    stages[j].refuse_input();
+                    continue;
+                }
+                if let Some(px) = stages[j - 1].take(now) {
+                    record(&mut outputs, j - 1, &px);
+                    stages[j]
+                        .accept(now, &px)
+                        .map_err(|c| conflict(&running[j], network, c))?;
+                }
+            }
+        }
+        moved = moved || stages.iter().any(Stage::acted);
+        let next = if moved {
+            now + 1
+        } else {
+            // Nothing moved: jump to the next pipeline register coming
+            // valid, or the sink's slot freeing up.
+            let sink_wake = stages[n - 1]
+                .output_valid(u64::MAX)
+                .map(|f| sink.free_at(f))
+                .filter(|&t| t > now);
+            stages
+                .iter()
+                .filter_map(|s| s.next_event(now))
+                .chain(sink_wake)
+                .min()
+                .ok_or_else(|| internal(format!("deadlock at cycle {now}")))?
+        };
+        let mut any = 0;
+        for s in &mut stages {
+            any = any.max(s.end_cycles(now, next));
+        }
+        busy += any;
+        now = next;
+    }
+    for (r, s) in results.iter_mut().zip(&stages) {
+        r.stats = s.stats;
+    }
+    Ok(FfeRun {
+        stages: results,
+        outputs,
+        frame_start,
+        frame_done,
+        busy_cycles: busy,
+        end: now,
+        stepped_cycles: stepped,
+    })
+}
+
+/// Checks every running stage's frame-0 output against the reference.
+pub(crate) fn check(
+    network: &Network,
+    run: &FfeRun,
+    reference: Option<&[Activations]>,
+) -> Result<()> {
+    for (r, out) in run.stages.iter().zip(&run.outputs) {
+        super::check(
+            &network.layers[r.layer],
+            r.layer,
+            Some(out),
+            reference,
+            "ffe",
+        )?;
+    }
+    Ok(())
+}

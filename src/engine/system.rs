@@ -1,0 +1,593 @@
+//! FFE -> buffer -> back-end: one frame and a stream of frames (SPEC
+//! section 3; docs/ffe.md, "System").
+//!
+//! ```text
+//!   sensor ─► FFE (stages of fixed layers 1..M, 810 MHz) ─► buffer slot ─► back-end (PE array or NVDLA table)
+//!                                                         (GLB / NVDLA buffer; 1 or 2 frames)
+//! ```
+//!
+//! **One frame.** The FFE pipeline is simulated cycle by cycle from empty,
+//! computing every value (checked against the reference layer by layer);
+//! its tapped output lands in the back-end's buffer. The back-end then runs
+//! the remaining layers on that tensor: on the PE array it starts with the
+//! tapped rows already in the GLB (as many as fit; the rest in DRAM), with
+//! the next frame's slot reserved when the buffer holds two; the NVDLA
+//! model takes its values from the reference executor. Latency = FFE frame
+//! time + back-end time, each in its own clock.
+//!
+//! **A stream.** `stream_frames` frames (the same input each time) enter
+//! back to back. The FFE is simulated cycle by cycle again, timing only,
+//! over all frames at once, so frame i+1 flows into the pipeline while
+//! frame i drains. Frame f's tapped pixels go to buffer slot f mod S
+//! (S = 2 when two tapped frames fit the buffer and `buffer_frames` allows,
+//! else 1); a slot frees when the back-end's first layer has consumed it,
+//! and until then the FFE's last stage stalls (back-pressure up the whole
+//! pipeline). The back-end starts frame f when the FFE has delivered all of
+//! it and the back-end has finished frame f - 1, and takes the single-frame
+//! time (its timing does not depend on values). Steady-state throughput is
+//! the interval between the last two back-end completions.
+
+use serde::Serialize;
+
+use crate::arch::{Arch, Backend, FfeConfig};
+use crate::cost::area;
+use crate::cost::energy::{self, Energy};
+use crate::cost::ffe::{self as ffe_cost, FfeArea, FfeEnergy};
+use crate::error::Result;
+use crate::hw::ffe::{StageInventory, StageStats};
+use crate::mapping::ffe::{self as ffe_map, FfePlan, FixedLayersSite};
+use crate::sim::{Clock, Cycle};
+use crate::units::DataType;
+use crate::workload::ir::{Activations, Network};
+
+use super::ffe::{self, FfeRun, OpenSink, Sink};
+use super::stats::{CycleBreakdown, LayerStats};
+use super::{EngineRun, Start, nvdla};
+
+/// Run-time choices for a system run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemOptions {
+    /// Use the first M fixed layers (default: all N).
+    pub ffe_tap: Option<u32>,
+    /// Frames in the stream (default: the arch's `[system] stream_frames`).
+    pub stream_frames: Option<u32>,
+}
+
+/// Which engine computed a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerEngine {
+    /// A fixed-weight FFE stage, simulated cycle by cycle, values computed.
+    Ffe,
+    /// The PE array, simulated, values computed.
+    PeArray,
+    /// The NVDLA table model: no simulation, values from the reference.
+    NvdlaTable,
+}
+
+impl LayerEngine {
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerEngine::Ffe => "ffe",
+            LayerEngine::PeArray => "pe_array",
+            LayerEngine::NvdlaTable => "nvdla_table",
+        }
+    }
+}
+
+/// What an FFE stage is and did.
+#[derive(Debug, Clone)]
+pub struct FfeLayer {
+    pub fixed_layer: u32,
+    pub stats: StageStats,
+    pub inventory: StageInventory,
+    pub area: FfeArea,
+    pub energy: FfeEnergy,
+    /// Line-buffer banks (0 without a line buffer).
+    pub line_buffer_banks: u32,
+}
+
+/// One layer of a system run.
+#[derive(Debug, Clone)]
+pub struct LayerRecord {
+    pub engine: LayerEngine,
+    /// The clock its cycles count.
+    pub clock_mhz: f64,
+    pub stats: LayerStats,
+    /// Energy per level in pJ, for layers whose energy does not come from
+    /// the PE array's access-cost table (FFE stages, NVDLA layers).
+    pub energy_pj: Option<Energy>,
+    pub ffe: Option<FfeLayer>,
+}
+
+/// The FFE as a whole.
+#[derive(Debug, Clone)]
+pub struct FfeSummary {
+    pub fixed_layers: u32,
+    pub tap: u32,
+    /// IR layers in the hardware and running.
+    pub hardware_layers: usize,
+    pub running_layers: usize,
+    pub clock_mhz: f64,
+    /// One frame from an empty pipeline: first pixel in to last tapped
+    /// pixel in the buffer [FFE cycles].
+    pub frame_cycles: u64,
+    /// Cycles of that frame with some stage's clock enabled.
+    pub busy_cycles: u64,
+    /// Cycles simulated one by one in the single-frame run.
+    pub stepped_cycles: u64,
+    /// Area of all N fixed layers (the hardware), per stage and in total.
+    pub area: FfeArea,
+    pub stage_area_mm2: Vec<f64>,
+    /// Energy of the running stages for one frame.
+    pub energy: FfeEnergy,
+    /// DEEPFREEZE's estimate: 2.05e-7 mm^2 x non-zero weights x activation
+    /// bits x weight bits, over the N fixed layers.
+    pub deepfreeze_mm2: f64,
+    pub nonzero_weights: u64,
+}
+
+/// The stream of frames.
+#[derive(Debug, Clone)]
+pub struct StreamRun {
+    pub frames: u32,
+    /// Tapped frames the buffer holds (1 or 2).
+    pub buffer_slots: u32,
+    /// When each frame's back-end work ended [s from the first pixel].
+    pub frame_end_s: Vec<f64>,
+    /// Steady-state interval between frames [s].
+    pub period_s: f64,
+    /// Latency of the last frame: its first pixel in to its back-end end [s].
+    pub last_latency_s: f64,
+    /// Share of the stream's time in which some FFE stage was clocked.
+    pub ffe_busy_share: f64,
+    pub backend_busy_share: f64,
+    /// FFE cycles simulated one by one (the rest were idle and jumped over).
+    pub ffe_stepped_cycles: u64,
+    pub ffe_total_cycles: u64,
+}
+
+/// The result of a system run.
+#[derive(Debug, Clone)]
+pub struct SystemRun {
+    pub layers: Vec<LayerRecord>,
+    pub outputs: Vec<Activations>,
+    /// Every simulated layer was compared with the reference and matched.
+    pub checked: bool,
+    pub ffe: Option<FfeSummary>,
+    pub backend_clock_mhz: f64,
+    /// Back-end time of one frame [its cycles].
+    pub backend_cycles: u64,
+    pub backend_area_mm2: f64,
+    pub backend_events: u64,
+    /// Tapped words written into the buffer, and those that spilled to DRAM.
+    pub handoff_buffer_words: u64,
+    pub handoff_dram_words: u64,
+    /// One frame from an empty pipeline [s].
+    pub latency_s: f64,
+    /// Energy of one frame [pJ].
+    pub frame_energy_pj: f64,
+    pub stream: Option<StreamRun>,
+}
+
+/// Runs `network` on a system architecture (an FFE and/or a non-PE-array
+/// back-end). `reference`: the reference outputs to check against.
+pub fn run(
+    network: &Network,
+    arch: &Arch,
+    input: &Activations,
+    reference: Option<&[Activations]>,
+    options: &SystemOptions,
+) -> Result<SystemRun> {
+    let n = network.layers.len();
+    let backend_clock = Clock::new(arch.clock_mhz);
+    let mut layers: Vec<LayerRecord> = Vec::with_capacity(n);
+    let mut outputs: Vec<Activations> = Vec::with_capacity(n);
+
+    // The FFE, one frame, values computed and checked.
+    let ffe_part = match &arch.ffe {
+        None => None,
+        Some(cfg) => {
+            let site = FixedLayersSite {
+                arch_file: &arch.path,
+                line_column: cfg.fixed_layers_at,
+            };
+            let plan = ffe_map::plan(network, cfg.fixed_layers, options.ffe_tap, site)?;
+            let run = ffe::simulate(network, &plan, cfg, input, 1, true, &mut OpenSink)?;
+            ffe::check(network, &run, reference)?;
+            Some((cfg, plan, run))
+        }
+    };
+    let first = ffe_part.as_ref().map_or(0, |(_, p, _)| p.active);
+    let tap: &Activations = match &ffe_part {
+        Some((_, _, run)) => run.outputs.last().unwrap_or(input),
+        None => input,
+    };
+    let tap_shape = if first == 0 {
+        network.input_shape
+    } else {
+        network.layers[first - 1].output_shape
+    };
+    let tap_word_bytes = if first == 0 {
+        network.input_quant.dtype().bytes()
+    } else {
+        network.layers[first - 1].output_quant.dtype().bytes()
+    };
+    let tap_bytes = tap_shape.len() as u64 * tap_word_bytes;
+    let buffer_bytes = match &arch.backend {
+        Backend::PeArray => arch.glb.capacity_bytes,
+        Backend::Nvdla(nv) => u64::from(nv.buffer_kib) * 1024,
+    };
+    let slots: u32 = if arch.system.buffer_frames >= 2 && 2 * tap_bytes <= buffer_bytes {
+        2
+    } else {
+        1
+    };
+
+    // The back-end, one frame.
+    let mut handoff_buffer_words = tap_shape.len() as u64;
+    let mut handoff_dram_words = 0;
+    let (backend_cycles, backend_events, release_cycles) = if first == n {
+        (0, 0, 0)
+    } else {
+        match &arch.backend {
+            Backend::PeArray => {
+                let reserved = u64::from(slots - 1) * tap_bytes;
+                let start = match first {
+                    0 => Start::Input,
+                    f => Start::Tap {
+                        first: f,
+                        reserved_bytes: reserved,
+                    },
+                };
+                if first > 0 {
+                    // As many tapped rows as fit the GLB stay there.
+                    let row_bytes = (tap_shape.channels * tap_shape.width) as u64 * tap_word_bytes;
+                    let free = arch.glb.capacity_bytes.saturating_sub(reserved);
+                    let rows = (free / row_bytes.max(1)).min(tap_shape.height as u64);
+                    handoff_buffer_words = rows * (tap_shape.channels * tap_shape.width) as u64;
+                    handoff_dram_words = tap_shape.len() as u64 - handoff_buffer_words;
+                }
+                let run: EngineRun = super::run_from(network, arch, &start, tap, reference, None)?;
+                let release = run.layers.first().map_or(0, |l| l.end.get());
+                for (stats, out) in run.layers.into_iter().zip(run.outputs) {
+                    layers.push(LayerRecord {
+                        engine: LayerEngine::PeArray,
+                        clock_mhz: arch.clock_mhz,
+                        stats,
+                        energy_pj: None,
+                        ffe: None,
+                    });
+                    outputs.push(out);
+                }
+                (run.total_cycles, run.events, release)
+            }
+            Backend::Nvdla(nv) => {
+                let run = nvdla::run(network, nv, first, tap, reference)?;
+                let release = run.layers.first().map_or(0, |l| l.end.get());
+                for ((stats, e), out) in run.layers.into_iter().zip(run.energy_pj).zip(run.outputs)
+                {
+                    layers.push(LayerRecord {
+                        engine: LayerEngine::NvdlaTable,
+                        clock_mhz: nv.clock_mhz,
+                        stats,
+                        energy_pj: Some(Energy {
+                            total: e,
+                            ..Default::default()
+                        }),
+                        ffe: None,
+                    });
+                    outputs.push(out);
+                }
+                (run.total_cycles, 0, release)
+            }
+        }
+    };
+    let backend_energy_pj: f64 = layers
+        .iter()
+        .map(|l| match &l.energy_pj {
+            Some(e) => e.total,
+            None => energy::picojoules(&l.stats, &arch.energy).total,
+        })
+        .sum();
+
+    // FFE rows go first.
+    let mut ffe_summary = None;
+    let mut stream = None;
+    let mut latency_s = backend_clock.seconds(backend_cycles);
+    let mut frame_energy_pj = backend_energy_pj;
+    if let Some((cfg, plan, run)) = &ffe_part {
+        let ffe_clock = Clock::new(cfg.clock_mhz);
+        let frame_cycles = run.frame_done.first().copied().unwrap_or(run.end);
+        let frame_s = ffe_clock.seconds(frame_cycles);
+        let (rows, summary) = ffe_rows(
+            network,
+            arch,
+            cfg,
+            plan,
+            run,
+            frame_s,
+            handoff_buffer_words,
+            handoff_dram_words,
+        )?;
+        let ffe_pj: f64 = rows
+            .iter()
+            .filter_map(|r| r.energy_pj.map(|e| e.total))
+            .sum();
+        frame_energy_pj += ffe_pj;
+        latency_s += frame_s;
+        let mut all = rows;
+        all.append(&mut layers);
+        layers = all;
+        let mut ffe_outputs = run.outputs.clone();
+        ffe_outputs.append(&mut outputs);
+        outputs = ffe_outputs;
+        // The stream.
+        let frames = options
+            .stream_frames
+            .unwrap_or(arch.system.stream_frames)
+            .max(1);
+        if frames >= 2 {
+            let mut sink = ScheduleSink {
+                ffe: ffe_clock,
+                slots,
+                backend_s: backend_clock.seconds(backend_cycles),
+                release_s: backend_clock.seconds(release_cycles),
+                last_end_s: 0.0,
+                release_cycle: Vec::new(),
+                end_s: Vec::new(),
+            };
+            let srun = ffe::simulate(network, plan, cfg, input, frames, false, &mut sink)?;
+            stream = Some(stream_figures(&srun, &sink, ffe_clock, frames, slots));
+        }
+        ffe_summary = Some(summary);
+    } else {
+        let frames = options
+            .stream_frames
+            .unwrap_or(arch.system.stream_frames)
+            .max(1);
+        if frames >= 2 && backend_cycles > 0 {
+            // No FFE: frames follow each other on the back-end alone.
+            let t = backend_clock.seconds(backend_cycles);
+            stream = Some(StreamRun {
+                frames,
+                buffer_slots: slots,
+                frame_end_s: (1..=frames).map(|f| t * f64::from(f)).collect(),
+                period_s: t,
+                last_latency_s: t,
+                ffe_busy_share: 0.0,
+                backend_busy_share: 1.0,
+                ffe_stepped_cycles: 0,
+                ffe_total_cycles: 0,
+            });
+        }
+    }
+    Ok(SystemRun {
+        layers,
+        outputs,
+        checked: reference.is_some(),
+        ffe: ffe_summary,
+        backend_clock_mhz: arch.clock_mhz,
+        backend_cycles,
+        backend_area_mm2: area::backend_mm2(arch),
+        backend_events,
+        handoff_buffer_words,
+        handoff_dram_words,
+        latency_s,
+        frame_energy_pj,
+        stream,
+    })
+}
+
+/// The FFE's per-layer records and its summary.
+#[allow(clippy::too_many_arguments)]
+fn ffe_rows(
+    network: &Network,
+    arch: &Arch,
+    cfg: &FfeConfig,
+    plan: &FfePlan,
+    run: &FfeRun,
+    frame_s: f64,
+    handoff_buffer_words: u64,
+    handoff_dram_words: u64,
+) -> Result<(Vec<LayerRecord>, FfeSummary)> {
+    let inventories = ffe::inventories(network, plan, cfg)?;
+    let areas: Vec<FfeArea> = inventories
+        .iter()
+        .map(|inv| ffe_cost::area(inv, &cfg.area))
+        .collect();
+    let mut total_area = FfeArea::default();
+    areas.iter().for_each(|a| total_area.add(a));
+    let mut total_energy = FfeEnergy::default();
+    let mut rows = Vec::with_capacity(run.stages.len());
+    let last = run.stages.len().saturating_sub(1);
+    for (k, s) in run.stages.iter().enumerate() {
+        let layer = &network.layers[s.layer];
+        let area = areas.get(k).copied().unwrap_or_default();
+        let e = ffe_cost::energy(
+            &s.stats,
+            &s.inventory,
+            s.in_bits,
+            &cfg.energy,
+            area.total_mm2,
+            frame_s,
+        );
+        total_energy.add(&e);
+        let st = &s.stats;
+        let start = st.first_input.unwrap_or(0);
+        let end = st.last_taken.map_or(start, |t| t + 1);
+        let total = end - start;
+        let fill = st.first_output.map_or(total, |f| f - start);
+        let compute = st.outputs;
+        let drain = st.last_output.map_or(0, |l| end.saturating_sub(l + 1));
+        let mut stats = LayerStats {
+            start: Cycle(start),
+            end: Cycle(end),
+            cycles: CycleBreakdown {
+                total,
+                compute,
+                stall: total.saturating_sub(fill + compute + drain),
+                fill,
+                drain,
+            },
+            macs: layer.macs(),
+            pe_busy_cycles: st.outputs,
+            pes: 1,
+            ..Default::default()
+        };
+        stats
+            .accesses
+            .glb
+            .read(DataType::Input, st.line_buffer.read_words);
+        stats
+            .accesses
+            .glb
+            .write(DataType::Input, st.line_buffer.write_words);
+        // Level view of the FFE's energy: adders and multipliers as `mac`,
+        // registers as `rf`, line-buffer SRAM as `glb`; the tap stage also
+        // writes the buffer (and DRAM, for rows that do not fit).
+        let mut level = Energy {
+            mac: e.adders_pj + e.bn_pj,
+            rf: e.registers_pj + e.leakage_pj,
+            glb: e.line_buffer_pj,
+            ..Default::default()
+        };
+        if k == last {
+            stats
+                .accesses
+                .glb
+                .write(DataType::Output, handoff_buffer_words);
+            stats
+                .accesses
+                .dram
+                .write(DataType::Output, handoff_dram_words);
+            let unit = arch.energy.pj_per_unit;
+            level.glb += handoff_buffer_words as f64 * arch.energy.glb * unit;
+            level.dram += handoff_dram_words as f64 * arch.energy.dram * unit;
+        }
+        level.total = level.mac + level.rf + level.array + level.glb + level.dram;
+        let banks = if plan.stages[k].line_buffer {
+            plan.stages[k].kernel[0] as u32 + 1
+        } else {
+            0
+        };
+        rows.push(LayerRecord {
+            engine: LayerEngine::Ffe,
+            clock_mhz: cfg.clock_mhz,
+            stats,
+            energy_pj: Some(level),
+            ffe: Some(FfeLayer {
+                fixed_layer: s.fixed_layer,
+                stats: s.stats,
+                inventory: s.inventory,
+                area,
+                energy: e,
+                line_buffer_banks: banks,
+            }),
+        });
+    }
+    let mut nonzero = 0u64;
+    let mut deepfreeze = 0.0;
+    for (st, inv) in plan.stages.iter().zip(&inventories) {
+        let l = &network.layers[st.layer];
+        let a_bits = f64::from(l.input_quant.dtype().bits());
+        let w_bits = l
+            .weight_quant()
+            .map_or(0.0, |w| f64::from(w.dtype().bits()));
+        nonzero += inv.scalers;
+        deepfreeze += 2.05e-7 * inv.scalers as f64 * a_bits * w_bits;
+    }
+    let summary = FfeSummary {
+        fixed_layers: plan.fixed_layers,
+        tap: plan.tap,
+        hardware_layers: plan.stages.len(),
+        running_layers: plan.active,
+        clock_mhz: cfg.clock_mhz,
+        frame_cycles: run.frame_done.first().copied().unwrap_or(run.end),
+        busy_cycles: run.busy_cycles,
+        stepped_cycles: run.stepped_cycles,
+        area: total_area,
+        stage_area_mm2: areas.iter().map(|a| a.total_mm2).collect(),
+        energy: total_energy,
+        deepfreeze_mm2: deepfreeze,
+        nonzero_weights: nonzero,
+    };
+    Ok((rows, summary))
+}
+
+/// The buffer between FFE and back-end in a stream, with the back-end's
+/// schedule: frame f starts when the FFE has delivered it and the back-end
+/// has finished frame f - 1; its slot frees when the back-end's first layer
+/// has consumed it.
+struct ScheduleSink {
+    ffe: Clock,
+    slots: u32,
+    backend_s: f64,
+    release_s: f64,
+    last_end_s: f64,
+    /// Per frame: the FFE cycle its slot is free again.
+    release_cycle: Vec<u64>,
+    end_s: Vec<f64>,
+}
+
+impl Sink for ScheduleSink {
+    fn free_at(&mut self, frame: u32) -> u64 {
+        if frame < self.slots {
+            return 0;
+        }
+        // Frames complete in order, so the slot's previous frame is known.
+        self.release_cycle
+            .get((frame - self.slots) as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn frame_done(&mut self, _frame: u32, cycle: u64) {
+        let done = self.ffe.seconds(cycle);
+        let start = done.max(self.last_end_s);
+        let end = start + self.backend_s;
+        self.release_cycle
+            .push(self.ffe.cycle_at(start + self.release_s));
+        self.end_s.push(end);
+        self.last_end_s = end;
+    }
+}
+
+fn stream_figures(
+    srun: &FfeRun,
+    sink: &ScheduleSink,
+    ffe_clock: Clock,
+    frames: u32,
+    slots: u32,
+) -> StreamRun {
+    let ends = &sink.end_s;
+    let last = ends.last().copied().unwrap_or(0.0);
+    let period_s = match ends.len() {
+        0 | 1 => last,
+        k => ends[k - 1] - ends[k - 2],
+    };
+    let last_start = srun
+        .frame_start
+        .last()
+        .map_or(0.0, |&c| ffe_clock.seconds(c));
+    let total_cycles = ffe_clock.cycle_at(last).max(srun.end);
+    StreamRun {
+        frames,
+        buffer_slots: slots,
+        frame_end_s: ends.clone(),
+        period_s,
+        last_latency_s: last - last_start,
+        ffe_busy_share: if total_cycles > 0 {
+            srun.busy_cycles as f64 / total_cycles as f64
+        } else {
+            0.0
+        },
+        backend_busy_share: if last > 0.0 {
+            sink.backend_s * f64::from(frames) / last
+        } else {
+            0.0
+        },
+        ffe_stepped_cycles: srun.stepped_cycles,
+        ffe_total_cycles: total_cycles,
+    }
+}

@@ -1,0 +1,348 @@
+//! The report of a system run: an FFE in front of the PE array or of the
+//! table-driven NVDLA model (SPEC section 3; docs/report.md, "system").
+//!
+//! Per-layer rows carry the engine that ran them. FFE rows are simulated
+//! stages (cycles in the FFE clock, energy from their activity); PE-array
+//! rows are the simulated array (its clock, access-cost energy); NVDLA rows
+//! come from the published table (its implied clock, table power x time)
+//! and their values from the reference executor.
+
+use crate::arch::{Arch, Backend};
+use crate::cost::energy::{self, Energy};
+use crate::engine::LayerStats;
+use crate::engine::system::{self, LayerEngine, LayerRecord, SystemOptions, SystemRun};
+use crate::error::Result;
+use crate::reference::{self, Execution};
+use crate::report::{
+    ArchInfo, AreaReport, FfeLayerReport, FfeSystemReport, FrameReport, LayerReport,
+    LineBufferReport, Measured, Report, SCHEMA_VERSION, StreamReport, SystemReport, Throughput,
+    TotalReport, WorkloadInfo,
+};
+use crate::sim::Clock;
+use crate::workload::ir::TensorSource;
+use crate::workload::{Activations, Workload};
+
+use super::{
+    RunOptions, RunResult, accumulate_stats, layer_tops, layer_tops_per_w, measured, numerics_name,
+};
+
+/// The measured view of a record: the PE array's energies from its access
+/// costs, the others' from their own models.
+fn record_measured(r: &LayerRecord, arch: &Arch) -> Measured {
+    let mut m = measured(&r.stats, arch);
+    if let Some(pj) = r.energy_pj {
+        m.energy_pj = pj;
+        m.energy = pj.scaled(1.0 / arch.energy.pj_per_unit);
+        m.memory_energy = m.energy.memory();
+    }
+    m
+}
+
+fn record_pj(r: &LayerRecord, arch: &Arch) -> f64 {
+    r.energy_pj.map_or_else(
+        || energy::picojoules(&r.stats, &arch.energy).total,
+        |e| e.total,
+    )
+}
+
+pub(super) fn run(
+    workload: &Workload,
+    arch: &Arch,
+    options: &RunOptions,
+    input: Activations,
+    reference_outputs: Option<Vec<Activations>>,
+) -> Result<RunResult> {
+    let net = &workload.network;
+    let sys: SystemRun = system::run(
+        net,
+        arch,
+        &input,
+        reference_outputs.as_deref(),
+        &SystemOptions {
+            ffe_tap: options.ffe_tap,
+            stream_frames: options.stream_frames,
+        },
+    )?;
+    let execution = Execution::from_parts(input, sys.outputs.clone());
+    let sys = sys;
+
+    let mut layers = Vec::with_capacity(net.layers.len());
+    for (index, layer) in net.layers.iter().enumerate() {
+        let layer_input =
+            execution.tensor(layer.inputs.first().copied().unwrap_or(TensorSource::Input));
+        let output = execution.tensor(TensorSource::Layer(index));
+        let dims = |s: crate::workload::Shape| [s.channels, s.height, s.width];
+        let r = sys.layers.get(index);
+        layers.push(LayerReport {
+            index,
+            name: layer.name.clone(),
+            op: layer.op.kind().to_string(),
+            input_shape: dims(layer.input_shape),
+            output_shape: dims(layer.output_shape),
+            weights: layer.weight_count(),
+            macs: layer.macs(),
+            zero_macs: reference::zero_operand_macs(layer, layer_input),
+            output_dtype: layer.output_quant.dtype().numpy_name().to_string(),
+            output_crc32: format!(
+                "{:08x}",
+                reference::checksum(output, layer.output_quant.dtype())
+            ),
+            measured: r.map(|r| record_measured(r, arch)),
+            engine: r.map(|r| r.engine.name().to_string()),
+            clock_mhz: r.map(|r| r.clock_mhz),
+            tops: r.and_then(|r| layer_tops(layer.macs(), r.stats.cycles.total, r.clock_mhz)),
+            tops_per_w: r.and_then(|r| layer_tops_per_w(layer.macs(), record_pj(r, arch))),
+            ffe: r.and_then(|r| r.ffe.as_ref()).map(|f| {
+                let s = &f.stats;
+                FfeLayerReport {
+                    fixed_layer: f.fixed_layer,
+                    scalers: f.inventory.scalers,
+                    digits: f.inventory.digits,
+                    max_accumulator_bits: f.inventory.max_acc_bits,
+                    adds: s.adds,
+                    adder_bit_ops: s.adder_bits,
+                    line_buffer: LineBufferReport {
+                        banks: f.line_buffer_banks,
+                        capacity_words: f.inventory.sram_bits
+                            / u64::from(layer.input_quant.dtype().bits()),
+                        read_words: s.line_buffer.read_words,
+                        write_words: s.line_buffer.write_words,
+                        read_accesses: s.line_buffer.read_accesses,
+                        write_accesses: s.line_buffer.write_accesses,
+                        rotations: s.line_buffer.rotations,
+                    },
+                    window_shifts: s.shifts,
+                    pad_shifts: s.pad_shifts,
+                    busy_cycles: s.busy_cycles,
+                    backpressure_cycles: s.backpressure_cycles,
+                    refused_input_cycles: s.refused_input_cycles,
+                    first_output_cycle: s.first_output.unwrap_or(0),
+                    area: f.area,
+                    energy_pj: f.energy,
+                }
+            }),
+        });
+    }
+
+    // Totals: counts and energies summed; cycles = the frame latency in the
+    // back-end clock (the FFE's frame counts as compute, then the back-end
+    // layers' own split).
+    let backend_layers: Vec<&LayerRecord> = sys
+        .layers
+        .iter()
+        .filter(|r| r.engine != LayerEngine::Ffe)
+        .collect();
+    let (clock_mhz, ffe_in_clock) = match &sys.ffe {
+        Some(f) if !backend_layers.is_empty() => (
+            sys.backend_clock_mhz,
+            Clock::new(sys.backend_clock_mhz)
+                .cycle_at(Clock::new(f.clock_mhz).seconds(f.frame_cycles)),
+        ),
+        Some(f) => (f.clock_mhz, f.frame_cycles),
+        None => (sys.backend_clock_mhz, 0),
+    };
+    let mut sum = LayerStats::default();
+    for r in &backend_layers {
+        accumulate_stats(&mut sum, &r.stats);
+    }
+    let backend_pes = backend_layers.first().map_or(0, |r| r.stats.pes);
+    let backend_busy = sum.pe_busy_cycles;
+    for r in sys.layers.iter().filter(|r| r.engine == LayerEngine::Ffe) {
+        let mut s = r.stats.clone();
+        s.cycles = Default::default();
+        s.pe_busy_cycles = 0;
+        accumulate_stats(&mut sum, &s);
+    }
+    sum.cycles.total += ffe_in_clock;
+    sum.cycles.compute += ffe_in_clock;
+    sum.pes = backend_pes;
+    let mut total_pj = Energy::default();
+    for r in &sys.layers {
+        total_pj.add(
+            &r.energy_pj
+                .unwrap_or_else(|| energy::picojoules(&r.stats, &arch.energy)),
+        );
+    }
+    let mut total_measured = measured(&sum, arch);
+    total_measured.energy_pj = total_pj;
+    total_measured.energy = total_pj.scaled(1.0 / arch.energy.pj_per_unit);
+    total_measured.memory_energy = total_measured.energy.memory();
+    total_measured.utilisation = if backend_pes > 0 && sys.backend_cycles > 0 {
+        backend_busy as f64 / (backend_pes * sys.backend_cycles) as f64
+    } else {
+        0.0
+    };
+    let total = TotalReport {
+        name: "total".to_string(),
+        weights: layers.iter().map(|l| l.weights).sum(),
+        macs: layers.iter().map(|l| l.macs).sum(),
+        zero_macs: layers.iter().map(|l| l.zero_macs).sum(),
+        measured: Some(total_measured),
+    };
+    let ops = 2 * total.macs;
+    let cycles = sum.cycles.total;
+    let seconds = sys.latency_s;
+    let per_s = |x: f64| if seconds > 0.0 { x / seconds } else { 0.0 };
+    let tops_per_w = if sys.frame_energy_pj > 0.0 {
+        ops as f64 / sys.frame_energy_pj
+    } else {
+        0.0
+    };
+    let throughput = Throughput {
+        clock_mhz,
+        cycles,
+        seconds,
+        inferences_per_s: per_s(1.0),
+        tops: per_s(ops as f64) / 1e12,
+        tops_per_w,
+        macs_per_cycle: if cycles > 0 {
+            total.macs as f64 / cycles as f64
+        } else {
+            0.0
+        },
+        events: sys.backend_events + sys.ffe.as_ref().map_or(0, |f| f.stepped_cycles),
+    };
+
+    let ffe_mm2 = sys.ffe.as_ref().map(|f| f.area.total_mm2);
+    let area_mm2 = ffe_mm2.unwrap_or(0.0) + sys.backend_area_mm2;
+    let (backend_name, backend_source) = match &arch.backend {
+        Backend::PeArray => ("pe_array".to_string(), "pe_array_model".to_string()),
+        Backend::Nvdla(n) => (
+            format!("nvdla_table {:?}", n.name),
+            "nvdla_table".to_string(),
+        ),
+    };
+    let ffe_pj: f64 = sys
+        .layers
+        .iter()
+        .filter(|r| r.engine == LayerEngine::Ffe)
+        .map(|r| record_pj(r, arch))
+        .sum();
+    let frame = FrameReport {
+        latency_s: sys.latency_s,
+        ffe_cycles: sys.ffe.as_ref().map_or(0, |f| f.frame_cycles),
+        backend_cycles: sys.backend_cycles,
+        energy_pj: sys.frame_energy_pj,
+        ffe_energy_pj: ffe_pj,
+        backend_energy_pj: sys.frame_energy_pj - ffe_pj,
+        ops,
+        tops: per_s(ops as f64) / 1e12,
+        tops_per_w,
+        handoff_buffer_words: sys.handoff_buffer_words,
+        handoff_dram_words: sys.handoff_dram_words,
+    };
+    let stream = sys.stream.as_ref().map(|s| {
+        let fps = if s.period_s > 0.0 {
+            1.0 / s.period_s
+        } else {
+            0.0
+        };
+        StreamReport {
+            frames: s.frames,
+            buffer_slots: s.buffer_slots,
+            period_s: s.period_s,
+            frames_per_s: fps,
+            tops: ops as f64 * fps / 1e12,
+            tops_per_w,
+            last_frame_latency_s: s.last_latency_s,
+            ffe_busy_share: s.ffe_busy_share,
+            ffe_idle_share: if sys.ffe.is_some() {
+                1.0 - s.ffe_busy_share
+            } else {
+                0.0
+            },
+            backend_busy_share: s.backend_busy_share,
+            frame_end_s: s.frame_end_s.clone(),
+            ffe_stepped_cycles: s.ffe_stepped_cycles,
+            ffe_total_cycles: s.ffe_total_cycles,
+        }
+    });
+    let ffe_report = sys
+        .ffe
+        .as_ref()
+        .zip(arch.ffe.as_ref())
+        .map(|(f, cfg)| FfeSystemReport {
+            fixed_layers: f.fixed_layers,
+            tap: f.tap,
+            hardware_layers: f.hardware_layers,
+            running_layers: f.running_layers,
+            clock_mhz: f.clock_mhz,
+            digits: cfg.digits.name().to_string(),
+            accumulator: match cfg.accumulator {
+                crate::arch::AccumulatorWidth::Derived => "derived",
+                crate::arch::AccumulatorWidth::Fixed => "fixed",
+            }
+            .to_string(),
+            frame_cycles: f.frame_cycles,
+            busy_cycles: f.busy_cycles,
+            stepped_cycles: f.stepped_cycles,
+            area_mm2: f.area.total_mm2,
+            area: f.area,
+            nonzero_weights: f.nonzero_weights,
+            deepfreeze_area_mm2: f.deepfreeze_mm2,
+            energy_pj: f.energy,
+        });
+    let engine = match (&sys.ffe, &arch.backend) {
+        (Some(f), _) => format!(
+            "ffe ({} fixed layers, tap {}) + {backend_name}",
+            f.fixed_layers, f.tap
+        ),
+        (None, _) => backend_name.clone(),
+    };
+    let s = net.input_shape;
+    let report = Report {
+        schema_version: SCHEMA_VERSION,
+        accsim_version: env!("CARGO_PKG_VERSION").to_string(),
+        workload: WorkloadInfo {
+            name: net.name.clone(),
+            file: workload.path.display().to_string(),
+            variant: net.variant.clone(),
+            description: net.description.clone(),
+            numerics: numerics_name(&net.numerics),
+            input_shape: [s.channels, s.height, s.width],
+            input: options
+                .input
+                .as_ref()
+                .map_or_else(|| "default".to_string(), |p| p.display().to_string()),
+        },
+        arch: ArchInfo {
+            name: arch.name.clone(),
+            file: arch.path.display().to_string(),
+            description: arch.description.clone(),
+        },
+        engine,
+        layers,
+        total,
+        bit_exact: sys.checked,
+        throughput: Some(throughput),
+        area_mm2: Some(area_mm2),
+        area: Some(AreaReport {
+            total_mm2: area_mm2,
+            ffe_mm2,
+            ffe: sys.ffe.as_ref().map(|f| f.area),
+            backend_mm2: sys.backend_area_mm2,
+            backend_source,
+        }),
+        system: Some(SystemReport {
+            backend: backend_name,
+            backend_clock_mhz: sys.backend_clock_mhz,
+            ffe: ffe_report,
+            frame,
+            stream,
+        }),
+    };
+    // The engine view for callers that want raw statistics.
+    let engine_run = crate::engine::EngineRun {
+        layers: sys.layers.iter().map(|r| r.stats.clone()).collect(),
+        outputs: sys.outputs.clone(),
+        total_cycles: cycles,
+        events: report.throughput.as_ref().map_or(0, |t| t.events),
+        checked: sys.checked,
+    };
+    Ok(RunResult {
+        report,
+        execution,
+        engine: engine_run,
+        system: Some(sys),
+    })
+}

@@ -72,7 +72,6 @@ input_rf_entries = 12             # LU22 / SPEC 1
 psum_rf_entries = 24              # LU22 / SPEC 1
 weight_store = "programmable"     # SPEC 3: the back-end is programmable
 weight_scratchpad_entries = 224   # LU22 / SPEC 1
-mac_latency_cycles = 1            # SPEC 2: 8x8 MAC in one cycle
 
 [interconnect]
 glb_bus_bytes_per_cycle = 8       # EYERISS: 64-bit bus

@@ -17,6 +17,8 @@ use crate::arch::Arch;
 use crate::cost::energy;
 use crate::engine::{self, EngineRun, LayerStats};
 use crate::error::{InputError, Result};
+use crate::numerics::precision::PrecisionAssignment;
+use crate::reference::precision::PrecisionNetwork;
 use crate::reference::{self, Execution};
 use crate::report::{
     ArchInfo, CycleSplit, LayerReport, LevelTotals, Measured, Report, SCHEMA_VERSION, Throughput,
@@ -39,6 +41,10 @@ pub struct RunOptions {
     /// With an FFE or NVDLA back-end: frames in the simulated stream
     /// (default: the arch's `[system] stream_frames`).
     pub stream_frames: Option<u32>,
+    /// Run the layers at these MAC precisions (docs/precision.md; 16-bit
+    /// dynamic-fixed-point networks on a PE array only). The reference the
+    /// engine is checked against then runs at the same precisions.
+    pub precision: Option<PrecisionAssignment>,
 }
 
 impl Default for RunOptions {
@@ -49,6 +55,7 @@ impl Default for RunOptions {
             trace: None,
             ffe_tap: None,
             stream_frames: None,
+            precision: None,
         }
     }
 }
@@ -115,9 +122,18 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
         None => workload.default_input.clone(),
         Some(path) => read_input(workload, path)?,
     };
+    let at_precision = options
+        .precision
+        .as_ref()
+        .map(|a| PrecisionNetwork::new(net, a))
+        .transpose()
+        .map_err(|message| InputError::new("--precision", message))?;
     // The reference result: computed while loading for the default input.
     let reference_outputs: Option<Vec<Activations>> = match (&options.input, options.check) {
         (_, false) => None,
+        (_, true) if at_precision.is_some() => at_precision
+            .as_ref()
+            .map(|p| p.run(input.clone()).into_parts().1),
         (None, true) => {
             let mut e = Execution::from_parts(input.clone(), workload.default_outputs.clone());
             e.finish(net);
@@ -126,6 +142,17 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
         (Some(_), true) => Some(reference::run(net, input.clone()).into_parts().1),
     };
     if arch.ffe.is_some() || arch.backend != crate::arch::Backend::PeArray {
+        if options.precision.is_some() {
+            return Err(InputError::new(
+                "--precision",
+                format!(
+                    "arch `{}` has an FFE or a table-driven back-end; valid: a precision \
+                     assignment only with a PE-array architecture",
+                    arch.name
+                ),
+            )
+            .into());
+        }
         return system::run(workload, arch, options, input, reference_outputs);
     }
     for (flag, given, needs) in [
@@ -147,12 +174,16 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
             .into());
         }
     }
-    let engine_run = engine::run_traced(
+    let engine_options = engine::EngineOptions {
+        trace: options.trace.clone(),
+        precision: options.precision.clone(),
+    };
+    let engine_run = engine::run_with(
         net,
         arch,
         &input,
         reference_outputs.as_deref(),
-        options.trace.clone(),
+        &engine_options,
     )?;
     let execution = Execution::from_parts(input, engine_run.outputs.clone());
 
@@ -170,7 +201,19 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
             output_shape: dims(layer.output_shape),
             weights: layer.weight_count(),
             macs: layer.macs(),
-            zero_macs: reference::zero_operand_macs(layer, layer_input),
+            zero_macs: engine_run
+                .layers
+                .get(index)
+                .filter(|s| s.mac_mode.is_some())
+                .map_or_else(
+                    || reference::zero_operand_macs(layer, layer_input),
+                    |s| s.zero_macs,
+                ),
+            precision: engine_run
+                .layers
+                .get(index)
+                .and_then(|s| s.mac_mode)
+                .map(|m| m.to_string()),
             output_dtype: layer.output_quant.dtype().numpy_name().to_string(),
             output_crc32: format!(
                 "{:08x}",
@@ -194,7 +237,7 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
         accumulate_stats(&mut sum, s);
     }
     sum.pes = u64::from(arch.pe_array.rows * arch.pe_array.cols);
-    let total_measured = measured(&sum, arch);
+    let total_measured = total_measured(&sum, &engine_run.layers, arch);
     let total = TotalReport {
         name: "total".to_string(),
         weights: layers.iter().map(|l| l.weights).sum(),
@@ -249,6 +292,7 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
             description: arch.description.clone(),
         },
         engine: format!("pe_array ({} weights)", arch.pe_array.weight_store.name()),
+        precision: options.precision.as_ref().map(ToString::to_string),
         layers,
         total,
         bit_exact: engine_run.checked,
@@ -315,6 +359,20 @@ fn measured(s: &LayerStats, arch: &Arch) -> Measured {
     }
 }
 
+/// The report view of a run's summed statistics; energies are the sum of
+/// the layers' (each layer's word widths and MAC precision priced apart).
+fn total_measured(sum: &LayerStats, layers: &[LayerStats], arch: &Arch) -> Measured {
+    let mut m = measured(sum, arch);
+    let mut norm = energy::Energy::default();
+    for s in layers {
+        norm.add(&energy::normalised(s, &arch.energy));
+    }
+    m.energy = norm;
+    m.energy_pj = norm.scaled(arch.energy.pj_per_unit);
+    m.memory_energy = norm.memory();
+    m
+}
+
 /// Adds one layer's statistics into a running total.
 fn accumulate_stats(sum: &mut LayerStats, s: &LayerStats) {
     sum.cycles.total += s.cycles.total;
@@ -324,6 +382,8 @@ fn accumulate_stats(sum: &mut LayerStats, s: &LayerStats) {
     sum.cycles.drain += s.cycles.drain;
     sum.accesses.add(&s.accesses);
     sum.macs += s.macs;
+    sum.zero_macs += s.zero_macs;
+    sum.mac_energy_pj += s.mac_energy_pj;
     sum.lut_reads += s.lut_reads;
     sum.pe_busy_cycles += s.pe_busy_cycles;
     sum.dram.read_bytes += s.dram.read_bytes;

@@ -3,7 +3,7 @@
 //! Counters are indexed by a fixed [`DataType`] over a fixed struct, never by
 //! strings or a global table: what a level counts is visible in its type.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The four kinds of data that move through an accelerator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -16,6 +16,15 @@ pub enum DataType {
     Psum,
     /// Output activations (ofmap).
     Output,
+}
+
+impl DataType {
+    pub const ALL: [DataType; 4] = [
+        DataType::Input,
+        DataType::Weight,
+        DataType::Psum,
+        DataType::Output,
+    ];
 }
 
 /// One value per data type.
@@ -103,4 +112,115 @@ impl LevelAccesses {
             self.by_type.get_mut(t).add(other.by_type.get(t));
         }
     }
+}
+
+// ---- MAC precisions (shared by numerics, which gives them meaning, and
+// arch, which prices them) ----
+
+/// The word length an operand (or the output) is used at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub enum Width {
+    /// The high byte of the 16-bit word.
+    W8,
+    /// The whole 16-bit word.
+    W16,
+}
+
+impl Width {
+    /// Bits moved and used: 8 or 16.
+    pub fn bits(self) -> u32 {
+        match self {
+            Width::W8 => 8,
+            Width::W16 => 16,
+        }
+    }
+}
+
+impl TryFrom<u32> for Width {
+    type Error = String;
+    fn try_from(bits: u32) -> Result<Self, String> {
+        match bits {
+            8 => Ok(Width::W8),
+            16 => Ok(Width::W16),
+            _ => Err(format!("{bits} bits; valid: 8 or 16")),
+        }
+    }
+}
+
+impl From<Width> for u32 {
+    fn from(w: Width) -> u32 {
+        w.bits()
+    }
+}
+
+impl std::fmt::Display for Width {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.bits())
+    }
+}
+
+/// The precision of a MAC: input width x weight width. Written `IxW`
+/// (`16x8` is a 16-bit input times an 8-bit weight), as SPEC does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MacMode {
+    pub input: Width,
+    pub weight: Width,
+}
+
+impl MacMode {
+    pub const FULL: MacMode = MacMode::new(Width::W16, Width::W16);
+    pub const I16_W8: MacMode = MacMode::new(Width::W16, Width::W8);
+    pub const I8_W16: MacMode = MacMode::new(Width::W8, Width::W16);
+    pub const HALF: MacMode = MacMode::new(Width::W8, Width::W8);
+    /// The four modes, 16x16 first.
+    pub const ALL: [MacMode; 4] = [
+        MacMode::FULL,
+        MacMode::I16_W8,
+        MacMode::I8_W16,
+        MacMode::HALF,
+    ];
+
+    pub const fn new(input: Width, weight: Width) -> Self {
+        MacMode { input, weight }
+    }
+
+    /// Index into per-mode tables, in [`MacMode::ALL`] order.
+    pub fn index(self) -> usize {
+        match (self.input, self.weight) {
+            (Width::W16, Width::W16) => 0,
+            (Width::W16, Width::W8) => 1,
+            (Width::W8, Width::W16) => 2,
+            (Width::W8, Width::W8) => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for MacMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.input, self.weight)
+    }
+}
+
+impl std::str::FromStr for MacMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a MAC precision; valid: 16x16, 16x8, 8x16, 8x8");
+        let (i, w) = s.split_once('x').ok_or_else(bad)?;
+        let width = |t: &str| match t.trim() {
+            "8" => Ok(Width::W8),
+            "16" => Ok(Width::W16),
+            _ => Err(bad()),
+        };
+        Ok(MacMode::new(width(i)?, width(w)?))
+    }
+}
+
+/// MAC counts of one layer (or any group of MACs of one mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct MacCounts {
+    /// MACs whose operands (in the bytes used) are both non-zero.
+    pub nonzero: u64,
+    /// MACs with a zero operand.
+    pub zero: u64,
 }

@@ -24,7 +24,6 @@ input_rf_entries = 6
 psum_rf_entries = 4
 weight_store = "{weight_store}"
 weight_scratchpad_entries = 224
-mac_latency_cycles = 1
 [interconnect]
 glb_bus_bytes_per_cycle = 8
 neighbor_words_per_cycle = 1

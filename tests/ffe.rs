@@ -581,7 +581,7 @@ fn cli_runs_ffe_systems_on_both_backends_with_every_figure() {
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{e}")))
                 .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r["bit_exact"], true);
-        assert_eq!(r["schema_version"], 3);
+        assert_eq!(r["schema_version"], 4);
         let layers = r["layers"].as_array().cloned().unwrap_or_default();
         assert_eq!(layers.len(), 29);
         // conv1 + 6 blocks = 13 FFE stages, then the back-end.
@@ -629,7 +629,7 @@ fn cli_runs_ffe_systems_on_both_backends_with_every_figure() {
             header
                 .lines()
                 .next()
-                .is_some_and(|h| h.ends_with(",engine,clock_mhz,tops,tops_per_w"))
+                .is_some_and(|h| h.ends_with(",engine,clock_mhz,tops,tops_per_w,precision"))
         );
     }
 }

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use accsim::numerics::mac::{MacConfig, MacMode};
+use accsim::arch::mac::MacConfig;
+use accsim::numerics::mac::MacMode;
 use accsim::numerics::precision::PrecisionAssignment;
 use accsim::numerics::{TensorQuant, WeightQuant};
 use accsim::reference::precision::{PrecisionNetwork, weighted_layers};

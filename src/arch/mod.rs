@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::error::{InputError, Result};
+pub mod mac;
+pub use mac::{MacConfig, PerMode, ZeroSkipping};
 
 mod ffe;
 pub use ffe::{
@@ -69,6 +71,9 @@ pub struct Arch {
     pub system: SystemConfig,
     /// The PE-array area model.
     pub area: AreaConfig,
+    /// The PEs' multi-precision MAC: cycles and energy per precision,
+    /// zero-skipping (SPEC section 2).
+    pub mac: MacConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -82,8 +87,6 @@ pub struct PeArrayConfig {
     pub weight_store: WeightStore,
     /// Weight scratchpad per PE in programmable mode [entries].
     pub weight_scratchpad_entries: u32,
-    /// Cycles per MAC at 8x8 precision.
-    pub mac_latency_cycles: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -171,6 +174,53 @@ struct RawArchFile {
     system: Option<Spanned<ffe::RawSystem>>,
     #[serde(default)]
     area: Option<Spanned<ffe::RawArea>>,
+    #[serde(default)]
+    mac: Option<Spanned<RawMac>>,
+}
+
+/// `[mac]`: the PEs' multi-precision MAC (SPEC section 2). Every key is
+/// optional; see [`resolve_mac`] for the defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMac {
+    #[serde(default)]
+    cycles: Option<PerMode<u32>>,
+    #[serde(default)]
+    energy_pj: Option<PerMode<f64>>,
+    #[serde(default)]
+    zero_energy_ratio: Option<f64>,
+    #[serde(default)]
+    zero_skipping: Option<ZeroSkipping>,
+    #[serde(default)]
+    area_um2: Option<f64>,
+}
+
+/// The MAC of an architecture. Cycles default to PELUSO's 4 / 2 / 2 / 1
+/// (16x16 / 16x8 / 8x16 / 8x8). Energies, when the file gives none, follow the
+/// file's own technology: a 16x16 MAC costs `[energy] mac` normalised units
+/// (`mac x pj_per_unit` pJ) and the other modes keep PELUSO's ratios
+/// (1 : 1/2 : 1/2 : 1/4), so energies of every level stay in one node. A file
+/// modelling PELUSO's 28 nm MAC gives `energy_pj` explicitly.
+fn resolve_mac(raw: Option<&RawMac>, energy: &EnergyConfig) -> MacConfig {
+    let peluso = MacConfig::default();
+    let full_pj = energy.mac * energy.pj_per_unit;
+    let derived = PerMode {
+        full: full_pj,
+        i16_w8: full_pj * peluso.energy_pj.i16_w8 / peluso.energy_pj.full,
+        i8_w16: full_pj * peluso.energy_pj.i8_w16 / peluso.energy_pj.full,
+        half: full_pj * peluso.energy_pj.half / peluso.energy_pj.full,
+    };
+    MacConfig {
+        cycles: raw.and_then(|m| m.cycles).unwrap_or(peluso.cycles),
+        energy_pj: raw.and_then(|m| m.energy_pj).unwrap_or(derived),
+        zero_energy_ratio: raw
+            .and_then(|m| m.zero_energy_ratio)
+            .unwrap_or(peluso.zero_energy_ratio),
+        zero_skipping: raw
+            .and_then(|m| m.zero_skipping)
+            .unwrap_or(peluso.zero_skipping),
+        area_um2: raw.and_then(|m| m.area_um2).unwrap_or(peluso.area_um2),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,8 +244,6 @@ struct RawPeArray {
     weight_store: WeightStore,
     #[serde(default)]
     weight_scratchpad_entries: Option<Spanned<i64>>,
-    #[serde(default)]
-    mac_latency_cycles: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -359,14 +407,6 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
             1 << 24,
             224,
         )?,
-        mac_latency_cycles: v.opt_int(
-            &pe.mac_latency_cycles,
-            ctx,
-            "mac_latency_cycles",
-            1,
-            64,
-            1,
-        )?,
     };
 
     let ctx = "[interconnect]";
@@ -514,6 +554,12 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
         pj_per_unit: cost(e.and_then(|x| x.pj_per_unit.as_ref()), "pj_per_unit", 1.6)?,
     };
 
+    let mac = resolve_mac(raw.mac.as_ref().map(|m| m.get_ref()), &energy);
+    if let Err(message) = mac.validate() {
+        let span = raw.mac.as_ref().map(|m| m.span());
+        return Err(v.err(span, "[mac]", "", message).into());
+    }
+
     let ffe = raw.ffe.as_ref().map(|f| ffe::ffe(&v, f)).transpose()?;
     let system = ffe::system(&v, raw.system.as_ref())?;
     // LU22's machine is EYERISS's 65 nm; FFE systems are FIXYNN's 16 nm.
@@ -534,6 +580,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
         backend,
         system,
         area,
+        mac,
     })
 }
 
@@ -548,7 +595,6 @@ fn lu22_sections() -> (RawPeArray, RawGlb, RawDram) {
             psum_rf_entries: None,
             weight_store: WeightStore::Programmable,
             weight_scratchpad_entries: None,
-            mac_latency_cycles: None,
         },
         RawGlb {
             capacity_kib: Spanned::new(0..0, 108.0),
@@ -580,10 +626,10 @@ impl Validator<'_> {
         field: &str,
         message: String,
     ) -> InputError {
-        InputError::new(self.path, message)
+        let e = InputError::new(self.path, message)
             .at(self.text, span)
-            .context(ctx)
-            .field(field)
+            .context(ctx);
+        if field.is_empty() { e } else { e.field(field) }
     }
 
     fn int(

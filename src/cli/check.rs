@@ -103,7 +103,7 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
             }
             let p = &arch.pe_array;
             println!(
-                "  clock {} MHz; PE array {}x{} ({} PEs), RF {}+{} entries, weights {} (scratchpad {} entries), MAC {} cycle(s)",
+                "  clock {} MHz; PE array {}x{} ({} PEs), RF {}+{} entries, weights {} (scratchpad {} entries)",
                 arch.clock_mhz,
                 p.rows,
                 p.cols,
@@ -112,7 +112,23 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                 p.psum_rf_entries,
                 p.weight_store.name(),
                 p.weight_scratchpad_entries,
-                p.mac_latency_cycles
+            );
+            let mac = &arch.mac;
+            let modes: Vec<String> = accsim::numerics::mac::MacMode::ALL
+                .iter()
+                .map(|&m| {
+                    format!(
+                        "{m} {} cycle(s) {:.3} pJ",
+                        mac.mac_cycles(m),
+                        mac.mac_energy_pj(m)
+                    )
+                })
+                .collect();
+            println!(
+                "  MAC: {}; zero operand {:.4} pJ ({:?})",
+                modes.join(", "),
+                mac.zero_mac_energy_pj(accsim::numerics::mac::MacMode::HALF),
+                mac.zero_skipping
             );
             println!(
                 "  GLB {} bytes in {} banks of {} B/cycle x {} port(s); bus {} B/cycle; neighbour links {} word(s)/cycle",

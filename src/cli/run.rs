@@ -63,6 +63,12 @@ pub struct RunArgs {
     /// (default: the arch's [system] stream_frames).
     #[arg(long, value_name = "N")]
     frames: Option<u32>,
+    /// Run at these MAC precisions (16-bit dynamic-fixed-point workloads):
+    /// one mode for every layer (`8x16`: 8-bit inputs, 16-bit weights; the
+    /// output width follows the input's), or one mode per weighted layer and
+    /// the output width, e.g. `16x16,8x16,8x8/8` (docs/precision.md).
+    #[arg(long, value_name = "SPEC")]
+    precision: Option<String>,
 }
 
 pub fn execute(args: &RunArgs) -> Result<()> {
@@ -86,12 +92,22 @@ pub fn execute(args: &RunArgs) -> Result<()> {
             per_pe: args.trace_pes,
         }),
     };
+    let precision = args
+        .precision
+        .as_deref()
+        .map(|spec| {
+            let layers = accsim::reference::precision::weighted_layers(&workload.network).len();
+            accsim::numerics::precision::PrecisionAssignment::from_spec(spec, layers)
+                .map_err(|message| accsim::error::InputError::new("--precision", message))
+        })
+        .transpose()?;
     let options = RunOptions {
         input: args.input.clone(),
         check: !args.no_check,
         trace,
         ffe_tap: args.ffe_tap,
         stream_frames: args.frames,
+        precision,
     };
     let result = run(&workload, &arch, &options)?;
     if !args.quiet {

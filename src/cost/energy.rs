@@ -1,9 +1,14 @@
-//! Energy = accesses x cost per access, per level, plus MACs x cost per MAC
+//! Energy = accesses x cost per access, per level, plus the MACs' energy
 //! (SPEC section 1; LU22 and EYERISS's normalised costs: DRAM 200, GLB 6,
 //! array 2, RF 1, MAC 1; a fixed-weight LUT read 1).
 //!
-//! Every access (read or write) of a word costs the level's energy; weight
-//! reads from look-up tables cost `lut` instead of `rf`. Picojoules are the
+//! The per-access costs are those of a 16-bit word; an access of a word of
+//! `b` bits costs `b / 16` of it (8-bit data moves half the bits), with the
+//! widths the engine recorded per data type (psums count as 16 bits). Weight
+//! reads from look-up tables cost `lut` instead of `rf`. The MACs cost what
+//! the engine computed from `[mac]` at the layer's precision, zero-operand
+//! MACs at the gated energy (SPEC section 2); layers without a precision
+//! (none on the PE array today) fall back to `macs x mac`. Picojoules are the
 //! normalised energy times `pj_per_unit`, the energy of the reference MAC at
 //! the configured technology (docs/arch-format.md gives the derivation).
 
@@ -11,6 +16,7 @@ use serde::Serialize;
 
 use crate::arch::EnergyConfig;
 use crate::engine::LayerStats;
+use crate::units::{DataType, LevelAccesses};
 
 /// Energy per level.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
@@ -53,13 +59,25 @@ impl Energy {
 /// Normalised energy of one layer (one 16-bit MAC = 1).
 pub fn normalised(stats: &LayerStats, cost: &EnergyConfig) -> Energy {
     let a = &stats.accesses;
-    let rf_accesses = a.rf.total().total();
-    let lut = stats.lut_reads.min(rf_accesses);
-    let mac = stats.macs as f64 * cost.mac;
-    let rf = (rf_accesses - lut) as f64 * cost.rf + lut as f64 * cost.lut;
-    let array = a.array.total().total() as f64 * cost.array;
-    let glb = a.glb.total().total() as f64 * cost.glb;
-    let dram = a.dram.total().total() as f64 * cost.dram;
+    // Accesses in 16-bit-word equivalents.
+    let words = |level: &LevelAccesses| -> f64 {
+        DataType::ALL
+            .iter()
+            .map(|&t| level.by_type.get(t).total() as f64 * stats.word_bits.factor(t))
+            .sum()
+    };
+    // LUT reads are weight reads of the RF level.
+    let lut_reads = stats.lut_reads.min(a.rf.by_type.get(DataType::Weight).read);
+    let lut = lut_reads as f64 * stats.word_bits.factor(DataType::Weight);
+    let mac = if stats.mac_mode.is_some() && cost.pj_per_unit > 0.0 {
+        stats.mac_energy_pj / cost.pj_per_unit
+    } else {
+        stats.macs as f64 * cost.mac
+    };
+    let rf = (words(&a.rf) - lut) * cost.rf + lut * cost.lut;
+    let array = words(&a.array) * cost.array;
+    let glb = words(&a.glb) * cost.glb;
+    let dram = words(&a.dram) * cost.dram;
     Energy {
         mac,
         rf,

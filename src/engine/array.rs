@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::hw::pe::accumulate;
 use crate::mapping::{ArrayPlan, Element};
 use crate::numerics::ChannelRequant;
+use crate::numerics::mac::Width;
 use crate::sim::{Cycle, EventQueue, Phase};
 use crate::units::DataType;
 use crate::workload::ir::{Layer, Op, Shape};
@@ -46,6 +47,12 @@ struct LaneGroup {
     /// weights start in `weights` (`[piece element][column]`, centred).
     blocks: Vec<(Range<usize>, usize)>,
     weights: Vec<i16>,
+    /// Per lane (parallel to `lanes`), per element of every piece in order
+    /// (piece `k` starts at `element_base[k]`): how many of the lane's
+    /// columns that use the piece have a non-zero weight for the element.
+    /// Zero-operand MACs are counted from these and the inputs' zeros.
+    nonzero_weights: Vec<Vec<u32>>,
+    element_base: Vec<usize>,
 }
 
 /// The words of one piece as one row (or one PE) receives them.
@@ -102,7 +109,14 @@ pub(super) struct ArrayLayer<'a> {
     bias: Vec<i64>,
     groups_per_subpass: Vec<Vec<LaneGroup>>,
     steps: Vec<StepId>,
+    /// Cycles of a MAC with non-zero operands and of one with a zero
+    /// operand, at the layer's precision (`[mac]`).
     mac_cycles: u64,
+    zero_mac_cycles: u64,
+    /// The PEs use the high byte of each input word (8-bit input modes).
+    reduce_input: bool,
+    /// The output stage keeps the high byte of each output (an 8-bit output layer).
+    reduce_output: bool,
     programmable: bool,
     weight_bytes: u64,
     // Input rows.
@@ -138,6 +152,8 @@ pub(super) struct ArrayLayer<'a> {
     row_arrival: Vec<Cycle>,
     row_entries: Vec<u64>,
     row_psums: Vec<u64>,
+    /// Scratch: per row of the step, the piece elements whose input is non-zero.
+    nonzero_inputs: Vec<Vec<usize>>,
     activity: Vec<(usize, u64)>,
     queue: EventQueue<Event>,
 }
@@ -169,6 +185,7 @@ impl<'a> ArrayLayer<'a> {
     pub(super) fn new(
         m: &'a mut Machine,
         layer: &'a Layer,
+        numerics: super::widths::LayerNumerics,
         plan: &'a ArrayPlan,
         input: &'a mut TensorStore,
         output: &'a mut TensorStore,
@@ -275,7 +292,10 @@ impl<'a> ArrayLayer<'a> {
         let row_requested = input.in_glb.clone();
 
         let programmable = m.arch.pe_array.weight_store == crate::arch::WeightStore::Programmable;
-        let weight_bytes = layer.weight_quant().map_or(1, |q| q.dtype().bytes());
+        let weight_bytes = numerics.weight_bytes;
+        let mode = numerics
+            .mode
+            .ok_or_else(|| internal(layer, "a weighted layer without a MAC precision"))?;
         let step_weight_words: Vec<u64> = steps
             .iter()
             .map(|s| step_weight_words(plan, &groups_per_subpass[s.subpass], s))
@@ -394,7 +414,10 @@ impl<'a> ArrayLayer<'a> {
             bias: epilogue.bias.clone(),
             groups_per_subpass,
             steps,
-            mac_cycles: u64::from(m.arch.pe_array.mac_latency_cycles),
+            mac_cycles: u64::from(m.arch.mac.mac_cycles(mode)),
+            zero_mac_cycles: u64::from(m.arch.mac.zero_mac_cycles(mode)),
+            reduce_input: numerics.reduce_input,
+            reduce_output: numerics.reduce_output,
             programmable,
             weight_bytes,
             rows_of_pass,
@@ -425,6 +448,7 @@ impl<'a> ArrayLayer<'a> {
             row_arrival: Vec::new(),
             row_entries: Vec::new(),
             row_psums: Vec::new(),
+            nonzero_inputs: Vec::new(),
             activity: Vec::new(),
             queue: EventQueue::starting_at(start),
             m,
@@ -803,10 +827,14 @@ impl<'a> ArrayLayer<'a> {
                         None => b.values.push(0),
                         Some((c, iy, ix)) => {
                             let (pc, py, px) = self.locate(c, iy, ix);
-                            b.values.push(
-                                (self.input.data[[pc, py, px]] as i32 - self.input_zero as i32)
-                                    as i16,
-                            );
+                            let centred = (self.input.data[[pc, py, px]] as i32
+                                - self.input_zero as i32)
+                                as i16;
+                            b.values.push(if self.reduce_input {
+                                crate::numerics::mac::reduce(centred, Width::W8)
+                            } else {
+                                centred
+                            });
                             let shared = previous.is_some_and(|(py0, px0)| {
                                 let dy = y as isize - py0 as isize;
                                 let dx = x as isize - px0 as isize;
@@ -1047,8 +1075,13 @@ impl<'a> ArrayLayer<'a> {
             };
             let len = self.plan.piece_lists[group.list][id.piece].len();
             let weights = &group.weights[offset..offset + len * cols.len()];
+            let mut nonzero_inputs = std::mem::take(&mut self.nonzero_inputs);
+            nonzero_inputs.resize(rows, Vec::new());
             for r in 0..rows {
                 let x = &self.rf[g][r].values;
+                let nz = &mut nonzero_inputs[r];
+                nz.clear();
+                nz.extend((0..x.len()).filter(|&e| x[e] != 0));
                 match &mut self.psums {
                     Psums::Narrow(p) => {
                         accumulate::<i32>(&mut p[g * stride + r][cols.clone()], weights, x)
@@ -1066,18 +1099,27 @@ impl<'a> ArrayLayer<'a> {
                     continue;
                 }
                 let macs_per_pe = width * len as u64;
-                let cycles = macs_per_pe * self.mac_cycles;
-                let active: Vec<usize> = if self.plan.rows_are_positions {
-                    lane.pes.iter().take(rows).copied().collect()
+                let active: &[usize] = if self.plan.rows_are_positions {
+                    &lane.pes[..rows.min(lane.pes.len())]
                 } else {
-                    lane.pes.clone()
+                    &lane.pes
                 };
-                for &pe in &active {
+                let nonzero_weights = &group.nonzero_weights[i][group.element_base[id.piece]..];
+                for (k, &pe) in active.iter().enumerate() {
+                    // A PE's MACs with both operands non-zero, from its
+                    // inputs' non-zeros and its columns' non-zero weights.
+                    let row = if self.plan.rows_are_positions { k } else { 0 };
+                    let nonzero: u64 = nonzero_inputs[row]
+                        .iter()
+                        .map(|&e| u64::from(nonzero_weights[e]))
+                        .sum();
+                    let zero = macs_per_pe - nonzero;
+                    self.m.pe.zero_macs += zero;
+                    let cycles = nonzero * self.mac_cycles + zero * self.zero_mac_cycles;
                     self.m.pe.busy_cycles[pe] += cycles;
-                }
-                if self.m.tracing() {
-                    let cols = self.m.arch.pe_array.cols as usize;
-                    for &pe in &active {
+                    longest = longest.max(cycles);
+                    if self.m.tracing() {
+                        let cols = self.m.arch.pe_array.cols as usize;
                         activity.push((pe / cols, cycles));
                         if let Some((t, p)) = &mut self.m.trace
                             && let Some(&id) = p.pe_busy.get(pe)
@@ -1097,8 +1139,8 @@ impl<'a> ArrayLayer<'a> {
                 // The accumulator loads and stores each output's psum once per piece.
                 self.m.pe.rf_read(DataType::Psum, width * n);
                 self.m.pe.rf_write(DataType::Psum, width * n);
-                longest = longest.max(cycles);
             }
+            self.nonzero_inputs = nonzero_inputs;
         }
         self.groups_per_subpass[id.subpass] = groups;
         if self.m.tracing() && !activity.is_empty() {
@@ -1168,7 +1210,12 @@ impl<'a> ArrayLayer<'a> {
                         Psums::Narrow(p) => i64::from(p[g * stride + r][col]),
                         Psums::Wide(p) => p[g * stride + r][col],
                     };
-                    self.output.data[[o, y, x]] = self.stages[o].apply(acc);
+                    let value = self.stages[o].apply(acc);
+                    self.output.data[[o, y, x]] = if self.reduce_output {
+                        crate::numerics::mac::reduce(value, Width::W8)
+                    } else {
+                        value
+                    };
                 }
             }
         }
@@ -1360,6 +1407,9 @@ fn lane_groups(plan: &ArrayPlan, q: usize, groups: usize, weights: &WeightsOf) -
             }
             let mut blocks = Vec::new();
             let mut w = Vec::new();
+            let mut nonzero_weights: Vec<Vec<u32>> = vec![Vec::new(); lanes.len()];
+            let mut element_base = Vec::new();
+            let mut elements = 0usize;
             for piece in &plan.piece_lists[list] {
                 // Columns whose outputs belong to the piece's channel group
                 // (contiguous: outputs ascend within a lane, and grouped
@@ -1375,9 +1425,19 @@ fn lane_groups(plan: &ArrayPlan, q: usize, groups: usize, weights: &WeightsOf) -
                     .map_or(lo, |i| i + 1);
                 let cols = lo..hi;
                 blocks.push((cols.clone(), w.len()));
+                element_base.push(elements);
+                elements += piece.len();
                 for e in piece {
+                    let row = w.len();
                     for &o in &outputs[cols.clone()] {
                         w.push(weights.get(o, e));
+                    }
+                    for (i, lane_cols) in lane_columns.iter().enumerate() {
+                        let nonzero = (lane_cols.start.max(cols.start)
+                            ..lane_cols.end.min(cols.end))
+                            .filter(|&c| w[row + c - cols.start] != 0)
+                            .count();
+                        nonzero_weights[i].push(nonzero as u32);
                     }
                 }
             }
@@ -1388,6 +1448,8 @@ fn lane_groups(plan: &ArrayPlan, q: usize, groups: usize, weights: &WeightsOf) -
                 lane_columns,
                 blocks,
                 weights: w,
+                nonzero_weights,
+                element_base,
             }
         })
         .collect()

@@ -24,6 +24,7 @@ mod probes;
 pub mod stats;
 mod storage;
 pub mod system;
+mod widths;
 
 use crate::arch::Arch;
 use crate::error::{MismatchError, Result};
@@ -36,7 +37,7 @@ use crate::sim::Cycle;
 use crate::units::LevelAccesses;
 use crate::workload::ir::{Activations, Network, Op, TensorSource};
 
-pub use stats::{Accesses, CycleBreakdown, LayerStats};
+pub use stats::{Accesses, CycleBreakdown, LayerStats, WordBits};
 use storage::{DramAllocator, TensorStore};
 
 /// The simulated machine: every component and its counters.
@@ -79,6 +80,7 @@ impl Machine {
                 rf: self.pe.rf,
             },
             macs: self.pe.macs,
+            zero_macs: self.pe.zero_macs,
             lut_reads: self.pe.lut_reads,
             busy: self.pe.busy_cycles.iter().sum(),
             dram: self.dram.stats(),
@@ -91,6 +93,7 @@ impl Machine {
 struct Snapshot {
     accesses: Accesses,
     macs: u64,
+    zero_macs: u64,
     lut_reads: u64,
     busy: u64,
     dram: crate::hw::dram::DramStats,
@@ -130,7 +133,7 @@ pub fn run(
     input: &Activations,
     reference: Option<&[Activations]>,
 ) -> Result<EngineRun> {
-    run_traced(network, arch, input, reference, None)
+    run_with(network, arch, input, reference, &EngineOptions::default())
 }
 
 /// [`run`], recording a cycle trace when `trace` is given.
@@ -141,7 +144,34 @@ pub fn run_traced(
     reference: Option<&[Activations]>,
     trace: Option<crate::trace::TraceOptions>,
 ) -> Result<EngineRun> {
-    run_from(network, arch, &Start::Input, input, reference, trace)
+    let options = EngineOptions {
+        trace,
+        ..EngineOptions::default()
+    };
+    run_with(network, arch, input, reference, &options)
+}
+
+/// How to run: tracing and the precision of each layer.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Record a cycle trace.
+    pub trace: Option<crate::trace::TraceOptions>,
+    /// Run the layers at these MAC precisions (docs/precision.md); the
+    /// network must be 16-bit dynamic fixed point. Without one, each layer
+    /// runs at its operands' storage widths.
+    pub precision: Option<crate::numerics::precision::PrecisionAssignment>,
+}
+
+/// [`run`] with `options`. With a precision assignment, `reference` must be
+/// the outputs at that assignment (`PrecisionNetwork::run`).
+pub fn run_with(
+    network: &Network,
+    arch: &Arch,
+    input: &Activations,
+    reference: Option<&[Activations]>,
+    options: &EngineOptions,
+) -> Result<EngineRun> {
+    run_from(network, arch, &Start::Input, input, reference, options)
 }
 
 /// Where a run on the PE array starts.
@@ -157,19 +187,21 @@ pub(crate) enum Start {
 }
 
 /// Runs layers from `start` on, `input` being the tensor the first of them
-/// reads, recording a trace when `trace` is given.
+/// reads, as `options` say.
 pub(crate) fn run_from(
     network: &Network,
     arch: &Arch,
     start: &Start,
     input: &Activations,
     reference: Option<&[Activations]>,
-    trace: Option<crate::trace::TraceOptions>,
+    options: &EngineOptions,
 ) -> Result<EngineRun> {
     let dataflow = dataflow_for(arch);
+    let numerics = widths::plan(network, options.precision.as_ref())
+        .map_err(|message| crate::error::InputError::new("--precision", message))?;
     let mut m = Machine::new(arch);
-    if let Some(options) = trace {
-        let mut tracer = crate::trace::Tracer::new(options, arch.clock_mhz);
+    if let Some(trace) = options.trace.clone() {
+        let mut tracer = crate::trace::Tracer::new(trace, arch.clock_mhz);
         let probes = probes::Probes::define(
             &mut tracer,
             arch.pe_array.rows as usize,
@@ -213,16 +245,12 @@ pub(crate) fn run_from(
         }
     }
 
-    let word_bytes = |q: &crate::numerics::TensorQuant| q.dtype().bytes();
     let mut stores: Vec<Option<TensorStore>> = (0..=n).map(|_| None).collect();
-    let (shape, quant) = match first {
-        0 => (network.input_shape, network.input_quant),
-        f => (
-            network.layers[f - 1].output_shape,
-            network.layers[f - 1].output_quant,
-        ),
+    let shape = match first {
+        0 => network.input_shape,
+        f => network.layers[f - 1].output_shape,
     };
-    let mut initial = TensorStore::new(shape, word_bytes(&quant), readers[first]);
+    let mut initial = TensorStore::new(shape, numerics.storage_bytes[first], readers[first]);
     initial.data = input.clone();
     match start {
         Start::Input => {
@@ -253,17 +281,16 @@ pub(crate) fn run_from(
     let mut now = Cycle::ZERO;
     let mut layers = Vec::with_capacity(n);
     let mut outputs = Vec::with_capacity(n);
-    for (i, layer) in network.layers.iter().enumerate().skip(first) {
+    for (i, layer) in numerics.layers.iter().enumerate().skip(first) {
         let plan = dataflow.plan(layer, arch)?;
+        let layer_numerics = numerics.per_layer[i];
         m.trace_advance(now)?;
         if let Some((t, p)) = &mut m.trace {
             t.layer_starts(i, now);
             t.set(p.layer, now, i as u64);
-            t.set(
-                p.mac_cycles,
-                now,
-                u64::from(arch.pe_array.mac_latency_cycles),
-            );
+            if let Some(mode) = layer_numerics.mode {
+                t.set(p.mac_cycles, now, u64::from(arch.mac.mac_cycles(mode)));
+            }
         }
         let before = m.snapshot();
         m.glb.space.reset_peak();
@@ -287,12 +314,20 @@ pub(crate) fn run_from(
             LayerPlan::Array(p) => {
                 let mut output = TensorStore::new(
                     layer.output_shape,
-                    word_bytes(&layer.output_quant),
+                    numerics.storage_bytes[i + 1],
                     readers[i + 1],
                 );
                 let input = stores[src_store].as_mut().ok_or_else(|| missing(layer))?;
-                let timing =
-                    array::ArrayLayer::new(&mut m, layer, p, input, &mut output, now)?.run()?;
+                let timing = array::ArrayLayer::new(
+                    &mut m,
+                    layer,
+                    layer_numerics,
+                    p,
+                    input,
+                    &mut output,
+                    now,
+                )?
+                .run()?;
                 input.readers_left = input.readers_left.saturating_sub(1);
                 stores[i + 1] = Some(output);
                 timing
@@ -300,7 +335,7 @@ pub(crate) fn run_from(
             LayerPlan::Glb => {
                 let mut output = TensorStore::new(
                     layer.output_shape,
-                    word_bytes(&layer.output_quant),
+                    numerics.storage_bytes[i + 1],
                     readers[i + 1],
                 );
                 // Take each distinct input store out of the table for the run.
@@ -333,7 +368,15 @@ pub(crate) fn run_from(
             }
         };
         let after = m.snapshot();
-        let stats = layer_stats(&before, &after, &timing, arch, m.glb.space.peak());
+        let bits = word_bits(&numerics, layer_numerics, src_store, i);
+        let stats = layer_stats(
+            &before,
+            &after,
+            &timing,
+            arch,
+            m.glb.space.peak(),
+            (layer_numerics.mode, bits),
+        );
         now = timing.end;
         let out = stores[i + 1]
             .as_ref()
@@ -420,13 +463,43 @@ pub(crate) fn check(
     }
 }
 
+/// Bits per word of each data type of layer `i`, reading tensor `source`.
+fn word_bits(
+    numerics: &widths::NumericsPlan,
+    layer: widths::LayerNumerics,
+    source: usize,
+    i: usize,
+) -> WordBits {
+    let bits = |bytes: u64| (bytes * 8) as u32;
+    WordBits {
+        input: bits(numerics.storage_bytes[source]),
+        weight: bits(layer.weight_bytes),
+        psum: 16,
+        output: bits(numerics.storage_bytes[i + 1]),
+    }
+}
+
 fn layer_stats(
     before: &Snapshot,
     after: &Snapshot,
     t: &LayerTiming,
     arch: &Arch,
     glb_peak: u64,
+    (mac_mode, word_bits): (Option<crate::numerics::mac::MacMode>, WordBits),
 ) -> LayerStats {
+    let macs = after.macs - before.macs;
+    let zero_macs = after.zero_macs - before.zero_macs;
+    let mac_energy_pj = mac_mode.map_or(0.0, |mode| {
+        arch.mac
+            .cost(
+                mode,
+                crate::numerics::mac::MacCounts {
+                    nonzero: macs - zero_macs,
+                    zero: zero_macs,
+                },
+            )
+            .energy_pj
+    });
     let mut accesses = after.accesses;
     subtract(&mut accesses.dram, &before.accesses.dram);
     subtract(&mut accesses.glb, &before.accesses.glb);
@@ -463,7 +536,11 @@ fn layer_stats(
             drain,
         },
         accesses,
-        macs: after.macs - before.macs,
+        macs,
+        zero_macs,
+        mac_mode,
+        mac_energy_pj,
+        word_bits,
         lut_reads: after.lut_reads - before.lut_reads,
         pe_busy_cycles: after.busy - before.busy,
         pes: u64::from(arch.pe_array.rows * arch.pe_array.cols),
@@ -477,12 +554,7 @@ fn layer_stats(
 }
 
 fn subtract(a: &mut LevelAccesses, b: &LevelAccesses) {
-    for t in [
-        crate::units::DataType::Input,
-        crate::units::DataType::Weight,
-        crate::units::DataType::Psum,
-        crate::units::DataType::Output,
-    ] {
+    for t in crate::units::DataType::ALL {
         let x = a.by_type.get_mut(t);
         let y = b.by_type.get(t);
         x.read -= y.read;

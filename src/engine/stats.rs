@@ -40,6 +40,35 @@ pub struct CycleBreakdown {
     pub drain: u64,
 }
 
+/// Bits per word each data type moved in a layer; memory energies scale
+/// with them (docs/arch-format.md, `[energy]`). 0 stands for 16, the width
+/// the per-access costs are given at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct WordBits {
+    pub input: u32,
+    pub weight: u32,
+    pub psum: u32,
+    pub output: u32,
+}
+
+impl WordBits {
+    /// The cost factor of one access of type `t`: bits / 16.
+    pub fn factor(&self, t: crate::units::DataType) -> f64 {
+        use crate::units::DataType;
+        let bits = match t {
+            DataType::Input => self.input,
+            DataType::Weight => self.weight,
+            DataType::Psum => self.psum,
+            DataType::Output => self.output,
+        };
+        if bits == 0 {
+            1.0
+        } else {
+            f64::from(bits) / 16.0
+        }
+    }
+}
+
 /// Everything measured for one layer.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct LayerStats {
@@ -48,6 +77,17 @@ pub struct LayerStats {
     pub cycles: CycleBreakdown,
     pub accesses: Accesses,
     pub macs: u64,
+    /// MACs with a zero operand (in the bytes the mode uses), counted as
+    /// the PEs computed them.
+    pub zero_macs: u64,
+    /// The MAC precision the layer ran at (`None`: no MACs on the array).
+    #[serde(serialize_with = "mode_name")]
+    pub mac_mode: Option<crate::numerics::mac::MacMode>,
+    /// Energy of the layer's MACs at its precision, zero-operand MACs at the
+    /// gated energy (`[mac]`), pJ.
+    pub mac_energy_pj: f64,
+    /// Bits per word of each data type.
+    pub word_bits: WordBits,
     /// Weight reads served by fixed look-up tables (part of `accesses.rf`).
     pub lut_reads: u64,
     /// Sum over PEs of cycles spent computing.
@@ -63,6 +103,16 @@ pub struct LayerStats {
     /// GLB read and write requests (each may move many words).
     pub glb_read_requests: u64,
     pub glb_write_requests: u64,
+}
+
+fn mode_name<S: serde::Serializer>(
+    mode: &Option<crate::numerics::mac::MacMode>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match mode {
+        Some(m) => s.serialize_str(&m.to_string()),
+        None => s.serialize_none(),
+    }
 }
 
 impl LayerStats {

@@ -248,7 +248,14 @@ pub fn run(
                     handoff_buffer_words = rows * (tap_shape.channels * tap_shape.width) as u64;
                     handoff_dram_words = tap_shape.len() as u64 - handoff_buffer_words;
                 }
-                let run: EngineRun = super::run_from(network, arch, &start, tap, reference, None)?;
+                let run: EngineRun = super::run_from(
+                    network,
+                    arch,
+                    &start,
+                    tap,
+                    reference,
+                    &super::EngineOptions::default(),
+                )?;
                 let release = run.layers.first().map_or(0, |l| l.end.get());
                 for (stats, out) in run.layers.into_iter().zip(run.outputs) {
                     layers.push(LayerRecord {

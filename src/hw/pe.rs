@@ -29,6 +29,8 @@ pub struct PeCounters {
     /// Weight reads served by fixed look-up tables (a subset of `rf` weight reads).
     pub lut_reads: u64,
     pub macs: u64,
+    /// MACs with a zero operand (a subset of `macs`).
+    pub zero_macs: u64,
     /// Cycles each PE spent computing, indexed `row * cols + col`.
     pub busy_cycles: Vec<u64>,
 }
@@ -39,6 +41,7 @@ impl PeCounters {
             rf: LevelAccesses::default(),
             lut_reads: 0,
             macs: 0,
+            zero_macs: 0,
             busy_cycles: vec![0; pes],
         }
     }

@@ -40,8 +40,6 @@
 //! result equals `saturate_48(exact sum + bias)`. Longer dot products take the
 //! bit-level path in [`dot_fast`].
 
-use serde::{Deserialize, Serialize};
-
 use super::rounding::saturate_to_bits;
 
 /// Operand word length N (bits).
@@ -56,79 +54,18 @@ pub const ACCUMULATOR_BITS: u32 = 2 * WORD_BITS + GUARD_BITS;
 /// accumulator (see the module docs): 2^16 products.
 pub const MAX_EXACT_TERMS: usize = 1 << 16;
 
-/// The word length an operand (or the output) is used at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
-pub enum Width {
-    /// The high byte of the 16-bit word.
-    W8,
-    /// The whole 16-bit word.
-    W16,
-}
+pub use crate::units::{MacCounts, MacMode, Width};
 
+/// What a width means for Algorithm 1.
 impl Width {
-    /// Bits moved and used: 8 or 16.
-    pub fn bits(self) -> u32 {
-        match self {
-            Width::W8 => 8,
-            Width::W16 => 16,
-        }
-    }
-
     /// Bits the accumulator result is aligned by for an operand of this width.
     pub fn alignment_bits(self) -> u32 {
         WORD_BITS - self.bits()
     }
 }
 
-impl TryFrom<u32> for Width {
-    type Error = String;
-    fn try_from(bits: u32) -> Result<Self, String> {
-        match bits {
-            8 => Ok(Width::W8),
-            16 => Ok(Width::W16),
-            _ => Err(format!("{bits} bits; valid: 8 or 16")),
-        }
-    }
-}
-
-impl From<Width> for u32 {
-    fn from(w: Width) -> u32 {
-        w.bits()
-    }
-}
-
-impl std::fmt::Display for Width {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.bits())
-    }
-}
-
-/// The precision of a MAC: input width x weight width. Written `IxW`
-/// (`16x8` is a 16-bit input times an 8-bit weight), as SPEC does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct MacMode {
-    pub input: Width,
-    pub weight: Width,
-}
-
+/// What a mode means for Algorithm 1.
 impl MacMode {
-    pub const FULL: MacMode = MacMode::new(Width::W16, Width::W16);
-    pub const I16_W8: MacMode = MacMode::new(Width::W16, Width::W8);
-    pub const I8_W16: MacMode = MacMode::new(Width::W8, Width::W16);
-    pub const HALF: MacMode = MacMode::new(Width::W8, Width::W8);
-    /// The four modes, 16x16 first.
-    pub const ALL: [MacMode; 4] = [
-        MacMode::FULL,
-        MacMode::I16_W8,
-        MacMode::I8_W16,
-        MacMode::HALF,
-    ];
-
-    pub const fn new(input: Width, weight: Width) -> Self {
-        MacMode { input, weight }
-    }
-
     /// Bits the Algorithm-1 result is shifted left by to reach accumulator
     /// (full-precision) units: 0, 8 or 16.
     pub fn alignment_bits(self) -> u32 {
@@ -155,42 +92,12 @@ impl MacMode {
     }
 
     /// Multiplier cycles per MAC: the multiply steps of the schedule
-    /// (4 / 2 / 2 / 1). [`MacConfig`] defaults to these.
+    /// (4 / 2 / 2 / 1); `arch::mac::MacConfig` defaults to these.
     pub fn multiply_steps(self) -> u32 {
         self.schedule()
             .iter()
             .filter(|s| matches!(s, Step::Multiply(..)))
             .count() as u32
-    }
-
-    /// Index into per-mode tables, in [`MacMode::ALL`] order.
-    pub fn index(self) -> usize {
-        match (self.input, self.weight) {
-            (Width::W16, Width::W16) => 0,
-            (Width::W16, Width::W8) => 1,
-            (Width::W8, Width::W16) => 2,
-            (Width::W8, Width::W8) => 3,
-        }
-    }
-}
-
-impl std::fmt::Display for MacMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}", self.input, self.weight)
-    }
-}
-
-impl std::str::FromStr for MacMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not a MAC precision; valid: 16x16, 16x8, 8x16, 8x8");
-        let (i, w) = s.split_once('x').ok_or_else(bad)?;
-        let width = |t: &str| match t.trim() {
-            "8" => Ok(Width::W8),
-            "16" => Ok(Width::W16),
-            _ => Err(bad()),
-        };
-        Ok(MacMode::new(width(i)?, width(w)?))
     }
 }
 
@@ -415,182 +322,6 @@ pub fn dot_fast(
     saturate_to_bits(sum.saturating_add(bias), accumulator_bits.min(62))
 }
 
-/// Values per MAC precision, in [`MacMode::ALL`] order; keys `16x16`,
-/// `16x8`, `8x16`, `8x8` (input x weight) in config files.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PerMode<T> {
-    #[serde(rename = "16x16")]
-    pub full: T,
-    #[serde(rename = "16x8")]
-    pub i16_w8: T,
-    #[serde(rename = "8x16")]
-    pub i8_w16: T,
-    #[serde(rename = "8x8")]
-    pub half: T,
-}
-
-impl<T: Copy> PerMode<T> {
-    pub fn get(&self, mode: MacMode) -> T {
-        match mode.index() {
-            0 => self.full,
-            1 => self.i16_w8,
-            2 => self.i8_w16,
-            _ => self.half,
-        }
-    }
-}
-
-/// What the MAC does when an operand (in the bytes it uses) is zero.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ZeroSkipping {
-    /// No gating: a zero MAC costs what any MAC of its mode costs.
-    Off,
-    /// PELUSO: operand isolation and clock gating stop the datapath, so the
-    /// MAC costs `E_zero`, but it still occupies its mode's cycles.
-    #[default]
-    EnergyOnly,
-    /// A cycle-saving variant (an option; not PELUSO's design): the MAC costs
-    /// `E_zero` and only `cycles` cycles, the issue slot in which the zero is
-    /// detected (default 1).
-    EnergyAndCycles {
-        #[serde(default = "one")]
-        cycles: u32,
-    },
-}
-
-fn one() -> u32 {
-    1
-}
-
-/// Latency and energy of the MAC per precision (SPEC section 2: PELUSO's
-/// 28 nm UTBB FD-SOI figures at 1 GHz, 0.90 V).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MacConfig {
-    /// Cycles per MAC. Default 4 / 2 / 2 / 1 (the multiply steps of Algorithm 1).
-    pub cycles: PerMode<u32>,
-    /// Energy per (non-zero) MAC, pJ. Default 3.80 / 1.90 / 1.90 / 0.95.
-    pub energy_pj: PerMode<f64>,
-    /// `E_zero / E_MAC(8x8)`: energy of a gated zero-operand MAC relative
-    /// to an 8x8 MAC, whatever the mode. Default 0.103.
-    pub zero_energy_ratio: f64,
-    pub zero_skipping: ZeroSkipping,
-    /// Area of one MAC, um^2 (1443: 3.7 % over a plain 8x8 MAC).
-    pub area_um2: f64,
-}
-
-impl Default for MacConfig {
-    fn default() -> Self {
-        MacConfig {
-            cycles: PerMode {
-                full: 4,
-                i16_w8: 2,
-                i8_w16: 2,
-                half: 1,
-            },
-            energy_pj: PerMode {
-                full: 3.80,
-                i16_w8: 1.90,
-                i8_w16: 1.90,
-                half: 0.95,
-            },
-            zero_energy_ratio: 0.103,
-            zero_skipping: ZeroSkipping::EnergyOnly,
-            area_um2: 1443.0,
-        }
-    }
-}
-
-/// MAC counts of one layer (or any group of MACs of one mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct MacCounts {
-    /// MACs whose operands (in the bytes used) are both non-zero.
-    pub nonzero: u64,
-    /// MACs with a zero operand.
-    pub zero: u64,
-}
-
-/// Cycles and energy of a group of MACs.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
-pub struct MacCost {
-    /// Multiplier cycles, summed over MACs (divide by parallel PEs for time).
-    pub cycles: u64,
-    pub energy_pj: f64,
-}
-
-impl MacConfig {
-    /// Checks every value; the error names the field and the valid range.
-    pub fn validate(&self) -> Result<(), String> {
-        for mode in MacMode::ALL {
-            let c = self.cycles.get(mode);
-            if !(1..=64).contains(&c) {
-                return Err(format!("cycles.\"{mode}\" is {c}; valid: 1 to 64"));
-            }
-            let e = self.energy_pj.get(mode);
-            if !(e.is_finite() && e >= 0.0) {
-                return Err(format!(
-                    "energy_pj.\"{mode}\" is {e}; valid: a finite number >= 0"
-                ));
-            }
-        }
-        let r = self.zero_energy_ratio;
-        if !(r.is_finite() && (0.0..=1.0).contains(&r)) {
-            return Err(format!("zero_energy_ratio is {r}; valid: 0 to 1"));
-        }
-        if let ZeroSkipping::EnergyAndCycles { cycles } = self.zero_skipping
-            && !(1..=64).contains(&cycles)
-        {
-            return Err(format!("zero_skipping.cycles is {cycles}; valid: 1 to 64"));
-        }
-        if !(self.area_um2.is_finite() && self.area_um2 >= 0.0) {
-            return Err(format!(
-                "area_um2 is {}; valid: a finite number >= 0",
-                self.area_um2
-            ));
-        }
-        Ok(())
-    }
-
-    /// Cycles of one non-zero MAC.
-    pub fn mac_cycles(&self, mode: MacMode) -> u32 {
-        self.cycles.get(mode)
-    }
-
-    /// Energy of one non-zero MAC, pJ.
-    pub fn mac_energy_pj(&self, mode: MacMode) -> f64 {
-        self.energy_pj.get(mode)
-    }
-
-    /// Cycles of one zero-operand MAC.
-    pub fn zero_mac_cycles(&self, mode: MacMode) -> u32 {
-        match self.zero_skipping {
-            ZeroSkipping::Off | ZeroSkipping::EnergyOnly => self.mac_cycles(mode),
-            ZeroSkipping::EnergyAndCycles { cycles } => cycles.min(self.mac_cycles(mode)),
-        }
-    }
-
-    /// Energy of one zero-operand MAC, pJ: `E_zero = ratio x E_MAC(8x8)` when
-    /// gated, the mode's full energy when not.
-    pub fn zero_mac_energy_pj(&self, mode: MacMode) -> f64 {
-        match self.zero_skipping {
-            ZeroSkipping::Off => self.mac_energy_pj(mode),
-            _ => self.zero_energy_ratio * self.energy_pj.half,
-        }
-    }
-
-    /// Cycles and energy of `counts` MACs in `mode` (SPEC's `E_comp` term).
-    pub fn cost(&self, mode: MacMode, counts: MacCounts) -> MacCost {
-        MacCost {
-            cycles: counts.nonzero * u64::from(self.mac_cycles(mode))
-                + counts.zero * u64::from(self.zero_mac_cycles(mode)),
-            energy_pj: counts.nonzero as f64 * self.mac_energy_pj(mode)
-                + counts.zero as f64 * self.zero_mac_energy_pj(mode),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,52 +389,6 @@ mod tests {
     }
 
     #[test]
-    fn latency_defaults_follow_the_schedule() {
-        let c = MacConfig::default();
-        for mode in MacMode::ALL {
-            assert_eq!(c.mac_cycles(mode), mode.multiply_steps(), "{mode}");
-        }
-        assert_eq!(
-            MacMode::ALL.map(|m| m.multiply_steps()),
-            [4, 2, 2, 1],
-            "16x16, 16x8, 8x16, 8x8"
-        );
-        assert_eq!(MacMode::ALL.map(|m| m.alignment_bits()), [0, 8, 8, 16]);
-        assert_eq!(c.validate(), Ok(()));
-    }
-
-    #[test]
-    fn zero_skipping_costs() {
-        let c = MacConfig::default();
-        let counts = MacCounts {
-            nonzero: 10,
-            zero: 5,
-        };
-        let full = c.cost(MacMode::FULL, counts);
-        assert_eq!(full.cycles, 60); // PELUSO: zeros save energy, not cycles
-        assert!((full.energy_pj - (38.0 + 5.0 * 0.103 * 0.95)).abs() < 1e-12);
-        let skip = MacConfig {
-            zero_skipping: ZeroSkipping::EnergyAndCycles { cycles: 1 },
-            ..c
-        };
-        assert_eq!(skip.cost(MacMode::FULL, counts).cycles, 45);
-        assert_eq!(skip.cost(MacMode::HALF, counts).cycles, 15);
-        let off = MacConfig {
-            zero_skipping: ZeroSkipping::Off,
-            ..c
-        };
-        assert!((off.cost(MacMode::I8_W16, counts).energy_pj - 15.0 * 1.90).abs() < 1e-12);
-        let bad = MacConfig {
-            zero_energy_ratio: 1.5,
-            ..c
-        };
-        assert!(
-            bad.validate()
-                .is_err_and(|e| e.contains("zero_energy_ratio"))
-        );
-    }
-
-    #[test]
     fn zero_operands_are_judged_on_the_bytes_used() {
         // 0x00FF has a zero high byte: zero at 8 bits, non-zero at 16.
         assert!(is_zero_operand(0x00FF, 1000, MacMode::I8_W16));
@@ -764,27 +449,6 @@ mod tests {
             dot_fast(&x, &x, MacMode::FULL, 1 << 46, ACCUMULATOR_BITS),
             (1i64 << 47) - 1
         );
-    }
-
-    #[test]
-    fn config_reads_from_toml_as_documented() {
-        // The example of docs/precision.md.
-        let text = r#"
-cycles = { "16x16" = 4, "16x8" = 2, "8x16" = 2, "8x8" = 1 }
-energy_pj = { "16x16" = 3.80, "16x8" = 1.90, "8x16" = 1.90, "8x8" = 0.95 }
-zero_energy_ratio = 0.103
-zero_skipping = { mode = "energy_only" }
-area_um2 = 1443.0
-"#;
-        let c: MacConfig = toml::from_str(text).expect("documented example parses");
-        assert_eq!(c, MacConfig::default());
-        let c: MacConfig =
-            toml::from_str("zero_skipping = { mode = \"energy_and_cycles\" }").expect("parses");
-        assert_eq!(c.zero_skipping, ZeroSkipping::EnergyAndCycles { cycles: 1 });
-        let e = toml::from_str::<MacConfig>("cycles = { \"16x16\" = 4 }").expect_err("partial");
-        assert!(e.to_string().contains("missing field"), "{e}");
-        let e = toml::from_str::<MacConfig>("cycle = 3").expect_err("unknown key");
-        assert!(e.to_string().contains("unknown field"), "{e}");
     }
 
     #[test]

@@ -128,6 +128,18 @@ impl PrecisionAssignment {
         };
         Ok(PrecisionAssignment::new(modes, output))
     }
+
+    /// What a user types: the full text form ([`Self::parse`]), or one mode
+    /// (`8x16`) for PELUSO's per-network alternative ([`Self::per_network`]).
+    pub fn from_spec(text: &str, layers: usize) -> Result<Self, String> {
+        let t = text.trim();
+        if !t.contains('/') && !t.contains(',') {
+            if let Ok(mode) = t.parse::<MacMode>() {
+                return Ok(Self::per_network(layers, mode));
+            }
+        }
+        Self::parse(t, layers)
+    }
 }
 
 impl std::fmt::Display for PrecisionAssignment {
@@ -173,5 +185,8 @@ mod tests {
         assert!(PrecisionAssignment::parse("16x16/12", 1).is_err());
         let per = PrecisionAssignment::per_network(2, MacMode::I8_W16);
         assert_eq!(per.to_string(), "8x16,8x16/8");
+        assert_eq!(PrecisionAssignment::from_spec(" 8x16 ", 2), Ok(per.clone()));
+        assert_eq!(PrecisionAssignment::from_spec("8x16,8x16/8", 2), Ok(per));
+        assert!(PrecisionAssignment::from_spec("8x9", 2).is_err_and(|e| e.contains("e.g.")));
     }
 }

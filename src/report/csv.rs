@@ -1,6 +1,7 @@
 //! The report as CSV: one row per layer, then a `total` row. Engine columns
 //! are empty when no engine measured them. The last four columns (engine,
-//! its clock, TOPS, TOPS/W) were added with schema 3.
+//! its clock, TOPS, TOPS/W) were added with schema 3, `precision` (the
+//! layer's MAC precision; the run's assignment on the total row) with 4.
 
 use super::{Measured, Report};
 
@@ -85,7 +86,7 @@ pub fn render(report: &Report) -> Result<String, csv::Error> {
     let mut header: Vec<&str> = HEADER.to_vec();
     header.extend(MEASURED);
     header.push("energy_pj_total");
-    header.extend(["engine", "clock_mhz", "tops", "tops_per_w"]);
+    header.extend(["engine", "clock_mhz", "tops", "tops_per_w", "precision"]);
     w.write_record(&header)?;
     let opt = |x: Option<f64>| x.map(|v| format!("{v}")).unwrap_or_default();
     let shape = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
@@ -108,6 +109,7 @@ pub fn render(report: &Report) -> Result<String, csv::Error> {
             opt(l.clock_mhz),
             opt(l.tops),
             opt(l.tops_per_w),
+            l.precision.clone().unwrap_or_default(),
         ]);
         w.write_record(&row)?;
     }
@@ -131,6 +133,7 @@ pub fn render(report: &Report) -> Result<String, csv::Error> {
         opt(th.map(|t| t.clock_mhz)),
         opt(th.map(|t| t.tops)),
         opt(th.map(|t| t.tops_per_w)),
+        report.precision.clone().unwrap_or_default(),
     ]);
     w.write_record(&row)?;
     let bytes = w.into_inner().map_err(|e| e.into_error())?;

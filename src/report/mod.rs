@@ -16,7 +16,7 @@ use crate::hw::dram::DramStats;
 use crate::units::ReadWrite;
 
 /// Version of the report schema (docs/report.md).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -27,6 +27,10 @@ pub struct Report {
     /// What produced the per-layer figures (`reference`: only what the
     /// reference executor knows; no hardware was simulated).
     pub engine: String,
+    /// The precision assignment the run used (`--precision`), in
+    /// `16x16,8x16,.../16` form; absent when layers ran at their storage widths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     pub layers: Vec<LayerReport>,
     pub total: TotalReport,
     /// True only when a simulated engine computed every layer and each
@@ -284,8 +288,14 @@ pub struct LayerReport {
     pub output_shape: [usize; 3],
     pub weights: u64,
     pub macs: u64,
-    /// MACs with a zero (centred) input or weight operand.
+    /// MACs with a zero (centred) input or weight operand, in the bytes the
+    /// layer's MAC precision uses: as the engine counted them when it ran
+    /// the layer, else as the reference executor counts them.
     pub zero_macs: u64,
+    /// MAC precision (`16x16`, `16x8`, `8x16`, `8x8`: input x weight bits)
+    /// of a weighted layer on the PE array.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     /// Storage type of the output (`uint8`, `int8`, `int16`).
     pub output_dtype: String,
     /// CRC-32 of the output tensor's bytes in C order, as 8 hex digits.

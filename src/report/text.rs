@@ -47,7 +47,11 @@ pub fn render(report: &Report) -> String {
     let mut table = Table::new();
     let measured = report.total.measured.is_some();
     let system = report.system.is_some();
+    let precision = report.layers.iter().any(|l| l.precision.is_some());
     let mut header = vec!["#", "layer", "op", "output", "MACs", "zero-op"];
+    if precision {
+        header.push("prec");
+    }
     if system {
         header.extend(["engine", "TOPS", "TOPS/W"]);
     }
@@ -70,6 +74,9 @@ pub fn render(report: &Report) -> String {
             thousands(l.macs),
             percent(l.zero_macs, l.macs),
         ];
+        if precision {
+            row.push(l.precision.clone().unwrap_or_default());
+        }
         if system {
             row.push(l.engine.clone().unwrap_or_default());
             row.push(
@@ -96,6 +103,9 @@ pub fn render(report: &Report) -> String {
         thousands(t.macs),
         percent(t.zero_macs, t.macs),
     ];
+    if precision {
+        row.push(String::new());
+    }
     if system {
         row.extend([String::new(), String::new(), String::new()]);
     }
@@ -117,8 +127,13 @@ pub fn render(report: &Report) -> String {
         .as_deref()
         .map(|v| format!(":{v}"))
         .unwrap_or_default();
+    let assignment = report
+        .precision
+        .as_deref()
+        .map(|p| format!(", precision {p}"))
+        .unwrap_or_default();
     let mut out = format!(
-        "workload {}{variant} ({}, input {}), arch {}, engine {}\n{table}\n",
+        "workload {}{variant} ({}, input {}), arch {}, engine {}{assignment}\n{table}\n",
         report.workload.name,
         report.workload.numerics,
         report.workload.input,

@@ -81,7 +81,11 @@ pub(super) fn run(
             output_shape: dims(layer.output_shape),
             weights: layer.weight_count(),
             macs: layer.macs(),
-            zero_macs: reference::zero_operand_macs(layer, layer_input),
+            zero_macs: r.filter(|r| r.stats.mac_mode.is_some()).map_or_else(
+                || reference::zero_operand_macs(layer, layer_input),
+                |r| r.stats.zero_macs,
+            ),
+            precision: r.and_then(|r| r.stats.mac_mode).map(|m| m.to_string()),
             output_dtype: layer.output_quant.dtype().numpy_name().to_string(),
             output_crc32: format!(
                 "{:08x}",
@@ -291,6 +295,7 @@ pub(super) fn run(
     };
     let s = net.input_shape;
     let report = Report {
+        precision: None,
         schema_version: SCHEMA_VERSION,
         accsim_version: env!("CARGO_PKG_VERSION").to_string(),
         workload: WorkloadInfo {

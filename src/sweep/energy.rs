@@ -9,7 +9,8 @@
 //! cost per 16-bit word (half for 8-bit data). Real access counts depend on
 //! the dataflow and memory hierarchy, which only the engine knows.
 
-use crate::numerics::mac::{MacConfig, MacCounts, Width};
+use crate::arch::mac::MacConfig;
+use crate::numerics::mac::{MacCounts, Width};
 use crate::numerics::precision::PrecisionAssignment;
 use crate::reference::precision::{PrecisionNetwork, weighted_layers};
 use crate::workload::ir::{Activations, Network};

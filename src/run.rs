@@ -363,10 +363,7 @@ fn measured(s: &LayerStats, arch: &Arch) -> Measured {
 /// the layers' (each layer's word widths and MAC precision priced apart).
 fn total_measured(sum: &LayerStats, layers: &[LayerStats], arch: &Arch) -> Measured {
     let mut m = measured(sum, arch);
-    let mut norm = energy::Energy::default();
-    for s in layers {
-        norm.add(&energy::normalised(s, &arch.energy));
-    }
+    let norm = energy::normalised_sum(layers, &arch.energy);
     m.energy = norm;
     m.energy_pj = norm.scaled(arch.energy.pj_per_unit);
     m.memory_energy = norm.memory();

@@ -304,3 +304,157 @@ fn precision_needs_a_16_bit_network_and_the_right_length() {
     let e = run(&ic, &a, &options).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("weighted layers"), "{e}");
 }
+
+mod cli {
+    use assert_cmd::Command;
+
+    fn accsim() -> Command {
+        Command::cargo_bin("accsim").unwrap_or_else(|e| panic!("accsim binary: {e}"))
+    }
+
+    fn code(args: &[&str]) -> (i32, String, String) {
+        let out = accsim()
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn run_precision_flag_reports_modes_and_refuses_what_it_cannot_do() {
+        let (c, out, err) = code(&[
+            "run",
+            "--workload",
+            "kws_cnn_one_fstride4",
+            "--precision",
+            "8x16",
+        ]);
+        assert_eq!(c, 0, "{err}");
+        assert!(
+            out.contains("precision 8x16,8x16,8x16,8x16,8x16/8") && out.contains("bit-exact: yes"),
+            "{out}"
+        );
+        for (args, needle) in [
+            (
+                vec!["run", "--workload", "cae_cnn", "--precision", "8x8"],
+                "dynamic",
+            ),
+            (
+                vec![
+                    "run",
+                    "--workload",
+                    "kws_cnn_one_fstride4",
+                    "--precision",
+                    "8x8,8x8/8",
+                ],
+                "weighted layers",
+            ),
+            (
+                vec![
+                    "run",
+                    "--workload",
+                    "kws_cnn_one_fstride4",
+                    "--precision",
+                    "9x9",
+                ],
+                "valid",
+            ),
+            (
+                vec![
+                    "run",
+                    "--workload",
+                    "kws_cnn_one_fstride4",
+                    "--precision",
+                    "8x8",
+                    "--dump",
+                    "x",
+                ],
+                "--dump",
+            ),
+            (
+                vec![
+                    "run",
+                    "--workload",
+                    "kws_cnn_one_fstride4",
+                    "--arch",
+                    "ffe4_nvdla_c",
+                    "--precision",
+                    "8x8",
+                ],
+                "PE-array",
+            ),
+            (
+                vec!["precision", "--workload", "kws_cnn_one_fstride4"],
+                "calibration",
+            ),
+            (
+                vec![
+                    "precision",
+                    "--workload",
+                    "kws_cnn_one_fstride4_float",
+                    "--lambda",
+                    "0:5:1",
+                ],
+                "--lambda",
+            ),
+        ] {
+            let (c, _, err) = code(&args);
+            assert_eq!(c, 2, "{args:?}: {err}");
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_small_study_writes_identical_files_for_any_thread_count() {
+        let dir = std::env::temp_dir().join(format!("accsim_precision_{}", std::process::id()));
+        let mut texts = Vec::new();
+        for j in ["1", "2"] {
+            let out = dir.join(j);
+            let (c, stdout, err) = code(&[
+                "precision",
+                "--workload",
+                "kws_cnn_one_fstride4_float",
+                "--samples",
+                "40",
+                "--lambda",
+                "2,10",
+                "--iters",
+                "5",
+                "-j",
+                j,
+                "--out",
+                out.to_str().unwrap_or("."),
+            ]);
+            assert_eq!(c, 0, "{err}");
+            assert!(stdout.contains("PELUSO front"), "{stdout}");
+            let read = |f: &str| std::fs::read(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            for f in ["front.png", "front.svg"] {
+                assert!(read(f).len() > 1000, "{f}");
+            }
+            texts.push([read("study.json"), read("points.csv"), read("states.csv")]);
+        }
+        assert!(texts[0] == texts[1], "outputs differ between -j 1 and -j 2");
+        let study: serde_json::Value =
+            serde_json::from_slice(&texts[0][0]).unwrap_or_else(|e| panic!("{e}"));
+        let all16 = &study["all_16"];
+        assert_eq!(all16["assignment"], "16x16,16x16,16x16,16x16,16x16/16");
+        assert_eq!(all16["energy_saving"], 0.0);
+        assert_eq!(study["per_network"].as_array().map(Vec::len), Some(4));
+        let front = study["front"].as_array().cloned().unwrap_or_default();
+        assert!(!front.is_empty());
+        for p in &front {
+            assert_eq!(p["bit_exact"], true);
+            assert!(p["energy_pj"].as_f64().unwrap_or(0.0) > 0.0);
+        }
+        // The all-8 point spends fewer cycles and less energy than all-16.
+        let all8 = &study["per_network"][3];
+        assert_eq!(all8["assignment"], "8x8,8x8,8x8,8x8,8x8/8");
+        assert!(all8["cycles"].as_u64() < all16["cycles"].as_u64());
+        assert!(all8["energy_saving"].as_f64().unwrap_or(0.0) > 0.3);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -7,6 +7,7 @@
 mod check;
 mod list;
 mod plot;
+mod precision;
 mod run;
 
 use std::process::ExitCode;
@@ -52,6 +53,12 @@ enum Command {
         after_help = "Examples:\n  accsim run --workload cae_cnn --trace traces/cae.vcd --json out/cae.json\n  accsim plot --trace traces/cae.vcd --report out/cae.json --out out/cae_trace.png\n  accsim plot --trace traces/cae.vcd --window 0:200000 --out out/fill.svg\n  accsim plot --report out/cae.json --out out/cae_layers.png"
     )]
     Plot(plot::PlotArgs),
+    /// Search per-layer MAC precisions (PELUSO): energy from the engine,
+    /// accuracy drop over a calibration set; writes the fronts, CSV, JSON, plots.
+    #[command(
+        after_help = "Examples:\n  accsim precision --workload kws_cnn_one_fstride4_float --samples 500 --out out/kws_precision\n  accsim precision --workload ic_cifar10_float --arch lu22_fixed --lambda 1,5,10 --iters 10\n  accsim run --workload ic_cifar10 --precision 16x16,8x16,8x16,8x8,8x8,16x8,16x16/16"
+    )]
+    Precision(precision::PrecisionArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -63,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::List => list::execute(),
         Command::Check(args) => check::execute(&args),
         Command::Plot(args) => plot::execute(&args),
+        Command::Precision(args) => precision::execute(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -92,6 +92,13 @@ pub fn execute(args: &RunArgs) -> Result<()> {
             per_pe: args.trace_pes,
         }),
     };
+    if args.precision.is_some() && args.dump.is_some() {
+        return Err(accsim::error::InputError::new(
+            "--dump",
+            "a dump describes the network at its storage widths, which --precision changes; valid: --dump without --precision",
+        )
+        .into());
+    }
     let precision = args
         .precision
         .as_deref()

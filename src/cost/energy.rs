@@ -93,6 +93,16 @@ pub fn picojoules(stats: &LayerStats, cost: &EnergyConfig) -> Energy {
     normalised(stats, cost).scaled(cost.pj_per_unit)
 }
 
+/// Normalised energy of several layers: the sum of each layer's, since
+/// word widths and MAC precisions differ from layer to layer.
+pub fn normalised_sum(layers: &[LayerStats], cost: &EnergyConfig) -> Energy {
+    let mut sum = Energy::default();
+    for s in layers {
+        sum.add(&normalised(s, cost));
+    }
+    sum
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Energy of a precision assignment: the interface the search calls, which
 //! the simulated engine implements (SPEC section 2: `E = E_comp + E_mem`, the
-//! counts taken from the simulated architecture).
+//! counts taken from the simulated architecture): [`SimulatedEnergyModel`].
 //!
 //! [`AnalyticEnergyModel`] is **not** what reports use. It is a closed-form
 //! stand-in for tests and examples until the engine supplies energies: MAC
@@ -9,7 +9,10 @@
 //! cost per 16-bit word (half for 8-bit data). Real access counts depend on
 //! the dataflow and memory hierarchy, which only the engine knows.
 
+use crate::arch::Arch;
 use crate::arch::mac::MacConfig;
+use crate::cost::energy;
+use crate::engine::{self, EngineOptions};
 use crate::numerics::mac::{MacCounts, Width};
 use crate::numerics::precision::PrecisionAssignment;
 use crate::reference::precision::{PrecisionNetwork, weighted_layers};
@@ -20,6 +23,80 @@ pub trait EnergyModel: Sync {
     /// Energy in pJ of one inference at `assignment`. Errors name what is
     /// wrong (the caller adds the file or flag).
     fn energy_pj(&self, assignment: &PrecisionAssignment) -> Result<f64, String>;
+}
+
+/// What one simulated inference at an assignment cost.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct SimulatedCost {
+    /// Total energy, pJ: MACs + register files + array + GLB + DRAM.
+    pub energy_pj: f64,
+    pub mac_pj: f64,
+    pub memory_pj: f64,
+    pub cycles: u64,
+}
+
+/// Energy as the engine simulates it: one inference of `network` on `arch`
+/// at the assignment, on `input` (the workload's default input; the zero
+/// operands, and so the MAC energy, depend on it). Every figure is the
+/// engine's; nothing is estimated. The run is not compared with the
+/// reference (the search runs thousands); [`Self::checked`] does that for
+/// the points a study reports.
+pub struct SimulatedEnergyModel<'a> {
+    network: &'a Network,
+    arch: &'a Arch,
+    input: &'a Activations,
+}
+
+impl<'a> SimulatedEnergyModel<'a> {
+    pub fn new(network: &'a Network, arch: &'a Arch, input: &'a Activations) -> Self {
+        SimulatedEnergyModel {
+            network,
+            arch,
+            input,
+        }
+    }
+
+    /// One simulated inference at `assignment`.
+    pub fn simulate(&self, assignment: &PrecisionAssignment) -> Result<SimulatedCost, String> {
+        self.run(assignment, None)
+    }
+
+    /// [`Self::simulate`], every layer compared with the reference executor
+    /// at the same assignment: an error names the first differing value.
+    pub fn checked(&self, assignment: &PrecisionAssignment) -> Result<SimulatedCost, String> {
+        let reference = PrecisionNetwork::new(self.network, assignment)?
+            .run(self.input.clone())
+            .into_parts()
+            .1;
+        self.run(assignment, Some(&reference))
+    }
+
+    fn run(
+        &self,
+        assignment: &PrecisionAssignment,
+        reference: Option<&[Activations]>,
+    ) -> Result<SimulatedCost, String> {
+        let options = EngineOptions {
+            trace: None,
+            precision: Some(assignment.clone()),
+        };
+        let r = engine::run_with(self.network, self.arch, self.input, reference, &options)
+            .map_err(|e| e.to_string())?;
+        let e = energy::normalised_sum(&r.layers, &self.arch.energy)
+            .scaled(self.arch.energy.pj_per_unit);
+        Ok(SimulatedCost {
+            energy_pj: e.total,
+            mac_pj: e.mac,
+            memory_pj: e.memory(),
+            cycles: r.total_cycles,
+        })
+    }
+}
+
+impl EnergyModel for SimulatedEnergyModel<'_> {
+    fn energy_pj(&self, assignment: &PrecisionAssignment) -> Result<f64, String> {
+        Ok(self.simulate(assignment)?.energy_pj)
+    }
 }
 
 /// Energy split of the analytic model, pJ.

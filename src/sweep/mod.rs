@@ -11,13 +11,14 @@
 //!   pareto::front over every evaluated state  +  the four per-network points
 //! ```
 //!
-//! [`search`] is the whole flow; the `accsim precision` command will call it
-//! with the engine's [`energy::EnergyModel`].
+//! [`search`] is the whole flow; [`precision_study`] runs it with the
+//! engine's [`energy::SimulatedEnergyModel`] for the `accsim precision` command.
 
 pub mod accuracy;
 pub mod anneal;
 pub mod energy;
 pub mod pareto;
+pub mod precision_study;
 
 use serde::Serialize;
 
@@ -55,6 +56,8 @@ pub struct PrecisionSearch {
     pub per_network: Vec<OperatingPoint>,
     /// Distinct states evaluated (energy model and calibration set each run once per state).
     pub evaluated_states: usize,
+    /// Every state evaluated, in bit-vector order.
+    pub states: Vec<OperatingPoint>,
 }
 
 /// Runs PELUSO's search: one annealing run per `lambdas` entry (memo shared,
@@ -125,6 +128,10 @@ pub fn search(
         .into_iter()
         .map(|i| point(states[i].0, states[i].1))
         .collect::<Result<Vec<_>, _>>()?;
+    let all_states = states
+        .iter()
+        .map(|(x, e)| point(x, e))
+        .collect::<Result<Vec<_>, _>>()?;
     let run_objectives: Vec<Objectives> = runs
         .iter()
         .map(|r| Objectives {
@@ -149,5 +156,6 @@ pub fn search(
         search_front,
         per_network,
         evaluated_states: annealer.memo().len(),
+        states: all_states,
     })
 }

@@ -1,0 +1,425 @@
+//! A precision study: PELUSO's search (SPEC section 2) with the engine as
+//! the energy model, and what a user takes away from it: the front with
+//! cycles and a bit-exact check per point, the per-network alternatives,
+//! every evaluated state, a CSV, a JSON and a plot.
+//!
+//! ```text
+//!   workload ([float]: calibration set) ──► AccuracyEvaluator ──┐
+//!   arch + default input ──► SimulatedEnergyModel (engine) ─────┴─► sweep::search
+//!                                                                      │
+//!        front / PELUSO front / per-network points ◄── checked engine runs (cycles, bit-exact)
+//! ```
+//!
+//! Everything written is a pure function of (workload, arch, samples,
+//! lambdas, anneal config): no wall time, no thread count, so files from two
+//! runs compare byte for byte (the CLI prints the time on stdout only).
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use serde::Serialize;
+
+use super::accuracy::{AccuracyEvaluator, DropReference};
+use super::anneal::AnnealConfig;
+use super::energy::{SimulatedCost, SimulatedEnergyModel};
+use super::{OperatingPoint, search};
+use crate::arch::Arch;
+use crate::error::{Error, Result};
+use crate::numerics::precision::PrecisionAssignment;
+use crate::reference::precision::weighted_layers;
+use crate::trace::plot::{font, register_font};
+use crate::workload::Workload;
+use crate::workload::dfp::CalibrationSet;
+
+/// What to search.
+#[derive(Debug, Clone)]
+pub struct StudyOptions {
+    /// lambda_max values, fractions (0.01 = 1 %), one annealing run each.
+    pub lambdas: Vec<f64>,
+    pub anneal: AnnealConfig,
+    /// Worker threads for the calibration set (results do not depend on it).
+    pub threads: usize,
+}
+
+/// One operating point, simulated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StudyPoint {
+    pub assignment: PrecisionAssignment,
+    pub accuracy_drop: f64,
+    pub energy_pj: f64,
+    /// `1 - E / E(all 16 bit)`.
+    pub energy_saving: f64,
+    pub mac_pj: f64,
+    pub memory_pj: f64,
+    pub cycles: u64,
+    /// `cycles(all 16 bit) / cycles`.
+    pub speedup: f64,
+    /// The engine's outputs at this assignment matched the reference
+    /// executor's at the same assignment, every layer, bit for bit.
+    pub bit_exact: bool,
+}
+
+/// One annealing run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub lambda_max: f64,
+    pub best: PrecisionAssignment,
+    pub energy_pj: f64,
+    pub accuracy_drop: f64,
+    pub moves: u64,
+    pub accepted: u64,
+    pub new_evaluations: u64,
+}
+
+/// PELUSO's summary of a front (its Table: points, mean drop, mean saving).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FrontSummary {
+    pub points: usize,
+    pub mean_accuracy_drop: f64,
+    pub mean_energy_saving: f64,
+    pub max_energy_saving: f64,
+}
+
+/// An evaluated state (not re-run with checking).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateRecord {
+    pub assignment: PrecisionAssignment,
+    pub accuracy_drop: f64,
+    pub energy_pj: f64,
+    pub energy_saving: f64,
+}
+
+/// The result of a study.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrecisionStudy {
+    pub workload: String,
+    pub arch: String,
+    pub weighted_layers: usize,
+    pub samples: usize,
+    /// What the accuracy drop is measured against.
+    pub reference: DropReference,
+    pub lambdas: Vec<f64>,
+    pub anneal: AnnealConfig,
+    pub all_16: StudyPoint,
+    /// PELUSO's front: the non-dominated results of the annealing runs.
+    pub search_front: Vec<StudyPoint>,
+    pub search_summary: FrontSummary,
+    /// The non-dominated points among every state evaluated.
+    pub front: Vec<StudyPoint>,
+    pub front_summary: FrontSummary,
+    /// Every layer 16x16, 8x16, 16x8, 8x8.
+    pub per_network: Vec<StudyPoint>,
+    pub runs: Vec<RunSummary>,
+    pub evaluated_states: usize,
+    /// Every state evaluated, in bit-vector order.
+    pub states: Vec<StateRecord>,
+}
+
+/// Runs the study of `workload` (which needs a calibration set, e.g. a
+/// `[float]` workload) on `arch`. `on_state(n)` is called after each new
+/// state evaluation (progress).
+pub fn run(
+    workload: &Workload,
+    set: &CalibrationSet,
+    arch: &Arch,
+    options: &StudyOptions,
+    on_state: impl FnMut(usize),
+) -> std::result::Result<PrecisionStudy, String> {
+    let network = &workload.network;
+    let layers = weighted_layers(network).len();
+    let accuracy = AccuracyEvaluator::new(network, set, options.threads)?;
+    let energy = SimulatedEnergyModel::new(network, arch, &workload.default_input);
+    let found = search(
+        &energy,
+        &accuracy,
+        layers,
+        &options.lambdas,
+        &options.anneal,
+        on_state,
+    )?;
+    let full = PrecisionAssignment::full(layers);
+    let all_16_cost = energy.checked(&full)?;
+    let point = |p: &OperatingPoint| -> std::result::Result<StudyPoint, String> {
+        // A checked run: an engine that disagreed with the reference is an
+        // error here, so `bit_exact` is true for every point written.
+        let cost: SimulatedCost = energy.checked(&p.assignment)?;
+        Ok(StudyPoint {
+            assignment: p.assignment.clone(),
+            accuracy_drop: p.accuracy_drop,
+            energy_pj: cost.energy_pj,
+            energy_saving: p.energy_saving,
+            mac_pj: cost.mac_pj,
+            memory_pj: cost.memory_pj,
+            cycles: cost.cycles,
+            speedup: if cost.cycles > 0 {
+                all_16_cost.cycles as f64 / cost.cycles as f64
+            } else {
+                0.0
+            },
+            bit_exact: true,
+        })
+    };
+    let points = |v: &[OperatingPoint]| v.iter().map(point).collect::<Result<Vec<_>, _>>();
+    let search_front = points(&found.search_front)?;
+    let front = points(&found.front)?;
+    let per_network = points(&found.per_network)?;
+    let all_16 = point(&OperatingPoint {
+        assignment: full,
+        energy_pj: found.all_16_energy_pj,
+        energy_saving: 0.0,
+        accuracy_drop: 0.0,
+    })?;
+    let runs = found
+        .runs
+        .iter()
+        .map(|r| {
+            Ok(RunSummary {
+                lambda_max: r.lambda_max,
+                best: PrecisionAssignment::from_bits(&r.best)?,
+                energy_pj: r.best_evaluation.energy,
+                accuracy_drop: r.best_evaluation.accuracy_drop,
+                moves: r.moves,
+                accepted: r.accepted,
+                new_evaluations: r.new_evaluations,
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    Ok(PrecisionStudy {
+        workload: network.name.clone(),
+        arch: arch.name.clone(),
+        weighted_layers: layers,
+        samples: set.inputs.len(),
+        reference: found.reference,
+        lambdas: options.lambdas.clone(),
+        anneal: options.anneal,
+        all_16,
+        search_summary: summary(&search_front),
+        search_front,
+        front_summary: summary(&front),
+        front,
+        per_network,
+        runs,
+        evaluated_states: found.evaluated_states,
+        states: found
+            .states
+            .iter()
+            .map(|p| StateRecord {
+                assignment: p.assignment.clone(),
+                accuracy_drop: p.accuracy_drop,
+                energy_pj: p.energy_pj,
+                energy_saving: p.energy_saving,
+            })
+            .collect(),
+    })
+}
+
+fn summary(points: &[StudyPoint]) -> FrontSummary {
+    let n = points.len();
+    let mean = |f: fn(&StudyPoint) -> f64| {
+        if n == 0 {
+            0.0
+        } else {
+            points.iter().map(f).sum::<f64>() / n as f64
+        }
+    };
+    FrontSummary {
+        points: n,
+        mean_accuracy_drop: mean(|p| p.accuracy_drop),
+        mean_energy_saving: mean(|p| p.energy_saving),
+        max_energy_saving: points.iter().map(|p| p.energy_saving).fold(0.0, f64::max),
+    }
+}
+
+/// The points as CSV rows, one per point, `kind` naming the set.
+pub fn points_csv(study: &PrecisionStudy) -> std::result::Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "kind",
+        "assignment",
+        "accuracy_drop",
+        "energy_pj",
+        "energy_saving",
+        "mac_pj",
+        "memory_pj",
+        "cycles",
+        "speedup",
+        "bit_exact",
+    ])?;
+    let sets: [(&str, &[StudyPoint]); 4] = [
+        ("all_16", std::slice::from_ref(&study.all_16)),
+        ("search_front", &study.search_front),
+        ("front", &study.front),
+        ("per_network", &study.per_network),
+    ];
+    for (kind, points) in sets {
+        for p in points {
+            w.write_record([
+                kind.to_string(),
+                p.assignment.to_string(),
+                p.accuracy_drop.to_string(),
+                p.energy_pj.to_string(),
+                p.energy_saving.to_string(),
+                p.mac_pj.to_string(),
+                p.memory_pj.to_string(),
+                p.cycles.to_string(),
+                p.speedup.to_string(),
+                p.bit_exact.to_string(),
+            ])?;
+        }
+    }
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Every evaluated state as CSV.
+pub fn states_csv(study: &PrecisionStudy) -> std::result::Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["assignment", "accuracy_drop", "energy_pj", "energy_saving"])?;
+    for s in &study.states {
+        w.write_record([
+            s.assignment.to_string(),
+            s.accuracy_drop.to_string(),
+            s.energy_pj.to_string(),
+            s.energy_saving.to_string(),
+        ])?;
+    }
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Energy saving against accuracy drop (both in %): every state in grey,
+/// the front as a line, PELUSO's front as squares, the per-network points
+/// labelled. PNG or SVG by `out`'s extension.
+pub fn plot(study: &PrecisionStudy, out: &Path) -> Result<()> {
+    register_font();
+    let size = (1000u32, 700u32);
+    let drawn = match out.extension().and_then(|e| e.to_str()) {
+        Some("png") => draw(BitMapBackend::new(out, size).into_drawing_area(), study),
+        Some("svg") => draw(SVGBackend::new(out, size).into_drawing_area(), study),
+        _ => {
+            return Err(
+                crate::error::InputError::new(out, "the plot must end in .png or .svg").into(),
+            );
+        }
+    };
+    drawn.map_err(|message| Error::Output {
+        path: out.to_path_buf(),
+        message,
+    })
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    study: &PrecisionStudy,
+) -> std::result::Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let pct = |x: f64| 100.0 * x;
+    let all: Vec<(f64, f64)> = study
+        .states
+        .iter()
+        .map(|s| (pct(s.accuracy_drop), pct(s.energy_saving)))
+        .chain(
+            study
+                .per_network
+                .iter()
+                .map(|p| (pct(p.accuracy_drop), pct(p.energy_saving))),
+        )
+        .collect();
+    let (mut x_lo, mut x_hi, mut y_lo, mut y_hi) = (0.0f64, 1.0f64, 0.0f64, 1.0f64);
+    for &(x, y) in &all {
+        x_lo = x_lo.min(x);
+        x_hi = x_hi.max(x);
+        y_lo = y_lo.min(y);
+        y_hi = y_hi.max(y);
+    }
+    let pad = |lo: f64, hi: f64| (hi - lo) * 0.05;
+    let (px, py) = (pad(x_lo, x_hi), pad(y_lo, y_hi));
+    let title = format!(
+        "{} on {}: energy saving vs accuracy drop, {} samples",
+        study.workload, study.arch, study.samples
+    );
+    let x_desc = format!("accuracy drop [%]: {}", study.reference.describe());
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, font(16.0))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d((x_lo - px)..(x_hi + px), (y_lo - py)..(y_hi + py))
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("energy saving vs all 16-bit [%]")
+        .label_style(font(12.0))
+        .draw()
+        .map_err(e)?;
+    let grey = RGBColor(190, 190, 190);
+    chart
+        .draw_series(study.states.iter().map(|s| {
+            Circle::new(
+                (pct(s.accuracy_drop), pct(s.energy_saving)),
+                2,
+                grey.filled(),
+            )
+        }))
+        .map_err(e)?
+        .label("evaluated states")
+        .legend(move |(x, y)| Circle::new((x + 10, y), 3, grey.filled()));
+    let blue = RGBColor(31, 119, 180);
+    let front: Vec<(f64, f64)> = study
+        .front
+        .iter()
+        .map(|p| (pct(p.accuracy_drop), pct(p.energy_saving)))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(front.clone(), blue.stroke_width(2)))
+        .map_err(e)?
+        .label("front (all evaluated states)")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
+    chart
+        .draw_series(front.iter().map(|&p| Circle::new(p, 4, blue.filled())))
+        .map_err(e)?;
+    let orange = RGBColor(255, 127, 14);
+    chart
+        .draw_series(study.search_front.iter().map(|p| {
+            EmptyElement::at((pct(p.accuracy_drop), pct(p.energy_saving)))
+                + Rectangle::new([(-5, -5), (5, 5)], orange.stroke_width(2))
+        }))
+        .map_err(e)?
+        .label("PELUSO front (annealing results)")
+        .legend(move |(x, y)| {
+            Rectangle::new([(x + 5, y - 5), (x + 15, y + 5)], orange.stroke_width(2))
+        });
+    let red = RGBColor(214, 39, 40);
+    chart
+        .draw_series(study.per_network.iter().map(|p| {
+            EmptyElement::at((pct(p.accuracy_drop), pct(p.energy_saving)))
+                + TriangleMarker::new((0, 0), 7, red.filled())
+                + Text::new(
+                    format!(
+                        "all {}",
+                        p.assignment
+                            .layers()
+                            .first()
+                            .map_or(String::new(), ToString::to_string)
+                    ),
+                    (8, -14),
+                    font(12.0),
+                )
+        }))
+        .map_err(e)?
+        .label("per-network precision")
+        .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, red.filled()));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font(font(12.0))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}

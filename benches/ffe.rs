@@ -20,6 +20,7 @@ fn mobilenet_100_ffe11(c: &mut Criterion) {
     let options = SystemOptions {
         ffe_tap: None,
         stream_frames: Some(1),
+        trace: None,
     };
     let mut group = c.benchmark_group("ffe");
     group.sample_size(10);

@@ -283,3 +283,78 @@ fn plots_render_png_and_svg_from_a_trace_and_a_report() {
         "layer names on the chart"
     );
 }
+
+/// Cycles in which both 1-bit step functions are 1, over `[0, end)`.
+fn both_high(a: &Steps, b: &Steps, end: u64) -> u64 {
+    let mut times: Vec<u64> = a.0.iter().chain(&b.0).map(|&(t, _)| t).collect();
+    times.push(end);
+    times.sort_unstable();
+    times.dedup();
+    times
+        .windows(2)
+        .filter(|w| a.at(w[0]) == 1 && b.at(w[0]) == 1)
+        .map(|w| w[1] - w[0])
+        .sum()
+}
+
+#[test]
+fn an_ffe_trace_shows_every_handshake_the_stages_counted() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("ffe.vcd");
+    let w = workload::load("mobilenet_v1_025").unwrap_or_else(|e| panic!("{e}"));
+    let a = arch::load("ffe4_pe_array").unwrap_or_else(|e| panic!("{e}"));
+    let options = RunOptions {
+        trace: Some(trace_options(&path, None)),
+        stream_frames: Some(1),
+        ..RunOptions::default()
+    };
+    let r = run(&w, &a, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.report.bit_exact);
+    let capacities: Vec<u64> = r
+        .report
+        .layers
+        .iter()
+        .filter_map(|l| l.ffe.as_ref().map(|f| f.line_buffer.capacity_words))
+        .collect();
+    let system = r.system.unwrap_or_else(|| panic!("a system run"));
+    let frame = system.ffe.as_ref().map_or(0, |f| f.frame_cycles);
+    let mut vcd = Vcd::read(&path);
+    let stages: Vec<(String, &accsim::engine::system::FfeLayer)> = system
+        .layers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            l.ffe
+                .as_ref()
+                .map(|f| (w.network.layers[i].name.clone(), f))
+        })
+        .collect();
+    assert_eq!(stages.len(), 7, "conv1 and three dw/pw blocks");
+    for (j, (name, f)) in stages.iter().enumerate() {
+        let valid = vcd.signal("ffe", &format!("stage{j}_{name}_in_valid"));
+        let ready = vcd.signal("ffe", &format!("stage{j}_{name}_in_ready"));
+        // A pixel moves exactly in the cycles where valid and ready are both high.
+        assert_eq!(
+            both_high(&valid, &ready, frame + 1),
+            f.stats.inputs,
+            "stage {j} {name}"
+        );
+        let fill = vcd.signal("ffe", &format!("stage{j}_{name}_line_buffer_words"));
+        let most = fill.0.iter().map(|&(_, v)| v).max().unwrap_or(0);
+        assert!(
+            most <= capacities[j],
+            "stage {j} {name}: {most} > {}",
+            capacities[j]
+        );
+        if f.line_buffer_banks > 0 {
+            assert!(most > 0, "stage {j} {name} never filled its line buffer");
+        } else {
+            assert_eq!(most, 0, "stage {j} {name} has no line buffer");
+        }
+    }
+    // The PE-array back-end traces into its own file, in its own clock.
+    let backend = dir.path().join("ffe.backend.vcd");
+    let mut b = Vcd::read(&backend);
+    let reads = b.signal("glb", "read_words_total");
+    assert!(reads.at(u64::MAX) > 0);
+}

@@ -30,6 +30,8 @@ use crate::hw::ffe::{
 };
 use crate::mapping::ffe::{FfePlan, StageKind, StagePlan};
 use crate::numerics::csd::DigitEncoding;
+use crate::sim::Cycle;
+use crate::trace::{Group, SignalId, TraceOptions, Tracer};
 use crate::workload::ir::{Activations, Network, Op, Shape};
 
 /// The buffer behind the tap, as the FFE sees it.
@@ -198,8 +200,116 @@ pub(crate) fn inventories(
         .collect()
 }
 
+/// Signals of one stage (scope `ffe`, group `ffe`).
+struct StageProbes {
+    /// The upstream offers a pixel (the sensor, or the previous stage's
+    /// output register).
+    in_valid: SignalId,
+    /// The stage can take a pixel (its line-buffer bank is free, or its
+    /// pipeline has room).
+    in_ready: SignalId,
+    /// Offered but refused: `in_valid && !in_ready`.
+    stall: SignalId,
+    /// Its output register holds a pixel.
+    out_valid: SignalId,
+    /// Data words in its line buffer.
+    line_buffer_words: SignalId,
+}
+
+/// The FFE's tracer and signals.
+struct FfeTrace {
+    tracer: Tracer,
+    frame: SignalId,
+    stages: Vec<Option<StageProbes>>,
+}
+
+impl FfeTrace {
+    /// Declares the signals of the running stages (only those of the
+    /// `--trace-layers` list, when given) and writes the header.
+    fn start(
+        options: &TraceOptions,
+        cfg: &FfeConfig,
+        network: &Network,
+        running: &[StagePlan],
+    ) -> Result<FfeTrace> {
+        // Stages run concurrently: the layer list picks stages, not time.
+        let mut own = options.clone();
+        own.layers = None;
+        let mut tracer = Tracer::new(own, cfg.clock_mhz);
+        let frame = tracer.signal(Group::Ffe, "ffe", "sensor_frame", 16);
+        let stages = running
+            .iter()
+            .enumerate()
+            .map(|(j, s)| {
+                let picked = options.layers.as_ref().is_none_or(|l| l.contains(&s.layer));
+                picked.then(|| {
+                    let name = &network.layers[s.layer].name;
+                    let mut signal = |what: &str, width: u32| {
+                        tracer.signal(Group::Ffe, "ffe", format!("stage{j}_{name}_{what}"), width)
+                    };
+                    StageProbes {
+                        in_valid: signal("in_valid", 1),
+                        in_ready: signal("in_ready", 1),
+                        stall: signal("stall", 1),
+                        out_valid: signal("out_valid", 1),
+                        line_buffer_words: signal("line_buffer_words", 32),
+                    }
+                })
+            })
+            .collect();
+        tracer.begin()?;
+        Ok(FfeTrace {
+            tracer,
+            frame,
+            stages,
+        })
+    }
+
+    /// The output registers at the start of cycle `now`.
+    fn outputs(&mut self, now: u64, stages: &[Stage], sensor_frame: u32) {
+        let at = Cycle(now);
+        self.tracer.set(self.frame, at, u64::from(sensor_frame));
+        for (p, s) in self.stages.iter().zip(stages) {
+            if let Some(p) = p {
+                self.tracer
+                    .set(p.out_valid, at, u64::from(s.output_valid(now).is_some()));
+            }
+        }
+    }
+
+    /// Stage `j`'s input handshake in cycle `now`.
+    fn handshake(&mut self, j: usize, now: u64, offered: bool, ready: bool) {
+        if let Some(Some(p)) = self.stages.get(j) {
+            let at = Cycle(now);
+            self.tracer.set(p.in_valid, at, u64::from(offered));
+            self.tracer.set(p.in_ready, at, u64::from(ready));
+            self.tracer.set(p.stall, at, u64::from(offered && !ready));
+        }
+    }
+
+    /// Line-buffer fills at the end of cycle `now`; writes what is final.
+    /// Returns false once the window is over (the trace is then finished).
+    fn end_cycle(&mut self, now: u64, stages: &[Stage]) -> Result<bool> {
+        for (p, s) in self.stages.iter().zip(stages) {
+            if let Some(p) = p {
+                self.tracer
+                    .set(p.line_buffer_words, Cycle(now), s.line_buffer_fill_words());
+            }
+        }
+        if self.tracer.past_window(Cycle(now + 1)) {
+            self.tracer.finish(Cycle(now + 1))?;
+            return Ok(false);
+        }
+        self.tracer.advance(Cycle(now))?;
+        Ok(true)
+    }
+}
+
 /// Simulates `frames` frames of `input` through the running stages of
-/// `plan`. With `values`, frame 0's values are computed and returned.
+/// `plan`. With `values`, frame 0's values are computed and returned. With
+/// `trace`, every stepped cycle's handshakes and line-buffer fill are
+/// recorded (in FFE cycles).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn simulate(
     network: &Network,
     plan: &FfePlan,
@@ -208,6 +318,7 @@ pub(crate) fn simulate(
     frames: u32,
     values: bool,
     sink: &mut dyn Sink,
+    trace: Option<&TraceOptions>,
 ) -> Result<FfeRun> {
     let running = plan.active_stages();
     let mut stages = Vec::with_capacity(running.len());
@@ -228,6 +339,9 @@ pub(crate) fn simulate(
     if n == 0 || frames == 0 {
         return Err(internal("no stage or no frame to simulate".to_string()));
     }
+    let mut trace = trace
+        .map(|t| FfeTrace::start(t, cfg, network, running))
+        .transpose()?;
     let mut outputs: Vec<Activations> = if values {
         running
             .iter()
@@ -257,6 +371,9 @@ pub(crate) fn simulate(
         }
         stepped += 1;
         let mut moved = false;
+        if let Some(t) = &mut trace {
+            t.outputs(now, &stages, s_frame);
+        }
         // The sink takes the tapped pixel when its frame's slot is free.
         if let Some(f) = stages[n - 1].output_valid(now)
             && sink.free_at(f) <= now
@@ -275,6 +392,14 @@ pub(crate) fn simulate(
             stages[j]
                 .step(now)
                 .map_err(|c| conflict(&running[j], network, c))?;
+            if let Some(t) = &mut trace {
+                let offered = if j == 0 {
+                    s_frame < frames
+                } else {
+                    stages[j - 1].output_valid(now).is_some()
+                };
+                t.handshake(j, now, offered, stages[j].input_ready());
+            }
             if j == 0 {
                 if s_frame >= frames {
                     continue;
@@ -339,12 +464,20 @@ pub(crate) fn simulate(
                 .min()
                 .ok_or_else(|| internal(format!("deadlock at cycle {now}")))?
         };
+        if let Some(t) = &mut trace
+            && !t.end_cycle(now, &stages)?
+        {
+            trace = None;
+        }
         let mut any = 0;
         for s in &mut stages {
             any = any.max(s.end_cycles(now, next));
         }
         busy += any;
         now = next;
+    }
+    if let Some(t) = &mut trace {
+        t.tracer.finish(Cycle(now))?;
     }
     for (r, s) in results.iter_mut().zip(&stages) {
         r.stats = s.stats;

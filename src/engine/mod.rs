@@ -290,6 +290,7 @@ pub(crate) fn run_from(
             t.set(p.layer, now, i as u64);
             if let Some(mode) = layer_numerics.mode {
                 t.set(p.mac_cycles, now, u64::from(arch.mac.mac_cycles(mode)));
+                t.set(p.mac_mode, now, mode.index() as u64);
             }
         }
         let before = m.snapshot();

@@ -21,6 +21,8 @@ pub(crate) struct Probes {
     pub row_psum_rf: Vec<SignalId>,
     pub pe_busy: Vec<SignalId>,
     pub mac_cycles: SignalId,
+    /// MAC precision of the running layer: 0 = 16x16, 1 = 16x8, 2 = 8x16, 3 = 8x8.
+    pub mac_mode: SignalId,
     pub input_bus: SignalId,
     pub weight_bus: SignalId,
     pub output_bus: SignalId,
@@ -76,6 +78,7 @@ impl Probes {
                 Vec::new()
             },
             mac_cycles: t.signal(Array, "array", "mac_cycles_per_op", 8),
+            mac_mode: t.signal(Array, "array", "mac_mode", 2),
             input_bus: t.signal(Noc, "noc", "input_bus_busy", 1),
             weight_bus: t.signal(Noc, "noc", "weight_bus_busy", 1),
             output_bus: t.signal(Noc, "noc", "output_bus_busy", 1),

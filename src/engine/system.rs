@@ -45,12 +45,24 @@ use super::stats::{CycleBreakdown, LayerStats};
 use super::{EngineRun, Start, nvdla};
 
 /// Run-time choices for a system run.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SystemOptions {
     /// Use the first M fixed layers (default: all N).
     pub ffe_tap: Option<u32>,
     /// Frames in the stream (default: the arch's `[system] stream_frames`).
     pub stream_frames: Option<u32>,
+    /// Trace the single frame: the FFE (its clock) into `path`, a PE-array
+    /// back-end (its clock) into [`backend_trace_path`] of `path`.
+    pub trace: Option<crate::trace::TraceOptions>,
+}
+
+/// Where the back-end's trace of a system run goes: `run.vcd` gives
+/// `run.backend.vcd` (one VCD per clock domain).
+pub fn backend_trace_path(path: &std::path::Path) -> std::path::PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "trace".to_string(), |s| s.to_string_lossy().into_owned());
+    path.with_file_name(format!("{stem}.backend.vcd"))
 }
 
 /// Which engine computed a layer.
@@ -193,7 +205,16 @@ pub fn run(
                 line_column: cfg.fixed_layers_at,
             };
             let plan = ffe_map::plan(network, cfg.fixed_layers, options.ffe_tap, site)?;
-            let run = ffe::simulate(network, &plan, cfg, input, 1, true, &mut OpenSink)?;
+            let run = ffe::simulate(
+                network,
+                &plan,
+                cfg,
+                input,
+                1,
+                true,
+                &mut OpenSink,
+                options.trace.as_ref(),
+            )?;
             ffe::check(network, &run, reference)?;
             Some((cfg, plan, run))
         }
@@ -248,14 +269,18 @@ pub fn run(
                     handoff_buffer_words = rows * (tap_shape.channels * tap_shape.width) as u64;
                     handoff_dram_words = tap_shape.len() as u64 - handoff_buffer_words;
                 }
-                let run: EngineRun = super::run_from(
-                    network,
-                    arch,
-                    &start,
-                    tap,
-                    reference,
-                    &super::EngineOptions::default(),
-                )?;
+                let engine_options = super::EngineOptions {
+                    trace: options.trace.as_ref().map(|t| {
+                        let mut t = t.clone();
+                        if arch.ffe.is_some() {
+                            t.path = backend_trace_path(&t.path);
+                        }
+                        t
+                    }),
+                    precision: None,
+                };
+                let run: EngineRun =
+                    super::run_from(network, arch, &start, tap, reference, &engine_options)?;
                 let release = run.layers.first().map_or(0, |l| l.end.get());
                 for (stats, out) in run.layers.into_iter().zip(run.outputs) {
                     layers.push(LayerRecord {
@@ -344,7 +369,7 @@ pub fn run(
                 release_cycle: Vec::new(),
                 end_s: Vec::new(),
             };
-            let srun = ffe::simulate(network, plan, cfg, input, frames, false, &mut sink)?;
+            let srun = ffe::simulate(network, plan, cfg, input, frames, false, &mut sink, None)?;
             stream = Some(stream_figures(&srun, &sink, ffe_clock, frames, slots));
         }
         ffe_summary = Some(summary);

@@ -11,7 +11,7 @@ use crate::arch::{Arch, Backend};
 use crate::cost::energy::{self, Energy};
 use crate::engine::LayerStats;
 use crate::engine::system::{self, LayerEngine, LayerRecord, SystemOptions, SystemRun};
-use crate::error::Result;
+use crate::error::{InputError, Result};
 use crate::reference::{self, Execution};
 use crate::report::{
     ArchInfo, AreaReport, FfeLayerReport, FfeSystemReport, FrameReport, LayerReport,
@@ -53,6 +53,16 @@ pub(super) fn run(
     reference_outputs: Option<Vec<Activations>>,
 ) -> Result<RunResult> {
     let net = &workload.network;
+    if options.trace.is_some() && arch.ffe.is_none() {
+        return Err(InputError::new(
+            "--trace",
+            format!(
+                "arch `{}` runs every layer on the NVDLA table model, which is not simulated cycle by cycle; valid: --trace with a PE-array or FFE architecture",
+                arch.name
+            ),
+        )
+        .into());
+    }
     let sys: SystemRun = system::run(
         net,
         arch,
@@ -61,6 +71,7 @@ pub(super) fn run(
         &SystemOptions {
             ffe_tap: options.ffe_tap,
             stream_frames: options.stream_frames,
+            trace: options.trace.clone(),
         },
     )?;
     let execution = Execution::from_parts(input, sys.outputs.clone());

@@ -221,14 +221,27 @@ struct WavePicture {
     columns: usize,
 }
 
+/// Narrowest label column [px]; wider when a label needs it.
 const LABEL_W: u32 = 230;
 const LANE_H: u32 = 34;
 const TOP: u32 = 60;
 
 impl WavePicture {
+    /// The label column: room for the longest label at 12 px monospace
+    /// (about 7.3 px per character) and its `(max ...)` suffix.
+    fn label_w(&self) -> u32 {
+        let longest = self
+            .lanes
+            .iter()
+            .map(|l| l.label.len() + 14)
+            .max()
+            .unwrap_or(0);
+        LABEL_W.max((longest as f64 * 7.3) as u32 + 12)
+    }
+
     fn size(&self) -> (u32, u32) {
         (
-            LABEL_W + self.columns as u32 + 20,
+            self.label_w() + self.columns as u32 + 20,
             TOP + LANE_H * self.lanes.len() as u32 + 50,
         )
     }
@@ -244,8 +257,9 @@ impl WavePicture {
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         root.draw(&Text::new(self.title.clone(), (10, 10), font(18.0)))
             .map_err(|e| e.to_string())?;
-        let x_of =
-            |t: u64| LABEL_W as i32 + ((t.saturating_sub(a)) as f64 / span * columns as f64) as i32;
+        let x_of = |t: u64| {
+            self.label_w() as i32 + ((t.saturating_sub(a)) as f64 / span * columns as f64) as i32
+        };
         // Layer boundaries and labels.
         for (i, &(t, layer)) in self.layers.iter().enumerate() {
             let x = x_of(t);
@@ -290,7 +304,10 @@ impl WavePicture {
             root.draw(&Text::new(label, (6, y0 + 8), font(12.0)))
                 .map_err(|e| e.to_string())?;
             root.draw(&Rectangle::new(
-                [(LABEL_W as i32, y0), (LABEL_W as i32 + columns as i32, y1)],
+                [
+                    (self.label_w() as i32, y0),
+                    (self.label_w() as i32 + columns as i32, y1),
+                ],
                 BLACK.mix(0.06).filled(),
             ))
             .map_err(|e| e.to_string())?;
@@ -302,7 +319,7 @@ impl WavePicture {
             for (c, &v) in lane.values.iter().enumerate() {
                 let h = ((v / scale).clamp(0.0, 1.0) * (y1 - y0) as f64).round() as i32;
                 if h > 0 {
-                    let x = LABEL_W as i32 + c as i32;
+                    let x = self.label_w() as i32 + c as i32;
                     root.draw(&Rectangle::new([(x, y1 - h), (x + 1, y1)], colour.filled()))
                         .map_err(|e| e.to_string())?;
                 }
@@ -323,7 +340,7 @@ impl WavePicture {
         }
         root.draw(&Text::new(
             "cycles".to_string(),
-            (LABEL_W as i32 + columns as i32 / 2, axis_y + 24),
+            (self.label_w() as i32 + columns as i32 / 2, axis_y + 24),
             font(12.0),
         ))
         .map_err(|e| e.to_string())?;

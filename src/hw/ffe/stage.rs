@@ -282,6 +282,16 @@ impl Stage {
         self.lb.as_ref().map_or(0, LineBuffer::capacity_words)
     }
 
+    /// Data words the line buffer holds now: stored rows written and not yet
+    /// released (0 without a line buffer).
+    pub fn line_buffer_fill_words(&self) -> u64 {
+        let row_words = (self.spec.input.width * self.spec.input.channels) as u64;
+        self.stats
+            .line_buffer
+            .write_words
+            .saturating_sub(self.released * row_words)
+    }
+
     /// All frames processed and every output pixel handed on.
     pub fn done(&self) -> bool {
         let consumed = if self.spec.line_buffer {

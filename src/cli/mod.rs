@@ -8,6 +8,7 @@ mod check;
 mod list;
 mod plot;
 mod run;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -52,6 +53,16 @@ enum Command {
         after_help = "Examples:\n  accsim run --workload cae_cnn --trace traces/cae.vcd --json out/cae.json\n  accsim plot --trace traces/cae.vcd --report out/cae.json --out out/cae_trace.png\n  accsim plot --trace traces/cae.vcd --window 0:200000 --out out/fill.svg\n  accsim plot --report out/cae.json --out out/cae_layers.png"
     )]
     Plot(plot::PlotArgs),
+    /// Evaluate a design space in parallel: streams, resume, shards, Pareto fronts, plots.
+    #[command(
+        after_help = "Examples:\n  accsim sweep sweeps/fixynn.toml -j 2\n  accsim sweep sweeps/fixynn.toml --resume\n  accsim sweep sweeps/fixynn.toml --shard 0/4 --out out/fixynn\n  accsim sweep sweeps/lu22.toml --dry-run"
+    )]
+    Sweep(sweep::SweepArgs),
+    /// Combine the shard outputs of a sweep into its final results.
+    #[command(
+        after_help = "Examples:\n  accsim merge out/fixynn\n  accsim merge host1/out host2/out --out out/fixynn"
+    )]
+    Merge(sweep::MergeArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -63,6 +74,8 @@ pub fn main() -> ExitCode {
         Command::List => list::execute(),
         Command::Check(args) => check::execute(&args),
         Command::Plot(args) => plot::execute(&args),
+        Command::Sweep(args) => sweep::execute(&args),
+        Command::Merge(args) => sweep::execute_merge(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

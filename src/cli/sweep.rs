@@ -335,7 +335,7 @@ impl Display {
                     }
                     return;
                 }
-                let tenth = if todo > 0 { done * 10 / todo } else { 10 };
+                let tenth = (done * 10).checked_div(todo).unwrap_or(10);
                 let now = Instant::now();
                 if record.status == Status::Error {
                     eprintln!(

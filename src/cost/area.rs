@@ -95,7 +95,11 @@ mod tests {
     fn parts_add_up_and_scale_with_the_array() {
         let mut a = crate::arch::load("lu22_programmable").unwrap_or_else(|e| panic!("{e}"));
         let p = super::pe_array_area(&a);
-        let sum = p.macs_mm2 + p.register_files_mm2 + p.weight_stores_mm2 + p.interconnect_mm2 + p.glb_mm2;
+        let sum = p.macs_mm2
+            + p.register_files_mm2
+            + p.weight_stores_mm2
+            + p.interconnect_mm2
+            + p.glb_mm2;
         assert!((sum - p.total_mm2).abs() < 1e-12);
         a.pe_array.rows *= 2;
         let q = super::pe_array_area(&a);

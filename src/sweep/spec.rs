@@ -1069,7 +1069,7 @@ fn range_values(r: &RawRange) -> Result<Vec<Value>, String> {
             }
         }
         (None, Some(factor)) => {
-            if !(factor > 1.0) || from <= 0.0 || from > to {
+            if factor.is_nan() || factor <= 1.0 || from <= 0.0 || from > to {
                 return Err(format!(
                     "from {from} to {to} by factor {factor}; valid: 0 < from <= to and factor > 1"
                 ));

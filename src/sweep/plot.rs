@@ -82,6 +82,16 @@ impl Scale {
         if self.log { x.log10() } else { x }
     }
 
+    /// How many ticks to ask for: on a log scale about one per decade, so
+    /// they fall on powers of ten.
+    fn ticks(&self) -> usize {
+        if self.log {
+            ((self.hi - self.lo).ceil() as usize + 1).max(2)
+        } else {
+            10
+        }
+    }
+
     /// A tick label: four significant digits, trailing zeros dropped.
     fn label(&self, v: f64) -> String {
         let s = sig(if self.log { 10f64.powf(v) } else { v });
@@ -281,6 +291,8 @@ impl Picture {
             .configure_mesh()
             .x_desc(format!("{}{}", self.x.label(), log_note(&self.sx)))
             .y_desc(format!("{}{}", self.y.label(), log_note(&self.sy)))
+            .x_labels(self.sx.ticks())
+            .y_labels(self.sy.ticks())
             .x_label_formatter(&|v| self.sx.label(*v))
             .y_label_formatter(&|v| self.sy.label(*v))
             .label_style(font(12.0))

@@ -271,7 +271,7 @@ fn simulate(plan: &Plan, point: &Point) -> Result<Metrics, (Status, String)> {
     let invalid = |m: String| (Status::Invalid, m);
     let arch = plan.arch(point).map_err(invalid)?;
     let workload = plan.workload(point).map_err(invalid)?;
-    let options = plan.options(point).map_err(invalid)?;
+    let options = plan.options(point, &workload).map_err(invalid)?;
     match crate::run::run(&workload, &arch, &options) {
         Ok(result) => Ok(Metrics::from_report(&result.report)),
         Err(Error::Input(e)) => {

@@ -297,24 +297,49 @@ impl Plan {
         loaded.clone()
     }
 
-    /// The run options of a point.
-    pub fn options(&self, point: &Point) -> Result<RunOptions, String> {
+    /// The run options of a point (on `workload`, which some options need:
+    /// a precision assignment has one entry per weighted layer).
+    pub fn options(&self, point: &Point, workload: &Workload) -> Result<RunOptions, String> {
         let mut options = RunOptions {
             check: self.spec.check,
             ..RunOptions::default()
         };
         for (p, x) in self.settings(&point.values) {
             if let Target::Run(k) = &p.target {
-                apply_run(&mut options, *k, x).map_err(|m| format!("{}: {m}", p.text))?;
+                apply_run(&mut options, *k, x, &workload.network)
+                    .map_err(|m| format!("{}: {m}", p.text))?;
             }
         }
         Ok(options)
     }
 }
 
-/// Sets one run option. The precision option will be one more arm here
-/// (`RunKey::Precision => options.precision = Some(parse(x)?)`).
-fn apply_run(options: &mut RunOptions, key: RunKey, x: &Value) -> Result<(), String> {
+/// A `run.precision` value for `network`: a per-network mode (`8x16`: every
+/// weighted layer in that mode, the output as wide as the inputs, PELUSO's
+/// per-network alternatives) or a full assignment (`16x16,8x8/16`, one mode
+/// per weighted layer and the output width; docs/precision.md).
+pub fn precision_for(
+    text: &str,
+    network: &crate::workload::Network,
+) -> Result<crate::numerics::precision::PrecisionAssignment, String> {
+    use crate::numerics::precision::PrecisionAssignment;
+    let layers = crate::reference::precision::weighted_layers(network).len();
+    if text.contains('/') {
+        return PrecisionAssignment::parse(text, layers);
+    }
+    let mode: crate::numerics::mac::MacMode = text.trim().parse()?;
+    Ok(PrecisionAssignment::per_network(layers, mode))
+}
+
+/// Sets one run option. `run.precision` becomes one more arm once
+/// `RunOptions` has the field:
+/// `RunKey::Precision => options.precision = Some(precision_for(text(x)?, network)?)`.
+fn apply_run(
+    options: &mut RunOptions,
+    key: RunKey,
+    x: &Value,
+    _network: &crate::workload::Network,
+) -> Result<(), String> {
     let count = |x: &Value| -> Result<u32, String> {
         match x {
             Value::Integer(i) if (1..=i64::from(u32::MAX)).contains(i) => Ok(*i as u32),
@@ -431,6 +456,17 @@ mod tests {
         assert_eq!(t["layer"][0]["k"].as_integer(), Some(5));
         assert!(set(&mut t, &segs("arch.layer.7.s"), &Value::Integer(0)).is_err());
         assert!(set(&mut t, &segs("arch.a.x.q"), &Value::Integer(0)).is_err());
+    }
+
+    #[test]
+    fn precision_values_per_network_or_per_layer() {
+        let w = crate::workload::load("kws_cnn_one_fstride4").unwrap();
+        let a = precision_for("8x16", &w.network).unwrap();
+        assert_eq!(a.to_string(), "8x16,8x16,8x16,8x16,8x16/8");
+        let b = precision_for("16x16,8x8,16x16,16x16,16x16/16", &w.network).unwrap();
+        assert_eq!(b.layer(1).map(|m| m.to_string()), Some("8x8".to_string()));
+        assert!(precision_for("8x8/8", &w.network).is_err());
+        assert!(precision_for("9x9", &w.network).is_err());
     }
 
     #[test]

@@ -300,7 +300,7 @@ impl Display {
                 if std::io::stderr().is_terminal() {
                     let bar = indicatif::ProgressBar::new(todo as u64);
                     if let Ok(style) = indicatif::ProgressStyle::with_template(
-                        "{prefix} [{bar:36}] {pos}/{len} points, {elapsed} elapsed, ETA {eta} {msg}",
+                        "{prefix} [{bar:24}] {pos}/{len} {elapsed}, ETA {eta} {msg}",
                     ) {
                         bar.set_style(style.progress_chars("=> "));
                     }
@@ -322,7 +322,7 @@ impl Display {
                 };
                 self.counts[slot] += 1;
                 let [ok, inf, inv, err] = self.counts;
-                let msg = format!("({ok} ok, {inf} infeasible, {inv} invalid, {err} failed)");
+                let msg = format!("{ok} ok {inf} infeasible {inv} invalid {err} failed");
                 if let Some(bar) = &self.bar {
                     bar.set_position(done as u64);
                     bar.set_message(msg);
@@ -357,7 +357,7 @@ impl Display {
                         0.0
                     };
                     eprintln!(
-                        "sweep `{}`: {done}/{todo} points {msg}, {elapsed:.0} s elapsed, ETA {eta:.0} s",
+                        "sweep `{}`: {done}/{todo} points ({msg}), {elapsed:.0} s elapsed, ETA {eta:.0} s",
                         self.name
                     );
                 }

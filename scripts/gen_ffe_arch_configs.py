@@ -103,7 +103,8 @@ pj_per_unit = 0.2529              # HOROWITZ: a 16-bit MAC, 0.9 pJ at 45 nm x (1
 technology_nm = 16                # FIXYNN's node
 mac_um2 = 471.2                   # PELUSO: 1443 um^2 at 28 nm x (16/28)^2
 register_um2_per_bit = 1.62       # DEEPFREEZE: fixed_base_reg_area
-sram_um2_per_bit = 0.1057         # TSMC 16FF+ 0.074 um^2 6T cell / 70 % array efficiency (accsim choice)
+sram_um2_per_bit = 0.1057         # GLB: TSMC 16FF+ 0.074 um^2 6T cell / 70 % array efficiency (accsim choice)
+scratchpad_um2_per_bit = 0.90     # PE weight SRAM: calibrated to EYERISS's core area (docs/arch-format.md)
 """
 
 NVDLA_ROWS = {

@@ -274,8 +274,11 @@ pub struct AreaConfig {
     pub mac_um2: f64,
     /// One register-file bit at 16 nm [um^2].
     pub register_um2_per_bit: f64,
-    /// One bit of a large SRAM (GLB, scratchpads) at 16 nm [um^2].
+    /// One bit of a large SRAM (the GLB) at 16 nm [um^2].
     pub sram_um2_per_bit: f64,
+    /// One bit of a PE's small weight SRAM (scratchpad, or the fixed-weight
+    /// LUT that replaces it) at 16 nm, periphery included [um^2].
+    pub scratchpad_um2_per_bit: f64,
 }
 
 impl AreaConfig {
@@ -376,6 +379,8 @@ pub(super) struct RawArea {
     register_um2_per_bit: Option<Spanned<f64>>,
     #[serde(default)]
     sram_um2_per_bit: Option<Spanned<f64>>,
+    #[serde(default)]
+    scratchpad_um2_per_bit: Option<Spanned<f64>>,
 }
 
 /// DEEPFREEZE: 2.05e-7 mm^2 per weight bit x activation bit of a fixed
@@ -648,6 +653,12 @@ pub const DEFAULT_MAC_UM2: f64 = 1443.0 * (16.0 / 28.0) * (16.0 / 28.0);
 /// A large (GLB-class) SRAM bit at 16 nm: 0.074 um^2 high-density 6T cell
 /// (TSMC 16FF+, IEDM 2013) over a 70 % array efficiency (accsim choice).
 pub const DEFAULT_GLB_SRAM_UM2_PER_BIT: f64 = 0.074 / 0.7;
+/// A PE's small weight SRAM per bit at 16 nm, periphery included
+/// (calibrated): the value that makes LU22's 156-PE machine at 65 nm as
+/// large as EYERISS's 12.25 mm^2 core pro rata (x 156/168 PEs), all other
+/// unit areas fixed, so it also absorbs per-PE control. It lies between a
+/// 16FF+ 6T cell array (0.106) and DEEPFREEZE's small-buffer figure (1.62).
+pub const DEFAULT_SCRATCHPAD_UM2_PER_BIT: f64 = 0.90;
 
 pub(super) fn area(
     v: &Validator,
@@ -688,6 +699,13 @@ pub(super) fn area(
             0.0,
             1e6,
             DEFAULT_GLB_SRAM_UM2_PER_BIT,
+        )?,
+        scratchpad_um2_per_bit: real(
+            r.and_then(|r| r.scratchpad_um2_per_bit.as_ref()),
+            "scratchpad_um2_per_bit",
+            0.0,
+            1e6,
+            DEFAULT_SCRATCHPAD_UM2_PER_BIT,
         )?,
     })
 }

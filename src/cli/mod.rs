@@ -9,6 +9,7 @@ mod list;
 mod plot;
 mod precision;
 mod run;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -59,6 +60,16 @@ enum Command {
         after_help = "Examples:\n  accsim precision --workload kws_cnn_one_fstride4_float --samples 500 --out out/kws_precision\n  accsim precision --workload ic_cifar10_float --arch lu22_fixed --lambda 1,5,10 --iters 10\n  accsim run --workload ic_cifar10 --precision 16x16,8x16,8x16,8x8,8x8,16x8,16x16/16"
     )]
     Precision(precision::PrecisionArgs),
+    /// Evaluate a design space in parallel: streams, resume, shards, Pareto fronts, plots.
+    #[command(
+        after_help = "Examples:\n  accsim sweep sweeps/fixynn.toml -j 2\n  accsim sweep sweeps/fixynn.toml --resume\n  accsim sweep sweeps/fixynn.toml --shard 0/4 --out out/fixynn\n  accsim sweep sweeps/lu22.toml --dry-run"
+    )]
+    Sweep(sweep::SweepArgs),
+    /// Combine the shard outputs of a sweep into its final results.
+    #[command(
+        after_help = "Examples:\n  accsim merge out/fixynn\n  accsim merge host1/out host2/out --out out/fixynn"
+    )]
+    Merge(sweep::MergeArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -71,6 +82,8 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::execute(&args),
         Command::Plot(args) => plot::execute(&args),
         Command::Precision(args) => precision::execute(&args),
+        Command::Sweep(args) => sweep::execute(&args),
+        Command::Merge(args) => sweep::execute_merge(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

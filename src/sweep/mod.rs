@@ -1,5 +1,12 @@
-//! Design-space searches. Today: PELUSO's per-layer precision search
-//! (SPEC section 2), built from parts that know nothing of the engine:
+//! Design-space searches.
+//!
+//! Architecture sweeps (issue 6; docs/sweeps.md): [`spec`] (the sweep
+//! file) -> [`space`] (points, keys, edited configs) -> [`runner`]
+//! (parallel, resumable, sharded streams) -> [`output`] (sorted results,
+//! Pareto fronts via [`front`], tables, [`plot`]s); [`merge`] joins shards.
+//!
+//! PELUSO's per-layer precision search (SPEC section 2), built from parts
+//! that know nothing of the engine:
 //!
 //! ```text
 //!   PrecisionAssignment ──► EnergyModel (engine; analytic stand-in for tests) ──┐
@@ -17,8 +24,16 @@
 pub mod accuracy;
 pub mod anneal;
 pub mod energy;
+pub mod front;
+pub mod merge;
+pub mod output;
 pub mod pareto;
+pub mod plot;
 pub mod precision_study;
+pub mod record;
+pub mod runner;
+pub mod space;
+pub mod spec;
 
 use serde::Serialize;
 

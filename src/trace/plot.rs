@@ -19,12 +19,14 @@ use crate::error::{Error, InputError, Result};
 const FONT: &str = "accsim-mono";
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
 
+/// Registers the embedded font (also used by the sweep plots).
 pub(crate) fn register_font() {
     // Registering twice is harmless; a font that fails to parse would be a
     // build defect caught by the tests.
     let _ = plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES);
 }
 
+/// The embedded font at `size` points.
 pub(crate) fn font(size: f64) -> TextStyle<'static> {
     (FONT, size).into_font().into()
 }

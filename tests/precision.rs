@@ -75,7 +75,7 @@ fn sa_finds_the_enumerated_optimum_on_a_tiny_network() {
         layers,
         &lambdas,
         &AnnealConfig::default(),
-        |_| {},
+        |_: accsim::sweep::StateEvaluated| {},
     )
     .expect("search runs");
     for run in &result.runs {

@@ -418,7 +418,7 @@ mod cli {
                 "precision",
                 "--workload",
                 "kws_cnn_one_fstride4_float",
-                "--samples",
+                "--calib",
                 "40",
                 "--lambda",
                 "2,10",
@@ -456,5 +456,73 @@ mod cli {
         assert!(all8["cycles"].as_u64() < all16["cycles"].as_u64());
         assert!(all8["energy_saving"].as_f64().unwrap_or(0.0) > 0.3);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_calibration_directory_with_labels_sets_the_drop_reference() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dump = dir.path().join("dump");
+        let (c, _, err) = code(&[
+            "run",
+            "--workload",
+            "kws_cnn_one_fstride4_float",
+            "-q",
+            "--dump",
+            dump.to_str().unwrap_or("."),
+        ]);
+        assert_eq!(c, 0, "{err}");
+        let calib = dir.path().join("calib");
+        std::fs::create_dir_all(&calib).unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..3 {
+            std::fs::copy(dump.join("input.npy"), calib.join(format!("x{i}.npy")))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        // The 16-bit network's class for this input, for all three.
+        let w =
+            accsim::workload::load("kws_cnn_one_fstride4_float").unwrap_or_else(|e| panic!("{e}"));
+        let last = w.default_outputs.last().cloned().unwrap_or_default();
+        let class = accsim::reference::precision::top1(&last) as i64;
+        ndarray_npy::write_npy(
+            calib.join("labels.npy"),
+            &ndarray::arr1(&[class, class, class]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let out = dir.path().join("out");
+        let (c, stdout, err) = code(&[
+            "precision",
+            "--workload",
+            "kws_cnn_one_fstride4_float",
+            "--calib",
+            calib.to_str().unwrap_or("."),
+            "--lambda",
+            "50",
+            "--iters",
+            "3",
+            "--out",
+            out.to_str().unwrap_or("."),
+        ]);
+        assert_eq!(c, 0, "{err}");
+        assert!(stdout.contains("3 calibration samples"), "{stdout}");
+        let study: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join("study.json")).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(study["reference"], "labels");
+        assert_eq!(study["samples"], 3);
+        // All 16-bit gets all three right: its drop is 0 by definition.
+        assert_eq!(study["all_16"]["accuracy_drop"], 0.0);
+        // Bad directories and counts are input errors.
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap_or_else(|e| panic!("{e}"));
+        for bad in [empty.to_str().unwrap_or("."), "0", "no_such_dir"] {
+            let (c, _, err) = code(&[
+                "precision",
+                "--workload",
+                "kws_cnn_one_fstride4_float",
+                "--calib",
+                bad,
+            ]);
+            assert_eq!(c, 2, "{bad}: {err}");
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! `accsim precision`: PELUSO's per-layer precision search on the engine.
 
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -10,21 +9,25 @@ use clap::Args;
 use accsim::Error;
 use accsim::error::InputError;
 use accsim::sweep::anneal::AnnealConfig;
-use accsim::sweep::precision_study::{self, PrecisionStudy, StudyOptions, StudyPoint};
-use accsim::workload::{self, LoadOptions};
+use accsim::sweep::precision_study::{self, PrecisionStudy, StudyOptions, StudyPoint, StudyTimes};
+use accsim::workload::dfp::CalibrationSet;
+use accsim::workload::{self, LoadOptions, Workload};
 
 #[derive(Args)]
 pub struct PrecisionArgs {
     /// Architecture config: a path or a shipped name [default: lu22_programmable].
     #[arg(long, value_name = "FILE")]
     arch: Option<String>,
-    /// A 16-bit dynamic-fixed-point workload with a calibration set (a
-    /// `[float]` workload, e.g. ic_cifar10_float).
+    /// A 16-bit dynamic-fixed-point workload (e.g. ic_cifar10_float).
     #[arg(long, value_name = "FILE_OR_NAME")]
     workload: String,
-    /// Calibration inputs (default: the workload's `[float] samples`).
-    #[arg(long, value_name = "N")]
-    samples: Option<usize>,
+    /// The calibration set: a count N (the first N inputs a `[float]`
+    /// workload generates; default its `[float] samples`), or a directory of
+    /// .npy inputs ([C, H, W], integers of the input type or floats to
+    /// quantise; taken in file-name order) with optional labels.npy (one
+    /// integer class per input).
+    #[arg(long, value_name = "DIR_OR_COUNT")]
+    calib: Option<String>,
     /// lambda_max values in percent: `FIRST:LAST:STEP` or a comma list.
     #[arg(long, value_name = "SPEC", default_value = "1:15:1")]
     lambda: String,
@@ -45,6 +48,93 @@ pub struct PrecisionArgs {
     /// Print only the summary.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// `--calib`: a count, or a directory of inputs.
+enum Calib {
+    Count(usize),
+    Dir(PathBuf),
+}
+
+fn calib(text: &str) -> Result<Calib, InputError> {
+    if let Ok(n) = text.trim().parse::<usize>() {
+        return if n == 0 {
+            Err(InputError::new(
+                "--calib",
+                "is 0; valid: at least 1 sample, or a directory",
+            ))
+        } else {
+            Ok(Calib::Count(n))
+        };
+    }
+    let dir = PathBuf::from(text);
+    if dir.is_dir() {
+        Ok(Calib::Dir(dir))
+    } else {
+        Err(InputError::new(
+            "--calib",
+            format!(
+                "`{text}` is neither a count nor a directory; valid: a whole number >= 1, or a directory of .npy inputs"
+            ),
+        ))
+    }
+}
+
+/// Reads a calibration directory: every `*.npy` but `labels.npy`, in name
+/// order, as inputs of `w`; `labels.npy`, when present, as their classes.
+fn read_calibration_dir(w: &Workload, dir: &Path) -> Result<CalibrationSet, accsim::Error> {
+    let listing = std::fs::read_dir(dir)
+        .map_err(|e| InputError::new(dir, format!("cannot list the calibration directory: {e}")))?;
+    let mut files: Vec<PathBuf> = listing
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "npy"))
+        .filter(|p| p.file_name().is_some_and(|n| n != "labels.npy"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(InputError::new(
+            dir,
+            "holds no .npy input; valid: a directory of [C, H, W] .npy inputs",
+        )
+        .into());
+    }
+    let inputs = files
+        .iter()
+        .map(|f| accsim::run::read_input(w, f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let labels_path = dir.join("labels.npy");
+    let labels = if labels_path.exists() {
+        let a = accsim::workload::npy::read_npy_any(&labels_path)?;
+        let values: Vec<f64> = a.to_f64();
+        if values.len() != inputs.len() {
+            return Err(InputError::new(
+                &labels_path,
+                format!(
+                    "has {} labels for {} inputs; valid: one class per input",
+                    values.len(),
+                    inputs.len()
+                ),
+            )
+            .into());
+        }
+        let classes = values
+            .iter()
+            .map(|&v| {
+                if v >= 0.0 && v.fract() == 0.0 && v < 1e9 {
+                    Ok(v as usize)
+                } else {
+                    Err(InputError::new(
+                        &labels_path,
+                        format!("label {v} is not a class index; valid: integers >= 0"),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Some(classes)
+    } else {
+        None
+    };
+    Ok(CalibrationSet { inputs, labels })
 }
 
 /// Parses `FIRST:LAST:STEP` or `a,b,c` (percent) into fractions.
@@ -91,19 +181,28 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
     let arch = accsim::arch::load(args.arch.as_deref().unwrap_or("lu22_programmable"))?;
     let (name, variant) = workload::split_variant(&args.workload);
     let path = workload::resolve(name)?;
+    let calib = args.calib.as_deref().map(calib).transpose()?;
     let options = LoadOptions {
-        calibration_samples: args.samples,
+        calibration_samples: match calib {
+            Some(Calib::Count(n)) => Some(n),
+            _ => None,
+        },
     };
-    if args.samples == Some(0) {
-        return Err(InputError::new("--samples", "is 0; valid: at least 1").into());
-    }
     let w = workload::load_file_with(&path, variant, &options)?;
-    let Some(set) = w.calibration.as_ref() else {
-        return Err(InputError::new(
-            &path,
-            "has no calibration set; valid: a [float] workload (docs/precision.md), e.g. ic_cifar10_float",
-        )
-        .into());
+    let from_dir;
+    let set: &CalibrationSet = match (&calib, w.calibration.as_ref()) {
+        (Some(Calib::Dir(dir)), _) => {
+            from_dir = read_calibration_dir(&w, dir)?;
+            &from_dir
+        }
+        (_, Some(set)) => set,
+        (_, None) => {
+            return Err(InputError::new(
+                &path,
+                "has no calibration set; valid: a [float] workload (docs/precision.md, e.g. ic_cifar10_float), or --calib DIR with .npy inputs",
+            )
+            .into());
+        }
     };
     let anneal = AnnealConfig {
         iterations_per_temperature: args.iters,
@@ -122,43 +221,81 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
             .max(1),
     };
     let loaded = started.elapsed();
-    let progress = std::io::stderr().is_terminal() && !args.quiet;
-    let study = precision_study::run(&w, set, &arch, &study_options, |n| {
-        if progress {
-            eprint!("\r{n} states evaluated");
-            let _ = std::io::stderr().flush();
+    // A spinner with the count of states (the memo makes the total unknown);
+    // indicatif draws nothing when stderr is not a terminal.
+    let bar = (!args.quiet).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix}: {pos} states evaluated, {elapsed} {msg}",
+        ) {
+            bar.set_style(style);
         }
-    })
-    .map_err(|m| {
-        // Failures here are an engine or a network the search cannot run.
-        Error::from(InputError::new(&path, m))
-    })?;
-    if progress {
-        eprintln!();
+        bar.set_prefix(format!("precision search on {}", w.network.name));
+        bar
+    });
+    let result = precision_study::run(&w, set, &arch, &study_options, |n| {
+        if let Some(b) = &bar {
+            b.set_position(n as u64);
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
     }
+    // Failures here are a network the search cannot run (not 16-bit, an
+    // assignment the engine refuses) or an engine that disagreed.
+    let (study, times) = result.map_err(|m| Error::from(InputError::new(&path, m)))?;
     write_outputs(&study, &args.out)?;
     let elapsed = started.elapsed();
     if !args.quiet {
         print!("{}", table(&study));
     }
-    let s = &study.search_summary;
+    print!("{}", summary(&study, &times));
     println!(
-        "{} on {}: {} states, {} samples ({}); PELUSO front: {} points, mean drop {:.2}%, mean saving {:.1}% (max {:.1}%); front of all states: {} points; time {:.1} s (load {:.1} s); outputs in {}",
+        "{} on {}: {} states evaluated, {} calibration samples ({}); time {:.1} s (load {:.1} s, search {:.1} s, checked re-runs {:.1} s); outputs in {}",
         study.workload,
         study.arch,
         study.evaluated_states,
         study.samples,
         study.reference.describe(),
-        s.points,
-        100.0 * s.mean_accuracy_drop,
-        100.0 * s.mean_energy_saving,
-        100.0 * s.max_energy_saving,
-        study.front_summary.points,
         elapsed.as_secs_f64(),
         loaded.as_secs_f64(),
+        times.search_s,
+        times.checking_s,
         args.out.display()
     );
     Ok(())
+}
+
+/// PELUSO's table: per-network against per-layer precision.
+fn summary(study: &PrecisionStudy, times: &StudyTimes) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::ASCII_MARKDOWN);
+    t.set_header([
+        "precision",
+        "Pareto points",
+        "mean accuracy drop",
+        "mean energy saving",
+        "max saving",
+        "execution time",
+    ]);
+    for (name, s, seconds) in [
+        (
+            "per-network",
+            &study.per_network_summary,
+            times.per_network_s,
+        ),
+        ("per-layer (SA)", &study.search_summary, times.search_s),
+    ] {
+        t.add_row(vec![
+            name.to_string(),
+            s.points.to_string(),
+            format!("{:.2}%", 100.0 * s.mean_accuracy_drop),
+            format!("{:.1}%", 100.0 * s.mean_energy_saving),
+            format!("{:.1}%", 100.0 * s.max_energy_saving),
+            format!("{seconds:.1} s"),
+        ]);
+    }
+    format!("{t}\n")
 }
 
 fn table(study: &PrecisionStudy) -> String {

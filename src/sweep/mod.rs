@@ -75,6 +75,17 @@ pub struct PrecisionSearch {
     pub states: Vec<OperatingPoint>,
 }
 
+/// What the progress hook of [`search`] hears after each new evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct StateEvaluated<'a> {
+    /// States evaluated so far.
+    pub count: usize,
+    pub state: &'a [bool],
+    /// Wall time of this evaluation (energy model and calibration set), s.
+    /// For progress and timing only: nothing the search returns depends on it.
+    pub seconds: f64,
+}
+
 /// Runs PELUSO's search: one annealing run per `lambdas` entry (memo shared,
 /// so no state is evaluated twice), then the Pareto front of all evaluated
 /// states and the per-network points. `on_state` is called after each new
@@ -85,19 +96,24 @@ pub fn search(
     weighted_layers: usize,
     lambdas: &[f64],
     config: &AnnealConfig,
-    mut on_state: impl FnMut(usize),
+    mut on_state: impl FnMut(StateEvaluated<'_>),
 ) -> Result<PrecisionSearch, String> {
     config.validate()?;
     let bits = 2 * weighted_layers + 1;
     let mut evaluated = 0usize;
     let mut evaluate = |x: &[bool]| -> Result<Evaluation, String> {
+        let started = std::time::Instant::now();
         let a = PrecisionAssignment::from_bits(x)?;
         let e = Evaluation {
             energy: energy.energy_pj(&a)?,
             accuracy_drop: accuracy.accuracy_drop(&a)?.drop,
         };
         evaluated += 1;
-        on_state(evaluated);
+        on_state(StateEvaluated {
+            count: evaluated,
+            state: x,
+            seconds: started.elapsed().as_secs_f64(),
+        });
         Ok(e)
     };
     let mut annealer = Annealer::new(&mut evaluate);

@@ -110,34 +110,60 @@ pub struct PrecisionStudy {
     pub front_summary: FrontSummary,
     /// Every layer 16x16, 8x16, 16x8, 8x8.
     pub per_network: Vec<StudyPoint>,
+    /// PELUSO's per-network column: the non-dominated per-network points.
+    pub per_network_summary: FrontSummary,
     pub runs: Vec<RunSummary>,
     pub evaluated_states: usize,
     /// Every state evaluated, in bit-vector order.
     pub states: Vec<StateRecord>,
 }
 
-/// Runs the study of `workload` (which needs a calibration set, e.g. a
-/// `[float]` workload) on `arch`. `on_state(n)` is called after each new
-/// state evaluation (progress).
+/// Wall times of a study (for the terminal only: no file holds them).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StudyTimes {
+    /// Evaluating the four per-network points (PELUSO's per-network column).
+    pub per_network_s: f64,
+    /// The whole per-layer search, every evaluation included.
+    pub search_s: f64,
+    /// Re-running the reported points with checking.
+    pub checking_s: f64,
+}
+
+/// Runs the study of `workload` on `arch` with calibration set `set` (a
+/// `[float]` workload's, or one given by the user). `on_state(n)` is called
+/// after each new state evaluation (progress).
 pub fn run(
     workload: &Workload,
     set: &CalibrationSet,
     arch: &Arch,
     options: &StudyOptions,
-    on_state: impl FnMut(usize),
-) -> std::result::Result<PrecisionStudy, String> {
+    mut on_state: impl FnMut(usize),
+) -> std::result::Result<(PrecisionStudy, StudyTimes), String> {
     let network = &workload.network;
     let layers = weighted_layers(network).len();
+    let started = std::time::Instant::now();
     let accuracy = AccuracyEvaluator::new(network, set, options.threads)?;
     let energy = SimulatedEnergyModel::new(network, arch, &workload.default_input);
+    let per_network_states: Vec<Vec<bool>> = crate::numerics::mac::MacMode::ALL
+        .iter()
+        .map(|&m| PrecisionAssignment::per_network(layers, m).to_bits())
+        .collect();
+    let mut times = StudyTimes::default();
     let found = search(
         &energy,
         &accuracy,
         layers,
         &options.lambdas,
         &options.anneal,
-        on_state,
+        |s| {
+            if per_network_states.iter().any(|p| p == s.state) {
+                times.per_network_s += s.seconds;
+            }
+            on_state(s.count);
+        },
     )?;
+    times.search_s = started.elapsed().as_secs_f64();
+    let checking = std::time::Instant::now();
     let full = PrecisionAssignment::full(layers);
     let all_16_cost = energy.checked(&full)?;
     let point = |p: &OperatingPoint| -> std::result::Result<StudyPoint, String> {
@@ -185,7 +211,19 @@ pub fn run(
             })
         })
         .collect::<std::result::Result<Vec<_>, String>>()?;
-    Ok(PrecisionStudy {
+    times.checking_s = checking.elapsed().as_secs_f64();
+    let objectives: Vec<super::pareto::Objectives> = per_network
+        .iter()
+        .map(|p| super::pareto::Objectives {
+            energy: p.energy_pj,
+            accuracy_drop: p.accuracy_drop,
+        })
+        .collect();
+    let per_network_front: Vec<StudyPoint> = super::pareto::front(&objectives)
+        .into_iter()
+        .map(|i| per_network[i].clone())
+        .collect();
+    let study = PrecisionStudy {
         workload: network.name.clone(),
         arch: arch.name.clone(),
         weighted_layers: layers,
@@ -198,6 +236,7 @@ pub fn run(
         search_front,
         front_summary: summary(&front),
         front,
+        per_network_summary: summary(&per_network_front),
         per_network,
         runs,
         evaluated_states: found.evaluated_states,
@@ -211,7 +250,8 @@ pub fn run(
                 energy_saving: p.energy_saving,
             })
             .collect(),
-    })
+    };
+    Ok((study, times))
 }
 
 fn summary(points: &[StudyPoint]) -> FrontSummary {

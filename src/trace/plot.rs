@@ -154,8 +154,8 @@ pub fn waveform(wave: &Waveform, layer_names: Option<&[String]>, out: &Path) -> 
             values: column_values(&|x, y| {
                 dram.iter()
                     .map(|s| {
-                        (s.value_at(y.saturating_sub(1)) as f64
-                            - s.value_at(x.saturating_sub(1)) as f64)
+                        (s.value_at(y.saturating_sub(1).max(a)) as f64
+                            - s.value_at(x.saturating_sub(1).max(a)) as f64)
                             / (y - x) as f64
                     })
                     .sum()
@@ -167,7 +167,8 @@ pub fn waveform(wave: &Waveform, layer_names: Option<&[String]>, out: &Path) -> 
             label: "GLB words read/cycle".into(),
             kind: LaneKind::Rate,
             values: column_values(&|x, y| {
-                (s.value_at(y.saturating_sub(1)) as f64 - s.value_at(x.saturating_sub(1)) as f64)
+                (s.value_at(y.saturating_sub(1).max(a)) as f64
+                    - s.value_at(x.saturating_sub(1).max(a)) as f64)
                     / (y - x) as f64
             }),
         });

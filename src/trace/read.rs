@@ -122,7 +122,9 @@ pub fn read_vcd(path: &Path, window: Option<(u64, u64)>) -> Result<Waveform, Inp
             changes: Vec::new(),
         });
     }
-    let (start, stop) = window.unwrap_or((0, u64::MAX));
+    // Without a window, the trace starts at its first timestamp (a windowed
+    // recording starts at its window).
+    let (mut start, stop) = window.unwrap_or((u64::MAX, u64::MAX));
     let mut current = vec![0u64; signals.len()];
     let mut seeded = false;
     let mut time = 0u64;
@@ -132,6 +134,9 @@ pub fn read_vcd(path: &Path, window: Option<(u64, u64)>) -> Result<Waveform, Inp
         let (code, value) = match command {
             Command::Timestamp(t) => {
                 time = t;
+                if start == u64::MAX {
+                    start = t;
+                }
                 last_time = last_time.max(t);
                 if t >= stop {
                     break;
@@ -142,6 +147,9 @@ pub fn read_vcd(path: &Path, window: Option<(u64, u64)>) -> Result<Waveform, Inp
             Command::ChangeVector(code, v) => (code, bits(v.iter())),
             _ => continue,
         };
+        if start == u64::MAX {
+            start = time;
+        }
         if time >= start && !seeded {
             for (i, s) in signals.iter_mut().enumerate() {
                 s.changes.push((start, current[i]));
@@ -158,6 +166,9 @@ pub fn read_vcd(path: &Path, window: Option<(u64, u64)>) -> Result<Waveform, Inp
                 s.changes.push((time, value));
             }
         }
+    }
+    if start == u64::MAX {
+        start = 0;
     }
     if !seeded {
         for (i, s) in signals.iter_mut().enumerate() {

@@ -155,6 +155,9 @@ pub(super) struct ArrayLayer<'a> {
     /// Scratch: per row of the step, the piece elements whose input is non-zero.
     nonzero_inputs: Vec<Vec<usize>>,
     activity: Vec<(usize, u64)>,
+    /// Per PE row, the distinct busy durations of a step and how many PEs
+    /// end at each (reused across steps, for the trace).
+    row_ends: Vec<Vec<(u64, i64)>>,
     queue: EventQueue<Event>,
 }
 
@@ -450,6 +453,7 @@ impl<'a> ArrayLayer<'a> {
             row_psums: Vec::new(),
             nonzero_inputs: Vec::new(),
             activity: Vec::new(),
+            row_ends: Vec::new(),
             queue: EventQueue::starting_at(start),
             m,
             layer,
@@ -646,8 +650,9 @@ impl<'a> ArrayLayer<'a> {
         }
         let duration = self.compute(id, start)?;
         let end = start + duration;
-        if self.m.tracing() {
+        if !self.m.trace_quiet_before(end) {
             // Each row's input RF holds the piece from its arrival to the step's end.
+            self.count_row_input_entries(id);
             for r in 0..self.row_arrival.len() {
                 let entries = self.row_entries[r] as i64;
                 if entries > 0 {
@@ -867,27 +872,9 @@ impl<'a> ArrayLayer<'a> {
         }
         self.groups_per_subpass[id.subpass] = groups;
         if self.m.tracing() {
-            // RF entries per PE row (FC: the row of each receiving PE).
-            let pe_rows = self.m.arch.pe_array.rows as usize;
-            let cols = self.m.arch.pe_array.cols as usize;
-            self.row_entries.clear();
-            self.row_entries.resize(pe_rows, 0);
-            for (g, group) in self.groups_per_subpass[id.subpass].iter().enumerate() {
-                let len = self.plan.piece_lists[group.list]
-                    .get(id.piece)
-                    .map_or(0, Vec::len) as u64;
-                for &l in &group.lanes {
-                    for (i, &pe) in self.plan.lanes[l].pes.iter().enumerate() {
-                        if self.plan.rows_are_positions && i >= rows {
-                            break;
-                        }
-                        let _ = g;
-                        self.row_entries[pe / cols] += len;
-                    }
-                }
-            }
             self.row_arrival.clear();
-            self.row_arrival.resize(pe_rows, now);
+            self.row_arrival
+                .resize(self.m.arch.pe_array.rows as usize, now);
         }
         self.rf = rf;
         if glb_words == 0 && per_row.iter().all(|r| r.1 == 0) {
@@ -934,6 +921,33 @@ impl<'a> ArrayLayer<'a> {
             }
         }
         delivered
+    }
+
+    /// Input RF entries per PE row for the step's piece (FC: the row of
+    /// each receiving PE), into `row_entries`; only the trace needs them.
+    fn count_row_input_entries(&mut self, id: StepId) {
+        let pe_rows = self.m.arch.pe_array.rows as usize;
+        let cols = self.m.arch.pe_array.cols as usize;
+        let rows = if self.plan.rows_are_positions {
+            pass_positions(self.plan, id.pass).len()
+        } else {
+            1
+        };
+        self.row_entries.clear();
+        self.row_entries.resize(pe_rows, 0);
+        for group in &self.groups_per_subpass[id.subpass] {
+            let len = self.plan.piece_lists[group.list]
+                .get(id.piece)
+                .map_or(0, Vec::len) as u64;
+            for &l in &group.lanes {
+                for (i, &pe) in self.plan.lanes[l].pes.iter().enumerate() {
+                    if self.plan.rows_are_positions && i >= rows {
+                        break;
+                    }
+                    self.row_entries[pe / cols] += len;
+                }
+            }
+        }
     }
 
     /// Sends the step's weights over the weight bus (programmable mode).
@@ -1143,11 +1157,14 @@ impl<'a> ArrayLayer<'a> {
             self.nonzero_inputs = nonzero_inputs;
         }
         self.groups_per_subpass[id.subpass] = groups;
-        if self.m.tracing() && !activity.is_empty() {
+        if !activity.is_empty() && !self.m.trace_quiet_before(start + longest) {
             // One change per row and distinct duration: +n at the start, -k
             // at each end. Rows hold few distinct durations (one per lane width).
+            // (A step over before the trace window nets to nothing: skipped.)
             let rows = self.m.arch.pe_array.rows as usize;
-            let mut per_row: Vec<Vec<(u64, i64)>> = vec![Vec::new(); rows];
+            let mut per_row = std::mem::take(&mut self.row_ends);
+            per_row.iter_mut().for_each(Vec::clear);
+            per_row.resize(rows, Vec::new());
             for &(row, cycles) in &activity {
                 let ends = &mut per_row[row];
                 match ends.iter_mut().find(|(c, _)| *c == cycles) {
@@ -1169,6 +1186,7 @@ impl<'a> ArrayLayer<'a> {
                 self.m
                     .trace_busy(|p| p.row_busy[row], start, start + busiest);
             }
+            self.row_ends = per_row;
         }
         self.activity = activity;
         Ok(longest)

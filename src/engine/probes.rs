@@ -150,6 +150,12 @@ impl Machine {
         }
     }
 
+    /// True when not tracing, or when what ends by `end` is before the trace
+    /// window (callers skip changes whose net effect by then is nil).
+    pub(crate) fn trace_quiet_before(&self, end: Cycle) -> bool {
+        self.trace.as_ref().is_none_or(|(t, _)| t.quiet_before(end))
+    }
+
     /// True when tracing (callers skip work that only feeds the trace).
     pub(crate) fn tracing(&self) -> bool {
         self.trace.is_some()

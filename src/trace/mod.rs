@@ -164,6 +164,8 @@ pub struct Tracer {
     /// Each signal's VCD identifier, formatted once.
     codes: Vec<String>,
     last_time: Option<u64>,
+    /// Busy lanes with an open run (so [`Tracer::advance`] visits only them).
+    open_runs: Vec<SignalId>,
     /// Intervals during which the layer filter records (`None` end: open).
     layer_intervals: Vec<(Cycle, Option<Cycle>)>,
     /// The last change applied was recorded (so values on file are current).
@@ -186,6 +188,7 @@ impl Tracer {
             out: None,
             codes: Vec::new(),
             last_time: None,
+            open_runs: Vec::new(),
             layer_intervals: Vec::new(),
             recording: false,
             changes_written: 0,
@@ -295,6 +298,13 @@ impl Tracer {
         self.enqueue(at, id, change);
     }
 
+    /// True when everything ending at or before `end` is before the window,
+    /// so it cannot show in the trace: callers may skip changes whose net
+    /// effect by `end` is nil (a level raised and lowered again, a busy run).
+    pub fn quiet_before(&self, end: Cycle) -> bool {
+        self.options.window.is_some_and(|(start, _)| end.0 <= start)
+    }
+
     /// True once `now` is past the window: nothing more will be recorded.
     pub fn past_window(&self, now: Cycle) -> bool {
         self.options.window.is_some_and(|(_, end)| now.0 >= end)
@@ -319,7 +329,9 @@ impl Tracer {
     /// never start before the current horizon; overlapping or touching
     /// intervals merge into one run.
     pub fn busy(&mut self, id: SignalId, start: Cycle, end: Cycle) {
-        if end <= start || !self.traced(id) {
+        // A run over before the window leaves the lane idle at its start
+        // (a run still open then is one that started earlier and ends later).
+        if end <= start || !self.traced(id) || self.quiet_before(end) {
             return;
         }
         let i = id.0 as usize;
@@ -333,6 +345,7 @@ impl Tracer {
             None => {
                 self.push(id, start, Change::Set(1));
                 self.signals[i].run = Some((start, end));
+                self.open_runs.push(id);
             }
         }
     }
@@ -374,14 +387,16 @@ impl Tracer {
     /// Writes every change before `horizon`; the simulation schedules
     /// nothing before its current cycle, so those changes are final.
     pub fn advance(&mut self, horizon: Cycle) -> Result<()> {
-        for i in 0..self.signals.len() {
-            if let Some((_, e)) = self.signals[i].run
-                && e < horizon
-            {
-                self.signals[i].run = None;
-                self.push(SignalId(i as u32), e, Change::Set(0));
+        let mut open = std::mem::take(&mut self.open_runs);
+        open.retain(|&id| match self.signals[id.0 as usize].run {
+            Some((_, e)) if e < horizon => {
+                self.signals[id.0 as usize].run = None;
+                self.push(id, e, Change::Set(0));
+                false
             }
-        }
+            _ => true,
+        });
+        self.open_runs = open;
         // Drain the buckets in cycle order; within a cycle, in arrival order
         // (the order the events made the changes).
         while self.base < horizon.0 {

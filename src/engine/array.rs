@@ -185,6 +185,9 @@ enum WeightSource {
 const LOOKAHEAD_STEPS: usize = 2;
 
 impl<'a> ArrayLayer<'a> {
+    // The pieces of engine state one layer borrows, plus its prepared weights:
+    // a struct around them would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         m: &'a mut Machine,
         layer: &'a Layer,
@@ -193,6 +196,7 @@ impl<'a> ArrayLayer<'a> {
         input: &'a mut TensorStore,
         output: &'a mut TensorStore,
         start: Cycle,
+        gathered: Option<GatheredWeights>,
     ) -> Result<Self> {
         let (geometry, weights_of, epilogue, groups) = match &layer.op {
             Op::Conv2d(c) => (
@@ -230,9 +234,10 @@ impl<'a> ArrayLayer<'a> {
         let stages = (0..out_channels)
             .map(|c| epilogue.output_stage.channel(c))
             .collect();
-        let groups_per_subpass = (0..plan.subpasses)
-            .map(|q| lane_groups(plan, q, groups, &weights_of))
-            .collect::<Vec<_>>();
+        let groups_per_subpass = match gathered {
+            Some(g) => g.0,
+            None => gather(plan, groups, &weights_of),
+        };
 
         let mut steps = Vec::new();
         let mut step_base = HashMap::new();
@@ -1358,12 +1363,70 @@ pub(super) fn free_all_rows(m: &mut Machine, t: &mut TensorStore) {
     }
 }
 
+/// A layer's weights gathered into per-sub-pass lane groups: the setup of
+/// an [`ArrayLayer`] that depends only on the layer and its plan, so the
+/// engine can prepare the next layers' while it simulates this one.
+pub(crate) struct GatheredWeights(Vec<Vec<LaneGroup>>);
+
+/// Gathers `layer`'s weights for `plan` (None for a layer without weights).
+pub(crate) fn gather_weights(layer: &Layer, plan: &ArrayPlan) -> Option<GatheredWeights> {
+    let (weights_of, groups) = match &layer.op {
+        Op::Conv2d(c) => (WeightsOf::Conv(c), c.groups),
+        Op::FullyConnected(f) => (WeightsOf::Fc(f), 1),
+        _ => return None,
+    };
+    Some(GatheredWeights(gather(plan, groups, &weights_of)))
+}
+
+/// Sub-passes gather their weights independently: in parallel (the order of
+/// the result is the sub-passes' order).
+fn gather(plan: &ArrayPlan, groups: usize, weights_of: &WeightsOf) -> Vec<Vec<LaneGroup>> {
+    use rayon::prelude::*;
+    (0..plan.subpasses)
+        .into_par_iter()
+        .map(|q| lane_groups(plan, q, groups, weights_of))
+        .collect()
+}
+
 enum WeightsOf<'a> {
     Conv(&'a crate::workload::ir::Conv2d),
     Fc(&'a crate::workload::ir::FullyConnected),
 }
 
 impl WeightsOf<'_> {
+    /// Where element `e` sits among one output's weights (storage order).
+    fn offset(&self, e: &Element) -> usize {
+        match self {
+            WeightsOf::Conv(c) => {
+                let (_, icg, kh, kw) = c.weights.dim();
+                let local = e.channel as usize % icg.max(1);
+                (local * kh + e.ky as usize) * kw + e.kx as usize
+            }
+            WeightsOf::Fc(_) => e.channel as usize,
+        }
+    }
+
+    /// Output `o`'s weights in storage order, when they are contiguous.
+    fn output(&self, o: usize) -> Option<&[i16]> {
+        match self {
+            WeightsOf::Conv(c) => c
+                .weights
+                .as_slice()
+                .and_then(|w| w.chunks_exact(w.len() / c.weights.dim().0.max(1)).nth(o)),
+            WeightsOf::Fc(f) => f
+                .weights
+                .as_slice()
+                .and_then(|w| w.chunks_exact(f.weights.ncols().max(1)).nth(o)),
+        }
+    }
+
+    fn zero(&self) -> i32 {
+        match self {
+            WeightsOf::Conv(c) => c.weight_quant.zero(),
+            WeightsOf::Fc(f) => f.weight_quant.zero(),
+        }
+    }
+
     /// Centred weight of output `o`, element `e`.
     fn get(&self, o: usize, e: &Element) -> i16 {
         match self {
@@ -1428,6 +1491,8 @@ fn lane_groups(plan: &ArrayPlan, q: usize, groups: usize, weights: &WeightsOf) -
             let mut nonzero_weights: Vec<Vec<u32>> = vec![Vec::new(); lanes.len()];
             let mut element_base = Vec::new();
             let mut elements = 0usize;
+            let mut offsets = Vec::new();
+            let zero = weights.zero();
             for piece in &plan.piece_lists[list] {
                 // Columns whose outputs belong to the piece's channel group
                 // (contiguous: outputs ascend within a lane, and grouped
@@ -1442,14 +1507,33 @@ fn lane_groups(plan: &ArrayPlan, q: usize, groups: usize, weights: &WeightsOf) -
                     .rposition(|&o| o / ocg.max(1) == group)
                     .map_or(lo, |i| i + 1);
                 let cols = lo..hi;
-                blocks.push((cols.clone(), w.len()));
+                let base = w.len();
+                blocks.push((cols.clone(), base));
                 element_base.push(elements);
                 elements += piece.len();
-                for e in piece {
-                    let row = w.len();
-                    for &o in &outputs[cols.clone()] {
-                        w.push(weights.get(o, e));
+                // The block is element-major ([element][column]); it is filled
+                // column by column so that each output's weights are read in
+                // storage order (an FC layer's row is one long run).
+                let width = cols.len();
+                w.resize(base + piece.len() * width, 0);
+                offsets.clear();
+                offsets.extend(piece.iter().map(|e| weights.offset(e)));
+                for (c, &o) in outputs[cols.clone()].iter().enumerate() {
+                    match weights.output(o) {
+                        Some(stored) => {
+                            for (k, &at) in offsets.iter().enumerate() {
+                                w[base + k * width + c] = (i32::from(stored[at]) - zero) as i16;
+                            }
+                        }
+                        None => {
+                            for (k, e) in piece.iter().enumerate() {
+                                w[base + k * width + c] = weights.get(o, e);
+                            }
+                        }
                     }
+                }
+                for k in 0..piece.len() {
+                    let row = base + k * width;
                     for (i, lane_cols) in lane_columns.iter().enumerate() {
                         let nonzero = (lane_cols.start.max(cols.start)
                             ..lane_cols.end.min(cols.end))

@@ -278,124 +278,156 @@ pub(crate) fn run_from(
     }
     stores[first] = Some(initial);
 
-    let mut now = Cycle::ZERO;
-    let mut layers = Vec::with_capacity(n);
-    let mut outputs = Vec::with_capacity(n);
-    for (i, layer) in numerics.layers.iter().enumerate().skip(first) {
-        let plan = dataflow.plan(layer, arch)?;
-        let layer_numerics = numerics.per_layer[i];
-        m.trace_advance(now)?;
-        if let Some((t, p)) = &mut m.trace {
-            t.layer_starts(i, now);
-            t.set(p.layer, now, i as u64);
-            if let Some(mode) = layer_numerics.mode {
-                t.set(p.mac_cycles, now, u64::from(arch.mac.mac_cycles(mode)));
-                t.set(p.mac_mode, now, mode.index() as u64);
+    // Plans first (a pure function of the layer and the arch): a helper
+    // thread then gathers the weights of the array layers ahead, the largest
+    // part of their setup, while the current one simulates. The channel holds
+    // one layer, so at most three layers' gathered weights exist at once.
+    let plans: Vec<LayerPlan> = numerics
+        .layers
+        .iter()
+        .skip(first)
+        .map(|layer| dataflow.plan(layer, arch))
+        .collect::<Result<_, _>>()?;
+    let weighted: Vec<(&crate::workload::ir::Layer, &crate::mapping::ArrayPlan)> = numerics
+        .layers
+        .iter()
+        .skip(first)
+        .zip(&plans)
+        .filter_map(|(layer, plan)| match plan {
+            LayerPlan::Array(p) => Some((layer, p)),
+            _ => None,
+        })
+        .collect();
+    std::thread::scope(|scope| -> Result<EngineRun> {
+        let (sender, gathered) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            for (layer, plan) in weighted {
+                // The receiver is gone when the run stopped early.
+                if sender.send(array::gather_weights(layer, plan)).is_err() {
+                    break;
+                }
             }
+        });
+        let mut now = Cycle::ZERO;
+        let mut layers = Vec::with_capacity(n);
+        let mut outputs = Vec::with_capacity(n);
+        for (i, layer) in numerics.layers.iter().enumerate().skip(first) {
+            let plan = &plans[i - first];
+            let layer_numerics = numerics.per_layer[i];
+            m.trace_advance(now)?;
+            if let Some((t, p)) = &mut m.trace {
+                t.layer_starts(i, now);
+                t.set(p.layer, now, i as u64);
+                if let Some(mode) = layer_numerics.mode {
+                    t.set(p.mac_cycles, now, u64::from(arch.mac.mac_cycles(mode)));
+                    t.set(p.mac_mode, now, mode.index() as u64);
+                }
+            }
+            let before = m.snapshot();
+            m.glb.space.reset_peak();
+            let src_store = store_of
+                [source_index(layer.inputs.first().copied().unwrap_or(TensorSource::Input))];
+            let timing = match plan {
+                LayerPlan::Reshape => {
+                    outputs.push(reshaped(
+                        stores[src_store].as_ref(),
+                        layer.output_shape.dims(),
+                    ));
+                    layers.push(LayerStats {
+                        start: now,
+                        end: now,
+                        pes: u64::from(arch.pe_array.rows * arch.pe_array.cols),
+                        ..Default::default()
+                    });
+                    check(layer, i, outputs.last(), reference, "pe_array")?;
+                    continue;
+                }
+                LayerPlan::Array(p) => {
+                    let mut output = TensorStore::new(
+                        layer.output_shape,
+                        numerics.storage_bytes[i + 1],
+                        readers[i + 1],
+                    );
+                    let input = stores[src_store].as_mut().ok_or_else(|| missing(layer))?;
+                    let timing = array::ArrayLayer::new(
+                        &mut m,
+                        layer,
+                        layer_numerics,
+                        p,
+                        input,
+                        &mut output,
+                        now,
+                        gathered.recv().ok().flatten(),
+                    )?
+                    .run()?;
+                    input.readers_left = input.readers_left.saturating_sub(1);
+                    stores[i + 1] = Some(output);
+                    timing
+                }
+                LayerPlan::Glb => {
+                    let mut output = TensorStore::new(
+                        layer.output_shape,
+                        numerics.storage_bytes[i + 1],
+                        readers[i + 1],
+                    );
+                    // Take each distinct input store out of the table for the run.
+                    let sources: Vec<usize> = layer
+                        .inputs
+                        .iter()
+                        .map(|&s| store_of[source_index(s)])
+                        .collect();
+                    let mut distinct = sources.clone();
+                    distinct.sort_unstable();
+                    distinct.dedup();
+                    let operand_of: Vec<usize> = sources
+                        .iter()
+                        .map(|s| distinct.iter().position(|d| d == s).unwrap_or(0))
+                        .collect();
+                    let mut taken: Vec<TensorStore> = Vec::with_capacity(distinct.len());
+                    for &d in &distinct {
+                        taken.push(stores[d].take().ok_or_else(|| missing(layer))?);
+                    }
+                    let result = {
+                        let mut refs: Vec<&mut TensorStore> = taken.iter_mut().collect();
+                        glb_ops::run(&mut m, layer, &mut refs, &operand_of, &mut output, now)
+                    };
+                    for (d, mut store) in distinct.into_iter().zip(taken) {
+                        store.readers_left = store.readers_left.saturating_sub(1);
+                        stores[d] = Some(store);
+                    }
+                    stores[i + 1] = Some(output);
+                    result?
+                }
+            };
+            let after = m.snapshot();
+            let bits = word_bits(&numerics, layer_numerics, src_store, i);
+            let stats = layer_stats(
+                &before,
+                &after,
+                &timing,
+                arch,
+                m.glb.space.peak(),
+                (layer_numerics.mode, bits),
+            );
+            now = timing.end;
+            let out = stores[i + 1]
+                .as_ref()
+                .map(|s| s.data.clone())
+                .unwrap_or_default();
+            outputs.push(out);
+            check(layer, i, outputs.last(), reference, "pe_array")?;
+            layers.push(stats);
         }
-        let before = m.snapshot();
-        m.glb.space.reset_peak();
-        let src_store =
-            store_of[source_index(layer.inputs.first().copied().unwrap_or(TensorSource::Input))];
-        let timing = match &plan {
-            LayerPlan::Reshape => {
-                outputs.push(reshaped(
-                    stores[src_store].as_ref(),
-                    layer.output_shape.dims(),
-                ));
-                layers.push(LayerStats {
-                    start: now,
-                    end: now,
-                    pes: u64::from(arch.pe_array.rows * arch.pe_array.cols),
-                    ..Default::default()
-                });
-                check(layer, i, outputs.last(), reference, "pe_array")?;
-                continue;
-            }
-            LayerPlan::Array(p) => {
-                let mut output = TensorStore::new(
-                    layer.output_shape,
-                    numerics.storage_bytes[i + 1],
-                    readers[i + 1],
-                );
-                let input = stores[src_store].as_mut().ok_or_else(|| missing(layer))?;
-                let timing = array::ArrayLayer::new(
-                    &mut m,
-                    layer,
-                    layer_numerics,
-                    p,
-                    input,
-                    &mut output,
-                    now,
-                )?
-                .run()?;
-                input.readers_left = input.readers_left.saturating_sub(1);
-                stores[i + 1] = Some(output);
-                timing
-            }
-            LayerPlan::Glb => {
-                let mut output = TensorStore::new(
-                    layer.output_shape,
-                    numerics.storage_bytes[i + 1],
-                    readers[i + 1],
-                );
-                // Take each distinct input store out of the table for the run.
-                let sources: Vec<usize> = layer
-                    .inputs
-                    .iter()
-                    .map(|&s| store_of[source_index(s)])
-                    .collect();
-                let mut distinct = sources.clone();
-                distinct.sort_unstable();
-                distinct.dedup();
-                let operand_of: Vec<usize> = sources
-                    .iter()
-                    .map(|s| distinct.iter().position(|d| d == s).unwrap_or(0))
-                    .collect();
-                let mut taken: Vec<TensorStore> = Vec::with_capacity(distinct.len());
-                for &d in &distinct {
-                    taken.push(stores[d].take().ok_or_else(|| missing(layer))?);
-                }
-                let result = {
-                    let mut refs: Vec<&mut TensorStore> = taken.iter_mut().collect();
-                    glb_ops::run(&mut m, layer, &mut refs, &operand_of, &mut output, now)
-                };
-                for (d, mut store) in distinct.into_iter().zip(taken) {
-                    store.readers_left = store.readers_left.saturating_sub(1);
-                    stores[d] = Some(store);
-                }
-                stores[i + 1] = Some(output);
-                result?
-            }
-        };
-        let after = m.snapshot();
-        let bits = word_bits(&numerics, layer_numerics, src_store, i);
-        let stats = layer_stats(
-            &before,
-            &after,
-            &timing,
-            arch,
-            m.glb.space.peak(),
-            (layer_numerics.mode, bits),
-        );
-        now = timing.end;
-        let out = stores[i + 1]
-            .as_ref()
-            .map(|s| s.data.clone())
-            .unwrap_or_default();
-        outputs.push(out);
-        check(layer, i, outputs.last(), reference, "pe_array")?;
-        layers.push(stats);
-    }
-    if let Some((t, _)) = &mut m.trace {
-        t.finish(now)?;
-    }
-    Ok(EngineRun {
-        total_cycles: now.get(),
-        events: m.events,
-        layers,
-        outputs,
-        checked: reference.is_some(),
+        if let Some((t, _)) = &mut m.trace {
+            t.finish(now)?;
+        }
+        Ok(EngineRun {
+            total_cycles: now.get(),
+            events: m.events,
+            layers,
+            outputs,
+            checked: reference.is_some(),
+        })
     })
 }
 

@@ -74,11 +74,7 @@ pub fn accumulate<A: Accumulator>(psums: &mut [A], weights: &[i16], inputs: &[i1
         if x == 0 {
             continue;
         }
-        let x = A::from(x);
-        let row = &weights[e * width..(e + 1) * width];
-        for (p, &w) in psums.iter_mut().zip(row) {
-            *p += A::from(w) * x;
-        }
+        crate::numerics::kernels::axpy(psums, A::from(x), &weights[e * width..(e + 1) * width]);
     }
 }
 

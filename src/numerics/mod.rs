@@ -11,9 +11,11 @@
 //! - [`precision`]: per-layer precision assignments (docs/precision.md);
 //! - [`csd`]: signed-digit recoding of fixed weights and shift-add products
 //!   (the FFE's scalers, SPEC section 3);
-//! - [`ort`]: ONNX Runtime's float kernels for fused adds and average pools.
+//! - [`ort`]: ONNX Runtime's float kernels for fused adds and average pools;
+//! - [`kernels`]: the multiply-accumulate inner loops (AVX2 when the CPU has it).
 
 pub mod csd;
+pub mod kernels;
 pub mod mac;
 pub mod ort;
 pub mod precision;

@@ -11,15 +11,21 @@
 
 use std::ops::{AddAssign, Mul};
 
-use ndarray::{Array2, Array3, ArrayView1};
+use ndarray::{Array2, Array3};
+
+use crate::numerics::kernels::{axpy, dot};
 
 use crate::workload::ir::{Activations, Conv2d, FullyConnected, Layer, Op, Padding};
 
 /// An accumulator type: `i32` (fast), `f64` (exact below 2^53) or `i64`.
-trait Acc: Copy + Default + AddAssign + Mul<Output = Self> + From<i16> {
+trait Acc: Copy + Default + Send + Sync + AddAssign + Mul<Output = Self> + From<i16> {
     /// The (integer) value held; exact whenever the type was chosen by bound.
     fn to_i64(self) -> i64;
 }
+
+/// Output channels (or features) below which a layer runs on one thread:
+/// splitting smaller layers costs more than it saves.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
 impl Acc for i32 {
     fn to_i64(self) -> i64 {
         i64::from(self)
@@ -83,7 +89,14 @@ fn accumulator_kind(max_x: i64, weight_rows: impl Iterator<Item = (i64, i64)>) -
 pub fn conv_accumulate(conv: &Conv2d, input_zero: i32, input: &Activations) -> Array3<i64> {
     let x = centred_padded(input, input_zero, conv.padding);
     let wz = conv.weight_quant.zero();
-    let w = conv.weights.mapv(|v| (i32::from(v) - wz) as i16);
+    // Centred weights: the stored ones when the zero point is 0 (no copy).
+    let centred;
+    let w = if wz == 0 {
+        &conv.weights
+    } else {
+        centred = conv.weights.mapv(|v| (i32::from(v) - wz) as i16);
+        &centred
+    };
     let max_x = max_abs(x.iter().copied());
     let kind = accumulator_kind(
         max_x,
@@ -92,9 +105,9 @@ pub fn conv_accumulate(conv: &Conv2d, input_zero: i32, input: &Activations) -> A
             .map(|(row, &b)| (row.iter().map(|&v| i64::from(v).abs()).sum(), b)),
     );
     match kind {
-        AccKind::I32 => conv_sums::<i32>(conv, &x, &w),
-        AccKind::F64 => conv_sums::<f64>(conv, &x, &w),
-        AccKind::I64 => conv_sums::<i64>(conv, &x, &w),
+        AccKind::I32 => conv_sums::<i32>(conv, &x, w),
+        AccKind::F64 => conv_sums::<f64>(conv, &x, w),
+        AccKind::I64 => conv_sums::<i64>(conv, &x, w),
     }
 }
 
@@ -116,12 +129,12 @@ fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -
     let wide = sx == 1 && sy == 1;
     let row_len = if wide { pw } else { ow };
     let run = (oh - 1) * row_len + ow;
-    let mut out = Array3::<i64>::zeros((out_c, oh, ow));
-    let mut acc = vec![A::default(); oh * row_len];
-    for oc in 0..out_c {
+    // One output channel's plane: every tap of its kernel over the input.
+    let channel = |acc: &mut Vec<A>, oc: usize, plane_out: &mut [i64]| {
         let group = oc / ocg;
         let bias = conv.epilogue.bias[oc];
-        acc.iter_mut().for_each(|a| *a = A::default());
+        acc.clear();
+        acc.resize(oh * row_len, A::default());
         for icl in 0..icg {
             let base = (group * icg + icl) * plane;
             for ky in 0..kh {
@@ -133,18 +146,14 @@ fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -
                     let wv = A::from(wv);
                     if wide {
                         let start = base + ky * pw + kx;
-                        for (a, &v) in acc[..run].iter_mut().zip(&xs[start..start + run]) {
-                            *a += wv * A::from(v);
-                        }
+                        axpy(&mut acc[..run], wv, &xs[start..start + run]);
                         continue;
                     }
                     for oy in 0..oh {
                         let row = base + (oy * sy + ky) * pw + kx;
                         let dst = &mut acc[oy * ow..(oy + 1) * ow];
                         if sx == 1 {
-                            for (a, &v) in dst.iter_mut().zip(&xs[row..row + ow]) {
-                                *a += wv * A::from(v);
-                            }
+                            axpy(dst, wv, &xs[row..row + ow]);
                         } else {
                             for (ox, a) in dst.iter_mut().enumerate() {
                                 *a += wv * A::from(xs[row + ox * sx]);
@@ -154,14 +163,28 @@ fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -
                 }
             }
         }
-        let mut plane_out = out.index_axis_mut(ndarray::Axis(0), oc);
-        for (oy, mut row) in plane_out.outer_iter_mut().enumerate() {
+        for (oy, row) in plane_out.chunks_exact_mut(ow).enumerate() {
             for (o, &a) in row.iter_mut().zip(&acc[oy * row_len..oy * row_len + ow]) {
                 *o = a.to_i64() + bias;
             }
         }
+    };
+    // Channels are independent: large layers split them over the cores
+    // (each channel's sums are the same whichever thread computes them).
+    let mut out = vec![0i64; out_c * oh * ow];
+    let macs = out_c * icg * kh * kw * oh * ow;
+    if macs >= PARALLEL_MIN_MACS && out_c > 1 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(oh * ow)
+            .enumerate()
+            .for_each_init(Vec::new, |acc, (oc, plane_out)| channel(acc, oc, plane_out));
+    } else {
+        let mut acc = Vec::new();
+        for (oc, plane_out) in out.chunks_mut(oh * ow).enumerate() {
+            channel(&mut acc, oc, plane_out);
+        }
     }
-    out
+    Array3::from_shape_vec((out_c, oh, ow), out).unwrap_or_else(|_| Array3::zeros((out_c, oh, ow)))
 }
 
 /// Exact sums of a fully connected layer over the flattened input: `[out, 1, 1]`.
@@ -171,7 +194,13 @@ pub fn fc_accumulate(fc: &FullyConnected, input_zero: i32, input: &Activations) 
         .map(|&v| (i32::from(v) - input_zero) as i16)
         .collect();
     let wz = fc.weight_quant.zero();
-    let w: Array2<i16> = fc.weights.mapv(|v| (i32::from(v) - wz) as i16);
+    let centred: Array2<i16>;
+    let w = if wz == 0 {
+        &fc.weights
+    } else {
+        centred = fc.weights.mapv(|v| (i32::from(v) - wz) as i16);
+        &centred
+    };
     let max_x = max_abs(x.iter().copied());
     let kind = accumulator_kind(
         max_x,
@@ -180,33 +209,24 @@ pub fn fc_accumulate(fc: &FullyConnected, input_zero: i32, input: &Activations) 
             .map(|(row, &b)| (row.iter().map(|&v| i64::from(v).abs()).sum(), b)),
     );
     let n = fc.out_features();
-    let mut out = Array3::<i64>::zeros((n, 1, 1));
-    for (o, row) in w.outer_iter().enumerate() {
+    let w = w.as_standard_layout();
+    let ws = w.as_slice().unwrap_or(&[]);
+    let feature = |o: usize| -> i64 {
+        let row = &ws[o * x.len()..(o + 1) * x.len()];
         let sum = match kind {
-            AccKind::I32 => dot::<i32>(row, &x),
-            AccKind::F64 => dot::<f64>(row, &x),
-            AccKind::I64 => dot::<i64>(row, &x),
+            AccKind::I32 => dot(0i32, row, &x).to_i64(),
+            AccKind::F64 => dot(0.0f64, row, &x).to_i64(),
+            AccKind::I64 => dot(0i64, row, &x).to_i64(),
         };
-        out[[o, 0, 0]] = sum + fc.epilogue.bias[o];
-    }
-    out
-}
-
-fn dot<A: Acc>(w: ArrayView1<i16>, x: &[i16]) -> i64 {
-    let mut s = A::default();
-    match w.as_slice() {
-        Some(ws) => {
-            for (&a, &b) in ws.iter().zip(x) {
-                s += A::from(a) * A::from(b);
-            }
-        }
-        None => {
-            for (&a, &b) in w.iter().zip(x) {
-                s += A::from(a) * A::from(b);
-            }
-        }
-    }
-    s.to_i64()
+        sum + fc.epilogue.bias[o]
+    };
+    let out: Vec<i64> = if n * x.len() >= PARALLEL_MIN_MACS {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().map(feature).collect()
+    } else {
+        (0..n).map(feature).collect()
+    };
+    Array3::from_shape_vec((n, 1, 1), out).unwrap_or_else(|_| Array3::zeros((n, 1, 1)))
 }
 
 /// MACs of `layer` on `input` in which at least one (centred) operand is

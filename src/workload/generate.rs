@@ -80,6 +80,7 @@ fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
 }
 
 /// A uniform double in [0, 1) from 53 random bits.
+#[inline]
 fn unit(r: &mut ChaCha8Rng) -> f64 {
     (r.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
@@ -93,6 +94,20 @@ pub fn round_half_even(x: f64) -> f64 {
         return x; // already an integer (or NaN)
     }
     (x + MAGIC) - MAGIC
+}
+
+/// Two standard normal deviates from Marsaglia's polar method.
+#[inline]
+fn normal_pair(r: &mut ChaCha8Rng) -> (f64, f64) {
+    loop {
+        let u = 2.0 * unit(r) - 1.0;
+        let v = 2.0 * unit(r) - 1.0;
+        let s = u * u + v * v;
+        if s > 0.0 && s < 1.0 {
+            let factor = libm::sqrt(-2.0 * libm::log(s) / s);
+            return (u * factor, v * factor);
+        }
+    }
 }
 
 /// Draws from one distribution, keeping the spare normal deviate of the
@@ -116,14 +131,45 @@ impl Sampler {
         if let Some(z) = self.spare_normal.take() {
             return z;
         }
-        loop {
-            let u = 2.0 * unit(r) - 1.0;
-            let v = 2.0 * unit(r) - 1.0;
-            let s = u * u + v * v;
-            if s > 0.0 && s < 1.0 {
-                let factor = libm::sqrt(-2.0 * libm::log(s) / s);
-                self.spare_normal = Some(v * factor);
-                return u * factor;
+        let (first, second) = normal_pair(r);
+        self.spare_normal = Some(second);
+        first
+    }
+
+    /// Fills a fresh block with integer samples in `[lo, hi]`: what
+    /// `sample_int` called once per element gives, with the Gaussian's
+    /// pairs written two at a time (the generation of big weight tensors
+    /// is dominated by this loop).
+    fn fill_ints<T>(
+        &mut self,
+        r: &mut ChaCha8Rng,
+        out: &mut [T],
+        lo: i64,
+        hi: i64,
+        narrow: impl Fn(i64) -> T,
+    ) {
+        match self.distribution {
+            Distribution::Gaussian { mean, std } if self.spare_normal.is_none() => {
+                let to_int = |z: f64| {
+                    let v = round_half_even(mean + std * z);
+                    narrow(v.clamp(lo as f64, hi as f64) as i64)
+                };
+                let mut pairs = out.chunks_exact_mut(2);
+                for pair in &mut pairs {
+                    let (first, second) = normal_pair(r);
+                    pair[0] = to_int(first);
+                    pair[1] = to_int(second);
+                }
+                if let [last] = pairs.into_remainder() {
+                    let (first, second) = normal_pair(r);
+                    *last = to_int(first);
+                    self.spare_normal = Some(second);
+                }
+            }
+            _ => {
+                for v in out {
+                    *v = narrow(self.sample_int(r, lo, hi));
+                }
             }
         }
     }
@@ -158,6 +204,25 @@ impl Sampler {
             }
         }
     }
+}
+
+/// Fills `values` with integers block by block, each block from its own
+/// stream, in parallel (the same values as [`fill_blocks`] with `sample_int`).
+fn fill_int_blocks<T: Send>(
+    generator: &Generator,
+    values: &mut [T],
+    lo: i64,
+    hi: i64,
+    narrow: impl Fn(i64) -> T + Sync,
+) {
+    use rayon::prelude::*;
+    values
+        .par_chunks_mut(BLOCK)
+        .enumerate()
+        .for_each(|(block, chunk)| {
+            let mut r = rng(generator.seed, FIRST_VALUE_STREAM + block as u64);
+            Sampler::new(generator.distribution).fill_ints(&mut r, chunk, lo, hi, &narrow);
+        });
 }
 
 /// Fills `values` block by block, each block from its own stream, in parallel.
@@ -225,17 +290,31 @@ fn zero_mask(generator: &Generator, magnitudes: impl Fn(usize) -> f64, n: usize)
 ///
 /// Elements outside the zero mask that happen to equal `zero` are moved one
 /// step away from it, so that with a sparsity the zero count is exact.
-pub fn generate_ints(generator: &Generator, n: usize, zero: i64, range: (i64, i64)) -> Vec<i64> {
-    let (lo, hi) = range;
-    let mut values = vec![0i64; n];
-    fill_blocks(generator, &mut values, |s, r| s.sample_int(r, lo, hi));
+///
+/// The element type is the storage type (`i16` tensors, `i64` biases): the
+/// values are the same whatever it is, as long as `range` fits it.
+pub fn generate_ints<T>(generator: &Generator, n: usize, zero: T, range: (T, T)) -> Vec<T>
+where
+    T: Copy + Default + Send + Sync + PartialEq + Into<i64> + TryFrom<i64>,
+{
+    let (lo, hi) = (range.0.into(), range.1.into());
+    // In range by construction, so the conversion cannot fail.
+    let narrow = |v: i64| T::try_from(v).unwrap_or(zero);
+    let mut values = vec![T::default(); n];
+    fill_int_blocks(generator, &mut values, lo, hi, narrow);
     if generator.sparsity.is_some() {
-        let mask = zero_mask(generator, |i| (values[i] - zero).unsigned_abs() as f64, n);
+        let z: i64 = zero.into();
+        let mask = zero_mask(
+            generator,
+            |i| (values[i].into() - z).unsigned_abs() as f64,
+            n,
+        );
+        let away = narrow(if z < hi { z + 1 } else { z - 1 });
         for (v, zeroed) in values.iter_mut().zip(mask) {
             if zeroed {
                 *v = zero;
             } else if *v == zero {
-                *v = if zero < hi { zero + 1 } else { zero - 1 };
+                *v = away;
             }
         }
     }
@@ -325,7 +404,7 @@ mod tests {
                 Some(0.5),
             )
         };
-        let v = generate_ints(&g, 2000, 0, (-127, 127));
+        let v = generate_ints(&g, 2000, 0i64, (-127, 127));
         let kept_min = v
             .iter()
             .filter(|&&x| x != 0)
@@ -338,7 +417,7 @@ mod tests {
                 ..g
             },
             2000,
-            0,
+            0i64,
             (-127, 127),
         );
         let mut mags: Vec<i64> = dense.iter().map(|x| x.abs()).collect();

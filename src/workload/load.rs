@@ -761,12 +761,13 @@ impl Cx<'_> {
             default
         };
         let g = self.generator(spec, span, ctx, field, seed_name, default)?;
-        Ok(
-            generate::generate_ints(&g, n, i64::from(zero), (i64::from(lo), i64::from(hi)))
-                .into_iter()
-                .map(|v| v as i16)
-                .collect(),
-        )
+        // Every supported type's range (and zero point) fits `i16`.
+        Ok(generate::generate_ints(
+            &g,
+            n,
+            zero as i16,
+            (lo as i16, hi as i16),
+        ))
     }
 
     /// A bias vector in accumulator units (`bits`-bit signed).
@@ -814,7 +815,7 @@ impl Cx<'_> {
             Distribution::Constant { value: 0.0 },
         )?;
         let limit = (1i64 << (bits - 1).min(62)) - 1;
-        Ok(generate::generate_ints(&g, n, 0, (-limit - 1, limit)))
+        Ok(generate::generate_ints(&g, n, 0i64, (-limit - 1, limit)))
     }
 
     /// Real values (batch-norm parameters): file or generator, `dist` required.

@@ -128,15 +128,8 @@ fn default_input(net: &Network) -> Array3<i16> {
         pruning: Default::default(),
     };
     let n = net.input_shape.len();
-    let values: Vec<i16> = generate::generate_ints(
-        &g,
-        n,
-        i64::from(net.input_quant.zero()),
-        (i64::from(lo), i64::from(hi)),
-    )
-    .into_iter()
-    .map(|v| v as i16)
-    .collect();
+    let values: Vec<i16> =
+        generate::generate_ints(&g, n, net.input_quant.zero() as i16, (lo as i16, hi as i16));
     Array3::from_shape_vec(net.input_shape.dims(), values)
         .unwrap_or_else(|_| Array3::zeros(net.input_shape.dims()))
 }

@@ -210,7 +210,7 @@ fn an_npy_header_with_the_data_missing_names_both_sizes() {
 }
 
 #[test]
-fn a_device_named_as_a_tensor_file_is_refused_not_read_forever() {
+fn a_device_named_as_a_tensor_file_is_refused_as_not_a_regular_file() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let w = write(
         dir.path(),

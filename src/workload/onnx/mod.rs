@@ -1472,12 +1472,17 @@ impl<'a> Importer<'a> {
                         return Err(self.err(n, format!("{op} on integers must follow QLinearConv / QLinearMatMul")));
                     }
                 };
+                let (qmin, qmax) = a.quant.range();
+                let out = &mut stage.output_stage;
                 if let Some(l) = lo {
-                    stage.output_stage.clamp_min = stage.output_stage.clamp_min.max(l.ceil() as i32);
+                    out.clamp_min = out.clamp_min.max(l.ceil() as i32).clamp(qmin, qmax);
                 }
                 if let Some(h) = hi {
-                    stage.output_stage.clamp_max = stage.output_stage.clamp_max.min(h.floor() as i32);
+                    out.clamp_max = out.clamp_max.min(h.floor() as i32).clamp(qmin, qmax);
                 }
+                // ONNX Clip is Min(max, Max(input, min)): with min > max
+                // every output is max.
+                out.clamp_min = out.clamp_min.min(out.clamp_max);
                 if op == "Relu" && zero == 0 {
                     stage.activation = Activation::Relu;
                 }
@@ -1746,8 +1751,10 @@ impl<'a> Importer<'a> {
                 accumulator_bits: 32,
                 requant,
                 zero_point: q.zero(),
-                clamp_min,
-                clamp_max: clamp_max.max(clamp_min),
+                // ONNX Clip is Min(max, Max(input, min)): with min > max
+                // every output is max.
+                clamp_min: clamp_min.min(clamp_max),
+                clamp_max,
             },
         };
         let op = match w.geom {

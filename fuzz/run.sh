@@ -44,7 +44,9 @@ esac
 corpus=fuzz/corpus/$target
 mkdir -p "$corpus"
 for f in "${seeds[@]}"; do
-    [ -f "$f" ] && cp -n "$f" "$corpus/"
+    if [ -f "$f" ] && [ ! -e "$corpus/$(basename "$f")" ]; then
+        cp "$f" "$corpus/"
+    fi
 done
 
 options=(

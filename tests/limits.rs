@@ -210,6 +210,31 @@ fn an_npy_header_with_the_data_missing_names_both_sizes() {
 }
 
 #[test]
+fn deeply_nested_toml_is_an_input_error_not_a_stack_overflow() {
+    // Tests run on 2 MiB thread stacks: a recursive descent this deep would
+    // overflow them; the TOML parser's recursion limit refuses it.
+    for (open, close) in [("[", "]"), ("{a=", "}")] {
+        let text = format!("x = {}1{}\n", open.repeat(100_000), close.repeat(100_000));
+        let e = load(&text);
+        assert!(e.message.contains("recursion"), "{e}");
+        let e = input_error(accsim::arch::load_str(&text, Path::new("n.toml")));
+        assert!(e.message.contains("recursion"), "{e}");
+    }
+}
+
+#[test]
+fn a_deeply_nested_npy_header_is_refused_before_it_is_parsed() {
+    let header = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+    let mut bytes = b"\x93NUMPY\x02\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u32 + 1).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.push(b'\n');
+    let e =
+        accsim::workload::npy::read_npy_bytes(&bytes, Path::new("deep.npy")).expect_err("nested");
+    assert!(e.message.contains("nests brackets more than 4 deep"), "{e}");
+}
+
+#[test]
 fn a_device_named_as_a_tensor_file_is_refused_as_not_a_regular_file() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let w = write(

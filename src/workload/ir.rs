@@ -34,7 +34,10 @@ impl Shape {
         }
     }
 
-    /// Number of elements.
+    /// Number of elements. Exact for every shape of a loaded network: the
+    /// loaders check each tensor against
+    /// [`super::limits::Limits::max_tensor_elements`] with checked
+    /// arithmetic first ([`super::limits::shape_len`] is the checked form).
     pub fn len(&self) -> usize {
         self.channels * self.height * self.width
     }

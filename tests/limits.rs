@@ -117,13 +117,37 @@ fn a_kernel_and_padding_combination_needing_a_trillion_macs_is_refused() {
 }
 
 #[test]
+fn the_cli_exits_2_naming_the_operation_limit_and_the_layer_line() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let w = write(
+        dir.path(),
+        "big.toml",
+        format!(
+            "{HEAD}[input]\nshape = [1, 1, 1]\n[[layer]]\nname = \"big\"\nop = \"conv2d\"\nout_channels = 1\nkernel = 1001\npadding = [1000, 1000, 1000, 1000]\n"
+        )
+        .as_bytes(),
+    );
+    let located = format!("{}:9:1: layer `big`: the layer needs", w.display());
+    expect_exit_2(
+        &[
+            "run".as_ref(),
+            "--workload".as_ref(),
+            w.as_os_str(),
+            "-q".as_ref(),
+        ],
+        &[&located, "more than the limit of 100000000000 operations"],
+    );
+}
+
+#[test]
 fn a_pooling_window_storm_is_refused_by_the_operation_limit() {
     // Max pooling has no MACs, but a 1024x1024 window at stride 1 over a
     // 2048x2048 input reads 10^12 elements.
     let e = load(&format!(
         "{HEAD}[input]\nshape = [1, 2048, 2048]\n[[layer]]\nname = \"p\"\nop = \"max_pool\"\nkernel = 1024\nstride = 1\n"
     ));
-    assert!(e.message.contains("layer `p` needs"), "{e}");
+    assert_eq!(e.context.as_deref(), Some("layer `p`"));
+    assert!(e.message.contains("the layer needs"), "{e}");
     assert!(e.message.contains("operations"), "{e}");
 }
 

@@ -260,11 +260,12 @@ impl Budget {
         Ok(())
     }
 
-    /// Adds a layer; refuses it if the network would exceed a limit.
-    pub fn charge(&mut self, layer: &str, cost: Option<LayerCost>) -> Result<(), String> {
+    /// Adds a layer; refuses it if the network would exceed a limit. The
+    /// message does not name the layer: the caller's error context does.
+    pub fn charge(&mut self, cost: Option<LayerCost>) -> Result<(), String> {
         let cost = cost.ok_or_else(|| {
             format!(
-                "layer `{layer}`: its size overflows a 64-bit count; the limits are {} operations and {} elements",
+                "the layer's size overflows a 64-bit count; the limits are {} operations and {} elements",
                 self.limits.max_network_ops, self.limits.max_network_elements
             )
         })?;
@@ -276,7 +277,7 @@ impl Budget {
             Some(total) if total <= self.limits.max_network_ops => self.ops = total,
             _ => {
                 return Err(format!(
-                    "layer `{layer}` needs {} operations (MACs and pooling reads){}; with the layers before it the network would need more than the limit of {} operations per inference",
+                    "the layer needs {} operations (MACs and pooling reads){}; with the layers before it the network would need more than the limit of {} operations per inference",
                     cost.ops,
                     if self.runs > 1 {
                         format!(", run {} times to fit fractional lengths", self.runs)
@@ -291,7 +292,7 @@ impl Budget {
             Some(total) if total <= self.limits.max_network_elements => self.elements = total,
             _ => {
                 return Err(format!(
-                    "layer `{layer}` holds {} elements (output and weights); with the tensors before it the network would hold more than the limit of {} elements",
+                    "the layer holds {} elements (output and weights); with the tensors before it the network would hold more than the limit of {} elements",
                     cost.elements, self.limits.max_network_elements
                 ));
             }
@@ -322,15 +323,15 @@ mod tests {
         };
         let mut b = Budget::new(limits, Shape::new(1, 2, 2)).expect("input fits");
         let cost = |elements, ops| Some(LayerCost { elements, ops });
-        b.charge("a", cost(10, 60)).expect("fits");
-        let e = b.charge("b", cost(10, 60)).expect_err("ops");
+        b.charge(cost(10, 60)).expect("fits");
+        let e = b.charge(cost(10, 60)).expect_err("ops");
         assert!(
-            e.contains("layer `b`") && e.contains("limit of 100 operations"),
+            e.contains("needs 60 operations") && e.contains("limit of 100 operations"),
             "{e}"
         );
-        let e = b.charge("c", cost(40, 1)).expect_err("elements");
+        let e = b.charge(cost(40, 1)).expect_err("elements");
         assert!(e.contains("limit of 50 elements"), "{e}");
-        let e = b.charge("d", None).expect_err("overflow");
+        let e = b.charge(None).expect_err("overflow");
         assert!(e.contains("overflows"), "{e}");
     }
 
@@ -344,13 +345,10 @@ mod tests {
             .expect("input fits")
             .with_runs(17);
         let e = b
-            .charge(
-                "a",
-                Some(LayerCost {
-                    elements: 1,
-                    ops: 10,
-                }),
-            )
+            .charge(Some(LayerCost {
+                elements: 1,
+                ops: 10,
+            }))
             .expect_err("170 > 100");
         assert!(e.contains("run 17 times"), "{e}");
     }

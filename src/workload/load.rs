@@ -998,7 +998,7 @@ impl Builder<'_> {
             op,
         };
         self.budget
-            .charge(&name, LayerCost::of(&layer))
+            .charge(LayerCost::of(&layer))
             .map_err(|m| cx.err(Some(spanned.span()), &ctx, "", m))?;
         let index = self.layers.len();
         let explicit = self.explicit_output(raw, &ctx)?;

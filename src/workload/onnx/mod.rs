@@ -708,7 +708,7 @@ impl<'a> Importer<'a> {
             op,
         };
         self.budget
-            .charge(&layer.name, LayerCost::of(&layer))
+            .charge(LayerCost::of(&layer))
             .map_err(|m| self.err(n, m))?;
         self.layers.push(layer);
         self.layer_names

@@ -367,6 +367,30 @@ fn many_onnx_nodes_with_one_name_import_in_linear_time() {
 }
 
 #[test]
+fn scalesim_rows_over_the_limits_are_refused_naming_the_csv_row() {
+    let header = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n";
+    let load = |rows: &str| {
+        input_error(accsim::workload::scalesim::load_str(
+            &format!("{header}{rows}"),
+            Path::new("t.csv"),
+            &LoadOptions::default(),
+        ))
+    };
+    // The first row's IFMAP is the network input: 3 x 2^20 x 2^20 elements.
+    let e = load("c1, 1048576, 1048576, 3, 3, 3, 8, 1,\n");
+    assert_eq!(e.line_column, Some((2, 1)));
+    assert!(e.message.contains("elements per tensor"), "{e}");
+    // The second row: 1024 filters of 1024x1024 over 8 channels, 2^33 weights.
+    let e = load("c1, 1024, 1024, 1, 1, 3, 8, 1,\nc2, 1024, 1024, 1024, 1024, 8, 1024, 1,\n");
+    assert_eq!(e.line_column, Some((3, 1)));
+    assert_eq!(e.context.as_deref(), Some("layer `c2`"));
+    assert!(
+        e.message.contains("limit of 268435456 elements per tensor"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_huge_pe_array_is_refused_naming_the_pe_limit() {
     let text = "[arch]\nname = \"big\"\ndescription = \"4096x4096\"\n[pe_array]\nrows = 4096\ncols = 4096\nweight_store = \"fixed\"\n[glb]\ncapacity_kib = 108\n[dram]\n";
     let e = input_error(accsim::arch::load_str(text, Path::new("big.toml")));

@@ -58,18 +58,25 @@ pub fn load_str(text: &str, path: &Path, options: &LoadOptions) -> Result<Worklo
 }
 
 /// An error located in the generated workload text, moved to the CSV row
-/// the layer came from (each generated layer is marked `# line N`).
+/// the layer came from (each generated layer is marked `# line N`). The
+/// message names the layer, whose name comes from the row.
 fn relocate(e: Error, toml: &str) -> Error {
     let Error::Input(mut e) = e else {
         return e;
     };
+    let row = |l: &str| -> Option<usize> {
+        l.split_once("[[layer]]  # line ")
+            .and_then(|(_, n)| n.trim().parse().ok())
+    };
     if let Some((line, _)) = e.line_column {
+        // The layer the line belongs to; before the first layer (the
+        // [input] shape), the first row, which gives the input shape.
         e.line_column = toml
             .lines()
             .take(line)
-            .filter_map(|l| l.split_once("[[layer]]  # line ").map(|(_, n)| n))
+            .filter_map(row)
             .last()
-            .and_then(|n| n.trim().parse().ok())
+            .or_else(|| toml.lines().find_map(row))
             .map(|n| (n, 1));
     }
     Error::Input(e)

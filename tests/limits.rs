@@ -391,6 +391,32 @@ fn scalesim_rows_over_the_limits_are_refused_naming_the_csv_row() {
 }
 
 #[test]
+fn bias_files_for_a_64_bit_accumulator_are_range_checked_without_overflow() {
+    // The range was computed as 1i64 << 63, which is i64::MIN, and negating
+    // it overflowed. The reference accumulates exactly in i64, so a 64-bit
+    // accumulator takes biases of 63 bits.
+    use ndarray_npy::WriteNpyExt;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let text = "[network]\nname = \"b\"\ndescription = \"64-bit accumulator\"\n[numerics]\nmode = \"dynamic_fixed_point\"\naccumulator_bits = 64\n[input]\nshape = [1, 2, 2]\n[[layer]]\nname = \"fc\"\nop = \"fc\"\nout_features = 2\nbias = { file = \"b.npy\" }\n";
+    let with_bias = |values: Vec<i64>| {
+        let f = std::fs::File::create(dir.path().join("b.npy")).unwrap_or_else(|e| panic!("{e}"));
+        ndarray::Array1::from(values)
+            .write_npy(f)
+            .unwrap_or_else(|e| panic!("{e}"));
+        load_str(text, &dir.path().join("w.toml"), None)
+    };
+    let e = input_error(with_bias(vec![i64::MAX, i64::MIN]));
+    assert_eq!(e.field.as_deref(), Some("bias"));
+    assert!(e.message.contains("valid: -2^62 to 2^62 - 1"), "{e}");
+    let w = with_bias(vec![(1 << 62) - 1, -(1 << 62)]).unwrap_or_else(|e| panic!("{e}"));
+    let bias = &w.network.layers[0]
+        .epilogue()
+        .unwrap_or_else(|| panic!("fc"))
+        .bias;
+    assert_eq!(bias, &vec![(1 << 62) - 1, -(1 << 62)]);
+}
+
+#[test]
 fn a_huge_pe_array_is_refused_naming_the_pe_limit() {
     let text = "[arch]\nname = \"big\"\ndescription = \"4096x4096\"\n[pe_array]\nrows = 4096\ncols = 4096\nweight_store = \"fixed\"\n[glb]\ncapacity_kib = 108\n[dram]\n";
     let e = input_error(accsim::arch::load_str(text, Path::new("big.toml")));

@@ -804,18 +804,19 @@ impl Cx<'_> {
             let path = self.resolve(file.get_ref());
             let values =
                 npy::read_bias(&path, n).map_err(|e| self.located(e, file.span(), ctx, "bias"))?;
-            // i128: a 64-bit accumulator holds every i64.
-            let limit = 1i128 << (bits.clamp(1, 64) - 1);
-            if let Some(v) = values
-                .iter()
-                .find(|&&v| !(-limit..limit).contains(&i128::from(v)))
-            {
+            // The reference accumulates exactly in i64: with |bias| < 2^62
+            // and at most 2^28 products of at most 2^30 each, no sum
+            // overflows. So a 63- or 64-bit accumulator takes biases of
+            // 63 bits, as generated biases are (`bits - 1` capped at 62).
+            let magnitude = (bits.max(1) - 1).min(62);
+            let limit = 1i64 << magnitude;
+            if let Some(v) = values.iter().find(|&&v| !(-limit..limit).contains(&v)) {
                 return Err(self.err(
                     Some(file.span()),
                     ctx,
                     "bias",
                     format!(
-                        "{} holds {v}, outside the {bits}-bit accumulator",
+                        "{} holds {v}, outside the {bits}-bit accumulator's bias range; valid: -2^{magnitude} to 2^{magnitude} - 1",
                         path.display()
                     ),
                 ));

@@ -202,6 +202,7 @@ fn float_workload_chooses_every_frac_len_by_l2() {
         None,
         &LoadOptions {
             calibration_samples: Some(30),
+            ..Default::default()
         },
     )
     .expect("loads");
@@ -321,6 +322,7 @@ fn shipped_float_benchmarks_keep_their_topology() {
             None,
             &LoadOptions {
                 calibration_samples: Some(4),
+                ..Default::default()
             },
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"))

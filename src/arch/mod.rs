@@ -320,11 +320,42 @@ struct RawEnergy {
     pj_per_unit: Option<Spanned<f64>>,
 }
 
+/// Most processing elements in an array (`rows * cols`): a 256x256 array,
+/// the size of the largest published systolic arrays. The engine keeps
+/// per-PE counters and simulates per-PE activity, so a larger array costs
+/// memory and time even on a tiny layer (docs/arch-format.md, "Limits").
+pub const MAX_PES: u64 = 1 << 16;
+
+/// Largest architecture file accsim reads [bytes].
+pub const MAX_ARCH_FILE_BYTES: u64 = 1 << 20;
+
 /// Reads and validates an architecture file.
 pub fn load_file(path: &Path) -> Result<Arch> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(path, format!("cannot read the architecture file: {e}")))?;
+    let text = read_text(path)?;
     load_str(&text, path)
+}
+
+/// The file's text, refusing anything but a regular file of at most
+/// [`MAX_ARCH_FILE_BYTES`] (arch depends on nothing but `error`, so this
+/// does not borrow the workload loaders' reader).
+fn read_text(path: &Path) -> Result<String, InputError> {
+    use std::io::Read;
+    let fail = |m: String| InputError::new(path, format!("cannot read the architecture file: {m}"));
+    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".to_string()));
+    }
+    let mut text = String::new();
+    file.take(MAX_ARCH_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| fail(e.to_string()))?;
+    if text.len() as u64 > MAX_ARCH_FILE_BYTES {
+        return Err(fail(format!(
+            "larger than the limit of {MAX_ARCH_FILE_BYTES} bytes"
+        )));
+    }
+    Ok(text)
 }
 
 /// Resolves a name (`lu22_fixed`) or path and loads it.
@@ -408,6 +439,20 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
             224,
         )?,
     };
+    let pes = u64::from(pe_array.rows) * u64::from(pe_array.cols);
+    if pes > MAX_PES {
+        return Err(v
+            .err(
+                Some(pe.cols.span()),
+                ctx,
+                "cols",
+                format!(
+                    "a {}x{} array has {pes} PEs, more than the limit of {MAX_PES} (rows x cols); valid: rows x cols <= {MAX_PES}",
+                    pe_array.rows, pe_array.cols
+                ),
+            )
+            .into());
+    }
 
     let ctx = "[interconnect]";
     let ic = raw.interconnect.as_ref().map(|s| s.get_ref());

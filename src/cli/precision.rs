@@ -187,6 +187,7 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
             Some(Calib::Count(n)) => Some(n),
             _ => None,
         },
+        ..LoadOptions::default()
     };
     let w = workload::load_file_with(&path, variant, &options)?;
     let from_dir;

@@ -34,7 +34,10 @@ impl Shape {
         }
     }
 
-    /// Number of elements.
+    /// Number of elements. Exact for every shape of a loaded network: the
+    /// loaders check each tensor against
+    /// [`super::limits::Limits::max_tensor_elements`] with checked
+    /// arithmetic first ([`super::limits::shape_len`] is the checked form).
     pub fn len(&self) -> usize {
         self.channels * self.height * self.width
     }
@@ -115,14 +118,21 @@ pub struct Network {
 }
 
 impl Network {
-    /// Total multiply-accumulates of one inference.
+    /// Total multiply-accumulates of one inference (saturating; exact for a
+    /// loaded network, whose total the loaders bound by
+    /// [`super::limits::Limits::max_network_ops`]).
     pub fn macs(&self) -> u64 {
-        self.layers.iter().map(Layer::macs).sum()
+        self.layers
+            .iter()
+            .fold(0u64, |a, l| a.saturating_add(l.macs()))
     }
 
-    /// Total weights.
+    /// Total weights (saturating; bounded for a loaded network by
+    /// [`super::limits::Limits::max_network_elements`]).
     pub fn weight_count(&self) -> u64 {
-        self.layers.iter().map(Layer::weight_count).sum()
+        self.layers
+            .iter()
+            .fold(0u64, |a, l| a.saturating_add(l.weight_count()))
     }
 
     /// Shape and quantisation of a tensor.
@@ -300,14 +310,28 @@ pub struct Pool {
 impl Layer {
     /// Multiply-accumulates of this layer, counting every window position
     /// including those over padding (the convention of every published count).
+    ///
+    /// Computed in `u64`, saturating: every loader refuses a network whose
+    /// operations exceed [`super::limits::Limits::max_network_ops`] (10^11 by
+    /// default) with checked arithmetic, so for a loaded network this is
+    /// exact; a hand-built IR that overflows reads `u64::MAX`, never a
+    /// wrapped count.
     pub fn macs(&self) -> u64 {
         let out = self.output_shape;
+        let product = |dims: &[usize]| dims.iter().fold(1u64, |a, &d| a.saturating_mul(d as u64));
         match &self.op {
             Op::Conv2d(c) => {
                 let [kh, kw] = c.kernel;
-                (out.len() * c.in_channels_per_group() * kh * kw) as u64
+                product(&[
+                    out.channels,
+                    out.height,
+                    out.width,
+                    c.in_channels_per_group(),
+                    kh,
+                    kw,
+                ])
             }
-            Op::FullyConnected(f) => (f.in_features() * f.out_features()) as u64,
+            Op::FullyConnected(f) => product(&[f.in_features(), f.out_features()]),
             Op::MaxPool(_)
             | Op::AvgPool(_)
             | Op::GlobalAvgPool { .. }

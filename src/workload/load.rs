@@ -24,6 +24,7 @@ use super::ir::{
     Activations, Conv2d, Epilogue, FullyConnected, Layer, Network, Numerics, Op, Padding, Pool,
     RequantRule, Shape, TensorSource, conv_output_len, pool_output_len, same_padding,
 };
+use super::limits::{Budget, LayerCost, Limits, MAX_DIMENSION};
 use super::{calibrate, npy};
 use crate::error::{InputError, Result};
 use crate::numerics::tflite::quantize_multiplier;
@@ -34,8 +35,9 @@ use crate::reference;
 
 mod float;
 
-/// Largest tensor accsim will generate or read, in elements (2^31: 4 GiB as i16).
-pub const MAX_TENSOR_ELEMENTS: usize = 1 << 31;
+/// Largest tensor accsim will generate or read by default, in elements
+/// (2^28: 512 MiB as i16); see [`Limits`] for all the limits.
+pub const MAX_TENSOR_ELEMENTS: usize = Limits::DEFAULT.max_tensor_elements as usize;
 
 /// A loaded workload: the network, its default input, and the reference
 /// activations computed for that input while calibrating.
@@ -58,6 +60,8 @@ pub struct Workload {
 pub struct LoadOptions {
     /// Calibration inputs of a `[float]` workload, replacing its `samples`.
     pub calibration_samples: Option<usize>,
+    /// The sizes to refuse up front ([`Limits::DEFAULT`] unless lowered).
+    pub limits: Limits,
 }
 
 /// [`load_file`] with options.
@@ -66,15 +70,13 @@ pub fn load_file_with(
     variant: Option<&str>,
     options: &LoadOptions,
 ) -> Result<Workload> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(path, format!("cannot read the workload file: {e}")))?;
+    let text = super::limits::read_text(path, "workload file")?;
     load_str_with(&text, path, variant, options)
 }
 
 /// Loads a workload file, with an optional variant from its `[variants]`.
 pub fn load_file(path: &Path, variant: Option<&str>) -> Result<Workload> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(path, format!("cannot read the workload file: {e}")))?;
+    let text = super::limits::read_text(path, "workload file")?;
     load_str(&text, path, variant)
 }
 
@@ -99,6 +101,7 @@ pub fn load_str_with(
         text,
         dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         seed: raw.network.seed,
+        limits: options.limits,
     };
     let numerics = cx.numerics(&raw.numerics)?;
     let float_inputs = match &raw.float {
@@ -132,6 +135,23 @@ pub fn load_str_with(
             InputError::new(path, "the network has no [[layer]]; give at least one").into(),
         );
     }
+    cx.limits
+        .layers(layer_specs.len())
+        .map_err(|m| cx.err(layer_specs.last().map(|l| l.span()), "", "layer", m))?;
+    // The float network runs on the fitting samples alongside the integer one.
+    let runs = float_inputs
+        .as_ref()
+        .map_or(1, |f| 1 + f.fitting_samples() as u64);
+    let budget = Budget::new(cx.limits, input_shape)
+        .map_err(|m| {
+            cx.err(
+                Some(raw.input.get_ref().shape.span()),
+                "[input]",
+                "shape",
+                m,
+            )
+        })?
+        .with_runs(runs);
 
     let mut builder = Builder {
         cx: &cx,
@@ -146,6 +166,7 @@ pub fn load_str_with(
             .as_ref()
             .map(|f| float::FloatBuild::new(f, &layer_specs)),
         pending: Default::default(),
+        budget,
     };
     for spec in layer_specs {
         builder.add(spec)?;
@@ -223,6 +244,7 @@ struct Cx<'a> {
     text: &'a str,
     dir: PathBuf,
     seed: u64,
+    limits: Limits,
 }
 
 impl Cx<'_> {
@@ -376,9 +398,13 @@ impl Cx<'_> {
                 format!("is {dims:?}; valid: [channels, height, width], each at least 1"),
             ));
         }
-        let shape = Shape::new(dims[0] as usize, dims[1] as usize, dims[2] as usize);
-        self.check_size(shape.len(), Some(r.shape.span()), "[input]", "shape")?;
-        Ok(shape)
+        let dims: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+        self.check_size(&dims, Some(r.shape.span()), "[input]", "shape")?;
+        Ok(Shape::new(
+            dims[0] as usize,
+            dims[1] as usize,
+            dims[2] as usize,
+        ))
     }
 
     fn input(
@@ -473,24 +499,19 @@ impl Cx<'_> {
         Ok((shape, quant, data))
     }
 
+    /// Checks a tensor of `dims` against the per-tensor limit (an
+    /// overflowing product is too large); returns its element count.
     fn check_size(
         &self,
-        n: usize,
+        dims: &[u64],
         span: Option<Range<usize>>,
         ctx: &str,
         field: &str,
-    ) -> Result<(), InputError> {
-        if n > MAX_TENSOR_ELEMENTS {
-            return Err(self.err(
-                span,
-                ctx,
-                field,
-                format!(
-                    "a tensor of {n} elements is larger than the limit of {MAX_TENSOR_ELEMENTS}"
-                ),
-            ));
-        }
-        Ok(())
+    ) -> Result<usize, InputError> {
+        self.limits
+            .tensor(dims)
+            .map(|n| n as usize)
+            .map_err(|m| self.err(span, ctx, field, m))
     }
 
     fn positive(&self, v: &Spanned<f64>, ctx: &str, field: &str) -> Result<f64, InputError> {
@@ -729,8 +750,8 @@ impl Cx<'_> {
         dtype: IntType,
         quant: Option<&TensorQuant>,
     ) -> Result<Vec<i16>, InputError> {
-        let n: usize = dims.iter().product();
-        self.check_size(n, span.clone(), ctx, field)?;
+        let dims64: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+        let n = self.check_size(&dims64, span.clone(), ctx, field)?;
         if let Some(file) = &spec.file {
             let path = self.resolve(file.get_ref());
             let array =
@@ -784,14 +805,19 @@ impl Cx<'_> {
             let path = self.resolve(file.get_ref());
             let values =
                 npy::read_bias(&path, n).map_err(|e| self.located(e, file.span(), ctx, "bias"))?;
-            let limit = 1i64 << (bits - 1);
-            if let Some(v) = values.iter().find(|v| !(-limit..limit).contains(*v)) {
+            // The reference accumulates exactly in i64: with |bias| < 2^62
+            // and at most 2^28 products of at most 2^30 each, no sum
+            // overflows. So a 63- or 64-bit accumulator takes biases of
+            // 63 bits, as generated biases are (`bits - 1` capped at 62).
+            let magnitude = (bits.max(1) - 1).min(62);
+            let limit = 1i64 << magnitude;
+            if let Some(v) = values.iter().find(|&&v| !(-limit..limit).contains(&v)) {
                 return Err(self.err(
                     Some(file.span()),
                     ctx,
                     "bias",
                     format!(
-                        "{} holds {v}, outside the {bits}-bit accumulator",
+                        "{} holds {v}, outside the {bits}-bit accumulator's bias range; valid: -2^{magnitude} to 2^{magnitude} - 1",
                         path.display()
                     ),
                 ));
@@ -876,6 +902,8 @@ struct Builder<'a> {
     float: Option<float::FloatBuild>,
     /// Real weights and bias of the layer being built (`[float]` only).
     pending: std::cell::RefCell<float::FloatParams>,
+    /// What the layers so far cost, against the limits.
+    budget: Budget,
 }
 
 impl Builder<'_> {
@@ -971,6 +999,9 @@ impl Builder<'_> {
             output_quant: out_quant,
             op,
         };
+        self.budget
+            .charge(LayerCost::of(&layer))
+            .map_err(|m| cx.err(Some(spanned.span()), &ctx, "", m))?;
         let index = self.layers.len();
         let explicit = self.explicit_output(raw, &ctx)?;
         let output = self.calibrate_and_run(&mut layer, explicit, &ctx)?;
@@ -1051,28 +1082,30 @@ impl Builder<'_> {
         field: &str,
     ) -> Result<usize, InputError> {
         let x = *v.get_ref();
-        if x >= 1 && (x as u64) <= MAX_TENSOR_ELEMENTS as u64 {
+        let max = self.cx.limits.max_tensor_elements;
+        if x >= 1 && (x as u64) <= max {
             Ok(x as usize)
         } else {
             Err(self.cx.err(
                 Some(v.span()),
                 ctx,
                 field,
-                format!("is {x}; valid: 1 to {MAX_TENSOR_ELEMENTS}"),
+                format!("is {x}; valid: 1 to {max} (the per-tensor limit)"),
             ))
         }
     }
 
     fn pair(&self, v: &Spanned<Pair>, ctx: &str, field: &str) -> Result<[usize; 2], InputError> {
         let Pair(h, w) = *v.get_ref();
-        if h >= 1 && w >= 1 && h <= 1 << 20 && w <= 1 << 20 {
+        let max = MAX_DIMENSION as i64;
+        if (1..=max).contains(&h) && (1..=max).contains(&w) {
             Ok([h as usize, w as usize])
         } else {
             Err(self.cx.err(
                 Some(v.span()),
                 ctx,
                 field,
-                format!("is [{h}, {w}]; valid: integers from 1 to 1048576"),
+                format!("is [{h}, {w}]; valid: integers from 1 to {MAX_DIMENSION}"),
             ))
         }
     }
@@ -1102,12 +1135,12 @@ impl Builder<'_> {
                 })
             }
             Some((PaddingSpec::Explicit(p), span)) => {
-                if p.iter().any(|&x| !(0..=1 << 20).contains(&x)) {
+                if p.iter().any(|&x| !(0..=MAX_DIMENSION as i64).contains(&x)) {
                     return Err(self.cx.err(
                         Some(span),
                         ctx,
                         "padding",
-                        format!("is {p:?}; valid: integers from 0 to 1048576"),
+                        format!("is {p:?}; valid: integers from 0 to {MAX_DIMENSION}"),
                     ));
                 }
                 Ok(Padding {
@@ -1199,6 +1232,9 @@ impl Builder<'_> {
         };
         let out_shape = Shape::new(out_channels, out_h, out_w);
         let dims = [out_channels, in_channels / groups, kernel[0], kernel[1]];
+        self.budget
+            .check_tensors(out_shape, &dims.map(|d| d as u64))
+            .map_err(|m| cx.err(Some(kernel_spec.span()), ctx, "", m))?;
         let (weights, weight_quant) = self.weights(raw, ctx, &dims, out_channels)?;
         let weights = Array4::from_shape_vec((dims[0], dims[1], dims[2], dims[3]), weights)
             .map_err(|e| cx.err(None, ctx, "weights", e.to_string()))?;
@@ -1247,6 +1283,12 @@ impl Builder<'_> {
                 .into());
         };
         let out_features = self.positive_count(out, ctx, "out_features")?;
+        self.budget
+            .check_tensors(
+                Shape::new(out_features, 1, 1),
+                &[out_features as u64, in_features as u64],
+            )
+            .map_err(|m| cx.err(Some(out.span()), ctx, "out_features", m))?;
         let (weights, weight_quant) =
             self.weights(raw, ctx, &[out_features, in_features], out_features)?;
         let weights = Array2::from_shape_vec((out_features, in_features), weights)
@@ -1318,6 +1360,10 @@ impl Builder<'_> {
                 )
                 .into());
         };
+        let out_shape = Shape::new(in_shape.channels, out_h, out_w);
+        self.budget
+            .check_tensors(out_shape, &[])
+            .map_err(|m| cx.err(Some(kernel_spec.span()), ctx, "", m))?;
         Ok((
             Pool {
                 kernel,
@@ -1326,7 +1372,7 @@ impl Builder<'_> {
                 ceil_mode,
                 rounding: self.average_rounding(),
             },
-            Shape::new(in_shape.channels, out_h, out_w),
+            out_shape,
         ))
     }
 

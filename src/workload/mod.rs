@@ -9,12 +9,14 @@
 //! - [`onnx`]: quantised ONNX models (`.onnx`) into the IR;
 //! - [`scalesim`]: SCALE-Sim topology CSV files (`.csv`), generated weights.
 //! - [`dfp`]: dynamic fixed point from a float network (`[float]` workloads).
+//! - [`limits`]: the sizes every loader refuses up front (docs/workload-format.md).
 
 pub mod calibrate;
 pub mod dfp;
 pub mod format;
 pub mod generate;
 pub mod ir;
+pub mod limits;
 pub mod load;
 pub mod npy;
 pub mod onnx;

@@ -1,13 +1,17 @@
 //! Reading and writing .npy files with errors a user can act on.
 //!
-//! ndarray-npy does the parsing; this module checks dtype and shape against
-//! what the workload expects and says what would have been valid.
+//! ndarray-npy does the parsing; this module first checks the file's size and
+//! header against the limits (docs/workload-format.md, "Limits"), then dtype
+//! and shape against what the workload expects, and says what would have
+//! been valid.
 
 use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
+use ndarray_npy::npy::header::Header;
 use ndarray_npy::{ReadNpyError, ReadNpyExt, WritableElement, WriteNpyExt};
 
+use super::limits::{self, Limits};
 use crate::error::{Error, InputError};
 use crate::numerics::IntType;
 
@@ -84,43 +88,184 @@ impl NpyArray {
     }
 }
 
+/// Largest .npy header accsim reads [bytes]. NumPy writes 128 bytes or
+/// less for any array accsim can use.
+pub const MAX_NPY_HEADER_BYTES: usize = 64 << 10;
+
+/// Largest .npy file accsim reads [bytes]: the largest tensor
+/// ([`Limits::DEFAULT`]) as float64, plus a header.
+pub const MAX_NPY_FILE_BYTES: u64 =
+    Limits::DEFAULT.max_tensor_elements * 8 + MAX_NPY_HEADER_BYTES as u64;
+
 /// Reads a .npy file of any supported element type.
+///
+/// The file is read once, through a bounded reader, and its header is
+/// checked (size, nesting, shape against [`Limits::DEFAULT`], data length
+/// against the shape) before anything of the size the header claims is
+/// allocated.
 pub fn read_npy_any(path: &Path) -> Result<NpyArray, InputError> {
-    fn attempt<T: ndarray_npy::ReadableElement>(path: &Path) -> Result<ArrayD<T>, ReadNpyError> {
-        let file = std::fs::File::open(path).map_err(ReadNpyError::Io)?;
-        ArrayD::<T>::read_npy(std::io::BufReader::new(file))
+    let bytes = limits::read_bounded(path, MAX_NPY_FILE_BYTES, "file")?;
+    read_npy_bytes(&bytes, path)
+}
+
+/// [`read_npy_any`] on the bytes of a file; `path` names it in errors.
+pub fn read_npy_bytes(bytes: &[u8], path: &Path) -> Result<NpyArray, InputError> {
+    let invalid = |m: String| InputError::new(path, format!("not a valid .npy file: {m}"));
+    // Magic string, version, header length (NumPy's format.py, versions 1-3).
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(invalid(
+            "it does not start with the .npy magic string \\x93NUMPY".to_string(),
+        ));
+    }
+    let (major, minor) = (bytes[6], bytes[7]);
+    let (header_start, header_len) = match major {
+        1 => (10, usize::from(u16::from_le_bytes([bytes[8], bytes[9]]))),
+        2 | 3 if bytes.len() >= 12 => (
+            12,
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+        ),
+        2 | 3 => {
+            return Err(invalid(
+                "it ends before its header and data are complete".to_string(),
+            ));
+        }
+        _ => {
+            return Err(invalid(format!(
+                "format version {major}.{minor}; valid: 1.0, 2.0, 3.0"
+            )));
+        }
+    };
+    if header_len > MAX_NPY_HEADER_BYTES {
+        return Err(invalid(format!(
+            "its header claims {header_len} bytes, more than the limit of {MAX_NPY_HEADER_BYTES}"
+        )));
+    }
+    let data_start = header_start + header_len;
+    let Some(header_text) = bytes.get(header_start..data_start) else {
+        return Err(invalid(format!(
+            "its header claims {header_len} bytes but the file ends after {}",
+            bytes.len() - header_start
+        )));
+    };
+    // The header is a flat Python dict: refuse deep nesting before the
+    // literal parser recurses into it.
+    let mut depth = 0usize;
+    for &b in header_text {
+        match b {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_HEADER_NESTING {
+            return Err(invalid(format!(
+                "its header nests brackets more than {MAX_HEADER_NESTING} deep; valid: {{'descr': ..., 'fortran_order': ..., 'shape': (...)}}"
+            )));
+        }
+    }
+    let header =
+        Header::from_reader(&mut &bytes[..data_start]).map_err(|e| invalid(format!("{e}")))?;
+    let shape: Vec<u64> = header.shape.iter().map(|&d| d as u64).collect();
+    let elements = Limits::DEFAULT.tensor(&shape).map_err(|m| {
+        InputError::new(
+            path,
+            format!("its header's shape {:?} is refused: {m}", header.shape),
+        )
+    })?;
+    let kind = header
+        .type_descriptor
+        .as_string()
+        .and_then(|d| Kind::from_descr(d));
+    let Some(kind) = kind else {
+        return Err(InputError::new(
+            path,
+            format!(
+                "unsupported dtype {}; valid: uint8, int8, int16, int32, int64, float32, float64",
+                header.type_descriptor
+            ),
+        ));
+    };
+    let data = bytes.len() - data_start;
+    // elements <= 2^28 and item sizes <= 8: no overflow.
+    let needed = elements as usize * kind.size();
+    if data != needed {
+        return Err(invalid(format!(
+            "it holds {data} bytes of data, but its header's shape {:?} of {} needs {needed}",
+            header.shape,
+            kind.name()
+        )));
     }
     let fail = |e: ReadNpyError| -> InputError {
-        let message = match e {
+        match e {
             ReadNpyError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                "not a valid .npy file: it ends before its header and data are complete".to_string()
+                invalid("it ends before its header and data are complete".to_string())
             }
-            ReadNpyError::Io(io) => format!("cannot read the file: {io}"),
-            ReadNpyError::WrongDescriptor(d) => format!(
-                "unsupported dtype {d}; valid: uint8, int8, int16, int32, int64, float32, float64 (little-endian)"
-            ),
-            other => format!("not a valid .npy file: {other}"),
-        };
-        InputError::new(path, message)
+            ReadNpyError::Io(io) => InputError::new(path, format!("cannot read the file: {io}")),
+            other => invalid(format!("{other}")),
+        }
     };
-    macro_rules! try_type {
-        ($t:ty, $variant:ident) => {
-            match attempt::<$t>(path) {
-                Ok(a) => return Ok(NpyArray::$variant(a)),
-                Err(ReadNpyError::WrongDescriptor(_)) => {}
-                Err(e) => return Err(fail(e)),
-            }
-        };
+    fn read<T: ndarray_npy::ReadableElement>(bytes: &[u8]) -> Result<ArrayD<T>, ReadNpyError> {
+        ArrayD::<T>::read_npy(bytes)
     }
-    try_type!(u8, U8);
-    try_type!(i8, I8);
-    try_type!(i16, I16);
-    try_type!(i32, I32);
-    try_type!(i64, I64);
-    try_type!(f32, F32);
-    match attempt::<f64>(path) {
-        Ok(a) => Ok(NpyArray::F64(a)),
-        Err(e) => Err(fail(e)),
+    Ok(match kind {
+        Kind::U8 => NpyArray::U8(read(bytes).map_err(fail)?),
+        Kind::I8 => NpyArray::I8(read(bytes).map_err(fail)?),
+        Kind::I16 => NpyArray::I16(read(bytes).map_err(fail)?),
+        Kind::I32 => NpyArray::I32(read(bytes).map_err(fail)?),
+        Kind::I64 => NpyArray::I64(read(bytes).map_err(fail)?),
+        Kind::F32 => NpyArray::F32(read(bytes).map_err(fail)?),
+        Kind::F64 => NpyArray::F64(read(bytes).map_err(fail)?),
+    })
+}
+
+/// Deepest bracket nesting accepted in a .npy header (NumPy writes 2).
+const MAX_HEADER_NESTING: usize = 4;
+
+/// The element types accsim reads, by their .npy descriptor.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    U8,
+    I8,
+    I16,
+    I32,
+    I64,
+    F32,
+    F64,
+}
+
+impl Kind {
+    /// The descriptors ndarray-npy reads (either byte order).
+    fn from_descr(d: &str) -> Option<Kind> {
+        Some(match d {
+            "|u1" | "u1" | "B" => Kind::U8,
+            "|i1" | "i1" | "b" => Kind::I8,
+            "<i2" | ">i2" => Kind::I16,
+            "<i4" | ">i4" => Kind::I32,
+            "<i8" | ">i8" => Kind::I64,
+            "<f4" | ">f4" => Kind::F32,
+            "<f8" | ">f8" => Kind::F64,
+            _ => return None,
+        })
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Kind::U8 | Kind::I8 => 1,
+            Kind::I16 => 2,
+            Kind::I32 | Kind::F32 => 4,
+            Kind::I64 | Kind::F64 => 8,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::U8 => "uint8",
+            Kind::I8 => "int8",
+            Kind::I16 => "int16",
+            Kind::I32 => "int32",
+            Kind::I64 => "int64",
+            Kind::F32 => "float32",
+            Kind::F64 => "float64",
+        }
     }
 }
 

@@ -29,8 +29,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::load::{Workload, load_str};
-use crate::error::{InputError, Result};
+use super::limits::MAX_DIMENSION;
+use super::load::{LoadOptions, Workload, load_str_with};
+use crate::error::{Error, InputError, Result};
 
 /// One conv-format row, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +47,44 @@ struct Row {
 
 /// Loads a SCALE-Sim topology CSV file.
 pub fn load_file(path: &Path) -> Result<Workload> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(path, format!("cannot read the topology file: {e}")))?;
-    let toml = to_workload_toml(&text, path)?;
-    load_str(&toml, path, None)
+    let text = super::limits::read_text(path, "topology file")?;
+    load_str(&text, path, &LoadOptions::default())
+}
+
+/// Loads a SCALE-Sim topology from its text; `path` names it in errors.
+pub fn load_str(text: &str, path: &Path, options: &LoadOptions) -> Result<Workload> {
+    let toml = to_workload_toml(text, path)?;
+    load_str_with(&toml, path, None, options).map_err(|e| relocate(e, &toml))
+}
+
+/// An error located in the generated workload text, moved to the CSV row
+/// the layer came from (each generated layer is marked `# line N`). The
+/// message names the layer, whose name comes from the row.
+fn relocate(e: Error, toml: &str) -> Error {
+    let Error::Input(mut e) = e else {
+        return e;
+    };
+    let row = |l: &str| -> Option<usize> {
+        l.split_once("[[layer]]  # line ")
+            .and_then(|(_, n)| n.trim().parse().ok())
+    };
+    if let Some((line, _)) = e.line_column {
+        // The layer the line belongs to; before the first layer (the
+        // [input] shape), the first row, which gives the input shape.
+        e.line_column = toml
+            .lines()
+            .take(line)
+            .filter_map(row)
+            .last()
+            .or_else(|| toml.lines().find_map(row))
+            .map(|n| (n, 1));
+    }
+    Error::Input(e)
+}
+
+/// `s` as a TOML basic string (Rust's `{:?}` escapes are not all TOML's).
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
 }
 
 fn cells(line: &str) -> Vec<String> {
@@ -137,12 +172,15 @@ pub fn to_workload_toml(text: &str, path: &Path) -> Result<String, InputError> {
         let mut v = Vec::with_capacity(fields.len());
         for (k, f) in fields.iter().enumerate() {
             match c[k + 1].parse::<usize>() {
-                Ok(x) if (1..=1 << 20).contains(&x) => v.push(x),
+                Ok(x) if (1..=MAX_DIMENSION as usize).contains(&x) => v.push(x),
                 _ => {
                     return Err(err(
                         line,
                         f,
-                        format!("is `{}`; valid: an integer from 1 to 1048576", c[k + 1]),
+                        format!(
+                            "is `{}`; valid: an integer from 1 to {MAX_DIMENSION}",
+                            c[k + 1]
+                        ),
                     ));
                 }
             }
@@ -192,11 +230,13 @@ pub fn to_workload_toml(text: &str, path: &Path) -> Result<String, InputError> {
     );
     let _ = writeln!(
         out,
-        "[network]\nname = {:?}\ndescription = \"SCALE-Sim topology {} ({} layers), generated weights\"\nsource = {:?}\nseed = 1\n",
-        stem,
-        stem,
-        rows.len(),
-        path.display().to_string()
+        "[network]\nname = {}\ndescription = {}\nsource = {}\nseed = 1\n",
+        toml_string(&stem),
+        toml_string(&format!(
+            "SCALE-Sim topology {stem} ({} layers), generated weights",
+            rows.len()
+        )),
+        toml_string(&path.display().to_string())
     );
     let _ = writeln!(out, "[numerics]\nmode = \"affine\"\n");
     let _ = writeln!(

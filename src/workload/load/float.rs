@@ -45,6 +45,11 @@ impl FloatInputs {
         self.quantised(0)
     }
 
+    /// How many calibration inputs the float network runs on while loading.
+    pub fn fitting_samples(&self) -> usize {
+        self.fl_samples
+    }
+
     fn quantised(&self, s: usize) -> Activations {
         self.reals[s].mapv(|v| self.quant.quantize(v) as i16)
     }
@@ -222,7 +227,7 @@ impl Cx<'_> {
         } else {
             let n = requested.unwrap_or(DEFAULT_SAMPLES);
             self.check_size(
-                n.saturating_mul(per_sample),
+                &[n as u64, per_sample as u64],
                 spec_span.clone(),
                 ctx,
                 "samples",
@@ -390,8 +395,8 @@ impl Builder<'_> {
             .as_ref()
             .map(|w| w.span())
             .or(Some(raw.name.span()));
-        let n: usize = dims.iter().product();
-        cx.check_size(n, span.clone(), ctx, "weights")?;
+        let dims64: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+        cx.check_size(&dims64, span.clone(), ctx, "weights")?;
         let fan_in: usize = dims[1..].iter().product();
         let values = self.reals_or_generate(
             &spec,

@@ -31,7 +31,7 @@ mod proto {
 }
 mod tensor;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use ndarray::{Array2, Array3, Array4};
@@ -45,7 +45,8 @@ use super::ir::{
     Add, AddRule, Conv2d, Epilogue, FullyConnected, Layer, Network, Numerics, Op, Padding, Pool,
     QLinearAvgPool, RequantRule, Shape, TensorSource, conv_output_len, pool_output_len,
 };
-use super::load::Workload;
+use super::limits::{Budget, LayerCost, Limits, MAX_DIMENSION};
+use super::load::{LoadOptions, Workload};
 use crate::error::{InputError, Result};
 use crate::numerics::{
     Activation, IntType, OutputStage, Requant, Rounding, TensorQuant, WeightQuant,
@@ -77,15 +78,22 @@ const SUPPORTED: &[&str] = &[
     "Constant",
 ];
 
+/// Largest ONNX file accsim reads [bytes]: protobuf's own 2 GiB limit.
+pub const MAX_ONNX_FILE_BYTES: u64 = 2 << 30;
+
 /// Loads an ONNX model file.
 pub fn load_file(path: &Path) -> Result<Workload> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| InputError::new(path, format!("cannot read the ONNX model: {e}")))?;
+    let bytes = super::limits::read_bounded(path, MAX_ONNX_FILE_BYTES, "ONNX model")?;
     load_bytes(&bytes, path)
 }
 
 /// Loads an ONNX model from its serialised bytes; `path` names it in errors.
 pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Workload> {
+    load_bytes_with(bytes, path, &LoadOptions::default())
+}
+
+/// [`load_bytes`] with options (of which ONNX import uses the limits).
+pub fn load_bytes_with(bytes: &[u8], path: &Path, options: &LoadOptions) -> Result<Workload> {
     let model = ModelProto::decode(bytes).map_err(|e| {
         InputError::new(
             path,
@@ -96,7 +104,7 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Workload> {
         return Err(InputError::new(path, "the ONNX model has no graph").into());
     };
     check_operators(graph, path)?;
-    let mut im = Importer::new(path, graph)?;
+    let mut im = Importer::new(path, graph, options.limits)?;
     for node in &graph.node {
         im.node(node)?;
     }
@@ -277,6 +285,11 @@ struct Importer<'a> {
     input_shape: Shape,
     input_quant: TensorQuant,
     input_name: String,
+    /// Names given to layers, and the next suffix to try for each base name.
+    names: HashSet<String>,
+    next_suffix: HashMap<String, usize>,
+    /// What the layers so far cost, against the limits.
+    budget: Budget,
 }
 
 /// Attribute lookup.
@@ -307,7 +320,7 @@ fn int_type(t: DataType) -> Option<IntType> {
 }
 
 impl<'a> Importer<'a> {
-    fn new(path: &'a Path, graph: &GraphProto) -> Result<Self> {
+    fn new(path: &'a Path, graph: &GraphProto, limits: Limits) -> Result<Self> {
         let mut values = HashMap::new();
         for init in &graph.initializer {
             let name = init.name.clone().unwrap_or_default();
@@ -373,6 +386,9 @@ impl<'a> Importer<'a> {
                 .into());
             }
         };
+        // Every dimension is positive here; the product is checked before
+        // anything multiplies it.
+        let budget = Budget::new(limits, shape).map_err(|m| fail(m).field("shape"))?;
         let rank = if shape.height == 1 && shape.width == 1 && dims.len() <= 2 {
             2
         } else {
@@ -418,6 +434,9 @@ impl<'a> Importer<'a> {
             input_shape: shape,
             input_quant,
             input_name,
+            names: HashSet::new(),
+            next_suffix: HashMap::new(),
+            budget,
         })
     }
 
@@ -611,7 +630,7 @@ impl<'a> Importer<'a> {
                     }
                     PoolKind::Avg(p) => Op::QLinearAvgPool(p),
                 };
-                Ok(Value::Quant(self.push(n, node, vec![input], op, out_shape, q, input.rank)))
+                Ok(Value::Quant(self.push(n, node, vec![input], op, out_shape, q, input.rank)?))
             }
             Value::Add { node, a, b } => {
                 // ONNX Runtime fuses uint8 QDQ Adds into QLinearAdd and runs
@@ -625,7 +644,7 @@ impl<'a> Importer<'a> {
                     rule,
                     input_quants: [a.quant, b.quant],
                 });
-                Ok(Value::Quant(self.push(n, node, vec![a, b], op, a.shape, q, a.rank)))
+                Ok(Value::Quant(self.push(n, node, vec![a, b], op, a.shape, q, a.rank)?))
             }
             _ => Err(self.err(
                 n,
@@ -636,7 +655,8 @@ impl<'a> Importer<'a> {
         }
     }
 
-    /// Appends a layer; returns the activation it produces.
+    /// Appends a layer; returns the activation it produces. Refuses a layer
+    /// that would take the network past its [`Limits`].
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
@@ -647,15 +667,31 @@ impl<'a> Importer<'a> {
         out_shape: Shape,
         out_quant: TensorQuant,
         rank: usize,
-    ) -> Act {
-        let first = inputs[0];
+    ) -> Result<Act, InputError> {
+        let Some(&first) = inputs.first() else {
+            return Err(self.err(n, "has no input"));
+        };
+        self.budget
+            .limits
+            .layers(self.layers.len() + 1)
+            .and_then(|()| self.budget.check_tensors(out_shape, &[]))
+            .map_err(|m| self.err(n, m))?;
+        // The first free name of `name`, `name_2`, `name_3`, ...; the
+        // suffix counter keeps many equal names linear, not quadratic.
         let mut unique = name.clone();
-        let mut k = 2;
-        while self.layers.iter().any(|l| l.name == unique) {
-            unique = format!("{name}_{k}");
-            k += 1;
+        if self.names.contains(&unique) {
+            let mut k = self.next_suffix.get(&name).copied().unwrap_or(2);
+            loop {
+                unique = format!("{name}_{k}");
+                k += 1;
+                if !self.names.contains(&unique) {
+                    break;
+                }
+            }
+            self.next_suffix.insert(name, k);
         }
-        self.layers.push(Layer {
+        self.names.insert(unique.clone());
+        let layer = Layer {
             name: unique,
             inputs: inputs.iter().map(|a| a.source).collect(),
             input_shape: first.shape,
@@ -663,15 +699,19 @@ impl<'a> Importer<'a> {
             output_shape: out_shape,
             output_quant: out_quant,
             op,
-        });
+        };
+        self.budget
+            .charge(LayerCost::of(&layer))
+            .map_err(|m| self.err(n, m))?;
+        self.layers.push(layer);
         self.layer_names
             .push(n.output.first().cloned().unwrap_or_default());
-        Act {
+        Ok(Act {
             source: TensorSource::Layer(self.layers.len() - 1),
             shape: out_shape,
             quant: out_quant,
             rank,
-        }
+        })
     }
 
     fn dequantize(&mut self, n: &NodeProto) -> Result<Value, InputError> {
@@ -916,7 +956,11 @@ impl<'a> Importer<'a> {
         match auto.as_str() {
             "NOTSET" => match attr_ints(n, "pads").as_deref() {
                 None | Some([]) => Ok(Padding::default()),
-                Some(&[t, l, b, r]) if [t, l, b, r].iter().all(|&p| (0..=1 << 20).contains(&p)) => {
+                Some(&[t, l, b, r])
+                    if [t, l, b, r]
+                        .iter()
+                        .all(|&p| (0..=MAX_DIMENSION as i64).contains(&p)) =>
+                {
                     Ok(Padding {
                         top: t as usize,
                         left: l as usize,
@@ -1421,12 +1465,17 @@ impl<'a> Importer<'a> {
                         return Err(self.err(n, format!("{op} on integers must follow QLinearConv / QLinearMatMul")));
                     }
                 };
+                let (qmin, qmax) = a.quant.range();
+                let out = &mut stage.output_stage;
                 if let Some(l) = lo {
-                    stage.output_stage.clamp_min = stage.output_stage.clamp_min.max(l.ceil() as i32);
+                    out.clamp_min = out.clamp_min.max(l.ceil() as i32).clamp(qmin, qmax);
                 }
                 if let Some(h) = hi {
-                    stage.output_stage.clamp_max = stage.output_stage.clamp_max.min(h.floor() as i32);
+                    out.clamp_max = out.clamp_max.min(h.floor() as i32).clamp(qmin, qmax);
                 }
+                // ONNX Clip is Min(max, Max(input, min)): with min > max
+                // every output is max.
+                out.clamp_min = out.clamp_min.min(out.clamp_max);
                 if op == "Relu" && zero == 0 {
                     stage.activation = Activation::Relu;
                 }
@@ -1541,7 +1590,7 @@ impl<'a> Importer<'a> {
                 out_shape,
                 act.quant,
                 4,
-            )));
+            )?));
         }
         let kind = if op == "MaxPool" {
             PoolKind::Max(pool)
@@ -1624,7 +1673,7 @@ impl<'a> Importer<'a> {
                 Shape::new(a.shape.len(), 1, 1),
                 a.quant,
                 2,
-            )
+            )?
         };
         let out = Act { rank: 2, ..out };
         Ok(if dequantised {
@@ -1695,8 +1744,10 @@ impl<'a> Importer<'a> {
                 accumulator_bits: 32,
                 requant,
                 zero_point: q.zero(),
-                clamp_min,
-                clamp_max: clamp_max.max(clamp_min),
+                // ONNX Clip is Min(max, Max(input, min)): with min > max
+                // every output is max.
+                clamp_min: clamp_min.min(clamp_max),
+                clamp_max,
             },
         };
         let op = match w.geom {
@@ -1732,7 +1783,7 @@ impl<'a> Importer<'a> {
             w.out_shape,
             q,
             w.rank,
-        )))
+        )?))
     }
 
     fn finish(self, model: &ModelProto) -> Result<Network> {

@@ -81,10 +81,12 @@ pub fn decode(t: &TensorProto) -> Result<Tensor, String> {
         }
         dims.push(d as usize);
     }
-    let n: usize = dims
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or("is too large")?;
+    // Checked before anything of this size is allocated; the data itself
+    // must be in the file, so this only refuses dims that claim more.
+    let limits = crate::workload::limits::Limits::DEFAULT;
+    let n = limits
+        .tensor(&dims.iter().map(|&d| d as u64).collect::<Vec<_>>())
+        .map_err(|m| format!("has dims {dims:?}: {m}"))? as usize;
     let raw_type = t.data_type.unwrap_or(0);
     let dtype =
         DataType::try_from(raw_type).map_err(|_| format!("has unknown element type {raw_type}"))?;
@@ -100,6 +102,7 @@ pub fn decode(t: &TensorProto) -> Result<Tensor, String> {
         raw: &[u8],
         n: usize,
     ) -> Result<impl Iterator<Item = [u8; N]> + '_, String> {
+        // n is at most the per-tensor limit (2^28), so n * N cannot overflow.
         if raw.len() != n * N {
             return Err(format!(
                 "raw_data holds {} bytes; expected {} ({n} elements of {N} bytes)",

@@ -72,8 +72,10 @@ pub struct RunArgs {
 }
 
 pub fn execute(args: &RunArgs) -> Result<()> {
+    let started = std::time::Instant::now();
     let arch = accsim::arch::load(args.arch.as_deref().unwrap_or("lu22_fixed"))?;
     let workload = accsim::workload::load(&args.workload)?;
+    let loaded = started.elapsed().as_secs_f64();
     let trace = match &args.trace {
         None => None,
         Some(path) => Some(accsim::trace::TraceOptions {
@@ -117,6 +119,18 @@ pub fn execute(args: &RunArgs) -> Result<()> {
         precision,
     };
     let result = run(&workload, &arch, &options)?;
+    // Wall times go to the log (-v), never into reports: those stay
+    // byte-identical run after run.
+    let simulated = started.elapsed().as_secs_f64() - loaded;
+    tracing::info!(
+        "load {loaded:.3} s (weights, calibration, reference outputs); run {simulated:.3} s: \
+         {} simulated cycles, {} MACs, {} events ({:.1} M cycles/s, {:.1} G MAC/s)",
+        result.engine.total_cycles,
+        result.report.total.macs,
+        result.engine.events,
+        result.engine.total_cycles as f64 / simulated.max(1e-9) / 1e6,
+        result.report.total.macs as f64 / simulated.max(1e-9) / 1e9,
+    );
     if !args.quiet {
         print!("{}", accsim::report::text::render(&result.report));
     }

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
+mod common;
+use common::first_difference;
+
 /// (workload, arch): what runs.
 const CASES: &[(&str, &str)] = &[
     ("cae_cnn", "lu22_fixed"),
@@ -55,21 +58,6 @@ fn report(workload: &str, arch: &str, threads: usize, out: &Path) -> Vec<u8> {
         String::from_utf8_lossy(&output.stderr)
     );
     std::fs::read(out).unwrap_or_else(|e| panic!("{}: {e}", out.display()))
-}
-
-/// The first line where two reports differ, for the failure message.
-fn first_difference(a: &[u8], b: &[u8]) -> String {
-    let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
-    for (i, (x, y)) in a.lines().zip(b.lines()).enumerate() {
-        if x != y {
-            return format!("line {}:\n  {x}\n  {y}", i + 1);
-        }
-    }
-    format!(
-        "one report is a prefix of the other ({} and {} lines)",
-        a.lines().count(),
-        b.lines().count()
-    )
 }
 
 #[test]

@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use rayon::prelude::*;
 
+mod common;
+use common::first_difference;
+
 fn home() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -68,20 +71,6 @@ fn run_pair(arch: &str, workload: &str, out: &Path) -> Outcome {
     }
 }
 
-/// The first line where two texts differ, for the failure message.
-fn first_difference(expected: &str, got: &str) -> String {
-    for (i, (x, y)) in expected.lines().zip(got.lines()).enumerate() {
-        if x != y {
-            return format!("line {}:\n  expected {x}\n  got      {y}", i + 1);
-        }
-    }
-    format!(
-        "one is a prefix of the other ({} and {} lines)",
-        expected.lines().count(),
-        got.lines().count()
-    )
-}
-
 #[test]
 fn every_shipped_pair_reports_what_its_snapshot_holds() {
     let bless = std::env::var_os("ACCSIM_BLESS").is_some();
@@ -126,7 +115,7 @@ fn every_shipped_pair_reports_what_its_snapshot_holds() {
             Ok(expected) => failures.push(format!(
                 "{workload} on {arch} differs from {}: {}",
                 path.display(),
-                first_difference(&expected, &text)
+                first_difference(expected.as_bytes(), text.as_bytes())
             )),
             Err(_) => failures.push(format!(
                 "{workload} on {arch}: no snapshot {}",
@@ -143,7 +132,7 @@ fn every_shipped_pair_reports_what_its_snapshot_holds() {
             failures.push(format!(
                 "the refused pairs changed ({}): {}",
                 refused_path.display(),
-                first_difference(&expected, &refused)
+                first_difference(expected.as_bytes(), refused.as_bytes())
             ));
         }
     }

@@ -339,3 +339,38 @@ fn shipped_float_benchmarks_keep_their_topology() {
         assert!(accsim::reference::precision::check_network(&f.network).is_ok());
     }
 }
+
+#[test]
+fn the_trained_digits_model_is_accurate_at_16_bits_and_reports_its_accuracy() {
+    // digits_cnn_float: the trained digits CNN (99.11 % in float and as
+    // int8, docs/onnx.md) requantised to 16-bit dynamic fixed point, with
+    // labelled test images. On its first 90 test images the 16-bit network
+    // must be as accurate as a trained model is, and the evaluator's
+    // reference accuracy must be the share of its predictions that match.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/digits_cnn_float.toml");
+    let w = load_file_with(
+        &path,
+        None,
+        &LoadOptions {
+            calibration_samples: Some(90),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let set = w
+        .calibration
+        .as_ref()
+        .unwrap_or_else(|| panic!("a [float] workload"));
+    let labels = set.labels.as_ref().unwrap_or_else(|| panic!("labels"));
+    assert_eq!((set.inputs.len(), labels.len()), (90, 90));
+    let ev = AccuracyEvaluator::new(&w.network, set, 2).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ev.reference(), DropReference::Labels);
+    let correct = ev
+        .baseline()
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| p == l)
+        .count();
+    assert_eq!(ev.baseline_accuracy(), Some(correct as f64 / 90.0));
+    assert!(correct >= 87, "{correct} of 90 right at 16 bits");
+}

@@ -257,7 +257,14 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
         study.arch,
         study.evaluated_states,
         study.samples,
-        study.reference.describe(),
+        match study.reference_accuracy {
+            Some(a) => format!(
+                "{}, 16x16 accuracy {:.2}%",
+                study.reference.describe(),
+                100.0 * a
+            ),
+            None => study.reference.describe().to_string(),
+        },
         elapsed.as_secs_f64(),
         loaded.as_secs_f64(),
         times.search_s,

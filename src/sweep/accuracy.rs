@@ -162,6 +162,15 @@ impl<'a> AccuracyEvaluator<'a> {
         }
     }
 
+    /// Top-1 accuracy of the all-16-bit network on the labels (None
+    /// without labels): what every drop is measured from.
+    pub fn baseline_accuracy(&self) -> Option<f64> {
+        self.set
+            .labels
+            .as_ref()
+            .map(|_| self.baseline_correct as f64 / self.set.inputs.len() as f64)
+    }
+
     /// Top-1 of the all-16-bit network per sample.
     pub fn baseline(&self) -> &[usize] {
         &self.baseline

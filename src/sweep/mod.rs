@@ -59,6 +59,8 @@ pub struct OperatingPoint {
 pub struct PrecisionSearch {
     /// What `accuracy_drop` is measured against.
     pub reference: DropReference,
+    /// The all-16-bit network's top-1 accuracy on the labels, when given.
+    pub reference_accuracy: Option<f64>,
     pub all_16_energy_pj: f64,
     /// One annealing run per lambda_max, in the order given.
     pub runs: Vec<AnnealOutcome>,
@@ -181,6 +183,7 @@ pub fn search(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(PrecisionSearch {
         reference: accuracy.reference(),
+        reference_accuracy: accuracy.baseline_accuracy(),
         all_16_energy_pj: all_16,
         runs,
         front,

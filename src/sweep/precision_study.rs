@@ -99,6 +99,9 @@ pub struct PrecisionStudy {
     pub samples: usize,
     /// What the accuracy drop is measured against.
     pub reference: DropReference,
+    /// The all-16-bit network's top-1 accuracy on the labels, when given
+    /// (a point's accuracy is this minus its drop).
+    pub reference_accuracy: Option<f64>,
     pub lambdas: Vec<f64>,
     pub anneal: AnnealConfig,
     pub all_16: StudyPoint,
@@ -229,6 +232,7 @@ pub fn run(
         weighted_layers: layers,
         samples: set.inputs.len(),
         reference: found.reference,
+        reference_accuracy: found.reference_accuracy,
         lambdas: options.lambdas.clone(),
         anneal: options.anneal,
         all_16,

@@ -1368,14 +1368,22 @@ pub(super) fn free_all_rows(m: &mut Machine, t: &mut TensorStore) {
 /// engine can prepare the next layers' while it simulates this one.
 pub(crate) struct GatheredWeights(Vec<Vec<LaneGroup>>);
 
-/// Gathers `layer`'s weights for `plan` (None for a layer without weights).
+/// Gathers `layer`'s weights for `plan` (None for a layer without weights)
+/// on the calling thread alone. It runs on the engine's helper thread, which
+/// is not a rayon worker: were it to wait on the pool while the engine's
+/// thread is a pool worker waiting on it (a library user's `par_iter` over
+/// runs), the pool could run out of workers.
 pub(crate) fn gather_weights(layer: &Layer, plan: &ArrayPlan) -> Option<GatheredWeights> {
     let (weights_of, groups) = match &layer.op {
         Op::Conv2d(c) => (WeightsOf::Conv(c), c.groups),
         Op::FullyConnected(f) => (WeightsOf::Fc(f), 1),
         _ => return None,
     };
-    Some(GatheredWeights(gather(plan, groups, &weights_of)))
+    Some(GatheredWeights(
+        (0..plan.subpasses)
+            .map(|q| lane_groups(plan, q, groups, &weights_of))
+            .collect(),
+    ))
 }
 
 /// Sub-passes gather their weights independently: in parallel (the order of

@@ -1417,10 +1417,10 @@ impl WeightsOf<'_> {
     /// Output `o`'s weights in storage order, when they are contiguous.
     fn output(&self, o: usize) -> Option<&[i16]> {
         match self {
-            WeightsOf::Conv(c) => c
-                .weights
-                .as_slice()
-                .and_then(|w| w.chunks_exact(w.len() / c.weights.dim().0.max(1)).nth(o)),
+            WeightsOf::Conv(c) => c.weights.as_slice().and_then(|w| {
+                w.chunks_exact((w.len() / c.weights.dim().0.max(1)).max(1))
+                    .nth(o)
+            }),
             WeightsOf::Fc(f) => f
                 .weights
                 .as_slice()

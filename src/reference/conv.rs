@@ -23,8 +23,8 @@ trait Acc: Copy + Default + Send + Sync + AddAssign + Mul<Output = Self> + From<
     fn to_i64(self) -> i64;
 }
 
-/// Output channels (or features) below which a layer runs on one thread:
-/// splitting smaller layers costs more than it saves.
+/// MACs below which a layer runs on one thread: splitting smaller layers
+/// over the cores costs more than it saves.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 impl Acc for i32 {
     fn to_i64(self) -> i64 {

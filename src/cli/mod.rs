@@ -57,7 +57,7 @@ enum Command {
     /// Search per-layer MAC precisions (PELUSO): energy from the engine,
     /// accuracy drop over a calibration set; writes the fronts, CSV, JSON, plots.
     #[command(
-        after_help = "Examples:\n  accsim precision --workload kws_cnn_one_fstride4_float --calib 500 --out out/kws_precision\n  accsim precision --workload ic_cifar10_float --arch lu22_fixed --lambda 1,5,10 --iters 10\n  accsim run --workload ic_cifar10 --precision 16x16,8x16,8x16,8x8,8x8,16x8,16x16/16"
+        after_help = "Examples:\n  accsim precision --workload kws_cnn_one_fstride4_float --calib 500 --out out/kws_precision\n  accsim precision --workload ic_cifar10_float --arch lu22_fixed --lambda 1,5,10 --iters 10\n  accsim run --workload ic_cifar10 --precision 16x16,8x16,8x8,16x8/8"
     )]
     Precision(precision::PrecisionArgs),
     /// Evaluate a design space in parallel: streams, resume, shards, Pareto fronts, plots.

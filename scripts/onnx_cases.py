@@ -531,7 +531,60 @@ def cases():
 
     add("qdq_gap_head_u8_opset21", lambda n: qdq_single(n, 43, U8, gap_head, in_shape=(1, 3, 10, 10),
                                                          opset=21).finish())
+    # A ResNet-style network quantised as a user would (quantize_static, QDQ):
+    # the graph input and an inner tensor each feed a conv and a residual Add.
+    add("qdq_resnet_fanout_u8", lambda n: resnet_fanout(n, 44))
     return out
+
+
+def resnet_fanout(name, seed):
+    """Two residual blocks, the first on the graph input (8x32x32), a
+    stride-2 conv between them, then GAP and FC; float weights quantised by
+    ONNX Runtime's quantize_static (QDQ, uint8 activations, int8 weights,
+    MinMax calibration on 8 seeded inputs).
+
+    reduce_range=True (7-bit weights), as ONNX Runtime advises for x86
+    without VNNI: there its uint8 x int8 kernels add pairs of products in
+    saturating 16-bit lanes (vpmaddubsw), so full-range weights give
+    results that depend on the CPU the goldens were made on."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    c = Case(name, seed)
+
+    def weight(shape):
+        return c.const((c.rng.standard_normal(shape) * 0.25).astype(np.float32), "w")
+
+    def conv(x, cin, cout, relu=True, stride=1):
+        y = c.node("Conv", [x, weight((cout, cin, 3, 3)), weight((cout,))], "conv",
+                   pads=[1, 1, 1, 1], strides=[stride, stride])
+        return c.node("Relu", [y], "relu") if relu else y
+
+    def block(x, ch):
+        y = conv(conv(x, ch, ch), ch, ch, relu=False)
+        return c.node("Relu", [c.node("Add", [x, y], "add")], "relu")
+
+    y = block("x", 8)
+    y = block(conv(y, 8, 16, stride=2), 16)
+    y = c.node("GlobalAveragePool", [conv(y, 16, 16, stride=2)], "gap")
+    y = c.node("Flatten", [y], "flat")
+    y = c.node("Gemm", [y, weight((10, 16)), weight((10,))], "fc", transB=1)
+    float_model = c.model("x", y, T.FLOAT, [1, 8, 32, 32], T.FLOAT, [1, 10])
+    calibration = [{"x": float_input(c.rng, (1, 8, 32, 32))} for _ in range(8)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calibration)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = os.path.join(d, "float.onnx"), os.path.join(d, "qdq.onnx")
+        onnx.save(float_model, src)
+        quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True)
+        model = onnx.load(dst)
+    return model, {"x": float_input(c.rng, (1, 8, 32, 32))}
 
 
 def optimized_ops(model):

@@ -30,7 +30,7 @@ use crate::units::DataType;
 use crate::workload::ir::{Layer, Op, Shape};
 
 use super::probes::Bus;
-use super::storage::TensorStore;
+use super::storage::{Parked, TensorStore};
 use super::{LayerTiming, Machine};
 
 /// Output channels of several lanes that compute from the same pieces,
@@ -102,6 +102,8 @@ pub(super) struct ArrayLayer<'a> {
     plan: &'a ArrayPlan,
     input: &'a mut TensorStore,
     output: &'a mut TensorStore,
+    /// Tensors other layers still read, holding GLB rows this layer may need.
+    parked: Parked<'a>,
     last_reader: bool,
     geometry: Geometry,
     input_zero: i16,
@@ -195,6 +197,7 @@ impl<'a> ArrayLayer<'a> {
         plan: &'a ArrayPlan,
         input: &'a mut TensorStore,
         output: &'a mut TensorStore,
+        mut parked: Parked<'a>,
         start: Cycle,
         gathered: Option<GatheredWeights>,
     ) -> Result<Self> {
@@ -290,6 +293,7 @@ impl<'a> ArrayLayer<'a> {
         }
         let layer_start = start;
         let start = if rows_reserve_bytes > 0 {
+            let start = parked.make_room(m, rows_reserve_bytes, start);
             super::storage::evict_rows(m, input, rows_reserve_bytes, |y| first_pass[y], start)
         } else {
             start
@@ -347,6 +351,7 @@ impl<'a> ArrayLayer<'a> {
                 source = WeightSource::DramEveryPass;
                 weight_staging_bytes = max_step_bytes * (LOOKAHEAD_STEPS as u64 + 1);
             }
+            parked.make_room(m, weight_staging_bytes, start);
             if !m.glb.space.try_take(weight_staging_bytes) {
                 return Err(crate::error::InputError::new(
                     &m.arch.path,
@@ -366,6 +371,7 @@ impl<'a> ArrayLayer<'a> {
         let needed_rows: u64 = rows_of_pass.first().map_or(0, |r| {
             r.clone().filter(|&y| !input.in_glb[y]).count() as u64
         }) * input.row_bytes();
+        parked.make_room(m, needed_rows, start);
         if needed_rows > m.glb.space.available() {
             return Err(crate::error::InputError::new(
                 &m.arch.path,
@@ -416,6 +422,7 @@ impl<'a> ArrayLayer<'a> {
         let total_steps = steps.len();
         Ok(ArrayLayer {
             last_reader: input.readers_left <= 1,
+            parked,
             geometry,
             input_zero,
             stages,
@@ -548,7 +555,7 @@ impl<'a> ArrayLayer<'a> {
                     continue;
                 }
                 let bytes = self.input.row_bytes();
-                if !self.m.glb.space.try_take(bytes) {
+                if !self.room_for_row(now, bytes, current) {
                     return; // wait for space; a pass completion reschedules us
                 }
                 let base = self.input.dram_address(0, y, 0);
@@ -740,9 +747,53 @@ impl<'a> ArrayLayer<'a> {
             .unwrap_or(0)
     }
 
-    /// Frees input rows whose last pass this was (when no later layer reads them).
+    /// Takes GLB space for one prefetched input row. When the GLB is full:
+    /// an input that later layers read too (a fan-out tensor) keeps its
+    /// rows only until this layer needs the room, so rows it is done with
+    /// leave first (written back to DRAM when DRAM has no copy); then, if
+    /// the row is for the pass the array is on (waiting cannot free space:
+    /// only a pass end does), rows of parked tensors leave (`Parked`).
+    /// Otherwise the prefetcher waits for a pass end.
+    fn room_for_row(&mut self, now: Cycle, bytes: u64, current_pass: usize) -> bool {
+        if self.m.glb.space.try_take(bytes) {
+            return true;
+        }
+        if !self.last_reader {
+            // Rows with a DRAM copy go first (dropping them costs nothing),
+            // then the rows this layer finished with earliest. Write-backs
+            // read the GLB from `now`, before the rows that take the space
+            // arrive from DRAM.
+            let (row_last_pass, requested) = (&self.row_last_pass, &self.row_requested);
+            super::storage::evict_rows_by(
+                self.m,
+                self.input,
+                bytes,
+                |y, in_dram| {
+                    (requested[y] && row_last_pass[y] < current_pass).then_some((!in_dram, y))
+                },
+                now,
+            );
+            if self.m.glb.space.try_take(bytes) {
+                return true;
+            }
+        }
+        if self.prefetch_pass > current_pass {
+            return false;
+        }
+        self.parked.make_room(self.m, bytes, now);
+        self.m.glb.space.try_take(bytes)
+    }
+
+    /// Frees input rows whose last pass this was (when no later layer reads
+    /// them) and moves the prefetcher on.
     fn release_rows(&mut self, pass: usize, at: Cycle) {
         if !self.last_reader {
+            // The rows stay for the later readers; the prefetcher still has
+            // to move on when some rows were never requested (an input that
+            // starts in DRAM).
+            if self.row_requested.iter().any(|&r| !r) {
+                self.queue.schedule(at, Phase::Start, Event::Prefetch);
+            }
             return;
         }
         let mut freed = false;

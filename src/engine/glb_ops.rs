@@ -23,7 +23,7 @@ use crate::units::DataType;
 use crate::workload::ir::{Layer, Op, Pool};
 
 use super::array::free_all_rows;
-use super::storage::TensorStore;
+use super::storage::{Parked, TensorStore};
 use super::{LayerTiming, Machine};
 
 fn window(layer: &Layer) -> Option<&Pool> {
@@ -88,6 +88,7 @@ pub(super) fn run(
     inputs: &mut [&mut TensorStore],
     operand_of: &[usize],
     output: &mut TensorStore,
+    parked: &mut Parked<'_>,
     layer_start: Cycle,
 ) -> Result<LayerTiming> {
     let out_rows = output.shape.height;
@@ -163,7 +164,12 @@ pub(super) fn run(
                     continue;
                 }
                 if !m.glb.space.try_take(input.row_bytes()) {
-                    return Err(cannot_tile(m, layer, input.row_bytes()));
+                    // The unit works one output row at a time: the rows it
+                    // needs can come only from tensors parked for later layers.
+                    parked.make_room(m, input.row_bytes(), t);
+                    if !m.glb.space.try_take(input.row_bytes()) {
+                        return Err(cannot_tile(m, layer, input.row_bytes()));
+                    }
                 }
                 let done = m.dram_read(
                     t,

@@ -38,7 +38,7 @@ use crate::units::LevelAccesses;
 use crate::workload::ir::{Activations, Network, Op, TensorSource};
 
 pub use stats::{Accesses, CycleBreakdown, LayerStats, WordBits};
-use storage::{DramAllocator, TensorStore};
+use storage::{DramAllocator, Parked, TensorStore};
 
 /// The simulated machine: every component and its counters.
 pub(crate) struct Machine {
@@ -348,7 +348,9 @@ pub(crate) fn run_from(
                         numerics.storage_bytes[i + 1],
                         readers[i + 1],
                     );
-                    let input = stores[src_store].as_mut().ok_or_else(|| missing(layer))?;
+                    let next_read = |k: usize| next_reader(network, &store_of, k, i);
+                    let (input, parked) = split_stores(&mut stores, src_store, next_read);
+                    let input = input.ok_or_else(|| missing(layer))?;
                     let timing = array::ArrayLayer::new(
                         &mut m,
                         layer,
@@ -356,6 +358,7 @@ pub(crate) fn run_from(
                         p,
                         input,
                         &mut output,
+                        parked,
                         now,
                         gathered.recv().ok().flatten(),
                     )?
@@ -389,7 +392,17 @@ pub(crate) fn run_from(
                     }
                     let result = {
                         let mut refs: Vec<&mut TensorStore> = taken.iter_mut().collect();
-                        glb_ops::run(&mut m, layer, &mut refs, &operand_of, &mut output, now)
+                        let next_read = |k: usize| next_reader(network, &store_of, k, i);
+                        let (_, mut parked) = split_stores(&mut stores, usize::MAX, next_read);
+                        glb_ops::run(
+                            &mut m,
+                            layer,
+                            &mut refs,
+                            &operand_of,
+                            &mut output,
+                            &mut parked,
+                            now,
+                        )
                     };
                     for (d, mut store) in distinct.into_iter().zip(taken) {
                         store.readers_left = store.readers_left.saturating_sub(1);
@@ -450,6 +463,40 @@ fn reshaped(store: Option<&TensorStore>, dims: (usize, usize, usize)) -> Activat
         .map(|s| s.data.iter().copied().collect())
         .unwrap_or_default();
     Activations::from_shape_vec(dims, flat).unwrap_or_else(|_| Activations::zeros(dims))
+}
+
+/// The first layer after `after` that reads store `k` (`usize::MAX`: none).
+fn next_reader(network: &Network, store_of: &[usize], k: usize, after: usize) -> usize {
+    network
+        .layers
+        .iter()
+        .enumerate()
+        .skip(after + 1)
+        .find(|(_, l)| l.inputs.iter().any(|&s| store_of[source_index(s)] == k))
+        .map_or(usize::MAX, |(j, _)| j)
+}
+
+/// Store `input`, and the other tensors later layers still read that hold
+/// GLB rows, parked in the order they give up space (read last, first).
+fn split_stores(
+    stores: &mut [Option<TensorStore>],
+    input: usize,
+    next_read: impl Fn(usize) -> usize,
+) -> (Option<&mut TensorStore>, Parked<'_>) {
+    let mut found = None;
+    let mut parked: Vec<(usize, &mut TensorStore)> = Vec::new();
+    for (k, store) in stores.iter_mut().enumerate() {
+        let Some(store) = store.as_mut() else {
+            continue;
+        };
+        if k == input {
+            found = Some(store);
+        } else if store.readers_left > 0 && store.in_glb.iter().any(|&r| r) {
+            parked.push((next_read(k), store));
+        }
+    }
+    parked.sort_by_key(|(next, _)| std::cmp::Reverse(*next));
+    (found, Parked(parked.into_iter().map(|(_, s)| s).collect()))
 }
 
 /// Compares layer `i`'s output, as `engine` computed it, with the reference's.

@@ -100,16 +100,36 @@ pub(crate) fn evict_rows(
     next_use: impl Fn(usize) -> usize,
     at: crate::sim::Cycle,
 ) -> crate::sim::Cycle {
+    use std::cmp::Reverse;
+    evict_rows_by(
+        m,
+        input,
+        bytes,
+        |y, _| Some((Reverse(next_use(y)), Reverse(y))),
+        at,
+    )
+}
+
+/// [`evict_rows`] over the resident rows `key(y, has_dram_copy)` admits
+/// (`Some`), smallest key first.
+pub(crate) fn evict_rows_by<K: Ord>(
+    m: &mut super::Machine,
+    input: &mut TensorStore,
+    bytes: u64,
+    key: impl Fn(usize, bool) -> Option<K>,
+    at: crate::sim::Cycle,
+) -> crate::sim::Cycle {
     use crate::units::DataType;
     let mut done = at;
     if m.glb.space.available() >= bytes {
         return done;
     }
-    let mut rows: Vec<usize> = (0..input.shape.height)
+    let mut rows: Vec<(K, usize)> = (0..input.shape.height)
         .filter(|&y| input.in_glb[y])
+        .filter_map(|y| key(y, input.in_dram[y]).map(|k| (k, y)))
         .collect();
-    rows.sort_by_key(|&y| (std::cmp::Reverse(next_use(y)), std::cmp::Reverse(y)));
-    for y in rows {
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, y) in rows {
         if m.glb.space.available() >= bytes {
             break;
         }
@@ -132,4 +152,31 @@ pub(crate) fn evict_rows(
         m.glb.space.give_back(input.row_bytes());
     }
     done
+}
+
+/// Tensors that wait in the GLB for a later layer while another layer runs
+/// (a residual shortcut, a branch), in the order they give up space: the
+/// one read last first, and within a tensor its last rows first. They give
+/// up rows only when the running layer cannot get the space otherwise.
+pub(crate) struct Parked<'s>(pub Vec<&'s mut TensorStore>);
+
+impl Parked<'_> {
+    /// Evicts parked rows (written back when DRAM has no copy) until
+    /// `bytes` are free or nothing is left to evict; returns when the last
+    /// write-back completes.
+    pub(crate) fn make_room(
+        &mut self,
+        m: &mut super::Machine,
+        bytes: u64,
+        at: crate::sim::Cycle,
+    ) -> crate::sim::Cycle {
+        let mut done = at;
+        for t in &mut self.0 {
+            if m.glb.space.available() >= bytes {
+                break;
+            }
+            done = done.max(evict_rows(m, t, bytes, |y| y, at));
+        }
+        done
+    }
 }

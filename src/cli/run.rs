@@ -17,7 +17,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE_OR_NAME")]
     workload: String,
     /// Input tensor (.npy, [C, H, W] or [1, C, H, W]; integers of the input
-    /// type, or floats to quantise) instead of the workload's default input.
+    /// type, or finite floats to quantise) instead of the workload's default input.
     #[arg(long, value_name = "FILE.npy")]
     input: Option<PathBuf>,
     /// Write the report as JSON.
@@ -73,29 +73,36 @@ pub struct RunArgs {
     precision: Option<String>,
 }
 
+/// The `--trace*` flags, parsed.
+fn trace_options(
+    args: &RunArgs,
+) -> Result<Option<accsim::trace::TraceOptions>, accsim::InputError> {
+    let Some(path) = &args.trace else {
+        return Ok(None);
+    };
+    Ok(Some(accsim::trace::TraceOptions {
+        path: path.clone(),
+        window: args
+            .trace_window
+            .as_deref()
+            .map(accsim::trace::TraceOptions::parse_window)
+            .transpose()?,
+        layers: args
+            .trace_layers
+            .as_deref()
+            .map(accsim::trace::TraceOptions::parse_layers)
+            .transpose()?,
+        groups: accsim::trace::TraceOptions::parse_groups(&args.trace_signals)?,
+        per_pe: args.trace_pes,
+    }))
+}
+
 pub fn execute(args: &RunArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let arch = accsim::arch::load(args.arch.as_deref().unwrap_or("lu22_fixed"))?;
     let workload = accsim::workload::load(&args.workload)?;
     let loaded = started.elapsed().as_secs_f64();
-    let trace = match &args.trace {
-        None => None,
-        Some(path) => Some(accsim::trace::TraceOptions {
-            path: path.clone(),
-            window: args
-                .trace_window
-                .as_deref()
-                .map(accsim::trace::TraceOptions::parse_window)
-                .transpose()?,
-            layers: args
-                .trace_layers
-                .as_deref()
-                .map(accsim::trace::TraceOptions::parse_layers)
-                .transpose()?,
-            groups: accsim::trace::TraceOptions::parse_groups(&args.trace_signals)?,
-            per_pe: args.trace_pes,
-        }),
-    };
+    let trace = trace_options(args)?;
     if args.precision.is_some() && args.dump.is_some() {
         return Err(accsim::error::InputError::new(
             "--dump",

@@ -6,12 +6,19 @@
 //! `NN_<name>.output.npy`, and for weighted layers `NN_<name>.weights.npy`
 //! (storage type) and `NN_<name>.bias.npy` (int64, accumulator units); an
 //! `add` layer also writes its second input as `NN_<name>.input2.npy`.
+//!
+//! The directory appears whole or not at all: it is filled under a temporary
+//! sibling name and renamed into place ([`crate::atomic::AtomicDir`]), so a
+//! failure (a full disk) leaves no partial `.npy` files. An earlier dump at
+//! the path (a directory with a `manifest.json`, or an empty one) is
+//! replaced whole; any other existing directory is refused.
 
 use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::atomic::AtomicDir;
+use crate::error::{Error, InputError, Result};
 use crate::numerics::{Activation, OutputStage, Rounding, TensorQuant, WeightQuant};
 use crate::reference::Execution;
 use crate::run::numerics_name;
@@ -108,12 +115,42 @@ fn write_activations(
     })
 }
 
-/// Writes the dump of `execution` (a complete run of `network`) into `dir`.
+/// Refuses a dump directory that exists and is not an earlier dump (nor
+/// empty): replacing it would delete files accsim did not write.
+pub fn check_target(dir: &Path) -> Result<()> {
+    let Ok(mut entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    if entries.next().is_some() && !dir.join("manifest.json").is_file() {
+        return Err(InputError::new(
+            dir,
+            "exists and holds files but no manifest.json, so it is not an earlier dump (a dump \
+             replaces its directory whole); valid: a new or empty directory, or an earlier dump",
+        )
+        .field("--dump")
+        .into());
+    }
+    Ok(())
+}
+
+/// Writes the dump of `execution` (a complete run of `network`) as `dir`.
 pub fn write(dir: &Path, network: &Network, execution: &Execution) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Output {
-        path: dir.to_path_buf(),
-        message: e.to_string(),
+    check_target(dir)?;
+    let staged = AtomicDir::create(dir)?;
+    let tmp = staged.temp_path().to_path_buf();
+    write_into(&tmp, network, execution).map_err(|e| match e {
+        // Name the file as it would have been, not the temporary.
+        Error::Output { path, message } => Error::Output {
+            path: dir.join(path.strip_prefix(&tmp).unwrap_or(&path)),
+            message,
+        },
+        other => other,
     })?;
+    staged.commit()
+}
+
+/// Writes every file of the dump into the existing directory `dir`.
+fn write_into(dir: &Path, network: &Network, execution: &Execution) -> Result<()> {
     let input = write_activations(dir, "input.npy", execution.input(), &network.input_quant)?;
     let mut layers = Vec::with_capacity(network.layers.len());
     for (index, layer) in network.layers.iter().enumerate() {

@@ -45,11 +45,49 @@ pub fn shipped(kind: &str) -> Vec<PathBuf> {
     files
 }
 
+/// What a path that exists but is not a regular file is, for messages.
+fn what_it_is(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    "not a regular file"
+}
+
 /// A path as given if it exists, else `<home>/<kind>/<name>.toml`.
 pub fn resolve(name_or_path: &str, kind: &str, flag: &str) -> Result<PathBuf, InputError> {
     let p = Path::new(name_or_path);
-    if p.is_file() {
-        return Ok(p.to_path_buf());
+    if let Ok(meta) = std::fs::metadata(p) {
+        if meta.is_file() {
+            return Ok(p.to_path_buf());
+        }
+        let expected = if flag == "check" {
+            "a workload or architecture file, or a shipped name"
+        } else if kind == "workloads" {
+            "a workload file (.toml, .onnx or .csv) or a shipped workload name"
+        } else {
+            "an architecture .toml file or a shipped architecture name"
+        };
+        return Err(InputError::new(
+            p,
+            format!(
+                "is {}, not a file (given to {flag}); valid: {expected}",
+                what_it_is(&meta)
+            ),
+        ));
     }
     let looks_like_path = name_or_path.contains('/') || name_or_path.ends_with(".toml");
     if !looks_like_path && let Some(home) = home_dir() {

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Dependency rules (a module uses only what is listed):
-//! - `error`, `numerics`, `home` use nothing else;
+//! - `error`, `numerics`, `home` use nothing else; `atomic` (every output
+//!   file written under a temporary name and renamed) uses only `error`;
 //! - `workload` uses `numerics` (and `reference` to calibrate while loading);
 //! - `reference` uses `workload::ir` and `numerics`;
 //! - `arch` uses nothing but `error` and `home`;
@@ -23,6 +24,7 @@
 //! module is the only place that does.
 
 pub mod arch;
+pub mod atomic;
 pub mod cost;
 pub mod dump;
 pub mod engine;

@@ -24,7 +24,7 @@ use crate::report::{
     ArchInfo, CycleSplit, LayerReport, LevelTotals, Measured, Report, SCHEMA_VERSION, Throughput,
     TotalReport, WorkloadInfo,
 };
-use crate::workload::ir::{Numerics, TensorSource};
+use crate::workload::ir::{Network, Numerics, TensorSource};
 use crate::workload::{Activations, Workload, npy};
 
 /// What to run.
@@ -81,8 +81,20 @@ pub fn read_input(workload: &Workload, path: &Path) -> Result<Activations, Input
     let array = npy::read_npy_any(path)?;
     let values: Vec<i16> = if array.is_float() {
         npy::check_shape(path, &array, &dims)?;
-        array
-            .to_f64()
+        let reals = array.to_f64();
+        if let Some(flat) = reals.iter().position(|x| !x.is_finite()) {
+            return Err(InputError::new(
+                path,
+                format!(
+                    "element {flat} (index {:?} of shape {:?}) is {}; valid: finite values \
+                     (float inputs are quantised, and NaN or infinity has no quantised value)",
+                    unravel(flat, array.shape()),
+                    array.shape(),
+                    reals[flat]
+                ),
+            ));
+        }
+        reals
             .into_iter()
             .map(|x| net.input_quant.quantize(x) as i16)
             .collect()
@@ -97,6 +109,44 @@ pub fn read_input(workload: &Workload, path: &Path) -> Result<Activations, Input
     };
     Array3::from_shape_vec(s.dims(), values)
         .map_err(|e| InputError::new(path, format!("cannot shape the input: {e}")))
+}
+
+/// `--trace-layers` must name layers of the network: an index past the end
+/// would select nothing and write an empty trace.
+fn check_trace_layers(net: &Network, layers: &[usize]) -> Result<(), InputError> {
+    let n = net.layers.len();
+    let Some(&bad) = layers.iter().find(|&&i| i >= n) else {
+        return Ok(());
+    };
+    const SHOWN: usize = 16;
+    let names: Vec<String> = net
+        .layers
+        .iter()
+        .take(SHOWN)
+        .enumerate()
+        .map(|(i, l)| format!("{i} {}", l.name))
+        .collect();
+    Err(InputError::new(
+        "--trace-layers",
+        format!(
+            "layer {bad} does not exist: `{}` has {n} layers; valid: indices 0 to {} ({}{})",
+            net.name,
+            n.saturating_sub(1),
+            names.join(", "),
+            if n > SHOWN { ", ..." } else { "" }
+        ),
+    ))
+}
+
+/// The multi-index of row-major element `flat` in an array of `shape`.
+fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (i, &n) in shape.iter().enumerate().rev() {
+        let n = n.max(1);
+        index[i] = flat % n;
+        flat /= n;
+    }
+    index
 }
 
 /// Name of the numeric mode for reports.
@@ -118,6 +168,9 @@ pub fn numerics_name(n: &Numerics) -> String {
 /// Runs `workload` on `arch`.
 pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<RunResult> {
     let net = &workload.network;
+    if let Some(layers) = options.trace.as_ref().and_then(|t| t.layers.as_ref()) {
+        check_trace_layers(net, layers)?;
+    }
     let input = match &options.input {
         None => workload.default_input.clone(),
         Some(path) => read_input(workload, path)?,

@@ -220,7 +220,8 @@ fn sigkill_then_resume_leaves_every_point_exactly_once() {
     bytes.extend_from_slice(&torn);
     std::fs::write(&stream, bytes).unwrap();
 
-    // Without --resume the directory is refused.
+    // Without --resume the directory is refused; the killed run's lock is
+    // taken over (the kernel released it), with a warning naming it.
     let o = accsim()
         .arg("sweep")
         .arg(&spec)
@@ -229,7 +230,20 @@ fn sigkill_then_resume_leaves_every_point_exactly_once() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--resume"), "{err}");
+    if !status.success() {
+        assert!(
+            err.contains(&format!(
+                "warning: {}: taking over the lock of pid {} on host {}, which ended without \
+                 releasing it (killed?)",
+                out.join("points.lock").display(),
+                child.id(),
+                host()
+            )),
+            "{err}"
+        );
+    }
 
     let o = sweep(&spec, &out, &["--resume", "-j", "2"]);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -257,6 +271,145 @@ fn sigkill_then_resume_leaves_every_point_exactly_once() {
     // A second resume has nothing left to do.
     let o = sweep(&spec, &out, &["--resume"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("0 points evaluated"));
+}
+
+fn host() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// 216 points over the KWS network: 3 s with `-j 1` on the 2-core machine,
+/// long enough for a second command to meet the first one running.
+const SLOW_SPEC: &str = r#"
+[sweep]
+name = "kws_slow"
+arch = "lu22_programmable"
+workloads = ["kws_cnn_one_fstride4"]
+
+[[axis]]
+path = "arch.pe_array.rows"
+values = [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16]
+
+[[axis]]
+path = "arch.glb.capacity_kib"
+values = [16, 32, 108]
+
+[[axis]]
+path = "arch.pe_array.weight_store"
+values = ["fixed", "programmable"]
+
+[[axis]]
+path = "workload.defaults.weights.sparsity"
+values = [0.0, 0.25, 0.5]
+"#;
+const SLOW_POINTS: usize = 216;
+
+fn spawn_sweep(spec: &Path, out: &Path, extra: &[&str]) -> std::process::Child {
+    accsim()
+        .arg("sweep")
+        .arg(spec)
+        .arg("--out")
+        .arg(out)
+        .args(["-j", "1", "-q"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Every point of a finished sweep once, in `points.jsonl` and `results.csv`.
+fn assert_complete(out: &Path, points: usize) {
+    let stream = std::fs::read_to_string(out.join("points.jsonl")).unwrap();
+    assert_eq!(stream.lines().count(), points);
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        points + 1,
+        "header + one row per point"
+    );
+}
+
+fn holder_message(out: &Path, pid: u32) -> String {
+    format!(
+        "error: {}: {} is being written by pid {pid} on host {}; valid: wait for that run to \
+         finish (or stop it), or give another --out",
+        out.join("points.lock").display(),
+        out.display(),
+        host()
+    )
+}
+
+/// Issue 17, first case: B `--resume`s the directory of a running sweep A
+/// and is killed a second later. Before the lock, B rewrote the stream
+/// under A, and A exited 0 with most of its points lost.
+#[test]
+fn a_second_writer_on_a_running_sweep_is_refused_naming_the_holder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_spec(tmp.path(), SLOW_SPEC);
+    let out = tmp.path().join("out");
+    let a = spawn_sweep(&spec, &out, &[]);
+    let started = Instant::now();
+    while std::fs::read_to_string(out.join("points.jsonl")).map_or(0, |t| t.lines().count()) < 2
+        && started.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut b = spawn_sweep(&spec, &out, &["--resume"]);
+    // A merge into the same directory is a writer too.
+    let m = accsim()
+        .arg("merge")
+        .arg(&out)
+        .arg("--partial")
+        .output()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = b.kill();
+    let b = b.wait_with_output().unwrap();
+    assert_eq!(b.status.code(), Some(2), "B was not refused");
+    assert_eq!(
+        String::from_utf8_lossy(&b.stderr).trim_end(),
+        holder_message(&out, a.id())
+    );
+    assert_eq!(m.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&m.stderr).trim_end(),
+        holder_message(&out, a.id())
+    );
+    let a = a.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&a.stderr);
+    assert!(a.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{SLOW_POINTS} points evaluated")),
+        "{err}"
+    );
+    assert_complete(&out, SLOW_POINTS);
+}
+
+/// Issue 17, second case: two `--resume` at once. Before the lock both
+/// simulated everything and the first to finish wrote an incomplete set.
+#[test]
+fn of_two_resumes_at_once_one_runs_and_the_other_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_spec(tmp.path(), SLOW_SPEC);
+    let out = tmp.path().join("out");
+    let first = spawn_sweep(&spec, &out, &["--resume"]);
+    let second = spawn_sweep(&spec, &out, &["--resume"]);
+    let pids = [first.id(), second.id()];
+    let outputs = [
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    ];
+    let codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
+    let winner = match codes[..] {
+        [Some(0), Some(2)] => 0,
+        [Some(2), Some(0)] => 1,
+        _ => panic!("exit codes {codes:?}: one run must be refused"),
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&outputs[1 - winner].stderr).trim_end(),
+        holder_message(&out, pids[winner])
+    );
+    assert_complete(&out, SLOW_POINTS);
 }
 
 #[test]

@@ -247,6 +247,10 @@ impl Backend {
     }
 }
 
+/// Most frames a simulated stream may hold (`[system] stream_frames`, and
+/// `accsim run --frames`).
+pub const STREAM_FRAMES_MAX: u32 = 1 << 16;
+
 /// Frame streaming through FFE -> buffer -> back-end.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SystemConfig {
@@ -634,7 +638,7 @@ pub(super) fn system(
             "[system]",
             "stream_frames",
             1,
-            1 << 16,
+            i64::from(STREAM_FRAMES_MAX),
             d.stream_frames,
         )?,
         buffer_frames: v.opt_int(

@@ -18,7 +18,8 @@ pub use mac::{MacConfig, PerMode, ZeroSkipping};
 mod ffe;
 pub use ffe::{
     AccumulatorWidth, AreaConfig, Backend, Digits, FfeAreaConfig, FfeConfig, FfeEnergyConfig,
-    NVDLA_TABLE, NvdlaConfig, NvdlaName, NvdlaRow, NvdlaUtilisation, SystemConfig,
+    NVDLA_TABLE, NvdlaConfig, NvdlaName, NvdlaRow, NvdlaUtilisation, STREAM_FRAMES_MAX,
+    SystemConfig,
 };
 
 /// Where a PE keeps its weights (SPEC section 1; the comparison of LU22).

@@ -61,12 +61,13 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
     match kind_of(&args.file)? {
         (Kind::Arch, path) => {
             let arch = accsim::arch::load_file(std::path::Path::new(&path))?;
-            println!(
+            outln!(
                 "{path}: valid architecture `{}`: {}",
-                arch.name, arch.description
-            );
+                arch.name,
+                arch.description
+            )?;
             if let Some(f) = &arch.ffe {
-                println!(
+                outln!(
                     "  FFE: {} fixed layers at {} MHz, {} digits, {} accumulators, datapath latency {} cycles; area/bit adder {} register {} SRAM {} um^2",
                     f.fixed_layers,
                     f.clock_mhz,
@@ -79,14 +80,15 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                     f.area.adder_um2_per_bit,
                     f.area.register_um2_per_bit,
                     f.area.sram_um2_per_bit
-                );
-                println!(
+                )?;
+                outln!(
                     "  system: stream of {} frames, buffer for up to {} tapped frame(s)",
-                    arch.system.stream_frames, arch.system.buffer_frames
-                );
+                    arch.system.stream_frames,
+                    arch.system.buffer_frames
+                )?;
             }
             if let accsim::arch::Backend::Nvdla(n) = &arch.backend {
-                println!(
+                outln!(
                     "  back-end: NVDLA {:?} (table-driven): {} MACs ({} x {} atoms), {} KB buffer, {} mm^2, {} TOPS peak at {:.1} MHz, {} TOPS/W, utilisation model {:?}",
                     n.name,
                     n.macs,
@@ -98,11 +100,11 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                     n.clock_mhz,
                     n.tops_per_w,
                     n.utilisation
-                );
+                )?;
                 return Ok(());
             }
             let p = &arch.pe_array;
-            println!(
+            outln!(
                 "  clock {} MHz; PE array {}x{} ({} PEs), RF {}+{} entries, weights {} (scratchpad {} entries)",
                 arch.clock_mhz,
                 p.rows,
@@ -112,7 +114,7 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                 p.psum_rf_entries,
                 p.weight_store.name(),
                 p.weight_scratchpad_entries,
-            );
+            )?;
             let mac = &arch.mac;
             let modes: Vec<String> = accsim::numerics::mac::MacMode::ALL
                 .iter()
@@ -124,13 +126,13 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                     )
                 })
                 .collect();
-            println!(
+            outln!(
                 "  MAC: {}; zero operand {:.4} pJ ({:?})",
                 modes.join(", "),
                 mac.zero_mac_energy_pj(accsim::numerics::mac::MacMode::HALF),
                 mac.zero_skipping
-            );
-            println!(
+            )?;
+            outln!(
                 "  GLB {} bytes in {} banks of {} B/cycle x {} port(s); bus {} B/cycle; neighbour links {} word(s)/cycle",
                 thousands(arch.glb.capacity_bytes),
                 arch.glb.banks,
@@ -138,8 +140,8 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                 arch.glb.ports_per_bank,
                 arch.interconnect.glb_bus_bytes_per_cycle,
                 arch.interconnect.neighbor_words_per_cycle
-            );
-            println!(
+            )?;
+            outln!(
                 "  DRAM {:?}: {} B/cycle, latency {} cycles; energy DRAM {} GLB {} array {} RF {} MAC {} LUT {} (x {} pJ)",
                 arch.dram.model,
                 arch.dram.bandwidth_bytes_per_cycle,
@@ -151,17 +153,17 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                 arch.energy.mac,
                 arch.energy.lut,
                 arch.energy.pj_per_unit
-            );
-            println!(
+            )?;
+            outln!(
                 "  area model: {:.3} mm^2 at {} nm",
                 accsim::cost::area::pe_array_mm2(&arch),
                 arch.area.technology_nm
-            );
+            )?;
         }
         (Kind::Workload, spec) => {
             let w = accsim::workload::load(&spec)?;
             let net = &w.network;
-            println!(
+            outln!(
                 "{}: valid workload `{}`{}: {}",
                 w.path.display(),
                 net.name,
@@ -170,13 +172,13 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                     .map(|v| format!(" (variant {v})"))
                     .unwrap_or_default(),
                 net.description
-            );
-            println!(
+            )?;
+            outln!(
                 "  numerics {}; input {} {}",
                 accsim::run::numerics_name(&net.numerics),
                 net.input_shape,
                 quant(&net.input_quant)
-            );
+            )?;
             let mut table = Table::new();
             table
                 .load_style(presets::ASCII_MARKDOWN)
@@ -248,7 +250,7 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                     c.set_cell_alignment(CellAlignment::Right);
                 }
             }
-            println!("{table}");
+            outln!("{table}")?;
         }
     }
     Ok(())

@@ -35,7 +35,7 @@ pub fn execute() -> Result<()> {
     let Some(home) = accsim::home::home_dir() else {
         anyhow::bail!("no accsim home found: run from the repository or set ACCSIM_HOME");
     };
-    println!("workloads ({}):", home.join("workloads").display());
+    outln!("workloads ({}):", home.join("workloads").display())?;
     for path in accsim::home::shipped("workloads") {
         let name = path
             .file_stem()
@@ -47,15 +47,15 @@ pub fn execute() -> Result<()> {
         } else {
             format!(" [variants: {}]", v.join(", "))
         };
-        println!("  {name:<24} {}{v}", describe(&path, "network"));
+        outln!("  {name:<24} {}{v}", describe(&path, "network"))?;
     }
-    println!("arch configs ({}):", home.join("arch_configs").display());
+    outln!("arch configs ({}):", home.join("arch_configs").display())?;
     for path in accsim::home::shipped("arch_configs") {
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        println!("  {name:<24} {}", describe(&path, "arch"));
+        outln!("  {name:<24} {}", describe(&path, "arch"))?;
     }
     Ok(())
 }

@@ -3,6 +3,38 @@
 //! Exit codes: 0 success; 2 bad input (a file, a flag, a value: the message
 //! names the file, line, field and what is valid); 1 a simulator fault (an
 //! engine disagreed with the reference executor, or broke an invariant).
+//!
+//! Output: everything meant for stdout goes through [`out!`]/[`outln!`],
+//! which return an error on a failed write (`> /dev/full`: exit 2 naming
+//! stdout) and end printing quietly on a closed pipe (`| head -1`: the rest
+//! of the text is dropped, files are still written, exit 0). Messages go to
+//! stderr through [`note!`], which never fails the command.
+
+/// Prints to stdout like `print!`, returning `Result<(), accsim::Error>`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(&format!($($arg)*))
+    };
+}
+
+/// Prints a line to stdout like `println!`, returning `Result<(), accsim::Error>`.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_stdout("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Prints a message line to stderr like `eprintln!`, ignoring failures
+/// (a closed or full stderr must not turn into a panic or change the result).
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 mod check;
 mod list;
@@ -88,7 +120,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            note!("error: {e:#}");
             ExitCode::from(exit_code(&e))
         }
     }
@@ -116,14 +148,52 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// Writes `text` to `path`, creating parent directories.
-fn write_file(path: &std::path::Path, text: &str) -> Result<(), Error> {
-    let fail = |e: std::io::Error| Error::Output {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(fail)?;
+/// Most worker threads `-j` accepts (a thread each; more would only fail
+/// to start).
+const MAX_JOBS: usize = 1024;
+
+/// `-j N` of `sweep` and `precision`: 1 to [`MAX_JOBS`] worker threads;
+/// by default the number of CPUs.
+fn jobs(value: Option<usize>) -> Result<usize, Error> {
+    match value {
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        Some(n) if (1..=MAX_JOBS).contains(&n) => Ok(n),
+        Some(n) => Err(accsim::InputError::new(
+            "-j",
+            format!("is {n}; valid: 1 to {MAX_JOBS} worker threads"),
+        )
+        .into()),
     }
-    std::fs::write(path, text).map_err(fail)
+}
+
+/// Writes `text` to `path` atomically, creating parent directories.
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), Error> {
+    accsim::atomic::write(path, text.as_bytes())
+}
+
+/// Set once stdout turned out to be a closed pipe: printing stops there.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes `text` to stdout and flushes it (see the module's "Output").
+pub(crate) fn write_stdout(text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) => Err(Error::Output {
+            path: "stdout".into(),
+            message: e.to_string(),
+        }),
+    }
 }

@@ -35,9 +35,13 @@ pub fn execute(args: &PlotArgs) -> Result<()> {
                 Some(path) => Some(layer_names(path)?),
                 None => None,
             };
-            accsim::trace::plot::waveform(&wave, names.as_deref(), &args.out)?;
+            accsim::atomic::write_with(&args.out, |tmp| {
+                accsim::trace::plot::waveform(&wave, names.as_deref(), tmp)
+            })?;
         }
-        (None, Some(report)) => accsim::trace::plot::report_charts(report, &args.out)?,
+        (None, Some(report)) => accsim::atomic::write_with(&args.out, |tmp| {
+            accsim::trace::plot::report_charts(report, tmp)
+        })?,
         (None, None) => {
             return Err(accsim::InputError::new(
                 "accsim plot",
@@ -46,7 +50,7 @@ pub fn execute(args: &PlotArgs) -> Result<()> {
             .into());
         }
     }
-    println!("wrote {}", args.out.display());
+    outln!("wrote {}", args.out.display())?;
     Ok(())
 }
 

@@ -216,10 +216,7 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
     let study_options = StudyOptions {
         lambdas: lambdas(&args.lambda)?,
         anneal,
-        threads: args
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .max(1),
+        threads: super::jobs(args.threads)?,
     };
     let loaded = started.elapsed();
     // A spinner with the count of states (the memo makes the total unknown);
@@ -248,10 +245,10 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
     write_outputs(&study, &args.out)?;
     let elapsed = started.elapsed();
     if !args.quiet {
-        print!("{}", table(&study));
+        out!("{}", table(&study))?;
     }
-    print!("{}", summary(&study, &times));
-    println!(
+    out!("{}", summary(&study, &times))?;
+    outln!(
         "{} on {}: {} states evaluated, {} calibration samples ({}); time {:.1} s (load {:.1} s, search {:.1} s, checked re-runs {:.1} s); outputs in {}",
         study.workload,
         study.arch,
@@ -270,7 +267,7 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
         times.search_s,
         times.checking_s,
         args.out.display()
-    );
+    )?;
     Ok(())
 }
 
@@ -354,8 +351,9 @@ fn write_outputs(study: &PrecisionStudy, dir: &std::path::Path) -> Result<(), Er
     let states =
         precision_study::states_csv(study).map_err(|e| fail(out("states.csv"), e.to_string()))?;
     super::write_file(&out("states.csv"), &states)?;
-    precision_study::plot(study, &out("front.png"))?;
-    precision_study::plot(study, &out("front.svg"))?;
+    for name in ["front.png", "front.svg"] {
+        accsim::atomic::write_with(&out(name), |tmp| precision_study::plot(study, tmp))?;
+    }
     Ok(())
 }
 

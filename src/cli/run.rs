@@ -17,7 +17,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE_OR_NAME")]
     workload: String,
     /// Input tensor (.npy, [C, H, W] or [1, C, H, W]; integers of the input
-    /// type, or floats to quantise) instead of the workload's default input.
+    /// type, or finite floats to quantise) instead of the workload's default input.
     #[arg(long, value_name = "FILE.npy")]
     input: Option<PathBuf>,
     /// Write the report as JSON.
@@ -26,7 +26,8 @@ pub struct RunArgs {
     /// Write the report as CSV.
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
-    /// Write every layer's tensors (.npy) and a manifest.json into DIR.
+    /// Write every layer's tensors (.npy) and a manifest.json as DIR (a new
+    /// or empty directory, or an earlier dump, which is replaced whole).
     #[arg(long, value_name = "DIR")]
     dump: Option<PathBuf>,
     /// Do not print the per-layer table.
@@ -41,7 +42,8 @@ pub struct RunArgs {
     /// Record only cycles START to END (exclusive).
     #[arg(long, value_name = "START:END", requires = "trace")]
     trace_window: Option<String>,
-    /// Record only while these layers run (comma-separated indices).
+    /// Record only while these layers run (comma-separated indices, from 0
+    /// to the network's last layer).
     #[arg(long, value_name = "LIST", requires = "trace")]
     trace_layers: Option<String>,
     /// Signal groups to record: controller, array, noc, glb, dram, ffe.
@@ -59,8 +61,8 @@ pub struct RunArgs {
     /// (1 to the arch's fixed_layers; default: all of them).
     #[arg(long, value_name = "M")]
     ffe_tap: Option<u32>,
-    /// With an FFE or NVDLA architecture: frames in the simulated stream
-    /// (default: the arch's [system] stream_frames).
+    /// With an FFE or NVDLA architecture: frames in the simulated stream,
+    /// 1 to 65536 (default: the arch's [system] stream_frames).
     #[arg(long, value_name = "N")]
     frames: Option<u32>,
     /// Run at these MAC precisions (16-bit dynamic-fixed-point workloads):
@@ -71,29 +73,36 @@ pub struct RunArgs {
     precision: Option<String>,
 }
 
+/// The `--trace*` flags, parsed.
+fn trace_options(
+    args: &RunArgs,
+) -> Result<Option<accsim::trace::TraceOptions>, accsim::InputError> {
+    let Some(path) = &args.trace else {
+        return Ok(None);
+    };
+    Ok(Some(accsim::trace::TraceOptions {
+        path: path.clone(),
+        window: args
+            .trace_window
+            .as_deref()
+            .map(accsim::trace::TraceOptions::parse_window)
+            .transpose()?,
+        layers: args
+            .trace_layers
+            .as_deref()
+            .map(accsim::trace::TraceOptions::parse_layers)
+            .transpose()?,
+        groups: accsim::trace::TraceOptions::parse_groups(&args.trace_signals)?,
+        per_pe: args.trace_pes,
+    }))
+}
+
 pub fn execute(args: &RunArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let arch = accsim::arch::load(args.arch.as_deref().unwrap_or("lu22_fixed"))?;
     let workload = accsim::workload::load(&args.workload)?;
     let loaded = started.elapsed().as_secs_f64();
-    let trace = match &args.trace {
-        None => None,
-        Some(path) => Some(accsim::trace::TraceOptions {
-            path: path.clone(),
-            window: args
-                .trace_window
-                .as_deref()
-                .map(accsim::trace::TraceOptions::parse_window)
-                .transpose()?,
-            layers: args
-                .trace_layers
-                .as_deref()
-                .map(accsim::trace::TraceOptions::parse_layers)
-                .transpose()?,
-            groups: accsim::trace::TraceOptions::parse_groups(&args.trace_signals)?,
-            per_pe: args.trace_pes,
-        }),
-    };
+    let trace = trace_options(args)?;
     if args.precision.is_some() && args.dump.is_some() {
         return Err(accsim::error::InputError::new(
             "--dump",
@@ -118,6 +127,13 @@ pub fn execute(args: &RunArgs) -> Result<()> {
         stream_frames: args.frames,
         precision,
     };
+    // Output paths that cannot be written are refused before the run.
+    for path in [&args.json, &args.csv, &args.trace].into_iter().flatten() {
+        accsim::atomic::check_target(path)?;
+    }
+    if let Some(dir) = &args.dump {
+        accsim::dump::check_target(dir)?;
+    }
     let result = run(&workload, &arch, &options)?;
     // Wall times go to the log (-v), never into reports: those stay
     // byte-identical run after run.
@@ -132,7 +148,7 @@ pub fn execute(args: &RunArgs) -> Result<()> {
         result.report.total.macs as f64 / simulated.max(1e-9) / 1e9,
     );
     if !args.quiet {
-        print!("{}", accsim::report::text::render(&result.report));
+        out!("{}", accsim::report::text::render(&result.report))?;
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&result.report).map_err(|e| Error::Output {

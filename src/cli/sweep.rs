@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::Args;
 
 use accsim::Error;
+use accsim::sweep::lock::SweepLock;
 use accsim::sweep::record::{Record, Status};
 use accsim::sweep::runner::{self, Progress, RunSettings, Shard};
 use accsim::sweep::space::Plan;
@@ -22,7 +23,7 @@ pub struct SweepArgs {
     /// Output directory [default: out/sweeps/NAME, NAME from the spec].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Worker threads [default: the number of CPUs].
+    /// Worker threads, 1 to 1024 [default: the number of CPUs].
     #[arg(short = 'j', long, value_name = "N")]
     jobs: Option<usize>,
     /// Continue a sweep in DIR: keep its finished points, run the others.
@@ -70,17 +71,7 @@ pub fn execute(args: &SweepArgs) -> Result<()> {
         .map(Shard::parse)
         .transpose()
         .map_err(Error::from)?;
-    let jobs = match args.jobs {
-        Some(0) => {
-            return Err(Error::from(accsim::InputError::new(
-                "-j",
-                "is 0; valid: 1 or more worker threads",
-            ))
-            .into());
-        }
-        Some(j) => j,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    let jobs = super::jobs(args.jobs)?;
     let out_dir = args
         .out
         .clone()
@@ -89,6 +80,8 @@ pub fn execute(args: &SweepArgs) -> Result<()> {
     if args.dry_run {
         return dry_run(&plan);
     }
+    // Held until the final outputs are written (dropped on return).
+    let _lock = lock_dir(&out_dir, &runner::stream_base(shard))?;
     let settings = RunSettings {
         out_dir: out_dir.clone(),
         jobs,
@@ -100,7 +93,7 @@ pub fn execute(args: &SweepArgs) -> Result<()> {
     let outcome = runner::run(&plan, &text, &settings, &mut |p| display.update(p))?;
     display.finish();
     let elapsed = started.elapsed().as_secs_f64();
-    eprintln!(
+    note!(
         "sweep `{}`: {} points evaluated in {:.1} s ({:.1} points/min, -j {jobs}), {} kept from an earlier run{}{}",
         plan.spec.name,
         outcome.evaluated,
@@ -123,14 +116,14 @@ pub fn execute(args: &SweepArgs) -> Result<()> {
         }
     );
     if let Some(s) = shard {
-        println!(
+        outln!(
             "shard {}/{}: {} points in {}; when every shard is done: accsim merge {}",
             s.index,
             s.count,
             outcome.records.len(),
             outcome.jsonl.display(),
             out_dir.display()
-        );
+        )?;
         return status_of(&outcome.records);
     }
     // Final outputs from the stream as written, exactly as `merge` would.
@@ -138,7 +131,7 @@ pub fn execute(args: &SweepArgs) -> Result<()> {
     let mut records = read.records;
     records.sort_by_key(|r| r.index);
     let finalized = output::finalize(&plan.spec, &records, &out_dir)?;
-    summarise(&finalized, &out_dir, args.quiet);
+    summarise(&finalized, &out_dir, args.quiet)?;
     status_of(&records)
 }
 
@@ -164,11 +157,9 @@ pub fn execute_merge(args: &MergeArgs) -> Result<()> {
         .into());
     }
     let out_dir = args.out.clone().unwrap_or_else(|| args.dirs[0].clone());
-    std::fs::create_dir_all(&out_dir).map_err(|e| Error::Output {
-        path: out_dir.clone(),
-        message: e.to_string(),
-    })?;
-    eprintln!(
+    // The final outputs are an unsharded run's: the same lock.
+    let _lock = lock_dir(&out_dir, &runner::stream_base(None))?;
+    note!(
         "merged {} streams: {} of {} points{}",
         collected.streams.len(),
         collected.records.len(),
@@ -180,8 +171,18 @@ pub fn execute_merge(args: &MergeArgs) -> Result<()> {
         }
     );
     let finalized = output::finalize(&collected.spec, &collected.records, &out_dir)?;
-    summarise(&finalized, &out_dir, args.quiet);
+    summarise(&finalized, &out_dir, args.quiet)?;
     status_of(&collected.records)
+}
+
+/// Takes the lock of stream `base` in `dir` (docs/sweeps.md, "One writer
+/// per directory"), warning when it takes over a killed run's.
+fn lock_dir(dir: &Path, base: &str) -> Result<SweepLock> {
+    let acquired = SweepLock::acquire(dir, base)?;
+    if let Some(w) = &acquired.warning {
+        note!("warning: {w}");
+    }
+    Ok(acquired.lock)
 }
 
 /// Exit status: 1 when the simulator failed on some point (a bug), 2 when
@@ -218,28 +219,29 @@ fn status_of(records: &[Record]) -> Result<()> {
     Ok(())
 }
 
-fn summarise(f: &output::Finalized, dir: &Path, quiet: bool) {
+fn summarise(f: &output::Finalized, dir: &Path, quiet: bool) -> Result<()> {
     let counts: Vec<String> = f.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    println!("points: {}", counts.join(", "));
-    println!("outputs in {}:", dir.display());
+    outln!("points: {}", counts.join(", "))?;
+    outln!("outputs in {}:", dir.display())?;
     for p in &f.files {
-        println!(
+        outln!(
             "  {}",
             p.file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-        );
+        )?;
     }
     if !quiet && !f.tables_markdown.is_empty() {
-        println!();
-        print!("{}", f.tables_markdown);
+        outln!()?;
+        out!("{}", f.tables_markdown)?;
     }
+    Ok(())
 }
 
 fn dry_run(plan: &Plan) -> Result<()> {
     let mut header = vec!["index".to_string(), "key".into(), "workload".into()];
     header.extend(plan.spec.axes.iter().map(|a| a.name.clone()));
     header.push("arch".into());
-    print!("{}", accsim::sweep::record::csv_line(&header));
+    out!("{}", accsim::sweep::record::csv_line(&header))?;
     let mut invalid = 0;
     for i in 0..plan.len() {
         let p = plan.point(i);
@@ -256,9 +258,9 @@ fn dry_run(plan: &Plan) -> Result<()> {
                 reason
             }
         });
-        print!("{}", accsim::sweep::record::csv_line(&row));
+        out!("{}", accsim::sweep::record::csv_line(&row))?;
     }
-    eprintln!(
+    note!(
         "{} points, {} with an invalid architecture (workloads are checked when they run)",
         plan.len(),
         invalid
@@ -307,7 +309,7 @@ impl Display {
                     bar.set_prefix(self.name.clone());
                     self.bar = Some(bar);
                 } else {
-                    eprintln!(
+                    note!(
                         "sweep `{}`: {todo} points to run ({total} in this run's slice, {resumed} already done)",
                         self.name
                     );
@@ -338,7 +340,7 @@ impl Display {
                 let tenth = (done * 10).checked_div(todo).unwrap_or(10);
                 let now = Instant::now();
                 if record.status == Status::Error {
-                    eprintln!(
+                    note!(
                         "point {} failed: {}",
                         record.index,
                         record.reason.as_deref().unwrap_or("")
@@ -356,7 +358,7 @@ impl Display {
                     } else {
                         0.0
                     };
-                    eprintln!(
+                    note!(
                         "sweep `{}`: {done}/{todo} points ({msg}), {elapsed:.0} s elapsed, ETA {eta:.0} s",
                         self.name
                     );

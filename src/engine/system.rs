@@ -192,6 +192,19 @@ pub fn run(
     options: &SystemOptions,
 ) -> Result<SystemRun> {
     let n = network.layers.len();
+    if let Some(frames) = options.stream_frames
+        && !(1..=crate::arch::STREAM_FRAMES_MAX).contains(&frames)
+    {
+        // The same limit as the arch file's `[system] stream_frames`.
+        return Err(crate::error::InputError::new(
+            "--frames",
+            format!(
+                "is {frames}; valid: 1 to {} frames (the range of [system] stream_frames)",
+                crate::arch::STREAM_FRAMES_MAX
+            ),
+        )
+        .into());
+    }
     let backend_clock = Clock::new(arch.clock_mhz);
     let mut layers: Vec<LayerRecord> = Vec::with_capacity(n);
     let mut outputs: Vec<Activations> = Vec::with_capacity(n);

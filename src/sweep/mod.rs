@@ -25,6 +25,7 @@ pub mod accuracy;
 pub mod anneal;
 pub mod energy;
 pub mod front;
+pub mod lock;
 pub mod merge;
 pub mod output;
 pub mod pareto;

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use super::front;
 use super::record::{Record, Status, csv_header, csv_line, csv_row};
-use super::runner::write_atomic;
 use super::spec::{BudgetTable, CompareTable, Direction, Metric, SweepSpec};
+use crate::atomic;
 use crate::error::Result;
 
 /// What [`finalize`] wrote.
@@ -66,7 +66,7 @@ pub fn finalize(spec: &SweepSpec, records: &[Record], dir: &Path) -> Result<Fina
     }
     let write = |name: String, text: &str, out: &mut Finalized| -> Result<()> {
         let path = dir.join(name);
-        write_atomic(&path, text.as_bytes())?;
+        atomic::write(&path, text.as_bytes())?;
         out.files.push(path);
         Ok(())
     };
@@ -122,7 +122,9 @@ pub fn finalize(spec: &SweepSpec, records: &[Record], dir: &Path) -> Result<Fina
     for ms in spec.objectives.iter().filter(|ms| ms.len() == 2) {
         for ext in ["png", "svg"] {
             let path = dir.join(format!("plot_{}_vs_{}.{ext}", ms[1].name(), ms[0].name()));
-            super::plot::scatter(spec, records, ms[0], ms[1], &path)?;
+            atomic::write_with(&path, |tmp| {
+                super::plot::scatter(spec, records, ms[0], ms[1], tmp)
+            })?;
             out.files.push(path);
         }
     }

@@ -10,8 +10,12 @@
 //! Guarantees, and how:
 //! - **No torn rows.** Each record is one `write_all` of a complete line to
 //!   a file opened for appending, then `sync_data`. A kill can still cut the
-//!   last write short; `--resume` drops a last line without its newline (or
-//!   one that does not parse) and rewrites the files without it.
+//!   last write short; every reader ([`read_stream`]: `--resume`, `merge`,
+//!   the final outputs) drops a last line without its newline, even one
+//!   that would parse, and `--resume` rewrites the files without it.
+//! - **One writer.** A stream has one writer at a time: the caller holds
+//!   its lock ([`super::lock`]), so a second run on the same directory is
+//!   refused instead of rewriting the stream under the first.
 //! - **Resume.** The JSONL stream is the truth: on `--resume` its records
 //!   whose key belongs to the current plan are kept (re-indexed to the
 //!   current order), others counted as stale and dropped, the CSV is
@@ -24,7 +28,7 @@
 //!   order, and the final outputs are sorted by index ([`super::output`]).
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -34,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use super::record::{Metrics, Record, Status, csv_header, csv_row};
 use super::space::{Plan, Point, fnv64};
+use crate::atomic;
 use crate::error::{Error, InputError, Result};
 
 /// A deterministic slice of the points: those with `index % count == index`.
@@ -150,20 +155,6 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
         path: path.to_path_buf(),
         message: e.to_string(),
     }
-}
-
-/// Writes `text` to `path` through a temporary file and a rename, so a
-/// reader (or a crash) sees the old file or the new one, never half.
-pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-    f.write_all(text).map_err(|e| io_err(&tmp, e))?;
-    f.sync_all().map_err(|e| io_err(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
 }
 
 /// A JSONL stream read back.
@@ -294,7 +285,9 @@ pub fn plan_fingerprint(plan: &Plan, spec_text: &str) -> String {
 }
 
 /// Runs the plan's points (the shard's slice) into `settings.out_dir`.
-/// `spec_text` is stored beside the streams for `merge`.
+/// `spec_text` is stored beside the streams for `merge`. The caller holds
+/// the directory's [`super::lock::SweepLock`] for this stream (and keeps it
+/// while it writes the final outputs).
 pub fn run(
     plan: &Plan,
     spec_text: &str,
@@ -350,8 +343,8 @@ pub fn run(
         jtext.push_str(&r.json_line());
         ctext.push_str(&csv_row(r, &axes));
     }
-    write_atomic(&jsonl, jtext.as_bytes())?;
-    write_atomic(&csv, ctext.as_bytes())?;
+    atomic::write(&jsonl, jtext.as_bytes())?;
+    atomic::write(&csv, ctext.as_bytes())?;
     let meta = StreamMeta {
         format: FORMAT.to_string(),
         name: plan.spec.name.clone(),
@@ -363,7 +356,7 @@ pub fn run(
         axes: axes.clone(),
     };
     let meta_text = serde_json::to_string_pretty(&meta).map_err(|e| io_err(&meta_path, e))?;
-    write_atomic(&meta_path, (meta_text + "\n").as_bytes())?;
+    atomic::write(&meta_path, (meta_text + "\n").as_bytes())?;
 
     let done_keys: std::collections::HashSet<&str> =
         kept_sorted.iter().map(|r| r.key.as_str()).collect();
@@ -489,6 +482,12 @@ mod tests {
         };
         let line = r.json_line();
         std::fs::write(&p, format!("{line}{}", &line[..10])).unwrap();
+        let read = read_stream(&p).unwrap();
+        assert!(read.torn);
+        assert_eq!(read.records, vec![r.clone()]);
+        // A whole record without its newline may still be half written
+        // (the kernel can cut a write anywhere): it is not data either.
+        std::fs::write(&p, format!("{line}{}", line.trim_end())).unwrap();
         let read = read_stream(&p).unwrap();
         assert!(read.torn);
         assert_eq!(read.records, vec![r]);

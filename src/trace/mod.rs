@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use vcd::{IdCode, TimescaleUnit};
 
+use crate::atomic::AtomicFile;
 use crate::error::{Error, InputError, Result};
 use crate::sim::Cycle;
 
@@ -160,7 +161,8 @@ pub struct Tracer {
     base: u64,
     /// One VCD line being formatted (reused).
     line: Vec<u8>,
-    out: Option<vcd::Writer<std::io::BufWriter<std::fs::File>>>,
+    /// The VCD being written (until [`Tracer::finish`] commits it).
+    out: Option<AtomicFile>,
     /// Each signal's VCD identifier, formatted once.
     codes: Vec<String>,
     last_time: Option<u64>,
@@ -226,18 +228,16 @@ impl Tracer {
         self.options.per_pe
     }
 
-    /// Writes the VCD header.
+    /// Writes the VCD header. The file is written under a temporary name
+    /// and appears at its path on [`Tracer::finish`] ([`crate::atomic`]).
     pub fn begin(&mut self) -> Result<()> {
         let path = self.options.path.clone();
         let fail = |e: std::io::Error| Error::Output {
             path: path.clone(),
             message: e.to_string(),
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(fail)?;
-        }
-        let file = std::fs::File::create(&path).map_err(fail)?;
-        let mut w = vcd::Writer::new(std::io::BufWriter::new(file));
+        let mut file = AtomicFile::create(&path)?;
+        let mut w = vcd::Writer::new(Vec::new());
         w.comment(&format!(
             "accsim {}: one time unit is one cycle of the {} MHz accelerator clock",
             env!("CARGO_PKG_VERSION"),
@@ -265,12 +265,13 @@ impl Tracer {
         }
         w.upscope().map_err(fail)?;
         w.enddefinitions().map_err(fail)?;
+        file.write_all(w.writer()).map_err(fail)?;
         self.codes = self
             .signals
             .iter()
             .map(|s| s.code.map(|c| c.to_string()).unwrap_or_default())
             .collect();
-        self.out = Some(w);
+        self.out = Some(file);
         Ok(())
     }
 
@@ -510,7 +511,7 @@ impl Tracer {
         line.push(b'#');
         line.extend_from_slice(digits.format(t).as_bytes());
         line.push(b'\n');
-        w.writer().write_all(line).map_err(|e| Error::Output {
+        w.write_all(line).map_err(|e| Error::Output {
             path: self.options.path.clone(),
             message: e.to_string(),
         })
@@ -547,14 +548,14 @@ impl Tracer {
         }
         line.extend_from_slice(id);
         line.push(b'\n');
-        w.writer().write_all(line).map_err(|e| Error::Output {
+        w.write_all(line).map_err(|e| Error::Output {
             path: self.options.path.clone(),
             message: e.to_string(),
         })
     }
 
     /// Closes open busy runs, writes everything left, marks the end time and
-    /// flushes the file. Returns the number of value changes written.
+    /// puts the file in place (flushed to disk, renamed from its temporary). Returns the number of value changes written.
     pub fn finish(&mut self, end: Cycle) -> Result<u64> {
         self.advance(Cycle(u64::MAX))?;
         // The recorded span ends at the run's end, the window's end, or the
@@ -570,12 +571,8 @@ impl Tracer {
         if self.last_time.is_some_and(|t| t < end_time) {
             self.write_time(end_time)?;
         }
-        let path = self.options.path.clone();
-        if let Some(w) = &mut self.out {
-            w.flush().map_err(|e| Error::Output {
-                path,
-                message: e.to_string(),
-            })?;
+        if let Some(file) = self.out.take() {
+            file.commit()?;
         }
         Ok(self.changes_written)
     }

@@ -129,6 +129,7 @@ pub fn read_vcd(path: &Path, window: Option<(u64, u64)>) -> Result<Waveform, Inp
     let mut seeded = false;
     let mut time = 0u64;
     let mut last_time = 0u64;
+    let mut past_window = false;
     for command in parser {
         let command = command.map_err(|e| fail(format!("invalid VCD body: {e}")))?;
         let (code, value) = match command {
@@ -139,6 +140,7 @@ pub fn read_vcd(path: &Path, window: Option<(u64, u64)>) -> Result<Waveform, Inp
                 }
                 last_time = last_time.max(t);
                 if t >= stop {
+                    past_window = true;
                     break;
                 }
                 continue;
@@ -166,6 +168,20 @@ pub fn read_vcd(path: &Path, window: Option<(u64, u64)>) -> Result<Waveform, Inp
                 s.changes.push((time, value));
             }
         }
+    }
+    if let Some((first, last)) = window
+        && !past_window
+        && first >= last_time
+    {
+        // The whole trace was read and ends before the window: an empty picture.
+        return Err(InputError::new(
+            "--window",
+            format!(
+                "{first}:{last} starts at or after the last timestamp of {} ({last_time}); \
+                 valid: a window starting before cycle {last_time}",
+                path.display()
+            ),
+        ));
     }
     if start == u64::MAX {
         start = 0;

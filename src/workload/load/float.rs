@@ -19,6 +19,10 @@ use crate::numerics::{Activation, TensorQuant, WeightQuant};
 use crate::workload::dfp::{self, CalibrationSet};
 use crate::workload::format::{OpKind, RawFloat, RawInput, RawLayer, RawTensor};
 use crate::workload::generate::{self, Distribution, Generator};
+
+/// Most calibration inputs a `[float]` workload may ask for (`samples`, and
+/// `accsim precision --calib N`).
+const MAX_CALIBRATION_SAMPLES: usize = 1_000_000;
 use crate::workload::ir::{Activations, Layer, Op, TensorSource};
 use crate::workload::npy;
 
@@ -152,15 +156,26 @@ impl Cx<'_> {
             .unwrap_or_default();
         let spec_span = raw.inputs.as_ref().map(|s| s.span());
         let requested = match (&options.calibration_samples, &raw.samples) {
-            (Some(n), _) => Some(*n),
+            (Some(n), _) => {
+                if !(1..=MAX_CALIBRATION_SAMPLES).contains(n) {
+                    return Err(InputError::new(
+                        "--calib",
+                        format!(
+                            "is {n}; valid: 1 to {MAX_CALIBRATION_SAMPLES} samples (the range \
+                             of [float] samples), or a directory of inputs"
+                        ),
+                    ));
+                }
+                Some(*n)
+            }
             (None, Some(s)) => {
                 let n = *s.get_ref();
-                if !(1..=1_000_000).contains(&n) {
+                if !(1..=MAX_CALIBRATION_SAMPLES as i64).contains(&n) {
                     return Err(self.err(
                         Some(s.span()),
                         ctx,
                         "samples",
-                        format!("is {n}; valid: 1 to 1000000"),
+                        format!("is {n}; valid: 1 to {MAX_CALIBRATION_SAMPLES}"),
                     ));
                 }
                 Some(n as usize)

@@ -282,7 +282,7 @@ fn budget_table(spec: &SweepSpec, b: &BudgetTable, records: &[Record]) -> (Strin
             ]));
             md.push_str(&format!(
                 "| {} | {o} | {} | {} | {} | {} | {} | {} | {} |\n",
-                with_unit(&sig(limit), bm),
+                with_unit(&limit.to_string(), bm),
                 top.map(|r| describe(spec, r))
                     .unwrap_or_else(|| "none fits".into()),
                 cell_sig(top, bm),

@@ -81,6 +81,9 @@ impl Scale {
         if !self.log {
             return linear_ticks(self.lo, self.hi);
         }
+        // One notation per axis: plain when every tick is from 0.001 to
+        // 1000000, else e-notation throughout.
+        let plain = self.lo.floor() >= -3.0 && self.hi.ceil() <= 6.0;
         let decade_ticks = |mantissas: &[f64]| -> Vec<Tick> {
             let mut out = Vec::new();
             for k in self.lo.floor() as i32..=self.hi.ceil() as i32 {
@@ -89,7 +92,7 @@ impl Scale {
                     if (self.lo..=self.hi).contains(&at) {
                         out.push(Tick {
                             at,
-                            label: power_label(m, k),
+                            label: power_label(m, k, plain),
                         });
                     }
                 }
@@ -171,9 +174,9 @@ impl Ranged for Ticked {
     }
 }
 
-/// `m x 10^k` as a label: plain from 0.001 to 100000, else `2e9`.
-fn power_label(m: f64, k: i32) -> String {
-    if (-3..6).contains(&k) {
+/// `m x 10^k` as a label: plain (`0.002`, `500`) or `2e-3`.
+fn power_label(m: f64, k: i32, plain: bool) -> String {
+    if plain {
         let decimals = (-k).max(0) as usize;
         format!("{:.decimals$}", m * 10f64.powi(k))
     } else {
@@ -273,24 +276,27 @@ mod tests {
         assert!(!Scale::of(&[-1.0, 100.0]).log);
     }
 
-    /// The LU22 sweep (sweeps/lu22.toml): 14 points whose latency spans
-    /// 5.5 to 68.5 ms and energy 1.5e9 to 2.05e10 pJ; on linear axes the
-    /// seven fixed-weight points piled up in the lowest tenth.
+    /// The LU22 sweep (sweeps/lu22.toml, its 28 `ok` points): latency 5.3
+    /// to 68.6 ms, energy 6.8e8 to 1.02e10 pJ. On main's linear axes the
+    /// 16 fixed-weight points piled up in the lowest tenth of both axes.
     #[test]
     fn the_lu22_points_go_on_log_axes() {
         let latency_s = [
-            0.0055, 0.0056, 0.0089, 0.0091, 0.0092, 0.0090, 0.0056, 0.0283, 0.0293, 0.0329, 0.0365,
-            0.0366, 0.0404, 0.0685,
+            0.008935, 0.00937, 0.008886, 0.005603, 0.008813, 0.009232, 0.008745, 0.005435,
+            0.008713, 0.009137, 0.008645, 0.00533, 0.008713, 0.009137, 0.008645, 0.00533, 0.04056,
+            0.02946, 0.06855, 0.03663, 0.04035, 0.02925, 0.06834, 0.03641, 0.03651, 0.02837,
+            0.05874, 0.03284,
         ];
         let energy_pj = [
-            1.5e9, 1.6e9, 1.5e9, 1.6e9, 1.7e9, 1.5e9, 1.6e9, 8.6e9, 9.8e9, 9.8e9, 1.04e10, 1.17e10,
-            1.28e10, 2.05e10,
+            7.57e8, 7.55e8, 7.9e8, 7.73e8, 7.13e8, 7.06e8, 7.41e8, 7.23e8, 6.84e8, 6.77e8, 7.12e8,
+            6.93e8, 6.84e8, 6.77e8, 7.12e8, 6.93e8, 6.38e9, 4.87e9, 1.02e10, 5.85e9, 6.35e9,
+            4.84e9, 1.02e10, 5.82e9, 5.18e9, 4.26e9, 7.64e9, 4.87e9,
         ];
         let (x, y) = (Scale::of(&latency_s), Scale::of(&energy_pj));
         assert!(x.log && y.log);
         let labels = |s: &Scale| s.ticks().into_iter().map(|t| t.label).collect::<Vec<_>>();
         assert_eq!(labels(&x), ["0.005", "0.01", "0.02", "0.05"]);
-        assert_eq!(labels(&y), ["2e9", "5e9", "1e10", "2e10"]);
+        assert_eq!(labels(&y), ["1e9", "2e9", "5e9", "1e10"]);
     }
 
     #[test]

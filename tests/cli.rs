@@ -348,3 +348,54 @@ fn ffe_summary_names_every_energy_part() {
         "{out}"
     );
 }
+
+/// Issue 17: `precision` takes `-j/--jobs` as `sweep` does (`--threads`
+/// still accepted, hidden) and writes to out/precision/NAME by default,
+/// as `sweep` writes out/sweeps/NAME; `-j 0` is refused as in `sweep`.
+#[test]
+fn precision_takes_jobs_and_writes_under_out_by_default() {
+    let help = run_ok(&["precision", "--help"]);
+    assert!(help.contains("-j, --jobs <N>"), "{help}");
+    assert!(!help.contains("--threads"), "{help}");
+    assert!(help.contains("[default: out/precision/NAME"), "{help}");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let workload =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/kws_cnn_one_fstride4_float.toml");
+    let w = workload.to_string_lossy().into_owned();
+    let out = accsim()
+        .current_dir(dir.path())
+        .args([
+            "precision",
+            "--workload",
+            &w,
+            "--calib",
+            "3",
+            "--lambda",
+            "50",
+            "--iters",
+            "3",
+            "--threads",
+            "1",
+            "-q",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let study = dir
+        .path()
+        .join("out/precision/kws_cnn_one_fstride4_float/study.json");
+    assert!(study.is_file(), "no {}", study.display());
+    for jobs in ["-j", "--jobs"] {
+        let out = accsim()
+            .args(["precision", "--workload", &w, jobs, "0"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("-j: is 0; valid: 1 or more worker threads"),
+            "{stderr}"
+        );
+    }
+}

@@ -39,8 +39,9 @@ pub struct PrecisionArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
     /// Worker threads [default: the number of CPUs]; results do not depend
-    /// on it. (`--threads`, its former name, is a hidden alias kept for one
-    /// release.)
+    /// on it.
+    // `--threads`, its former name, is a hidden alias kept for one release
+    // (docs/precision.md).
     #[arg(short = 'j', long, value_name = "N", alias = "threads")]
     jobs: Option<usize>,
     /// Directory for study.json, points.csv, states.csv, front.png, front.svg

@@ -8,9 +8,13 @@
 //! A disagreement between a simulated engine and the reference executor is not
 //! the user's fault: it is a [`MismatchError`], a simulator bug, exit code 1.
 
+mod toml_errors;
+
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+pub use toml_errors::from_toml;
 
 /// Every error the library returns.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +138,17 @@ pub struct MismatchError {
     pub total: usize,
 }
 
+/// A number for a message: as Rust writes it, but in e-notation when that is
+/// much shorter (`1e308`, not a 309-digit integer; `2.5e-9`).
+pub fn number(x: f64) -> String {
+    let magnitude = x.abs();
+    if x.is_finite() && x != 0.0 && !(1e-6..1e9).contains(&magnitude) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
 /// 1-based (line, column) of byte `offset` in `text`; columns count characters.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -155,6 +170,17 @@ mod tests {
         assert_eq!(line_column(text, 6), (2, 1));
         assert_eq!(line_column(text, 11), (2, 6));
         assert_eq!(line_column(text, 999), (3, 1));
+    }
+
+    #[test]
+    fn numbers_in_messages_stay_short() {
+        assert_eq!(number(1e308), "1e308");
+        assert_eq!(number(-2.5e-9), "-2.5e-9");
+        assert_eq!(number(1e6), "1000000");
+        assert_eq!(number(0.001), "0.001");
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(f64::INFINITY), "inf");
+        assert_eq!(number(128.5), "128.5");
     }
 
     #[test]

@@ -267,3 +267,135 @@ fn float_input_is_quantised_like_quantize_linear() {
         &dump.to_string_lossy(),
     ]);
 }
+
+/// Issue 17: the run table's columns carry their units.
+#[test]
+fn run_table_columns_carry_units() {
+    let out = run_ok(&["run", "--workload", "kws_cnn_one_fstride4"]);
+    let header = out
+        .lines()
+        .find(|l| l.starts_with("| # "))
+        .unwrap_or_else(|| panic!("no table header in {out}"));
+    for column in [
+        "output [CxHxW]",
+        "zero-op [%]",
+        "stall [%]",
+        "util [%]",
+        "DRAM [words]",
+        "GLB [words]",
+        "array [words]",
+        "RF [words]",
+        "energy [16b-MACs]",
+    ] {
+        assert!(header.contains(column), "{column} missing from {header}");
+    }
+    assert!(out.contains(" 16-bit-MAC units (memory "), "{out}");
+    let out = run_ok(&["check", "kws_cnn_one_fstride4"]);
+    assert!(
+        out.contains("| input [CxHxW] | output [CxHxW] |") && out.contains("weights [values]"),
+        "{out}"
+    );
+}
+
+/// Issue 17: `check` printed Rust's names of internal enums (`Simple`,
+/// `EnergyOnly`, `Atomic`) instead of the arch file's spelling.
+#[test]
+fn check_spells_settings_as_the_arch_file_does() {
+    let out = run_ok(&["check", "lu22_fixed"]);
+    assert!(out.contains("DRAM model simple:"), "{out}");
+    assert!(out.contains("(zero_skipping energy_only)"), "{out}");
+    assert!(
+        !out.contains("Simple") && !out.contains("EnergyOnly"),
+        "{out}"
+    );
+    let out = run_ok(&["check", "ffe7_nvdla_c"]);
+    assert!(out.contains("utilisation model atomic"), "{out}");
+}
+
+/// Issue 17: the top-level help documents the exit codes as `main` maps them.
+#[test]
+fn top_level_help_lists_the_exit_codes() {
+    let out = run_ok(&["--help"]);
+    for line in [
+        "Exit codes:",
+        "  0  success",
+        "  1  simulator fault",
+        "  2  bad input or output",
+    ] {
+        assert!(out.contains(line), "{line:?} missing from {out}");
+    }
+}
+
+/// Issue 17: for an FFE system the summary's parts add up to its total:
+/// memory, MAC and (with an NVDLA back-end) the table's unsplit energy,
+/// and the FFE's parts in its own line. Exact sums are checked on the JSON
+/// in tests/ffe.rs.
+#[test]
+fn ffe_summary_names_every_energy_part() {
+    let out = run_ok(&[
+        "run",
+        "--arch",
+        "ffe7_nvdla_c",
+        "--workload",
+        "mobilenet_v1_025",
+    ]);
+    assert!(
+        out.contains(", NVDLA table ") && out.contains("(power x time, not split)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("uJ/frame (adder trees ") && out.contains(", hand-off writes "),
+        "{out}"
+    );
+}
+
+/// Issue 17: `precision` takes `-j/--jobs` as `sweep` does (`--threads`
+/// still accepted, hidden) and writes to out/precision/NAME by default,
+/// as `sweep` writes out/sweeps/NAME; `-j 0` is refused as in `sweep`.
+#[test]
+fn precision_takes_jobs_and_writes_under_out_by_default() {
+    let help = run_ok(&["precision", "--help"]);
+    assert!(help.contains("-j, --jobs <N>"), "{help}");
+    assert!(!help.contains("--threads"), "{help}");
+    assert!(help.contains("[default: out/precision/NAME"), "{help}");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let workload =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/kws_cnn_one_fstride4_float.toml");
+    let w = workload.to_string_lossy().into_owned();
+    let out = accsim()
+        .current_dir(dir.path())
+        .args([
+            "precision",
+            "--workload",
+            &w,
+            "--calib",
+            "3",
+            "--lambda",
+            "50",
+            "--iters",
+            "3",
+            "--threads",
+            "1",
+            "-q",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let study = dir
+        .path()
+        .join("out/precision/kws_cnn_one_fstride4_float/study.json");
+    assert!(study.is_file(), "no {}", study.display());
+    for jobs in ["-j", "--jobs"] {
+        let out = accsim()
+            .args(["precision", "--workload", &w, jobs, "0"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("-j: is 0; valid: 1 or more worker threads"),
+            "{stderr}"
+        );
+    }
+}

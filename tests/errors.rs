@@ -98,7 +98,14 @@ fn wrong_type_names_the_expected_type() {
     let text = format!(
         "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = \"many\"\nkernel = 3\n"
     );
-    check_workload(&text, &["w.toml:14:16", "invalid type", "expected i64"]);
+    check_workload(
+        &text,
+        &[
+            "w.toml:14:16",
+            "layer `c`, field `out_channels`",
+            "is the string \"many\"; valid: a positive integer (1 or more)",
+        ],
+    );
     let text = format!("{BASE}\n[[layer]]\nname = \"c\"\nop = \"convolution\"\n");
     check_workload(
         &text,
@@ -125,9 +132,112 @@ fn kernel_larger_than_the_padded_input() {
             "layer `big`",
             "field `kernel`",
             "9x9 is larger than the padded input 8x8",
-            "valid: at most 8x8",
+            "(input 2x6x6, padding top 1, left 1, bottom 1, right 1)",
+            "valid: a kernel of at most 8x8, or more padding",
         ],
     );
+}
+
+/// Issue 17: the padding was printed as Rust's `Padding { top: 0, ... }`.
+#[test]
+fn kernel_larger_than_the_unpadded_input_names_the_padding_in_words() {
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"big\"\nop = \"conv2d\"\nout_channels = 4\nkernel = 9\n"
+    );
+    let stderr = check_workload(
+        &text,
+        &[
+            "w.toml:15:10",
+            "layer `big`, field `kernel`: 9x9 is larger than the padded input 6x6 (input 2x6x6, padding none); valid: a kernel of at most 6x6, or more padding",
+        ],
+    );
+    assert!(!stderr.contains("Padding {"), "{stderr}");
+}
+
+/// Issue 17: a float where an integer count belongs said "expected i64"
+/// without naming the field.
+#[test]
+fn a_fractional_channel_count_names_the_field_and_asks_for_a_positive_integer() {
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = 128.5\nkernel = 3\n"
+    );
+    let stderr = check_workload(
+        &text,
+        &[
+            "w.toml:14:16: layer `c`, field `out_channels`: is 128.5 (a number with a fraction or exponent); valid: a positive integer (1 or more)",
+        ],
+    );
+    assert!(!stderr.contains("i64"), "{stderr}");
+}
+
+/// Issue 17: a duplicate key said only "duplicate key".
+#[test]
+fn a_duplicate_key_names_the_key_its_table_and_the_first_line() {
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = 4\nkernel = 3\nkernel = 5\n"
+    );
+    check_workload(
+        &text,
+        &[
+            "w.toml:16:1: duplicate key `kernel` in [[layer]] (line 11, layer `c`): first set on line 15; valid: each key once per table",
+        ],
+    );
+    let text = BASE.replace("[input]", "[numerics]\nmode = \"affine\"\n\n[input]");
+    check_workload(
+        &text,
+        &["w.toml:8:2: the table [numerics] is defined twice (first on line 5)"],
+    );
+}
+
+/// Issue 17: a malformed .npy header printed the Python-literal parser's
+/// multi-line ASCII art.
+#[test]
+fn a_malformed_npy_header_is_one_line_saying_what_is_valid() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dict = b"{'descr': '<i1', 'fortran_order': False, 'shape': (4, 2, 3, 3 }";
+    let mut header = dict.to_vec();
+    header.resize(128 - 10 - 1, b' ');
+    header.push(b'\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(&[0u8; 72]);
+    std::fs::write(dir.path().join("bad.npy"), bytes).unwrap_or_else(|e| panic!("{e}"));
+    let text = format!(
+        "{BASE}\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = 4\nkernel = 3\nweights = {{ file = \"bad.npy\" }}\n"
+    );
+    let path = write(dir.path(), "w.toml", &text);
+    let p = path.to_string_lossy().into_owned();
+    let stderr = expect_error(
+        &["check", &p],
+        &[
+            "w.toml:16:20: layer `c`, field `weights`",
+            "bad.npy: not a valid .npy file: its header is not a Python dict literal (syntax error at column 63 of `{'descr': '<i1', 'fortran_order': False, 'shape': (4, 2, 3, 3 }`); valid: a header like {'descr': '<i1', 'fortran_order': False, 'shape': (4, 2, 3, 3), }",
+        ],
+    );
+    assert!(
+        !stderr.contains("-->") && !stderr.contains("expected minus_sign"),
+        "{stderr}"
+    );
+}
+
+/// Issue 17: `clock_mhz = 1e308` printed the value as a 309-digit integer.
+#[test]
+fn a_huge_clock_is_printed_as_written_with_the_valid_range() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let good = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("arch_configs/lu22_fixed.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let bad = good.replace("clock_mhz = 200.0", "clock_mhz = 1e308");
+    assert_ne!(bad, good);
+    let path = write(dir.path(), "a.toml", &bad);
+    let p = path.to_string_lossy().into_owned();
+    let stderr = expect_error(
+        &["check", &p],
+        &["a.toml:11:13: [arch], field `clock_mhz`: is 1e308; valid: 0.001 to 1000000"],
+    );
+    assert!(stderr.len() < 200, "{stderr}");
 }
 
 #[test]

@@ -393,6 +393,63 @@ fn mobilenet_025() -> Workload {
     workload::load("mobilenet_v1_025").unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Issue 17: for every shipped FFE system the energy parts add up to the
+/// total: the level parts and the NVDLA table's unsplit energy to
+/// `energy.total` (normalised and pJ), memory + MAC + table to the total,
+/// FFE + back-end to the frame, and the FFE's own parts plus its hand-off
+/// writes to the FFE's energy. (On main, NVDLA systems' memory + MAC
+/// missed the whole back-end.)
+#[test]
+fn ffe_system_energy_parts_add_up_on_every_shipped_ffe_arch() {
+    let w = mobilenet_025();
+    let close = |a: f64, b: f64, what: &str| {
+        assert!(
+            (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+            "{what}: parts {a} vs total {b}"
+        );
+    };
+    for n in [4, 7, 11] {
+        for backend in ["nvdla_c", "nvdla_e", "pe_array"] {
+            let name = format!("ffe{n}_{backend}");
+            let a = arch::load(&name).unwrap_or_else(|e| panic!("{e}"));
+            let r = run(&w, &a, &RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+            let m = r
+                .report
+                .total
+                .measured
+                .as_ref()
+                .unwrap_or_else(|| panic!("{name}"));
+            for (e, unit) in [(&m.energy, "normalised"), (&m.energy_pj, "pJ")] {
+                let parts = e.mac + e.rf + e.array + e.glb + e.dram + e.nvdla_table;
+                close(parts, e.total, &format!("{name} {unit} levels"));
+            }
+            close(
+                m.memory_energy + m.energy.mac + m.energy.nvdla_table,
+                m.energy.total,
+                &format!("{name} memory + MAC + NVDLA table"),
+            );
+            assert_eq!(
+                m.energy.nvdla_table > 0.0,
+                backend != "pe_array",
+                "{name}: only NVDLA back-ends have table energy"
+            );
+            let s = r.report.system.as_ref().unwrap_or_else(|| panic!("{name}"));
+            let f = &s.frame;
+            close(f.ffe_energy_pj + f.backend_energy_pj, f.energy_pj, &name);
+            close(m.energy_pj.total, f.energy_pj, &format!("{name} frame"));
+            let ffe = s.ffe.as_ref().unwrap_or_else(|| panic!("{name}"));
+            let e = &ffe.energy_pj;
+            close(
+                e.adders_pj + e.bn_pj + e.line_buffer_pj + e.registers_pj + e.leakage_pj,
+                e.total_pj,
+                &format!("{name} FFE parts"),
+            );
+            let handoff_pj = f.ffe_energy_pj - e.total_pj;
+            assert!(handoff_pj > 0.0, "{name}: the tap writes the buffer");
+        }
+    }
+}
+
 #[test]
 fn area_calibration_points_within_20_percent_of_fixynn() {
     // FIXYNN: MobileNetV1 alpha 0.25, 50 % sparsity: 4 fixed layers

@@ -130,7 +130,7 @@ impl MacConfig {
         if !(self.area_um2.is_finite() && self.area_um2 >= 0.0) {
             return Err(format!(
                 "area_um2 is {}; valid: a finite number >= 0",
-                self.area_um2
+                crate::error::number(self.area_um2)
             ));
         }
         Ok(())

@@ -367,9 +367,8 @@ pub fn load(name_or_path: &str) -> Result<Arch> {
 
 /// Validates an architecture given as text; `path` names it in errors.
 pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
-    let raw: RawArchFile = toml::from_str(text).map_err(|e| {
-        InputError::new(path, e.message().trim_end().to_string()).at(text, e.span())
-    })?;
+    let raw: RawArchFile =
+        toml::from_str(text).map_err(|e| crate::error::from_toml(path, text, &e, &|_| None))?;
     let v = Validator { path, text };
 
     let backend = ffe::backend(&v, raw.backend.as_ref())?;
@@ -730,7 +729,12 @@ impl Validator<'_> {
                 Some(v.span()),
                 ctx,
                 field,
-                format!("is {x}; valid: {lo} to {hi}"),
+                format!(
+                    "is {}; valid: {} to {}",
+                    crate::error::number(x),
+                    crate::error::number(lo),
+                    crate::error::number(hi)
+                ),
             ))
         }
     }

@@ -89,7 +89,7 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
             }
             if let accsim::arch::Backend::Nvdla(n) = &arch.backend {
                 outln!(
-                    "  back-end: NVDLA {:?} (table-driven): {} MACs ({} x {} atoms), {} KB buffer, {} mm^2, {} TOPS peak at {:.1} MHz, {} TOPS/W, utilisation model {:?}",
+                    "  back-end: NVDLA {:?} (table-driven): {} MACs ({} x {} atoms), {} KB buffer, {} mm^2, {} TOPS peak at {:.1} MHz, {} TOPS/W, utilisation model {}",
                     n.name,
                     n.macs,
                     n.atomic_c,
@@ -99,7 +99,10 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                     n.tops,
                     n.clock_mhz,
                     n.tops_per_w,
-                    n.utilisation
+                    match n.utilisation {
+                        accsim::arch::NvdlaUtilisation::Atomic => "atomic",
+                        accsim::arch::NvdlaUtilisation::Peak => "peak",
+                    }
                 )?;
                 return Ok(());
             }
@@ -127,10 +130,15 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                 })
                 .collect();
             outln!(
-                "  MAC: {}; zero operand {:.4} pJ ({:?})",
+                "  MAC: {}; zero operand {:.4} pJ (zero_skipping {})",
                 modes.join(", "),
                 mac.zero_mac_energy_pj(accsim::numerics::mac::MacMode::HALF),
-                mac.zero_skipping
+                match mac.zero_skipping {
+                    accsim::arch::ZeroSkipping::Off => "off".to_string(),
+                    accsim::arch::ZeroSkipping::EnergyOnly => "energy_only".to_string(),
+                    accsim::arch::ZeroSkipping::EnergyAndCycles { cycles } =>
+                        format!("energy_and_cycles, {cycles} cycle(s)"),
+                }
             )?;
             outln!(
                 "  GLB {} bytes in {} banks of {} B/cycle x {} port(s); bus {} B/cycle; neighbour links {} word(s)/cycle",
@@ -142,8 +150,11 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                 arch.interconnect.neighbor_words_per_cycle
             )?;
             outln!(
-                "  DRAM {:?}: {} B/cycle, latency {} cycles; energy DRAM {} GLB {} array {} RF {} MAC {} LUT {} (x {} pJ)",
-                arch.dram.model,
+                "  DRAM model {}: {} B/cycle, latency {} cycles; energy per 16-bit access or MAC (normalised, MAC = 1): DRAM {}, GLB {}, array {}, RF {}, MAC {}, LUT {}; 1 unit = {} pJ",
+                match arch.dram.model {
+                    accsim::arch::DramModel::Simple => "simple",
+                    accsim::arch::DramModel::Banked => "banked",
+                },
                 arch.dram.bandwidth_bytes_per_cycle,
                 arch.dram.latency_cycles,
                 arch.energy.dram,
@@ -187,10 +198,10 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                     "#",
                     "layer",
                     "op",
-                    "input",
-                    "output",
-                    "kernel/stride/pad",
-                    "weights",
+                    "input [CxHxW]",
+                    "output [CxHxW]",
+                    "kernel s=stride p=pad(t,l,b,r) g=groups",
+                    "weights [values]",
                     "MACs",
                     "output quant",
                 ]);

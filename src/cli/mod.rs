@@ -1,8 +1,10 @@
 //! Command-line interface: argument parsing, printing, exit codes.
 //!
-//! Exit codes: 0 success; 2 bad input (a file, a flag, a value: the message
-//! names the file, line, field and what is valid); 1 a simulator fault (an
-//! engine disagreed with the reference executor, or broke an invariant).
+//! Exit codes (also in the top-level `--help`): 0 success; 2 bad input (a
+//! file, a flag, a value: the message names the file, line, field and what
+//! is valid; clap's usage errors) or an output that cannot be written; 1 a
+//! simulator fault (an engine disagreed with the reference executor, or
+//! broke an invariant).
 //!
 //! Output: everything meant for stdout goes through [`out!`]/[`outln!`],
 //! which return an error on a failed write (`> /dev/full`: exit 2 naming
@@ -57,7 +59,7 @@ use accsim::Error;
     long_about = "accsim replays bit-exact inference of quantised CNNs on a modelled accelerator \
                   (LU22 PE array, PELUSO multi-precision MAC, FIXYNN fixed feature extractor) \
                   and reports, per layer, MACs, memory accesses, cycles and energy.",
-    after_help = "Examples:\n  accsim run --workload cae_cnn\n  accsim run --arch arch_configs/lu22_fixed.toml --workload workloads/ic_cifar10.toml --json out/ic.json\n  accsim run --workload cae_cnn:pose --dump out/cae_dump\n  accsim list\n  accsim check workloads/mobilenet_v1_025.toml"
+    after_help = "Examples:\n  accsim run --workload cae_cnn\n  accsim run --arch arch_configs/lu22_fixed.toml --workload workloads/ic_cifar10.toml --json out/ic.json\n  accsim run --workload cae_cnn:pose --dump out/cae_dump\n  accsim list\n  accsim check workloads/mobilenet_v1_025.toml\n\nExit codes:\n  0  success (also --help and --version)\n  1  simulator fault: an engine disagreed with the reference executor or broke one of its own invariants (a bug in accsim; the message names the layer)\n  2  bad input or output: a file, flag or value (the message names the file, line, field and what is valid), a usage error, or an output that cannot be written"
 )]
 struct Cli {
     /// Log detail on stderr (-v info, -vv debug); RUST_LOG overrides.

@@ -38,13 +38,16 @@ pub struct PrecisionArgs {
     /// Seed of the annealing's random stream.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
-    /// Worker threads for the calibration set [default: all cores]; results
-    /// do not depend on it.
-    #[arg(short = 'j', long, value_name = "N")]
-    threads: Option<usize>,
-    /// Directory for study.json, points.csv, states.csv, front.png, front.svg.
-    #[arg(long, value_name = "DIR", default_value = "precision_out")]
-    out: PathBuf,
+    /// Worker threads [default: the number of CPUs]; results do not depend
+    /// on it.
+    // `--threads`, its former name, is a hidden alias kept for one release
+    // (docs/precision.md).
+    #[arg(short = 'j', long, value_name = "N", alias = "threads")]
+    jobs: Option<usize>,
+    /// Directory for study.json, points.csv, states.csv, front.png, front.svg
+    /// [default: out/precision/NAME, NAME the workload's].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// Print only the summary.
     #[arg(short, long)]
     quiet: bool,
@@ -178,6 +181,7 @@ fn lambdas(spec: &str) -> Result<Vec<f64>, InputError> {
 
 pub fn execute(args: &PrecisionArgs) -> Result<()> {
     let started = Instant::now();
+    let threads = super::jobs(args.jobs)?;
     let arch = accsim::arch::load(args.arch.as_deref().unwrap_or("lu22_programmable"))?;
     let (name, variant) = workload::split_variant(&args.workload);
     let path = workload::resolve(name)?;
@@ -216,8 +220,9 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
     let study_options = StudyOptions {
         lambdas: lambdas(&args.lambda)?,
         anneal,
-        threads: super::jobs(args.threads)?,
+        threads,
     };
+    let out_dir = args.out.clone().unwrap_or_else(|| default_out(&w));
     let loaded = started.elapsed();
     // A spinner with the count of states (the memo makes the total unknown);
     // indicatif draws nothing when stderr is not a terminal.
@@ -242,7 +247,7 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
     // Failures here are a network the search cannot run (not 16-bit, an
     // assignment the engine refuses) or an engine that disagreed.
     let (study, times) = result.map_err(|m| Error::from(InputError::new(&path, m)))?;
-    write_outputs(&study, &args.out)?;
+    write_outputs(&study, &out_dir)?;
     let elapsed = started.elapsed();
     if !args.quiet {
         out!("{}", table(&study))?;
@@ -266,9 +271,20 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
         loaded.as_secs_f64(),
         times.search_s,
         times.checking_s,
-        args.out.display()
+        out_dir.display()
     )?;
     Ok(())
+}
+
+/// `out/precision/NAME` (`NAME_VARIANT` for a variant), as `accsim sweep`
+/// writes `out/sweeps/NAME`.
+fn default_out(w: &Workload) -> PathBuf {
+    let net = &w.network;
+    let name = match &net.variant {
+        Some(v) => format!("{}_{v}", net.name),
+        None => net.name.clone(),
+    };
+    Path::new("out").join("precision").join(name)
 }
 
 /// PELUSO's table: per-network against per-layer precision.
@@ -278,10 +294,10 @@ fn summary(study: &PrecisionStudy, times: &StudyTimes) -> String {
     t.set_header([
         "precision",
         "Pareto points",
-        "mean accuracy drop",
-        "mean energy saving",
-        "max saving",
-        "execution time",
+        "mean accuracy drop [%]",
+        "mean energy saving [%]",
+        "max saving [%]",
+        "execution time [s]",
     ]);
     for (name, s, seconds) in [
         (
@@ -297,7 +313,7 @@ fn summary(study: &PrecisionStudy, times: &StudyTimes) -> String {
             format!("{:.2}%", 100.0 * s.mean_accuracy_drop),
             format!("{:.1}%", 100.0 * s.mean_energy_saving),
             format!("{:.1}%", 100.0 * s.max_energy_saving),
-            format!("{seconds:.1} s"),
+            format!("{seconds:.1}"),
         ]);
     }
     format!("{t}\n")
@@ -308,14 +324,14 @@ fn table(study: &PrecisionStudy) -> String {
     t.load_style(comfy_table::presets::ASCII_MARKDOWN);
     t.set_header([
         "set",
-        "assignment",
-        "drop",
-        "energy uJ",
-        "saving",
-        "MAC uJ",
-        "memory uJ",
+        "assignment [in x w bits]",
+        "accuracy drop [%]",
+        "energy [uJ]",
+        "saving [%]",
+        "MAC [uJ]",
+        "memory [uJ]",
         "cycles",
-        "speed-up",
+        "speed-up [x]",
     ]);
     let row = |kind: &str, p: &StudyPoint| {
         vec![

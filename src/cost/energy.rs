@@ -18,7 +18,8 @@ use crate::arch::EnergyConfig;
 use crate::engine::LayerStats;
 use crate::units::{DataType, LevelAccesses};
 
-/// Energy per level.
+/// Energy per level. `total` is the sum of the parts:
+/// `mac + rf + array + glb + dram + nvdla_table`.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct Energy {
     pub mac: f64,
@@ -26,11 +27,20 @@ pub struct Energy {
     pub array: f64,
     pub glb: f64,
     pub dram: f64,
+    /// Layers on the table-driven NVDLA model: table power x time, which
+    /// the table does not split into MACs and memory (absent when zero).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub nvdla_table: f64,
     pub total: f64,
 }
 
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 impl Energy {
-    /// Memory energy: everything but the MACs.
+    /// Memory energy: the accesses of every level (not the MACs, not the
+    /// unsplit NVDLA table energy).
     pub fn memory(&self) -> f64 {
         self.rf + self.array + self.glb + self.dram
     }
@@ -42,6 +52,7 @@ impl Energy {
             array: self.array * factor,
             glb: self.glb * factor,
             dram: self.dram * factor,
+            nvdla_table: self.nvdla_table * factor,
             total: self.total * factor,
         }
     }
@@ -52,6 +63,7 @@ impl Energy {
         self.array += other.array;
         self.glb += other.glb;
         self.dram += other.dram;
+        self.nvdla_table += other.nvdla_table;
         self.total += other.total;
     }
 }
@@ -84,6 +96,7 @@ pub fn normalised(stats: &LayerStats, cost: &EnergyConfig) -> Energy {
         array,
         glb,
         dram,
+        nvdla_table: 0.0,
         total: mac + rf + array + glb + dram,
     }
 }
@@ -138,6 +151,7 @@ mod tests {
                 array: 10.0,
                 glb: 60.0,
                 dram: 400.0,
+                nvdla_table: 0.0,
                 total: 690.0
             }
         );

@@ -317,6 +317,7 @@ pub fn run(
                         clock_mhz: nv.clock_mhz,
                         stats,
                         energy_pj: Some(Energy {
+                            nvdla_table: e,
                             total: e,
                             ..Default::default()
                         }),

@@ -16,6 +16,10 @@ fn shape(s: [usize; 3]) -> String {
     format!("{}x{}x{}", s[0], s[1], s[2])
 }
 
+/// The energy column's heading: normalised energy, in units of one 16-bit
+/// MAC's energy (docs/report.md).
+const ENERGY_COLUMN: &str = "energy [16b-MACs]";
+
 /// A count in engineering form: `1.23M`.
 fn short(n: f64) -> String {
     match n {
@@ -48,19 +52,30 @@ pub fn render(report: &Report) -> String {
     let measured = report.total.measured.is_some();
     let system = report.system.is_some();
     let precision = report.layers.iter().any(|l| l.precision.is_some());
-    let mut header = vec!["#", "layer", "op", "output", "MACs", "zero-op"];
+    let mut header = vec!["#", "layer", "op", "output [CxHxW]", "MACs", "zero-op [%]"];
     if precision {
-        header.push("prec");
+        header.push("prec [in x w bits]");
     }
     if system {
         header.extend(["engine", "TOPS", "TOPS/W"]);
     }
     if measured {
         header.extend([
-            "cycles", "stall", "util", "DRAM", "GLB", "array", "RF", "energy",
+            if system {
+                "cycles [engine clock]"
+            } else {
+                "cycles"
+            },
+            "stall [%]",
+            "util [%]",
+            "DRAM [words]",
+            "GLB [words]",
+            "array [words]",
+            "RF [words]",
+            ENERGY_COLUMN,
         ]);
     }
-    header.push("crc32");
+    header.push("output crc32");
     table
         .load_style(presets::ASCII_MARKDOWN)
         .set_content_arrangement(ContentArrangement::Disabled)
@@ -115,7 +130,10 @@ pub fn render(report: &Report) -> String {
     row.push(String::new());
     table.add_row(row);
     for (i, name) in header.iter().enumerate() {
-        if !matches!(*name, "layer" | "op" | "output" | "crc32" | "engine") {
+        if !matches!(
+            *name,
+            "layer" | "op" | "output [CxHxW]" | "output crc32" | "engine"
+        ) {
             if let Some(c) = table.column_mut(i) {
                 c.set_cell_alignment(CellAlignment::Right);
             }
@@ -142,7 +160,7 @@ pub fn render(report: &Report) -> String {
     );
     if let (Some(th), Some(m)) = (&report.throughput, &t.measured) {
         out.push_str(&format!(
-            "{} cycles at {} MHz = {:.3} ms ({:.1} inferences/s, {:.4} TOPS, {:.3} TOPS/W); energy {} (memory {}, MAC {}) = {:.2} uJ; accesses (words) DRAM {}, GLB {}, array {}, RF {}; bit-exact: {}\n",
+            "{} cycles at {} MHz = {:.3} ms ({:.1} inferences/s, {:.4} TOPS, {:.3} TOPS/W); energy {} 16-bit-MAC units ({}) = {:.2} uJ; accesses (words) DRAM {}, GLB {}, array {}, RF {}; bit-exact: {}\n",
             thousands(th.cycles),
             th.clock_mhz,
             th.seconds * 1e3,
@@ -150,8 +168,7 @@ pub fn render(report: &Report) -> String {
             th.tops,
             th.tops_per_w,
             short(m.energy.total),
-            short(m.memory_energy),
-            short(m.energy.mac),
+            energy_parts(&m.energy, m.memory_energy),
             m.energy_pj.total * 1e-6,
             thousands(m.accesses.dram.total()),
             thousands(m.accesses.glb.total()),
@@ -166,6 +183,34 @@ pub fn render(report: &Report) -> String {
     out
 }
 
+/// The parts that sum to the total: memory and MAC, and the NVDLA table's
+/// unsplit energy when layers ran on it.
+fn energy_parts(e: &crate::cost::energy::Energy, memory: f64) -> String {
+    let mut parts = format!("memory {}, MAC {}", short(memory), short(e.mac));
+    if e.nvdla_table > 0.0 {
+        parts.push_str(&format!(
+            ", NVDLA table {} (power x time, not split)",
+            short(e.nvdla_table)
+        ));
+    }
+    parts
+}
+
+/// The FFE's energy parts in uJ, which add up to `total_pj`: its stages'
+/// datapath, line buffers, registers and leakage, and the tap stage's
+/// writes of the tapped tensor into the back-end's buffer (and DRAM).
+fn ffe_energy_parts(e: &crate::cost::ffe::FfeEnergy, total_pj: f64) -> String {
+    format!(
+        "adder trees {:.3}, BN {:.3}, line buffers {:.3}, registers {:.3}, leakage {:.3}, hand-off writes {:.3}",
+        e.adders_pj * 1e-6,
+        e.bn_pj * 1e-6,
+        e.line_buffer_pj * 1e-6,
+        e.registers_pj * 1e-6,
+        e.leakage_pj * 1e-6,
+        (total_pj - e.total_pj) * 1e-6
+    )
+}
+
 fn micro(seconds: f64) -> String {
     format!("{:.1} us", seconds * 1e6)
 }
@@ -177,7 +222,7 @@ fn system_lines(report: &Report, s: &super::SystemReport) -> String {
     if let Some(ffe) = &s.ffe {
         let a = &ffe.area;
         out.push_str(&format!(
-            "FFE: {} fixed layers ({} stages), tap after layer {} ({} stages running), {} MHz, {} digits, {} accumulators: frame {} cycles ({}), clock enabled {}; area {:.3} mm^2 (adder trees {:.3}, BN {:.3}, line buffers {:.3}, registers {:.3}; DeepFreeze estimate {:.3} for {} non-zero weights); energy {:.3} uJ/frame\n",
+            "FFE: {} fixed layers ({} stages), tap after layer {} ({} stages running), {} MHz, {} digits, {} accumulators: frame {} cycles ({}), clock enabled {}; area {:.3} mm^2 (adder trees {:.3}, BN {:.3}, line buffers {:.3}, registers {:.3}; DeepFreeze estimate {:.3} for {} non-zero weights); energy {:.3} uJ/frame ({})\n",
             ffe.fixed_layers,
             ffe.hardware_layers,
             ffe.tap,
@@ -196,6 +241,7 @@ fn system_lines(report: &Report, s: &super::SystemReport) -> String {
             ffe.deepfreeze_area_mm2,
             thousands(ffe.nonzero_weights),
             f.ffe_energy_pj * 1e-6,
+            ffe_energy_parts(&ffe.energy_pj, f.ffe_energy_pj),
         ));
     }
     let backend_mm2 = report.area.as_ref().map_or(0.0, |a| a.backend_mm2);

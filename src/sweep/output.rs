@@ -146,6 +146,14 @@ pub fn sig(x: f64) -> String {
     }
 }
 
+/// `3.619 TOPS/W`: a table cell with its metric's unit.
+fn with_unit(value: &str, m: Metric) -> String {
+    match m.unit() {
+        "" => value.to_string(),
+        unit => format!("{value} {unit}"),
+    }
+}
+
 /// `axis=label` for the axes that vary (workload included when several).
 fn describe(spec: &SweepSpec, r: &Record) -> String {
     let mut parts = Vec::new();
@@ -228,7 +236,7 @@ fn budget_table(spec: &SweepSpec, b: &BudgetTable, records: &[Record]) -> (Strin
         }
     );
     md.push_str(&format!(
-        "| {bm} <= | objective | best point | {bm} | value | baseline point | baseline {bm} | baseline value | improvement |\n|---|---|---|---|---|---|---|---|---|\n"
+        "| {bm} <= | objective | best point | {bm} | value | baseline point | baseline {bm} | baseline value | improvement [x] |\n|---|---|---|---|---|---|---|---|---|\n"
     ));
     for &limit in &b.limits {
         let within: Vec<&Record> = ok
@@ -254,9 +262,10 @@ fn budget_table(spec: &SweepSpec, b: &BudgetTable, records: &[Record]) -> (Strin
                     .map(|x| x.to_string())
                     .unwrap_or_default()
             };
+            // Table cells carry their unit: the value column mixes objectives.
             let cell_sig = |r: Option<&Record>, m: Metric| {
                 r.and_then(|r| r.metric(m))
-                    .map(sig)
+                    .map(|x| with_unit(&sig(x), m))
                     .unwrap_or_else(|| "-".into())
             };
             csv.push_str(&csv_line(&[
@@ -275,7 +284,7 @@ fn budget_table(spec: &SweepSpec, b: &BudgetTable, records: &[Record]) -> (Strin
             ]));
             md.push_str(&format!(
                 "| {} | {o} | {} | {} | {} | {} | {} | {} | {} |\n",
-                limit,
+                with_unit(&limit.to_string(), bm),
                 top.map(|r| describe(spec, r))
                     .unwrap_or_else(|| "none fits".into()),
                 cell_sig(top, bm),
@@ -362,7 +371,7 @@ fn compare_table(spec: &SweepSpec, c: &CompareTable, records: &[Record]) -> (Str
         }
     }
     let mut md = format!(
-        "## {}\n\nRatio of each point to the point with `{} = {}` and the same other axes ({} pairs); < 1 means less.\n\n| {} | metric | geometric mean | min | max |\n|---|---|---|---|---|\n",
+        "## {}\n\nRatio of each point to the point with `{} = {}` and the same other axes ({} pairs); < 1 means less.\n\n| {} | metric | ratio [x]: geometric mean | min ratio [x] | max ratio [x] |\n|---|---|---|---|---|\n",
         c.title, c.axis, c.baseline, pairs, c.axis
     );
     for l in labels.iter().filter(|l| **l != c.baseline) {

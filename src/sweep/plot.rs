@@ -5,24 +5,31 @@
 //! outside the constraints in grey. PNG or SVG by extension; the embedded
 //! font of [`crate::trace::plot`], so no system library is needed.
 //!
-//! An axis spanning more than a factor of 50 (all positive) is drawn on a
-//! log scale: values are plotted as log10 and the ticks labelled with the
-//! values themselves.
+//! No two categories are drawn alike: each series value has its own colour
+//! ([`PALETTE`], at most [`MAX_SERIES`]) and each marker value its own
+//! shape ([`GLYPHS`], at most [`MAX_MARKERS`]; the spec parser refuses
+//! axes with more). Axes are linear or logarithmic by the data's spread,
+//! with at least four labelled ticks ([`axis`]). The legend lists only
+//! what the plot shows.
+
+pub mod axis;
 
 use std::path::Path;
 
 use plotters::coord::Shift;
-use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::output::{pareto_records, sig};
+use self::axis::Scale;
+use super::output::pareto_records;
 use super::record::{Record, Status};
 use super::spec::{Metric, SweepSpec};
 use crate::error::{Error, Result};
 use crate::trace::plot::{font, register_font};
 
-/// Tableau 10.
-const PALETTE: [RGBColor; 10] = [
+/// One colour per series value: Tableau 10 without its grey (grey marks
+/// points outside the constraints, black the overall front), then four
+/// darker hues.
+pub const PALETTE: [RGBColor; 13] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -30,79 +37,74 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(0, 0, 128),
+    RGBColor(128, 0, 0),
+    RGBColor(0, 110, 110),
+    RGBColor(110, 110, 0),
 ];
 
-const SHAPES: usize = 6;
+/// Most values a `[plot] series` axis may have.
+pub const MAX_SERIES: usize = PALETTE.len();
 
-struct Scale {
-    log: bool,
-    lo: f64,
-    hi: f64,
+/// A marker's outline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outline {
+    Circle,
+    Square,
+    TriangleUp,
+    TriangleDown,
+    Diamond,
+    Pentagon,
+    Star,
+    Cross,
+    Plus,
+    Asterisk,
 }
 
-impl Scale {
-    fn of(values: &[f64]) -> Scale {
-        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if !min.is_finite() {
-            return Scale {
-                log: false,
-                lo: 0.0,
-                hi: 1.0,
-            };
-        }
-        let log = min > 0.0 && max / min > 50.0;
-        let (a, b) = if log {
-            (min.log10(), max.log10())
-        } else {
-            (min, max)
-        };
-        let pad = if b > a {
-            (b - a) * 0.06
-        } else {
-            a.abs().max(1e-12) * 0.1
-        };
-        // Linear axes of non-negative figures start at 0 when that is near.
-        let lo = if !log && a >= 0.0 && a - pad < (b - a) * 0.5 {
-            0.0
-        } else {
-            a - pad
-        };
-        Scale {
-            log,
-            lo,
-            hi: b + pad,
-        }
-    }
+/// A marker shape: an outline, filled or drawn as a line (the last three
+/// outlines are lines only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Glyph {
+    pub outline: Outline,
+    pub filled: bool,
+}
 
-    fn map(&self, x: f64) -> f64 {
-        if self.log { x.log10() } else { x }
-    }
+const fn glyph(outline: Outline, filled: bool) -> Glyph {
+    Glyph { outline, filled }
+}
 
-    /// How many ticks to ask for: on a log scale about one per decade, so
-    /// they fall on powers of ten.
-    fn ticks(&self) -> usize {
-        if self.log {
-            ((self.hi - self.lo).ceil() as usize + 1).max(2)
-        } else {
-            10
-        }
-    }
+/// One shape per marker value, the most distinct first.
+pub const GLYPHS: [Glyph; 17] = [
+    glyph(Outline::Circle, true),
+    glyph(Outline::Square, true),
+    glyph(Outline::TriangleUp, true),
+    glyph(Outline::Diamond, true),
+    glyph(Outline::Cross, false),
+    glyph(Outline::Plus, false),
+    glyph(Outline::Circle, false),
+    glyph(Outline::Square, false),
+    glyph(Outline::TriangleUp, false),
+    glyph(Outline::Diamond, false),
+    glyph(Outline::TriangleDown, true),
+    glyph(Outline::TriangleDown, false),
+    glyph(Outline::Pentagon, true),
+    glyph(Outline::Pentagon, false),
+    glyph(Outline::Star, true),
+    glyph(Outline::Star, false),
+    glyph(Outline::Asterisk, false),
+];
 
-    /// A tick label: four significant digits, trailing zeros dropped.
-    fn label(&self, v: f64) -> String {
-        let s = sig(if self.log { 10f64.powf(v) } else { v });
-        match s.split_once('e') {
-            Some((m, e)) if m.contains('.') => {
-                format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.'))
-            }
-            None if s.contains('.') => s.trim_end_matches('0').trim_end_matches('.').to_string(),
-            _ => s,
-        }
-    }
+/// Most values a `[plot] marker` axis may have.
+pub const MAX_MARKERS: usize = GLYPHS.len();
+
+/// How a point of series `series` and marker value `marker` is drawn.
+pub fn style(series: usize, marker: usize) -> (RGBColor, Glyph) {
+    (
+        PALETTE[series % PALETTE.len()],
+        GLYPHS[marker % GLYPHS.len()],
+    )
 }
 
 struct Dot {
@@ -204,7 +206,7 @@ pub fn scatter(
         series_labels,
         marker_title: spec.plot.marker.clone(),
         marker_labels: marker_labels.unwrap_or_default(),
-        infeasible: records.iter().any(|r| r.status == Status::Infeasible),
+        infeasible: simulated.iter().any(|r| r.status == Status::Infeasible),
     };
     let size = (1100u32, 720u32);
     match out.extension().and_then(|e| e.to_str()) {
@@ -233,40 +235,64 @@ struct Picture {
     infeasible: bool,
 }
 
-/// Draws marker `shape` (filled or not) centred at `pos`.
+/// The vertices of a closed outline around (0, 0), in pixels.
+fn vertices(outline: Outline) -> Vec<(i32, i32)> {
+    let polar = |n: usize, radii: &[f64]| -> Vec<(i32, i32)> {
+        (0..n)
+            .map(|k| {
+                let angle =
+                    -std::f64::consts::FRAC_PI_2 + std::f64::consts::TAU * k as f64 / n as f64;
+                let r = radii[k % radii.len()];
+                (
+                    (r * angle.cos()).round() as i32,
+                    (r * angle.sin()).round() as i32,
+                )
+            })
+            .collect()
+    };
+    match outline {
+        Outline::Square => vec![(-5, -5), (5, -5), (5, 5), (-5, 5)],
+        Outline::TriangleUp => vec![(0, -7), (6, 4), (-6, 4)],
+        Outline::TriangleDown => vec![(0, 7), (6, -4), (-6, -4)],
+        Outline::Diamond => vec![(0, -7), (7, 0), (0, 7), (-7, 0)],
+        Outline::Pentagon => polar(5, &[6.5]),
+        Outline::Star => polar(10, &[8.0, 3.5]),
+        Outline::Circle | Outline::Cross | Outline::Plus | Outline::Asterisk => Vec::new(),
+    }
+}
+
+/// Draws `g` in `colour` centred at `pos`.
 fn marker<DB: DrawingBackend, CT: CoordTranslate>(
     area: &DrawingArea<DB, CT>,
     pos: CT::From,
-    shape: usize,
+    g: Glyph,
     colour: RGBColor,
 ) -> std::result::Result<(), String>
 where
     CT::From: Clone,
 {
-    let s = 5i32;
-    let filled = (shape / SHAPES) % 2 == 0;
-    let style = if filled {
-        colour.filled()
-    } else {
-        colour.stroke_width(2)
-    };
     let line = colour.stroke_width(2);
-    let at = EmptyElement::at(pos);
-    let r = match shape % SHAPES {
-        0 => area.draw(&(at + Circle::new((0, 0), s, style))),
-        1 => area.draw(&(at + Rectangle::new([(-s, -s), (s, s)], style))),
-        2 => area.draw(&(at + TriangleMarker::new((0, 0), s + 2, style))),
-        3 => area.draw(
-            &(at + Polygon::new(
-                vec![(0, -s - 2), (s + 2, 0), (0, s + 2), (-s - 2, 0)],
-                style,
-            )),
+    let at = || EmptyElement::at(pos.clone());
+    let segment = |a: (i32, i32), b: (i32, i32)| PathElement::new(vec![a, b], line);
+    let r = match g.outline {
+        Outline::Circle => area
+            .draw(&(at() + Circle::new((0, 0), 5, if g.filled { colour.filled() } else { line }))),
+        Outline::Cross => {
+            area.draw(&(at() + segment((-5, -5), (5, 5)) + segment((-5, 5), (5, -5))))
+        }
+        Outline::Plus => area.draw(&(at() + segment((-6, 0), (6, 0)) + segment((0, -6), (0, 6)))),
+        Outline::Asterisk => area.draw(
+            &(at()
+                + segment((-6, 0), (6, 0))
+                + segment((-4, -5), (4, 5))
+                + segment((-4, 5), (4, -5))),
         ),
-        4 => area.draw(&(at + Cross::new((0, 0), s, line))),
-        _ => area.draw(
-            &(at + PathElement::new(vec![(-s - 1, 0), (s + 1, 0)], line)
-                + PathElement::new(vec![(0, -s - 1), (0, s + 1)], line)),
-        ),
+        o if g.filled => area.draw(&(at() + Polygon::new(vertices(o), colour.filled()))),
+        o => {
+            let mut closed = vertices(o);
+            closed.extend(closed.first().copied());
+            area.draw(&(at() + PathElement::new(closed, line)))
+        }
     };
     r.map_err(|e| e.to_string())
 }
@@ -280,37 +306,43 @@ impl Picture {
         root.fill(&WHITE).map_err(e)?;
         let (plot_area, legend) = root.split_horizontally(860);
         let log_note = |s: &Scale| if s.log { " (log scale)" } else { "" };
+        let (xt, yt) = (self.sx.ticks(), self.sy.ticks());
         let mut chart = ChartBuilder::on(&plot_area)
             .caption(&self.title, font(18.0))
             .margin(14)
             .x_label_area_size(52)
             .y_label_area_size(84)
-            .build_cartesian_2d(self.sx.lo..self.sx.hi, self.sy.lo..self.sy.hi)
+            .build_cartesian_2d(
+                axis::Ticked::new(self.sx.lo, self.sx.hi, &xt),
+                axis::Ticked::new(self.sy.lo, self.sy.hi, &yt),
+            )
             .map_err(e)?;
+        let label_of = |ticks: &[axis::Tick], v: f64| {
+            ticks
+                .iter()
+                .find(|t| t.at == v)
+                .map_or_else(String::new, |t| t.label.clone())
+        };
         chart
             .configure_mesh()
             .x_desc(format!("{}{}", self.x.label(), log_note(&self.sx)))
             .y_desc(format!("{}{}", self.y.label(), log_note(&self.sy)))
-            .x_labels(self.sx.ticks())
-            .y_labels(self.sy.ticks())
-            .x_label_formatter(&|v| self.sx.label(*v))
-            .y_label_formatter(&|v| self.sy.label(*v))
+            .x_label_formatter(&|v| label_of(&xt, *v))
+            .y_label_formatter(&|v| label_of(&yt, *v))
             .label_style(font(12.0))
             .axis_desc_style(font(14.0))
-            .light_line_style(RGBColor(235, 235, 235))
+            .bold_line_style(RGBColor(225, 225, 225))
             .draw()
             .map_err(e)?;
-        let area: &DrawingArea<DB, Cartesian2d<RangedCoordf64, RangedCoordf64>> =
-            chart.plotting_area();
+        let area = chart.plotting_area();
         let grey = RGBColor(190, 190, 190);
         for d in self.dots.iter().filter(|d| !d.feasible) {
             area.draw(&Circle::new((d.x, d.y), 3, grey.filled()))
                 .map_err(e)?;
         }
         for (k, f) in self.fronts.iter().enumerate() {
-            let c = PALETTE[k % PALETTE.len()];
             if f.len() > 1 {
-                area.draw(&PathElement::new(f.clone(), c.stroke_width(1)))
+                area.draw(&PathElement::new(f.clone(), style(k, 0).0.stroke_width(1)))
                     .map_err(e)?;
             }
         }
@@ -322,32 +354,46 @@ impl Picture {
             .map_err(e)?;
         }
         for d in self.dots.iter().filter(|d| d.feasible) {
-            marker(
-                area,
-                (d.x, d.y),
-                d.marker,
-                PALETTE[d.series % PALETTE.len()],
-            )?;
+            let (colour, g) = style(d.series, d.marker);
+            marker(area, (d.x, d.y), g, colour)?;
         }
+        // A ring around every point of the overall front: visible even
+        // when the front is a single point.
+        for &p in &self.overall {
+            area.draw(&Circle::new(p, 10, BLACK.stroke_width(2)))
+                .map_err(e)?;
+        }
+        self.draw_legend(&legend)
+    }
 
-        // The legend, drawn by hand beside the chart so marker shapes and
-        // colours can be explained separately.
+    /// The legend, drawn by hand beside the chart so colours and marker
+    /// shapes are explained separately; only what the plot shows.
+    fn draw_legend<DB: DrawingBackend>(
+        &self,
+        legend: &DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String> {
+        let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
         let mut yy = 40i32;
         let text = |s: &str, x: i32, y: i32, size: f64| {
             legend
                 .draw(&Text::new(s.to_string(), (x, y), font(size)))
                 .map_err(|er| er.to_string())
         };
+        let shown = |pick: &dyn Fn(&Dot) -> usize, k: usize| {
+            self.dots.iter().any(|d| d.feasible && pick(d) == k)
+        };
         if let Some(t) = &self.series_title {
             text(&format!("colour: {t}"), 8, yy, 14.0)?;
             yy += 22;
         }
         for (k, l) in self.series_labels.iter().enumerate() {
-            let c = PALETTE[k % PALETTE.len()];
+            if !shown(&|d| d.series, k) {
+                continue;
+            }
             legend
                 .draw(&PathElement::new(
                     vec![(10, yy + 7), (34, yy + 7)],
-                    c.stroke_width(3),
+                    style(k, 0).0.stroke_width(3),
                 ))
                 .map_err(e)?;
             text(l, 42, yy, 13.0)?;
@@ -360,26 +406,96 @@ impl Picture {
                 yy += 22;
             }
             for (k, l) in self.marker_labels.iter().enumerate() {
-                marker(&legend, (22, yy + 7), k, BLACK)?;
+                if !shown(&|d| d.marker, k) {
+                    continue;
+                }
+                marker(legend, (22, yy + 7), style(0, k).1, BLACK)?;
                 text(l, 42, yy, 13.0)?;
                 yy += 20;
             }
         }
-        yy += 10;
-        legend
-            .draw(&PathElement::new(
-                vec![(10, yy + 7), (34, yy + 7)],
-                BLACK.stroke_width(3),
-            ))
-            .map_err(e)?;
-        text("Pareto front", 42, yy, 13.0)?;
+        if !self.overall.is_empty() {
+            yy += 10;
+            legend
+                .draw(&PathElement::new(
+                    vec![(6, yy + 7), (38, yy + 7)],
+                    BLACK.stroke_width(3),
+                ))
+                .map_err(e)?;
+            legend
+                .draw(&Circle::new((22, yy + 7), 8, BLACK.stroke_width(2)))
+                .map_err(e)?;
+            text("Pareto front (ringed)", 42, yy, 13.0)?;
+        }
         if self.infeasible {
             yy += 20;
             legend
-                .draw(&Circle::new((22, yy + 7), 3, grey.filled()))
+                .draw(&Circle::new(
+                    (22, yy + 7),
+                    3,
+                    RGBColor(190, 190, 190).filled(),
+                ))
                 .map_err(e)?;
             text("outside constraints", 42, yy, 13.0)?;
         }
-        root.present().map_err(e)
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every (series, marker) pair within the limits is drawn differently:
+    /// colours differ pairwise and from the grey and black of the
+    /// infeasible points and the front; shapes differ pairwise.
+    #[test]
+    fn colour_and_shape_assignment_is_injective() {
+        let mut seen = std::collections::HashSet::new();
+        for k in 0..MAX_SERIES {
+            for m in 0..MAX_MARKERS {
+                let (c, g) = style(k, m);
+                assert!(
+                    seen.insert((c.0, c.1, c.2, g.outline as u8, g.filled)),
+                    "{k} {m}"
+                );
+            }
+        }
+        assert_eq!(seen.len(), MAX_SERIES * MAX_MARKERS);
+        let distance = |a: RGBColor, b: RGBColor| {
+            [(a.0, b.0), (a.1, b.1), (a.2, b.2)]
+                .iter()
+                .map(|&(x, y)| (i32::from(x) - i32::from(y)).abs())
+                .sum::<i32>()
+        };
+        for (i, &a) in PALETTE.iter().enumerate() {
+            assert!(distance(a, RGBColor(190, 190, 190)) > 60, "{i} is too grey");
+            assert!(distance(a, BLACK) > 100, "{i} is too dark");
+            for &b in &PALETTE[i + 1..] {
+                assert!(distance(a, b) > 60, "{a:?} and {b:?} look alike");
+            }
+        }
+    }
+
+    /// FIXYNN's 11 back-ends: PE-16x16, 24x24 and 32x32 (marker values 8
+    /// to 10) no longer share the shapes of NVDLA C, D and E (2 to 4).
+    #[test]
+    fn fixynn_back_ends_have_eleven_shapes() {
+        let shapes: Vec<Glyph> = (0..11).map(|m| style(0, m).1).collect();
+        for (i, a) in shapes.iter().enumerate() {
+            for b in &shapes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // Line-only outlines are never "filled": a filled and a hollow
+        // cross would look the same.
+        for g in GLYPHS {
+            if matches!(
+                g.outline,
+                Outline::Cross | Outline::Plus | Outline::Asterisk
+            ) {
+                assert!(!g.filled);
+            }
+        }
     }
 }

@@ -385,17 +385,31 @@ fn draw<DB: DrawingBackend>(
         study.workload, study.arch, study.samples
     );
     let x_desc = format!("accuracy drop [%]: {}", study.reference.describe());
+    // Ticks as the sweep plots choose them: at least four, labels distinct.
+    let linear = |lo: f64, hi: f64| crate::sweep::plot::axis::Scale { log: false, lo, hi }.ticks();
+    let (xt, yt) = (linear(x_lo - px, x_hi + px), linear(y_lo - py, y_hi + py));
     let mut chart = ChartBuilder::on(&root)
         .caption(title, font(16.0))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
-        .build_cartesian_2d((x_lo - px)..(x_hi + px), (y_lo - py)..(y_hi + py))
+        .build_cartesian_2d(
+            crate::sweep::plot::axis::Ticked::new(x_lo - px, x_hi + px, &xt),
+            crate::sweep::plot::axis::Ticked::new(y_lo - py, y_hi + py, &yt),
+        )
         .map_err(e)?;
+    let label_of = |ticks: &[crate::sweep::plot::axis::Tick], v: f64| {
+        ticks
+            .iter()
+            .find(|t| t.at == v)
+            .map_or_else(String::new, |t| t.label.clone())
+    };
     chart
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc("energy saving vs all 16-bit [%]")
+        .x_label_formatter(&|v| label_of(&xt, *v))
+        .y_label_formatter(&|v| label_of(&yt, *v))
         .label_style(font(12.0))
         .draw()
         .map_err(e)?;
@@ -419,23 +433,34 @@ fn draw<DB: DrawingBackend>(
         .collect();
     chart
         .draw_series(LineSeries::new(front.clone(), blue.stroke_width(2)))
-        .map_err(e)?
-        .label("front (all evaluated states)")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
-    chart
+        .map_err(e)?;
+    let drawn = chart
         .draw_series(front.iter().map(|&p| Circle::new(p, 4, blue.filled())))
         .map_err(e)?;
+    // Legend entries only for what is drawn (a front of one point is its dot).
+    if !front.is_empty() {
+        drawn
+            .label("front (all evaluated states)")
+            .legend(move |(x, y)| {
+                EmptyElement::at((x + 10, y))
+                    + PathElement::new(vec![(-10, 0), (10, 0)], blue.stroke_width(2))
+                    + Circle::new((0, 0), 4, blue.filled())
+            });
+    }
     let orange = RGBColor(255, 127, 14);
-    chart
+    let drawn = chart
         .draw_series(study.search_front.iter().map(|p| {
             EmptyElement::at((pct(p.accuracy_drop), pct(p.energy_saving)))
                 + Rectangle::new([(-5, -5), (5, 5)], orange.stroke_width(2))
         }))
-        .map_err(e)?
-        .label("PELUSO front (annealing results)")
-        .legend(move |(x, y)| {
-            Rectangle::new([(x + 5, y - 5), (x + 15, y + 5)], orange.stroke_width(2))
-        });
+        .map_err(e)?;
+    if !study.search_front.is_empty() {
+        drawn
+            .label("PELUSO front (annealing results)")
+            .legend(move |(x, y)| {
+                Rectangle::new([(x + 5, y - 5), (x + 15, y + 5)], orange.stroke_width(2))
+            });
+    }
     let red = RGBColor(214, 39, 40);
     chart
         .draw_series(study.per_network.iter().map(|p| {

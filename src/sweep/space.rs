@@ -99,9 +99,8 @@ impl Plan {
         let arch_path = resolve(&spec.arch, &dir, "arch_configs", "[sweep] arch")?;
         let arch_bytes = read_bytes(&arch_path, "architecture file")?;
         let arch_text = String::from_utf8_lossy(&arch_bytes);
-        let arch_table: toml::Table = toml::from_str(&arch_text).map_err(|e| {
-            InputError::new(&arch_path, e.message().trim_end().to_string()).at(&arch_text, e.span())
-        })?;
+        let arch_table: toml::Table = toml::from_str(&arch_text)
+            .map_err(|e| crate::error::from_toml(&arch_path, &arch_text, &e, &|_| None))?;
         let mut workloads = Vec::new();
         for w in &spec.workloads {
             let (name, variant) = match dir.join(w).is_file() || Path::new(w).is_file() {
@@ -118,9 +117,10 @@ impl Plan {
                 .is_none_or(|e| !matches!(e.to_str(), Some("onnx" | "csv")));
             let table = if is_toml {
                 let text = String::from_utf8_lossy(&bytes);
-                Some(toml::from_str::<toml::Table>(&text).map_err(|e| {
-                    InputError::new(&path, e.message().trim_end().to_string()).at(&text, e.span())
-                })?)
+                Some(
+                    toml::from_str::<toml::Table>(&text)
+                        .map_err(|e| crate::error::from_toml(&path, &text, &e, &|_| None))?,
+                )
             } else {
                 None
             };

@@ -80,6 +80,22 @@ impl Metric {
         }
     }
 
+    /// The unit of the metric's values, for table cells ("" for a ratio).
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::AreaMm2 | Metric::FfeAreaMm2 | Metric::BackendAreaMm2 => "mm^2",
+            Metric::Tops => "TOPS",
+            Metric::TopsPerW => "TOPS/W",
+            Metric::EnergyPj | Metric::MemoryEnergyPj => "pJ",
+            Metric::LatencyS => "s",
+            Metric::InferencesPerS => "inferences/s",
+            Metric::Cycles => "cycles",
+            Metric::Macs => "MACs",
+            Metric::Utilisation => "",
+            Metric::DramBytes => "bytes",
+        }
+    }
+
     /// Axis label for plots, with the unit spelled out.
     pub fn label(self) -> &'static str {
         match self {
@@ -511,9 +527,8 @@ pub fn load_file(path: &Path) -> Result<SweepSpec, InputError> {
 
 /// Validates a sweep spec given as text; `path` names it in errors.
 pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, InputError> {
-    let raw: RawSpec = toml::from_str(text).map_err(|e| {
-        InputError::new(path, e.message().trim_end().to_string()).at(text, e.span())
-    })?;
+    let raw: RawSpec =
+        toml::from_str(text).map_err(|e| crate::error::from_toml(path, text, &e, &|_| None))?;
     let err = |span: Option<Range<usize>>, ctx: &str, field: &str, msg: String| {
         InputError::new(path, msg)
             .at(text, span)
@@ -641,9 +656,19 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, InputError> {
 
     let mut plot = PlotSpec::default();
     if let Some(p) = &raw.plot {
-        for (field, v) in [
-            ("series", &p.get_ref().series),
-            ("marker", &p.get_ref().marker),
+        for (field, v, most, drawn) in [
+            (
+                "series",
+                &p.get_ref().series,
+                super::plot::MAX_SERIES,
+                "colours",
+            ),
+            (
+                "marker",
+                &p.get_ref().marker,
+                super::plot::MAX_MARKERS,
+                "marker shapes",
+            ),
         ] {
             if let Some(n) = v
                 && !axis_exists(n)
@@ -653,6 +678,22 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, InputError> {
                     "[plot]",
                     field,
                     format!("names no axis `{n}`; valid: {}", axis_names()),
+                ));
+            }
+            // Every value gets its own colour or shape: no two drawn alike.
+            let count = v
+                .as_deref()
+                .and_then(|n| axis_labels_of(&axes, &s.workloads, n))
+                .map_or(0, |l| l.len());
+            if count > most {
+                return Err(err(
+                    Some(p.span()),
+                    "[plot]",
+                    field,
+                    format!(
+                        "axis `{}` has {count} values, more than the {most} distinct {drawn} a plot can tell apart; valid: an axis of at most {most} values (or no `{field}`)",
+                        v.as_deref().unwrap_or_default()
+                    ),
                 ));
             }
         }

@@ -364,7 +364,7 @@ fn short(n: f64) -> String {
 /// Per-layer figures read from a report.
 struct LayerBars {
     name: String,
-    energy: [f64; 5],
+    energy: [f64; 6],
     cycles: [f64; 4],
     utilisation: f64,
 }
@@ -378,7 +378,8 @@ fn bars_of(report: &serde_json::Value, path: &Path) -> Result<Vec<LayerBars>, In
         .iter()
         .map(|l| LayerBars {
             name: l["name"].as_str().unwrap_or("?").to_string(),
-            energy: ["mac", "rf", "array", "glb", "dram"].map(|k| num(&l["energy"][k])),
+            energy: ["mac", "rf", "array", "glb", "dram", "nvdla_table"]
+                .map(|k| num(&l["energy"][k])),
             cycles: ["compute", "stall", "fill", "drain"].map(|k| num(&l["cycle_split"][k])),
             utilisation: num(&l["utilisation"]),
         })
@@ -445,6 +446,7 @@ fn draw_charts<DB: DrawingBackend>(
         RGBColor(255, 127, 14),
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
+        RGBColor(127, 127, 127),
     ];
     let stacked = |area: &DrawingArea<DB, Shift>,
                    caption: &str,
@@ -480,6 +482,10 @@ fn draw_charts<DB: DrawingBackend>(
             .draw()
             .map_err(|e| e.to_string())?;
         for (k, name) in series.iter().enumerate() {
+            // A part that is zero in every layer draws nothing: no legend entry.
+            if bars.iter().all(|b| values(b)[k] == 0.0) {
+                continue;
+            }
             let colour = palette[k % palette.len()];
             chart
                 .draw_series(bars.iter().enumerate().map(|(i, b)| {
@@ -508,8 +514,8 @@ fn draw_charts<DB: DrawingBackend>(
     stacked(
         &panels[0],
         "energy by level (one 16-bit MAC = 1)",
-        "energy",
-        &["MAC", "RF", "array", "GLB", "DRAM"],
+        "energy [16b-MACs]",
+        &["MAC", "RF", "array", "GLB", "DRAM", "NVDLA table"],
         &|b| b.energy.to_vec(),
     )?;
     stacked(

@@ -74,6 +74,21 @@ impl Padding {
     }
 }
 
+/// `top 1, left 1, bottom 2, right 2` (`none` when zero): the workload
+/// file's order, for messages.
+impl std::fmt::Display for Padding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_zero() {
+            return write!(f, "none");
+        }
+        write!(
+            f,
+            "top {}, left {}, bottom {}, right {}",
+            self.top, self.left, self.bottom, self.right
+        )
+    }
+}
+
 /// Where a layer's input comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

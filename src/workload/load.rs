@@ -86,6 +86,17 @@ pub fn load_str(text: &str, path: &Path, variant: Option<&str>) -> Result<Worklo
     load_str_with(text, path, variant, &LoadOptions::default())
 }
 
+/// What is valid for an integer field given a value of another type
+/// (`out_channels = 128.5`), where that is sharper than "an integer".
+fn valid_for_integer(field: &str) -> Option<&'static str> {
+    match field {
+        "in_channels" | "out_channels" | "in_features" | "out_features" | "groups" => {
+            Some("a positive integer (1 or more)")
+        }
+        _ => None,
+    }
+}
+
 /// [`load_str`] with options.
 pub fn load_str_with(
     text: &str,
@@ -93,9 +104,8 @@ pub fn load_str_with(
     variant: Option<&str>,
     options: &LoadOptions,
 ) -> Result<Workload> {
-    let raw: RawWorkload = toml::from_str(text).map_err(|e| {
-        InputError::new(path, e.message().trim_end().to_string()).at(text, e.span())
-    })?;
+    let raw: RawWorkload = toml::from_str(text)
+        .map_err(|e| crate::error::from_toml(path, text, &e, &valid_for_integer))?;
     let cx = Cx {
         path,
         text,
@@ -523,7 +533,10 @@ impl Cx<'_> {
                 Some(v.span()),
                 ctx,
                 field,
-                format!("is {x}; valid: a finite number > 0 (as float32)"),
+                format!(
+                    "is {}; valid: a finite number > 0 (as float32)",
+                    crate::error::number(x)
+                ),
             ))
         }
     }
@@ -716,7 +729,7 @@ impl Cx<'_> {
                         Some(s.span()),
                         ctx,
                         &format!("{field}.sparsity"),
-                        format!("is {x}; valid: 0 to 1"),
+                        format!("is {}; valid: 0 to 1", crate::error::number(x)),
                     ));
                 }
                 Some(x)
@@ -1228,7 +1241,7 @@ impl Builder<'_> {
         let (Some(out_h), Some(out_w)) = (out_h, out_w) else {
             let ph = in_shape.height + padding.top + padding.bottom;
             let pw = in_shape.width + padding.left + padding.right;
-            return Err(cx.err(Some(kernel_spec.span()), ctx, "kernel", format!("{}x{} is larger than the padded input {ph}x{pw} (input {in_shape} plus padding {padding:?}); valid: at most {ph}x{pw}", kernel[0], kernel[1])).into());
+            return Err(cx.err(Some(kernel_spec.span()), ctx, "kernel", format!("{}x{} is larger than the padded input {ph}x{pw} (input {in_shape}, padding {padding}); valid: a kernel of at most {ph}x{pw}, or more padding", kernel[0], kernel[1])).into());
         };
         let out_shape = Shape::new(out_channels, out_h, out_w);
         let dims = [out_channels, in_channels / groups, kernel[0], kernel[1]];
@@ -1325,7 +1338,7 @@ impl Builder<'_> {
             || padding.left.max(padding.right) > kernel[1] / 2
         {
             let span = raw.padding.as_ref().map(|p| p.span());
-            return Err(cx.err(span, ctx, "padding", format!("{padding:?} is more than half the {}x{} window; valid: at most {} rows and {} columns, so every window covers input", kernel[0], kernel[1], kernel[0] / 2, kernel[1] / 2)).into());
+            return Err(cx.err(span, ctx, "padding", format!("{padding} is more than half the {}x{} window; valid: at most {} rows and {} columns, so every window covers input", kernel[0], kernel[1], kernel[0] / 2, kernel[1] / 2)).into());
         }
         let ceil_mode = raw.ceil_mode.as_ref().is_some_and(|c| *c.get_ref());
         let out_h = pool_output_len(

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
-use ndarray_npy::npy::header::Header;
+use ndarray_npy::npy::header::{Header, ParseHeaderError, ReadHeaderError};
 use ndarray_npy::{ReadNpyError, ReadNpyExt, WritableElement, WriteNpyExt};
 
 use super::limits::{self, Limits};
@@ -162,8 +162,8 @@ pub fn read_npy_bytes(bytes: &[u8], path: &Path) -> Result<NpyArray, InputError>
             )));
         }
     }
-    let header =
-        Header::from_reader(&mut &bytes[..data_start]).map_err(|e| invalid(format!("{e}")))?;
+    let header = Header::from_reader(&mut &bytes[..data_start])
+        .map_err(|e| invalid(header_message(&e, header_text)))?;
     let shape: Vec<u64> = header.shape.iter().map(|&d| d as u64).collect();
     let elements = Limits::DEFAULT.tensor(&shape).map_err(|m| {
         InputError::new(
@@ -215,6 +215,88 @@ pub fn read_npy_bytes(bytes: &[u8], path: &Path) -> Result<NpyArray, InputError>
         Kind::F32 => NpyArray::F32(read(bytes).map_err(fail)?),
         Kind::F64 => NpyArray::F64(read(bytes).map_err(fail)?),
     })
+}
+
+/// What NumPy writes as a header (the valid form, quoted in messages).
+const HEADER_EXAMPLE: &str = "{'descr': '<i1', 'fortran_order': False, 'shape': (4, 2, 3, 3), }";
+
+/// At most `max` characters of `text`, on one line, non-printable bytes escaped.
+fn excerpt(text: &str, max: usize) -> String {
+    let printable = || {
+        text.chars().flat_map(|c| {
+            let plain = c == ' ' || c.is_ascii_graphic();
+            let escaped: Vec<char> = if plain {
+                vec![c]
+            } else {
+                c.escape_default().collect()
+            };
+            escaped
+        })
+    };
+    let mut out: String = printable().take(max).collect();
+    if printable().nth(max).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// One line naming what is wrong with a .npy header and what is valid (the
+/// parser's own message spans several lines of ASCII art).
+fn header_message(e: &ReadHeaderError, header: &[u8]) -> String {
+    let text = String::from_utf8_lossy(header);
+    let dict = text.trim_end();
+    let valid = format!("valid: a header like {HEADER_EXAMPLE}");
+    let parse = match e {
+        ReadHeaderError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return "it ends before its header is complete".to_string();
+        }
+        ReadHeaderError::Io(io) => return format!("cannot read its header: {io}"),
+        ReadHeaderError::Parse(p) => p,
+    };
+    match parse {
+        ParseHeaderError::DictParse(py) => {
+            // py_literal's syntax errors locate the fault as ` --> LINE:COLUMN`.
+            let column = py
+                .to_string()
+                .split_once("-->")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .and_then(|at| at.rsplit(':').next())
+                .and_then(|c| c.parse::<usize>().ok());
+            let at = column.map_or(String::new(), |c| format!(" at column {c}"));
+            format!(
+                "its header is not a Python dict literal (syntax error{at} of `{}`); {valid}",
+                excerpt(dict, 120)
+            )
+        }
+        ParseHeaderError::MissingKey(k) => {
+            format!(
+                "its header has no key '{k}' (header `{}`); {valid}",
+                excerpt(dict, 120)
+            )
+        }
+        ParseHeaderError::UnknownKey(k) => format!(
+            "its header has the unknown key {}; valid keys: 'descr', 'fortran_order', 'shape'",
+            excerpt(&k.to_string(), 40)
+        ),
+        ParseHeaderError::IllegalValue { key, value } => format!(
+            "its header's '{key}' is {}; valid: 'descr' a dtype string such as '<i1' or '<f4', 'fortran_order' True or False, 'shape' a tuple of integers >= 0",
+            excerpt(&value.to_string(), 60)
+        ),
+        ParseHeaderError::MetaNotDict(v) => format!(
+            "its header is {}, not a dict; {valid}",
+            excerpt(&v.to_string(), 60)
+        ),
+        ParseHeaderError::MissingNewline => {
+            format!("its header does not end in a newline; {valid}")
+        }
+        ParseHeaderError::NonAscii | ParseHeaderError::Utf8Parse(_) => {
+            format!("its header holds non-ASCII bytes; {valid}")
+        }
+        other => format!(
+            "its header is malformed ({}); {valid}",
+            excerpt(&other.to_string(), 80)
+        ),
+    }
 }
 
 /// Deepest bracket nesting accepted in a .npy header (NumPy writes 2).

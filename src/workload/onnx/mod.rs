@@ -914,7 +914,13 @@ impl<'a> Importer<'a> {
         let (Some(oh), Some(ow)) = (oh, ow) else {
             return Err(self.err(
                 n,
-                format!("the {kernel:?} kernel is larger than the padded {input} input"),
+                format!(
+                    "the {}x{} kernel is larger than the padded input {}x{} (input {input}, pads {padding}); valid: a kernel of at most the padded input",
+                    kernel[0],
+                    kernel[1],
+                    input.height + padding.top + padding.bottom,
+                    input.width + padding.left + padding.right
+                ),
             ));
         };
         Ok((
@@ -1562,7 +1568,13 @@ impl<'a> Importer<'a> {
         let (Some(oh), Some(ow)) = (oh, ow) else {
             return Err(self.err(
                 n,
-                format!("the {kernel:?} window is larger than the padded {s} input"),
+                format!(
+                    "the {}x{} window is larger than the padded input {}x{} (input {s}, pads {padding}); valid: a window of at most the padded input",
+                    kernel[0],
+                    kernel[1],
+                    s.height + padding.top + padding.bottom,
+                    s.width + padding.left + padding.right
+                ),
             ));
         };
         if padding.top.max(padding.bottom) >= kernel[0]
@@ -1570,7 +1582,10 @@ impl<'a> Importer<'a> {
         {
             return Err(self.err(
                 n,
-                format!("padding {padding:?} must be smaller than the {kernel:?} window"),
+                format!(
+                    "pads ({padding}) must each be smaller than the {}x{} window",
+                    kernel[0], kernel[1]
+                ),
             ));
         }
         let pool = Pool {

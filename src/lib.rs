@@ -17,8 +17,10 @@
 //! - `reference` uses `workload::ir` and `numerics`;
 //! - `arch` uses nothing but `error` and `home`;
 //! - `report` is plain serde data; `run` joins everything; `dump` writes files;
-//! - `sweep` (precision search) uses `numerics`, `reference` and `workload`, and
-//!   takes energies through its `EnergyModel` trait, which the engine implements.
+//! - `sweep` (design-space sweeps) runs `run` over edited configs;
+//! - `precision` (PELUSO's per-layer precision search) uses `numerics`,
+//!   `reference`, `workload` and `sweep::pareto`, and takes energies through its
+//!   `EnergyModel` trait, which the engine implements.
 //!
 //! Nothing in the library prints or exits; the `accsim` binary's `cli`
 //! module is the only place that does.
@@ -33,6 +35,7 @@ pub mod home;
 pub mod hw;
 pub mod mapping;
 pub mod numerics;
+pub mod precision;
 pub mod reference;
 pub mod report;
 pub mod run;

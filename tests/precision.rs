@@ -8,10 +8,10 @@ use accsim::arch::mac::MacConfig;
 use accsim::numerics::mac::MacMode;
 use accsim::numerics::precision::PrecisionAssignment;
 use accsim::numerics::{TensorQuant, WeightQuant};
+use accsim::precision::accuracy::{AccuracyEvaluator, DropReference};
+use accsim::precision::anneal::AnnealConfig;
+use accsim::precision::energy::{AnalyticEnergyModel, EnergyModel};
 use accsim::reference::precision::{PrecisionNetwork, weighted_layers};
-use accsim::sweep::accuracy::{AccuracyEvaluator, DropReference};
-use accsim::sweep::anneal::AnnealConfig;
-use accsim::sweep::energy::{AnalyticEnergyModel, EnergyModel};
 use accsim::sweep::pareto::{self, Objectives};
 use accsim::workload::dfp::l2_frac_len;
 use accsim::workload::{LoadOptions, Workload, load_file, load_file_with, load_str};
@@ -69,13 +69,13 @@ fn sa_finds_the_enumerated_optimum_on_a_tiny_network() {
     let mut distinct: Vec<f64> = lambdas.iter().map(|&l| optimum(l)).collect();
     distinct.dedup();
     assert!(distinct.len() >= 4, "{distinct:?}");
-    let result = accsim::sweep::search(
+    let result = accsim::precision::search(
         &energy,
         &accuracy,
         layers,
         &lambdas,
         &AnnealConfig::default(),
-        |_: accsim::sweep::StateEvaluated| {},
+        |_: accsim::precision::StateEvaluated| {},
     )
     .expect("search runs");
     for run in &result.runs {
@@ -111,6 +111,66 @@ fn sa_finds_the_enumerated_optimum_on_a_tiny_network() {
     assert_eq!(result.per_network[0].energy_saving, 0.0);
     assert_eq!(result.per_network[0].accuracy_drop, 0.0);
     assert!(result.per_network[3].energy_saving > 0.5);
+}
+
+/// Early stopping (a state's calibration set stops once its drop is proven
+/// `>= lambda_max`) takes the same decisions as full evaluations: the same
+/// runs (trajectories: best state, moves, acceptances, new states), the same
+/// fronts and per-network points, the same states; only drops of states
+/// rejected early and off the front are lower bounds.
+#[test]
+fn early_stopping_gives_the_same_search_as_full_evaluation() {
+    let w = tiny();
+    let set = w
+        .calibration
+        .as_ref()
+        .expect("a [float] workload has a calibration set");
+    let energy = AnalyticEnergyModel::new(&w.network, &w.default_input, MacConfig::default(), 6.0);
+    // Up to 3 %: the states with larger drops (up to about 6 %) end as bounds.
+    let lambdas: Vec<f64> = (1..=6).map(|k| f64::from(k) * 0.005).collect();
+    let config = AnnealConfig {
+        iterations_per_temperature: 20,
+        seed: 5,
+        ..AnnealConfig::default()
+    };
+    let search = |early: bool| {
+        let accuracy = AccuracyEvaluator::new(&w.network, set, 2)
+            .expect("16-bit network")
+            .with_early_stopping(early);
+        let found = accsim::precision::search(
+            &energy,
+            &accuracy,
+            2,
+            &lambdas,
+            &config,
+            |_: accsim::precision::StateEvaluated| {},
+        )
+        .expect("search runs");
+        (found, accuracy.cache_stats())
+    };
+    let (full, full_cache) = search(false);
+    let (early, early_cache) = search(true);
+    assert_eq!(early.runs, full.runs);
+    assert_eq!(early.front, full.front);
+    assert_eq!(early.search_front, full.search_front);
+    assert_eq!(early.per_network, full.per_network);
+    assert_eq!(early.evaluated_states, full.evaluated_states);
+    assert!(full.states.iter().all(|s| s.drop_exact));
+    let mut stopped = 0;
+    for (e, f) in early.states.iter().zip(&full.states) {
+        assert_eq!((&e.assignment, e.energy_pj), (&f.assignment, f.energy_pj));
+        if e.drop_exact {
+            assert_eq!(e.accuracy_drop, f.accuracy_drop, "{}", e.assignment);
+        } else {
+            stopped += 1;
+            assert!(e.accuracy_drop <= f.accuracy_drop, "{}", e.assignment);
+            assert!(e.accuracy_drop >= lambdas[0], "{}", e.assignment);
+        }
+    }
+    assert!(stopped > 0, "no state stopped early");
+    // Fewer chunks of samples run with early stopping.
+    assert!(early_cache.chunk_runs < full_cache.chunk_runs);
+    assert!(full_cache.segments_skipped > 0);
 }
 
 #[test]

@@ -8,8 +8,10 @@ use clap::Args;
 
 use accsim::Error;
 use accsim::error::InputError;
-use accsim::sweep::anneal::AnnealConfig;
-use accsim::sweep::precision_study::{self, PrecisionStudy, StudyOptions, StudyPoint, StudyTimes};
+use accsim::precision::anneal::AnnealConfig;
+use accsim::precision::study::{
+    self as precision_study, PrecisionStudy, StudyOptions, StudyPoint, StudyTimes,
+};
 use accsim::workload::dfp::CalibrationSet;
 use accsim::workload::{self, LoadOptions, Workload};
 
@@ -224,21 +226,24 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
     };
     let out_dir = args.out.clone().unwrap_or_else(|| default_out(&w));
     let loaded = started.elapsed();
-    // A spinner with the count of states (the memo makes the total unknown);
-    // indicatif draws nothing when stderr is not a terminal.
+    // A bar over the annealing moves (lambdas x temperatures x iterations)
+    // with the states evaluated and an ETA; indicatif draws nothing when
+    // stderr is not a terminal.
     let bar = (!args.quiet).then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
+        let bar = indicatif::ProgressBar::new(0);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} {prefix}: {pos} states evaluated, {elapsed} {msg}",
+            "{prefix}: [{bar:30}] {pos}/{len} moves, {msg} states evaluated, {elapsed} elapsed, ETA {eta}",
         ) {
             bar.set_style(style);
         }
         bar.set_prefix(format!("precision search on {}", w.network.name));
         bar
     });
-    let result = precision_study::run(&w, set, &arch, &study_options, |n| {
+    let result = precision_study::run(&w, set, &arch, &study_options, |s| {
         if let Some(b) = &bar {
-            b.set_position(n as u64);
+            b.set_length(s.moves_total);
+            b.set_position(s.moves_done);
+            b.set_message(s.count.to_string());
         }
     });
     if let Some(b) = &bar {
@@ -247,6 +252,13 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
     // Failures here are a network the search cannot run (not 16-bit, an
     // assignment the engine refuses) or an engine that disagreed.
     let (study, times) = result.map_err(|m| Error::from(InputError::new(&path, m)))?;
+    tracing::info!(
+        "prefix cache: {} chunk runs, {} of {} weighted-layer segments taken from the cache, {} MiB held",
+        times.cache.chunk_runs,
+        times.cache.segments_skipped,
+        times.cache.segments_total,
+        times.cache.bytes >> 20
+    );
     write_outputs(&study, &out_dir)?;
     let elapsed = started.elapsed();
     if !args.quiet {

@@ -59,22 +59,46 @@ impl PeCounters {
 pub trait Accumulator:
     Copy + Default + AddAssign + Mul<Output = Self> + From<i16> + Into<i64> + Send + Sync
 {
+    /// `psums[o] += w0[o] * x0 + w1[o] * x1`: two inputs of a piece.
+    fn accumulate_pair(psums: &mut [Self], w0: &[i16], w1: &[i16], x0: i16, x1: i16) {
+        for (w, x) in [(w0, x0), (w1, x1)] {
+            if x != 0 {
+                crate::numerics::kernels::axpy(psums, Self::from(x), w);
+            }
+        }
+    }
 }
 impl Accumulator for i32 {}
-impl Accumulator for i64 {}
+impl Accumulator for i64 {
+    fn accumulate_pair(psums: &mut [Self], w0: &[i16], w1: &[i16], x0: i16, x1: i16) {
+        crate::numerics::kernels::axpy2_i64(psums, w0, w1, x0, x1);
+    }
+}
 
 /// `psums[o] += sum_e weights[e * width + o] * inputs[e]` for `o < width`:
 /// one piece of the dot products of `width` outputs that share `inputs`.
 /// Weights are stored piece-element-major so the inner loop runs over
-/// outputs with unit stride.
+/// outputs with unit stride; inputs go two at a time (one `vpmaddwd` per
+/// pair of products for `i64` sums, exact: `kernels::axpy2_i64`).
 #[inline]
 pub fn accumulate<A: Accumulator>(psums: &mut [A], weights: &[i16], inputs: &[i16]) {
     let width = psums.len();
-    for (e, &x) in inputs.iter().enumerate() {
-        if x == 0 {
-            continue;
+    let row = |e: usize| &weights[e * width..(e + 1) * width];
+    let mut pairs = inputs.chunks_exact(2);
+    for (i, x) in pairs.by_ref().enumerate() {
+        let e = 2 * i;
+        match (x[0], x[1]) {
+            (0, 0) => {}
+            (x0, 0) => crate::numerics::kernels::axpy(psums, A::from(x0), row(e)),
+            (0, x1) => crate::numerics::kernels::axpy(psums, A::from(x1), row(e + 1)),
+            (x0, x1) => A::accumulate_pair(psums, row(e), row(e + 1), x0, x1),
         }
-        crate::numerics::kernels::axpy(psums, A::from(x), &weights[e * width..(e + 1) * width]);
+    }
+    if let [x] = pairs.remainder()
+        && *x != 0
+    {
+        let e = inputs.len() - 1;
+        crate::numerics::kernels::axpy(psums, A::from(*x), row(e));
     }
 }
 
@@ -89,5 +113,20 @@ mod tests {
         accumulate(&mut p, &[1, 2, 3, -1, 0, 5], &[2, 0, -1]);
         // 10 + 1*2 + 3*0 + 0*(-1) = 12; 0 + 2*2 + (-1)*0 + 5*(-1) = -1.
         assert_eq!(p, [12, -1]);
+        // Pairs of inputs, extremes included, in both accumulators.
+        let w: Vec<i16> = (0..9 * 19)
+            .map(|i| [i16::MIN, i16::MAX, -3, 0, 7][i % 5])
+            .collect();
+        let x = [i16::MIN, i16::MIN, 5, 0, 0, 9, -4, i16::MAX, 300];
+        let mut wide = vec![1i64; 19];
+        accumulate(&mut wide, &w, &x);
+        let want: Vec<i64> = (0..19)
+            .map(|o| {
+                1 + (0..9)
+                    .map(|e| i64::from(w[e * 19 + o]) * i64::from(x[e]))
+                    .sum::<i64>()
+            })
+            .collect();
+        assert_eq!(wide, want);
     }
 }

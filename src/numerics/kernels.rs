@@ -61,9 +61,515 @@ fn dot_avx2<A: Lane>(zero: A, w: &[i16], x: &[i16]) -> A {
     dot_portable(zero, w, x)
 }
 
+/// Positions a [`PairPanel`] pads its width to: one AVX2 tile.
+pub const PANEL_TILE: usize = 16;
+
+/// The operand matrix of an integer matrix product, `k` rows by `width`
+/// columns, stored for `vpmaddwd`: rows in pairs, the two entries of a pair
+/// adjacent (`data[((t / 2) * stride + j) * 2 + t % 2]`), the stride padded
+/// to a multiple of [`PANEL_TILE`] and an odd last row paired with zeros.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairPanel {
+    k: usize,
+    width: usize,
+    stride: usize,
+    data: Vec<i16>,
+}
+
+impl PairPanel {
+    /// A zero panel of `k` rows and `width` columns.
+    pub fn zeros(k: usize, width: usize) -> Self {
+        let stride = width.div_ceil(PANEL_TILE) * PANEL_TILE;
+        PairPanel {
+            k,
+            width,
+            stride,
+            data: vec![0; k.div_ceil(2) * stride * 2],
+        }
+    }
+
+    /// Rows (the sum's length).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns (the outputs per weight row).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The padded row length of [`gemm_pairs`]'s output.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Writes row `t` from `values` (one per column, at most `width`).
+    pub fn set_row(&mut self, t: usize, values: impl Iterator<Item = i16>) {
+        let base = (t / 2) * self.stride * 2 + t % 2;
+        for (j, v) in values.take(self.width).enumerate() {
+            self.data[base + 2 * j] = v;
+        }
+    }
+
+    /// Entry (row `t`, column `j`).
+    pub fn get(&self, t: usize, j: usize) -> i16 {
+        self.data[((t / 2) * self.stride + j) * 2 + t % 2]
+    }
+}
+
+/// The longest block of weight pairs whose partial sums provably fit `i32`:
+/// the largest `b` (a power of two, or all `k.div_ceil(2)` pairs) such that
+/// `max_abs_x * sum(|w|)` over every block of `b` pairs of every row of `w`
+/// (`rows` rows of `k`) is at most `i32::MAX`. `None` when even one pair
+/// does not fit: the caller then sums in a wider type.
+pub fn pair_block_len(w: &[i16], k: usize, max_abs_x: i64) -> Option<usize> {
+    let pairs = k.div_ceil(2);
+    if pairs == 0 || max_abs_x == 0 {
+        return Some(pairs.max(1));
+    }
+    // Per row, running sums of |w| at pair boundaries: a block's sum is a
+    // difference of two, so each candidate costs one pass over the blocks.
+    let mut prefix = Vec::with_capacity(w.len() / k * (pairs + 1));
+    for row in w.chunks_exact(k) {
+        let mut s = 0i64;
+        prefix.push(0);
+        for pair in row.chunks(2) {
+            s += pair.iter().map(|&v| i64::from(v).abs()).sum::<i64>();
+            prefix.push(s);
+        }
+    }
+    let limit = i64::from(i32::MAX);
+    let fits = |b: usize| {
+        prefix.chunks_exact(pairs + 1).all(|sums| {
+            (0..pairs).step_by(b).all(|q0| {
+                let q1 = (q0 + b).min(pairs);
+                max_abs_x.saturating_mul(sums[q1] - sums[q0]) <= limit
+            })
+        })
+    };
+    if fits(pairs) {
+        return Some(pairs);
+    }
+    let mut b = pairs.next_power_of_two() / 2;
+    while b >= 1 {
+        if fits(b) {
+            return Some(b);
+        }
+        b /= 2;
+    }
+    None
+}
+
+/// `out[r * stride + j] += sum_t w[r * k + t] * panel(t, j)` for every row
+/// `r` of `w` and column `j < stride` of the panel, exactly, given a
+/// `block_pairs` from [`pair_block_len`] for this `w` and a panel whose
+/// entries are at most the `max_abs_x` it was given.
+///
+/// Each block of `block_pairs` weight pairs is summed in wrapping `i32`
+/// (`vpmaddwd` and `vpaddd` under AVX2): the arithmetic is exact modulo
+/// 2^32, and the bound puts the true block sum inside `i32`, so the block
+/// sum is exact; blocks are then added in `i64`. The portable loop computes
+/// the same blocks, so both paths give the exact sums.
+pub fn gemm_pairs(w: &[i16], k: usize, panel: &PairPanel, block_pairs: usize, out: &mut [i64]) {
+    let packed = pack_pairs(w, k);
+    let block = block_pairs.max(1);
+    let pairs = k.div_ceil(2);
+    let rows = out.len() / panel.stride.max(1);
+    // The tiles' bounds: every row of `out` has its weights, every pair its
+    // panel row (always so for slices shaped as documented).
+    let shaped = pairs > 0
+        && packed.len() == rows * pairs
+        && out.len() == rows * panel.stride
+        && panel.data.len() >= pairs * panel.stride * 2;
+    #[cfg(target_arch = "x86_64")]
+    if shaped && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { gemm_pairs_avx2(&packed, k.div_ceil(2), panel, block, out) };
+        return;
+    }
+    let _ = shaped; // read by the AVX2 dispatch on x86-64 only
+    gemm_pairs_portable(&packed, pairs, panel, block, out);
+}
+
+/// Weight rows as `i32` pairs (`w[2q]` in the low half, `w[2q + 1]` high;
+/// an odd row length pads with 0).
+fn pack_pairs(w: &[i16], k: usize) -> Vec<i32> {
+    let pairs = k.div_ceil(2);
+    let rows = w.len().checked_div(k).unwrap_or(0);
+    let mut out = Vec::with_capacity(rows * pairs);
+    for row in w.chunks_exact(k.max(1)).take(rows) {
+        for q in 0..pairs {
+            let lo = row[2 * q] as u16 as u32;
+            let hi = row.get(2 * q + 1).map_or(0, |&v| v as u16 as u32);
+            out.push((lo | hi << 16) as i32);
+        }
+    }
+    out
+}
+
+/// `vpmaddwd` on one pair: `lo(a) * lo(b) + hi(a) * hi(b)`, wrapping.
+#[inline(always)]
+fn madd(pair: i32, a0: i16, a1: i16) -> i32 {
+    let (w0, w1) = (pair as i16, (pair >> 16) as i16);
+    (i32::from(w0) * i32::from(a0)).wrapping_add(i32::from(w1) * i32::from(a1))
+}
+
+fn gemm_pairs_portable(
+    packed: &[i32],
+    pairs: usize,
+    panel: &PairPanel,
+    block: usize,
+    out: &mut [i64],
+) {
+    let stride = panel.stride;
+    for (wrow, orow) in packed
+        .chunks_exact(pairs.max(1))
+        .zip(out.chunks_exact_mut(stride))
+    {
+        let mut acc = vec![0i32; stride];
+        for (b, wblock) in wrow.chunks(block).enumerate() {
+            acc.iter_mut().for_each(|a| *a = 0);
+            for (i, &pair) in wblock.iter().enumerate() {
+                let q = b * block + i;
+                let src = &panel.data[q * stride * 2..(q + 1) * stride * 2];
+                for (a, x) in acc.iter_mut().zip(src.chunks_exact(2)) {
+                    *a = a.wrapping_add(madd(pair, x[0], x[1]));
+                }
+            }
+            for (o, &a) in orow.iter_mut().zip(&acc) {
+                *o += i64::from(a);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn gemm_pairs_avx2(packed: &[i32], pairs: usize, panel: &PairPanel, block: usize, out: &mut [i64]) {
+    let stride = panel.stride;
+    let rows = out.len() / stride.max(1);
+    for j0 in (0..stride).step_by(PANEL_TILE) {
+        let mut r0 = 0;
+        while r0 + 4 <= rows {
+            // SAFETY: rows r0..r0 + 4 < rows, columns j0..j0 + 16 <= stride,
+            // pairs < `pairs`: every pointer stays inside the slices checked above.
+            unsafe { tile_avx2::<4>(packed, pairs, panel, block, out, r0, j0) };
+            r0 += 4;
+        }
+        while r0 < rows {
+            // SAFETY: as above, one row.
+            unsafe { tile_avx2::<1>(packed, pairs, panel, block, out, r0, j0) };
+            r0 += 1;
+        }
+    }
+}
+
+/// `R` weight rows by 16 columns, blocks of `block` pairs in `i32`, widened
+/// into `out`'s `i64`s after each block.
+///
+/// # Safety
+/// AVX2; rows `r0..r0 + R` of `out` and `packed`, columns `j0..j0 + 16`
+/// within the panel's stride.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn tile_avx2<const R: usize>(
+    packed: &[i32],
+    pairs: usize,
+    panel: &PairPanel,
+    block: usize,
+    out: &mut [i64],
+    r0: usize,
+    j0: usize,
+) {
+    use std::arch::x86_64::*;
+    let stride = panel.stride;
+    let cols = panel.data.as_ptr();
+    let mut q0 = 0;
+    while q0 < pairs {
+        let q1 = (q0 + block).min(pairs);
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
+        for q in q0..q1 {
+            // SAFETY: q < pairs and j0 + 16 <= stride (the caller's bounds).
+            let (c0, c1) = unsafe {
+                let c = cols.add((q * stride + j0) * 2);
+                (
+                    _mm256_loadu_si256(c as *const __m256i),
+                    _mm256_loadu_si256(c.add(16) as *const __m256i),
+                )
+            };
+            for (i, a) in acc.iter_mut().enumerate() {
+                let w = _mm256_set1_epi32(packed[(r0 + i) * pairs + q]);
+                a[0] = _mm256_add_epi32(a[0], _mm256_madd_epi16(c0, w));
+                a[1] = _mm256_add_epi32(a[1], _mm256_madd_epi16(c1, w));
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            for (h, &v) in a.iter().enumerate() {
+                let lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v));
+                let hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(v));
+                // SAFETY: row r0 + i < rows, columns j0 + 8h .. + 8 <= stride.
+                unsafe {
+                    let o = out.as_mut_ptr().add((r0 + i) * stride + j0 + 8 * h);
+                    let o0 = o as *mut __m256i;
+                    let o1 = o.add(4) as *mut __m256i;
+                    _mm256_storeu_si256(o0, _mm256_add_epi64(_mm256_loadu_si256(o0), lo));
+                    _mm256_storeu_si256(o1, _mm256_add_epi64(_mm256_loadu_si256(o1), hi));
+                }
+            }
+        }
+        q0 = q1;
+    }
+}
+
+/// `sum(w[i] * x[i])` over the common length, exactly, given a `block_pairs`
+/// from [`pair_block_len`] for `w` (as one row) and `x`'s largest magnitude:
+/// blocks of pairs in wrapping `i32` (`vpmaddwd` under AVX2), `i64` across
+/// blocks, as [`gemm_pairs`] does.
+pub fn dot_pairs(w: &[i16], x: &[i16], block_pairs: usize) -> i64 {
+    let n = w.len().min(x.len());
+    let (w, x) = (&w[..n], &x[..n]);
+    #[cfg(target_arch = "x86_64")]
+    if block_pairs >= 8 && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { dot_pairs_avx2(w, x, block_pairs) };
+    }
+    dot_pairs_portable(w, x, block_pairs.max(1))
+}
+
+fn dot_pairs_portable(w: &[i16], x: &[i16], block_pairs: usize) -> i64 {
+    let mut total = 0i64;
+    for (wb, xb) in w.chunks(2 * block_pairs).zip(x.chunks(2 * block_pairs)) {
+        let mut acc = 0i32;
+        for (a, b) in wb.iter().zip(xb) {
+            acc = acc.wrapping_add(i32::from(*a) * i32::from(*b));
+        }
+        total += i64::from(acc);
+    }
+    total
+}
+
+/// Vectors of 8 pairs, `block_pairs / 8` of them per `i32` block (inside one
+/// proven block: a power of two, or the whole row); the tail in `i64`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_pairs_avx2(w: &[i16], x: &[i16], block_pairs: usize) -> i64 {
+    use std::arch::x86_64::*;
+    let vectors = w.len() / 16;
+    let per_block = (block_pairs / 8).max(1);
+    let mut wide = _mm256_setzero_si256();
+    let mut v0 = 0;
+    while v0 < vectors {
+        let v1 = (v0 + per_block).min(vectors);
+        let mut acc = _mm256_setzero_si256();
+        for v in v0..v1 {
+            // SAFETY: v < vectors = len / 16: 16 elements from 16 v are in bounds.
+            let (a, b) = unsafe {
+                (
+                    _mm256_loadu_si256(w.as_ptr().add(16 * v) as *const __m256i),
+                    _mm256_loadu_si256(x.as_ptr().add(16 * v) as *const __m256i),
+                )
+            };
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+        }
+        wide = _mm256_add_epi64(wide, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(acc)));
+        wide = _mm256_add_epi64(
+            wide,
+            _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(acc)),
+        );
+        v0 = v1;
+    }
+    let mut lanes = [0i64; 4];
+    // SAFETY: 4 i64 fit `lanes`.
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, wide) };
+    let tail: i64 = w[16 * vectors..]
+        .iter()
+        .zip(&x[16 * vectors..])
+        .map(|(&a, &b)| i64::from(a) * i64::from(b))
+        .sum();
+    lanes.iter().sum::<i64>() + tail
+}
+
+/// `acc[i] += w0[i] * x0 + w1[i] * x1` over the common length, exactly: two
+/// inputs of a PE's piece at once. Each pair sum `w0 x0 + w1 x1` fits `i32`
+/// unless both inputs are -2^15 (then it can reach 2^31), so under AVX2
+/// one `vpmaddwd` per 8 outputs computes it exactly, widened to `i64` at
+/// once; the (-2^15, -2^15) pair and CPUs without AVX2 take the plain loop.
+pub fn axpy2_i64(acc: &mut [i64], w0: &[i16], w1: &[i16], x0: i16, x1: i16) {
+    let n = acc.len().min(w0.len()).min(w1.len());
+    let (acc, w0, w1) = (&mut acc[..n], &w0[..n], &w1[..n]);
+    #[cfg(target_arch = "x86_64")]
+    if !(x0 == i16::MIN && x1 == i16::MIN) && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { axpy2_i64_avx2(acc, w0, w1, x0, x1) };
+        return;
+    }
+    axpy2_i64_portable(acc, w0, w1, x0, x1);
+}
+
+fn axpy2_i64_portable(acc: &mut [i64], w0: &[i16], w1: &[i16], x0: i16, x1: i16) {
+    for ((a, &p), &q) in acc.iter_mut().zip(w0).zip(w1) {
+        *a += i64::from(p) * i64::from(x0) + i64::from(q) * i64::from(x1);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn axpy2_i64_avx2(acc: &mut [i64], w0: &[i16], w1: &[i16], x0: i16, x1: i16) {
+    use std::arch::x86_64::*;
+    let pair = _mm256_set1_epi32((u32::from(x0 as u16) | u32::from(x1 as u16) << 16) as i32);
+    let n = acc.len();
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n, the common length of the three slices.
+        unsafe {
+            let a = _mm256_loadu_si256(w0.as_ptr().add(i) as *const __m256i);
+            let b = _mm256_loadu_si256(w1.as_ptr().add(i) as *const __m256i);
+            // Per 128-bit lane: outputs 0-3 / 8-11 (lo) and 4-7 / 12-15 (hi).
+            let lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), pair);
+            let hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), pair);
+            let parts = [
+                (0, _mm256_castsi256_si128(lo)),
+                (4, _mm256_castsi256_si128(hi)),
+                (8, _mm256_extracti128_si256::<1>(lo)),
+                (12, _mm256_extracti128_si256::<1>(hi)),
+            ];
+            for (off, v) in parts {
+                let o = acc.as_mut_ptr().add(i + off) as *mut __m256i;
+                _mm256_storeu_si256(
+                    o,
+                    _mm256_add_epi64(_mm256_loadu_si256(o), _mm256_cvtepi32_epi64(v)),
+                );
+            }
+        }
+        i += 16;
+    }
+    axpy2_i64_portable(&mut acc[i..], &w0[i..], &w1[i..], x0, x1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use proptest::prelude::*;
+
+    /// The plain loop: exact `i64` sums.
+    fn plain(w: &[i16], k: usize, panel: &PairPanel) -> Vec<i64> {
+        let mut out = vec![0i64; w.len() / k.max(1) * panel.stride()];
+        for (r, row) in w.chunks_exact(k.max(1)).enumerate() {
+            for j in 0..panel.width() {
+                out[r * panel.stride() + j] = (0..k)
+                    .map(|t| i64::from(row[t]) * i64::from(panel.get(t, j)))
+                    .sum();
+            }
+        }
+        out
+    }
+
+    /// Operands at the extremes of `bits`-bit signed values, or random.
+    fn operand(bits: u32) -> impl Strategy<Value = i16> {
+        let max = (1i32 << (bits - 1)) - 1;
+        let min = -(1i32 << (bits - 1));
+        prop_oneof![
+            Just(min as i16),
+            Just(max as i16),
+            Just(0i16),
+            (min..=max).prop_map(|v| v as i16),
+        ]
+    }
+
+    fn case() -> impl Strategy<Value = (usize, usize, Vec<i16>, Vec<i16>)> {
+        (2u32..=16, 2u32..=16, 1usize..40, 1usize..7, 1usize..40).prop_flat_map(
+            |(xb, wb, k, rows, width)| {
+                (
+                    Just(k),
+                    Just(width),
+                    proptest::collection::vec(operand(wb), rows * k),
+                    proptest::collection::vec(operand(xb), k * width),
+                )
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// Blocked `i32` sums, dispatched and portable, equal the plain
+        /// `i64` loop for random widths, lengths and extreme values; where
+        /// no block fits `i32` the caller's fallback applies (None).
+        #[test]
+        fn blocked_sums_equal_the_plain_loop((k, width, w, x) in case()) {
+            let mut panel = PairPanel::zeros(k, width);
+            for t in 0..k {
+                panel.set_row(t, x[t * width..(t + 1) * width].iter().copied());
+            }
+            let max_x = x.iter().map(|&v| i64::from(v).abs()).max().unwrap_or(0);
+            let want = plain(&w, k, &panel);
+            match pair_block_len(&w, k, max_x) {
+                Some(b) => {
+                    let mut fast = vec![0i64; want.len()];
+                    gemm_pairs(&w, k, &panel, b, &mut fast);
+                    prop_assert_eq!(&fast, &want);
+                    let mut port = vec![0i64; want.len()];
+                    gemm_pairs_portable(&pack_pairs(&w, k), k.div_ceil(2), &panel, b, &mut port);
+                    prop_assert_eq!(&port, &want);
+                    for (r, row) in w.chunks_exact(k).enumerate() {
+                        let col: Vec<i16> = (0..k).map(|t| panel.get(t, 0)).collect();
+                        let want = want[r * panel.stride()];
+                        prop_assert_eq!(dot_pairs(row, &col, b), want);
+                        prop_assert_eq!(dot_pairs_portable(row, &col, b), want);
+                    }
+                }
+                None => {
+                    // Only operands whose single pair can leave i32 refuse.
+                    let worst = w.chunks(2).map(|p| p.iter().map(|&v| i64::from(v).abs()).sum::<i64>()).max().unwrap_or(0);
+                    prop_assert!(max_x * worst > i64::from(i32::MAX));
+                }
+            }
+        }
+    }
+
+    proptest! {
+        /// Two inputs at once equal the plain loop, extremes included.
+        #[test]
+        fn pair_axpy_equals_the_plain_loop(
+            w0 in proptest::collection::vec(operand(16), 0..40),
+            w1 in proptest::collection::vec(operand(16), 40),
+            x0 in operand(16),
+            x1 in operand(16),
+        ) {
+            let n = w0.len();
+            let mut fast: Vec<i64> = (0..n as i64).map(|i| i * 1_000_003 - 7).collect();
+            let mut plain = fast.clone();
+            axpy2_i64(&mut fast, &w0, &w1[..n], x0, x1);
+            for (o, a) in plain.iter_mut().enumerate() {
+                *a += i64::from(w0[o]) * i64::from(x0) + i64::from(w1[o]) * i64::from(x1);
+            }
+            prop_assert_eq!(fast, plain);
+        }
+    }
+
+    #[test]
+    fn full_16_bit_extremes_sum_exactly_in_short_blocks() {
+        // -32768 * -32768 twice is 2^31: vpmaddwd wraps it, the block of one
+        // pair is refused, so callers fall back; 2^15 - 1 operands fit one pair.
+        let w = vec![i16::MIN; 6];
+        assert_eq!(pair_block_len(&w, 6, 32768), None);
+        // (2^15 - 1) * 2 (2^15 - 1) < 2^31: one pair fits, two do not.
+        let w = vec![i16::MAX; 6];
+        let x = [i16::MAX; 6 * 3];
+        let max_x = i64::from(i16::MAX);
+        assert_eq!(pair_block_len(&w, 6, max_x), Some(1));
+        let w = vec![16383i16; 64];
+        assert_eq!(pair_block_len(&w, 64, max_x), Some(2));
+        let mut panel = PairPanel::zeros(64, 3);
+        for t in 0..64 {
+            panel.set_row(t, x.iter().copied().take(3));
+        }
+        let mut out = vec![0i64; panel.stride()];
+        gemm_pairs(&w, 64, &panel, 2, &mut out);
+        assert_eq!(out[0], 64 * 16383 * 32767);
+        assert_eq!(out[2], 64 * 16383 * 32767);
+        assert_eq!(out[3], 0);
+    }
 
     #[test]
     fn dispatched_and_portable_loops_agree() {

@@ -13,7 +13,7 @@ use std::ops::{AddAssign, Mul};
 
 use ndarray::{Array2, Array3};
 
-use crate::numerics::kernels::{axpy, dot};
+use crate::numerics::kernels::{PairPanel, axpy, dot, dot_pairs, gemm_pairs, pair_block_len};
 
 use crate::workload::ir::{Activations, Conv2d, FullyConnected, Layer, Op, Padding};
 
@@ -98,6 +98,14 @@ pub fn conv_accumulate(conv: &Conv2d, input_zero: i32, input: &Activations) -> A
         &centred
     };
     let max_x = max_abs(x.iter().copied());
+    let (out_c, icg, kh, kw) = w.dim();
+    if out_c / conv.groups >= GEMM_MIN_CHANNELS {
+        let w = w.as_standard_layout();
+        let ws = w.as_slice().unwrap_or(&[]);
+        if let Some(block) = pair_block_len(ws, icg * kh * kw, max_x) {
+            return conv_gemm(conv, &x, ws, block);
+        }
+    }
     let kind = accumulator_kind(
         max_x,
         w.outer_iter()
@@ -109,6 +117,68 @@ pub fn conv_accumulate(conv: &Conv2d, input_zero: i32, input: &Activations) -> A
         AccKind::F64 => conv_sums::<f64>(conv, &x, w),
         AccKind::I64 => conv_sums::<i64>(conv, &x, w),
     }
+}
+
+/// Output channels per group from which a convolution runs as a matrix
+/// product (`gemm_pairs`): below it (depthwise), building the operand panel
+/// costs as much as the MACs and the per-tap loop is faster.
+const GEMM_MIN_CHANNELS: usize = 4;
+
+/// The convolution as one matrix product per group: weights `[ocg, k]`
+/// times the im2col panel `[k, positions]`, summed exactly in `i32` blocks of
+/// `block` pairs (from [`pair_block_len`]) and `i64` across blocks.
+fn conv_gemm(conv: &Conv2d, x: &Array3<i16>, ws: &[i16], block: usize) -> Array3<i64> {
+    let (_, ph, pw) = x.dim();
+    let (out_c, icg, kh, kw) = conv.weights.dim();
+    let [sy, sx] = conv.stride;
+    let oh = (ph - kh) / sy + 1;
+    let ow = (pw - kw) / sx + 1;
+    let ocg = out_c / conv.groups;
+    let k = icg * kh * kw;
+    let positions = oh * ow;
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().unwrap_or(&[]);
+    let mut out = vec![0i64; out_c * positions];
+    for g in 0..conv.groups {
+        let mut panel = PairPanel::zeros(k, positions);
+        for icl in 0..icg {
+            let plane = &xs[(g * icg + icl) * ph * pw..(g * icg + icl + 1) * ph * pw];
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let t = (icl * kh + ky) * kw + kx;
+                    panel.set_row(
+                        t,
+                        (0..oh).flat_map(|oy| {
+                            let row = (oy * sy + ky) * pw + kx;
+                            (0..ow).map(move |ox| plane[row + ox * sx])
+                        }),
+                    );
+                }
+            }
+        }
+        let stride = panel.stride();
+        let wg = &ws[g * ocg * k..(g + 1) * ocg * k];
+        let mut sums = vec![0i64; ocg * stride];
+        if ocg * k * positions >= PARALLEL_MIN_MACS {
+            use rayon::prelude::*;
+            sums.par_chunks_mut(GEMM_MIN_CHANNELS * stride)
+                .zip(wg.par_chunks(GEMM_MIN_CHANNELS * k))
+                .for_each(|(o, wr)| gemm_pairs(wr, k, &panel, block, o));
+        } else {
+            gemm_pairs(wg, k, &panel, block, &mut sums);
+        }
+        for (ocl, row) in sums.chunks_exact(stride).enumerate() {
+            let oc = g * ocg + ocl;
+            let bias = conv.epilogue.bias[oc];
+            for (o, &s) in out[oc * positions..(oc + 1) * positions]
+                .iter_mut()
+                .zip(row)
+            {
+                *o = s + bias;
+            }
+        }
+    }
+    Array3::from_shape_vec((out_c, oh, ow), out).unwrap_or_else(|_| Array3::zeros((out_c, oh, ow)))
 }
 
 fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -> Array3<i64> {
@@ -211,12 +281,19 @@ pub fn fc_accumulate(fc: &FullyConnected, input_zero: i32, input: &Activations) 
     let n = fc.out_features();
     let w = w.as_standard_layout();
     let ws = w.as_slice().unwrap_or(&[]);
+    // The bound from the input (one pass over it, shared by every row) and
+    // the weights' 16-bit width: a block's sum is at most 2^15 sum|x|.
+    // Scanning the weights instead would cost as much as the MACs.
+    let block = pair_block_len(&x, x.len(), 1 << 15);
     let feature = |o: usize| -> i64 {
         let row = &ws[o * x.len()..(o + 1) * x.len()];
-        let sum = match kind {
-            AccKind::I32 => dot(0i32, row, &x).to_i64(),
-            AccKind::F64 => dot(0.0f64, row, &x).to_i64(),
-            AccKind::I64 => dot(0i64, row, &x).to_i64(),
+        let sum = match (block, kind) {
+            // Blocks shorter than one 8-pair vector gain nothing over the
+            // exact accumulators below (16-bit inputs near full scale).
+            (Some(b), _) if b >= 8 => dot_pairs(row, &x, b),
+            (_, AccKind::I32) => dot(0i32, row, &x).to_i64(),
+            (_, AccKind::F64) => dot(0.0f64, row, &x).to_i64(),
+            (_, AccKind::I64) => dot(0i64, row, &x).to_i64(),
         };
         sum + fc.epilogue.bias[o]
     };

@@ -39,8 +39,33 @@ use serde::Serialize;
 pub struct Evaluation {
     /// Energy of one inference (pJ when the engine's model supplies it).
     pub energy: f64,
-    /// Accuracy drop, a fraction (0.03 = 3 %).
+    /// Accuracy drop, a fraction (0.03 = 3 %); a lower bound when not `exact`.
     pub accuracy_drop: f64,
+    /// False when the evaluation stopped as soon as the drop was proven at
+    /// least the `reject_at` it was asked about ([`Probe`]).
+    pub exact: bool,
+}
+
+impl Evaluation {
+    /// An exact evaluation.
+    pub fn exact(energy: f64, accuracy_drop: f64) -> Self {
+        Evaluation {
+            energy,
+            accuracy_drop,
+            exact: true,
+        }
+    }
+}
+
+/// What the evaluation closure is asked: the state, the drop from which a
+/// lower bound is enough (the run's lambda_max: any drop at or above it
+/// rejects; infinity asks for the exact drop), and the moves made so far by
+/// this annealer over all its runs (for progress).
+#[derive(Debug, Clone, Copy)]
+pub struct Probe<'a> {
+    pub state: &'a [bool],
+    pub reject_at: f64,
+    pub moves_done: u64,
 }
 
 /// PELUSO's benchmark sizes, which set the iterations per temperature.
@@ -154,20 +179,34 @@ pub struct AnnealOutcome {
 }
 
 /// The annealer: a memo of evaluated states around an evaluation closure.
+///
+/// The closure returns an exact [`Evaluation`], or one stopped early
+/// (`exact` false) whose drop is a lower bound at least the probe's
+/// `reject_at`. A memoised lower bound answers every later probe it still
+/// rejects; a probe with a larger `reject_at` calls the closure again (which
+/// may resume). Acceptance (`drop < lambda_max`) is therefore decided as
+/// from exact drops: the trajectory does not depend on early stopping.
 pub struct Annealer<F> {
     evaluate: F,
     memo: BTreeMap<Vec<bool>, Evaluation>,
+    moves_done: u64,
 }
 
 impl<F, E> Annealer<F>
 where
-    F: FnMut(&[bool]) -> Result<Evaluation, E>,
+    F: FnMut(Probe<'_>) -> Result<Evaluation, E>,
 {
     pub fn new(evaluate: F) -> Self {
         Annealer {
             evaluate,
             memo: BTreeMap::new(),
+            moves_done: 0,
         }
+    }
+
+    /// Moves proposed over every run so far.
+    pub fn moves_done(&self) -> u64 {
+        self.moves_done
     }
 
     /// Every state evaluated so far, in bit-vector order.
@@ -175,12 +214,24 @@ where
         &self.memo
     }
 
-    /// The evaluation of `state`, from the memo or the closure.
+    /// The exact evaluation of `state`, from the memo or the closure.
     pub fn evaluate(&mut self, state: &[bool]) -> Result<Evaluation, E> {
-        if let Some(e) = self.memo.get(state) {
+        self.evaluate_below(state, f64::INFINITY)
+    }
+
+    /// The evaluation of `state`, exact or a lower bound on its drop of at
+    /// least `reject_at`, from the memo or the closure.
+    pub fn evaluate_below(&mut self, state: &[bool], reject_at: f64) -> Result<Evaluation, E> {
+        if let Some(e) = self.memo.get(state)
+            && (e.exact || e.accuracy_drop >= reject_at)
+        {
             return Ok(*e);
         }
-        let e = (self.evaluate)(state)?;
+        let e = (self.evaluate)(Probe {
+            state,
+            reject_at,
+            moves_done: self.moves_done,
+        })?;
         self.memo.insert(state.to_vec(), e);
         Ok(e)
     }
@@ -215,8 +266,9 @@ where
             for t in config.temperatures() {
                 for _ in 0..config.iterations_per_temperature.max(1) {
                     let candidate = flip(&current, config.max_flips.max(1), &mut rng);
-                    let e = self.evaluate(&candidate)?;
+                    let e = self.evaluate_below(&candidate, lambda_max)?;
                     moves += 1;
+                    self.moves_done += 1;
                     // Acceptable only when drop < lambda_max (a NaN drop never is).
                     let acceptable = e.accuracy_drop < lambda_max;
                     if !acceptable {
@@ -302,10 +354,12 @@ mod tests {
         if bits[1] && bits[5] {
             drop += 0.02; // the two big savers together hurt more
         }
-        Ok(Evaluation {
-            energy,
-            accuracy_drop: drop,
-        })
+        Ok(Evaluation::exact(energy, drop))
+    }
+
+    /// [`synthetic`] as the annealer asks for it.
+    fn probe(p: Probe<'_>) -> Result<Evaluation, String> {
+        synthetic(p.state)
     }
 
     fn enumerate_optimum(lambda: f64) -> f64 {
@@ -319,7 +373,7 @@ mod tests {
 
     #[test]
     fn finds_the_enumerated_optimum_for_every_lambda() {
-        let mut a = Annealer::new(synthetic);
+        let mut a = Annealer::new(probe);
         for seed in 0..8 {
             let config = AnnealConfig {
                 seed,
@@ -346,9 +400,9 @@ mod tests {
             seed: 42,
             ..AnnealConfig::default()
         };
-        let mut fresh = Annealer::new(synthetic);
+        let mut fresh = Annealer::new(probe);
         let a = fresh.run(7, 0.05, &config).expect("ok");
-        let mut warm = Annealer::new(synthetic);
+        let mut warm = Annealer::new(probe);
         warm.run(7, 0.10, &config).expect("ok");
         let b = warm.run(7, 0.05, &config).expect("ok");
         assert_eq!(
@@ -361,8 +415,43 @@ mod tests {
     }
 
     #[test]
+    fn lower_bounds_give_the_same_runs_as_exact_drops() {
+        // A closure that stops as early as allowed: the drop it reports for
+        // a rejected state is just `reject_at`. Lambdas up to 10 % leave
+        // the states with drops above it (up to 14.3 %) as bounds.
+        let bounded = |p: Probe<'_>| {
+            let e = synthetic(p.state)?;
+            Ok::<_, String>(if e.accuracy_drop >= p.reject_at {
+                Evaluation {
+                    accuracy_drop: p.reject_at,
+                    exact: false,
+                    ..e
+                }
+            } else {
+                e
+            })
+        };
+        let mut exact = Annealer::new(probe);
+        let mut early = Annealer::new(bounded);
+        for seed in 0..4 {
+            let config = AnnealConfig {
+                seed,
+                ..AnnealConfig::default()
+            };
+            for step in 1..=10 {
+                let lambda = f64::from(step) / 100.0;
+                let a = exact.run(7, lambda, &config).expect("ok");
+                let b = early.run(7, lambda, &config).expect("ok");
+                assert_eq!(a, b, "seed {seed} lambda {lambda}");
+            }
+        }
+        assert_eq!(exact.memo().len(), early.memo().len());
+        assert!(early.memo().values().any(|e| !e.exact));
+    }
+
+    #[test]
     fn nothing_acceptable_keeps_the_start() {
-        let mut a = Annealer::new(synthetic);
+        let mut a = Annealer::new(probe);
         let out = a.run(7, 0.0, &AnnealConfig::default()).expect("ok");
         assert_eq!(out.best, vec![false; 7]);
         assert_eq!(out.accepted, 0);
@@ -370,7 +459,7 @@ mod tests {
 
     #[test]
     fn errors_propagate_and_configs_validate() {
-        let mut a = Annealer::new(|_: &[bool]| Err::<Evaluation, _>("engine failed"));
+        let mut a = Annealer::new(|_: Probe<'_>| Err::<Evaluation, _>("engine failed"));
         assert_eq!(
             a.run(3, 0.1, &AnnealConfig::default()),
             Err("engine failed")

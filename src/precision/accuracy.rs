@@ -42,12 +42,46 @@ use crate::workload::ir::{Activations, Network};
 /// Default memory budget of the prefix cache: 512 MiB.
 pub const DEFAULT_CACHE_BYTES: usize = 512 << 20;
 
-/// Intermediate tensors of every calibration input, keyed by the bit-vector
-/// prefix (`2k` booleans) that determines the input of weighted layer `k`.
+/// Samples evaluated between two checks of the stopping rule, and the unit
+/// of the prefix cache. A constant, not a function of the thread count, so
+/// that where a rejected state stopped (and so the lower bound recorded for
+/// it) is the same for any `-j`.
+pub const CHUNK_SAMPLES: usize = 64;
+
+/// Intermediate tensors of one chunk of calibration inputs, keyed by the
+/// bit-vector prefix (`2k` booleans) that determines the input of weighted
+/// layer `k`, and the chunk's index.
 #[derive(Default)]
 struct PrefixCache {
-    tensors: HashMap<Vec<bool>, Arc<Vec<Activations>>>,
+    tensors: HashMap<(Vec<bool>, usize), Arc<Vec<Activations>>>,
     bytes: usize,
+    /// Chunks run, and weighted-layer segments those runs skipped thanks to
+    /// a cached prefix, out of the segments they would have run without.
+    chunk_runs: u64,
+    segments_skipped: u64,
+    segments_total: u64,
+}
+
+/// How far a state's evaluation has gone: its first `samples` samples.
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    samples: usize,
+    differing: usize,
+    correct: usize,
+}
+
+/// What the prefix cache did (see [`AccuracyEvaluator::cache_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct CacheStats {
+    /// Chunks of [`CHUNK_SAMPLES`] inputs run through a network.
+    pub chunk_runs: u64,
+    /// Weighted-layer segments (a weighted layer and the layers up to the
+    /// next one) those runs took from the cache instead of computing.
+    pub segments_skipped: u64,
+    /// Segments they would have computed without a cache.
+    pub segments_total: u64,
+    /// Bytes the cache holds.
+    pub bytes: usize,
 }
 
 /// What the accuracy drop is measured against.
@@ -81,6 +115,10 @@ pub struct AccuracyDrop {
     pub differing: usize,
     pub samples: usize,
     pub reference: DropReference,
+    /// False when the evaluation stopped early: `drop` is then a lower
+    /// bound (at least the `reject_at` it was asked about), `differing`
+    /// counts the samples evaluated so far.
+    pub exact: bool,
 }
 
 /// Evaluates assignments of one network over one calibration set.
@@ -98,6 +136,10 @@ pub struct AccuracyEvaluator<'a> {
     chain: bool,
     cache: Mutex<PrefixCache>,
     cache_budget_bytes: usize,
+    /// Partial evaluations of states that stopped early, to resume from.
+    progress: Mutex<HashMap<Vec<bool>, Progress>>,
+    /// Whether [`Self::accuracy_drop_below`] may stop early.
+    early_stop: bool,
 }
 
 impl<'a> AccuracyEvaluator<'a> {
@@ -147,6 +189,8 @@ impl<'a> AccuracyEvaluator<'a> {
             weighted,
             cache: Mutex::new(PrefixCache::default()),
             cache_budget_bytes,
+            progress: Mutex::new(HashMap::new()),
+            early_stop: true,
         };
         let full = PrecisionAssignment::full(me.weighted.len());
         me.baseline = me.predictions(&full)?;
@@ -176,46 +220,69 @@ impl<'a> AccuracyEvaluator<'a> {
         &self.baseline
     }
 
+    /// Turns early stopping on (the default) or off: off,
+    /// [`Self::accuracy_drop_below`] evaluates every sample, as
+    /// [`Self::accuracy_drop`] does. For tests comparing the two.
+    pub fn with_early_stopping(mut self, on: bool) -> Self {
+        self.early_stop = on;
+        self
+    }
+
     /// Top-1 class per sample at `assignment`, in sample order.
     pub fn predictions(&self, assignment: &PrecisionAssignment) -> Result<Vec<usize>, String> {
         let p = PrecisionNetwork::new(self.network, assignment)?;
+        let bits = assignment.to_bits();
+        let n = self.set.inputs.len();
+        let mut out = Vec::with_capacity(n);
+        for c in 0..n.div_ceil(CHUNK_SAMPLES) {
+            out.extend(self.chunk_predictions(&p, &bits, c));
+        }
+        Ok(out)
+    }
+
+    /// Top-1 of the samples of chunk `c` at `p` (whose bits are `bits`),
+    /// resuming from the deepest cached prefix of this chunk.
+    fn chunk_predictions(&self, p: &PrecisionNetwork, bits: &[bool], c: usize) -> Vec<usize> {
+        let n = self.set.inputs.len();
+        let samples = &self.set.inputs[c * CHUNK_SAMPLES..((c + 1) * CHUNK_SAMPLES).min(n)];
         let layers = self.network.layers.len();
         let l = self.weighted.len();
         if !self.chain || l < 2 {
-            return Ok(self.pool.install(|| {
-                self.set
-                    .inputs
+            return self.pool.install(|| {
+                samples
                     .par_iter()
                     .map(|x| top1(&p.run(x.clone()).outputs()[layers - 1]))
                     .collect()
-            }));
+            });
         }
-        let bits = assignment.to_bits();
         // Resume from the deepest cached prefix, if any.
         let mut k = 0;
         let mut current: Option<Arc<Vec<Activations>>> = None;
-        if let Ok(cache) = self.cache.lock() {
+        if let Ok(mut cache) = self.cache.lock() {
             for kk in (1..l).rev() {
-                if let Some(t) = cache.tensors.get(&bits[..2 * kk]) {
+                if let Some(t) = cache.tensors.get(&(bits[..2 * kk].to_vec(), c)) {
                     k = kk;
                     current = Some(Arc::clone(t));
                     break;
                 }
             }
+            cache.chunk_runs += 1;
+            cache.segments_skipped += k as u64;
+            cache.segments_total += l as u64;
         }
         loop {
             // Segment k: weighted layer k (from layer 0 for the first) up to
             // the next weighted layer.
             let start = if k == 0 { 0 } else { self.weighted[k] };
             let end = self.weighted.get(k + 1).copied().unwrap_or(layers);
-            let inputs: &[Activations] = current.as_deref().map_or(&self.set.inputs, |v| v);
+            let inputs: &[Activations] = current.as_deref().map_or(samples, |v| v);
             if k + 1 == l {
-                return Ok(self.pool.install(|| {
+                return self.pool.install(|| {
                     inputs
                         .par_iter()
                         .map(|x| top1(&p.run_range(start..end, x)))
                         .collect()
-                }));
+                });
             }
             let next: Vec<Activations> = self.pool.install(|| {
                 inputs
@@ -228,7 +295,7 @@ impl<'a> AccuracyEvaluator<'a> {
             if let Ok(mut cache) = self.cache.lock()
                 && cache.bytes + bytes <= self.cache_budget_bytes
             {
-                let key = bits[..2 * (k + 1)].to_vec();
+                let key = (bits[..2 * (k + 1)].to_vec(), c);
                 if !cache.tensors.contains_key(&key) {
                     cache.bytes += bytes;
                     cache.tensors.insert(key, Arc::clone(&next));
@@ -244,6 +311,18 @@ impl<'a> AccuracyEvaluator<'a> {
         self.cache.lock().map_or(0, |c| c.bytes)
     }
 
+    /// What the prefix cache did so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache
+            .lock()
+            .map_or(CacheStats::default(), |c| CacheStats {
+                chunk_runs: c.chunk_runs,
+                segments_skipped: c.segments_skipped,
+                segments_total: c.segments_total,
+                bytes: c.bytes,
+            })
+    }
+
     fn correct(&self, predictions: &[usize]) -> usize {
         match &self.set.labels {
             Some(labels) => predictions
@@ -255,35 +334,94 @@ impl<'a> AccuracyEvaluator<'a> {
         }
     }
 
-    /// lambda(X) for `assignment`.
+    /// lambda(X) for `assignment`, over every sample.
     pub fn accuracy_drop(&self, assignment: &PrecisionAssignment) -> Result<AccuracyDrop, String> {
-        let predictions = self.predictions(assignment)?;
-        let samples = predictions.len();
-        let (differing, drop) = match &self.set.labels {
-            Some(labels) => {
-                let differing = predictions
-                    .iter()
-                    .zip(labels)
-                    .filter(|(p, l)| p != l)
-                    .count();
-                let correct = self.correct(&predictions);
-                let drop = (self.baseline_correct as f64 - correct as f64) / samples as f64;
-                (differing, drop)
-            }
-            None => {
-                let differing = predictions
-                    .iter()
-                    .zip(&self.baseline)
-                    .filter(|(p, b)| p != b)
-                    .count();
-                (differing, differing as f64 / samples as f64)
-            }
+        self.evaluate(assignment, f64::INFINITY)
+    }
+
+    /// lambda(X) for `assignment`, or, as soon as the samples evaluated so
+    /// far prove `lambda(X) >= reject_at` whatever the rest give, a lower
+    /// bound on it (`exact` false; the bound is at least `reject_at`).
+    /// Samples run in chunks of [`CHUNK_SAMPLES`], in order, and the rule is
+    /// checked after each; a later call for the same assignment resumes
+    /// where this one stopped. "Acceptable" (`drop < reject_at`) is decided
+    /// exactly as from the full evaluation: the lower bound only grows with
+    /// more samples, and the full drop is the bound with every sample in.
+    pub fn accuracy_drop_below(
+        &self,
+        assignment: &PrecisionAssignment,
+        reject_at: f64,
+    ) -> Result<AccuracyDrop, String> {
+        let reject_at = if self.early_stop {
+            reject_at
+        } else {
+            f64::INFINITY
         };
-        Ok(AccuracyDrop {
+        self.evaluate(assignment, reject_at)
+    }
+
+    fn evaluate(
+        &self,
+        assignment: &PrecisionAssignment,
+        reject_at: f64,
+    ) -> Result<AccuracyDrop, String> {
+        let p = PrecisionNetwork::new(self.network, assignment)?;
+        let bits = assignment.to_bits();
+        let n = self.set.inputs.len();
+        let mut at = self
+            .progress
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&bits).copied())
+            .unwrap_or_default();
+        while at.samples < n {
+            let c = at.samples / CHUNK_SAMPLES;
+            let predictions = self.chunk_predictions(&p, &bits, c);
+            for (i, &pred) in predictions.iter().enumerate() {
+                let s = at.samples + i;
+                let reference = match &self.set.labels {
+                    Some(labels) => labels[s],
+                    None => self.baseline.get(s).copied().unwrap_or(pred),
+                };
+                at.differing += usize::from(pred != reference);
+                at.correct += usize::from(self.set.labels.is_some() && pred == reference);
+            }
+            at.samples += predictions.len();
+            let drop = self.drop_bound(&at);
+            if at.samples < n && drop >= reject_at {
+                if let Ok(mut m) = self.progress.lock() {
+                    m.insert(bits, at);
+                }
+                return Ok(self.result(drop, &at, false));
+            }
+        }
+        if let Ok(mut m) = self.progress.lock() {
+            m.remove(&bits);
+        }
+        Ok(self.result(self.drop_bound(&at), &at, true))
+    }
+
+    /// The smallest drop the samples seen so far allow (the drop itself
+    /// once every sample is in): unseen samples counted as agreeing with
+    /// the reference.
+    fn drop_bound(&self, at: &Progress) -> f64 {
+        let n = self.set.inputs.len();
+        match &self.set.labels {
+            Some(_) => {
+                let best_correct = at.correct + (n - at.samples);
+                (self.baseline_correct as f64 - best_correct as f64) / n as f64
+            }
+            None => at.differing as f64 / n as f64,
+        }
+    }
+
+    fn result(&self, drop: f64, at: &Progress, exact: bool) -> AccuracyDrop {
+        AccuracyDrop {
             drop,
-            differing,
-            samples,
+            differing: at.differing,
+            samples: self.set.inputs.len(),
             reference: self.reference(),
-        })
+            exact,
+        }
     }
 }

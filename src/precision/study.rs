@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!   workload ([float]: calibration set) ──► AccuracyEvaluator ──┐
-//!   arch + default input ──► SimulatedEnergyModel (engine) ─────┴─► sweep::search
+//!   arch + default input ──► SimulatedEnergyModel (engine) ─────┴─► precision::search
 //!                                                                      │
 //!        front / PELUSO front / per-network points ◄── checked engine runs (cycles, bit-exact)
 //! ```
@@ -20,10 +20,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use super::accuracy::{AccuracyEvaluator, DropReference};
+use super::accuracy::{AccuracyEvaluator, CacheStats, DropReference};
 use super::anneal::AnnealConfig;
 use super::energy::{SimulatedCost, SimulatedEnergyModel};
-use super::{OperatingPoint, search};
+use super::{OperatingPoint, StateEvaluated, search};
 use crate::arch::Arch;
 use crate::error::{Error, Result};
 use crate::numerics::precision::PrecisionAssignment;
@@ -85,7 +85,11 @@ pub struct FrontSummary {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StateRecord {
     pub assignment: PrecisionAssignment,
+    /// A lower bound when not `drop_exact`: the state was rejected as soon
+    /// as its drop was proven at least the lambda_max of every run that
+    /// visited it, and is off the front.
     pub accuracy_drop: f64,
+    pub drop_exact: bool,
     pub energy_pj: f64,
     pub energy_saving: f64,
 }
@@ -130,17 +134,19 @@ pub struct StudyTimes {
     pub search_s: f64,
     /// Re-running the reported points with checking.
     pub checking_s: f64,
+    /// What the prefix cache of the calibration runs did.
+    pub cache: CacheStats,
 }
 
 /// Runs the study of `workload` on `arch` with calibration set `set` (a
-/// `[float]` workload's, or one given by the user). `on_state(n)` is called
-/// after each new state evaluation (progress).
+/// `[float]` workload's, or one given by the user). `on_state` is called
+/// after each new state evaluation (progress: states, moves, of how many).
 pub fn run(
     workload: &Workload,
     set: &CalibrationSet,
     arch: &Arch,
     options: &StudyOptions,
-    mut on_state: impl FnMut(usize),
+    mut on_state: impl FnMut(StateEvaluated<'_>),
 ) -> std::result::Result<(PrecisionStudy, StudyTimes), String> {
     let network = &workload.network;
     let layers = weighted_layers(network).len();
@@ -162,10 +168,11 @@ pub fn run(
             if per_network_states.iter().any(|p| p == s.state) {
                 times.per_network_s += s.seconds;
             }
-            on_state(s.count);
+            on_state(s);
         },
     )?;
     times.search_s = started.elapsed().as_secs_f64();
+    times.cache = accuracy.cache_stats();
     let checking = std::time::Instant::now();
     let full = PrecisionAssignment::full(layers);
     let all_16_cost = energy.checked(&full)?;
@@ -198,6 +205,7 @@ pub fn run(
         energy_pj: found.all_16_energy_pj,
         energy_saving: 0.0,
         accuracy_drop: 0.0,
+        drop_exact: true,
     })?;
     let runs = found
         .runs
@@ -215,14 +223,14 @@ pub fn run(
         })
         .collect::<std::result::Result<Vec<_>, String>>()?;
     times.checking_s = checking.elapsed().as_secs_f64();
-    let objectives: Vec<super::pareto::Objectives> = per_network
+    let objectives: Vec<crate::sweep::pareto::Objectives> = per_network
         .iter()
-        .map(|p| super::pareto::Objectives {
+        .map(|p| crate::sweep::pareto::Objectives {
             energy: p.energy_pj,
             accuracy_drop: p.accuracy_drop,
         })
         .collect();
-    let per_network_front: Vec<StudyPoint> = super::pareto::front(&objectives)
+    let per_network_front: Vec<StudyPoint> = crate::sweep::pareto::front(&objectives)
         .into_iter()
         .map(|i| per_network[i].clone())
         .collect();
@@ -250,6 +258,7 @@ pub fn run(
             .map(|p| StateRecord {
                 assignment: p.assignment.clone(),
                 accuracy_drop: p.accuracy_drop,
+                drop_exact: p.drop_exact,
                 energy_pj: p.energy_pj,
                 energy_saving: p.energy_saving,
             })
@@ -319,11 +328,18 @@ pub fn points_csv(study: &PrecisionStudy) -> std::result::Result<String, csv::Er
 /// Every evaluated state as CSV.
 pub fn states_csv(study: &PrecisionStudy) -> std::result::Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["assignment", "accuracy_drop", "energy_pj", "energy_saving"])?;
+    w.write_record([
+        "assignment",
+        "accuracy_drop",
+        "drop_exact",
+        "energy_pj",
+        "energy_saving",
+    ])?;
     for s in &study.states {
         w.write_record([
             s.assignment.to_string(),
             s.accuracy_drop.to_string(),
+            s.drop_exact.to_string(),
             s.energy_pj.to_string(),
             s.energy_saving.to_string(),
         ])?;

@@ -1,0 +1,239 @@
+//! PELUSO's per-layer precision search (SPEC section 2; docs/precision.md),
+//! built from parts that know nothing of the engine:
+//!
+//! ```text
+//!   PrecisionAssignment ──► EnergyModel (engine; analytic stand-in for tests) ──┐
+//!          (bits X)     └─► AccuracyEvaluator (reference at X, calibration set) ┴─► Evaluation
+//!                                                                                   │
+//!   anneal::Annealer (Algorithm 2, memoised) ◄─────────────────────────────────────┘
+//!          │ one run per lambda_max
+//!          ▼
+//!   sweep::pareto::front over every evaluated state  +  the four per-network points
+//! ```
+//!
+//! [`search`] is the whole flow; [`study`] runs it with the engine's
+//! [`energy::SimulatedEnergyModel`] for the `accsim precision` command.
+
+pub mod accuracy;
+pub mod anneal;
+pub mod energy;
+pub mod study;
+
+use serde::Serialize;
+
+use crate::numerics::mac::MacMode;
+use crate::numerics::precision::PrecisionAssignment;
+use crate::sweep::pareto::{self, Objectives};
+use accuracy::{AccuracyEvaluator, DropReference};
+use anneal::{AnnealConfig, AnnealOutcome, Annealer, Evaluation, Probe};
+use energy::EnergyModel;
+
+/// One evaluated operating point.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatingPoint {
+    pub assignment: PrecisionAssignment,
+    pub energy_pj: f64,
+    /// `1 - E / E(all 16 bit)`.
+    pub energy_saving: f64,
+    /// A lower bound when not `drop_exact` (a state rejected early).
+    pub accuracy_drop: f64,
+    pub drop_exact: bool,
+}
+
+/// The result of a precision search.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrecisionSearch {
+    /// What `accuracy_drop` is measured against.
+    pub reference: DropReference,
+    /// The all-16-bit network's top-1 accuracy on the labels, when given.
+    pub reference_accuracy: Option<f64>,
+    pub all_16_energy_pj: f64,
+    /// One annealing run per lambda_max, in the order given.
+    pub runs: Vec<AnnealOutcome>,
+    /// The non-dominated points among every state evaluated (a superset of
+    /// what the runs returned), by accuracy drop ascending.
+    pub front: Vec<OperatingPoint>,
+    /// PELUSO's front: the non-dominated points among the runs' best states.
+    pub search_front: Vec<OperatingPoint>,
+    /// PELUSO's per-network alternatives: every layer 16x16, 8x16, 16x8, 8x8.
+    pub per_network: Vec<OperatingPoint>,
+    /// Distinct states evaluated (energy model and calibration set each run once per state).
+    pub evaluated_states: usize,
+    /// Every state evaluated, in bit-vector order.
+    pub states: Vec<OperatingPoint>,
+}
+
+/// What the progress hook of [`search`] hears after each new evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct StateEvaluated<'a> {
+    /// Distinct states evaluated so far.
+    pub count: usize,
+    pub state: &'a [bool],
+    /// Wall time of this evaluation (energy model and calibration set), s.
+    /// For progress and timing only: nothing the search returns depends on it.
+    pub seconds: f64,
+    /// Annealing moves made so far, of `moves_total` (lambdas x
+    /// temperatures x iterations): the search's progress, for an ETA.
+    pub moves_done: u64,
+    pub moves_total: u64,
+}
+
+/// Runs PELUSO's search: one annealing run per `lambdas` entry (memo shared,
+/// so no state is evaluated twice), then the Pareto front of all evaluated
+/// states and the per-network points. `on_state` is called after each
+/// evaluation of a new state (a progress hook; it must not print from the
+/// library).
+///
+/// A state is evaluated only as far as its run needs: the calibration set
+/// stops as soon as the drop is proven `>= lambda_max`
+/// ([`AccuracyEvaluator::accuracy_drop_below`]); a later run with a larger
+/// lambda_max resumes it. The runs are the same as with full evaluations.
+/// The front of all states is then made exact: states on it whose drop is
+/// a lower bound are evaluated in full, until none is (a state off that
+/// front is dominated at its bound, so at its true drop too). States that
+/// never needed it keep their lower bound (`OperatingPoint::drop_exact`).
+pub fn search(
+    energy: &dyn EnergyModel,
+    accuracy: &AccuracyEvaluator<'_>,
+    weighted_layers: usize,
+    lambdas: &[f64],
+    config: &AnnealConfig,
+    mut on_state: impl FnMut(StateEvaluated<'_>),
+) -> Result<PrecisionSearch, String> {
+    config.validate()?;
+    let bits = 2 * weighted_layers + 1;
+    let moves_total = lambdas.len() as u64
+        * config.temperatures().len() as u64
+        * u64::from(config.iterations_per_temperature);
+    let mut energies: std::collections::HashMap<Vec<bool>, f64> = Default::default();
+    let mut evaluate = |p: Probe<'_>| -> Result<Evaluation, String> {
+        let started = std::time::Instant::now();
+        let a = PrecisionAssignment::from_bits(p.state)?;
+        let new = !energies.contains_key(p.state);
+        let energy_pj = match energies.get(p.state) {
+            Some(&e) => e,
+            None => energy.energy_pj(&a)?,
+        };
+        energies.insert(p.state.to_vec(), energy_pj);
+        let drop = accuracy.accuracy_drop_below(&a, p.reject_at)?;
+        if new {
+            on_state(StateEvaluated {
+                count: energies.len(),
+                state: p.state,
+                seconds: started.elapsed().as_secs_f64(),
+                moves_done: p.moves_done,
+                moves_total,
+            });
+        }
+        Ok(Evaluation {
+            energy: energy_pj,
+            accuracy_drop: drop.drop,
+            exact: drop.exact,
+        })
+    };
+    let mut annealer = Annealer::new(&mut evaluate);
+    let mut runs = Vec::with_capacity(lambdas.len());
+    for &lambda in lambdas {
+        runs.push(annealer.run(bits, lambda, config)?);
+    }
+    let per_network_assignments: Vec<PrecisionAssignment> = [
+        MacMode::FULL,
+        MacMode::I8_W16,
+        MacMode::I16_W8,
+        MacMode::HALF,
+    ]
+    .iter()
+    .map(|&m| PrecisionAssignment::per_network(weighted_layers, m))
+    .collect();
+    let mut per_network_evals = Vec::new();
+    for a in &per_network_assignments {
+        per_network_evals.push(annealer.evaluate(&a.to_bits())?);
+    }
+    let all_16 = annealer.evaluate(&vec![false; bits])?.energy;
+    complete_front(&mut annealer)?;
+    let point = |x: &[bool], e: &Evaluation| -> Result<OperatingPoint, String> {
+        Ok(OperatingPoint {
+            assignment: PrecisionAssignment::from_bits(x)?,
+            energy_pj: e.energy,
+            energy_saving: if all_16 > 0.0 {
+                1.0 - e.energy / all_16
+            } else {
+                0.0
+            },
+            accuracy_drop: e.accuracy_drop,
+            drop_exact: e.exact,
+        })
+    };
+    let states: Vec<(&Vec<bool>, &Evaluation)> = annealer.memo().iter().collect();
+    let objectives: Vec<Objectives> = states
+        .iter()
+        .map(|(_, e)| Objectives {
+            energy: e.energy,
+            accuracy_drop: e.accuracy_drop,
+        })
+        .collect();
+    let front = pareto::front(&objectives)
+        .into_iter()
+        .map(|i| point(states[i].0, states[i].1))
+        .collect::<Result<Vec<_>, _>>()?;
+    let all_states = states
+        .iter()
+        .map(|(x, e)| point(x, e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let run_objectives: Vec<Objectives> = runs
+        .iter()
+        .map(|r| Objectives {
+            energy: r.best_evaluation.energy,
+            accuracy_drop: r.best_evaluation.accuracy_drop,
+        })
+        .collect();
+    let search_front = pareto::front(&run_objectives)
+        .into_iter()
+        .map(|i| point(&runs[i].best, &runs[i].best_evaluation))
+        .collect::<Result<Vec<_>, _>>()?;
+    let per_network = per_network_assignments
+        .iter()
+        .zip(&per_network_evals)
+        .map(|(a, e)| point(&a.to_bits(), e))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PrecisionSearch {
+        reference: accuracy.reference(),
+        reference_accuracy: accuracy.baseline_accuracy(),
+        all_16_energy_pj: all_16,
+        runs,
+        front,
+        search_front,
+        per_network,
+        evaluated_states: annealer.memo().len(),
+        states: all_states,
+    })
+}
+
+/// Evaluates in full every state on the front of all memoised states whose
+/// drop is still a lower bound, until the front holds exact drops only.
+fn complete_front<F>(annealer: &mut Annealer<F>) -> Result<(), String>
+where
+    F: FnMut(Probe<'_>) -> Result<Evaluation, String>,
+{
+    loop {
+        let states: Vec<(&Vec<bool>, &Evaluation)> = annealer.memo().iter().collect();
+        let objectives: Vec<Objectives> = states
+            .iter()
+            .map(|(_, e)| Objectives {
+                energy: e.energy,
+                accuracy_drop: e.accuracy_drop,
+            })
+            .collect();
+        let pending: Vec<Vec<bool>> = pareto::front(&objectives)
+            .into_iter()
+            .filter(|&i| !states[i].1.exact)
+            .map(|i| states[i].0.clone())
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        for state in pending {
+            annealer.evaluate(&state)?;
+        }
+    }
+}

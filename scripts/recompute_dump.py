@@ -795,6 +795,10 @@ def link_problems(src, t, quant, produced, produced_q):
 def run(dump_dir, verbose=False):
     man = load_manifest(os.path.join(dump_dir, "manifest.json"))
     numerics = man.get("numerics", "")
+    if man.get("schema_version") != 2:
+        print("%s: manifest schema_version %r; this script reads version 2 (docs/report.md, \"Dump\")"
+              % (dump_dir, man.get("schema_version")))
+        return 1
     failures = 0
     notes = {}
     print("dump %s: network %s, variant %s, numerics %s"

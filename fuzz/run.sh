@@ -66,5 +66,10 @@ if [ "$target" = onnx ]; then
     options+=(-max_len=131072)
 fi
 
+# One thread: the loaders' rayon loops only split tiny tensors here, and a
+# second worker spinning for work took a core from the shared machine
+# (results do not depend on the thread count: docs/testing.md).
+export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
+
 echo "== fuzz $target for ${seconds}s"
 cargo fuzz run -s none "$target" "$corpus" -- "${options[@]}" "$@"

@@ -4,18 +4,21 @@
 Usage: recompute_dump.py DUMP_DIR [--verbose]
 
 For every layer in DUMP_DIR/manifest.json this script recomputes the layer's
-output from the dumped input tensor, weights and bias and the parameters in the
-manifest, following docs/numerics.md (and only that page: it was written
-without reading src/), and compares it with the dumped output bit for bit.
+output from the dumped input tensors, weights and bias and the parameters in
+the manifest, following docs/numerics.md and docs/report.md ("Dump"), and
+compares it with the dumped output bit for bit. It uses only the dump: every
+choice (TFLite's multiplier path, the clamp's origin, the add and average-pool
+kernels, rounding rules) is read from the manifest, never inferred from how
+accsim's code happens to decide it.
 
 Derived quantities in the manifest (TFLite multipliers and shifts, float
 requantisation scales, fixed-point shifts, activation clamp ranges, output
-shapes, pooling rounding rule) are recomputed here from the quantisation
-parameters, compared with the manifest (a disagreement is a failure), and the
-script's own values are then used.
+shapes) are recomputed here from the quantisation parameters and the rule the
+manifest names, compared with the manifest (a disagreement is a failure), and
+the script's own values are then used.
 
-It also checks that every layer's dumped input equals the dumped output of the
-layer named in `inputs` (or input.npy for "input").
+It also checks that every layer's dumped inputs equal the dumped outputs of
+the layers named in `inputs` (or input.npy for "input").
 
 Prints one line per layer and exits with status 1 on any mismatch or failed
 check, 0 otherwise. Only numpy and the standard library are used.
@@ -52,7 +55,11 @@ class CheckError(Exception):
 
 def f32_from_decimal(text):
     """Correctly rounded decimal -> float32 (no double rounding via float64)."""
-    exact = Fraction(text)
+    return f32_from_fraction(Fraction(text))
+
+
+def f32_from_fraction(exact):
+    """Correctly rounded exact rational -> float32, ties to even."""
     guess = np.float32(float(exact))
     best = None
     cands = [np.nextafter(guess, np.float32(-np.inf)), guess,
@@ -339,6 +346,27 @@ def activation_range(act, quant):
     return lo, hi
 
 
+def clamp_range(layer, st, out_q):
+    """[lo, hi] of the output stage, by the manifest's `clamp_rule`."""
+    rule = layer["clamp_rule"]
+    man = (as_int(st["clamp_min"]), as_int(st["clamp_max"]))
+    if rule == "activation":
+        lo, hi = activation_range(layer["activation"], out_q)
+        if man != (lo, hi):
+            raise CheckError("clamp range: manifest [%d, %d], recomputed [%d, %d] (activation %s)"
+                             % (man + (lo, hi, layer["activation"])))
+        return lo, hi
+    if rule == "clip":
+        # An ONNX Relu/Clip: the integers are the rule; they must lie in the
+        # output type's range and be ordered (min > max became max, max).
+        qmin, qmax = quant_range(out_q)
+        if not qmin <= man[0] <= man[1] <= qmax:
+            raise CheckError("clip clamp [%d, %d] outside [%d, %d] or unordered"
+                             % (man + (qmin, qmax)))
+        return man
+    raise CheckError("unknown clamp_rule %r" % (rule,))
+
+
 # --------------------------------------------------------------------------
 # Layer computations
 # --------------------------------------------------------------------------
@@ -430,6 +458,15 @@ def fc_accumulate(x, zx, w, zw, bias):
     return acc.reshape(-1, 1, 1)
 
 
+def saturating_int(r):
+    """Rounded float values -> int64 as a saturating cast does: NaN -> 0,
+    values beyond the int64 range -> its ends (the clamp follows)."""
+    r = np.asarray(r, dtype=np.float64)
+    r = np.where(np.isnan(r), 0.0, r)
+    r = np.clip(r, -2.0 ** 62, 2.0 ** 62)
+    return r.astype(np.int64)
+
+
 def saturate(acc, bits):
     lo = -(1 << (bits - 1))
     hi = (1 << (bits - 1)) - 1
@@ -455,11 +492,7 @@ def output_stage(layer, acc, in_q, w_q, out_q, notes):
     cout = acc.shape[0]
     rule = req["rule"]
 
-    # activation clamp range
-    lo, hi = activation_range(layer["activation"], out_q)
-    if (as_int(st["clamp_min"]), as_int(st["clamp_max"])) != (lo, hi):
-        raise CheckError("clamp range: manifest [%s, %s], recomputed [%d, %d] (activation %s)"
-                         % (st["clamp_min"], st["clamp_max"], lo, hi, layer["activation"]))
+    lo, hi = clamp_range(layer, st, out_q)
     zp_out = quant_zero(out_q)
     if as_int(st["zero_point"]) != zp_out:
         raise CheckError("output_stage.zero_point %s != output quant zero point %d"
@@ -472,12 +505,13 @@ def output_stage(layer, acc, in_q, w_q, out_q, notes):
         s_in = float(f32(in_q["scale"]))
         s_out = float(f32(out_q["scale"]))
         s_w = [float(f32(s)) for s in per_channel(w_q["scales"], cout, "weight scales")]
-        # TFLite's legacy per-tensor path (GetQuantizedConvolutionMultipler: every
-        # fully connected layer, and conv/depthwise with uint8 activations and one
-        # weight scale) multiplies s_in * s_w in float32 before going to double;
-        # the per-channel path is all double (docs/numerics.md).
-        legacy = layer["op"] == "fc" or (in_q["dtype"] == "uint8" and len(w_q["scales"]) == 1)
-        if legacy:
+        # The manifest names TFLite's path: `legacy` multiplies s_in * s_w in
+        # float32 before going to double, `per_channel` is all double.
+        path = layer["tflite_path"]
+        if path not in ("legacy", "per_channel"):
+            raise CheckError("unknown tflite_path %r" % (path,))
+        notes.setdefault("tflite_paths", set()).add(path)
+        if path == "legacy":
             mine = [quantize_multiplier(float(np.float32(np.float32(s_in) * np.float32(sw))) / s_out) for sw in s_w]
         else:
             mine = [quantize_multiplier(s_in * sw / s_out) for sw in s_w]   # double precision
@@ -517,6 +551,24 @@ def output_stage(layer, acc, in_q, w_q, out_q, notes):
         if not np.all(np.isfinite(r)) or np.any(np.abs(r) >= 2.0 ** 62):
             raise CheckError("float rule: product out of range")
         v = r.astype(np.int64) + zp_out
+    elif rule == "float_chain":
+        if out_q["mode"] != "affine":
+            raise CheckError("float_chain rule on a non-affine output")
+        s_out = f32(req["output_scale"])
+        if s_out.tobytes() != f32(out_q["scale"]).tobytes():
+            raise CheckError("float_chain output_scale %r != output scale %r"
+                             % (req["output_scale"], out_q["scale"]))
+        m = np.array([f32(v) for v in per_channel(req["scales"], cout, "scales")],
+                     dtype=np.float32).reshape(shape_c)
+        b = np.array([f32(v) for v in per_channel(req["offsets"], cout, "offsets")],
+                     dtype=np.float32).reshape(shape_c)
+        accf = acc.astype(np.float64).astype(np.float32)   # |acc| < 2^31: one rounding
+        with np.errstate(over="ignore", invalid="ignore"):
+            v = ((accf * m).astype(np.float32) + b).astype(np.float32)
+            v = (v / s_out).astype(np.float32)
+        if v.dtype != np.float32:
+            raise CheckError("internal: float32 chain promoted")
+        v = saturating_int(np.rint(v)) + zp_out
     elif rule == "shift":
         if in_q["mode"] != "fixed" or w_q["mode"] != "fixed" or out_q["mode"] != "fixed":
             raise CheckError("shift rule on a non-fixed layer")
@@ -541,7 +593,7 @@ def output_stage(layer, acc, in_q, w_q, out_q, notes):
     return np.clip(v, lo, hi)
 
 
-def pool(layer, x, notes, numerics):
+def pool(layer, x, notes):
     op = layer["op"]
     c, h, w = x.shape
     if op == "global_avg_pool":
@@ -573,10 +625,7 @@ def pool(layer, x, notes, numerics):
                 out[:, i, j] = xi[:, y0[i]:y1[i], x0[j]:x1[j]].reshape(c, -1).max(axis=1)
         return out
     rule = layer["average_rounding"]
-    expected = "half_away_from_zero" if numerics.startswith("affine") else numerics.split("/", 1)[-1]
-    if rule != expected:
-        raise CheckError("average_rounding %r but docs/numerics.md gives %r for %s"
-                         % (rule, expected, numerics))
+    notes.setdefault("average_roundings", set()).add(rule)
     # summed-area table for window sums
     sat = np.zeros((c, h + 1, w + 1), dtype=np.int64)
     sat[:, 1:, 1:] = xi.cumsum(axis=1).cumsum(axis=2)
@@ -585,6 +634,108 @@ def pool(layer, x, notes, numerics):
     sums = sat[:, Y1, X1] - sat[:, Y0, X1] - sat[:, Y1, X0] + sat[:, Y0, X0]
     counts = ((Y1 - Y0) * (X1 - X0)).astype(np.int64)
     return round_div(sums, counts[None, :, :], rule)
+
+
+# --------------------------------------------------------------------------
+# ONNX Runtime's float32 operators: add and requantising average pools
+# --------------------------------------------------------------------------
+
+def affine_params(quant, what):
+    if quant["mode"] != "affine":
+        raise CheckError("%s: affine quantisation expected, got %r" % (what, quant))
+    return f32(quant["scale"]), as_int(quant["zero_point"])
+
+
+def fma32(a, b, c):
+    """float32 fused multiply-add (one rounding), element by element, exact."""
+    a, b, c = np.broadcast_arrays(np.asarray(a, np.float32), np.asarray(b, np.float32),
+                                  np.asarray(c, np.float32))
+    out = np.empty(a.shape, dtype=np.float32)
+    cache = {}
+    for idx in np.ndindex(a.shape):
+        key = (float(a[idx]), float(b[idx]), float(c[idx]))
+        if key not in cache:
+            exact = Fraction(key[0]) * Fraction(key[1]) + Fraction(key[2])
+            cache[key] = f32_from_fraction(exact)
+        out[idx] = cache[key]
+    return out
+
+
+def round_saturate(v, quant):
+    """Round half to even and saturate to the storage type."""
+    qmin, qmax = quant_range(quant)
+    return np.clip(saturating_int(np.rint(v)), qmin, qmax)
+
+
+def add(layer, a, b, qa, qb, qc):
+    """docs/numerics.md, "Add": `add_rule` qlinear_add or float."""
+    (sa, za), (sb, zb), (sc, zc) = (affine_params(qa, "first input"),
+                                    affine_params(qb, "second input"),
+                                    affine_params(qc, "output"))
+    fa = a.astype(np.float32)
+    fb = b.astype(np.float32)
+    rule = layer["add_rule"]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if rule == "qlinear_add":
+            ra = np.float32(sa / sc)
+            rb = np.float32(sb / sc)
+            fixed = np.float32(np.float32(zc) - fma32(ra, np.float32(za),
+                                                      np.float32(rb * np.float32(zb)))[()])
+            v = fma32(fa, ra, fma32(fb, rb, fixed))
+            return round_saturate(v, qc)
+        if rule == "float":
+            da = ((a.astype(np.int64) - za).astype(np.float32) * sa).astype(np.float32)
+            db = ((b.astype(np.int64) - zb).astype(np.float32) * sb).astype(np.float32)
+            v = ((da + db).astype(np.float32) / sc).astype(np.float32)
+            r = np.rint(v).astype(np.float32) + np.float32(zc)
+            return round_saturate(r.astype(np.float32), qc)
+    raise CheckError("unknown add_rule %r" % (rule,))
+
+
+def qlinear_avg_pool(layer, x, in_q, out_q):
+    """docs/numerics.md, "Requantising average pools": `average_rule`
+    global (exact integer sum) or window (float32 sums in row order)."""
+    (sx, zx), (sy, zy) = affine_params(in_q, "input"), affine_params(out_q, "output")
+    c, h, w = x.shape
+    p = layer["pool"]
+    kh, kw = (as_int(v) for v in p["kernel"])
+    sty, stx = (as_int(v) for v in p["stride"])
+    pad = p["padding"]
+    pt, pl, pb, pr = (as_int(pad[k]) for k in ("top", "left", "bottom", "right"))
+    rule = layer["average_rule"]
+    if rule == "global":
+        if (kh, kw) != (h, w) or (pt, pl, pb, pr) != (0, 0, 0, 0):
+            raise CheckError("average_rule global but the window is not the unpadded plane")
+        n = h * w
+        centred = x.astype(np.int64).reshape(c, -1).sum(axis=1) - zx * n
+        centred = wrap_int32(centred).astype(np.float64).astype(np.float32)
+        scale = np.float32(np.float32(sx / np.float32(n)) / sy)
+        v = np.rint((centred * scale).astype(np.float32)).astype(np.float32) + np.float32(zy)
+        return round_saturate(v.astype(np.float32), out_q).reshape(c, 1, 1)
+    if rule != "window":
+        raise CheckError("unknown average_rule %r" % (rule,))
+    lenf = out_len_ceil if p["ceil_mode"] else out_len_floor
+    oh, ow = lenf(h, pt, pb, kh, sty), lenf(w, pl, pr, kw, stx)
+    deq = (sx * (x.astype(np.int64) - zx).astype(np.float32)).astype(np.float32)
+    total = np.zeros((c, oh, ow), dtype=np.float32)
+    ys = np.arange(oh) * sty - pt
+    xs = np.arange(ow) * stx - pl
+    for ky in range(kh):            # row order: top row first, left to right
+        for kx in range(kw):
+            yy, xx = ys + ky, xs + kx
+            inside = ((yy >= 0) & (yy < h))[:, None] & ((xx >= 0) & (xx < w))[None, :]
+            vals = deq[:, np.clip(yy, 0, h - 1)][:, :, np.clip(xx, 0, w - 1)]
+            # adding +0.0 for outside elements leaves a float32 sum unchanged
+            total = (total + np.where(inside[None], vals, np.float32(0))).astype(np.float32)
+    if layer["count_include_pad"]:
+        count = np.full((oh, ow), kh * kw, dtype=np.int64)
+    else:
+        cy = np.clip(ys + kh, 0, h) - np.clip(ys, 0, h)
+        cx = np.clip(xs + kw, 0, w) - np.clip(xs, 0, w)
+        count = np.maximum(cy[:, None] * cx[None, :], 1)
+    avg = (total / count.astype(np.float32)[None]).astype(np.float32)
+    v = ((avg / sy).astype(np.float32) + np.float32(zy)).astype(np.float32)
+    return round_saturate(v, out_q)
 
 
 # --------------------------------------------------------------------------
@@ -610,20 +761,44 @@ def check_tensor(t, entry, what):
         raise CheckError("%s: .npy dtype %s != storage dtype %s" % (what, t.dtype, dt))
 
 
-def quantize_float_input(xf, quant):
-    """docs/numerics.md, "Inputs": floats are quantised like QuantizeLinear."""
+def quantize_float_input(xf, quant, rule):
+    """The manifest's `float_input_rule` (docs/report.md, "Dump")."""
     qmin, qmax = quant_range(quant)
-    xf = xf.astype(np.float32)
-    if quant["mode"] == "affine":
+    if rule == "quantize_linear_float32":
+        xf = xf.astype(np.float32)          # float64 values rounded to float32 first
         q = np.rint((xf / f32(quant["scale"])).astype(np.float32)).astype(np.float64) + as_int(quant["zero_point"])
-    else:
+    elif rule == "fixed_point_float64":
         q = np.rint(xf.astype(np.float64) * 2.0 ** as_int(quant["frac_len"]))
+    else:
+        raise CheckError("unknown float_input_rule %r" % (rule,))
     return np.clip(q, qmin, qmax).astype(np.int64)
+
+
+def link_problems(src, t, quant, produced, produced_q):
+    """A layer input must be its producer's dumped output, same quantisation."""
+    if src not in produced:
+        return ["input %r not produced by an earlier layer" % src]
+    p = produced[src]
+    if p.shape != t.shape or p.dtype != t.dtype:
+        return ["input link: %r has shape %s %s, layer input %s %s"
+                % (src, p.shape, p.dtype, t.shape, t.dtype)]
+    problems = []
+    if not np.array_equal(p, t):
+        n, idx, a, b = first_diff(t, p)
+        problems.append("input link: %d elements differ from %r's output, first at %s: %s vs %s"
+                        % (n, src, idx, a, b))
+    if not quant_equal(produced_q[src], quant):
+        problems.append("input link: quant %r != producer's %r" % (quant, produced_q[src]))
+    return problems
 
 
 def run(dump_dir, verbose=False):
     man = load_manifest(os.path.join(dump_dir, "manifest.json"))
     numerics = man.get("numerics", "")
+    if man.get("schema_version") != 2:
+        print("%s: manifest schema_version %r; this script reads version 2 (docs/report.md, \"Dump\")"
+              % (dump_dir, man.get("schema_version")))
+        return 1
     failures = 0
     notes = {}
     print("dump %s: network %s, variant %s, numerics %s"
@@ -635,7 +810,8 @@ def run(dump_dir, verbose=False):
     net_in = load_npy(dump_dir, man["input"]["file"])
     in_entry = man["input"]
     if np.issubdtype(net_in.dtype, np.floating):
-        net_in = quantize_float_input(net_in, in_entry["quant"]).astype(storage_dtype(in_entry["quant"]))
+        net_in = quantize_float_input(net_in, in_entry["quant"], man["float_input_rule"]) \
+            .astype(storage_dtype(in_entry["quant"]))
     try:
         check_tensor(net_in, in_entry, "input")
     except CheckError as e:
@@ -658,22 +834,16 @@ def run(dump_dir, verbose=False):
 
             # --- input linkage
             srcs = layer["inputs"]
-            if len(srcs) != 1:
-                raise CheckError("expected one input, got %r" % (srcs,))
-            src = srcs[0]
-            if src not in produced:
-                problems.append("input %r not produced by an earlier layer" % src)
-            else:
-                p = produced[src]
-                if p.shape != x.shape or p.dtype != x.dtype:
-                    problems.append("input link: %r has shape %s %s, layer input %s %s"
-                                    % (src, p.shape, p.dtype, x.shape, x.dtype))
-                elif not np.array_equal(p, x):
-                    n, idx, a, b = first_diff(x, p)
-                    problems.append("input link: %d elements differ from %r's output, first at %s: %s vs %s"
-                                    % (n, src, idx, a, b))
-                if not quant_equal(produced_q[src], in_q):
-                    problems.append("input link: quant %r != producer's %r" % (in_q, produced_q[src]))
+            entries = [layer["input"]] + ([layer["second_input"]] if op == "add" else [])
+            if len(srcs) != len(entries):
+                raise CheckError("%s reads %d inputs, the manifest lists %r" % (op, len(entries), srcs))
+            tensors = [x]
+            for k, (src, entry) in enumerate(zip(srcs, entries)):
+                t = x if k == 0 else load_npy(dump_dir, entry["file"])
+                if k:
+                    check_tensor(t, entry, "second input")
+                    tensors.append(t)
+                problems += link_problems(src, t, entry["quant"], produced, produced_q)
 
             # --- recompute
             if op in ("conv2d", "depthwise_conv2d", "fc"):
@@ -712,20 +882,18 @@ def run(dump_dir, verbose=False):
                     ow = out_len_floor(x.shape[2], pl, pr, kw, sx)
                     acc = conv_accumulate(x, zx, w, zw, bias, (sy, sx), (pt, pl), groups, (oh, ow))
                 bits = as_int(layer["output_stage"]["accumulator_bits"])
-                if in_q["mode"] == "affine" and bits != 32:
-                    problems.append("accumulator_bits %d, docs give 32 for affine" % bits)
                 acc = saturate(acc, bits)
-                req = layer["output_stage"]["requant"]
-                if req["rule"] == "shift" and "/" in numerics and req["rounding"] != numerics.split("/", 1)[1]:
-                    problems.append("requant rounding %r but the network's rounding is %r"
-                                    % (req["rounding"], numerics.split("/", 1)[1]))
-                if in_q["mode"] == "affine" and req["rule"] != numerics.split("/", 1)[-1]:
-                    problems.append("requant rule %r but the network's numerics are %r" % (req["rule"], numerics))
                 y = output_stage(layer, acc, in_q, w_q, out_q, notes)
+            elif op == "add":
+                if tensors[0].shape != tensors[1].shape:
+                    raise CheckError("add of shapes %s and %s" % (tensors[0].shape, tensors[1].shape))
+                y = add(layer, tensors[0], tensors[1], in_q, layer["second_input"]["quant"], out_q)
+            elif op == "qlinear_avg_pool":
+                y = qlinear_avg_pool(layer, x, in_q, out_q)
             elif op in ("max_pool", "avg_pool", "global_avg_pool"):
                 if not quant_equal(in_q, out_q):
                     problems.append("pool changes quantisation: %r -> %r" % (in_q, out_q))
-                y = pool(layer, x, notes, numerics)
+                y = pool(layer, x, notes)
             elif op == "flatten":
                 if not quant_equal(in_q, out_q):
                     problems.append("flatten changes quantisation")
@@ -767,6 +935,9 @@ def run(dump_dir, verbose=False):
     rs = notes.get("fixed_roundings")
     if rs and len(rs) > 1:
         print("  note: several fixed-point rounding rules in one network: %s" % sorted(rs))
+    for key in ("tflite_paths", "average_roundings"):
+        if notes.get(key):
+            print("  note: %s: %s" % (key.replace("_", " "), ", ".join(sorted(notes[key]))))
     print("%s: %s" % (dump_dir, "ALL OK" if failures == 0 else "%d FAILURE(S)" % failures))
     return failures
 

@@ -19,10 +19,11 @@ use serde::Serialize;
 
 use crate::atomic::AtomicDir;
 use crate::error::{Error, InputError, Result};
-use crate::numerics::{Activation, OutputStage, Rounding, TensorQuant, WeightQuant};
+use crate::numerics::tflite;
+use crate::numerics::{Activation, OutputStage, Requant, Rounding, TensorQuant, WeightQuant};
 use crate::reference::Execution;
 use crate::run::numerics_name;
-use crate::workload::ir::{AddRule, Network, Op, Padding, TensorSource};
+use crate::workload::ir::{AddRule, Layer, Network, Op, Padding, TensorSource};
 use crate::workload::npy;
 
 #[derive(Serialize)]
@@ -32,6 +33,9 @@ struct Manifest<'a> {
     variant: Option<&'a str>,
     numerics: String,
     layout: &'static str,
+    /// How a float `.npy` given as `--input` became `input.npy`
+    /// (docs/report.md, "Dump").
+    float_input_rule: &'static str,
     input: TensorEntry,
     layers: Vec<LayerEntry>,
 }
@@ -66,6 +70,15 @@ struct LayerEntry {
     activation: Option<Activation>,
     #[serde(skip_serializing_if = "Option::is_none")]
     output_stage: Option<OutputStage>,
+    /// Where `output_stage.clamp_min`/`clamp_max` come from: `activation`
+    /// (the activation's range over the output type) or `clip` (narrowed by
+    /// an ONNX Relu/Clip; the two integers are the rule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clamp_rule: Option<&'static str>,
+    /// `tflite` requantisation: `legacy` (the effective scale's product
+    /// `s_in * s_w` rounded to float32 first) or `per_channel` (all double).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tflite_path: Option<&'static str>,
     /// `add`: the second input tensor and the sum's rule.
     #[serde(skip_serializing_if = "Option::is_none")]
     second_input: Option<TensorEntry>,
@@ -74,6 +87,10 @@ struct LayerEntry {
     /// `qlinear_avg_pool`: divide by the whole window, padding included.
     #[serde(skip_serializing_if = "Option::is_none")]
     count_include_pad: Option<bool>,
+    /// `qlinear_avg_pool`: `global` (the window is the whole unpadded plane:
+    /// exact integer sum) or `window` (float32 sum per window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    average_rule: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -189,9 +206,12 @@ fn write_into(dir: &Path, network: &Network, execution: &Execution) -> Result<()
             bias_file: None,
             activation: None,
             output_stage: None,
+            clamp_rule: None,
+            tflite_path: None,
             second_input: None,
             add_rule: None,
             count_include_pad: None,
+            average_rule: None,
         };
         let weights = match &layer.op {
             Op::Conv2d(c) => {
@@ -272,14 +292,19 @@ fn write_into(dir: &Path, network: &Network, execution: &Execution) -> Result<()
             entry.activation = Some(epilogue.activation);
             entry.output_stage = Some(epilogue.output_stage.clone());
         }
+        describe_rules(&mut entry, layer);
         layers.push(entry);
     }
     let manifest = Manifest {
-        schema_version: 1,
+        schema_version: 2,
         network: &network.name,
         variant: network.variant.as_deref(),
         numerics: numerics_name(&network.numerics),
         layout: "CHW (channel-major, no batch dimension); conv weights [out, in/groups, kh, kw]; fc weights [out, in]",
+        float_input_rule: match network.input_quant {
+            TensorQuant::Affine { .. } => "quantize_linear_float32",
+            TensorQuant::Fixed { .. } => "fixed_point_float64",
+        },
         input,
         layers,
     };
@@ -292,6 +317,38 @@ fn write_into(dir: &Path, network: &Network, execution: &Execution) -> Result<()
         path,
         message: e.to_string(),
     })
+}
+
+/// Names the rules the manifest's numbers alone do not say: which of
+/// TFLite's two multiplier paths a layer took, where its clamp comes from,
+/// and which of ONNX Runtime's average-pool kernels applies.
+fn describe_rules(entry: &mut LayerEntry, layer: &Layer) {
+    let weighted = match &layer.op {
+        Op::Conv2d(c) => Some((&c.weight_quant, &c.epilogue, false)),
+        Op::FullyConnected(f) => Some((&f.weight_quant, &f.epilogue, true)),
+        Op::QLinearAvgPool(q) => {
+            let [kh, kw] = q.pool.kernel;
+            let s = layer.input_shape;
+            let global = [kh, kw] == [s.height, s.width] && q.pool.padding.is_zero();
+            entry.average_rule = Some(if global { "global" } else { "window" });
+            None
+        }
+        _ => None,
+    };
+    let Some((weight_quant, epilogue, is_fc)) = weighted else {
+        return;
+    };
+    let stage = &epilogue.output_stage;
+    let from_activation = epilogue.activation.clamp_range(&layer.output_quant);
+    entry.clamp_rule = Some(if (stage.clamp_min, stage.clamp_max) == from_activation {
+        "activation"
+    } else {
+        "clip"
+    });
+    if matches!(stage.requant, Requant::Tflite { .. }) {
+        let legacy = tflite::uses_legacy_multiplier(is_fc, &layer.input_quant, weight_quant);
+        entry.tflite_path = Some(if legacy { "legacy" } else { "per_channel" });
+    }
 }
 
 /// A layer name as a file-name fragment.

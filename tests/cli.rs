@@ -394,8 +394,183 @@ fn precision_takes_jobs_and_writes_under_out_by_default() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(
-            stderr.contains("-j: is 0; valid: 1 or more worker threads"),
+            stderr.contains("-j: is 0; valid: 1 to 1024 worker threads"),
             "{stderr}"
         );
     }
+}
+
+/// Runs `workload` (on `input`, if given) with `--dump DIR/NAME` and returns
+/// the dump's manifest.
+fn dump_manifest(dir: &Path, name: &str, workload: &Path, input: Option<&Path>) -> Value {
+    let dump = dir.join(name);
+    let mut args = vec![
+        "run".to_string(),
+        "--workload".to_string(),
+        workload.to_string_lossy().into_owned(),
+        "-q".to_string(),
+        "--dump".to_string(),
+        dump.to_string_lossy().into_owned(),
+    ];
+    if let Some(input) = input {
+        args.push("--input".to_string());
+        args.push(input.to_string_lossy().into_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_ok(&args);
+    read_json(&dump.join("manifest.json"))
+}
+
+/// An ONNX model of `tests/data/onnx/` run on its committed input.
+fn onnx_manifest(dir: &Path, case: &str) -> Value {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx");
+    dump_manifest(
+        dir,
+        case,
+        &data.join(format!("{case}.onnx")),
+        Some(&data.join(format!("{case}.input.npy"))),
+    )
+}
+
+#[test]
+fn dump_manifest_says_a_clamp_came_from_an_onnx_integer_clip() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let m = onnx_manifest(dir.path(), "qlinearconv_s8_clip");
+    assert_eq!(m["schema_version"], 2);
+    assert_eq!(m["float_input_rule"], "quantize_linear_float32");
+    let conv = &m["layers"][0];
+    assert_eq!(conv["op"], "conv2d");
+    // The integer Clip narrowed the int8 range; no activation says so.
+    assert_eq!(conv["activation"], "none");
+    assert_eq!(conv["clamp_rule"], "clip");
+    assert_eq!(conv["output_stage"]["clamp_min"], -68);
+    assert_eq!(conv["output_stage"]["clamp_max"], 77);
+    assert_eq!(conv["output_stage"]["requant"]["rule"], "float");
+    assert!(conv.get("tflite_path").is_none());
+}
+
+#[test]
+fn dump_manifest_names_the_add_rule_and_second_input() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let m = onnx_manifest(dir.path(), "qdq_add_residual_u8");
+    let layers = m["layers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let add = layers.last().unwrap_or(&Value::Null);
+    assert_eq!(add["op"], "add");
+    assert_eq!(add["add_rule"], "qlinear_add");
+    assert_eq!(add["inputs"], serde_json::json!(["n_Conv_42", "n_Conv_20"]));
+    assert_eq!(add["second_input"]["file"], "02_n_Add_56.input2.npy");
+    assert_eq!(add["second_input"]["shape"], serde_json::json!([4, 8, 8]));
+    assert_eq!(
+        add["second_input"]["quant"],
+        serde_json::json!({"mode": "affine", "dtype": "uint8", "scale": 0.056857556, "zero_point": 0})
+    );
+}
+
+#[test]
+fn dump_manifest_names_the_average_pool_kernel() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let window = onnx_manifest(dir.path(), "qdq_avgpool_u8_include_pad");
+    let pool = &window["layers"][0];
+    assert_eq!(pool["op"], "qlinear_avg_pool");
+    assert_eq!(pool["count_include_pad"], true);
+    assert_eq!(pool["average_rule"], "window");
+    assert_eq!(
+        pool["pool"],
+        serde_json::json!({
+            "kernel": [3, 3],
+            "stride": [1, 1],
+            "padding": {"top": 1, "left": 1, "bottom": 1, "right": 1},
+            "ceil_mode": false
+        })
+    );
+    let global = onnx_manifest(dir.path(), "qdq_gap_u8");
+    let gap = &global["layers"][0];
+    assert_eq!(gap["op"], "qlinear_avg_pool");
+    assert_eq!(gap["average_rule"], "global");
+}
+
+#[test]
+fn dump_manifest_writes_the_float_chain_requantisation() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let m = onnx_manifest(dir.path(), "convinteger_u8_chain");
+    let conv = &m["layers"][0];
+    assert_eq!(conv["clamp_rule"], "activation");
+    assert_eq!(
+        conv["output_stage"]["requant"],
+        serde_json::json!({
+            "rule": "float_chain",
+            "scales": [0.0001633491],
+            "offsets": [0.0063832933, 0.030821389, 0.18674958, 0.09278229, 0.23153329],
+            "output_scale": 0.19102743
+        })
+    );
+}
+
+#[test]
+fn dump_manifest_says_which_layers_took_tflites_legacy_multiplier_path() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // int8 activations: the convolution takes the per-channel path, the fc
+    // the legacy one, also with per-channel weight scales.
+    let workload = dir.path().join("int8_tflite.toml");
+    std::fs::write(
+        &workload,
+        r#"[network]
+name = "int8_tflite"
+description = "test: TFLite paths"
+[numerics]
+mode = "affine"
+requant = "tflite"
+activation_dtype = "int8"
+[input]
+shape = [2, 4, 4]
+scale = 0.1
+zero_point = -3
+[[layer]]
+name = "conv"
+op = "conv2d"
+out_channels = 2
+kernel = 3
+weight_scale = [0.01, 0.003]
+output = { scale = 0.2, zero_point = 5 }
+[[layer]]
+name = "flat"
+op = "flatten"
+[[layer]]
+name = "fc"
+op = "fc"
+out_features = 2
+weight_scale = [0.007, 0.011]
+output = { scale = 0.3, zero_point = -1 }
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let m = dump_manifest(dir.path(), "int8", &workload, None);
+    let (conv, fc) = (&m["layers"][0], &m["layers"][2]);
+    assert_eq!(conv["tflite_path"], "per_channel");
+    assert_eq!(fc["op"], "fc");
+    assert_eq!(fc["tflite_path"], "legacy");
+    assert_eq!(
+        fc["output_stage"]["requant"],
+        serde_json::json!({
+            // float32(0.2 * 0.007) / 0.3 and float32(0.2 * 0.011) / 0.3; the
+            // per-channel path would give 1282763573 and 2015771257.
+            "rule": "tflite",
+            "multipliers": [1282763576, 2015771227],
+            "shifts": [-7, -7]
+        })
+    );
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let uint8 = dump_manifest(
+        dir.path(),
+        "u8",
+        &data.join("tiny_affine_tflite.toml"),
+        None,
+    );
+    for layer in uint8["layers"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        if layer.get("weights").is_some() {
+            assert_eq!(layer["tflite_path"], "legacy", "{}", layer["name"]);
+        }
+    }
+    let fixed = dump_manifest(dir.path(), "fx", &data.join("tiny_fixed8.toml"), None);
+    assert_eq!(fixed["float_input_rule"], "fixed_point_float64");
 }

@@ -44,6 +44,24 @@ pub fn multiply_by_quantized_multiplier(x: i32, quantized_multiplier: i32, shift
     )
 }
 
+/// Whether TFLite forms a layer's effective scale on its per-tensor
+/// ("legacy") path, `GetQuantizedConvolutionMultipler` in `kernel_util.cc`:
+/// every fully connected layer (per-channel weight scales included, one
+/// multiplier per channel) and every convolution with uint8 activations and
+/// a single weight scale. That path rounds `s_in * s_w` to float32 before
+/// widening to double; the per-channel path
+/// (`PopulateConvolutionQuantizationParams`) is all double
+/// (docs/numerics.md, "The output stage").
+pub fn uses_legacy_multiplier(
+    is_fc: bool,
+    input: &super::TensorQuant,
+    weights: &super::WeightQuant,
+) -> bool {
+    is_fc
+        || (input.dtype() == super::IntType::Uint8
+            && matches!(weights, super::WeightQuant::Affine { scales, .. } if scales.len() == 1))
+}
+
 /// TFLite `QuantizeMultiplier`: splits a positive real multiplier into a Q31
 /// mantissa in [2^30, 2^31) and a power-of-two exponent, so that
 /// `real ~= mantissa * 2^(shift - 31)`. Returns `(mantissa, shift)`.

@@ -202,7 +202,9 @@ pub enum Op {
 #[serde(rename_all = "snake_case")]
 pub enum AddRule {
     /// ONNX Runtime's fused QLinearAdd kernel (x86-64, AVX2): scale ratios
-    /// and fused multiply-adds in float32.
+    /// and fused multiply-adds in float32. Spelt `qlinear_add` in dumps, as
+    /// in docs/numerics.md (not serde's `q_linear_add`).
+    #[serde(rename = "qlinear_add")]
     QLinearAdd,
     /// DequantizeLinear both inputs, add, QuantizeLinear, all in float32
     /// (what ONNX Runtime computes when it leaves a QDQ Add unfused).

@@ -1789,9 +1789,7 @@ impl Builder<'_> {
                 ),
             },
         };
-        let legacy_product = is_fc
-            || (in_quant.dtype() == IntType::Uint8
-                && matches!(wq, WeightQuant::Affine { scales, .. } if scales.len() == 1));
+        let legacy_product = crate::numerics::tflite::uses_legacy_multiplier(is_fc, &in_quant, wq);
         epilogue.output_stage = output_stage(
             &numerics,
             &in_quant,

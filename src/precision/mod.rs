@@ -165,13 +165,7 @@ pub fn search(
         })
     };
     let states: Vec<(&Vec<bool>, &Evaluation)> = annealer.memo().iter().collect();
-    let objectives: Vec<Objectives> = states
-        .iter()
-        .map(|(_, e)| Objectives {
-            energy: e.energy,
-            accuracy_drop: e.accuracy_drop,
-        })
-        .collect();
+    let objectives: Vec<Objectives> = states.iter().map(|(_, e)| objectives_of(e)).collect();
     let front = pareto::front(&objectives)
         .into_iter()
         .map(|i| point(states[i].0, states[i].1))
@@ -182,10 +176,7 @@ pub fn search(
         .collect::<Result<Vec<_>, _>>()?;
     let run_objectives: Vec<Objectives> = runs
         .iter()
-        .map(|r| Objectives {
-            energy: r.best_evaluation.energy,
-            accuracy_drop: r.best_evaluation.accuracy_drop,
-        })
+        .map(|r| objectives_of(&r.best_evaluation))
         .collect();
     let search_front = pareto::front(&run_objectives)
         .into_iter()
@@ -209,6 +200,14 @@ pub fn search(
     })
 }
 
+/// What the fronts compare of an evaluated state.
+fn objectives_of(e: &Evaluation) -> Objectives {
+    Objectives {
+        energy: e.energy,
+        accuracy_drop: e.accuracy_drop,
+    }
+}
+
 /// Evaluates in full every state on the front of all memoised states whose
 /// drop is still a lower bound, until the front holds exact drops only.
 fn complete_front<F>(annealer: &mut Annealer<F>) -> Result<(), String>
@@ -217,13 +216,7 @@ where
 {
     loop {
         let states: Vec<(&Vec<bool>, &Evaluation)> = annealer.memo().iter().collect();
-        let objectives: Vec<Objectives> = states
-            .iter()
-            .map(|(_, e)| Objectives {
-                energy: e.energy,
-                accuracy_drop: e.accuracy_drop,
-            })
-            .collect();
+        let objectives: Vec<Objectives> = states.iter().map(|(_, e)| objectives_of(e)).collect();
         let pending: Vec<Vec<bool>> = pareto::front(&objectives)
             .into_iter()
             .filter(|&i| !states[i].1.exact)

@@ -274,6 +274,7 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
             ),
             measured: engine_run.layers.get(index).map(|s| measured(s, arch)),
             engine: Some("pe_array".to_string()),
+            values: Some(crate::report::SIMULATED.to_string()),
             clock_mhz: Some(arch.clock_mhz),
             tops: engine_run
                 .layers
@@ -348,7 +349,9 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
         precision: options.precision.as_ref().map(ToString::to_string),
         layers,
         total,
-        bit_exact: engine_run.checked,
+        bit_exact: engine_run.checked && !net.layers.is_empty(),
+        simulated_layers: net.layers.len(),
+        reference_layers: 0,
         throughput: Some(throughput),
         area_mm2: Some(crate::cost::area::pe_array_mm2(arch)),
         area: Some(crate::report::AreaReport {

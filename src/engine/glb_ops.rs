@@ -11,57 +11,93 @@
 //! writes one word per output; it consumes `bank_width_bytes` bytes per
 //! cycle, one bank port's worth (accsim choice, docs/arch-format.md). It
 //! works an output row at a time; the input rows the next output row needs
-//! are fetched from DRAM while it works. Its arithmetic is the shared
-//! operator arithmetic of `reference`, applied to the data in the stores.
+//! are fetched from DRAM while it works. The values come from the GLB unit
+//! (`hw::glb_unit`), which computes each output row from the input rows the
+//! GLB holds at that moment and counts the elements it read.
 
-use std::ops::Range;
+use ndarray::{ArrayView2, s};
 
 use crate::error::{InputError, Result};
-use crate::reference;
+use crate::hw::glb_unit::{AddKernel, Function, GlbUnit, MissingRow, ResidentRows, Window};
+use crate::numerics::ort::{FloatAdd, QLinearAdd, QLinearAverage, QLinearGlobalAverage};
 use crate::sim::{Cycle, RateServer};
 use crate::units::DataType;
-use crate::workload::ir::{Layer, Op, Pool};
+use crate::workload::ir::{AddRule, Layer, Op, Pool};
 
 use super::array::free_all_rows;
 use super::storage::{Parked, TensorStore};
 use super::{LayerTiming, Machine};
 
-fn window(layer: &Layer) -> Option<&Pool> {
-    match &layer.op {
-        Op::MaxPool(p) | Op::AvgPool(p) => Some(p),
-        Op::QLinearAvgPool(q) => Some(&q.pool),
-        _ => None,
-    }
-}
-
-/// Input rows `[start, end)` output row `oy` reads (clipped to the input).
-fn input_rows(layer: &Layer, oy: usize, height: usize) -> Range<usize> {
-    match (&layer.op, window(layer)) {
-        (_, Some(p)) => {
-            let lo = (oy * p.stride[0]).saturating_sub(p.padding.top);
-            let hi = (oy * p.stride[0] + p.kernel[0]).saturating_sub(p.padding.top);
-            lo.min(height)..hi.min(height)
+/// The GLB unit's program for `layer`, reading an input of `input_hw`.
+fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
+    let window = |p: &Pool| Window {
+        kernel: p.kernel,
+        stride: p.stride,
+        pad_top: p.padding.top,
+        pad_left: p.padding.left,
+    };
+    let [h, w] = input_hw;
+    Ok(match &layer.op {
+        Op::MaxPool(p) => Function::Max(window(p)),
+        Op::AvgPool(p) => Function::Average {
+            window: window(p),
+            rounding: p.rounding,
+        },
+        Op::GlobalAvgPool { rounding } => Function::Average {
+            window: Window::plane(h, w),
+            rounding: *rounding,
+        },
+        // ONNX Runtime takes its integer global path when the window is
+        // the whole unpadded plane (docs/onnx.md).
+        Op::QLinearAvgPool(q) if q.pool.kernel == input_hw && q.pool.padding.is_zero() => {
+            Function::QLinearGlobalAverage(QLinearGlobalAverage::new(
+                &layer.input_quant,
+                &layer.output_quant,
+                h * w,
+            ))
         }
-        (Op::Add(_), None) => oy.min(height)..(oy + 1).min(height),
-        _ => 0..height,
+        Op::QLinearAvgPool(q) => Function::QLinearAverage {
+            window: window(&q.pool),
+            count_include_pad: q.count_include_pad,
+            kernel: QLinearAverage::new(&layer.input_quant, &layer.output_quant),
+        },
+        Op::Add(a) => {
+            let [qa, qb] = &a.input_quants;
+            Function::Add(match a.rule {
+                AddRule::QLinearAdd => {
+                    AddKernel::QLinear(QLinearAdd::new(qa, qb, &layer.output_quant))
+                }
+                AddRule::Float => AddKernel::Float(FloatAdd::new(qa, qb, &layer.output_quant)),
+            })
+        }
+        Op::Conv2d(_) | Op::FullyConnected(_) | Op::Flatten => {
+            return Err(crate::error::Error::Internal {
+                context: format!("layer `{}`", layer.name),
+                message: format!("a {} layer was given to the GLB unit", layer.op.kind()),
+            });
+        }
+    })
+}
+
+/// The unit's view of the GLB: each operand's rows that the GLB holds.
+struct Resident<'a, 'b> {
+    inputs: &'a [&'b mut TensorStore],
+    operand_of: &'a [usize],
+}
+
+impl ResidentRows for Resident<'_, '_> {
+    fn row(&self, operand: usize, y: usize) -> Option<ArrayView2<'_, i16>> {
+        self.inputs[*self.operand_of.get(operand)?].glb_row(y)
     }
 }
 
-/// In-input elements read per channel for output row `oy`.
-fn reads_per_channel(layer: &Layer, oy: usize, input: &TensorStore) -> u64 {
-    let (h, w) = (input.shape.height, input.shape.width);
-    let rows = input_rows(layer, oy, h).len() as u64;
-    match window(layer) {
-        Some(p) => (0..layer.output_shape.width)
-            .map(|ox| {
-                let lo = (ox * p.stride[1]).saturating_sub(p.padding.left).min(w);
-                let hi = (ox * p.stride[1] + p.kernel[1])
-                    .saturating_sub(p.padding.left)
-                    .min(w);
-                (hi - lo) as u64 * rows
-            })
-            .sum(),
-        None => w as u64 * rows,
+fn missing_row(layer: &Layer, miss: MissingRow, oy: usize) -> crate::error::Error {
+    crate::error::Error::Internal {
+        context: format!("layer `{}`", layer.name),
+        message: format!(
+            "the GLB unit read row {} of operand {} for output row {oy}, and the GLB does not hold it (a schedule error)",
+            miss.row, miss.operand
+        ),
     }
 }
 
@@ -92,6 +128,12 @@ pub(super) fn run(
     layer_start: Cycle,
 ) -> Result<LayerTiming> {
     let out_rows = output.shape.height;
+    let first_operand = &inputs[operand_of.first().copied().unwrap_or(0)].shape;
+    let mut glb_unit = GlbUnit::new(
+        program(layer, [first_operand.height, first_operand.width])?,
+        [first_operand.height, first_operand.width],
+        output.shape.width,
+    );
     let start = layer_start;
     let mut unit = RateServer::new(u64::from(m.arch.glb.bank_width_bytes));
 
@@ -104,7 +146,7 @@ pub(super) fn run(
         let mut first_use = vec![usize::MAX; height];
         let mut last = vec![0usize; height];
         for oy in 0..out_rows {
-            for y in input_rows(layer, oy, height) {
+            for y in glb_unit.input_rows(oy) {
                 first_use[y] = first_use[y].min(oy);
                 last[y] = oy;
             }
@@ -112,7 +154,7 @@ pub(super) fn run(
         // Room for the rows of two output rows when some input is in DRAM.
         if !input.in_glb.iter().all(|&r| r) {
             let window_rows = (0..out_rows)
-                .map(|oy| input_rows(layer, oy, height).len())
+                .map(|oy| glb_unit.input_rows(oy).len())
                 .max()
                 .unwrap_or(0) as u64;
             start = super::storage::evict_rows(
@@ -132,12 +174,6 @@ pub(super) fn run(
     }
     let last_reader: Vec<bool> = inputs.iter().map(|i| i.readers_left <= 1).collect();
 
-    // The whole output, by the shared operator arithmetic, from the data the
-    // unit reads.
-    let operands: Vec<&crate::workload::Activations> =
-        operand_of.iter().map(|&k| &inputs[k].data).collect();
-    let values = reference::execute_layer(layer, &operands);
-
     let mut t = start;
     let mut first_compute = None;
     let mut last_compute = start;
@@ -151,11 +187,10 @@ pub(super) fn run(
         let mut reads = 0u64;
         let mut read_bytes = 0u64;
         for (k, input) in inputs.iter_mut().enumerate() {
-            let height = input.shape.height;
             // This output row's rows, and the next one's (fetched ahead).
-            let wanted = input_rows(layer, oy, height);
+            let wanted = glb_unit.input_rows(oy);
             let ahead = if oy + 1 < out_rows {
-                input_rows(layer, oy + 1, height)
+                glb_unit.input_rows(oy + 1)
             } else {
                 0..0
             };
@@ -184,9 +219,18 @@ pub(super) fn run(
                 ready[k][y] = Some(written.end);
             }
             data_ready = data_ready.max(wanted.filter_map(|y| ready[k][y]).max().unwrap_or(t));
-            let words = reads_per_channel(layer, oy, input) * input.shape.channels as u64;
+        }
+        // The output row, computed from the rows the GLB now holds.
+        let before = glb_unit.reads();
+        let resident = Resident { inputs, operand_of };
+        glb_unit
+            .output_row(&resident, oy, output.data.slice_mut(s![.., oy, ..]))
+            .map_err(|miss| missing_row(layer, miss, oy))?;
+        let after = glb_unit.reads();
+        for (operand, &k) in operand_of.iter().enumerate().take(2) {
+            let words = after[operand] - before[operand];
             reads += words;
-            read_bytes += words * input.word_bytes;
+            read_bytes += words * inputs[k].word_bytes;
         }
         let glb = m.glb_read(data_ready, DataType::Input, reads, read_bytes);
         let work = unit.request(glb.start, read_bytes);
@@ -197,11 +241,6 @@ pub(super) fn run(
         last_compute = last_compute.max(done);
 
         // The output row: into the GLB if it has room, else through it to DRAM.
-        for c in 0..output.shape.channels {
-            for x in 0..output.shape.width {
-                output.data[[c, oy, x]] = values[[c, oy, x]];
-            }
-        }
         let (words, bytes) = (output.row_words(), output.row_bytes());
         if m.glb.space.try_take(bytes) {
             output.in_glb[oy] = true;
@@ -227,7 +266,7 @@ pub(super) fn run(
             if !last_reader[k] {
                 continue;
             }
-            for y in input_rows(layer, oy, input.shape.height) {
+            for y in glb_unit.input_rows(oy) {
                 if last_use[k][y] == oy && input.in_glb[y] {
                     input.in_glb[y] = false;
                     m.glb.space.give_back(input.row_bytes());

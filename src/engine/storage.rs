@@ -43,6 +43,13 @@ impl TensorStore {
         }
     }
 
+    /// Row `y` as `[channels, width]`, when the GLB holds it: what a unit
+    /// beside the GLB can read.
+    pub fn glb_row(&self, y: usize) -> Option<ndarray::ArrayView2<'_, i16>> {
+        let resident = self.in_glb.get(y).copied().unwrap_or(false);
+        resident.then(|| self.data.slice(ndarray::s![.., y, ..]))
+    }
+
     /// Words in one row.
     pub fn row_words(&self) -> u64 {
         (self.shape.channels * self.shape.width) as u64

@@ -85,6 +85,14 @@ impl LayerEngine {
             LayerEngine::NvdlaTable => "nvdla_table",
         }
     }
+
+    /// Where a layer's values come from on this engine (the report's `values`).
+    pub fn values(self) -> &'static str {
+        match self {
+            LayerEngine::Ffe | LayerEngine::PeArray => crate::report::SIMULATED,
+            LayerEngine::NvdlaTable => crate::report::FROM_REFERENCE,
+        }
+    }
 }
 
 /// What an FFE stage is and did.

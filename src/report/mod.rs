@@ -16,7 +16,7 @@ use crate::hw::dram::DramStats;
 use crate::units::ReadWrite;
 
 /// Version of the report schema (docs/report.md).
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -33,9 +33,16 @@ pub struct Report {
     pub precision: Option<String>,
     pub layers: Vec<LayerReport>,
     pub total: TotalReport,
-    /// True only when a simulated engine computed every layer and each
-    /// matched the reference executor bit for bit.
+    /// True when at least one layer's values were simulated and every
+    /// simulated layer matched the reference executor bit for bit. Layers
+    /// whose values were not simulated (`reference_layers`) are not counted.
     pub bit_exact: bool,
+    /// Layers whose output values the simulated machine computed (PE array,
+    /// GLB unit, FFE); with the check on, each was compared with the reference.
+    pub simulated_layers: usize,
+    /// Layers whose output values were taken from the reference executor
+    /// because their back-end is table-driven (`nvdla_table`), not simulated.
+    pub reference_layers: usize,
     /// Whole-run figures at the configured clock (absent without an engine).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throughput: Option<Throughput>,
@@ -306,6 +313,11 @@ pub struct LayerReport {
     /// `nvdla_table` (table-driven; values from the reference executor).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
+    /// Where its output values came from: `simulated` (computed by the
+    /// simulated machine from the data it held) or `reference` (copied from
+    /// the reference executor: a table-driven back-end).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<String>,
     /// The clock its cycles count [MHz].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock_mhz: Option<f64>,
@@ -328,6 +340,11 @@ pub struct TotalReport {
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub measured: Option<Measured>,
 }
+
+/// The per-layer `values` of a layer computed by the simulated machine.
+pub const SIMULATED: &str = "simulated";
+/// The per-layer `values` of a layer whose values came from the reference.
+pub const FROM_REFERENCE: &str = "reference";
 
 /// `1234567` as `1,234,567`.
 pub fn thousands(n: u64) -> String {

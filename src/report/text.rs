@@ -174,13 +174,29 @@ pub fn render(report: &Report) -> String {
             thousands(m.accesses.glb.total()),
             thousands(m.accesses.array.total()),
             thousands(m.accesses.rf.total()),
-            if report.bit_exact { "yes (every layer matched the reference)" } else { "not checked" }
+            bit_exact_summary(report)
         ));
     }
     if let Some(s) = &report.system {
         out.push_str(&system_lines(report, s));
     }
     out
+}
+
+/// The summary's bit-exact verdict, counting only simulated layers.
+fn bit_exact_summary(report: &Report) -> String {
+    let (simulated, from_reference) = (report.simulated_layers, report.reference_layers);
+    match (report.bit_exact, from_reference) {
+        (false, 0) => "not checked".to_string(),
+        (false, n) => format!(
+            "not checked ({n} of {} layers not simulated: values from the reference executor)",
+            simulated + n
+        ),
+        (true, 0) => format!("yes (all {simulated} layers simulated and matched the reference)"),
+        (true, n) => format!(
+            "yes for the {simulated} simulated layers; {n} layers not simulated (values from the reference executor)"
+        ),
+    }
 }
 
 /// The parts that sum to the total: memory and MAC, and the NVDLA table's

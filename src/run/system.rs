@@ -104,6 +104,7 @@ pub(super) fn run(
             ),
             measured: r.map(|r| record_measured(r, arch)),
             engine: r.map(|r| r.engine.name().to_string()),
+            values: r.map(|r| r.engine.values().to_string()),
             clock_mhz: r.map(|r| r.clock_mhz),
             tops: r.and_then(|r| layer_tops(layer.macs(), r.stats.cycles.total, r.clock_mhz)),
             tops_per_w: r.and_then(|r| layer_tops_per_w(layer.macs(), record_pj(r, arch))),
@@ -305,6 +306,11 @@ pub(super) fn run(
         (None, _) => backend_name.clone(),
     };
     let s = net.input_shape;
+    let simulated_layers = sys
+        .layers
+        .iter()
+        .filter(|r| r.engine.values() == crate::report::SIMULATED)
+        .count();
     let report = Report {
         precision: None,
         schema_version: SCHEMA_VERSION,
@@ -329,7 +335,9 @@ pub(super) fn run(
         engine,
         layers,
         total,
-        bit_exact: sys.checked,
+        bit_exact: sys.checked && simulated_layers > 0,
+        simulated_layers,
+        reference_layers: sys.layers.len() - simulated_layers,
         throughput: Some(throughput),
         area_mm2: Some(area_mm2),
         area: Some(AreaReport {

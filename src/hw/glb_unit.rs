@@ -1,0 +1,401 @@
+//! The GLB unit: the vector datapath beside the global buffer that computes
+//! the layers without weights (SPEC section 1: "pooling runs on data in the
+//! GLB"): max and average pooling, windowed and global, ONNX Runtime's
+//! requantising average pool, and element-wise additions.
+//!
+//! ```text
+//!                  ┌──────────────────────── GLB unit ─────────────────────────┐
+//!   GLB read ────► │ window walker ──┬─► comparator ────────────► (max)        │
+//!   port: rows     │ (output row oy, ├─► adder ─► divider ───────► (average)    ├──► output row
+//!   resident in    │  column by      ├─► dequantiser ─► float adder ─► quant.   │    to the GLB
+//!   the GLB        │  column)        └─► operand pair ─► requantising adder     │    write port
+//!                  └────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! The unit works one output row at a time. It reads the input rows that
+//! row needs from the GLB, element by element: every in-input element of
+//! every window (no line buffer, so an element under two windows is read
+//! twice) and both operands of every element of an addition. A row that is
+//! not resident in the GLB when the unit reads it is a schedule error
+//! ([`MissingRow`]): the unit computes only from data the GLB holds. It
+//! counts the elements it read per operand ([`GlbUnit::reads`]); the engine
+//! turns those into GLB accesses and, at the unit's bytes per cycle, into
+//! busy cycles. The arithmetic is each operator's defining rounding rule
+//! (`numerics`), applied in the order the operator specifies.
+
+use std::ops::Range;
+
+use ndarray::{ArrayView2, ArrayViewMut2, s};
+
+use crate::numerics::Rounding;
+use crate::numerics::ort::{FloatAdd, QLinearAdd, QLinearAverage, QLinearGlobalAverage};
+use crate::numerics::rounding::divide_rounded;
+
+/// A pooling window's geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    /// Zero-padding rows above and columns left of the input.
+    pub pad_top: usize,
+    pub pad_left: usize,
+}
+
+impl Window {
+    /// A window covering a whole `height x width` plane (global pooling).
+    pub fn plane(height: usize, width: usize) -> Self {
+        Window {
+            kernel: [height, width],
+            stride: [1, 1],
+            pad_top: 0,
+            pad_left: 0,
+        }
+    }
+
+    /// The in-input span `[lo, hi)` along one axis of output index `o`.
+    fn span(o: usize, stride: usize, kernel: usize, pad: usize, len: usize) -> Range<usize> {
+        let lo = (o * stride).saturating_sub(pad).min(len);
+        let hi = (o * stride + kernel).saturating_sub(pad).min(len);
+        lo..hi.max(lo)
+    }
+}
+
+/// How an element-wise addition requantises (ONNX Runtime's two rules).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AddKernel {
+    QLinear(QLinearAdd),
+    Float(FloatAdd),
+}
+
+impl AddKernel {
+    fn apply(&self, a: i16, b: i16) -> i16 {
+        match self {
+            AddKernel::QLinear(k) => k.apply(a, b),
+            AddKernel::Float(k) => k.apply(a, b),
+        }
+    }
+}
+
+/// What the unit computes for a layer: its program.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Function {
+    /// The largest in-input element of each window (`i16::MIN` for a
+    /// window wholly over padding).
+    Max(Window),
+    /// The exact integer sum of the in-input elements of each window,
+    /// divided by their count with `rounding`.
+    Average { window: Window, rounding: Rounding },
+    /// QLinearAveragePool's float path: elements dequantised and summed in
+    /// window order in float32, divided by the in-input count or, with
+    /// `count_include_pad`, the whole window.
+    QLinearAverage {
+        window: Window,
+        count_include_pad: bool,
+        kernel: QLinearAverage,
+    },
+    /// QLinearGlobalAveragePool's integer path over the whole plane.
+    QLinearGlobalAverage(QLinearGlobalAverage),
+    /// Operand 0 plus operand 1, element by element, requantised.
+    Add(AddKernel),
+}
+
+/// Where the unit reads: the rows of each operand resident in the GLB.
+pub trait ResidentRows {
+    /// Row `y` of operand `operand` as `[channels, width]`, when the GLB
+    /// holds it.
+    fn row(&self, operand: usize, y: usize) -> Option<ArrayView2<'_, i16>>;
+}
+
+/// The unit tried to read a row the GLB does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingRow {
+    pub operand: usize,
+    pub row: usize,
+}
+
+/// The GLB unit, programmed for one layer.
+#[derive(Debug, Clone)]
+pub struct GlbUnit {
+    function: Function,
+    /// Input plane `[height, width]`.
+    input_hw: [usize; 2],
+    output_width: usize,
+    /// Elements read so far, per operand.
+    reads: [u64; 2],
+}
+
+impl GlbUnit {
+    pub fn new(function: Function, input_hw: [usize; 2], output_width: usize) -> Self {
+        GlbUnit {
+            function,
+            input_hw,
+            output_width,
+            reads: [0; 2],
+        }
+    }
+
+    /// Operands the function reads.
+    pub fn operands(&self) -> usize {
+        match self.function {
+            Function::Add(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// Elements read from the GLB so far, per operand.
+    pub fn reads(&self) -> [u64; 2] {
+        self.reads
+    }
+
+    fn window(&self) -> Option<Window> {
+        match self.function {
+            Function::Max(w) | Function::Average { window: w, .. } => Some(w),
+            Function::QLinearAverage { window, .. } => Some(window),
+            Function::QLinearGlobalAverage(_) => {
+                Some(Window::plane(self.input_hw[0], self.input_hw[1]))
+            }
+            Function::Add(_) => None,
+        }
+    }
+
+    /// The input rows output row `oy` reads.
+    pub fn input_rows(&self, oy: usize) -> Range<usize> {
+        let height = self.input_hw[0];
+        match self.window() {
+            Some(w) => Window::span(oy, w.stride[0], w.kernel[0], w.pad_top, height),
+            None => oy.min(height)..(oy + 1).min(height),
+        }
+    }
+
+    /// Computes output row `oy` (`[channels, output width]`) from the rows
+    /// resident in the GLB.
+    pub fn output_row(
+        &mut self,
+        rows: &impl ResidentRows,
+        oy: usize,
+        mut out: ArrayViewMut2<'_, i16>,
+    ) -> Result<(), MissingRow> {
+        let ys = self.input_rows(oy);
+        let mut operand_rows: [Vec<ArrayView2<'_, i16>>; 2] = [Vec::new(), Vec::new()];
+        for (operand, gathered) in operand_rows.iter_mut().enumerate().take(self.operands()) {
+            for y in ys.clone() {
+                let row = rows.row(operand, y).ok_or(MissingRow { operand, row: y })?;
+                gathered.push(row);
+            }
+        }
+        match self.function {
+            Function::Add(kernel) => self.add(kernel, &operand_rows, &mut out),
+            _ => self.pool(&operand_rows[0], &mut out),
+        }
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        kernel: AddKernel,
+        rows: &[Vec<ArrayView2<'_, i16>>; 2],
+        out: &mut ArrayViewMut2<'_, i16>,
+    ) {
+        let (Some(a), Some(b)) = (rows[0].first(), rows[1].first()) else {
+            return;
+        };
+        ndarray::Zip::from(out)
+            .and(a)
+            .and(b)
+            .for_each(|o, &x, &y| *o = kernel.apply(x, y));
+        let elements = a.len() as u64;
+        self.reads[0] += elements;
+        self.reads[1] += elements;
+    }
+
+    /// Every window of the output row, channel by channel, column by column.
+    fn pool(&mut self, rows: &[ArrayView2<'_, i16>], out: &mut ArrayViewMut2<'_, i16>) {
+        let Some(w) = self.window() else { return };
+        let width = self.input_hw[1];
+        let channels = out.nrows();
+        for ox in 0..self.output_width {
+            let xs = Window::span(ox, w.stride[1], w.kernel[1], w.pad_left, width);
+            for c in 0..channels {
+                let elements = rows
+                    .iter()
+                    .flat_map(|r| r.slice(s![c, xs.clone()]).into_iter().copied());
+                out[[c, ox]] = self.reduce(elements, w);
+            }
+            self.reads[0] += (rows.len() * xs.len() * channels) as u64;
+        }
+    }
+
+    /// One window's elements, in window order (rows, then columns), to its output.
+    fn reduce(&self, elements: impl Iterator<Item = i16>, w: Window) -> i16 {
+        match self.function {
+            Function::Max(_) => elements.fold(i16::MIN, i16::max),
+            Function::Average { rounding, .. } => {
+                let (sum, count) =
+                    elements.fold((0i64, 0i64), |(s, n), v| (s + i64::from(v), n + 1));
+                divide_rounded(sum, count.max(1), rounding) as i16
+            }
+            Function::QLinearAverage {
+                count_include_pad,
+                kernel,
+                ..
+            } => {
+                let (sum, count) = elements.fold((0.0f32, 0usize), |(s, n), v| {
+                    (s + kernel.dequantize(v), n + 1)
+                });
+                let count = if count_include_pad {
+                    w.kernel[0] * w.kernel[1]
+                } else {
+                    count
+                };
+                kernel.finish(sum, count.max(1))
+            }
+            Function::QLinearGlobalAverage(kernel) => kernel.finish(elements.map(i64::from).sum()),
+            Function::Add(_) => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array3, ArrayView2, s};
+
+    use super::*;
+    use crate::numerics::{IntType, TensorQuant};
+
+    /// Operands as whole tensors, with some rows absent from the GLB.
+    struct Glb {
+        operands: Vec<Array3<i16>>,
+        absent: Vec<(usize, usize)>,
+    }
+
+    impl ResidentRows for Glb {
+        fn row(&self, operand: usize, y: usize) -> Option<ArrayView2<'_, i16>> {
+            if self.absent.contains(&(operand, y)) {
+                return None;
+            }
+            Some(self.operands[operand].slice(s![.., y, ..]))
+        }
+    }
+
+    fn glb(operands: Vec<Array3<i16>>) -> Glb {
+        Glb {
+            operands,
+            absent: Vec::new(),
+        }
+    }
+
+    /// One channel, 4x4, values 0..16 row by row.
+    fn ramp() -> Array3<i16> {
+        Array3::from_shape_fn((1, 4, 4), |(_, y, x)| (4 * y + x) as i16)
+    }
+
+    fn run(
+        unit: &mut GlbUnit,
+        source: &Glb,
+        channels: usize,
+        rows: usize,
+        width: usize,
+    ) -> Array3<i16> {
+        let mut out = Array3::<i16>::zeros((channels, rows, width));
+        for oy in 0..rows {
+            unit.output_row(source, oy, out.slice_mut(s![.., oy, ..]))
+                .unwrap();
+        }
+        out
+    }
+
+    const TWO_BY_TWO: Window = Window {
+        kernel: [2, 2],
+        stride: [2, 2],
+        pad_top: 0,
+        pad_left: 0,
+    };
+
+    #[test]
+    fn max_pool_takes_each_windows_largest_element_and_reads_each_once() {
+        let mut unit = GlbUnit::new(Function::Max(TWO_BY_TWO), [4, 4], 2);
+        let out = run(&mut unit, &glb(vec![ramp()]), 1, 2, 2);
+        // Windows {0,1,4,5} {2,3,6,7} {8,9,12,13} {10,11,14,15}.
+        assert_eq!(out.into_raw_vec_and_offset().0, vec![5, 7, 13, 15]);
+        assert_eq!(unit.reads(), [16, 0]);
+    }
+
+    #[test]
+    fn padded_average_divides_by_the_in_input_count_with_its_rounding() {
+        // 3x3 window, stride 2, padding 1: output (0, 0) covers rows 0..2 and
+        // columns 0..2 of the input: {0, 1, 4, 5}, sum 10, count 4 -> 2.5.
+        let window = Window {
+            kernel: [3, 3],
+            stride: [2, 2],
+            pad_top: 1,
+            pad_left: 1,
+        };
+        let half_up = Function::Average {
+            window,
+            rounding: Rounding::HalfUp,
+        };
+        let mut unit = GlbUnit::new(half_up, [4, 4], 2);
+        let out = run(&mut unit, &glb(vec![ramp()]), 1, 2, 2);
+        // (0,1): rows 0..2, cols 1..4: {1,2,3,5,6,7} = 24 / 6 = 4.
+        // (1,0): rows 1..4, cols 0..2: {4,5,8,9,12,13} = 51 / 6 = 8.5 -> 9.
+        // (1,1): rows 1..4, cols 1..4: {5,6,7,9,10,11,13,14,15} = 90 / 9 = 10.
+        assert_eq!(out.into_raw_vec_and_offset().0, vec![3, 4, 9, 10]);
+        assert_eq!(unit.reads(), [4 + 6 + 6 + 9, 0]);
+
+        let floor = Function::Average {
+            window,
+            rounding: Rounding::Floor,
+        };
+        let mut unit = GlbUnit::new(floor, [4, 4], 2);
+        let out = run(&mut unit, &glb(vec![ramp()]), 1, 2, 2);
+        assert_eq!(out.into_raw_vec_and_offset().0, vec![2, 4, 8, 10]);
+    }
+
+    #[test]
+    fn a_global_average_reads_the_whole_plane_for_its_one_row() {
+        let function = Function::Average {
+            window: Window::plane(4, 4),
+            rounding: Rounding::HalfEven,
+        };
+        let mut unit = GlbUnit::new(function, [4, 4], 1);
+        assert_eq!(unit.input_rows(0), 0..4);
+        let out = run(&mut unit, &glb(vec![ramp()]), 1, 1, 1);
+        // 120 / 16 = 7.5, ties to even: 8.
+        assert_eq!(out[[0, 0, 0]], 8);
+        assert_eq!(unit.reads(), [16, 0]);
+    }
+
+    #[test]
+    fn an_addition_requantises_each_pair_and_reads_both_operands() {
+        let q = |scale| TensorQuant::Affine {
+            dtype: IntType::Int8,
+            scale,
+            zero_point: 0,
+        };
+        // a * 0.5 + b * 0.25 at output scale 0.25: 2a + b, saturated to int8.
+        let kernel = AddKernel::Float(FloatAdd::new(&q(0.5), &q(0.25), &q(0.25)));
+        let mut unit = GlbUnit::new(Function::Add(kernel), [4, 4], 4);
+        let b = Array3::from_elem((1, 4, 4), 100i16);
+        let out = run(&mut unit, &glb(vec![ramp(), b]), 1, 4, 4);
+        assert_eq!(out[[0, 0, 0]], 100);
+        assert_eq!(out[[0, 0, 3]], 106);
+        assert_eq!(out[[0, 3, 3]], 127);
+        assert_eq!(unit.reads(), [16, 16]);
+    }
+
+    #[test]
+    fn a_row_the_glb_does_not_hold_is_a_schedule_error_naming_it() {
+        let mut source = glb(vec![ramp()]);
+        source.absent.push((0, 3));
+        let mut unit = GlbUnit::new(Function::Max(TWO_BY_TWO), [4, 4], 2);
+        let mut out = Array3::<i16>::zeros((1, 2, 2));
+        assert_eq!(
+            unit.output_row(&source, 0, out.slice_mut(s![.., 0, ..])),
+            Ok(())
+        );
+        assert_eq!(
+            unit.output_row(&source, 1, out.slice_mut(s![.., 1, ..])),
+            Err(MissingRow { operand: 0, row: 3 })
+        );
+    }
+}

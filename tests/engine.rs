@@ -431,3 +431,40 @@ fn fan_out_tensors_run_bit_exact_also_when_larger_than_the_glb() {
         }
     }
 }
+
+/// The psum RF is bounded: with a 1 B/cycle output bus, conv1 of cae_cnn
+/// (128 x 25 x 25 int8 outputs: 80,000 bytes, so at least 80,000 cycles on
+/// the bus) is held back by the bus while it computes. Before, each sub-pass
+/// checked only that its psums and the previous sub-pass's fitted the RF, so
+/// the 24-entry psum RFs silently queued every pass behind the bus and the
+/// layer reported compute 14,553, stall 4 and a phantom drain of 65,741
+/// cycles after its last MAC. Now the array waits for psum-RF room while it
+/// works (stall), and only what the RFs can hold is left to drain after the
+/// last MAC: at most 156 PEs x 24 entries x 1 byte = 3,744 bus cycles.
+#[test]
+fn a_slow_output_bus_stalls_the_array_instead_of_draining_after_it() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("arch_configs/lu22_fixed.toml"),
+    )
+    .unwrap_or_default();
+    let slow = text.replace(
+        "glb_bus_bytes_per_cycle = 8 ",
+        "glb_bus_bytes_per_cycle = 1 ",
+    );
+    assert_ne!(slow, text, "the bus line of lu22_fixed.toml moved");
+    let a = arch::load_str(&slow, Path::new("slow_bus.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let w = workload::load("cae_cnn").unwrap_or_else(|e| panic!("{e}"));
+    let r = engine::run(&w.network, &a, &w.default_input, Some(&w.default_outputs))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.checked);
+    let c = r.layers[0].cycles;
+    let output_bytes = 128 * 25 * 25;
+    assert!(c.total >= output_bytes, "{c:?}");
+    assert!(c.drain <= 156 * 24 + 100, "{c:?}");
+    assert_eq!(c.fill + c.compute + c.stall + c.drain, c.total);
+    // The figures the bounded psum RF gives (the total is the bus's, as before).
+    assert_eq!(
+        (c.total, c.compute, c.stall, c.fill, c.drain),
+        (80_372, 14_553, 64_249, 74, 1_496)
+    );
+}

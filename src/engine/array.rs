@@ -18,6 +18,7 @@
 //! back to the store, from which the next layer reads them.
 
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::ops::Range;
 
 use crate::error::{Error, Result};
@@ -139,7 +140,9 @@ pub(super) struct ArrayLayer<'a> {
     next_step: usize,
     waiting: bool,
     compute_end: Vec<Cycle>,
-    psum_ready: Cycle,
+    /// Sub-passes whose sums are still in the psum RF, draining onto the
+    /// output bus: (entries per PE, cycle they have left), oldest first.
+    psum_draining: VecDeque<(usize, Cycle)>,
     psums: Psums,
     rf: Vec<Vec<RowDelivery>>,
     first_compute: Option<Cycle>,
@@ -450,7 +453,7 @@ impl<'a> ArrayLayer<'a> {
             next_step: 0,
             waiting: false,
             compute_end: vec![Cycle::ZERO; total_steps],
-            psum_ready: start,
+            psum_draining: VecDeque::new(),
             psums,
             rf: Vec::new(),
             first_compute: None,
@@ -657,7 +660,7 @@ impl<'a> ArrayLayer<'a> {
         }
         let first_of_subpass = id.piece == 0;
         if first_of_subpass {
-            start = start.max(self.psum_ready);
+            start = self.psum_room(self.max_lane_channels(id.subpass), start);
             self.init_psums(id, start);
         }
         let duration = self.compute(id, start)?;
@@ -697,15 +700,9 @@ impl<'a> ArrayLayer<'a> {
             self.apply_output_stage(id);
             let (words, bytes) = self.output_words(id);
             let bus = self.m.bus(Bus::Output, end, bytes);
-            // The psum RF can take the next sub-pass's psums while these drain
-            // only if it holds both.
-            let next_width = self
-                .steps
-                .get(s + 1)
-                .map_or(0, |n| self.max_lane_channels(n.subpass));
-            let holds_both = self.max_lane_channels(id.subpass) + next_width
-                <= self.m.arch.pe_array.psum_rf_entries as usize;
-            self.psum_ready = if holds_both { end } else { bus.end };
+            // The sums hold their psum-RF entries until the bus has taken them.
+            self.psum_draining
+                .push_back((self.max_lane_channels(id.subpass), bus.end));
             self.m.pe.rf_read(DataType::Psum, words);
             if self.m.tracing() {
                 for r in 0..self.row_psums.len() {
@@ -736,6 +733,29 @@ impl<'a> ArrayLayer<'a> {
                 .schedule(next.max(delivered), Phase::Start, Event::Step);
         }
         Ok(())
+    }
+
+    /// When a sub-pass needing `entries` psum-RF entries per PE can start,
+    /// at `at` or later: once the sub-passes still draining onto the output
+    /// bus leave it that room (the psum RF is bounded; a slow output bus
+    /// holds the array back).
+    fn psum_room(&mut self, entries: usize, at: Cycle) -> Cycle {
+        let capacity = self.m.arch.pe_array.psum_rf_entries as usize;
+        let mut t = at;
+        loop {
+            while self
+                .psum_draining
+                .front()
+                .is_some_and(|&(_, left)| left <= t)
+            {
+                self.psum_draining.pop_front();
+            }
+            let held: usize = self.psum_draining.iter().map(|&(e, _)| e).sum();
+            match self.psum_draining.front() {
+                Some(&(_, left)) if held + entries > capacity => t = left,
+                _ => return t,
+            }
+        }
     }
 
     fn max_lane_channels(&self, subpass: usize) -> usize {

@@ -26,7 +26,8 @@ The `onnx` package ships copies of nine classic CNNs from the ONNX model zoo
    `accsim run --input x.npy --dump DIR` on N seeded random inputs, and
    compares accsim's last tensor with ONNX Runtime's output bit for bit (a
    float output through its DequantizeLinear, as tests/onnx_ort.rs does);
-4. prints the table: model x format, accepted (or the refusal's first line),
+4. prints the table: model x format, accepted (or the refusal: its first
+   line, and for unsupported operators each type with its count and first node),
    bit-exact inputs, load s (`accsim check`, wall), run s (mean `accsim run`
    wall per input, the cycle-level engine included) and the peak RSS of the
    `accsim check` and `accsim run` child processes (from `wait4`).
@@ -251,9 +252,13 @@ def run_child(cmd):
     return p.returncode, out.decode(), err.decode(), wall, usage.ru_maxrss / 1024
 
 
-def first_line(text):
-    line = next((l for l in text.splitlines() if l.strip()), "")
-    return line.removeprefix("error: ")
+def refusal(text, model_path):
+    """accsim's message without the path: its first line and, for unsupported
+    operators, one `Op: N nodes, ...` entry per type (not the valid list)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    first = lines[0].removeprefix("error: ").removeprefix(model_path + ": ") if lines else ""
+    types = [line.strip() for line in lines[1:] if not line.strip().startswith("valid:")]
+    return " ".join([first] + ["; ".join(types)]) if types else first
 
 
 def last_output(dump_dir):
@@ -284,7 +289,7 @@ def evaluate(model_path, n_inputs, seed, work):
     row = {"accepted": code == 0, "load_s": load_s, "check_mb": check_mb, "run_mb": None, "exact": None,
            "run_s": None}
     if code != 0:
-        row["refusal"] = first_line(err or out)
+        row["refusal"] = refusal(err or out, model_path)
         return row
     name, shape = input_info(model_path)
     mb = onnx.load(model_path)
@@ -300,7 +305,7 @@ def evaluate(model_path, n_inputs, seed, work):
         code, out, err, wall, mb_peak = run_child(cmd)
         row["run_mb"] = max(row["run_mb"] or 0, mb_peak)
         if code != 0:
-            row["refusal"] = "run: " + first_line(err or out)
+            row["refusal"] = "run: " + refusal(err or out, model_path)
             break
         walls.append(wall)
         q, quant = last_output(dump)

@@ -200,11 +200,10 @@ fn check_operators(graph: &GraphProto, path: &Path) -> Result<(), InputError> {
     }
     let nodes: usize = bad.iter().map(|b| b.1).sum();
     let mut message = format!(
-        "{} operator type{} accsim does not import ({nodes} node{}); valid: {}",
+        "{} operator type{} accsim does not import ({nodes} node{}):",
         bad.len(),
         if bad.len() == 1 { "" } else { "s" },
         if nodes == 1 { "" } else { "s" },
-        SUPPORTED.join(", ")
     );
     for (op, count, first) in &bad {
         let at = node_label(first).replacen(
@@ -218,6 +217,7 @@ fn check_operators(graph: &GraphProto, path: &Path) -> Result<(), InputError> {
             message.push_str(&format!("\n  {op}: {count} nodes, the first {at}"));
         }
     }
+    message.push_str(&format!("\n  valid: {}", SUPPORTED.join(", ")));
     Err(InputError::new(path, message))
 }
 

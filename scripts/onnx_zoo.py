@@ -30,7 +30,7 @@ The `onnx` package ships copies of nine classic CNNs from the ONNX model zoo
    line, and for unsupported operators each type with its count and first node),
    bit-exact inputs, load s (`accsim check`, wall), run s (mean `accsim run`
    wall per input, the cycle-level engine included) and the peak RSS of the
-   `accsim check` and `accsim run` child processes (from `wait4`).
+   `accsim check` and `accsim run` child processes (from `/usr/bin/time`).
 
 `accsim run` is given `--no-check`: the comparison here is with ONNX
 Runtime, not between accsim's engine and its reference executor.
@@ -240,16 +240,21 @@ def accsim_bin():
 
 
 def run_child(cmd):
-    """Runs cmd with its own peak RSS: (code, stdout, stderr, wall s, peak MB)."""
+    """Runs cmd under /usr/bin/time: (code, stdout, stderr, wall s, peak MB).
+
+    The child's own peak RSS comes from /usr/bin/time, not from wait4 here:
+    a child forked from this Python process (which holds ONNX Runtime and
+    the model) would be charged the parent's pages until its exec.
+    """
     start = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # wait4 gives this child's own rusage (getrusage(RUSAGE_CHILDREN) is the
-    # maximum over every child so far); pipes are drained first.
-    out, err = p.stdout.read(), p.stderr.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
+    p = subprocess.run(["/usr/bin/time", "-f", "ACCSIM_ZOO_RSS_KB %M", *cmd], capture_output=True, text=True)
     wall = time.monotonic() - start
-    return p.returncode, out.decode(), err.decode(), wall, usage.ru_maxrss / 1024
+    lines = p.stderr.splitlines()
+    marks = [line for line in lines if line.startswith("ACCSIM_ZOO_RSS_KB ")]
+    peak_mb = int(marks[-1].split()[1]) / 1024 if marks else float("nan")
+    ours = ("ACCSIM_ZOO_RSS_KB ", "Command exited with non-zero status", "Command terminated by signal")
+    err = "\n".join(line for line in lines if not line.startswith(ours))
+    return p.returncode, p.stdout, err, wall, peak_mb
 
 
 def refusal(text, model_path):

@@ -90,6 +90,7 @@ pub const MAX_ONNX_FILE_BYTES: u64 = 2 << 30;
 /// held at once.
 pub fn load_file(path: &Path) -> Result<Workload> {
     let bytes = super::limits::read_bounded(path, MAX_ONNX_FILE_BYTES, "ONNX model")?;
+    check_nodes(&bytes, path)?;
     let model = decode(&bytes, path)?;
     drop(bytes);
     import(&model, path, &LoadOptions::default())
@@ -102,7 +103,18 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Workload> {
 
 /// [`load_bytes`] with options (of which ONNX import uses the limits).
 pub fn load_bytes_with(bytes: &[u8], path: &Path, options: &LoadOptions) -> Result<Workload> {
+    check_nodes(bytes, path)?;
     import(&decode(bytes, path)?, path, options)
+}
+
+/// Refuses unsupported operators from the nodes alone, before the
+/// initializers are decoded. Bytes that do not decode are left to
+/// [`decode`], which says so.
+fn check_nodes(bytes: &[u8], path: &Path) -> Result<(), InputError> {
+    match proto::ModelNodes::decode(bytes) {
+        Ok(m) => check_operators(m.graph.as_ref().map_or(&[], |g| &g.node[..]), path),
+        Err(_) => Ok(()),
+    }
 }
 
 fn decode(bytes: &[u8], path: &Path) -> Result<ModelProto, InputError> {
@@ -122,7 +134,6 @@ fn import(model: &ModelProto, path: &Path, options: &LoadOptions) -> Result<Work
     let Some(graph) = model.graph.as_ref() else {
         return Err(InputError::new(path, "the ONNX model has no graph").into());
     };
-    check_operators(graph, path)?;
     let mut im = Importer::new(path, graph, options.limits)?;
     for node in &graph.node {
         im.node(node)?;
@@ -172,11 +183,11 @@ fn node_label(n: &NodeProto) -> String {
 
 /// Every operator type accsim cannot import, at once: one line per type
 /// (in the order of first appearance) with its node count and first node.
-fn check_operators(graph: &GraphProto, path: &Path) -> Result<(), InputError> {
+fn check_operators(nodes: &[NodeProto], path: &Path) -> Result<(), InputError> {
     // (operator, nodes, first node), by first appearance.
     let mut bad: Vec<(String, usize, &NodeProto)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for n in &graph.node {
+    for n in nodes {
         let op = n.op_type.as_deref().unwrap_or("");
         let domain = n.domain.as_deref().unwrap_or("");
         if matches!(domain, "" | "ai.onnx") && SUPPORTED.contains(&op) {

@@ -1,26 +1,40 @@
-//! Bad ONNX files: every unsupported operator named at once, exit code 2.
+//! Bad ONNX files: exit code 2 and one message naming the node, the
+//! operator and what is valid; every unsupported operator type at once.
 
 use assert_cmd::Command;
 use predicates::str::contains;
 
+/// A length-delimited protobuf field.
+fn field(tag: u32, bytes: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    varint(u64::from(tag << 3 | 2), &mut v);
+    varint(bytes.len() as u64, &mut v);
+    v.extend_from_slice(bytes);
+    v
+}
+
+fn varint(mut n: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn int(tag: u32, n: i64) -> Vec<u8> {
+    let mut v = Vec::new();
+    varint(u64::from(tag << 3), &mut v);
+    varint(n as u64, &mut v);
+    v
+}
+
 /// A hand-encoded ModelProto: one graph with `nodes` (op_type, name) and a
 /// float input `x`; field numbers as in onnx.proto.
 fn model(nodes: &[(&str, &str)]) -> Vec<u8> {
-    fn field(tag: u32, bytes: &[u8]) -> Vec<u8> {
-        let mut v = vec![(tag << 3 | 2) as u8];
-        let mut n = bytes.len();
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                v.push(b);
-                break;
-            }
-            v.push(b | 0x80);
-        }
-        v.extend_from_slice(bytes);
-        v
-    }
     let mut graph = Vec::new();
     for (i, (op, name)) in nodes.iter().enumerate() {
         let mut node = field(1, if i == 0 { b"x" } else { b"y" });
@@ -33,24 +47,322 @@ fn model(nodes: &[(&str, &str)]) -> Vec<u8> {
     field(7, &graph)
 }
 
-#[test]
-fn unsupported_operators_are_listed_together_with_exit_code_2() {
+/// A dimension of a graph input.
+enum Dim {
+    Size(i64),
+    Name(&'static str),
+    Unknown,
+}
+
+/// A float graph input (ValueInfoProto) of `dims`.
+fn input(name: &str, dims: &[Dim]) -> Vec<u8> {
+    let mut shape = Vec::new();
+    for d in dims {
+        shape.extend(field(
+            1,
+            &match d {
+                Dim::Size(v) => int(1, *v),
+                Dim::Name(p) => field(2, p.as_bytes()),
+                Dim::Unknown => Vec::new(),
+            },
+        ));
+    }
+    let mut tensor = int(1, 1);
+    tensor.extend(field(2, &shape));
+    let mut vi = field(1, name.as_bytes());
+    vi.extend(field(2, &field(1, &tensor)));
+    vi
+}
+
+/// A TensorProto with `raw` little-endian data.
+fn initializer(name: &str, data_type: i64, dims: &[i64], raw: &[u8]) -> Vec<u8> {
+    let mut t = Vec::new();
+    for &d in dims {
+        t.extend(int(1, d));
+    }
+    t.extend(int(2, data_type));
+    t.extend(field(8, name.as_bytes()));
+    t.extend(field(9, raw));
+    t
+}
+
+/// A NodeProto with integer attributes (one `(name, value)` per element:
+/// repeated names make an INTS attribute).
+fn node(op: &str, name: &str, inputs: &[&str], output: &str, ints: &[(&str, i64)]) -> Vec<u8> {
+    let mut n = Vec::new();
+    for i in inputs {
+        n.extend(field(1, i.as_bytes()));
+    }
+    n.extend(field(2, output.as_bytes()));
+    n.extend(field(3, name.as_bytes()));
+    n.extend(field(4, op.as_bytes()));
+    let mut names: Vec<&str> = ints.iter().map(|(a, _)| *a).collect();
+    names.dedup();
+    for attr in names {
+        let values: Vec<i64> = ints
+            .iter()
+            .filter(|(a, _)| *a == attr)
+            .map(|(_, v)| *v)
+            .collect();
+        // AttributeProto: name = 1, i = 3, ints = 8, type = 20 (INT = 2, INTS = 7).
+        let mut a = field(1, attr.as_bytes());
+        if attr == "axis" {
+            a.extend(int(3, values[0]));
+            a.extend(int(20, 2));
+        } else {
+            for v in values {
+                a.extend(int(8, v));
+            }
+            a.extend(int(20, 7));
+        }
+        n.extend(field(5, &a));
+    }
+    n
+}
+
+/// A ModelProto (IR 8, opset 13) of one graph.
+fn graph_model(nodes: &[Vec<u8>], inits: &[Vec<u8>], input: &[u8], output: &str) -> Vec<u8> {
+    let mut g = Vec::new();
+    for n in nodes {
+        g.extend(field(1, n));
+    }
+    g.extend(field(2, b"g"));
+    for i in inits {
+        g.extend(field(5, i));
+    }
+    g.extend(field(11, input));
+    g.extend(field(12, &field(1, output.as_bytes())));
+    let mut m = int(1, 8);
+    m.extend(field(7, &g));
+    m.extend(field(8, &int(2, 13)));
+    m
+}
+
+/// Runs `accsim check` on `bytes` saved as `name`; returns the path and
+/// stderr, after checking exit code 2 and an empty stdout.
+fn refused(name: &str, bytes: &[u8]) -> (tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("bad.onnx");
-    std::fs::write(
-        &path,
-        model(&[("Softmax", "sm"), ("Relu", "r"), ("LSTM", "rnn1")]),
-    )
-    .expect("write");
-    Command::cargo_bin("accsim")
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).expect("write");
+    let out = Command::cargo_bin("accsim")
         .expect("binary")
-        .args(["run", "--workload"])
+        .arg("check")
         .arg(&path)
-        .assert()
-        .code(2)
-        .stderr(contains("2 unsupported operator node(s)"))
-        .stderr(contains("Softmax at node `sm`"))
-        .stderr(contains("LSTM at node `rnn1`"));
+        .output()
+        .expect("accsim runs");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let shown = path.display().to_string();
+    (
+        dir,
+        shown,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The message's lines but the last, exactly; the last lists the supported
+/// operators (other operators join that list).
+fn split_refusal(stderr: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = stderr.lines().collect();
+    let last = lines.pop().unwrap_or("");
+    assert!(
+        last.starts_with("  valid: QuantizeLinear, DequantizeLinear, Conv,"),
+        "{last}"
+    );
+    lines
+}
+
+#[test]
+fn unsupported_operators_get_one_line_per_type_with_count_and_first_node() {
+    let (_dir, path, stderr) = refused(
+        "bad.onnx",
+        &model(&[
+            ("Softmax", "sm"),
+            ("Relu", "r"),
+            ("LSTM", "rnn1"),
+            ("Softmax", "sm2"),
+            ("Softmax", ""),
+        ]),
+    );
+    assert_eq!(
+        split_refusal(&stderr),
+        [
+            &format!("error: {path}: 2 operator types accsim does not import (4 nodes):"),
+            "  Softmax: 3 nodes, the first node `sm`",
+            "  LSTM: 1 node, node `rnn1`"
+        ]
+    );
+}
+
+/// DenseNet-121 was refused with one 3.8 KB line naming 120 nodes; 120
+/// nodes of one type are now one line.
+#[test]
+fn a_hundred_and_twenty_nodes_of_one_type_are_one_line() {
+    let names: Vec<String> = (0..120).map(|i| format!("concat_{i}")).collect();
+    let nodes: Vec<(&str, &str)> = names.iter().map(|n| ("Concat", n.as_str())).collect();
+    let (_dir, path, stderr) = refused("densenet.onnx", &model(&nodes));
+    assert_eq!(
+        split_refusal(&stderr),
+        [
+            &format!("error: {path}: 1 operator type accsim does not import (120 nodes):"),
+            "  Concat: 120 nodes, the first node `concat_0`"
+        ]
+    );
+}
+
+/// An unnamed node is named by its output; a contrib operator by its domain.
+#[test]
+fn unnamed_and_contrib_operators_are_named_by_output_and_domain() {
+    let mut node = field(1, b"x");
+    node.extend(field(2, b"q"));
+    node.extend(field(4, b"QGemm"));
+    node.extend(field(7, b"com.microsoft"));
+    let mut graph = field(1, &node);
+    graph.extend(field(11, &field(1, b"x")));
+    let (_dir, path, stderr) = refused("contrib.onnx", &field(7, &graph));
+    assert_eq!(
+        split_refusal(&stderr),
+        [
+            &format!("error: {path}: 1 operator type accsim does not import (1 node):"),
+            "  com.microsoft.QGemm: 1 node, node producing `q`"
+        ]
+    );
+}
+
+/// ONNX Runtime's quantiser with `AddQDQPairToWeight` keeps float weights
+/// behind QuantizeLinear -> DequantizeLinear. Before, accsim said "y scale
+/// must be one positive finite float32 (a per-tensor scale)" for their
+/// per-channel scales, which read as if per-channel were unsupported.
+#[test]
+fn float_weights_behind_a_quantize_dequantize_pair_are_named_as_such() {
+    let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let inits = [
+        initializer("s", 1, &[], &f32s(&[0.05])),
+        initializer("z", 2, &[], &[128]),
+        initializer("W", 1, &[2, 1, 1, 1], &f32s(&[0.5, -0.25])),
+        initializer("ws", 1, &[2], &f32s(&[0.01, 0.02])),
+        initializer("wz", 3, &[2], &[0, 0]),
+    ];
+    let nodes = [
+        node("QuantizeLinear", "x_q", &["x", "s", "z"], "xq", &[]),
+        node("DequantizeLinear", "x_dq", &["xq", "s", "z"], "xd", &[]),
+        node(
+            "QuantizeLinear",
+            "w_q",
+            &["W", "ws", "wz"],
+            "wq",
+            &[("axis", 0)],
+        ),
+        node(
+            "DequantizeLinear",
+            "w_dq",
+            &["wq", "ws", "wz"],
+            "wd",
+            &[("axis", 0)],
+        ),
+        node("Conv", "conv", &["xd", "wd"], "y", &[]),
+    ];
+    let bytes = graph_model(
+        &nodes,
+        &inits,
+        &input(
+            "x",
+            &[Dim::Size(1), Dim::Size(1), Dim::Size(4), Dim::Size(4)],
+        ),
+        "y",
+    );
+    let (_dir, path, stderr) = refused("qdq_pair.onnx", &bytes);
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: node `w_q` (QuantizeLinear): quantises the constant `W` (float [2, 1, 1, 1]) \
+             inside the graph; accsim does not quantise constants: valid weights are int8/uint8 \
+             initializers read through DequantizeLinear, as ONNX Runtime's quantiser writes them by \
+             default (float weights behind a QuantizeLinear -> DequantizeLinear pair come from its \
+             AddQDQPairToWeight option)\n"
+        )
+    );
+}
+
+/// A symbolic height was reported as "the input must be a 4-D [1, C, H, W]
+/// tensor" (it was taken as 1, and a 1x1 float input as rank 2).
+#[test]
+fn a_symbolic_height_is_named_with_the_fix() {
+    let x = input(
+        "x",
+        &[
+            Dim::Name("N"),
+            Dim::Size(3),
+            Dim::Name("height"),
+            Dim::Size(8),
+        ],
+    );
+    let (_dir, path, stderr) = refused("sym.onnx", &graph_model(&[], &[], &x, "x"));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: graph input `x`: dimension 2 (H) is symbolic (`height`); valid: a fixed \
+             size for every dimension but the batch (fix it with `python -m \
+             onnxruntime.tools.make_dynamic_shape_fixed --dim_param height --dim_value SIZE model.onnx \
+             fixed.onnx`)\n"
+        )
+    );
+}
+
+#[test]
+fn a_width_without_a_size_is_named_with_the_fix() {
+    let x = input(
+        "x",
+        &[Dim::Size(1), Dim::Size(3), Dim::Size(8), Dim::Unknown],
+    );
+    let (_dir, path, stderr) = refused("unknown.onnx", &graph_model(&[], &[], &x, "x"));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: graph input `x`: dimension 3 (W) has no size; valid: a fixed size for \
+             every dimension but the batch (fix it with `python -m \
+             onnxruntime.tools.make_dynamic_shape_fixed --input_name x --input_shape 1,C,H,W \
+             model.onnx fixed.onnx`)\n"
+        )
+    );
+}
+
+/// A symbolic batch is one inference: the model loads, 1x2x2.
+#[test]
+fn a_symbolic_batch_is_one_inference() {
+    let f32s = |v: f32| v.to_le_bytes().to_vec();
+    let inits = [
+        initializer("s", 1, &[], &f32s(0.05)),
+        initializer("z", 2, &[], &[128]),
+    ];
+    let nodes = [
+        node("QuantizeLinear", "x_q", &["x", "s", "z"], "xq", &[]),
+        node("DequantizeLinear", "x_dq", &["xq", "s", "z"], "xd", &[]),
+        node(
+            "MaxPool",
+            "pool",
+            &["xd"],
+            "p",
+            &[("kernel_shape", 1), ("kernel_shape", 1)],
+        ),
+        node("QuantizeLinear", "y_q", &["p", "s", "z"], "y", &[]),
+    ];
+    let x = input(
+        "x",
+        &[Dim::Name("batch"), Dim::Size(1), Dim::Size(2), Dim::Size(2)],
+    );
+    let w = accsim::workload::onnx::load_bytes(
+        &graph_model(&nodes, &inits, &x, "y"),
+        std::path::Path::new("batch.onnx"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(w.network.input_shape.dims(), (1, 2, 2));
+    assert_eq!(w.network.layers.len(), 1);
+    // Loading does not run the model; the reference outputs come on demand.
+    assert!(w.default_outputs.is_empty());
+    let out = w.reference_outputs();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0], w.default_input);
 }
 
 #[test]

@@ -48,11 +48,27 @@ pub struct Workload {
     pub path: PathBuf,
     /// The default input (also the calibration data), quantised.
     pub default_input: Activations,
-    /// Reference output of every layer for `default_input`.
+    /// Reference outputs of the first layers for `default_input`, in layer
+    /// order: every layer of a workload file (calibrating computes them),
+    /// none of an ONNX model (loading does not run it). Complete with
+    /// [`Workload::reference_outputs`].
     pub default_outputs: Vec<Activations>,
     /// The calibration set of a `[float]` workload (its first input is
     /// `default_input`); `None` for integer workloads.
     pub calibration: Option<CalibrationSet>,
+}
+
+impl Workload {
+    /// The reference output of every layer for `default_input`: the layers
+    /// `default_outputs` holds, and the rest computed now.
+    pub fn reference_outputs(&self) -> Vec<Activations> {
+        let mut e = reference::Execution::from_parts(
+            self.default_input.clone(),
+            self.default_outputs.clone(),
+        );
+        e.finish(&self.network);
+        e.into_parts().1
+    }
 }
 
 /// Options that change what a workload file loads to.

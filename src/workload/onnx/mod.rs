@@ -23,7 +23,12 @@
 //! The arithmetic of each folded layer is the one ONNX Runtime uses for that
 //! pattern (docs/onnx.md, "What ONNX Runtime computes"), so accsim's outputs
 //! are bit-identical to ONNX Runtime's. Unsupported operators are reported
-//! all at once, each with its node name.
+//! all at once, one line per operator type with its count and first node.
+//!
+//! Loading reads each initializer in place ([`tensor::Tensor`] borrows it
+//! from the decoded model) and converts weights once, into the IR's arrays;
+//! a pending layer moves from node to node, never copied; the model is not
+//! run (docs/onnx.md, "Loading speed and memory").
 
 mod proto {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -51,7 +56,6 @@ use crate::error::{InputError, Result};
 use crate::numerics::{
     Activation, IntType, OutputStage, Requant, Rounding, TensorQuant, WeightQuant,
 };
-use crate::reference;
 
 /// Operators the importer understands (default domain unless noted).
 const SUPPORTED: &[&str] = &[
@@ -81,10 +85,15 @@ const SUPPORTED: &[&str] = &[
 /// Largest ONNX file accsim reads [bytes]: protobuf's own 2 GiB limit.
 pub const MAX_ONNX_FILE_BYTES: u64 = 2 << 30;
 
-/// Loads an ONNX model file.
+/// Loads an ONNX model file. The file's bytes are let go once decoded,
+/// before the layers are built, so they and the IR's weights are never all
+/// held at once.
 pub fn load_file(path: &Path) -> Result<Workload> {
     let bytes = super::limits::read_bounded(path, MAX_ONNX_FILE_BYTES, "ONNX model")?;
-    load_bytes(&bytes, path)
+    check_nodes(&bytes, path)?;
+    let model = decode(&bytes, path)?;
+    drop(bytes);
+    import(&model, path, &LoadOptions::default())
 }
 
 /// Loads an ONNX model from its serialised bytes; `path` names it in errors.
@@ -94,29 +103,48 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Workload> {
 
 /// [`load_bytes`] with options (of which ONNX import uses the limits).
 pub fn load_bytes_with(bytes: &[u8], path: &Path, options: &LoadOptions) -> Result<Workload> {
-    let model = ModelProto::decode(bytes).map_err(|e| {
+    check_nodes(bytes, path)?;
+    import(&decode(bytes, path)?, path, options)
+}
+
+/// Refuses unsupported operators from the nodes alone, before the
+/// initializers are decoded. Bytes that do not decode are left to
+/// [`decode`], which says so.
+fn check_nodes(bytes: &[u8], path: &Path) -> Result<(), InputError> {
+    match proto::ModelNodes::decode(bytes) {
+        Ok(m) => check_operators(m.graph.as_ref().map_or(&[], |g| &g.node[..]), path),
+        Err(_) => Ok(()),
+    }
+}
+
+fn decode(bytes: &[u8], path: &Path) -> Result<ModelProto, InputError> {
+    ModelProto::decode(bytes).map_err(|e| {
         InputError::new(
             path,
             format!("not a valid ONNX model (protobuf decoding failed: {e})"),
         )
-    })?;
+    })
+}
+
+/// Builds the network. The model is not run: an ONNX model has no
+/// calibration, so its reference outputs are left to whoever needs them
+/// ([`Workload::reference_outputs`], `accsim run`), and `accsim check` or a
+/// run on another input never computes them.
+fn import(model: &ModelProto, path: &Path, options: &LoadOptions) -> Result<Workload> {
     let Some(graph) = model.graph.as_ref() else {
         return Err(InputError::new(path, "the ONNX model has no graph").into());
     };
-    check_operators(graph, path)?;
     let mut im = Importer::new(path, graph, options.limits)?;
     for node in &graph.node {
         im.node(node)?;
     }
-    let network = im.finish(&model)?;
-    let input = default_input(&network);
-    let execution = reference::run(&network, input);
-    let (default_input, default_outputs) = execution.into_parts();
+    let network = im.finish(model)?;
+    let default_input = default_input(&network);
     Ok(Workload {
         network,
         path: path.to_path_buf(),
         default_input,
-        default_outputs,
+        default_outputs: Vec::new(),
         calibration: None,
     })
 }
@@ -153,37 +181,55 @@ fn node_label(n: &NodeProto) -> String {
     }
 }
 
-/// Every operator accsim cannot import, listed at once.
-fn check_operators(graph: &GraphProto, path: &Path) -> Result<(), InputError> {
-    let mut bad = Vec::new();
-    for n in &graph.node {
+/// Every operator type accsim cannot import, at once: one line per type
+/// (in the order of first appearance) with its node count and first node.
+fn check_operators(nodes: &[NodeProto], path: &Path) -> Result<(), InputError> {
+    // (operator, nodes, first node), by first appearance.
+    let mut bad: Vec<(String, usize, &NodeProto)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for n in nodes {
         let op = n.op_type.as_deref().unwrap_or("");
         let domain = n.domain.as_deref().unwrap_or("");
-        let known = matches!(domain, "" | "ai.onnx") && SUPPORTED.contains(&op);
-        if !known {
-            let d = if domain.is_empty() {
-                String::new()
-            } else {
-                format!("{domain}.")
-            };
-            bad.push(format!(
-                "{d}{op} at {}",
-                node_label(n).replacen(&format!(" ({op})"), "", 1)
-            ));
+        if matches!(domain, "" | "ai.onnx") && SUPPORTED.contains(&op) {
+            continue;
+        }
+        let key = if domain.is_empty() {
+            op.to_string()
+        } else {
+            format!("{domain}.{op}")
+        };
+        match index.get(&key) {
+            Some(&k) => bad[k].1 += 1,
+            None => {
+                index.insert(key.clone(), bad.len());
+                bad.push((key, 1, n));
+            }
         }
     }
     if bad.is_empty() {
         return Ok(());
     }
-    Err(InputError::new(
-        path,
-        format!(
-            "{} unsupported operator node(s): {}; supported: {}",
-            bad.len(),
-            bad.join("; "),
-            SUPPORTED.join(", ")
-        ),
-    ))
+    let nodes: usize = bad.iter().map(|b| b.1).sum();
+    let mut message = format!(
+        "{} operator type{} accsim does not import ({nodes} node{}):",
+        bad.len(),
+        if bad.len() == 1 { "" } else { "s" },
+        if nodes == 1 { "" } else { "s" },
+    );
+    for (op, count, first) in &bad {
+        let at = node_label(first).replacen(
+            &format!(" ({})", first.op_type.as_deref().unwrap_or("?")),
+            "",
+            1,
+        );
+        if *count == 1 {
+            message.push_str(&format!("\n  {op}: 1 node, {at}"));
+        } else {
+            message.push_str(&format!("\n  {op}: {count} nodes, the first {at}"));
+        }
+    }
+    message.push_str(&format!("\n  valid: {}", SUPPORTED.join(", ")));
+    Err(InputError::new(path, message))
 }
 
 /// A quantised activation held by an IR tensor.
@@ -198,8 +244,8 @@ struct Act {
 
 /// A dequantised constant (weights, bias).
 #[derive(Debug, Clone)]
-struct DqConst {
-    q: Tensor,
+struct DqConst<'a> {
+    q: Tensor<'a>,
     scales: Vec<f32>,
     zero_points: Vec<i64>,
     axis: Option<usize>,
@@ -253,9 +299,9 @@ enum PoolKind {
 }
 
 #[derive(Debug, Clone)]
-enum Value {
-    Const(Tensor),
-    DqConst(DqConst),
+enum Value<'a> {
+    Const(Tensor<'a>),
+    DqConst(DqConst<'a>),
     Quant(Act),
     Dequant(Act),
     /// The float graph input, before its QuantizeLinear.
@@ -276,7 +322,7 @@ enum Value {
 
 struct Importer<'a> {
     path: &'a Path,
-    values: HashMap<String, Value>,
+    values: HashMap<String, Value<'a>>,
     /// How many node inputs and graph outputs read each name.
     uses: HashMap<String, usize>,
     layers: Vec<Layer>,
@@ -285,6 +331,8 @@ struct Importer<'a> {
     input_shape: Shape,
     input_quant: TensorQuant,
     input_name: String,
+    /// ONNX rank of the graph input: 4 (`[1, C, H, W]`) or 2 (`[1, N]`).
+    input_rank: usize,
     /// Names given to layers, and the next suffix to try for each base name.
     names: HashSet<String>,
     next_suffix: HashMap<String, usize>,
@@ -320,7 +368,7 @@ fn int_type(t: DataType) -> Option<IntType> {
 }
 
 impl<'a> Importer<'a> {
-    fn new(path: &'a Path, graph: &GraphProto, limits: Limits) -> Result<Self> {
+    fn new(path: &'a Path, graph: &'a GraphProto, limits: Limits) -> Result<Self> {
         let mut values = HashMap::new();
         for init in &graph.initializer {
             let name = init.name.clone().unwrap_or_default();
@@ -361,19 +409,7 @@ impl<'a> Importer<'a> {
         else {
             return Err(fail("is not a tensor".to_string()).into());
         };
-        let dims: Vec<i64> = tt
-            .shape
-            .as_ref()
-            .map(|s| {
-                s.dim
-                    .iter()
-                    .map(|d| match d.value {
-                        Some(proto::tensor_shape_proto::dimension::Value::DimValue(v)) => v,
-                        _ => 1, // a symbolic (batch) dimension: one inference
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let dims = input_dims(tt.shape.as_ref(), &input_name).map_err(fail)?;
         let shape = match dims.as_slice() {
             [1, c, h, w] | [c, h, w] if *c > 0 && *h > 0 && *w > 0 => {
                 Shape::new(*c as usize, *h as usize, *w as usize)
@@ -434,6 +470,7 @@ impl<'a> Importer<'a> {
             input_shape: shape,
             input_quant,
             input_name,
+            input_rank: rank,
             names: HashSet::new(),
             next_suffix: HashMap::new(),
             budget,
@@ -444,7 +481,7 @@ impl<'a> Importer<'a> {
         InputError::new(self.path, message).context(node_label(n))
     }
 
-    fn get(&self, n: &NodeProto, index: usize) -> Result<Option<&Value>, InputError> {
+    fn get(&self, n: &NodeProto, index: usize) -> Result<Option<&Value<'a>>, InputError> {
         match n.input.get(index).filter(|s| !s.is_empty()) {
             None => Ok(None),
             Some(name) => self.values.get(name).map(Some).ok_or_else(|| {
@@ -459,14 +496,33 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn need(&self, n: &NodeProto, index: usize, what: &str) -> Result<Value, InputError> {
+    /// Input `index`. A pending layer (a conv or fc waiting for its
+    /// QuantizeLinear, a pool, an Add) read only here is moved out of the
+    /// table, not copied: it holds the layer's weights, and a copy left
+    /// behind would keep them twice.
+    fn need(&mut self, n: &NodeProto, index: usize, what: &str) -> Result<Value<'a>, InputError> {
+        let pending = matches!(
+            self.get(n, index)?,
+            Some(Value::Weighted(_) | Value::Pool { .. } | Value::Add { .. })
+        );
+        let name = n.input.get(index).map(String::as_str).unwrap_or("");
+        if pending && self.single_use(name) {
+            if let Some(v) = self.values.remove(name) {
+                return Ok(v);
+            }
+        }
+        self.peek(n, index, what)
+    }
+
+    /// Input `index`, copied.
+    fn peek(&self, n: &NodeProto, index: usize, what: &str) -> Result<Value<'a>, InputError> {
         self.get(n, index)?
             .cloned()
             .ok_or_else(|| self.err(n, format!("input {index} ({what}) is missing")))
     }
 
-    fn constant(&self, n: &NodeProto, index: usize, what: &str) -> Result<Tensor, InputError> {
-        match self.need(n, index, what)? {
+    fn constant(&self, n: &NodeProto, index: usize, what: &str) -> Result<Tensor<'a>, InputError> {
+        match self.peek(n, index, what)? {
             Value::Const(t) => Ok(t),
             _ => Err(self.err(
                 n,
@@ -482,7 +538,7 @@ impl<'a> Importer<'a> {
         n: &NodeProto,
         index: usize,
         what: &str,
-    ) -> Result<Option<Tensor>, InputError> {
+    ) -> Result<Option<Tensor<'a>>, InputError> {
         match self.get(n, index)? {
             None => Ok(None),
             Some(_) => self.constant(n, index, what).map(Some),
@@ -549,7 +605,7 @@ impl<'a> Importer<'a> {
         })
     }
 
-    fn bind(&mut self, n: &NodeProto, v: Value) {
+    fn bind(&mut self, n: &NodeProto, v: Value<'a>) {
         if let Some(out) = n.output.first() {
             self.values.insert(out.clone(), v);
         }
@@ -559,7 +615,7 @@ impl<'a> Importer<'a> {
         self.uses.get(name).copied().unwrap_or(0) <= 1
     }
 
-    fn node(&mut self, n: &NodeProto) -> Result<(), InputError> {
+    fn node(&mut self, n: &'a NodeProto) -> Result<(), InputError> {
         let op = n.op_type.clone().unwrap_or_default();
         let v = match op.as_str() {
             "Constant" => {
@@ -588,18 +644,31 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
-    fn quantize(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+    fn quantize(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
         let x = self.need(n, 0, "x")?;
+        if let Value::Const(t) = &x {
+            return Err(self.err(
+                n,
+                format!(
+                    "quantises the constant `{}` ({} {:?}) inside the graph; accsim does not quantise \
+                     constants: valid weights are int8/uint8 initializers read through DequantizeLinear, \
+                     as ONNX Runtime's quantiser writes them by default (float weights behind a \
+                     QuantizeLinear -> DequantizeLinear pair come from its AddQDQPairToWeight option)",
+                    n.input.first().map(String::as_str).unwrap_or(""),
+                    tensor::type_name(t.dtype as i32),
+                    t.dims
+                ),
+            ));
+        }
         let q = self.quant_at(n, 1, 2, "y")?;
         match x {
             Value::FloatInput => {
                 self.input_quant = q;
-                let rank = if self.input_shape.height * self.input_shape.width == 1 { 2 } else { 4 };
                 Ok(Value::Quant(Act {
                     source: TensorSource::Input,
                     shape: self.input_shape,
                     quant: q,
-                    rank,
+                    rank: self.input_rank,
                 }))
             }
             Value::Dequant(a) if a.quant == q => Ok(Value::Quant(a)),
@@ -714,13 +783,13 @@ impl<'a> Importer<'a> {
         })
     }
 
-    fn dequantize(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+    fn dequantize(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
         let x = self.need(n, 0, "x")?;
         match x {
             Value::Const(q) => {
                 let s = self.constant(n, 1, "x_scale")?;
                 let z = self.opt_constant(n, 2, "x_zero_point")?;
-                if !s.is_float() || s.floats.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                if !s.is_float() || s.floats().iter().any(|v| !(v.is_finite() && *v > 0.0)) {
                     return Err(self.err(n, "x_scale must hold positive finite float32 values"));
                 }
                 let per_axis = s.len() > 1 || s.dims.len() == 1 && s.len() > 1;
@@ -744,7 +813,7 @@ impl<'a> Importer<'a> {
                 }
                 let zero_points = match z {
                     None => vec![0; s.len()],
-                    Some(z) if z.len() == s.len() && !z.is_float() => z.ints,
+                    Some(z) if z.len() == s.len() && !z.is_float() => z.ints(),
                     Some(z) => {
                         return Err(self.err(
                             n,
@@ -758,7 +827,7 @@ impl<'a> Importer<'a> {
                 };
                 Ok(Value::DqConst(DqConst {
                     q,
-                    scales: s.floats,
+                    scales: s.floats(),
                     zero_points,
                     axis: per_axis.then_some(axis as usize),
                 }))
@@ -825,16 +894,21 @@ impl<'a> Importer<'a> {
 
     /// An int32 bias from a DequantizeLinear'd constant (its integers are
     /// used as they are, as ONNX Runtime's fused kernels do).
-    fn bias(&self, n: &NodeProto, b: Option<Value>, out: usize) -> Result<Vec<i64>, InputError> {
+    fn bias(
+        &self,
+        n: &NodeProto,
+        b: Option<Value<'a>>,
+        out: usize,
+    ) -> Result<Vec<i64>, InputError> {
         match b {
             None => Ok(vec![0; out]),
             Some(Value::DqConst(d)) if d.q.dtype == DataType::Int32 && d.q.len() == out => {
                 if d.zero_points.iter().any(|&z| z != 0) {
                     return Err(self.err(n, "the bias zero point must be 0"));
                 }
-                Ok(d.q.ints)
+                Ok(d.q.ints())
             }
-            Some(Value::Const(t)) if t.dtype == DataType::Int32 && t.len() == out => Ok(t.ints),
+            Some(Value::Const(t)) if t.dtype == DataType::Int32 && t.len() == out => Ok(t.ints()),
             Some(_) => Err(self.err(
                 n,
                 format!(
@@ -845,7 +919,7 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn dequant_act(&self, n: &NodeProto, v: Value, what: &str) -> Result<Act, InputError> {
+    fn dequant_act(&self, n: &NodeProto, v: Value<'a>, what: &str) -> Result<Act, InputError> {
         match v {
             Value::Dequant(a) => Ok(a),
             _ => Err(self.err(
@@ -998,7 +1072,7 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn conv(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+    fn conv(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
         let x = self.need(n, 0, "X")?;
         let x = self.dequant_act(n, x, "X")?;
         let Value::DqConst(w) = self.need(n, 1, "W")? else {
@@ -1018,9 +1092,9 @@ impl<'a> Importer<'a> {
         x: Act,
         w: &Tensor,
         weight_quant: WeightQuant,
-        b: Option<Value>,
+        b: Option<Value<'a>>,
         chain: Chain,
-    ) -> Result<Value, InputError> {
+    ) -> Result<Value<'a>, InputError> {
         if x.rank != 4 {
             return Err(self.err(n, "the input must be a 4-D [1, C, H, W] tensor"));
         }
@@ -1043,11 +1117,8 @@ impl<'a> Importer<'a> {
                 format!("{} weight scales for {out} output channels", scales.len()),
             ));
         }
-        let weights = Array4::from_shape_vec(
-            (out, icg, kh, kw),
-            w.ints.iter().map(|&v| v as i16).collect(),
-        )
-        .map_err(|e| self.err(n, format!("weights: {e}")))?;
+        let weights = Array4::from_shape_vec((out, icg, kh, kw), w.to_i16())
+            .map_err(|e| self.err(n, format!("weights: {e}")))?;
         let bias = self.bias(n, b, out)?;
         Ok(Value::Weighted(Box::new(Weighted {
             node: node_name(n),
@@ -1073,7 +1144,7 @@ impl<'a> Importer<'a> {
         weight_quant: WeightQuant,
         bias: Vec<i64>,
         chain: Chain,
-    ) -> Result<Value, InputError> {
+    ) -> Result<Value<'a>, InputError> {
         let (out, k) = w.dim();
         if x.rank != 2 || x.shape.len() != k {
             return Err(self.err(
@@ -1125,7 +1196,7 @@ impl<'a> Importer<'a> {
                 format!("the weight matrix has shape {:?}; valid: 2-D", t.dims),
             ));
         };
-        let m = Array2::from_shape_vec((r, c), t.ints.iter().map(|&v| v as i16).collect())
+        let m = Array2::from_shape_vec((r, c), t.to_i16())
             .map_err(|e| self.err(n, format!("weights: {e}")))?;
         Ok(if transposed {
             m
@@ -1134,7 +1205,7 @@ impl<'a> Importer<'a> {
         })
     }
 
-    fn gemm(&mut self, n: &NodeProto, op: &str) -> Result<Value, InputError> {
+    fn gemm(&mut self, n: &NodeProto, op: &str) -> Result<Value<'a>, InputError> {
         let a = self.need(n, 0, "A")?;
         let a = self.dequant_act(n, a, "A")?;
         let Value::DqConst(b) = self.need(n, 1, "B")? else {
@@ -1158,7 +1229,7 @@ impl<'a> Importer<'a> {
         self.weighted_fc(n, a, w, wq, bias, Chain::Qdq)
     }
 
-    fn qlinear_conv(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+    fn qlinear_conv(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
         let Value::Quant(x) = self.need(n, 0, "x")? else {
             return Err(self.err(n, "x must be a quantised (uint8/int8) activation"));
         };
@@ -1174,7 +1245,7 @@ impl<'a> Importer<'a> {
         self.finish_weighted(n, *p, yq)
     }
 
-    fn qlinear_matmul(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+    fn qlinear_matmul(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
         let Value::Quant(a) = self.need(n, 0, "a")? else {
             return Err(self.err(n, "a must be a quantised (uint8/int8) activation"));
         };
@@ -1210,14 +1281,14 @@ impl<'a> Importer<'a> {
             ));
         };
         let scales = self.constant(n, s, "weight scale")?;
-        if !scales.is_float() || scales.floats.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+        if !scales.is_float() || scales.floats().iter().any(|v| !(v.is_finite() && *v > 0.0)) {
             return Err(self.err(n, "weight scales must be positive finite float32 values"));
         }
         let zp = match self.opt_constant(n, z, "weight zero point")? {
             None => 0,
             Some(t) => {
-                let first = t.ints.first().copied().unwrap_or(0);
-                if t.ints.iter().any(|&v| v != first) {
+                let first = t.ints().first().copied().unwrap_or(0);
+                if t.ints().iter().any(|&v| v != first) {
                     return Err(self.err(
                         n,
                         "weight zero points differ between channels; accsim holds one per layer",
@@ -1228,7 +1299,7 @@ impl<'a> Importer<'a> {
         };
         Ok(WeightQuant::Affine {
             dtype,
-            scales: scales.floats,
+            scales: scales.floats(),
             zero_point: zp,
         })
     }
@@ -1246,7 +1317,7 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
-    fn integer(&mut self, n: &NodeProto, op: &str) -> Result<Value, InputError> {
+    fn integer(&mut self, n: &NodeProto, op: &str) -> Result<Value<'a>, InputError> {
         let Value::Quant(x) = self.need(n, 0, "x")? else {
             return Err(self.err(
                 n,
@@ -1293,7 +1364,7 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn cast(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+    fn cast(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
         let to = attr_int(n, "to", 0);
         match self.need(n, 0, "input")? {
             Value::Weighted(mut w) if to == DataType::Float as i64 => match &mut w.chain {
@@ -1340,7 +1411,7 @@ impl<'a> Importer<'a> {
         Ok(t.as_f32())
     }
 
-    fn mul(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+    fn mul(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
         let (v, c) = match (self.need(n, 0, "A")?, self.need(n, 1, "B")?) {
             (Value::Weighted(w), Value::Const(t)) | (Value::Const(t), Value::Weighted(w)) => (w, t),
             _ => {
@@ -1368,7 +1439,7 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn add(&mut self, n: &NodeProto) -> Result<Value, InputError> {
+    fn add(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
         let a = self.need(n, 0, "A")?;
         let b = self.need(n, 1, "B")?;
         match (a, b) {
@@ -1425,7 +1496,7 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn clamp(&mut self, n: &NodeProto, op: &str) -> Result<Value, InputError> {
+    fn clamp(&mut self, n: &NodeProto, op: &str) -> Result<Value<'a>, InputError> {
         let x = self.need(n, 0, "input")?;
         let (lo, hi) = if op == "Relu" {
             (Some(0.0f32), None)
@@ -1494,7 +1565,7 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn pool(&mut self, n: &NodeProto, op: &str) -> Result<Value, InputError> {
+    fn pool(&mut self, n: &NodeProto, op: &str) -> Result<Value<'a>, InputError> {
         let x = self.need(n, 0, "X")?;
         let (act, quantised) = match x {
             Value::Quant(a) if op == "MaxPool" => (a, true),
@@ -1623,7 +1694,7 @@ impl<'a> Importer<'a> {
         })
     }
 
-    fn flatten(&mut self, n: &NodeProto, op: &str) -> Result<Value, InputError> {
+    fn flatten(&mut self, n: &NodeProto, op: &str) -> Result<Value<'a>, InputError> {
         let x = self.need(n, 0, "data")?;
         let (a, dequantised) = match x {
             Value::Quant(a) => (a, false),
@@ -1640,7 +1711,7 @@ impl<'a> Importer<'a> {
             attr_int(n, "axis", 1) == 1
         } else {
             let t = self.constant(n, 1, "shape")?;
-            let mut dims = t.ints.clone();
+            let mut dims = t.ints();
             if attr_int(n, "allowzero", 0) == 0 {
                 let onnx_dims: Vec<i64> = if a.rank == 4 {
                     vec![
@@ -1704,7 +1775,7 @@ impl<'a> Importer<'a> {
         n: &NodeProto,
         w: Weighted,
         q: TensorQuant,
-    ) -> Result<Value, InputError> {
+    ) -> Result<Value<'a>, InputError> {
         let (qmin, qmax) = q.range();
         let mut clamp_min = qmin;
         let mut clamp_max = qmax;
@@ -1719,7 +1790,6 @@ impl<'a> Importer<'a> {
             (Some(l), Some(h)) if l == 0.0 && h == 6.0 => Activation::Relu6,
             _ => Activation::None,
         };
-        let channels = w.out_shape.channels;
         let requant = match (&w.chain, &w.input.quant, &w.weight_quant, &q) {
             (
                 Chain::Qdq,
@@ -1753,7 +1823,7 @@ impl<'a> Importer<'a> {
             _ => return Err(self.err(n, "mixed quantisation modes")),
         };
         let epilogue = Epilogue {
-            bias: w.bias.clone(),
+            bias: w.bias,
             activation,
             output_stage: OutputStage {
                 accumulator_bits: 32,
@@ -1771,28 +1841,26 @@ impl<'a> Importer<'a> {
                 stride: g.stride,
                 padding: g.padding,
                 groups: g.groups,
-                weights: w.weights.clone(),
-                weight_quant: w.weight_quant.clone(),
+                weights: w.weights,
+                weight_quant: w.weight_quant,
                 epilogue,
             }),
             None => {
                 let (out, k, _, _) = w.weights.dim();
                 let m = w
                     .weights
-                    .clone()
                     .into_shape_with_order((out, k))
                     .map_err(|e| self.err(n, format!("weights: {e}")))?;
                 Op::FullyConnected(FullyConnected {
                     weights: m,
-                    weight_quant: w.weight_quant.clone(),
+                    weight_quant: w.weight_quant,
                     epilogue,
                 })
             }
         };
-        let _ = channels;
         Ok(Value::Quant(self.push(
             n,
-            w.node.clone(),
+            w.node,
             vec![w.input],
             op,
             w.out_shape,
@@ -1869,6 +1937,55 @@ impl<'a> Importer<'a> {
     }
 }
 
+/// The graph input's dimensions. A symbolic batch (the first of four or
+/// two) is one inference; any other symbolic or unknown dimension is
+/// refused, naming it: accsim simulates one fixed shape.
+fn input_dims(shape: Option<&proto::TensorShapeProto>, input: &str) -> Result<Vec<i64>, String> {
+    use proto::tensor_shape_proto::dimension::Value as Dim;
+    let Some(shape) = shape else {
+        return Ok(Vec::new());
+    };
+    let rank = shape.dim.len();
+    let names: &[&str] = match rank {
+        4 => &["N", "C", "H", "W"],
+        3 => &["C", "H", "W"],
+        2 => &["N", "features"],
+        _ => &[],
+    };
+    let mut dims = Vec::with_capacity(rank);
+    for (i, d) in shape.dim.iter().enumerate() {
+        let param = match &d.value {
+            Some(Dim::DimValue(v)) => {
+                dims.push(*v);
+                continue;
+            }
+            _ if i == 0 && (rank == 4 || rank == 2) => {
+                dims.push(1); // a symbolic batch: one inference
+                continue;
+            }
+            Some(Dim::DimParam(p)) => p.as_str(),
+            None => "",
+        };
+        let which = names
+            .get(i)
+            .map_or(format!("dimension {i}"), |n| format!("dimension {i} ({n})"));
+        return Err(if param.is_empty() {
+            format!(
+                "{which} has no size; valid: a fixed size for every dimension but the batch \
+                 (fix it with `python -m onnxruntime.tools.make_dynamic_shape_fixed --input_name {input} \
+                 --input_shape 1,C,H,W model.onnx fixed.onnx`)"
+            )
+        } else {
+            format!(
+                "{which} is symbolic (`{param}`); valid: a fixed size for every dimension but the batch \
+                 (fix it with `python -m onnxruntime.tools.make_dynamic_shape_fixed --dim_param {param} \
+                 --dim_value SIZE model.onnx fixed.onnx`)"
+            )
+        });
+    }
+    Ok(dims)
+}
+
 fn node_name(n: &NodeProto) -> String {
     match n.name.as_deref() {
         Some(s) if !s.is_empty() => s.to_string(),
@@ -1887,10 +2004,10 @@ fn node_name(n: &NodeProto) -> String {
 fn input_quant_from_consumers(
     graph: &GraphProto,
     input: &str,
-    values: &HashMap<String, Value>,
+    values: &HashMap<String, Value<'_>>,
     dtype: IntType,
 ) -> TensorQuant {
-    let scalar = |name: Option<&String>| -> Option<&Tensor> {
+    let scalar = |name: Option<&String>| -> Option<&Tensor<'_>> {
         match values.get(name?) {
             Some(Value::Const(t)) if t.len() == 1 => Some(t),
             _ => None,

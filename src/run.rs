@@ -394,6 +394,7 @@ fn measured(s: &LayerStats, arch: &Arch) -> Measured {
             drain: s.cycles.drain,
         },
         utilisation: s.utilisation(),
+        pe_cycles: s.pe_cycles,
         accesses: LevelTotals {
             dram: a.dram.total(),
             glb: a.glb.total(),
@@ -439,6 +440,9 @@ fn accumulate_stats(sum: &mut LayerStats, s: &LayerStats) {
     sum.mac_energy_pj += s.mac_energy_pj;
     sum.lut_reads += s.lut_reads;
     sum.pe_busy_cycles += s.pe_busy_cycles;
+    if let Some(p) = &s.pe_cycles {
+        sum.pe_cycles.get_or_insert_with(Default::default).add(p);
+    }
     sum.dram.read_bytes += s.dram.read_bytes;
     sum.dram.write_bytes += s.dram.write_bytes;
     sum.dram.read_requests += s.dram.read_requests;

@@ -467,4 +467,16 @@ fn a_slow_output_bus_stalls_the_array_instead_of_draining_after_it() {
         (c.total, c.compute, c.stall, c.fill, c.drain),
         (80_372, 14_553, 64_249, 74, 1_496)
     );
+    // Every stalled cycle has its cause: the psum RF was full because the
+    // output bus had not taken the earlier sub-passes' sums (all 156 PEs
+    // are used; conv1 has 128 output channels on 12 columns).
+    let p = r.layers[0]
+        .pe_cycles
+        .unwrap_or_else(|| panic!("no PE-cycles"));
+    assert_eq!(p.total(), 156 * c.total);
+    assert_eq!(p.psum_space, 156 * c.stall);
+    assert_eq!(p.waits().iter().map(|&(_, v)| v).sum::<u64>(), p.psum_space);
+    assert_eq!((p.fill, p.drain, p.unused), (156 * 74, 156 * 1_496, 0));
+    assert_eq!(p.busy, r.layers[0].pe_busy_cycles);
+    assert_eq!(p.busy + p.lockstep, 156 * c.compute);
 }

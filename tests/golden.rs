@@ -147,3 +147,52 @@ fn every_shipped_pair_reports_what_its_snapshot_holds() {
     // both LU22 architectures at least.
     assert!(reports >= 2 * workloads.len(), "{reports} reports");
 }
+
+/// PEs of a shipped architecture's array (`[pe_array]` rows x cols).
+fn array_pes(arch: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(home().join("arch_configs").join(format!("{arch}.toml")))
+        .unwrap_or_else(|e| panic!("{arch}: {e}"));
+    let value: toml::Table = text.parse().unwrap_or_else(|e| panic!("{arch}: {e}"));
+    let array = value.get("pe_array")?.as_table()?;
+    Some((array.get("rows")?.as_integer()? * array.get("cols")?.as_integer()?) as u64)
+}
+
+/// Every PE-cycle of every layer in every snapshot has a cause: the causes
+/// sum to PEs x cycles, and the total's to the layers'.
+#[test]
+fn every_snapshot_accounts_for_every_pe_cycle() {
+    let golden = home().join("tests/golden");
+    let mut checked = 0;
+    for arch in shipped(&home().join("arch_configs"), &[".toml"]) {
+        let arch = arch.trim_end_matches(".toml");
+        let dir = golden.join(arch);
+        for name in shipped(&dir, &[".json"]) {
+            let text = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+            let report: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{arch}/{name}: {e}"));
+            let sum = |p: &serde_json::Value| -> u64 {
+                let o = p
+                    .as_object()
+                    .unwrap_or_else(|| panic!("{arch}/{name}: {p}"));
+                o.values().map(|v| v.as_u64().unwrap_or(u64::MAX)).sum()
+            };
+            let mut layers_total = 0;
+            for layer in report["layers"].as_array().into_iter().flatten() {
+                let p = &layer["pe_cycles"];
+                if p.is_null() {
+                    continue;
+                }
+                let pes = array_pes(arch).unwrap_or_else(|| panic!("{arch}: no [pe_array]"));
+                let cycles = layer["cycles"].as_u64().unwrap_or_default();
+                assert_eq!(sum(p), pes * cycles, "{arch}/{name} {}", layer["name"]);
+                layers_total += sum(p);
+                checked += 1;
+            }
+            let total = &report["total"]["pe_cycles"];
+            if !total.is_null() {
+                assert_eq!(sum(total), layers_total, "{arch}/{name} total");
+            }
+        }
+    }
+    assert!(checked > 500, "only {checked} layers had PE-cycles");
+}

@@ -30,6 +30,7 @@ use crate::sim::{Cycle, EventQueue, Phase};
 use crate::units::DataType;
 use crate::workload::ir::{Layer, Op, Shape};
 
+use super::causes::{Arrivals, Ledger, TRACE_COMPUTING, TRACE_DRAIN, Wait};
 use super::probes::Bus;
 use super::storage::{Parked, TensorStore};
 use super::{LayerTiming, Machine};
@@ -163,7 +164,23 @@ pub(super) struct ArrayLayer<'a> {
     /// Per PE row, the distinct busy durations of a step and how many PEs
     /// end at each (reused across steps, for the trace).
     row_ends: Vec<Vec<(u64, i64)>>,
+    /// When the rows and weights steps wait for were requested and arrived,
+    /// and the array's cycles without computation by cause.
+    arrivals: Arrivals,
+    ledger: Ledger,
+    /// Scratch: a step's wait marks, latest first.
+    marks: Vec<(Cycle, Wait)>,
+    /// PEs the layer gave MACs to.
+    pe_used: Vec<bool>,
     queue: EventQueue<Event>,
+}
+
+/// Where a step's operands came from: the GLB read grant's first cycle and
+/// the cycle the last word reached the RFs.
+#[derive(Clone, Copy)]
+struct Delivery {
+    glb_start: Cycle,
+    end: Cycle,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -469,6 +486,10 @@ impl<'a> ArrayLayer<'a> {
             nonzero_inputs: Vec::new(),
             activity: Vec::new(),
             row_ends: Vec::new(),
+            arrivals: Arrivals::new(height, start),
+            ledger: Ledger::default(),
+            marks: Vec::new(),
+            pe_used: vec![false; (m.arch.pe_array.rows * m.arch.pe_array.cols) as usize],
             queue: EventQueue::starting_at(start),
             m,
             layer,
@@ -488,13 +509,17 @@ impl<'a> ArrayLayer<'a> {
             self.request_weights(start);
         }
         while let Some((now, event)) = self.queue.pop() {
-            self.m.trace_advance(now)?;
+            // Inside a gap between steps the trace waits at its start: the
+            // gap's causes are known, and traced, when the next step starts.
+            let held = self.ledger.cursor().map_or(now, |c| c.min(now));
+            self.m.trace_advance(held)?;
             match event {
                 Event::Prefetch => self.prefetch(now),
                 Event::RowArrived { row } => {
                     let words = self.input.row_words();
                     let bytes = self.input.row_bytes();
                     let grant = self.m.glb_write(now, DataType::Input, words, bytes);
+                    self.arrivals.row_from_dram(row, now);
                     self.row_ready[row] = Some(grant.end);
                     if self.waiting {
                         self.waiting = false;
@@ -506,6 +531,7 @@ impl<'a> ArrayLayer<'a> {
                     let grant =
                         self.m
                             .glb_write(now, DataType::Weight, words, words * self.weight_bytes);
+                    self.arrivals.weights_from_dram(step, now);
                     self.weight_staged.insert(step, grant.end);
                     if self.waiting {
                         self.waiting = false;
@@ -531,6 +557,13 @@ impl<'a> ArrayLayer<'a> {
         }
         let first = self.first_compute.unwrap_or(start);
         let busy_span = self.last_compute.since(first);
+        let (waits, unexplained) = self.ledger.finish();
+        if unexplained > 0 {
+            return Err(internal(
+                self.layer,
+                &format!("{unexplained} cycles between steps have no named cause"),
+            ));
+        }
         Ok(LayerTiming {
             start: layer_start,
             end: self.end.max(self.last_compute),
@@ -538,6 +571,8 @@ impl<'a> ArrayLayer<'a> {
             last_compute: self.last_compute,
             compute: self.compute_cycles.min(busy_span),
             spilled_rows: self.spilled_rows,
+            waits,
+            used_pes: self.pe_used.iter().filter(|&&u| u).count() as u64,
         })
     }
 
@@ -549,6 +584,7 @@ impl<'a> ArrayLayer<'a> {
             .steps
             .get(self.next_step)
             .map_or(usize::MAX, |s| s.pass);
+        let waited_for_space = self.arrivals.prefetch_round();
         while self.prefetch_pass < self.rows_of_pass.len()
             && self.prefetch_pass <= current.saturating_add(1)
         {
@@ -559,19 +595,23 @@ impl<'a> ArrayLayer<'a> {
                 }
                 let bytes = self.input.row_bytes();
                 if !self.room_for_row(now, bytes, current) {
-                    return; // wait for space; a pass completion reschedules us
+                    // Wait for space; a pass completion reschedules us.
+                    self.arrivals.set_space_blocked(true);
+                    return;
                 }
                 let base = self.input.dram_address(0, y, 0);
                 let done =
                     self.m
                         .dram_read(now, base, DataType::Input, self.input.row_words(), bytes);
                 self.row_requested[y] = true;
+                self.arrivals.row_requested(y, now, waited_for_space);
                 self.input.in_glb[y] = true;
                 self.queue
                     .schedule(done, Phase::Complete, Event::RowArrived { row: y });
             }
             self.prefetch_pass += 1;
         }
+        self.arrivals.set_space_blocked(false);
     }
 
     // ---- weights (programmable mode) ---------------------------------------
@@ -592,6 +632,7 @@ impl<'a> ArrayLayer<'a> {
                 WeightSource::GlbResident | WeightSource::Scratchpad => self.steps[step].pass == 0,
                 WeightSource::None => false,
             };
+            self.arrivals.weights_requested(step, now);
             if from_dram {
                 let words = self.step_weight_words(step);
                 let addr = self.weight_dram_base + self.weight_step_offsets[step];
@@ -652,19 +693,27 @@ impl<'a> ArrayLayer<'a> {
             self.m.trace_set(|p| p.subpass, now, id.subpass as u64);
             self.m.trace_set(|p| p.step, now, s as u64);
         }
-        let delivered = self.deliver_inputs(now, id);
-        let weights_delivered = self.deliver_weights(now, id);
-        let mut start = delivered.max(weights_delivered);
+        let inputs = self.deliver_inputs(now, id);
+        let weights = self.deliver_weights(now, id);
+        let delivered = inputs.end;
+        let mut start = delivered.max(weights.end);
         if let Some(previous) = s.checked_sub(1) {
             start = start.max(self.compute_end[previous]);
         }
+        let before_psum_room = start;
         let first_of_subpass = id.piece == 0;
         if first_of_subpass {
             start = self.psum_room(self.max_lane_channels(id.subpass), start);
             self.init_psums(id, start);
         }
         let duration = self.compute(id, start)?;
+        self.record_waits(now, id, before_psum_room, (inputs, weights));
+        let first_computation = self.ledger.cursor().is_none();
+        self.ledger.step(start, duration, &self.marks);
         let end = start + duration;
+        if self.m.tracing() {
+            self.trace_stall_cause(start, duration, first_computation);
+        }
         if !self.m.trace_quiet_before(end) {
             // Each row's input RF holds the piece from its arrival to the step's end.
             self.count_row_input_entries(id);
@@ -687,6 +736,7 @@ impl<'a> ArrayLayer<'a> {
         if self.programmable {
             // The step's weights left the staging buffer for the scratchpads.
             self.weight_staged.remove(&s);
+            self.arrivals.weights_consumed(s);
             self.request_weights(now);
         }
 
@@ -733,6 +783,58 @@ impl<'a> ArrayLayer<'a> {
                 .schedule(next.max(delivered), Phase::Start, Event::Step);
         }
         Ok(())
+    }
+
+    /// The marks of the step's wait chain, latest first (`causes`): the
+    /// psum-RF wait, the later operand's bus transfer, its GLB read grant,
+    /// then why the step could not be issued before `now`.
+    fn record_waits(
+        &mut self,
+        now: Cycle,
+        id: StepId,
+        before_psum_room: Cycle,
+        (inputs, weights): (Delivery, Delivery),
+    ) {
+        let mut marks = std::mem::take(&mut self.marks);
+        marks.clear();
+        marks.push((before_psum_room, Wait::PsumSpace));
+        if weights.end > inputs.end {
+            marks.push((weights.glb_start, Wait::WeightBus));
+        } else {
+            marks.push((inputs.glb_start, Wait::InputBus));
+        }
+        marks.push((now, Wait::GlbPort));
+        let s = self.next_step;
+        let staged = if self.weights_from_dram == WeightSource::None {
+            None
+        } else {
+            self.weight_staged.get(&s).map(|&t| (s, t))
+        };
+        let rows = self.rows_of_pass[id.pass].clone();
+        self.arrivals
+            .issue_chain(rows, &self.row_ready, staged, &mut marks);
+        self.marks = marks;
+    }
+
+    /// The trace's `controller.stall_cause` for a step starting at `start`:
+    /// the gap's causes, computing from `start` (when a gap or the fill
+    /// ends there), and drain after the layer's last step.
+    fn trace_stall_cause(&mut self, start: Cycle, duration: u64, first_computation: bool) {
+        if duration > 0 {
+            let gap = self.ledger.last_gap();
+            for &(from, cause) in gap {
+                self.m
+                    .trace_set(|p| p.stall_cause, from, cause.trace_code());
+            }
+            if first_computation || !gap.is_empty() {
+                self.m.trace_set(|p| p.stall_cause, start, TRACE_COMPUTING);
+            }
+        }
+        if self.next_step + 1 == self.steps.len()
+            && let Some(end) = self.ledger.cursor()
+        {
+            self.m.trace_set(|p| p.stall_cause, end, TRACE_DRAIN);
+        }
     }
 
     /// When a sub-pass needing `entries` psum-RF entries per PE can start,
@@ -860,7 +962,7 @@ impl<'a> ArrayLayer<'a> {
 
     /// Reads, sends and forwards the step's input words; returns when the
     /// last receiving PE has them.
-    fn deliver_inputs(&mut self, now: Cycle, id: StepId) -> Cycle {
+    fn deliver_inputs(&mut self, now: Cycle, id: StepId) -> Delivery {
         let positions = pass_positions(self.plan, id.pass).to_vec();
         let groups = std::mem::take(&mut self.groups_per_subpass[id.subpass]);
         let rows = if self.plan.rows_are_positions {
@@ -954,7 +1056,10 @@ impl<'a> ArrayLayer<'a> {
         }
         self.rf = rf;
         if glb_words == 0 && per_row.iter().all(|r| r.1 == 0) {
-            return now;
+            return Delivery {
+                glb_start: now,
+                end: now,
+            };
         }
         let wb = self.input.word_bytes;
         let glb = self
@@ -996,7 +1101,10 @@ impl<'a> ArrayLayer<'a> {
                 };
             }
         }
-        delivered
+        Delivery {
+            glb_start: glb.start,
+            end: delivered,
+        }
     }
 
     /// Input RF entries per PE row for the step's piece (FC: the row of
@@ -1027,12 +1135,16 @@ impl<'a> ArrayLayer<'a> {
     }
 
     /// Sends the step's weights over the weight bus (programmable mode).
-    fn deliver_weights(&mut self, now: Cycle, id: StepId) -> Cycle {
+    fn deliver_weights(&mut self, now: Cycle, id: StepId) -> Delivery {
+        let nothing = Delivery {
+            glb_start: now,
+            end: now,
+        };
         if !self.programmable {
-            return now;
+            return nothing;
         }
         if self.weights_from_dram == WeightSource::Scratchpad && id.pass > 0 {
-            return now;
+            return nothing;
         }
         let groups = &self.groups_per_subpass[id.subpass];
         let mut glb_words = 0u64;
@@ -1066,7 +1178,10 @@ impl<'a> ArrayLayer<'a> {
         let glb = self.m.glb_read(now, DataType::Weight, glb_words, bytes);
         self.m.pe.rf_write(DataType::Weight, rf_words);
         let bus = self.m.bus(Bus::Weight, glb.start + 1, bytes);
-        bus.end
+        Delivery {
+            glb_start: glb.start,
+            end: bus.end,
+        }
     }
 
     /// Biases into the psum RF at the start of a sub-pass (at `start`).
@@ -1207,6 +1322,7 @@ impl<'a> ArrayLayer<'a> {
                     self.m.pe.zero_macs += zero;
                     let cycles = nonzero * self.mac_cycles + zero * self.zero_mac_cycles;
                     self.m.pe.busy_cycles[pe] += cycles;
+                    self.pe_used[pe] = true;
                     longest = longest.max(cycles);
                     if self.m.tracing() {
                         let cols = self.m.arch.pe_array.cols as usize;

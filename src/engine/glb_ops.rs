@@ -289,5 +289,8 @@ pub(super) fn run(
         last_compute,
         compute: compute.min(last_compute.since(first)),
         spilled_rows,
+        // The GLB unit computes; the PE array has nothing to do.
+        waits: [0; super::causes::Wait::COUNT],
+        used_pes: 0,
     })
 }

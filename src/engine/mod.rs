@@ -17,6 +17,7 @@
 //! network output stays where the last layer put it.
 
 mod array;
+mod causes;
 pub(crate) mod ffe;
 mod glb_ops;
 pub(crate) mod nvdla;
@@ -37,7 +38,7 @@ use crate::sim::Cycle;
 use crate::units::LevelAccesses;
 use crate::workload::ir::{Activations, Network, Op, TensorSource};
 
-pub use stats::{Accesses, CycleBreakdown, LayerStats, WordBits};
+pub use stats::{Accesses, CycleBreakdown, LayerStats, PeCycles, WordBits};
 use storage::{DramAllocator, Parked, TensorStore};
 
 /// The simulated machine: every component and its counters.
@@ -110,6 +111,11 @@ pub(crate) struct LayerTiming {
     /// Cycles in which something computed.
     pub compute: u64,
     pub spilled_rows: u64,
+    /// The PE array's cycles between its first and last computation in
+    /// which it waited, by cause (`causes::Wait`); they sum to the stall.
+    pub waits: [u64; causes::Wait::COUNT],
+    /// PEs the layer gave work (0: the layer ran beside the array).
+    pub used_pes: u64,
 }
 
 /// The result of running a network.
@@ -318,6 +324,11 @@ pub(crate) fn run_from(
             if let Some((t, p)) = &mut m.trace {
                 t.layer_starts(i, now);
                 t.set(p.layer, now, i as u64);
+                match plan {
+                    LayerPlan::Array(_) => t.set(p.stall_cause, now, causes::TRACE_FILL),
+                    LayerPlan::Glb => t.set(p.stall_cause, now, causes::TRACE_UNUSED),
+                    _ => {}
+                }
                 if let Some(mode) = layer_numerics.mode {
                     t.set(p.mac_cycles, now, u64::from(arch.mac.mac_cycles(mode)));
                     t.set(p.mac_mode, now, mode.index() as u64);
@@ -337,6 +348,7 @@ pub(crate) fn run_from(
                         start: now,
                         end: now,
                         pes: u64::from(arch.pe_array.rows * arch.pe_array.cols),
+                        pe_cycles: Some(PeCycles::default()),
                         ..Default::default()
                     });
                     check(layer, i, outputs.last(), reference, "pe_array")?;
@@ -594,6 +606,9 @@ fn layer_stats(
         let drain = t.end.since(t.last_compute);
         (fill, drain, total.saturating_sub(fill + drain + computing))
     };
+    let pes = u64::from(arch.pe_array.rows * arch.pe_array.cols);
+    let busy = after.busy - before.busy;
+    let pe_cycles = pe_cycles(t, pes, busy, if computing == 0 { total } else { fill });
     let d = |a: u64, b: u64| a.saturating_sub(b);
     let dram = crate::hw::dram::DramStats {
         read_bytes: d(after.dram.read_bytes, before.dram.read_bytes),
@@ -622,14 +637,43 @@ fn layer_stats(
         mac_energy_pj,
         word_bits,
         lut_reads: after.lut_reads - before.lut_reads,
-        pe_busy_cycles: after.busy - before.busy,
-        pes: u64::from(arch.pe_array.rows * arch.pe_array.cols),
+        pe_busy_cycles: busy,
+        pes,
+        pe_cycles: Some(pe_cycles),
         dram,
         spilled_rows: t.spilled_rows,
         glb_peak_bytes: glb_peak,
         events: after.events - before.events,
         glb_read_requests: after.glb_requests.0 - before.glb_requests.0,
         glb_write_requests: after.glb_requests.1 - before.glb_requests.1,
+    }
+}
+
+/// Every PE-cycle of a layer by cause: the used PEs share the array's
+/// fill, drain and waits; what they did not spend computing inside the
+/// steps is lock-step waiting; the other PEs are unused throughout.
+fn pe_cycles(t: &LayerTiming, pes: u64, busy: u64, fill: u64) -> PeCycles {
+    let u = t.used_pes;
+    let w = |c: causes::Wait| u * t.waits[c as usize];
+    use causes::Wait::*;
+    PeCycles {
+        busy,
+        lockstep: (u * t.compute).saturating_sub(busy),
+        fill: u * fill,
+        drain: if t.compute == 0 {
+            0
+        } else {
+            u * t.end.since(t.last_compute)
+        },
+        prefetch: w(Prefetch),
+        glb_space: w(GlbSpace),
+        input_dram: w(InputDram),
+        weight_dram: w(WeightDram),
+        glb_port: w(GlbPort),
+        input_bus: w(InputBus),
+        weight_bus: w(WeightBus),
+        psum_space: w(PsumSpace),
+        unused: (pes - u) * t.end.since(t.start),
     }
 }
 

@@ -15,6 +15,8 @@ pub(crate) struct Probes {
     pub pass: SignalId,
     pub subpass: SignalId,
     pub step: SignalId,
+    /// Why the PE array is not computing (`causes::Wait::trace_code`).
+    pub stall_cause: SignalId,
     pub row_busy: Vec<SignalId>,
     pub row_active_pes: Vec<SignalId>,
     pub row_input_rf: Vec<SignalId>,
@@ -51,6 +53,7 @@ impl Probes {
             pass: t.signal(Controller, "controller", "pass", 32),
             subpass: t.signal(Controller, "controller", "subpass", 16),
             step: t.signal(Controller, "controller", "step", 32),
+            stall_cause: t.signal(Controller, "controller", "stall_cause", 4),
             row_busy: (0..rows)
                 .map(|r| t.signal(Array, "array", format!("row{r}_busy"), 1))
                 .collect(),

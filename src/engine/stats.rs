@@ -40,6 +40,89 @@ pub struct CycleBreakdown {
     pub drain: u64,
 }
 
+/// Where every PE-cycle of a layer went: the fields sum to PEs x cycles.
+/// A PE the layer's mapping gives work is, each cycle, computing (`busy`),
+/// waiting in lock-step for the step's slowest PE (`lockstep`), in the
+/// layer's `fill` or `drain`, or held back with the whole array by one of
+/// the named waits between steps (docs/report.md, "Cycles by cause"); a PE
+/// it gives no work is `unused` for the whole layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct PeCycles {
+    pub busy: u64,
+    pub lockstep: u64,
+    pub fill: u64,
+    pub drain: u64,
+    pub prefetch: u64,
+    pub glb_space: u64,
+    pub input_dram: u64,
+    pub weight_dram: u64,
+    pub glb_port: u64,
+    pub input_bus: u64,
+    pub weight_bus: u64,
+    pub psum_space: u64,
+    pub unused: u64,
+}
+
+impl PeCycles {
+    /// The field names, in report order, with their values.
+    pub fn named(&self) -> [(&'static str, u64); 13] {
+        [
+            ("busy", self.busy),
+            ("lockstep", self.lockstep),
+            ("fill", self.fill),
+            ("drain", self.drain),
+            ("prefetch", self.prefetch),
+            ("glb_space", self.glb_space),
+            ("input_dram", self.input_dram),
+            ("weight_dram", self.weight_dram),
+            ("glb_port", self.glb_port),
+            ("input_bus", self.input_bus),
+            ("weight_bus", self.weight_bus),
+            ("psum_space", self.psum_space),
+            ("unused", self.unused),
+        ]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.named().iter().map(|&(_, v)| v).sum()
+    }
+
+    /// The named waits between steps (every cause but busy, lockstep,
+    /// fill, drain and unused).
+    pub fn waits(&self) -> [(&'static str, u64); 8] {
+        let n = self.named();
+        std::array::from_fn(|i| n[4 + i])
+    }
+
+    /// The wait that cost the most PE-cycles (the first in report order on
+    /// a tie), if any did.
+    pub fn main_wait(&self) -> Option<(&'static str, u64)> {
+        self.waits()
+            .into_iter()
+            .filter(|&(_, v)| v > 0)
+            .fold(None, |best, w| match best {
+                Some((_, b)) if b >= w.1 => best,
+                _ => Some(w),
+            })
+    }
+
+    pub fn add(&mut self, o: &PeCycles) {
+        self.busy += o.busy;
+        self.lockstep += o.lockstep;
+        self.fill += o.fill;
+        self.drain += o.drain;
+        self.prefetch += o.prefetch;
+        self.glb_space += o.glb_space;
+        self.input_dram += o.input_dram;
+        self.weight_dram += o.weight_dram;
+        self.glb_port += o.glb_port;
+        self.input_bus += o.input_bus;
+        self.weight_bus += o.weight_bus;
+        self.psum_space += o.psum_space;
+        self.unused += o.unused;
+    }
+}
+
 /// Bits per word each data type moved in a layer; memory energies scale
 /// with them (docs/arch-format.md, `[energy]`). 0 stands for 16, the width
 /// the per-access costs are given at.
@@ -93,6 +176,9 @@ pub struct LayerStats {
     /// Sum over PEs of cycles spent computing.
     pub pe_busy_cycles: u64,
     pub pes: u64,
+    /// Every PE-cycle by cause (`None`: the layer did not run on a PE
+    /// array, e.g. an FFE stage or an NVDLA table layer).
+    pub pe_cycles: Option<PeCycles>,
     pub dram: DramStats,
     /// Output rows that did not fit the GLB and went to DRAM.
     pub spilled_rows: u64,

@@ -1,7 +1,8 @@
 //! The report as CSV: one row per layer, then a `total` row. Engine columns
 //! are empty when no engine measured them. The last four columns (engine,
 //! its clock, TOPS, TOPS/W) were added with schema 3, `precision` (the
-//! layer's MAC precision; the run's assignment on the total row) with 4.
+//! layer's MAC precision; the run's assignment on the total row) with 4,
+//! the PE-cycles by cause (`pe_busy` ... `pe_unused`) with 6.
 
 use super::{Measured, Report};
 
@@ -80,6 +81,17 @@ fn measured_fields(m: Option<&Measured>) -> Vec<String> {
     v
 }
 
+/// The PE-cycles by cause, empty where the layer did not run on a PE array.
+fn pe_cycle_fields(m: Option<&Measured>) -> Vec<String> {
+    let causes = m.and_then(|m| m.pe_cycles);
+    crate::engine::PeCycles::default()
+        .named()
+        .iter()
+        .enumerate()
+        .map(|(i, _)| causes.map_or_else(String::new, |c| c.named()[i].1.to_string()))
+        .collect()
+}
+
 /// Writes the CSV text of `report`.
 pub fn render(report: &Report) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -87,6 +99,12 @@ pub fn render(report: &Report) -> Result<String, csv::Error> {
     header.extend(MEASURED);
     header.push("energy_pj_total");
     header.extend(["engine", "clock_mhz", "tops", "tops_per_w", "precision"]);
+    let causes: Vec<String> = crate::engine::PeCycles::default()
+        .named()
+        .iter()
+        .map(|(name, _)| format!("pe_{name}"))
+        .collect();
+    header.extend(causes.iter().map(String::as_str));
     w.write_record(&header)?;
     let opt = |x: Option<f64>| x.map(|v| format!("{v}")).unwrap_or_default();
     let shape = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
@@ -111,6 +129,7 @@ pub fn render(report: &Report) -> Result<String, csv::Error> {
             opt(l.tops_per_w),
             l.precision.clone().unwrap_or_default(),
         ]);
+        row.extend(pe_cycle_fields(l.measured.as_ref()));
         w.write_record(&row)?;
     }
     let t = &report.total;
@@ -135,6 +154,7 @@ pub fn render(report: &Report) -> Result<String, csv::Error> {
         opt(th.map(|t| t.tops_per_w)),
         report.precision.clone().unwrap_or_default(),
     ]);
+    row.extend(pe_cycle_fields(t.measured.as_ref()));
     w.write_record(&row)?;
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())

@@ -16,7 +16,7 @@ use crate::hw::dram::DramStats;
 use crate::units::ReadWrite;
 
 /// Version of the report schema (docs/report.md).
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -230,6 +230,10 @@ pub struct Measured {
     pub cycle_split: CycleSplit,
     /// Busy PE-cycles over PEs x cycles.
     pub utilisation: f64,
+    /// Every PE-cycle by cause, summing to PEs x cycles (absent for layers
+    /// that did not run on a PE array; the total sums the layers that have it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pe_cycles: Option<crate::engine::PeCycles>,
     /// Data words read and written per level.
     pub accesses: LevelTotals,
     /// The same per data type (input, weight, psum, output).

@@ -32,10 +32,11 @@ fn short(n: f64) -> String {
 
 fn measured_cells(m: Option<&Measured>) -> Vec<String> {
     match m {
-        None => vec![String::new(); 8],
+        None => vec![String::new(); 9],
         Some(m) => vec![
             thousands(m.cycles),
             percent(m.cycle_split.stall, m.cycles),
+            main_wait(m),
             format!("{:.1}%", 100.0 * m.utilisation),
             short(m.accesses.dram.total() as f64),
             short(m.accesses.glb.total() as f64),
@@ -67,6 +68,7 @@ pub fn render(report: &Report) -> String {
                 "cycles"
             },
             "stall [%]",
+            "main wait [% PE-cycles]",
             "util [%]",
             "DRAM [words]",
             "GLB [words]",
@@ -177,10 +179,41 @@ pub fn render(report: &Report) -> String {
             bit_exact_summary(report)
         ));
     }
+    if let Some(c) = t.measured.as_ref().and_then(|m| m.pe_cycles) {
+        out.push_str(&pe_cycles_line(&c));
+    }
     if let Some(s) = &report.system {
         out.push_str(&system_lines(report, s));
     }
     out
+}
+
+/// The wait that cost a layer the most PE-cycles, with its share.
+fn main_wait(m: &Measured) -> String {
+    match m
+        .pe_cycles
+        .and_then(|c| c.main_wait().map(|w| (w, c.total())))
+    {
+        Some(((name, v), total)) => format!("{name} {}", percent(v, total)),
+        None if m.pe_cycles.is_some() => "-".to_string(),
+        None => String::new(),
+    }
+}
+
+/// The run's PE-cycles by cause, every non-zero cause with its share.
+fn pe_cycles_line(c: &crate::engine::PeCycles) -> String {
+    let total = c.total();
+    let parts: Vec<String> = c
+        .named()
+        .iter()
+        .filter(|&&(_, v)| v > 0)
+        .map(|&(name, v)| format!("{name} {}", percent(v, total)))
+        .collect();
+    format!(
+        "PE-cycles by cause ({} = PEs x cycles): {}\n",
+        thousands(total),
+        parts.join(", ")
+    )
 }
 
 /// The summary's bit-exact verdict, counting only simulated layers.

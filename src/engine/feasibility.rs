@@ -85,6 +85,10 @@ fn source_index(s: TensorSource) -> usize {
     }
 }
 
+fn row_word(rows: u64) -> &'static str {
+    if rows == 1 { "row" } else { "rows" }
+}
+
 /// The name of the tensor in store `k`.
 fn tensor_name(network: &Network, k: usize) -> String {
     match k {
@@ -217,7 +221,8 @@ fn array_need(
     };
     let mut parts = vec![Part {
         what: format!(
-            "{rows} rows of tensor `{}` ({what}, {row_bytes} bytes each)",
+            "{rows} {} of tensor `{}` ({what}, {row_bytes} bytes each)",
+            row_word(rows),
             tensor_name(network, store)
         ),
         bytes: rows * row_bytes,
@@ -282,7 +287,8 @@ fn glb_need(
         .zip(&row_bytes)
         .map(|(&k, &b)| Part {
             what: format!(
-                "{rows} rows of tensor `{}` (the rows one output row reads, {b} bytes each)",
+                "{rows} {} of tensor `{}` (the rows one output row reads, {b} bytes each)",
+                row_word(rows),
                 tensor_name(network, k)
             ),
             bytes: rows * b,

@@ -370,3 +370,46 @@ fn a_residual_addition_runs_in_the_least_glb_of_its_network() {
         "{e}"
     );
 }
+
+/// Shipped workloads on the LU22 machines with small GLBs. On main: 1 KiB
+/// (ic_cifar10, fixed), 2 KiB (ic_cifar10, programmable) and 1 KiB
+/// (digits_cnn, programmable) ended in the internal "GLB deadlock"
+/// (exit 1); 6 and 8 KiB (ic_cifar10, fixed), 8 KiB (ic_cifar10,
+/// programmable), 3 and 4 KiB (digits_cnn, fixed) and 4 KiB (digits_cnn,
+/// programmable) were refused although they fit. Now the first are
+/// refused up front and the others run bit-exact.
+#[test]
+fn shipped_workloads_in_small_glbs_are_refused_or_run() {
+    let cases: [(&str, &str, u32, bool); 9] = [
+        ("ic_cifar10", "lu22_fixed", 1, false),
+        ("ic_cifar10", "lu22_programmable", 2, false),
+        ("digits_cnn", "lu22_programmable", 1, false),
+        ("ic_cifar10", "lu22_fixed", 6, true),
+        ("ic_cifar10", "lu22_fixed", 8, true),
+        ("ic_cifar10", "lu22_programmable", 8, true),
+        ("digits_cnn", "lu22_fixed", 3, true),
+        ("digits_cnn", "lu22_fixed", 4, true),
+        ("digits_cnn", "lu22_programmable", 4, true),
+    ];
+    for (name, arch_name, kib, runs) in cases {
+        let w = workload::load(name).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("arch_configs/{arch_name}.toml")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let small = text.replace("capacity_kib = 108 ", &format!("capacity_kib = {kib} "));
+        assert_ne!(small, text);
+        let a = arch::load_str(&small, Path::new("small.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let r = engine::run(&w.network, &a, &w.default_input, Some(&w.default_outputs));
+        match (runs, r) {
+            (true, Ok(r)) => assert!(r.checked),
+            (false, Err(accsim::Error::Input(e))) => {
+                assert!(e.message.contains("cannot be scheduled"), "{e}")
+            }
+            (_, r) => panic!(
+                "{name} on {arch_name} with {kib} KiB: {:?}",
+                r.map(|r| r.total_cycles).map_err(|e| e.to_string())
+            ),
+        }
+    }
+}

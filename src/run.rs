@@ -230,6 +230,7 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
     let engine_options = engine::EngineOptions {
         trace: options.trace.clone(),
         precision: options.precision.clone(),
+        ..engine::EngineOptions::default()
     };
     let engine_run = engine::run_with(
         net,

@@ -343,7 +343,10 @@ fn impossible_hardware_is_refused_with_the_field() {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(
-        e.contains("tiny_glb.toml") && e.contains("capacity_kib") && e.contains("cannot be tiled"),
+        e.contains("tiny_glb.toml")
+            && e.contains("capacity_kib")
+            && e.contains("layer `conv1` (#0, conv2d) cannot be scheduled")
+            && e.contains("a GLB of at least 10372 bytes"),
         "{e}"
     );
 }

@@ -546,3 +546,123 @@ fn bad_flags_exit_2_without_panic() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A 2x2 array whose GLB holds 32 bytes.
+const TINY_GLB_ARCH: &str = r#"[arch]
+name = "tiny"
+description = "2x2 array, 32-byte GLB"
+clock_mhz = 100
+[pe_array]
+rows = 2
+cols = 2
+input_rf_entries = 6
+psum_rf_entries = 4
+weight_store = "fixed"
+[glb]
+capacity_kib = 0.03125
+[dram]
+model = "simple"
+bandwidth_bytes_per_cycle = 4
+latency_cycles = 10
+"#;
+
+/// `accsim run` of `layer` (on the [2, 6, 6] uint8 input) on the tiny GLB
+/// (`weight_store` fixed or programmable): one message, exit 2.
+fn refused_run(layer: &str, weight_store: &str, message: &str) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let w = write(dir.path(), "w.toml", &format!("{BASE}[[layer]]\n{layer}\n"));
+    let a = write(
+        dir.path(),
+        "a.toml",
+        &TINY_GLB_ARCH.replace("\"fixed\"", &format!("\"{weight_store}\"")),
+    );
+    let (w, a) = (w.to_string_lossy(), a.to_string_lossy());
+    let expected = format!("error: {a}: [glb], field `capacity_kib`: {message}\n");
+    let stderr = expect_error(&["run", "-q", "--workload", &w, "--arch", &a], &[]);
+    assert_eq!(stderr, expected);
+}
+
+#[test]
+fn a_glb_smaller_than_one_pass_of_input_rows_is_refused_with_the_least_capacity() {
+    // A 3x3 kernel over 6x6: each pass (2 positions of one output row)
+    // reads 3 input rows of 2 channels x 6 columns x 1 byte.
+    refused_run(
+        "name = \"c\"\nop = \"conv2d\"\nout_channels = 2\nkernel = 3",
+        "fixed",
+        "layer `c` (#0, conv2d) cannot be scheduled: it needs 36 bytes of GLB at once, \
+         3 rows of tensor `input` (the rows one pass reads, 12 bytes each) = 36 bytes, \
+         and the GLB holds 32 bytes; valid: capacity_kib >= 0.03515625 (a GLB of at least 36 bytes)",
+    );
+}
+
+#[test]
+fn programmable_weights_add_their_staging_buffer_to_the_least_capacity() {
+    // Pieces of 3 elements, one output channel per column: the first step
+    // sends 2 x 3 weights and 2 biases = 8 bytes; three steps are staged.
+    refused_run(
+        "name = \"c\"\nop = \"conv2d\"\nout_channels = 2\nkernel = 3",
+        "programmable",
+        "layer `c` (#0, conv2d) cannot be scheduled: it needs 60 bytes of GLB at once, \
+         3 rows of tensor `input` (the rows one pass reads, 12 bytes each) = 36 bytes \
+         plus the weight staging buffer (3 steps of 8 bytes) = 24 bytes, and the GLB holds \
+         32 bytes; valid: capacity_kib >= 0.05859375 (a GLB of at least 60 bytes)",
+    );
+}
+
+#[test]
+fn a_pooling_window_taller_than_the_glb_is_refused() {
+    refused_run(
+        "name = \"p\"\nop = \"max_pool\"\nkernel = 3\nstride = 1",
+        "fixed",
+        "layer `p` (#0, max_pool) cannot be scheduled: it needs 36 bytes of GLB at once, \
+         3 rows of tensor `input` (the rows one output row reads, 12 bytes each) = 36 bytes, \
+         and the GLB holds 32 bytes; valid: capacity_kib >= 0.03515625 (a GLB of at least 36 bytes)",
+    );
+}
+
+#[test]
+fn a_fully_connected_layer_needs_its_whole_input_in_the_glb() {
+    refused_run(
+        "name = \"f\"\nop = \"fc\"\nout_features = 3",
+        "fixed",
+        "layer `f` (#0, fc) cannot be scheduled: it needs 72 bytes of GLB at once, \
+         6 rows of tensor `input` (all of it: every pass reads the whole input, 12 bytes each) \
+         = 72 bytes, and the GLB holds 32 bytes; valid: capacity_kib >= 0.0703125 \
+         (a GLB of at least 72 bytes)",
+    );
+}
+
+#[test]
+fn check_lists_every_layer_that_cannot_be_scheduled() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let a = write(dir.path(), "a.toml", TINY_GLB_ARCH);
+    let a = a.to_string_lossy();
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx/qdq_add_residual_u8.onnx");
+    let model = model.to_string_lossy();
+    let stderr = expect_error(
+        &["check", &model, "--arch", &a],
+        &["(2 more layers listed above)"],
+    );
+    assert!(stderr.starts_with(&format!(
+        "error: {a}: [glb], field `capacity_kib`: layer `n_Conv_20` (#0, conv2d) cannot be scheduled"
+    )), "{stderr}");
+    let out = accsim()
+        .args(["check", &model, "--arch", &a])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let listed: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("schedule on `tiny`"))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "schedule on `tiny`: 3 of 3 layers cannot be scheduled:",
+            "  layer `n_Conv_20` (#0, conv2d) cannot be scheduled: it needs 72 bytes of GLB at once, 3 rows of tensor `input` (the rows one pass reads, 24 bytes each) = 72 bytes, and the GLB holds 32 bytes; valid: capacity_kib >= 0.0703125 (a GLB of at least 72 bytes)",
+            "  layer `n_Conv_42` (#1, conv2d) cannot be scheduled: it needs 96 bytes of GLB at once, 3 rows of tensor `n_Conv_20` (the rows one pass reads, 32 bytes each) = 96 bytes, and the GLB holds 32 bytes; valid: capacity_kib >= 0.09375 (a GLB of at least 96 bytes)",
+            "  layer `n_Add_56` (#2, add) cannot be scheduled: it needs 64 bytes of GLB at once, 1 row of tensor `n_Conv_20` (the rows one output row reads, 32 bytes each) = 32 bytes plus 1 row of tensor `n_Conv_42` (the rows one output row reads, 32 bytes each) = 32 bytes, and the GLB holds 32 bytes; valid: capacity_kib >= 0.0625 (a GLB of at least 64 bytes)",
+        ]
+    );
+}

@@ -464,3 +464,39 @@ fn bad_specs_exit_2_with_file_line_and_what_is_valid() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("unknown field `colss`"), "{err}");
 }
+
+/// A GLB too small for a layer's working set is an `invalid` point whose
+/// reason is the up-front refusal; on main the 1 KiB point ended as
+/// `error` (the internal "GLB deadlock", exit 1) and the 6 KiB one as
+/// `invalid` although it runs.
+#[test]
+fn a_glb_too_small_to_schedule_is_an_invalid_point_naming_the_least_glb() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        tmp.path(),
+        r#"
+[sweep]
+name = "glb_refusals"
+arch = "lu22_fixed"
+workloads = ["ic_cifar10"]
+objectives = [["area_mm2", "energy_pj"]]
+
+[[axis]]
+path = "arch.glb.capacity_kib"
+values = [1, 6, 108]
+"#,
+    );
+    let out = tmp.path().join("out");
+    let o = sweep(&spec, &out, &["-j", "1"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("points: 1 invalid, 2 ok"), "{text}");
+    let csv = std::fs::read_to_string(out.join("points.csv")).unwrap();
+    let refused: Vec<&str> = csv.lines().filter(|l| l.contains(",invalid,")).collect();
+    assert_eq!(refused.len(), 1, "{csv}");
+    assert!(refused[0].starts_with("0,"), "{csv}");
+    assert!(
+        refused[0].contains("layer `conv1` (#0, conv2d) cannot be scheduled")
+            && refused[0].contains("a GLB of at least 1152 bytes"),
+        "{csv}"
+    );
+}

@@ -13,6 +13,10 @@ use accsim::workload::ir::Op;
 pub struct CheckArgs {
     /// A workload (`NAME_OR_FILE[:VARIANT]`) or architecture file.
     file: String,
+    /// With a workload: the architecture to check its schedule on, as
+    /// `accsim run` would run it (a path or a shipped name) [default: lu22_fixed].
+    #[arg(long, value_name = "FILE")]
+    arch: Option<String>,
 }
 
 enum Kind {
@@ -59,6 +63,16 @@ fn quant(q: &TensorQuant) -> String {
 
 pub fn execute(args: &CheckArgs) -> Result<()> {
     match kind_of(&args.file)? {
+        (Kind::Arch, _) if args.arch.is_some() => {
+            return Err(InputError::new(
+                "--arch",
+                format!(
+                    "`{}` is an architecture; valid: --arch only when checking a workload",
+                    args.file
+                ),
+            )
+            .into());
+        }
         (Kind::Arch, path) => {
             let arch = accsim::arch::load_file(std::path::Path::new(&path))?;
             outln!(
@@ -262,7 +276,51 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
                 }
             }
             outln!("{table}")?;
+            let arch = accsim::arch::load(args.arch.as_deref().unwrap_or("lu22_fixed"))?;
+            schedule(net, &arch)?;
         }
     }
     Ok(())
+}
+
+/// Checks that every layer of `net` can be scheduled on `arch` (the GLB
+/// holds what it needs at once): prints the largest need, or every
+/// refusal and fails with the first.
+fn schedule(net: &accsim::workload::Network, arch: &accsim::arch::Arch) -> Result<()> {
+    let s = accsim::engine::feasibility::check(net, arch)?;
+    let Some(largest) = s.needs.iter().max_by_key(|n| n.bytes()) else {
+        outln!(
+            "schedule on `{}`: no layer runs on the PE array (a table-driven back-end)",
+            arch.name
+        )?;
+        return Ok(());
+    };
+    let Some(first) = s.refusals.first() else {
+        outln!(
+            "schedule on `{}`: every layer fits the {} bytes of GLB it may use; the largest need is layer `{}` (#{}), {} bytes",
+            arch.name,
+            thousands(s.room_bytes),
+            largest.name,
+            largest.layer,
+            thousands(largest.bytes())
+        )?;
+        return Ok(());
+    };
+    outln!(
+        "schedule on `{}`: {} of {} layers cannot be scheduled:",
+        arch.name,
+        s.refusals.len(),
+        s.needs.len()
+    )?;
+    for r in &s.refusals {
+        outln!("  {}", r.message)?;
+    }
+    let mut e = first.clone();
+    if s.refusals.len() > 1 {
+        let more = s.refusals.len() - 1;
+        let layers = if more == 1 { "layer" } else { "layers" };
+        e.message
+            .push_str(&format!(" ({more} more {layers} listed above)"));
+    }
+    Err(e.into())
 }

@@ -126,6 +126,8 @@ pub(super) struct ArrayLayer<'a> {
     // Input rows.
     rows_of_pass: Vec<Range<usize>>,
     row_last_pass: Vec<usize>,
+    /// The first pass that reads each input row.
+    row_first_pass: Vec<usize>,
     row_ready: Vec<Option<Cycle>>,
     row_requested: Vec<bool>,
     prefetch_pass: usize,
@@ -204,7 +206,7 @@ enum WeightSource {
     Scratchpad,
 }
 
-const LOOKAHEAD_STEPS: usize = 2;
+pub(super) const LOOKAHEAD_STEPS: usize = 2;
 
 impl<'a> ArrayLayer<'a> {
     // The pieces of engine state one layer borrows, plus its prepared weights:
@@ -279,26 +281,20 @@ impl<'a> ArrayLayer<'a> {
 
         // Input rows each pass needs, and the last pass that needs each row.
         let height = input.shape.height;
-        let rows_of_pass: Vec<Range<usize>> = (0..plan.passes())
-            .map(|p| {
-                if !plan.rows_are_positions {
-                    return 0..height;
-                }
-                let positions = pass_positions(plan, p);
-                let ys = positions.iter().map(|&(y, _)| y);
-                let lo = ys.clone().min().unwrap_or(0) * geometry.stride[0];
-                let hi = ys.max().unwrap_or(0) * geometry.stride[0] + geometry.kernel[0];
-                lo.saturating_sub(geometry.pad_top).min(height)
-                    ..hi.saturating_sub(geometry.pad_top).min(height)
-            })
-            .collect();
+        let rows_of_pass = super::feasibility::pass_rows(
+            plan,
+            geometry.kernel[0],
+            geometry.stride[0],
+            geometry.pad_top,
+            height,
+        );
         let mut row_last_pass = vec![0; height];
         for (p, rows) in rows_of_pass.iter().enumerate() {
             for y in rows.clone() {
                 row_last_pass[y] = p;
             }
         }
-        let rows_reserve_bytes = if input.in_glb.iter().all(|&r| r) {
+        let mut rows_reserve_bytes = if input.in_glb.iter().all(|&r| r) {
             0
         } else {
             2 * rows_of_pass.iter().map(|r| r.len()).max().unwrap_or(0) as u64 * input.row_bytes()
@@ -318,10 +314,10 @@ impl<'a> ArrayLayer<'a> {
         } else {
             start
         };
-        let row_ready = (0..height)
+        let mut row_ready: Vec<Option<Cycle>> = (0..height)
             .map(|y| input.in_glb[y].then_some(start))
             .collect();
-        let row_requested = input.in_glb.clone();
+        let mut row_requested = input.in_glb.clone();
 
         let programmable = m.arch.pe_array.weight_store == crate::arch::WeightStore::Programmable;
         let weight_bytes = numerics.weight_bytes;
@@ -372,7 +368,22 @@ impl<'a> ArrayLayer<'a> {
                 weight_staging_bytes = max_step_bytes * (LOOKAHEAD_STEPS as u64 + 1);
             }
             parked.make_room(m, weight_staging_bytes, start);
-            if !m.glb.space.try_take(weight_staging_bytes) {
+            let mut staged = m.glb.space.try_take(weight_staging_bytes);
+            if !staged {
+                // Then finished tensors and the layer's own input rows give
+                // way, those needed last first (a layer that could not start
+                // otherwise).
+                parked.spill_finished(m, weight_staging_bytes, start);
+                super::storage::evict_rows(
+                    m,
+                    input,
+                    weight_staging_bytes,
+                    |y| first_pass[y],
+                    start,
+                );
+                staged = m.glb.space.try_take(weight_staging_bytes);
+            }
+            if !staged {
                 return Err(crate::error::InputError::new(
                     &m.arch.path,
                     format!(
@@ -392,6 +403,31 @@ impl<'a> ArrayLayer<'a> {
             r.clone().filter(|&y| !input.in_glb[y]).count() as u64
         }) * input.row_bytes();
         parked.make_room(m, needed_rows, start);
+        if needed_rows > m.glb.space.available() {
+            // Finished tensors and resident rows the first pass does not
+            // read give way.
+            parked.spill_finished(m, needed_rows, start);
+            let first_rows = rows_of_pass.first().cloned().unwrap_or(0..0);
+            super::storage::evict_rows_by(
+                m,
+                input,
+                needed_rows,
+                |y, _| (!first_rows.contains(&y)).then_some(std::cmp::Reverse(first_pass[y])),
+                start,
+            );
+        }
+        // Rows evicted to let the layer start are fetched again when needed.
+        for y in 0..height {
+            if !input.in_glb[y] {
+                row_ready[y] = None;
+                row_requested[y] = false;
+            }
+        }
+        if rows_reserve_bytes == 0 && !input.in_glb.iter().all(|&r| r) {
+            rows_reserve_bytes = 2
+                * rows_of_pass.iter().map(|r| r.len()).max().unwrap_or(0) as u64
+                * input.row_bytes();
+        }
         if needed_rows > m.glb.space.available() {
             return Err(crate::error::InputError::new(
                 &m.arch.path,
@@ -457,6 +493,7 @@ impl<'a> ArrayLayer<'a> {
             weight_bytes,
             rows_of_pass,
             row_last_pass,
+            row_first_pass: first_pass,
             row_ready,
             row_requested,
             prefetch_pass: 0,
@@ -903,6 +940,45 @@ impl<'a> ArrayLayer<'a> {
             return false;
         }
         self.parked.make_room(self.m, bytes, now);
+        self.m.glb.space.try_take(bytes) || self.last_resort_room(now, bytes, current_pass)
+    }
+
+    /// The pass the array is on lacks a row and nothing else can give way:
+    /// rows of the layer's own input that arrived for later passes leave
+    /// (needed last first), then its output rows spill to DRAM. Without
+    /// this the layer could never finish the pass (docs/mapping.md, "What
+    /// the GLB must hold"); runs that got their room otherwise never get here.
+    fn last_resort_room(&mut self, now: Cycle, bytes: u64, current_pass: usize) -> bool {
+        self.parked.spill_finished(self.m, bytes, now);
+        if self.m.glb.space.try_take(bytes) {
+            return true;
+        }
+        let current = self.rows_of_pass.get(current_pass).cloned().unwrap_or(0..0);
+        let (first_pass, ready) = (&self.row_first_pass, &self.row_ready);
+        super::storage::evict_rows_by(
+            self.m,
+            self.input,
+            bytes,
+            |y, _| {
+                (ready[y].is_some() && !current.contains(&y) && first_pass[y] > current_pass)
+                    .then_some(std::cmp::Reverse(first_pass[y]))
+            },
+            now,
+        );
+        for y in 0..self.input.shape.height {
+            if !self.input.in_glb[y] && self.row_ready[y].is_some() {
+                self.row_ready[y] = None;
+                self.row_requested[y] = false;
+            }
+        }
+        if self.m.glb.space.try_take(bytes) {
+            return true;
+        }
+        let evicted = super::storage::spill_output_rows(self.m, self.output, bytes, now);
+        for &y in &evicted {
+            self.out_row_state[y] = RowState::Dram;
+        }
+        self.spilled_rows += evicted.len() as u64;
         self.m.glb.space.try_take(bytes)
     }
 

@@ -29,7 +29,7 @@ use super::storage::{Parked, TensorStore};
 use super::{LayerTiming, Machine};
 
 /// The GLB unit's program for `layer`, reading an input of `input_hw`.
-fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
+pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
     let window = |p: &Pool| Window {
         kernel: p.kernel,
         stride: p.stride,
@@ -115,6 +115,63 @@ fn cannot_tile(m: &Machine, layer: &Layer, bytes: u64) -> crate::error::Error {
     .into()
 }
 
+/// The room one input row of the current output row needs, when neither
+/// free space nor parked tensors give it.
+struct Room {
+    /// The input rows of the current output row (they stay).
+    wanted: std::ops::Range<usize>,
+    bytes: u64,
+    at: Cycle,
+}
+
+impl Room {
+    /// Evicts the operands' rows the current output row does not read
+    /// (those with a DRAM copy first, then the last rows; fetched again
+    /// when needed), then spills the output's rows; takes the room. Only a
+    /// layer that could not otherwise go on gets here (`feasibility`).
+    fn last_resort(
+        &self,
+        m: &mut Machine,
+        inputs: &mut [&mut TensorStore],
+        ready: &mut [Vec<Option<Cycle>>],
+        output: &mut TensorStore,
+        parked: &mut Parked<'_>,
+        spilled_rows: &mut u64,
+    ) -> bool {
+        parked.spill_finished(m, self.bytes, self.at);
+        if m.glb.space.try_take(self.bytes) {
+            return true;
+        }
+        for (k, input) in inputs.iter_mut().enumerate() {
+            let resident = &ready[k];
+            super::storage::evict_rows_by(
+                m,
+                input,
+                self.bytes,
+                |y, in_dram| {
+                    (resident[y].is_some() && !self.wanted.contains(&y))
+                        .then_some((!in_dram, std::cmp::Reverse(y)))
+                },
+                self.at,
+            );
+            for (y, r) in ready[k].iter_mut().enumerate() {
+                if !input.in_glb[y] {
+                    *r = None;
+                }
+            }
+            if m.glb.space.available() >= self.bytes {
+                break;
+            }
+        }
+        if m.glb.space.try_take(self.bytes) {
+            return true;
+        }
+        *spilled_rows +=
+            super::storage::spill_output_rows(m, output, self.bytes, self.at).len() as u64;
+        m.glb.space.try_take(self.bytes)
+    }
+}
+
 /// Runs a GLB-side layer. `inputs` holds each distinct input tensor once;
 /// `operand_of[i]` is the index in `inputs` of the operator's `i`-th operand
 /// (so `x + x` reads one tensor for both).
@@ -186,7 +243,7 @@ pub(super) fn run(
         let mut data_ready = t;
         let mut reads = 0u64;
         let mut read_bytes = 0u64;
-        for (k, input) in inputs.iter_mut().enumerate() {
+        for k in 0..inputs.len() {
             // This output row's rows, and the next one's (fetched ahead).
             let wanted = glb_unit.input_rows(oy);
             let ahead = if oy + 1 < out_rows {
@@ -198,14 +255,33 @@ pub(super) fn run(
                 if ready[k][y].is_some() {
                     continue;
                 }
-                if !m.glb.space.try_take(input.row_bytes()) {
+                let row_bytes = inputs[k].row_bytes();
+                if !m.glb.space.try_take(row_bytes) {
                     // The unit works one output row at a time: the rows it
                     // needs can come only from tensors parked for later layers.
-                    parked.make_room(m, input.row_bytes(), t);
-                    if !m.glb.space.try_take(input.row_bytes()) {
-                        return Err(cannot_tile(m, layer, input.row_bytes()));
+                    parked.make_room(m, row_bytes, t);
+                    if !m.glb.space.try_take(row_bytes) {
+                        if !wanted.contains(&y) {
+                            break; // fetched when its output row runs
+                        }
+                        let room = Room {
+                            wanted: wanted.clone(),
+                            bytes: row_bytes,
+                            at: t,
+                        };
+                        if !room.last_resort(
+                            m,
+                            inputs,
+                            &mut ready,
+                            output,
+                            parked,
+                            &mut spilled_rows,
+                        ) {
+                            return Err(cannot_tile(m, layer, row_bytes));
+                        }
                     }
                 }
+                let input = &mut inputs[k];
                 let done = m.dram_read(
                     t,
                     input.dram_address(0, y, 0),

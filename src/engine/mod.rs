@@ -18,6 +18,7 @@
 
 mod array;
 mod causes;
+pub mod feasibility;
 pub(crate) mod ffe;
 mod glb_ops;
 pub(crate) mod nvdla;
@@ -166,6 +167,10 @@ pub struct EngineOptions {
     /// network must be 16-bit dynamic fixed point. Without one, each layer
     /// runs at its operands' storage widths.
     pub precision: Option<crate::numerics::precision::PrecisionAssignment>,
+    /// Skip the up-front schedule check ([`feasibility`]): for tests that
+    /// show the check's bound is exact (the engine fails one byte below it).
+    #[doc(hidden)]
+    pub skip_schedule_check: bool,
 }
 
 /// [`run`] with `options`. With a precision assignment, `reference` must be
@@ -294,6 +299,21 @@ pub(crate) fn run_from(
         .skip(first)
         .map(|layer| dataflow.plan(layer, arch))
         .collect::<Result<_, _>>()?;
+    // What cannot be scheduled is refused before the first cycle.
+    let span = match start {
+        Start::Input => feasibility::Span::default(),
+        Start::Tap {
+            first,
+            reserved_bytes,
+        } => feasibility::Span {
+            first: *first,
+            reserved_bytes: *reserved_bytes,
+            tap_bytes: system::tap_bytes(network, *first),
+        },
+    };
+    if !options.skip_schedule_check {
+        feasibility::refuse(network, arch, &numerics, &plans, &span)?;
+    }
     let weighted: Vec<(&crate::workload::ir::Layer, &crate::mapping::ArrayPlan)> = numerics
         .layers
         .iter()
@@ -497,18 +517,26 @@ fn split_stores(
 ) -> (Option<&mut TensorStore>, Parked<'_>) {
     let mut found = None;
     let mut parked: Vec<(usize, &mut TensorStore)> = Vec::new();
+    let mut finished = Vec::new();
     for (k, store) in stores.iter_mut().enumerate() {
         let Some(store) = store.as_mut() else {
             continue;
         };
         if k == input {
             found = Some(store);
-        } else if store.readers_left > 0 && store.in_glb.iter().any(|&r| r) {
-            parked.push((next_read(k), store));
+        } else if store.in_glb.iter().any(|&r| r) {
+            if store.readers_left > 0 {
+                parked.push((next_read(k), store));
+            } else {
+                finished.push(store);
+            }
         }
     }
     parked.sort_by_key(|(next, _)| std::cmp::Reverse(*next));
-    (found, Parked(parked.into_iter().map(|(_, s)| s).collect()))
+    (
+        found,
+        Parked(parked.into_iter().map(|(_, s)| s).collect(), finished),
+    )
 }
 
 /// Compares layer `i`'s output, as `engine` computed it, with the reference's.

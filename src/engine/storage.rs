@@ -126,7 +126,42 @@ pub(crate) fn evict_rows_by<K: Ord>(
     key: impl Fn(usize, bool) -> Option<K>,
     at: crate::sim::Cycle,
 ) -> crate::sim::Cycle {
-    use crate::units::DataType;
+    evict_rows_as(m, input, bytes, key, at, crate::units::DataType::Input)
+}
+
+/// Spills rows of the output a layer is writing (its last rows first) to
+/// DRAM until `bytes` are free or none is left in the GLB; returns the rows
+/// spilled. The last resort of a layer that cannot otherwise get the room
+/// its current pass needs (`feasibility`).
+pub(crate) fn spill_output_rows(
+    m: &mut super::Machine,
+    output: &mut TensorStore,
+    bytes: u64,
+    at: crate::sim::Cycle,
+) -> Vec<usize> {
+    let before = output.in_glb.clone();
+    evict_rows_as(
+        m,
+        output,
+        bytes,
+        |y, _| Some(std::cmp::Reverse(y)),
+        at,
+        crate::units::DataType::Output,
+    );
+    (0..before.len())
+        .filter(|&y| before[y] && !output.in_glb[y])
+        .collect()
+}
+
+/// [`evict_rows_by`], counting the write-backs' accesses as `data_type`.
+fn evict_rows_as<K: Ord>(
+    m: &mut super::Machine,
+    input: &mut TensorStore,
+    bytes: u64,
+    key: impl Fn(usize, bool) -> Option<K>,
+    at: crate::sim::Cycle,
+    data_type: crate::units::DataType,
+) -> crate::sim::Cycle {
     let mut done = at;
     if m.glb.space.available() >= bytes {
         return done;
@@ -145,11 +180,11 @@ pub(crate) fn evict_rows_by<K: Ord>(
                 input.dram_base = Some(m.allocator.allocate(input.bytes()));
             }
             let (words, row_bytes) = (input.row_words(), input.row_bytes());
-            let read = m.glb_read(at, DataType::Input, words, row_bytes);
+            let read = m.glb_read(at, data_type, words, row_bytes);
             done = done.max(m.dram_write(
                 read.end,
                 input.dram_address(0, y, 0),
-                DataType::Input,
+                data_type,
                 words,
                 row_bytes,
             ));
@@ -165,9 +200,31 @@ pub(crate) fn evict_rows_by<K: Ord>(
 /// (a residual shortcut, a branch), in the order they give up space: the
 /// one read last first, and within a tensor its last rows first. They give
 /// up rows only when the running layer cannot get the space otherwise.
-pub(crate) struct Parked<'s>(pub Vec<&'s mut TensorStore>);
+pub(crate) struct Parked<'s>(
+    pub Vec<&'s mut TensorStore>,
+    /// Tensors no layer reads any more (a network output that is not the
+    /// last layer's, a dead branch) that still hold GLB rows: they give way
+    /// only as a last resort (`feasibility`), spilling to DRAM.
+    pub Vec<&'s mut TensorStore>,
+);
 
 impl Parked<'_> {
+    /// Spills rows of finished tensors until `bytes` are free or none is
+    /// left; a layer that cannot otherwise go on calls it.
+    pub(crate) fn spill_finished(
+        &mut self,
+        m: &mut super::Machine,
+        bytes: u64,
+        at: crate::sim::Cycle,
+    ) {
+        for t in &mut self.1 {
+            if m.glb.space.available() >= bytes {
+                break;
+            }
+            spill_output_rows(m, t, bytes, at);
+        }
+    }
+
     /// Evicts parked rows (written back when DRAM has no copy) until
     /// `bytes` are free or nothing is left to evict; returns when the last
     /// write-back completes.

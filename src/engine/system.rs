@@ -190,6 +190,53 @@ pub struct SystemRun {
     pub stream: Option<StreamRun>,
 }
 
+/// Bytes of the tensor the back-end starts from: the input of layer `first`
+/// (the FFE's tap), at its storage type.
+pub(crate) fn tap_bytes(network: &Network, first: usize) -> u64 {
+    let (shape, word_bytes) = if first == 0 {
+        (network.input_shape, network.input_quant.dtype().bytes())
+    } else {
+        let l = &network.layers[first - 1];
+        (l.output_shape, l.output_quant.dtype().bytes())
+    };
+    shape.len() as u64 * word_bytes
+}
+
+/// Tapped frames the back-end's buffer holds: 2 when two fit and
+/// `buffer_frames` allows, else 1.
+fn buffer_slots(arch: &Arch, tap_bytes: u64) -> u32 {
+    let buffer_bytes = match &arch.backend {
+        Backend::PeArray => arch.glb.capacity_bytes,
+        Backend::Nvdla(nv) => u64::from(nv.buffer_kib) * 1024,
+    };
+    if arch.system.buffer_frames >= 2 && 2 * tap_bytes <= buffer_bytes {
+        2
+    } else {
+        1
+    }
+}
+
+/// The PE array's span of an FFE system whose back-end starts at layer
+/// `first`: the GLB bytes the next frame's slot holds throughout.
+pub(crate) fn handoff_span(
+    network: &Network,
+    arch: &Arch,
+    first: usize,
+) -> super::feasibility::Span {
+    if first == 0 || first >= network.layers.len() {
+        return super::feasibility::Span {
+            first,
+            ..Default::default()
+        };
+    }
+    let tap_bytes = tap_bytes(network, first);
+    super::feasibility::Span {
+        first,
+        reserved_bytes: u64::from(buffer_slots(arch, tap_bytes) - 1) * tap_bytes,
+        tap_bytes,
+    }
+}
+
 /// Runs `network` on a system architecture (an FFE and/or a non-PE-array
 /// back-end). `reference`: the reference outputs to check against.
 pub fn run(
@@ -250,21 +297,8 @@ pub fn run(
     } else {
         network.layers[first - 1].output_shape
     };
-    let tap_word_bytes = if first == 0 {
-        network.input_quant.dtype().bytes()
-    } else {
-        network.layers[first - 1].output_quant.dtype().bytes()
-    };
-    let tap_bytes = tap_shape.len() as u64 * tap_word_bytes;
-    let buffer_bytes = match &arch.backend {
-        Backend::PeArray => arch.glb.capacity_bytes,
-        Backend::Nvdla(nv) => u64::from(nv.buffer_kib) * 1024,
-    };
-    let slots: u32 = if arch.system.buffer_frames >= 2 && 2 * tap_bytes <= buffer_bytes {
-        2
-    } else {
-        1
-    };
+    let tap_bytes = tap_bytes(network, first);
+    let slots = buffer_slots(arch, tap_bytes);
 
     // The back-end, one frame.
     let mut handoff_buffer_words = tap_shape.len() as u64;
@@ -284,7 +318,7 @@ pub fn run(
                 };
                 if first > 0 {
                     // As many tapped rows as fit the GLB stay there.
-                    let row_bytes = (tap_shape.channels * tap_shape.width) as u64 * tap_word_bytes;
+                    let row_bytes = tap_bytes / tap_shape.height.max(1) as u64;
                     let free = arch.glb.capacity_bytes.saturating_sub(reserved);
                     let rows = (free / row_bytes.max(1)).min(tap_shape.height as u64);
                     handoff_buffer_words = rows * (tap_shape.channels * tap_shape.width) as u64;
@@ -298,7 +332,7 @@ pub fn run(
                         }
                         t
                     }),
-                    precision: None,
+                    ..super::EngineOptions::default()
                 };
                 let run: EngineRun =
                     super::run_from(network, arch, &start, tap, reference, &engine_options)?;

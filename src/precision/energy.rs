@@ -79,6 +79,7 @@ impl<'a> SimulatedEnergyModel<'a> {
         let options = EngineOptions {
             trace: None,
             precision: Some(assignment.clone()),
+            ..EngineOptions::default()
         };
         let r = engine::run_with(self.network, self.arch, self.input, reference, &options)
             .map_err(|e| e.to_string())?;

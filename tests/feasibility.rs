@@ -1,0 +1,415 @@
+//! The up-front schedule check (`engine::feasibility`, docs/mapping.md,
+//! "What the GLB must hold") is exact: over random tiny layers and machines,
+//! what it accepts runs bit-exact, what it refuses is refused as bad input
+//! (never the internal "GLB deadlock"), and its minimum is the engine's:
+//! a GLB of the reported minimum runs, one byte less cannot (the engine,
+//! run without the check, fails).
+
+use std::path::Path;
+
+use proptest::prelude::*;
+
+use accsim::arch::{self, Arch};
+use accsim::engine::{self, EngineOptions, feasibility};
+use accsim::workload::ir::{Add, AddRule, Layer, Op, TensorSource};
+use accsim::workload::{self, Activations, Network};
+
+#[derive(Debug, Clone)]
+struct Machine {
+    rows: u32,
+    cols: u32,
+    input_rf_entries: u32,
+    psum_rf_entries: u32,
+    programmable: bool,
+    scratchpad_entries: u32,
+    bus_bytes: u32,
+    glb_bytes: u64,
+}
+
+fn arch_of(m: &Machine, glb_bytes: u64) -> Arch {
+    let text = format!(
+        r#"
+[arch]
+name = "random"
+description = "proptest machine"
+clock_mhz = 100
+[pe_array]
+rows = {}
+cols = {}
+input_rf_entries = {}
+psum_rf_entries = {}
+weight_store = "{}"
+weight_scratchpad_entries = {}
+[interconnect]
+glb_bus_bytes_per_cycle = {}
+[glb]
+capacity_kib = {}
+banks = 2
+bank_width_bytes = 4
+[dram]
+model = "simple"
+bandwidth_bytes_per_cycle = 4
+latency_cycles = 10
+"#,
+        m.rows,
+        m.cols,
+        m.input_rf_entries,
+        m.psum_rf_entries,
+        if m.programmable {
+            "programmable"
+        } else {
+            "fixed"
+        },
+        m.scratchpad_entries,
+        m.bus_bytes,
+        glb_bytes as f64 / 1024.0,
+    );
+    let a = arch::load_str(&text, Path::new("random_arch.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.glb.capacity_bytes, glb_bytes);
+    a
+}
+
+/// One layer as workload TOML (`input` names the tensor it reads).
+fn layer_strategy(name: &'static str, min_hw: usize) -> BoxedStrategy<String> {
+    let k = 1..=min_hw.clamp(1, 3);
+    prop_oneof![
+        (k.clone(), 1usize..=2, 0usize..=1, 1usize..=6).prop_map(move |(k, s, p, o)| format!(
+            "name = \"{name}\"\nop = \"conv2d\"\nout_channels = {o}\nkernel = {k}\nstride = {s}\npadding = {p}"
+        )),
+        (k.clone(), 1usize..=2, 0usize..=1).prop_map(move |(k, s, p)| format!(
+            "name = \"{name}\"\nop = \"depthwise_conv2d\"\nkernel = {k}\nstride = {s}\npadding = {p}"
+        )),
+        (1usize..=8).prop_map(move |o| format!("name = \"{name}\"\nop = \"fc\"\nout_features = {o}")),
+        (k.clone(), 1usize..=2, any::<bool>(), any::<bool>()).prop_map(move |(k, s, pad, max)| format!(
+            "name = \"{name}\"\nop = \"{}\"\nkernel = {k}\nstride = {s}\npadding = {}",
+            if max { "max_pool" } else { "avg_pool" },
+            if pad { k / 2 } else { 0 }
+        )),
+        Just(format!("name = \"{name}\"\nop = \"global_avg_pool\"")),
+    ]
+    .boxed()
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    shape: [usize; 3],
+    first: String,
+    /// A second layer, reading the first's output or (a fan-out) the input.
+    second: Option<(String, bool)>,
+    /// Append `first + input` (the first layer is then a same-shape conv).
+    add: bool,
+    machine: Machine,
+}
+
+fn machine_strategy() -> impl Strategy<Value = Machine> {
+    (
+        1u32..=4,
+        1u32..=4,
+        2u32..=12,
+        1u32..=8,
+        any::<bool>(),
+        12u32..=96,
+        1u32..=8,
+        32u64..=4096,
+    )
+        .prop_map(
+            |(
+                rows,
+                cols,
+                input_rf_entries,
+                psum_rf_entries,
+                programmable,
+                scratchpad_entries,
+                bus_bytes,
+                glb_bytes,
+            )| Machine {
+                rows,
+                cols,
+                input_rf_entries,
+                psum_rf_entries,
+                programmable,
+                scratchpad_entries,
+                bus_bytes,
+                glb_bytes,
+            },
+        )
+}
+
+fn case_strategy() -> impl Strategy<Value = Case> {
+    (1usize..=4, 1usize..=7, 1usize..=7)
+        .prop_flat_map(|(c, h, w)| {
+            let min_hw = h.min(w);
+            (
+                Just([c, h, w]),
+                layer_strategy("a", min_hw),
+                proptest::option::of((layer_strategy("b", min_hw), any::<bool>())),
+                prop::bool::weighted(0.15),
+                machine_strategy(),
+            )
+        })
+        .prop_map(|(shape, first, second, add, machine)| {
+            if add {
+                let [c, _, _] = shape;
+                Case {
+                    shape,
+                    first: format!(
+                        "name = \"a\"\nop = \"conv2d\"\nout_channels = {c}\nkernel = 3\npadding = \"same\""
+                    ),
+                    second: None,
+                    add: true,
+                    machine,
+                }
+            } else {
+                Case {
+                    shape,
+                    first,
+                    second,
+                    add: false,
+                    machine,
+                }
+            }
+        })
+}
+
+/// The network (None when the random layers do not make one) and its
+/// reference outputs.
+fn network_of(case: &Case) -> Option<(Network, Activations, Vec<Activations>)> {
+    let [c, h, w] = case.shape;
+    let mut text = format!(
+        "[network]\nname = \"random\"\ndescription = \"proptest\"\nseed = 3\n[numerics]\nmode = \"affine\"\n[input]\nshape = [{c}, {h}, {w}]\nscale = 0.02\nzero_point = 3\n[[layer]]\n{}\n",
+        case.first
+    );
+    if let Some((second, from_input)) = &case.second {
+        text.push_str(&format!("[[layer]]\n{second}\n"));
+        if *from_input {
+            text.push_str("input = \"input\"\n");
+        }
+    }
+    let loaded = workload::load_str(&text, Path::new("random.toml"), None).ok()?;
+    let mut net = loaded.network;
+    let input = loaded.default_input;
+    if case.add {
+        let a = net.layers[0].clone();
+        if a.output_shape != net.input_shape {
+            return None;
+        }
+        net.layers.push(Layer {
+            name: "sum".to_string(),
+            inputs: vec![TensorSource::Input, TensorSource::Layer(0)],
+            input_shape: net.input_shape,
+            input_quant: net.input_quant,
+            output_shape: net.input_shape,
+            output_quant: a.output_quant,
+            op: Op::Add(Add {
+                rule: AddRule::QLinearAdd,
+                input_quants: [net.input_quant, a.output_quant],
+            }),
+        });
+    }
+    let reference = accsim::reference::run(&net, input.clone()).into_parts().1;
+    Some((net, input, reference))
+}
+
+fn run(
+    net: &Network,
+    arch: &Arch,
+    input: &Activations,
+    reference: &[Activations],
+    skip_check: bool,
+) -> accsim::Result<engine::EngineRun> {
+    let options = EngineOptions {
+        skip_schedule_check: skip_check,
+        ..EngineOptions::default()
+    };
+    engine::run_with(net, arch, input, Some(reference), &options)
+}
+
+fn schedule_of(net: &Network, arch: &Arch) -> feasibility::Schedule {
+    feasibility::check(net, arch).unwrap_or_else(|e| panic!("{e}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_schedule_check_is_exact(case in case_strategy()) {
+        let Some((net, input, reference)) = network_of(&case) else {
+            return Err(TestCaseError::reject("the random layers do not make a network"));
+        };
+        let arch = arch_of(&case.machine, case.machine.glb_bytes);
+        let Ok(schedule) = feasibility::check(&net, &arch) else {
+            return Err(TestCaseError::reject("the layers do not map onto the machine"));
+        };
+        let least = schedule.needs.iter().map(|n| n.bytes()).max().unwrap_or(0);
+        prop_assert_eq!(schedule.refusals.is_empty(), least <= case.machine.glb_bytes);
+        // A layer reading only padding needs no GLB; the smallest GLB is 1 byte.
+        let least = least.max(1);
+        match run(&net, &arch, &input, &reference, false) {
+            Ok(r) => {
+                prop_assert!(schedule.refusals.is_empty(), "accepted by the engine, refused by the check");
+                prop_assert!(r.checked);
+            }
+            Err(accsim::Error::Input(e)) => {
+                prop_assert!(!schedule.refusals.is_empty(), "refused by the engine alone: {e}");
+                prop_assert_eq!(&*e, &schedule.refusals[0]);
+            }
+            Err(e) => prop_assert!(false, "not a refusal: {e}"),
+        }
+        // The least GLB runs; one byte less does not, even unchecked.
+        let at_least = arch_of(&case.machine, least);
+        let refused = |a: &Arch| !schedule_of(&net, a).refusals.is_empty();
+        prop_assert!(!refused(&at_least));
+        if let Err(e) = run(&net, &at_least, &input, &reference, true) {
+            prop_assert!(false, "the least GLB ({least} bytes) does not run: {e}");
+        }
+        if least > 1 {
+            let below = arch_of(&case.machine, least - 1);
+            prop_assert!(refused(&below));
+            prop_assert!(
+                run(&net, &below, &input, &reference, true).is_err(),
+                "the engine runs with {} bytes, below the reported least {least}",
+                least - 1
+            );
+        }
+    }
+}
+
+fn load(text_or_path: &str) -> workload::Workload {
+    if text_or_path.ends_with(".onnx") {
+        workload::load(text_or_path).unwrap_or_else(|e| panic!("{e}"))
+    } else {
+        workload::load_str(text_or_path, Path::new("w.toml"), None)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+fn tiny_machine(glb_bytes: u64) -> Arch {
+    arch_of(
+        &Machine {
+            rows: 2,
+            cols: 2,
+            input_rf_entries: 6,
+            psum_rf_entries: 4,
+            programmable: false,
+            scratchpad_entries: 224,
+            bus_bytes: 8,
+            glb_bytes,
+        },
+        glb_bytes,
+    )
+}
+
+/// Found by the proptest: a layer that reads the network input while
+/// another layer's finished output (read by no layer) sits in the GLB. On
+/// main the average pool (not the input's last reader) kept every input row
+/// and was refused ("cannot be tiled", 36 to 60 bytes); the finished
+/// output now spills when the room is needed.
+#[test]
+fn a_fan_out_input_and_a_finished_output_run_in_the_least_glb() {
+    let w = load(
+        "[network]\nname = \"t\"\ndescription = \"t\"\n[numerics]\nmode = \"affine\"\n\
+         [input]\nshape = [2, 6, 6]\n[[layer]]\nname = \"a\"\nop = \"avg_pool\"\nkernel = 2\n\
+         [[layer]]\nname = \"b\"\nop = \"conv2d\"\ninput = \"input\"\nout_channels = 2\nkernel = 3\n",
+    );
+    let least: Vec<u64> = schedule_of(&w.network, &tiny_machine(36))
+        .needs
+        .iter()
+        .map(|n| n.bytes())
+        .collect();
+    // a: 2 input rows of 12 bytes per output row; b: 3 rows per pass.
+    assert_eq!(least, [24, 36]);
+    for glb_bytes in [36, 40, 60] {
+        let r = engine::run(
+            &w.network,
+            &tiny_machine(glb_bytes),
+            &w.default_input,
+            Some(&w.default_outputs),
+        )
+        .unwrap_or_else(|e| panic!("{glb_bytes} bytes: {e}"));
+        assert!(r.checked);
+    }
+}
+
+/// On main the addition of `qdq_add_residual_u8` was refused in 96- and
+/// 102-byte GLBs ("an input row of 32 bytes does not fit the 0 free
+/// bytes"), although its convolutions' 96 bytes are the most any layer
+/// needs: its operands' rows for later output rows and its output rows
+/// now give way.
+#[test]
+fn a_residual_addition_runs_in_the_least_glb_of_its_network() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx/qdq_add_residual_u8.onnx");
+    let w = load(&path.to_string_lossy());
+    let needs: Vec<u64> = schedule_of(&w.network, &tiny_machine(96))
+        .needs
+        .iter()
+        .map(|n| n.bytes())
+        .collect();
+    assert_eq!(needs, [72, 96, 64]);
+    for glb_bytes in [96, 102] {
+        let r = engine::run(
+            &w.network,
+            &tiny_machine(glb_bytes),
+            &w.default_input,
+            Some(&w.default_outputs),
+        )
+        .unwrap_or_else(|e| panic!("{glb_bytes} bytes: {e}"));
+        assert!(r.checked);
+    }
+    let e = engine::run(
+        &w.network,
+        &tiny_machine(95),
+        &w.default_input,
+        Some(&w.default_outputs),
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(
+        e.contains("layer `n_Conv_42` (#1, conv2d) cannot be scheduled"),
+        "{e}"
+    );
+}
+
+/// Shipped workloads on the LU22 machines with small GLBs. On main: 1 KiB
+/// (ic_cifar10, fixed), 2 KiB (ic_cifar10, programmable) and 1 KiB
+/// (digits_cnn, programmable) ended in the internal "GLB deadlock"
+/// (exit 1); 6 and 8 KiB (ic_cifar10, fixed), 8 KiB (ic_cifar10,
+/// programmable), 3 and 4 KiB (digits_cnn, fixed) and 4 KiB (digits_cnn,
+/// programmable) were refused although they fit. Now the first are
+/// refused up front and the others run bit-exact.
+#[test]
+fn shipped_workloads_in_small_glbs_are_refused_or_run() {
+    let cases: [(&str, &str, u32, bool); 9] = [
+        ("ic_cifar10", "lu22_fixed", 1, false),
+        ("ic_cifar10", "lu22_programmable", 2, false),
+        ("digits_cnn", "lu22_programmable", 1, false),
+        ("ic_cifar10", "lu22_fixed", 6, true),
+        ("ic_cifar10", "lu22_fixed", 8, true),
+        ("ic_cifar10", "lu22_programmable", 8, true),
+        ("digits_cnn", "lu22_fixed", 3, true),
+        ("digits_cnn", "lu22_fixed", 4, true),
+        ("digits_cnn", "lu22_programmable", 4, true),
+    ];
+    for (name, arch_name, kib, runs) in cases {
+        let w = workload::load(name).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("arch_configs/{arch_name}.toml")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let small = text.replace("capacity_kib = 108 ", &format!("capacity_kib = {kib} "));
+        assert_ne!(small, text);
+        let a = arch::load_str(&small, Path::new("small.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let r = engine::run(&w.network, &a, &w.default_input, Some(&w.default_outputs));
+        match (runs, r) {
+            (true, Ok(r)) => assert!(r.checked),
+            (false, Err(accsim::Error::Input(e))) => {
+                assert!(e.message.contains("cannot be scheduled"), "{e}")
+            }
+            (_, r) => panic!(
+                "{name} on {arch_name} with {kib} KiB: {:?}",
+                r.map(|r| r.total_cycles).map_err(|e| e.to_string())
+            ),
+        }
+    }
+}

@@ -240,7 +240,9 @@ impl QLinearSoftmax {
         if r.is_nan() {
             return self.zy.clamp(lo, hi) as i16;
         }
-        (r as i64 + i64::from(self.zy)).clamp(i64::from(lo), i64::from(hi)) as i16
+        (r as i64)
+            .saturating_add(i64::from(self.zy))
+            .clamp(i64::from(lo), i64::from(hi)) as i16
     }
 }
 

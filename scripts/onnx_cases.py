@@ -549,6 +549,9 @@ def cases():
     add("qdq_softmax_cnn_s8_per_channel", lambda n: softmax_cnn(n, 47, "s8", True, "gemm"))
     add("qdq_softmax_cnn_s8_per_tensor", lambda n: softmax_cnn(n, 48, "s8", False, "gemm"))
     add("qdq_softmax_gap_conv_u8", lambda n: softmax_cnn(n, 49, "u8", True, "conv"))
+    # SqueezeNet's tail after ONNX's opset converter: Softmax on [1, 10],
+    # then Reshape back to [1, 10, 1, 1] (one input).
+    add("qdq_softmax_reshape_4d_s8", lambda n: softmax_cnn(n, 50, "s8", True, "reshape"))
     return out
 
 
@@ -564,7 +567,10 @@ def softmax_cnn(name, seed, act, per_channel, head):
     head "gemm": conv 3x3 (3 -> 8) - relu - maxpool 2 - conv 3x3 (8 -> 8) -
     relu - flatten - gemm (-> 10) - softmax (axis 1 of [1, 10]).
     head "conv": conv 3x3 (3 -> 8) stride 2 - relu - global average pool -
-    conv 1x1 (8 -> 10) - softmax (axis 1 of [1, 10, 1, 1]), SqueezeNet's head."""
+    conv 1x1 (8 -> 10) - softmax (axis 1 of [1, 10, 1, 1]), SqueezeNet's head.
+    head "reshape": as "conv", then flatten - softmax (axis -1 of [1, 10]) -
+    reshape to [1, 10, 1, 1], as SqueezeNet's opset-13 conversion has it;
+    one input only."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     c = Case(name, seed)
@@ -588,7 +594,12 @@ def softmax_cnn(name, seed, act, per_channel, head):
         y = c.node("GlobalAveragePool", [conv("x", 3, 8, stride=2)], "gap")
         y = conv(y, 8, 10, k=1, relu=False)
         out_shape = [1, 10, 1, 1]
-    y = c.node("Softmax", [y], "softmax", axis=1)
+    if head == "reshape":
+        y = c.node("Flatten", [y], "flat")
+        y = c.node("Softmax", [y], "softmax", axis=-1)
+        y = c.node("Reshape", [y, c.const(np.array(out_shape, np.int64), "shape")], "reshaped")
+    else:
+        y = c.node("Softmax", [y], "softmax", axis=1)
     float_model = c.model("x", y, T.FLOAT, in_shape, T.FLOAT, out_shape)
     calibration = [{"x": float_input(c.rng, tuple(in_shape))} for _ in range(8)]
 
@@ -606,6 +617,8 @@ def softmax_cnn(name, seed, act, per_channel, head):
         quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=activation, weight_type=QuantType.QInt8, reduce_range=True)
         model = onnx.load(dst)
+    if head == "reshape":
+        return model, {"x": float_input(c.rng, tuple(in_shape))}
     inputs = np.stack([float_input(c.rng, tuple(in_shape)) for _ in range(SOFTMAX_INPUTS)])
     return model, {"x": inputs[0], "inputs": inputs}
 

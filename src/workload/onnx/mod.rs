@@ -1882,8 +1882,11 @@ impl<'a> Importer<'a> {
             }
         };
         let total = a.shape.len() as i64;
-        let ok = if op == "Flatten" {
-            attr_int(n, "axis", 1) == 1
+        // The ONNX rank of the result: 2 for `[1, N]`; 4 for a Reshape of
+        // a `[N, 1, 1]` tensor to `[1, N, 1, 1]` (SqueezeNet's scores after
+        // its Softmax), which moves nothing.
+        let target = if op == "Flatten" {
+            (attr_int(n, "axis", 1) == 1).then_some(2)
         } else {
             let t = self.constant(n, 1, "shape")?;
             let mut dims = t.ints();
@@ -1915,15 +1918,23 @@ impl<'a> Importer<'a> {
                     dims[i] = total / rest;
                 }
             }
-            dims == [1, total]
+            let plane = a.shape.height == 1 && a.shape.width == 1;
+            match dims.as_slice() {
+                [1, n] if *n == total => Some(2),
+                [1, n, 1, 1] if *n == total && plane => Some(4),
+                _ => None,
+            }
         };
-        if !ok {
+        let Some(target) = target else {
             return Err(self.err(
                 n,
-                format!("only flattening to [1, {total}] (Flatten axis 1, or Reshape to [1, -1]) is supported"),
+                format!(
+                    "only flattening to [1, {total}] (Flatten axis 1, or Reshape to [1, -1]) is supported, \
+                     and a Reshape of [1, {total}] to [1, {total}, 1, 1]"
+                ),
             ));
-        }
-        let out = if a.rank == 2 {
+        };
+        let out = if a.rank == 2 || target == 4 {
             a
         } else {
             self.push(
@@ -1936,7 +1947,10 @@ impl<'a> Importer<'a> {
                 2,
             )?
         };
-        let out = Act { rank: 2, ..out };
+        let out = Act {
+            rank: target,
+            ..out
+        };
         Ok(if dequantised {
             Value::Dequant(out)
         } else {

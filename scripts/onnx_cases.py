@@ -15,7 +15,14 @@ the files are reproducible. For each case the script writes
     tests/data/onnx/<case>.input.npy     the input (float32 or the int type)
     tests/data/onnx/<case>.output.npy    ONNX Runtime's output
 
-and tests/data/onnx/cases.json, which records per case what ONNX Runtime
+A case run on several inputs (the Softmax networks, 10 seeded inputs each)
+also writes
+
+    tests/data/onnx/<case>.inputs.npy        every input, stacked
+    tests/data/onnx/<case>.outputs.npy       ONNX Runtime's output for each
+
+(`<case>.input.npy` and `<case>.output.npy` are the first of them), and
+tests/data/onnx/cases.json records per case what ONNX Runtime
 actually ran after its graph optimisations (the QDQ groups it fused into
 QLinear kernels), so docs/onnx.md can say which arithmetic accsim must match.
 
@@ -534,7 +541,86 @@ def cases():
     # A ResNet-style network quantised as a user would (quantize_static, QDQ):
     # the graph input and an inner tensor each feed a conv and a residual Add.
     add("qdq_resnet_fanout_u8", lambda n: resnet_fanout(n, 44))
+    # Classifiers ending in Softmax, quantised by quantize_static as a user
+    # would, each run on 10 seeded inputs: ONNX Runtime fuses the final
+    # DQ -> Softmax -> Q into QLinearSoftmax.
+    add("qdq_softmax_cnn_u8_per_channel", lambda n: softmax_cnn(n, 45, "u8", True, "gemm"))
+    add("qdq_softmax_cnn_u8_per_tensor", lambda n: softmax_cnn(n, 46, "u8", False, "gemm"))
+    add("qdq_softmax_cnn_s8_per_channel", lambda n: softmax_cnn(n, 47, "s8", True, "gemm"))
+    add("qdq_softmax_cnn_s8_per_tensor", lambda n: softmax_cnn(n, 48, "s8", False, "gemm"))
+    add("qdq_softmax_gap_conv_u8", lambda n: softmax_cnn(n, 49, "u8", True, "conv"))
+    # SqueezeNet's tail after ONNX's opset converter: Softmax on [1, 10],
+    # then Reshape back to [1, 10, 1, 1] (one input).
+    add("qdq_softmax_reshape_4d_s8", lambda n: softmax_cnn(n, 50, "s8", True, "reshape"))
     return out
+
+
+SOFTMAX_INPUTS = 10
+
+
+def softmax_cnn(name, seed, act, per_channel, head):
+    """A small classifier with float weights, quantised by ONNX Runtime's
+    quantize_static (QDQ, uint8 or int8 activations, int8 weights per tensor
+    or per channel, reduce_range as docs/onnx.md item 7 says, MinMax
+    calibration on 8 seeded inputs), ending in Softmax; 10 seeded inputs.
+
+    head "gemm": conv 3x3 (3 -> 8) - relu - maxpool 2 - conv 3x3 (8 -> 8) -
+    relu - flatten - gemm (-> 10) - softmax (axis 1 of [1, 10]).
+    head "conv": conv 3x3 (3 -> 8) stride 2 - relu - global average pool -
+    conv 1x1 (8 -> 10) - softmax (axis 1 of [1, 10, 1, 1]), SqueezeNet's head.
+    head "reshape": as "conv", then flatten - softmax (axis -1 of [1, 10]) -
+    reshape to [1, 10, 1, 1], as SqueezeNet's opset-13 conversion has it;
+    one input only."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    c = Case(name, seed)
+
+    def weight(shape, spread=0.3):
+        return c.const((c.rng.standard_normal(shape) * spread).astype(np.float32), "w")
+
+    def conv(x, cin, cout, k=3, stride=1, relu=True):
+        p = k // 2
+        y = c.node("Conv", [x, weight((cout, cin, k, k)), weight((cout,), 0.1)], "conv",
+                   pads=[p, p, p, p], strides=[stride, stride])
+        return c.node("Relu", [y], "relu") if relu else y
+
+    in_shape = [1, 3, 8, 8]
+    if head == "gemm":
+        y = c.node("MaxPool", [conv("x", 3, 8)], "pool", kernel_shape=[2, 2], strides=[2, 2])
+        y = c.node("Flatten", [conv(y, 8, 8)], "flat")
+        y = c.node("Gemm", [y, weight((10, 8 * 4 * 4), 0.15), weight((10,), 0.1)], "fc", transB=1)
+        out_shape = [1, 10]
+    else:
+        y = c.node("GlobalAveragePool", [conv("x", 3, 8, stride=2)], "gap")
+        y = conv(y, 8, 10, k=1, relu=False)
+        out_shape = [1, 10, 1, 1]
+    if head == "reshape":
+        y = c.node("Flatten", [y], "flat")
+        y = c.node("Softmax", [y], "softmax", axis=-1)
+        y = c.node("Reshape", [y, c.const(np.array(out_shape, np.int64), "shape")], "reshaped")
+    else:
+        y = c.node("Softmax", [y], "softmax", axis=1)
+    float_model = c.model("x", y, T.FLOAT, in_shape, T.FLOAT, out_shape)
+    calibration = [{"x": float_input(c.rng, tuple(in_shape))} for _ in range(8)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calibration)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    activation = QuantType.QUInt8 if act == "u8" else QuantType.QInt8
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = os.path.join(d, "float.onnx"), os.path.join(d, "qdq.onnx")
+        onnx.save(float_model, src)
+        quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        activation_type=activation, weight_type=QuantType.QInt8, reduce_range=True)
+        model = onnx.load(dst)
+    if head == "reshape":
+        return model, {"x": float_input(c.rng, tuple(in_shape))}
+    inputs = np.stack([float_input(c.rng, tuple(in_shape)) for _ in range(SOFTMAX_INPUTS)])
+    return model, {"x": inputs[0], "inputs": inputs}
 
 
 def resnet_fanout(name, seed):
@@ -613,10 +699,15 @@ def generate(out_dir):
     for name, fn in cases():
         model, feeds = fn(name)
         x = feeds["x"]
-        y = run(model, feeds)
+        y = run(model, {"x": x})
         onnx.save(model, os.path.join(out_dir, f"{name}.onnx"))
         np.save(os.path.join(out_dir, f"{name}.input.npy"), x)
         np.save(os.path.join(out_dir, f"{name}.output.npy"), y)
+        if "inputs" in feeds:
+            xs = feeds["inputs"]
+            ys = np.stack([run(model, {"x": xi}) for xi in xs])
+            np.save(os.path.join(out_dir, f"{name}.inputs.npy"), xs)
+            np.save(os.path.join(out_dir, f"{name}.outputs.npy"), ys)
         index[name] = {
             "ort_ops": optimized_ops(model),
             "input": [str(x.dtype), list(x.shape)],
@@ -648,7 +739,10 @@ def main():
         index = generate(d)
         bad = []
         for name in index:
-            for part in ("input", "output"):
+            parts = ["input", "output"]
+            if os.path.exists(os.path.join(d, f"{name}.inputs.npy")):
+                parts += ["inputs", "outputs"]
+            for part in parts:
                 a = np.load(os.path.join(d, f"{name}.{part}.npy"))
                 p = os.path.join(args.out, f"{name}.{part}.npy")
                 if not os.path.exists(p) or not np.array_equal(a, np.load(p)) or a.dtype != np.load(p).dtype:

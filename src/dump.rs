@@ -273,6 +273,7 @@ fn write_into(dir: &Path, network: &Network, execution: &Execution) -> Result<()
                 entry.count_include_pad = Some(q.count_include_pad);
                 None
             }
+            Op::Softmax => None,
         };
         if let Some((shape, values, quant, epilogue)) = weights {
             let file = format!("{stem}.weights.npy");

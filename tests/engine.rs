@@ -483,3 +483,41 @@ fn a_slow_output_bus_stalls_the_array_instead_of_draining_after_it() {
     assert_eq!(p.busy, r.layers[0].pe_busy_cycles);
     assert_eq!(p.busy + p.lockstep, 156 * c.compute);
 }
+
+/// The final Softmax of a quantize_static classifier (`[1, 10]` uint8
+/// scores after a Gemm, `scripts/onnx_cases.py`) on lu22_fixed's GLB unit
+/// (8-byte bank port, divider latency 12), by hand: three passes over the
+/// 10 scores (30 GLB reads, 1 byte each), 2 LUT reads per output (20,
+/// counted as 32-bit RF weight reads), 10 GLB writes; busy
+/// `ceil(20 / 8) + max(ceil(10 / 8), 10) + 12 = 25` cycles; energy
+/// `40 x 8/16 x 6` (GLB) `+ 20 x 32/16 x 1` (LUT) `= 160` units.
+#[test]
+fn a_softmax_on_the_glb_unit_by_hand() {
+    use accsim::units::DataType;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx");
+    let model = dir.join("qdq_softmax_cnn_u8_per_channel.onnx");
+    let w = workload::load(model.to_str().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    let a = arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    let options = RunOptions {
+        input: Some(dir.join("qdq_softmax_cnn_u8_per_channel.input.npy")),
+        ..RunOptions::default()
+    };
+    let r = run(&w, &a, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.report.bit_exact);
+    let last = w.network.layers.len() - 1;
+    assert_eq!(w.network.layers[last].op.kind(), "softmax");
+    let s = &r.engine.layers[last];
+    let glb = &s.accesses.glb.by_type;
+    assert_eq!(glb.get(DataType::Input).read, 30);
+    assert_eq!(glb.get(DataType::Output).write, 10);
+    assert_eq!(s.lut_reads, 20);
+    assert_eq!(s.accesses.rf.by_type.get(DataType::Weight).read, 20);
+    assert_eq!(s.accesses.dram.by_type.get(DataType::Input).read, 0);
+    assert_eq!(s.macs, 0);
+    assert_eq!(s.cycles.compute, 25);
+    let measured = r.report.layers[last].measured.as_ref().expect("measured");
+    assert_eq!(measured.energy.glb, 120.0);
+    assert_eq!(measured.energy.rf, 40.0);
+    assert_eq!(measured.energy.total, 160.0);
+    assert_eq!(r.report.layers[last].values.as_deref(), Some("simulated"));
+}

@@ -177,18 +177,18 @@ fn unsupported_operators_get_one_line_per_type_with_count_and_first_node() {
     let (_dir, path, stderr) = refused(
         "bad.onnx",
         &model(&[
-            ("Softmax", "sm"),
+            ("Hardmax", "hm"),
             ("Relu", "r"),
             ("LSTM", "rnn1"),
-            ("Softmax", "sm2"),
-            ("Softmax", ""),
+            ("Hardmax", "hm2"),
+            ("Hardmax", ""),
         ]),
     );
     assert_eq!(
         split_refusal(&stderr),
         [
             &format!("error: {path}: 2 operator types accsim does not import (4 nodes):"),
-            "  Softmax: 3 nodes, the first node `sm`",
+            "  Hardmax: 3 nodes, the first node `hm`",
             "  LSTM: 1 node, node `rnn1`"
         ]
     );
@@ -397,4 +397,99 @@ fn a_scalesim_file_with_a_missing_pool_names_the_line() {
         .code(2)
         .stderr(contains("t.csv:3:1"))
         .stderr(contains("IFMAP Height"));
+}
+
+/// `x` (float `[1, 4]`) -> Q -> DQ -> Softmax -> Q, with the activations
+/// of type `x_type` and the Softmax output quantised to `y_type` (ONNX
+/// data types: 2 uint8, 3 int8), `extra` nodes after that.
+fn softmax_model(
+    x_type: i64,
+    y_type: i64,
+    axis: i64,
+    dims: &[i64],
+    extra: &[Vec<u8>],
+    out: &str,
+) -> Vec<u8> {
+    let f32s = |v: f32| v.to_le_bytes().to_vec();
+    let zero = |t: i64| if t == 3 { vec![0x80] } else { vec![0] };
+    let inits = [
+        initializer("s", 1, &[], &f32s(0.05)),
+        initializer("z", x_type, &[], &[0]),
+        initializer("ys", 1, &[], &f32s(1.0 / 255.0)),
+        initializer("yz", y_type, &[], &zero(y_type)),
+    ];
+    let mut nodes = vec![
+        node("QuantizeLinear", "x_q", &["x", "s", "z"], "xq", &[]),
+        node("DequantizeLinear", "x_dq", &["xq", "s", "z"], "xd", &[]),
+        node("Softmax", "softmax", &["xd"], "p", &[("axis", axis)]),
+        node("QuantizeLinear", "p_q", &["p", "ys", "yz"], "pq", &[]),
+    ];
+    nodes.extend(extra.iter().cloned());
+    let dims: Vec<Dim> = dims.iter().map(|&d| Dim::Size(d)).collect();
+    graph_model(&nodes, &inits, &input("x", &dims), out)
+}
+
+/// ONNX Runtime 1.32 on x86-64 without VNNI converts int8 Q -> DQ pairs
+/// to uint8; a Softmax with a pair on one side only then has a uint8
+/// input and an int8 output and runs unfused, in float: refused, naming
+/// the Softmax node and the two ways that fuse.
+#[test]
+fn an_int8_softmax_that_onnx_runtime_runs_unfused_is_refused_naming_why() {
+    let bytes = softmax_model(3, 3, 1, &[1, 4], &[], "pq");
+    let (_dir, path, stderr) = refused("softmax_s8_unpaired.onnx", &bytes);
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: node `softmax` (Softmax): an int8 Softmax with a QuantizeLinear -> \
+             DequantizeLinear pair before it and no pair after it: ONNX Runtime (x86-64 without \
+             AVX-512 VNNI) rewrites int8 Q -> DQ pairs to uint8, so the two sides' types differ and \
+             it runs this Softmax unfused, in float32, which accsim does not model; valid: pairs on \
+             both sides (as quantize_static writes: a DequantizeLinear after the Softmax's \
+             QuantizeLinear) or uint8 activations\n"
+        )
+    );
+    // With the DequantizeLinear after it, the same Softmax is accepted.
+    let dq = node("DequantizeLinear", "p_dq", &["pq", "ys", "yz"], "y", &[]);
+    let bytes = softmax_model(3, 3, 1, &[1, 4], &[dq], "y");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("softmax_s8_paired.onnx");
+    std::fs::write(&path, bytes).expect("write");
+    Command::cargo_bin("accsim")
+        .expect("binary")
+        .arg("check")
+        .arg(&path)
+        .assert()
+        .success()
+        .stdout(contains("softmax"));
+}
+
+#[test]
+fn a_softmax_whose_output_type_differs_from_its_input_is_refused() {
+    let bytes = softmax_model(2, 3, 1, &[1, 4], &[], "pq");
+    let (_dir, path, stderr) = refused("softmax_u8_to_s8.onnx", &bytes);
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: node `softmax` (Softmax): has uint8 input and its QuantizeLinear writes \
+             int8; valid: a QuantizeLinear to uint8, the input's type (ONNX Runtime fuses \
+             DequantizeLinear -> Softmax -> QuantizeLinear into QLinearSoftmax only then)\n"
+        )
+    );
+}
+
+/// From opset 13 Softmax reduces one axis: -1 of `[1, C, H, W]` is the
+/// width, not the channels accsim reduces.
+#[test]
+fn a_softmax_over_the_width_is_refused_naming_the_valid_axes() {
+    let bytes = softmax_model(2, 2, -1, &[1, 4, 2, 3], &[], "pq");
+    let (_dir, path, stderr) = refused("softmax_width.onnx", &bytes);
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: node `softmax` (Softmax): axis -1 of the [1, 4, 2, 3] input (opset 13) \
+             does not reduce over the channels; accsim computes Softmax over the channels: valid: \
+             axis 1 or -1 of a [1, N] tensor, axis 1 of a [1, C, H, W] tensor (before opset 13 only \
+             when H = W = 1)\n"
+        )
+    );
 }

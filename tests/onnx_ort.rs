@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use accsim::numerics::TensorQuant;
 use accsim::reference;
 use accsim::run::read_input;
-use accsim::workload::TensorSource;
 use accsim::workload::npy::{NpyArray, read_npy_any};
+use accsim::workload::{Activations, TensorSource};
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx")
@@ -110,4 +110,97 @@ fn every_onnx_case_matches_onnx_runtime_bit_for_bit() {
         names.len(),
         failures.join("\n")
     );
+}
+
+/// The cases run on several inputs (`<case>.inputs.npy`, stacked float
+/// inputs, and `<case>.outputs.npy`, ONNX Runtime's float outputs): the
+/// classifiers ending in Softmax.
+fn multi_input_cases() -> Vec<String> {
+    case_names()
+        .into_iter()
+        .filter(|n| data().join(format!("{n}.inputs.npy")).exists())
+        .collect()
+}
+
+fn floats(path: &Path) -> (Vec<f32>, Vec<usize>) {
+    match read_npy_any(path) {
+        Ok(NpyArray::F32(a)) => (a.iter().copied().collect(), a.shape().to_vec()),
+        other => panic!("{}: float32 expected, got {other:?}", path.display()),
+    }
+}
+
+/// Each input of a multi-input case, quantised by the model's input
+/// QuantizeLinear, with ONNX Runtime's float output for it.
+fn inputs_and_goldens(w: &accsim::workload::Workload, name: &str) -> Vec<(Activations, Vec<f32>)> {
+    let (xs, x_shape) = floats(&data().join(format!("{name}.inputs.npy")));
+    let (ys, y_shape) = floats(&data().join(format!("{name}.outputs.npy")));
+    let n = x_shape[0];
+    assert_eq!(n, 10, "{name}: 10 inputs");
+    assert_eq!(y_shape[0], n, "{name}: one output per input");
+    let net = &w.network;
+    let (x_len, y_len) = (xs.len() / n, ys.len() / n);
+    assert_eq!(x_len, net.input_shape.len(), "{name}: input size");
+    (0..n)
+        .map(|k| {
+            let q: Vec<i16> = xs[k * x_len..(k + 1) * x_len]
+                .iter()
+                .map(|&v| net.input_quant.quantize(f64::from(v)) as i16)
+                .collect();
+            let x = Activations::from_shape_vec(net.input_shape.dims(), q)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            (x, ys[k * y_len..(k + 1) * y_len].to_vec())
+        })
+        .collect()
+}
+
+/// accsim's integers of the last layer, dequantised as ONNX Runtime's
+/// trailing DequantizeLinear does, as bits.
+fn dequantised_bits(net: &accsim::workload::Network, out: &Activations) -> Vec<u32> {
+    let last = net.layers.len() - 1;
+    let TensorQuant::Affine {
+        scale, zero_point, ..
+    } = net.layers[last].output_quant
+    else {
+        panic!("an affine output");
+    };
+    out.iter()
+        .map(|&q| ((i32::from(q) - zero_point) as f32 * scale).to_bits())
+        .collect()
+}
+
+/// The classifiers ending in Softmax (quantize_static, uint8 and int8
+/// activations, per-tensor and per-channel weights; a `[1, 10]` Softmax
+/// after Gemm and a `[1, 10, 1, 1]` one after a 1x1 conv), each on its 10
+/// seeded inputs: the reference executor and the simulated machine (the
+/// Softmax computed by the GLB unit) both give ONNX Runtime's outputs bit
+/// for bit.
+#[test]
+fn softmax_classifiers_match_onnx_runtime_on_ten_inputs_each() {
+    let names = multi_input_cases();
+    assert_eq!(names.len(), 5, "{names:?}");
+    let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    for name in &names {
+        let model = data().join(format!("{name}.onnx"));
+        let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let net = &w.network;
+        let last = net.layers.len() - 1;
+        assert_eq!(net.layers[last].op.kind(), "softmax", "{name}");
+        for (k, (x, golden)) in inputs_and_goldens(&w, name).into_iter().enumerate() {
+            let theirs: Vec<u32> = golden.iter().map(|v| v.to_bits()).collect();
+            let exec = reference::run(net, x.clone());
+            let reference_bits = dequantised_bits(net, exec.tensor(TensorSource::Layer(last)));
+            assert_eq!(reference_bits, theirs, "{name}, input {k}: reference");
+            let mut one = w.clone();
+            one.default_input = x;
+            one.default_outputs = Vec::new();
+            let r = accsim::run::run(&one, &arch, &accsim::run::RunOptions::default())
+                .unwrap_or_else(|e| panic!("{name}, input {k}: {e}"));
+            assert!(r.report.bit_exact, "{name}, input {k}");
+            let softmax = &r.report.layers[last];
+            assert_eq!(softmax.values.as_deref(), Some("simulated"), "{name}");
+            let engine_bits = dequantised_bits(net, &r.engine.outputs[last]);
+            assert_eq!(engine_bits, theirs, "{name}, input {k}: engine");
+        }
+    }
 }

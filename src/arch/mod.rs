@@ -106,6 +106,9 @@ pub struct GlbConfig {
     pub bank_width_bytes: u32,
     /// Ports per bank (1 = single-port SRAM).
     pub ports_per_bank: u32,
+    /// Latency of the GLB unit's pipelined float32 divider (Softmax), in
+    /// cycles; it accepts one division per cycle.
+    pub divider_latency_cycles: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -266,6 +269,8 @@ struct RawGlb {
     bank_width_bytes: Option<Spanned<i64>>,
     #[serde(default)]
     ports_per_bank: Option<Spanned<i64>>,
+    #[serde(default)]
+    divider_latency_cycles: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -489,6 +494,14 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
         banks: v.opt_int(&g.banks, ctx, "banks", 1, 4096, 27)?,
         bank_width_bytes: v.opt_int(&g.bank_width_bytes, ctx, "bank_width_bytes", 1, 1024, 8)?,
         ports_per_bank: v.opt_int(&g.ports_per_bank, ctx, "ports_per_bank", 1, 8, 1)?,
+        divider_latency_cycles: v.opt_int(
+            &g.divider_latency_cycles,
+            ctx,
+            "divider_latency_cycles",
+            1,
+            1024,
+            12,
+        )?,
     };
 
     let d = raw_dram;
@@ -646,6 +659,7 @@ fn lu22_sections() -> (RawPeArray, RawGlb, RawDram) {
             banks: None,
             bank_width_bytes: None,
             ports_per_bank: None,
+            divider_latency_cycles: None,
         },
         RawDram {
             model: None,

@@ -1,6 +1,7 @@
 //! Layers that run on data in the GLB (SPEC section 1: "pooling runs on data
 //! in the GLB"): max, average and global average pooling, ONNX's
-//! requantising average pool, and element-wise additions (residuals).
+//! requantising average pool, element-wise additions (residuals) and
+//! Softmax.
 //!
 //! ```text
 //!   DRAM ──(rows not in the GLB)──► GLB ──► GLB unit ──► GLB (or DRAM)
@@ -14,12 +15,23 @@
 //! are fetched from DRAM while it works. The values come from the GLB unit
 //! (`hw::glb_unit`), which computes each output row from the input rows the
 //! GLB holds at that moment and counts the elements it read.
+//!
+//! Softmax (docs/arch-format.md, `[glb]`): the unit streams the first two
+//! passes over each column (maximum; LUT reads and sum) at
+//! `bank_width_bytes` bytes per cycle, then the third through its
+//! pipelined divider, one output per cycle (or the read rate, if slower),
+//! and the divider's last result leaves `divider_latency_cycles` later:
+//! `ceil(2 E b / w) + max(ceil(E b / w), E) + latency` cycles for a row of
+//! `E` outputs of `b` bytes at `w` bytes per cycle. Its exp-table reads are
+//! counted as `lut_reads` (docs/report.md).
 
 use ndarray::{ArrayView2, s};
 
 use crate::error::{InputError, Result};
 use crate::hw::glb_unit::{AddKernel, Function, GlbUnit, MissingRow, ResidentRows, Window};
-use crate::numerics::ort::{FloatAdd, QLinearAdd, QLinearAverage, QLinearGlobalAverage};
+use crate::numerics::ort::{
+    FloatAdd, QLinearAdd, QLinearAverage, QLinearGlobalAverage, QLinearSoftmax,
+};
 use crate::sim::{Cycle, RateServer};
 use crate::units::DataType;
 use crate::workload::ir::{AddRule, Layer, Op, Pool};
@@ -70,6 +82,11 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
                 AddRule::Float => AddKernel::Float(FloatAdd::new(qa, qb, &layer.output_quant)),
             })
         }
+        Op::Softmax => Function::Softmax(Box::new(QLinearSoftmax::new(
+            &layer.input_quant,
+            &layer.output_quant,
+            layer.input_shape.channels,
+        ))),
         Op::Conv2d(_) | Op::FullyConnected(_) | Op::Flatten => {
             return Err(crate::error::Error::Internal {
                 context: format!("layer `{}`", layer.name),
@@ -298,6 +315,7 @@ pub(super) fn run(
         }
         // The output row, computed from the rows the GLB now holds.
         let before = glb_unit.reads();
+        let (lut_before, divisions_before) = (glb_unit.lut_reads(), glb_unit.divisions());
         let resident = Resident { inputs, operand_of };
         glb_unit
             .output_row(&resident, oy, output.data.slice_mut(s![.., oy, ..]))
@@ -309,7 +327,19 @@ pub(super) fn run(
             read_bytes += words * inputs[k].word_bytes;
         }
         let glb = m.glb_read(data_ready, DataType::Input, reads, read_bytes);
-        let work = unit.request(glb.start, read_bytes);
+        let lut_reads = glb_unit.lut_reads() - lut_before;
+        m.pe.rf_read(DataType::Weight, lut_reads);
+        m.pe.lut_reads += lut_reads;
+        let divisions = glb_unit.divisions() - divisions_before;
+        let busy_bytes = if divisions == 0 {
+            read_bytes
+        } else {
+            let bytes_per_cycle = unit.units_per_cycle();
+            let word_bytes = inputs[operand_of.first().copied().unwrap_or(0)].word_bytes;
+            softmax_row_cycles(divisions, word_bytes, bytes_per_cycle, &m.arch.glb)
+                * bytes_per_cycle
+        };
+        let work = unit.request(glb.start, busy_bytes);
         m.trace_busy(|p| p.pool_busy, work.start, work.end);
         let done = work.end.max(glb.end);
         first_compute.get_or_insert(work.start);
@@ -369,4 +399,17 @@ pub(super) fn run(
         waits: [0; super::causes::Wait::COUNT],
         used_pes: 0,
     })
+}
+
+/// Busy cycles of the GLB unit for a Softmax row of `outputs` outputs of
+/// `word_bytes` bytes each (module docs): two streamed passes, a third
+/// paced by the divider, and the divider's latency.
+pub(super) fn softmax_row_cycles(
+    outputs: u64,
+    word_bytes: u64,
+    bytes_per_cycle: u64,
+    glb: &crate::arch::GlbConfig,
+) -> u64 {
+    let stream = |elements: u64| (elements * word_bytes).div_ceil(bytes_per_cycle.max(1));
+    stream(2 * outputs) + stream(outputs).max(outputs) + u64::from(glb.divider_latency_cycles)
 }

@@ -445,7 +445,11 @@ pub(crate) fn run_from(
                 }
             };
             let after = m.snapshot();
-            let bits = word_bits(&numerics, layer_numerics, src_store, i);
+            let mut bits = word_bits(&numerics, layer_numerics, src_store, i);
+            if matches!(layer.op, Op::Softmax) {
+                // The layer's constant data is its exp table: float32 entries.
+                bits.weight = crate::hw::glb_unit::SOFTMAX_LUT_ENTRY_BITS;
+            }
             let stats = layer_stats(
                 &before,
                 &after,

@@ -86,6 +86,7 @@ mod tests {
             banks: 2,
             bank_width_bytes: 8,
             ports_per_bank: 1,
+            divider_latency_cycles: 12,
         });
         // 20 bytes = 3 slots at 2 per cycle: cycles 0 and 1.
         assert_eq!(

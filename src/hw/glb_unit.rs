@@ -1,14 +1,16 @@
 //! The GLB unit: the vector datapath beside the global buffer that computes
 //! the layers without weights (SPEC section 1: "pooling runs on data in the
 //! GLB"): max and average pooling, windowed and global, ONNX Runtime's
-//! requantising average pool, and element-wise additions.
+//! requantising average pool, element-wise additions, and Softmax over the
+//! channels with ONNX Runtime's exp look-up table.
 //!
 //! ```text
 //!                  ┌──────────────────────── GLB unit ─────────────────────────┐
 //!   GLB read ────► │ window walker ──┬─► comparator ────────────► (max)        │
 //!   port: rows     │ (output row oy, ├─► adder ─► divider ───────► (average)    ├──► output row
 //!   resident in    │  column by      ├─► dequantiser ─► float adder ─► quant.   │    to the GLB
-//!   the GLB        │  column)        └─► operand pair ─► requantising adder     │    write port
+//!   the GLB        │  column)        ├─► operand pair ─► requantising adder     │    write port
+//!                  │                 └─► max ─► exp LUT ─► float adder ─► divider │
 //!                  └────────────────────────────────────────────────────────────┘
 //! ```
 //!
@@ -22,14 +24,31 @@
 //! turns those into GLB accesses and, at the unit's bytes per cycle, into
 //! busy cycles. The arithmetic is each operator's defining rounding rule
 //! (`numerics`), applied in the order the operator specifies.
+//!
+//! Softmax works on the channels of one position (a column of the row):
+//! with no buffer for the column, it reads the column three times, once
+//! per pass: the largest element (comparator), the sum of the elements'
+//! exp-table entries (one LUT read and one float32 addition each, in
+//! channel order), and the outputs (one LUT read, one multiplication by
+//! `floor(1 / ys)` and one float32 division each). The LUT holds the 256
+//! float32 entries of ONNX Runtime's QLinearSoftmax table for the layer's
+//! input scale and channel count (`numerics::ort::QLinearSoftmax`), loaded
+//! when the unit is programmed. The unit counts its LUT reads and
+//! divisions ([`GlbUnit::lut_reads`], [`GlbUnit::divisions`]).
 
 use std::ops::Range;
 
 use ndarray::{ArrayView2, ArrayViewMut2, s};
 
 use crate::numerics::Rounding;
-use crate::numerics::ort::{FloatAdd, QLinearAdd, QLinearAverage, QLinearGlobalAverage};
+use crate::numerics::ort::{
+    FloatAdd, QLinearAdd, QLinearAverage, QLinearGlobalAverage, QLinearSoftmax,
+};
 use crate::numerics::rounding::divide_rounded;
+
+/// Width of one entry of the Softmax exp table (float32) [bits]: a LUT
+/// read costs `[energy] lut` per 16 bits (docs/arch-format.md).
+pub const SOFTMAX_LUT_ENTRY_BITS: u32 = 32;
 
 /// A pooling window's geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +96,7 @@ impl AddKernel {
 }
 
 /// What the unit computes for a layer: its program.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Function {
     /// The largest in-input element of each window (`i16::MIN` for a
     /// window wholly over padding).
@@ -97,6 +116,9 @@ pub enum Function {
     QLinearGlobalAverage(QLinearGlobalAverage),
     /// Operand 0 plus operand 1, element by element, requantised.
     Add(AddKernel),
+    /// QLinearSoftmax over the channels of each position, its exp table in
+    /// the unit's LUT.
+    Softmax(Box<QLinearSoftmax>),
 }
 
 /// Where the unit reads: the rows of each operand resident in the GLB.
@@ -122,6 +144,10 @@ pub struct GlbUnit {
     output_width: usize,
     /// Elements read so far, per operand.
     reads: [u64; 2],
+    /// Softmax exp-table reads so far.
+    lut_reads: u64,
+    /// Softmax divisions so far (one per output).
+    divisions: u64,
 }
 
 impl GlbUnit {
@@ -131,6 +157,8 @@ impl GlbUnit {
             input_hw,
             output_width,
             reads: [0; 2],
+            lut_reads: 0,
+            divisions: 0,
         }
     }
 
@@ -147,14 +175,24 @@ impl GlbUnit {
         self.reads
     }
 
+    /// Softmax exp-table (LUT) reads so far.
+    pub fn lut_reads(&self) -> u64 {
+        self.lut_reads
+    }
+
+    /// Divisions so far (Softmax: one per output).
+    pub fn divisions(&self) -> u64 {
+        self.divisions
+    }
+
     fn window(&self) -> Option<Window> {
-        match self.function {
-            Function::Max(w) | Function::Average { window: w, .. } => Some(w),
-            Function::QLinearAverage { window, .. } => Some(window),
+        match &self.function {
+            Function::Max(w) | Function::Average { window: w, .. } => Some(*w),
+            Function::QLinearAverage { window, .. } => Some(*window),
             Function::QLinearGlobalAverage(_) => {
                 Some(Window::plane(self.input_hw[0], self.input_hw[1]))
             }
-            Function::Add(_) => None,
+            Function::Add(_) | Function::Softmax(_) => None,
         }
     }
 
@@ -183,11 +221,41 @@ impl GlbUnit {
                 gathered.push(row);
             }
         }
-        match self.function {
-            Function::Add(kernel) => self.add(kernel, &operand_rows, &mut out),
+        match &self.function {
+            Function::Add(kernel) => {
+                let kernel = *kernel;
+                self.add(kernel, &operand_rows, &mut out);
+            }
+            Function::Softmax(_) => self.softmax(&operand_rows[0], &mut out),
             _ => self.pool(&operand_rows[0], &mut out),
         }
         Ok(())
+    }
+
+    /// Softmax of every column of the row, over its channels, in three
+    /// passes over the column (module docs).
+    fn softmax(&mut self, rows: &[ArrayView2<'_, i16>], out: &mut ArrayViewMut2<'_, i16>) {
+        let (Some(row), Function::Softmax(kernel)) = (rows.first(), &self.function) else {
+            return;
+        };
+        let (channels, width) = row.dim();
+        for x in 0..width {
+            let column = row.column(x);
+            // Pass 1: the largest element.
+            let max = column.iter().copied().fold(i16::MIN, i16::max);
+            // Pass 2: the entries' sum, in channel order.
+            let sum = column.iter().fold(0.0f32, |s, &v| {
+                s + kernel.entry(QLinearSoftmax::index(max, v))
+            });
+            // Pass 3: each entry over the sum.
+            for (c, &v) in column.iter().enumerate() {
+                out[[c, x]] = kernel.finish(kernel.entry(QLinearSoftmax::index(max, v)), sum);
+            }
+        }
+        let elements = (channels * width) as u64;
+        self.reads[0] += 3 * elements;
+        self.lut_reads += 2 * elements;
+        self.divisions += elements;
     }
 
     fn add(
@@ -227,12 +295,12 @@ impl GlbUnit {
 
     /// One window's elements, in window order (rows, then columns), to its output.
     fn reduce(&self, elements: impl Iterator<Item = i16>, w: Window) -> i16 {
-        match self.function {
+        match &self.function {
             Function::Max(_) => elements.fold(i16::MIN, i16::max),
             Function::Average { rounding, .. } => {
                 let (sum, count) =
                     elements.fold((0i64, 0i64), |(s, n), v| (s + i64::from(v), n + 1));
-                divide_rounded(sum, count.max(1), rounding) as i16
+                divide_rounded(sum, count.max(1), *rounding) as i16
             }
             Function::QLinearAverage {
                 count_include_pad,
@@ -242,7 +310,7 @@ impl GlbUnit {
                 let (sum, count) = elements.fold((0.0f32, 0usize), |(s, n), v| {
                     (s + kernel.dequantize(v), n + 1)
                 });
-                let count = if count_include_pad {
+                let count = if *count_include_pad {
                     w.kernel[0] * w.kernel[1]
                 } else {
                     count
@@ -250,7 +318,7 @@ impl GlbUnit {
                 kernel.finish(sum, count.max(1))
             }
             Function::QLinearGlobalAverage(kernel) => kernel.finish(elements.map(i64::from).sum()),
-            Function::Add(_) => 0,
+            Function::Add(_) | Function::Softmax(_) => 0,
         }
     }
 }
@@ -397,5 +465,95 @@ mod tests {
             unit.output_row(&source, 1, out.slice_mut(s![.., 1, ..])),
             Err(MissingRow { operand: 0, row: 3 })
         );
+    }
+
+    fn affine(dtype: IntType, scale: f32, zero_point: i32) -> TensorQuant {
+        TensorQuant::Affine {
+            dtype,
+            scale,
+            zero_point,
+        }
+    }
+
+    fn softmax_unit(
+        input: TensorQuant,
+        output: TensorQuant,
+        channels: usize,
+        width: usize,
+    ) -> GlbUnit {
+        let kernel = QLinearSoftmax::new(&input, &output, channels);
+        GlbUnit::new(Function::Softmax(Box::new(kernel)), [1, width], width)
+    }
+
+    #[test]
+    fn softmax_of_equal_inputs_gives_each_one_over_the_channel_count() {
+        // Output scale 1/256: floor(1 / ys) = 256, so each of 4 equal
+        // entries gives 256 e / 4e = 64, whatever the entry e.
+        let x = affine(IntType::Uint8, 0.1, 0);
+        let mut unit = softmax_unit(x, affine(IntType::Uint8, 1.0 / 256.0, 0), 4, 1);
+        let out = run(
+            &mut unit,
+            &glb(vec![Array3::from_elem((4, 1, 1), 77)]),
+            4,
+            1,
+            1,
+        );
+        assert_eq!(out.into_raw_vec_and_offset().0, vec![64, 64, 64, 64]);
+        // The quantiser's scale f32(1/255) enters as floor(254.99998) = 254:
+        // two equal entries give 127 each (255 / 2 = 127.5 would round to 128).
+        let mut unit = softmax_unit(x, affine(IntType::Uint8, 1.0 / 255.0, 0), 2, 1);
+        let out = run(
+            &mut unit,
+            &glb(vec![Array3::from_elem((2, 1, 1), 3)]),
+            2,
+            1,
+            1,
+        );
+        assert_eq!(out.into_raw_vec_and_offset().0, vec![127, 127]);
+        // int8 with 7 channels and zero point -128: 254 / 7 = 36.29 -> 36 - 128.
+        let s = affine(IntType::Int8, 0.1, 0);
+        let mut unit = softmax_unit(s, affine(IntType::Int8, 1.0 / 255.0, -128), 7, 1);
+        let out = run(
+            &mut unit,
+            &glb(vec![Array3::from_elem((7, 1, 1), -5)]),
+            7,
+            1,
+            1,
+        );
+        assert_eq!(out.into_raw_vec_and_offset().0, vec![-92; 7]);
+    }
+
+    #[test]
+    fn a_dominant_input_takes_everything_and_saturates() {
+        // Scores 0.5 apart per step: 200 steps = e^-100 relative, nothing
+        // next to the largest. int8 at 1/256, zero point -128: the largest
+        // gets 256 - 128 = 128, saturated to 127; the others -128.
+        let x = affine(IntType::Int8, 0.5, 0);
+        let y = affine(IntType::Int8, 1.0 / 256.0, -128);
+        let mut unit = softmax_unit(x, y, 3, 1);
+        let scores = Array3::from_shape_vec((3, 1, 1), vec![-100, 100, -100]).unwrap();
+        let out = run(&mut unit, &glb(vec![scores]), 3, 1, 1);
+        assert_eq!(out.into_raw_vec_and_offset().0, vec![-128, 127, -128]);
+        // uint8 at 1/255: 254, the most the quantiser's scale allows.
+        let u = affine(IntType::Uint8, 0.5, 0);
+        let mut unit = softmax_unit(u, affine(IntType::Uint8, 1.0 / 255.0, 0), 3, 1);
+        let scores = Array3::from_shape_vec((3, 1, 1), vec![0, 0, 250]).unwrap();
+        let out = run(&mut unit, &glb(vec![scores]), 3, 1, 1);
+        assert_eq!(out.into_raw_vec_and_offset().0, vec![0, 0, 254]);
+    }
+
+    #[test]
+    fn softmax_reduces_each_position_over_its_channels_reading_each_element_three_times() {
+        // Two positions of two channels: (5, 5) and (9, 9 - 10) with input
+        // scale ln(3) / 10 per step: entries e and e/3 -> 3/4 and 1/4 of 256.
+        let x = affine(IntType::Uint8, (3.0f32).ln() / 10.0, 0);
+        let mut unit = softmax_unit(x, affine(IntType::Uint8, 1.0 / 256.0, 0), 2, 2);
+        let t = Array3::from_shape_vec((2, 1, 2), vec![5, 9, 5, 19]).unwrap();
+        let out = run(&mut unit, &glb(vec![t]), 2, 1, 2);
+        // Channel 0: (128, 64); channel 1: (128, 192).
+        assert_eq!(out.into_raw_vec_and_offset().0, vec![128, 64, 128, 192]);
+        assert_eq!(unit.reads(), [12, 0]);
+        assert_eq!(unit.lut_reads(), 8);
+        assert_eq!(unit.divisions(), 4);
     }
 }

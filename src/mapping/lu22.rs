@@ -88,7 +88,8 @@ impl Dataflow for Lu22 {
             | Op::AvgPool(_)
             | Op::GlobalAvgPool { .. }
             | Op::QLinearAvgPool(_)
-            | Op::Add(_) => Ok(LayerPlan::Glb),
+            | Op::Add(_)
+            | Op::Softmax => Ok(LayerPlan::Glb),
             Op::Flatten => Ok(LayerPlan::Reshape),
         }
     }

@@ -1,5 +1,5 @@
 //! ONNX Runtime's float32 kernels for quantised operators that have no
-//! integer accumulator: QLinearAdd and the average pools.
+//! integer accumulator: QLinearAdd, the average pools and QLinearSoftmax.
 //!
 //! Each function reproduces, operation by operation, what ONNX Runtime's CPU
 //! kernels compute (docs/onnx.md says which kernel and why; docs/numerics.md
@@ -163,6 +163,89 @@ impl QLinearGlobalAverage {
     }
 }
 
+/// Entries of QLinearSoftmax's exp table: one per distance `max - x` of
+/// an 8-bit input from its row's largest element (0 to 255).
+pub const SOFTMAX_TABLE_ENTRIES: usize = 256;
+
+/// ONNX Runtime's QLinearSoftmax (`contrib_ops/cpu/quantization/
+/// qlinear_softmax.cc`, ONNX Runtime 1.32), which its QDQ transformer makes
+/// of `DequantizeLinear -> Softmax -> QuantizeLinear` (docs/onnx.md):
+///
+/// - a table of 256 float32 values built once from the input scale `xs` and
+///   the reduced length `D`: with `shift = max(0, logf(FLT_MAX / D) - 5) / xs`
+///   (the quotient and the logarithm in float32, the rest in float64),
+///   entry `i` is `f32(exp((i - 255 + shift) * xs))`; entry 255 (an element
+///   equal to its row's largest) is about `FLT_MAX / (D e^5)`, so the sum
+///   of `D` entries cannot overflow;
+/// - an element `x` of a row whose largest element is `m` reads entry
+///   `255 - (m - x)` (the stored integers: the zero point cancels);
+/// - the row's sum: the entries added one by one in element order, float32;
+/// - output: `sat(nearbyint((entry * floor(1 / ys)) / sum) + zy)`, float32,
+///   half to even: the output scale enters as the integer `floor(1 / ys)`
+///   (254 for the quantiser's `ys = f32(1/255)`), not as `1 / ys`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QLinearSoftmax {
+    table: [f32; SOFTMAX_TABLE_ENTRIES],
+    /// `floor(1 / ys)`, in float32.
+    inverse_scale: f32,
+    zy: i32,
+    dtype: IntType,
+}
+
+impl QLinearSoftmax {
+    /// The kernel for rows of `reduce_len` elements quantised as `input`,
+    /// with output quantisation `output`.
+    pub fn new(input: &TensorQuant, output: &TensorQuant, reduce_len: usize) -> Self {
+        let ((xs, _), (ys, zy)) = (affine(input), affine(output));
+        // `log(FLT_MAX / D)`: the quotient is float32 and C++ picks the
+        // float overload of `log`. Both logarithm and exponential are the
+        // platform's C library's (`f32::ln`, `f64::exp`), as ONNX Runtime's
+        // are: the software libm's `logf` differs from glibc's by one unit
+        // in the last place for some lengths (D = 166, 2777, ...), and
+        // glibc's is the one ONNX Runtime's outputs follow (docs/onnx.md).
+        let headroom = f64::from((f32::MAX / reduce_len.max(1) as f32).ln());
+        let shift = (headroom - 5.0).max(0.0) / f64::from(xs);
+        let mut table = [0.0f32; SOFTMAX_TABLE_ENTRIES];
+        for (i, entry) in table.iter_mut().enumerate() {
+            *entry = ((i as f64 - 255.0 + shift) * f64::from(xs)).exp() as f32;
+        }
+        QLinearSoftmax {
+            table,
+            inverse_scale: (1.0f32 / ys).floor(),
+            zy,
+            dtype: output.dtype(),
+        }
+    }
+
+    /// The table index of element `x` in a row whose largest element is `max`.
+    #[inline]
+    pub fn index(max: i16, x: i16) -> usize {
+        let distance = (i32::from(max) - i32::from(x)).clamp(0, 255);
+        (255 - distance) as usize
+    }
+
+    /// Table entry `index` (an index past the table reads the last entry).
+    #[inline]
+    pub fn entry(&self, index: usize) -> f32 {
+        self.table[index.min(SOFTMAX_TABLE_ENTRIES - 1)]
+    }
+
+    /// The output of an element whose entry is `entry`, in a row whose
+    /// entries sum to `sum`.
+    #[inline]
+    pub fn finish(&self, entry: f32, sum: f32) -> i16 {
+        let ratio = (entry * self.inverse_scale) / sum;
+        let (lo, hi) = self.dtype.range();
+        let r = ratio.round_ties_even();
+        if r.is_nan() {
+            return self.zy.clamp(lo, hi) as i16;
+        }
+        (r as i64)
+            .saturating_add(i64::from(self.zy))
+            .clamp(i64::from(lo), i64::from(hi)) as i16
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +281,38 @@ mod tests {
         assert_eq!(avg.finish(1.0, 2), 2);
         let g = QLinearGlobalAverage::new(&x, &y, 2);
         assert_eq!(g.finish(1), 1); // round(0.5) = 0, then + 1
+    }
+
+    #[test]
+    fn softmax_table_is_built_from_the_input_scale_and_the_row_length() {
+        let x = q(IntType::Uint8, 0.1, 0);
+        let y = q(IntType::Uint8, 1.0 / 255.0, 0);
+        let k = QLinearSoftmax::new(&x, &y, 10);
+        // shift = (logf(FLT_MAX / 10) - 5) / 0.1: entry 255 = e^(logf(FLT_MAX / 10) - 5).
+        let top = f64::from((f32::MAX / 10.0).ln()) - 5.0;
+        assert_eq!(k.entry(255), top.exp() as f32);
+        // Each step down the table divides by about e^0.1.
+        let ratio = f64::from(k.entry(254)) / f64::from(k.entry(255));
+        assert!((ratio - (-0.1f64).exp()).abs() < 1e-6, "{ratio}");
+        // The output scale enters as floor(1 / f32(1/255)) = 254.
+        assert_eq!(k.inverse_scale, 254.0);
+        assert_eq!(QLinearSoftmax::index(200, 200), 255);
+        assert_eq!(QLinearSoftmax::index(200, 0), 55);
+        assert_eq!(QLinearSoftmax::index(127, -128), 0);
+    }
+
+    #[test]
+    fn softmax_rounds_half_to_even_and_saturates() {
+        let x = q(IntType::Int8, 0.5, 0);
+        let k = QLinearSoftmax::new(&x, &q(IntType::Int8, 1.0 / 256.0, -128), 2);
+        // Two equal entries: 256 * e / 2e = 128, + (-128) = 0.
+        let e = k.entry(255);
+        assert_eq!(k.finish(e, e + e), 0);
+        // One entry alone: 256 - 128 = 128 saturates to 127.
+        assert_eq!(k.finish(e, e), 127);
+        let u = QLinearSoftmax::new(&x, &q(IntType::Uint8, 0.4, 0), 2);
+        // floor(1 / 0.4) = 2: 2 * 1/4 = 0.5 rounds to 0 (even).
+        assert_eq!(u.finish(1.0, 4.0), 0);
+        assert_eq!(u.finish(3.0, 4.0), 2); // 1.5 -> 2
     }
 }

@@ -1,10 +1,12 @@
-//! The operators ONNX import adds: residual adds and requantising average
-//! pools, with ONNX Runtime's arithmetic from `numerics::ort`.
+//! The operators ONNX import adds: residual adds, requantising average
+//! pools and Softmax, with ONNX Runtime's arithmetic from `numerics::ort`.
 
 use ndarray::Array3;
 
 use crate::numerics::TensorQuant;
-use crate::numerics::ort::{FloatAdd, QLinearAdd, QLinearAverage, QLinearGlobalAverage};
+use crate::numerics::ort::{
+    FloatAdd, QLinearAdd, QLinearAverage, QLinearGlobalAverage, QLinearSoftmax,
+};
 use crate::workload::ir::{Activations, Add, AddRule, QLinearAvgPool, pool_output_len};
 
 /// Element-wise sum of `a` and `b` (same shape), requantised to `output`.
@@ -74,6 +76,35 @@ pub fn qlinear_avg_pool(
                     (y1 - y0) * (x1 - x0)
                 };
                 out[[ch, oy, ox]] = k.finish(sum, count.max(1));
+            }
+        }
+    }
+    out
+}
+
+/// Softmax over the channels at each position, as ONNX Runtime's
+/// QLinearSoftmax: each element's table entry by its distance from the
+/// position's largest element, the entries summed in channel order in
+/// float32, each output its entry over the sum (docs/numerics.md, "Softmax").
+pub fn softmax(
+    input_quant: &TensorQuant,
+    output_quant: &TensorQuant,
+    input: &Activations,
+) -> Activations {
+    let (c, h, w) = input.dim();
+    let k = QLinearSoftmax::new(input_quant, output_quant, c);
+    let mut out = Array3::<i16>::zeros((c, h, w));
+    for y in 0..h {
+        for x in 0..w {
+            let column: Vec<i16> = (0..c).map(|ch| input[[ch, y, x]]).collect();
+            let max = column.iter().copied().max().unwrap_or(0);
+            let entries: Vec<f32> = column
+                .iter()
+                .map(|&v| k.entry(QLinearSoftmax::index(max, v)))
+                .collect();
+            let sum = entries.iter().fold(0.0f32, |s, &e| s + e);
+            for (ch, &e) in entries.iter().enumerate() {
+                out[[ch, y, x]] = k.finish(e, sum);
             }
         }
     }

@@ -194,6 +194,11 @@ pub enum Op {
     /// Average pooling that requantises to a new scale, as ONNX Runtime's
     /// QLinearAveragePool / QLinearGlobalAveragePool do (docs/onnx.md).
     QLinearAvgPool(QLinearAvgPool),
+    /// Softmax over the channels at each position, as ONNX Runtime's
+    /// QLinearSoftmax computes it from the layer's input and output
+    /// quantisation (docs/numerics.md, "Softmax"): a classifier's
+    /// `[N, 1, 1]` scores give one distribution of `N`.
+    Softmax,
 }
 
 /// How an [`Op::Add`] computes its sum: the two rules ONNX Runtime uses
@@ -244,6 +249,7 @@ impl Op {
             Op::Flatten => "flatten",
             Op::Add(_) => "add",
             Op::QLinearAvgPool(_) => "qlinear_avg_pool",
+            Op::Softmax => "softmax",
         }
     }
 }
@@ -354,7 +360,8 @@ impl Layer {
             | Op::GlobalAvgPool { .. }
             | Op::Flatten
             | Op::Add(_)
-            | Op::QLinearAvgPool(_) => 0,
+            | Op::QLinearAvgPool(_)
+            | Op::Softmax => 0,
         }
     }
 

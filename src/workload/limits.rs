@@ -193,6 +193,8 @@ impl LayerCost {
             ),
             Op::GlobalAvgPool { .. } => (0, shape_len(layer.input_shape)?),
             Op::Add(_) => (0, out.checked_mul(2)?),
+            // Three passes over the elements: maximum, sum, division.
+            Op::Softmax => (0, out.checked_mul(3)?),
             Op::Flatten => (0, out),
         };
         Some(LayerCost {

@@ -17,6 +17,7 @@
 //!  DQ ─ MaxPool ─ Q (same quantisation), MaxPool on integers             => max_pool
 //!  DQ ─ AveragePool | GlobalAveragePool ─ Q                              => qlinear_avg_pool
 //!  DQ(a), DQ(b) ─ Add ─ Q                                                => add
+//!  DQ ─ Softmax (over the channels) ─ Q                                  => softmax
 //!  Flatten / Reshape to [1, N]                                           => flatten
 //! ```
 //!
@@ -76,6 +77,7 @@ const SUPPORTED: &[&str] = &[
     "MaxPool",
     "AveragePool",
     "GlobalAveragePool",
+    "Softmax",
     "Flatten",
     "Reshape",
     "Identity",
@@ -135,6 +137,7 @@ fn import(model: &ModelProto, path: &Path, options: &LoadOptions) -> Result<Work
         return Err(InputError::new(path, "the ONNX model has no graph").into());
     };
     let mut im = Importer::new(path, graph, options.limits)?;
+    im.opset = default_opset(model);
     for node in &graph.node {
         im.node(node)?;
     }
@@ -318,6 +321,16 @@ enum Value<'a> {
         a: Act,
         b: Act,
     },
+    /// A Softmax over the channels of a dequantised activation, waiting for
+    /// its QuantizeLinear. `paired_input`: the activation came from a
+    /// `QuantizeLinear -> DequantizeLinear` pair.
+    Softmax {
+        node: String,
+        /// The Softmax node as messages name it.
+        label: String,
+        input: Act,
+        paired_input: bool,
+    },
 }
 
 struct Importer<'a> {
@@ -338,6 +351,12 @@ struct Importer<'a> {
     next_suffix: HashMap<String, usize>,
     /// What the layers so far cost, against the limits.
     budget: Budget,
+    /// The model's default-domain opset (Softmax's axis rules changed at 13).
+    opset: i64,
+    /// Each node output's producing operator and first input.
+    producers: HashMap<String, (String, String)>,
+    /// Names some DequantizeLinear reads.
+    dequantized: HashSet<String>,
 }
 
 /// Attribute lookup.
@@ -385,6 +404,18 @@ impl<'a> Importer<'a> {
         }
         for o in &graph.output {
             *uses.entry(o.name.clone().unwrap_or_default()).or_default() += 1;
+        }
+        let mut producers = HashMap::new();
+        let mut dequantized = HashSet::new();
+        for n in &graph.node {
+            let op = n.op_type.clone().unwrap_or_default();
+            let first = n.input.first().cloned().unwrap_or_default();
+            if op == "DequantizeLinear" {
+                dequantized.insert(first.clone());
+            }
+            if let Some(out) = n.output.first() {
+                producers.insert(out.clone(), (op, first));
+            }
         }
         let inputs: Vec<_> = graph
             .input
@@ -474,6 +505,9 @@ impl<'a> Importer<'a> {
             names: HashSet::new(),
             next_suffix: HashMap::new(),
             budget,
+            opset: LATEST_OPSET,
+            producers,
+            dequantized,
         })
     }
 
@@ -503,7 +537,9 @@ impl<'a> Importer<'a> {
     fn need(&mut self, n: &NodeProto, index: usize, what: &str) -> Result<Value<'a>, InputError> {
         let pending = matches!(
             self.get(n, index)?,
-            Some(Value::Weighted(_) | Value::Pool { .. } | Value::Add { .. })
+            Some(
+                Value::Weighted(_) | Value::Pool { .. } | Value::Add { .. } | Value::Softmax { .. }
+            )
         );
         let name = n.input.get(index).map(String::as_str).unwrap_or("");
         if pending && self.single_use(name) {
@@ -637,6 +673,7 @@ impl<'a> Importer<'a> {
             "Add" => self.add(n)?,
             "Relu" | "Clip" => self.clamp(n, &op)?,
             "MaxPool" | "AveragePool" | "GlobalAveragePool" => self.pool(n, &op)?,
+            "Softmax" => self.softmax(n)?,
             "Flatten" | "Reshape" => self.flatten(n, &op)?,
             _ => return Err(self.err(n, "is not supported")),
         };
@@ -715,11 +752,29 @@ impl<'a> Importer<'a> {
                 });
                 Ok(Value::Quant(self.push(n, node, vec![a, b], op, a.shape, q, a.rank)?))
             }
+            Value::Softmax {
+                node,
+                label,
+                input,
+                paired_input,
+            } => {
+                self.check_softmax_fused(n, &label, (&input, paired_input), &q)?;
+                let shape = input.shape;
+                Ok(Value::Quant(self.push(
+                    n,
+                    node,
+                    vec![input],
+                    Op::Softmax,
+                    shape,
+                    q,
+                    input.rank,
+                )?))
+            }
             _ => Err(self.err(
                 n,
                 "quantises a value accsim cannot fold: valid producers are the float graph input, \
                  Conv/Gemm/MatMul on dequantised operands, the float chain after ConvInteger/MatMulInteger, \
-                 pools and Add on dequantised tensors",
+                 pools, Add and Softmax on dequantised tensors",
             )),
         }
     }
@@ -1694,6 +1749,126 @@ impl<'a> Importer<'a> {
         })
     }
 
+    /// `DequantizeLinear -> Softmax`: a Softmax over the channels (the
+    /// classifier's `[1, N]` scores, or each position of a `[1, C, H, W]`
+    /// tensor), waiting for its QuantizeLinear.
+    fn softmax(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
+        let x = self.need(n, 0, "input")?;
+        let Value::Dequant(a) = x else {
+            return Err(self.err(
+                n,
+                "Softmax needs a dequantised activation: valid is DequantizeLinear -> Softmax -> \
+                 QuantizeLinear (QDQ form), which ONNX Runtime runs as QLinearSoftmax",
+            ));
+        };
+        let rank = a.rank as i64;
+        let legacy = self.opset < 13;
+        let given = attr_int(n, "axis", if legacy { 1 } else { -1 });
+        let axis = if given < 0 { given + rank } else { given };
+        let s = a.shape;
+        let plane = s.height * s.width;
+        // What the Softmax reduces: from opset 13 the one axis, before it
+        // every axis from `axis` on (the tensor flattened there).
+        let over_channels = match (rank, axis) {
+            (2, 1) => true,
+            (2, 0) => legacy,
+            (4, 1) => !legacy || plane == 1,
+            (4, 0) => legacy && plane == 1,
+            _ => false,
+        };
+        if !over_channels {
+            let dims = if rank == 2 {
+                format!("[1, {}]", s.channels)
+            } else {
+                format!("[1, {}, {}, {}]", s.channels, s.height, s.width)
+            };
+            return Err(self.err(
+                n,
+                format!(
+                    "axis {given} of the {dims} input (opset {}) does not reduce over the channels; \
+                     accsim computes Softmax over the channels: valid: axis 1 or -1 of a [1, N] tensor, \
+                     axis 1 of a [1, C, H, W] tensor (before opset 13 only when H = W = 1)",
+                    self.opset
+                ),
+            ));
+        }
+        let out = n.output.first().map(String::as_str).unwrap_or("");
+        if !self.single_use(out) {
+            return Err(self.err(
+                n,
+                "the Softmax output has more than one reader; valid: one QuantizeLinear reads it \
+                 (ONNX Runtime fuses DequantizeLinear -> Softmax -> QuantizeLinear only then)",
+            ));
+        }
+        Ok(Value::Softmax {
+            node: node_name(n),
+            label: node_label(n),
+            input: a,
+            paired_input: self.reads_quantize_pair(n),
+        })
+    }
+
+    /// Whether the Softmax's input DequantizeLinear reads a QuantizeLinear's
+    /// output (a Q -> DQ pair, which ONNX Runtime's int8-to-uint8 rewrite
+    /// converts).
+    fn reads_quantize_pair(&self, n: &NodeProto) -> bool {
+        let Some((op, dq_input)) = n.input.first().and_then(|x| self.producers.get(x)) else {
+            return false;
+        };
+        op == "DequantizeLinear"
+            && self
+                .producers
+                .get(dq_input)
+                .is_some_and(|(p, _)| p == "QuantizeLinear")
+    }
+
+    /// Refuses a QDQ Softmax that ONNX Runtime (1.32, x86-64 without
+    /// AVX-512 VNNI) runs unfused, in float32: input and output types that
+    /// differ, and an int8 Softmax with a QuantizeLinear -> DequantizeLinear
+    /// pair on one side only (ONNX Runtime rewrites int8 pairs to uint8,
+    /// and the two sides' types then differ). docs/onnx.md.
+    fn check_softmax_fused(
+        &self,
+        n: &NodeProto,
+        softmax: &str,
+        (input, paired_input): (&Act, bool),
+        q: &TensorQuant,
+    ) -> Result<(), InputError> {
+        let err = |m: String| InputError::new(self.path, m).context(softmax.to_string());
+        let (from, to) = (input.quant.dtype(), q.dtype());
+        if from != to {
+            return Err(err(format!(
+                "has {} input and its QuantizeLinear writes {}; valid: a QuantizeLinear to {}, the \
+                     input's type (ONNX Runtime fuses DequantizeLinear -> Softmax -> QuantizeLinear into \
+                     QLinearSoftmax only then)",
+                from.numpy_name(),
+                to.numpy_name(),
+                from.numpy_name()
+            )));
+        }
+        let out = n.output.first().map(String::as_str).unwrap_or("");
+        let paired_output = self.dequantized.contains(out);
+        if from == IntType::Int8 && paired_input != paired_output {
+            let side = |paired: bool| {
+                if paired {
+                    "a QuantizeLinear -> DequantizeLinear pair"
+                } else {
+                    "no pair"
+                }
+            };
+            return Err(err(format!(
+                "an int8 Softmax with {} before it and {} after it: ONNX Runtime (x86-64 without \
+                     AVX-512 VNNI) rewrites int8 Q -> DQ pairs to uint8, so the two sides' types differ \
+                     and it runs this Softmax unfused, in float32, which accsim does not model; valid: \
+                     pairs on both sides (as quantize_static writes: a DequantizeLinear after the \
+                     Softmax's QuantizeLinear) or uint8 activations",
+                side(paired_input),
+                side(paired_output)
+            )));
+        }
+        Ok(())
+    }
+
     fn flatten(&mut self, n: &NodeProto, op: &str) -> Result<Value<'a>, InputError> {
         let x = self.need(n, 0, "data")?;
         let (a, dequantised) = match x {
@@ -1707,8 +1882,11 @@ impl<'a> Importer<'a> {
             }
         };
         let total = a.shape.len() as i64;
-        let ok = if op == "Flatten" {
-            attr_int(n, "axis", 1) == 1
+        // The ONNX rank of the result: 2 for `[1, N]`; 4 for a Reshape of
+        // a `[N, 1, 1]` tensor to `[1, N, 1, 1]` (SqueezeNet's scores after
+        // its Softmax), which moves nothing.
+        let target = if op == "Flatten" {
+            (attr_int(n, "axis", 1) == 1).then_some(2)
         } else {
             let t = self.constant(n, 1, "shape")?;
             let mut dims = t.ints();
@@ -1740,15 +1918,23 @@ impl<'a> Importer<'a> {
                     dims[i] = total / rest;
                 }
             }
-            dims == [1, total]
+            let plane = a.shape.height == 1 && a.shape.width == 1;
+            match dims.as_slice() {
+                [1, n] if *n == total => Some(2),
+                [1, n, 1, 1] if *n == total && plane => Some(4),
+                _ => None,
+            }
         };
-        if !ok {
+        let Some(target) = target else {
             return Err(self.err(
                 n,
-                format!("only flattening to [1, {total}] (Flatten axis 1, or Reshape to [1, -1]) is supported"),
+                format!(
+                    "only flattening to [1, {total}] (Flatten axis 1, or Reshape to [1, -1]) is supported, \
+                     and a Reshape of [1, {total}] to [1, {total}, 1, 1]"
+                ),
             ));
-        }
-        let out = if a.rank == 2 {
+        };
+        let out = if a.rank == 2 || target == 4 {
             a
         } else {
             self.push(
@@ -1761,7 +1947,10 @@ impl<'a> Importer<'a> {
                 2,
             )?
         };
-        let out = Act { rank: 2, ..out };
+        let out = Act {
+            rank: target,
+            ..out
+        };
         Ok(if dequantised {
             Value::Dequant(out)
         } else {
@@ -1984,6 +2173,20 @@ fn input_dims(shape: Option<&proto::TensorShapeProto>, input: &str) -> Result<Ve
         });
     }
     Ok(dims)
+}
+
+/// The newest default-domain opset accsim knows the operators of: a model
+/// that names none is read as this.
+const LATEST_OPSET: i64 = 21;
+
+/// The model's default-domain (`""` or `ai.onnx`) opset version.
+fn default_opset(model: &ModelProto) -> i64 {
+    model
+        .opset_import
+        .iter()
+        .find(|o| matches!(o.domain.as_deref().unwrap_or(""), "" | "ai.onnx"))
+        .and_then(|o| o.version)
+        .unwrap_or(LATEST_OPSET)
 }
 
 fn node_name(n: &NodeProto) -> String {

@@ -1729,23 +1729,7 @@ impl WeightsOf<'_> {
 /// every lane computes from the same pieces and they merge into one; grouped
 /// convolutions keep one lane per group.
 fn lane_groups(plan: &ArrayPlan, q: usize, groups: usize, weights: &WeightsOf) -> Vec<LaneGroup> {
-    let active: Vec<usize> = (0..plan.lanes.len())
-        .filter(|&l| {
-            plan.lanes[l]
-                .subpasses
-                .get(q)
-                .is_some_and(|r| !r.is_empty())
-        })
-        .collect();
-    let sets: Vec<Vec<usize>> = if groups == 1 {
-        if active.is_empty() {
-            Vec::new()
-        } else {
-            vec![active]
-        }
-    } else {
-        active.into_iter().map(|l| vec![l]).collect()
-    };
+    let sets = plan.lane_sets(q, groups);
     let (icg, ocg) = weights.groups();
     sets.into_iter()
         .map(|lanes| {

@@ -128,23 +128,7 @@ pub(super) fn pass_rows(
 fn max_step_weight_words(plan: &ArrayPlan, groups: usize, icg: usize, ocg: usize) -> u64 {
     let mut most = 0u64;
     for q in 0..plan.subpasses {
-        let active: Vec<usize> = (0..plan.lanes.len())
-            .filter(|&l| {
-                plan.lanes[l]
-                    .subpasses
-                    .get(q)
-                    .is_some_and(|r| !r.is_empty())
-            })
-            .collect();
-        let sets: Vec<Vec<usize>> = if groups == 1 {
-            if active.is_empty() {
-                Vec::new()
-            } else {
-                vec![active]
-            }
-        } else {
-            active.into_iter().map(|l| vec![l]).collect()
-        };
+        let sets = plan.lane_sets(q, groups);
         let mut per_step = vec![0u64; plan.steps(q)];
         for lanes in sets {
             let list = &plan.piece_lists[plan.lanes[lanes[0]].piece_list[q]];

@@ -71,6 +71,27 @@ impl ArrayPlan {
             .div_ceil(self.positions_per_pass.max(1))
     }
 
+    /// The lanes active in sub-pass `q`, as the sets that compute from the
+    /// same pieces: with one group of channels (`groups == 1`) all of them
+    /// together; grouped convolutions keep one lane per set.
+    pub fn lane_sets(&self, q: usize, groups: usize) -> Vec<Vec<usize>> {
+        let active: Vec<usize> = (0..self.lanes.len())
+            .filter(|&l| {
+                self.lanes[l]
+                    .subpasses
+                    .get(q)
+                    .is_some_and(|r| !r.is_empty())
+            })
+            .collect();
+        if groups != 1 {
+            active.into_iter().map(|l| vec![l]).collect()
+        } else if active.is_empty() {
+            Vec::new()
+        } else {
+            vec![active]
+        }
+    }
+
     /// Steps (pieces) of sub-pass `q`: the most any lane has.
     pub fn steps(&self, q: usize) -> usize {
         self.lanes

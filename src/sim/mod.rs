@@ -5,7 +5,10 @@
 //! - [`RateServer`]: a FIFO resource that serves a bounded number of units
 //!   (accesses, bytes) per cycle: ports, buses, links, the DRAM channel;
 //! - [`Capacity`]: a bounded store (bytes, entries) with peak tracking;
-//! - [`Clock`]: cycles of one clock domain to time and to another domain.
+//! - [`Clock`]: cycles of one clock domain to time and to another domain;
+//! - [`Component`], [`Fifo`], [`advance`]: parts that change cycle by cycle,
+//!   run every cycle ([`Timing::Cycle`]) or from change to change
+//!   ([`Timing::Event`]).
 //!
 //! Ordering contract: events run in increasing cycle; at equal cycles, in
 //! increasing [`Phase`]; at equal cycle and phase, in the order they were
@@ -17,10 +20,12 @@
 mod clock;
 mod queue;
 mod server;
+mod stepped;
 
 pub use clock::Clock;
 pub use queue::{EventQueue, Phase};
 pub use server::{Capacity, Grant, RateServer};
+pub use stepped::{Component, Fifo, Served, Timing, advance};
 
 /// A point in simulated time, or a duration, in accelerator clock cycles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]

@@ -230,10 +230,14 @@ mod tests {
     use proptest::prelude::*;
 
     /// Runs `fifo` to idle one way, collecting what it served.
+    /// A request with units is seen served at its grant's end.
     fn drain(fifo: &mut Fifo<usize>, timing: Timing, mut now: Cycle) -> Vec<Served<usize>> {
         let mut out = Vec::new();
         while let Some(next) = advance(timing, now, &mut [fifo as &mut dyn Component]) {
-            out.extend(fifo.take_served());
+            for s in fifo.take_served() {
+                assert!(s.grant.start == s.grant.end || s.grant.end == next);
+                out.push(s);
+            }
             now = next;
         }
         out

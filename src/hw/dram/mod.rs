@@ -16,6 +16,8 @@
 //! At most `read_queue_entries` reads (and `write_queue_entries` writes) are
 //! in flight: a request waits for the oldest to complete when the queue is full.
 
+mod stepped;
+
 use std::collections::VecDeque;
 
 use serde::Serialize;
@@ -23,6 +25,8 @@ use serde::Serialize;
 use crate::arch::{DramConfig, DramModel};
 use crate::sim::{Cycle, RateServer};
 use crate::units::{DataType, LevelAccesses};
+
+pub use stepped::SteppedDram;
 
 /// DRAM activity counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]

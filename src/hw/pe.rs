@@ -7,6 +7,9 @@
 //!                scratchpad]
 //! ```
 //!
+//! [`PeArray`] runs the MAC datapaths of all PEs as one component: each PE
+//! counts down the cycles of its piece, one per cycle, in lock-step.
+//!
 //! Each PE holds its inputs in an input register file, its partial sums in a
 //! psum register file, and its weights either in a fixed look-up table
 //! (transfer-learning mode) or in an SRAM scratchpad fed by the weight bus
@@ -52,6 +55,98 @@ impl PeCounters {
 
     pub fn rf_write(&mut self, t: DataType, words: u64) {
         self.rf.write(t, words);
+    }
+}
+
+/// The PE array's datapaths as a component (`sim::Component`): each PE
+/// counts down the MAC cycles of the piece it was given, one per cycle.
+///
+/// ```text
+///   start(piece cycles per PE) ──► [PE 0: n0 ↓] [PE 1: n1 ↓] ... ──► done when the last is 0
+/// ```
+///
+/// The array runs in lock-step: a step is over when its slowest PE is, and
+/// the next step starts together on every PE. Busy cycles count per PE.
+#[derive(Debug, Clone)]
+pub struct PeArray {
+    remaining: Vec<u64>,
+    busy_cycles: Vec<u64>,
+    /// PEs with cycles left.
+    running: usize,
+    /// A step finished in the last tick (or started with no cycles).
+    finished: bool,
+}
+
+impl PeArray {
+    pub fn new(pes: usize) -> Self {
+        PeArray {
+            remaining: vec![0; pes],
+            busy_cycles: vec![0; pes],
+            running: 0,
+            finished: false,
+        }
+    }
+
+    /// Starts a step: `work` gives (PE, MAC cycles) for each PE that computes.
+    /// The array must be idle.
+    pub fn start(&mut self, work: impl IntoIterator<Item = (usize, u64)>) {
+        debug_assert!(self.running == 0, "a step started on a busy array");
+        for (pe, cycles) in work {
+            if cycles > 0 && self.remaining[pe] == 0 {
+                self.running += 1;
+            }
+            self.remaining[pe] += cycles;
+        }
+        self.finished = self.running == 0;
+    }
+
+    /// True once, after the step's last PE finished.
+    pub fn take_finished(&mut self) -> bool {
+        std::mem::take(&mut self.finished)
+    }
+
+    pub fn idle(&self) -> bool {
+        self.running == 0
+    }
+
+    /// Cycles each PE spent computing.
+    pub fn busy_cycles(&self) -> &[u64] {
+        &self.busy_cycles
+    }
+
+    fn count_down(&mut self, cycles: u64) {
+        for (left, busy) in self.remaining.iter_mut().zip(&mut self.busy_cycles) {
+            if *left > 0 {
+                let d = cycles.min(*left);
+                *left -= d;
+                *busy += d;
+                if *left == 0 {
+                    self.running -= 1;
+                }
+            }
+        }
+    }
+}
+
+impl crate::sim::Component for PeArray {
+    fn tick(&mut self, _now: crate::sim::Cycle) {
+        if self.running > 0 {
+            self.count_down(1);
+            self.finished = self.running == 0;
+        }
+    }
+
+    fn next_change(&self, now: crate::sim::Cycle) -> Option<crate::sim::Cycle> {
+        let longest = self.remaining.iter().copied().max().filter(|&c| c > 0)?;
+        Some(now + (longest - 1))
+    }
+
+    fn skip(&mut self, now: crate::sim::Cycle, to: crate::sim::Cycle) {
+        let cycles = to.since(now);
+        if cycles > 0 && self.running > 0 {
+            self.count_down(cycles);
+            debug_assert!(self.running > 0, "skipped past a change");
+        }
     }
 }
 
@@ -105,6 +200,76 @@ pub fn accumulate<A: Accumulator>(psums: &mut [A], weights: &[i16], inputs: &[i1
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::{Component, Cycle, Timing, advance};
+
+    #[test]
+    fn the_pe_array_finishes_with_its_slowest_pe_either_way() {
+        for timing in [Timing::Cycle, Timing::Event] {
+            let mut a = PeArray::new(4);
+            a.start([(0, 3), (2, 7), (3, 0)]);
+            assert!(!a.take_finished());
+            let mut now = Cycle(10);
+            let mut seen = Vec::new();
+            while let Some(next) = advance(timing, now, &mut [&mut a as &mut dyn Component]) {
+                if a.take_finished() {
+                    seen.push(next);
+                }
+                now = next;
+            }
+            // Busy in cycles 10..17: finished as cycle 17 begins.
+            assert_eq!(seen, [Cycle(17)]);
+            assert_eq!(a.busy_cycles(), [3, 0, 7, 0]);
+            assert!(a.idle());
+            // A step without cycles is over at once.
+            a.start([(1, 0)]);
+            assert!(a.take_finished());
+        }
+    }
+
+    /// Runs `steps` back to back, each started as the last one finished:
+    /// the cycles the steps finished and each PE's busy cycles.
+    fn run_steps(timing: Timing, steps: &[Vec<(usize, u64)>]) -> (Vec<Cycle>, Vec<u64>) {
+        let mut a = PeArray::new(8);
+        let mut now = Cycle(0);
+        let mut ends = Vec::new();
+        for work in steps {
+            a.start(work.iter().copied());
+            if a.take_finished() {
+                ends.push(now);
+                continue;
+            }
+            while let Some(next) = advance(timing, now, &mut [&mut a as &mut dyn Component]) {
+                now = next;
+                if a.take_finished() {
+                    ends.push(now);
+                    break;
+                }
+            }
+        }
+        (ends, a.busy_cycles().to_vec())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        #[test]
+        fn stepped_and_skipped_pe_arrays_agree(
+            steps in proptest::collection::vec(
+                proptest::collection::vec((0usize..8, 0u64..50), 0..8), 1..10),
+        ) {
+            let steps: Vec<Vec<(usize, u64)>> = steps
+                .into_iter()
+                .map(|mut w| { w.sort_unstable(); w.dedup_by_key(|p| p.0); w })
+                .collect();
+            let (ends, busy) = run_steps(Timing::Cycle, &steps);
+            proptest::prop_assert_eq!((&ends, &busy), (&run_steps(Timing::Event, &steps).0, &run_steps(Timing::Event, &steps).1));
+            // Each step lasts as long as its slowest PE.
+            let mut t = 0;
+            for (work, end) in steps.iter().zip(&ends) {
+                t += work.iter().map(|p| p.1).max().unwrap_or(0);
+                proptest::prop_assert_eq!(end.get(), t);
+            }
+        }
+    }
 
     #[test]
     fn accumulate_is_a_matrix_vector_product() {

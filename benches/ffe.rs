@@ -21,6 +21,7 @@ fn mobilenet_100_ffe11(c: &mut Criterion) {
         ffe_tap: None,
         stream_frames: Some(1),
         trace: None,
+        timing: accsim::sim::Timing::Event,
     };
     let mut group = c.benchmark_group("ffe");
     group.sample_size(10);

@@ -45,6 +45,9 @@ pub struct RunOptions {
     /// dynamic-fixed-point networks on a PE array only). The reference the
     /// engine is checked against then runs at the same precisions.
     pub precision: Option<PrecisionAssignment>,
+    /// `Timing::Cycle` (`--engine cycle`): step every component every cycle
+    /// beside the event scheduler and check that they agree.
+    pub timing: crate::sim::Timing,
 }
 
 impl Default for RunOptions {
@@ -56,6 +59,7 @@ impl Default for RunOptions {
             ffe_tap: None,
             stream_frames: None,
             precision: None,
+            timing: crate::sim::Timing::Event,
         }
     }
 }
@@ -230,6 +234,7 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
     let engine_options = engine::EngineOptions {
         trace: options.trace.clone(),
         precision: options.precision.clone(),
+        timing: options.timing,
         ..engine::EngineOptions::default()
     };
     let engine_run = engine::run_with(

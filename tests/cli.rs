@@ -574,3 +574,44 @@ output = { scale = 0.3, zero_point = -1 }
     let fixed = dump_manifest(dir.path(), "fx", &data.join("tiny_fixed8.toml"), None);
     assert_eq!(fixed["float_input_rule"], "fixed_point_float64");
 }
+
+/// `--engine cycle` ticks every component every cycle beside the event
+/// scheduler: the same report byte for byte, on a PE array and behind an
+/// FFE; a misspelt engine is refused with exit 2.
+#[test]
+fn the_cycle_engine_writes_the_event_engines_report() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (arch, workload) in [
+        ("lu22_programmable", "digits_cnn"),
+        ("ffe4_pe_array", "mobilenet_v1_025"),
+    ] {
+        let mut texts = Vec::new();
+        for engine in ["event", "cycle"] {
+            let json = dir.path().join(format!("{arch}-{engine}.json"));
+            run_ok(&[
+                "run",
+                "--arch",
+                arch,
+                "--workload",
+                workload,
+                "--engine",
+                engine,
+                "-q",
+                "--json",
+                &json.to_string_lossy(),
+            ]);
+            texts.push(std::fs::read(&json).unwrap_or_else(|e| panic!("{e}")));
+        }
+        assert!(
+            texts[0] == texts[1],
+            "{arch} {workload}: the reports differ"
+        );
+    }
+    let out = accsim()
+        .args(["run", "--workload", "digits_cnn", "--engine", "step"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("possible values: event, cycle"), "{stderr}");
+}

@@ -71,6 +71,18 @@ pub struct RunArgs {
     /// the output width, e.g. `16x16,8x16,8x8/8` (docs/precision.md).
     #[arg(long, value_name = "SPEC")]
     precision: Option<String>,
+    /// How the machine is advanced: `event` jumps from one change of state
+    /// to the next; `cycle` also ticks every component every cycle and
+    /// checks that both agree (slow; docs/testing.md).
+    #[arg(long, value_enum, default_value_t = Engine::Event)]
+    engine: Engine,
+}
+
+/// `--engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Engine {
+    Event,
+    Cycle,
 }
 
 /// The `--trace*` flags, parsed.
@@ -126,6 +138,10 @@ pub fn execute(args: &RunArgs) -> Result<()> {
         ffe_tap: args.ffe_tap,
         stream_frames: args.frames,
         precision,
+        timing: match args.engine {
+            Engine::Event => accsim::sim::Timing::Event,
+            Engine::Cycle => accsim::sim::Timing::Cycle,
+        },
     };
     // Output paths that cannot be written are refused before the run.
     for path in [&args.json, &args.csv, &args.trace].into_iter().flatten() {

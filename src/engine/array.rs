@@ -549,6 +549,7 @@ impl<'a> ArrayLayer<'a> {
             // Inside a gap between steps the trace waits at its start: the
             // gap's causes are known, and traced, when the next step starts.
             let held = self.ledger.cursor().map_or(now, |c| c.min(now));
+            self.m.set_clock(now)?;
             self.m.trace_advance(held)?;
             match event {
                 Event::Prefetch => self.prefetch(now),
@@ -740,7 +741,9 @@ impl<'a> ArrayLayer<'a> {
         let before_psum_room = start;
         let first_of_subpass = id.piece == 0;
         if first_of_subpass {
-            start = self.psum_room(self.max_lane_channels(id.subpass), start);
+            let entries = self.max_lane_channels(id.subpass);
+            start = self.psum_room(entries, start);
+            self.m.psum_entries(start, entries as i64);
             self.init_psums(id, start);
         }
         let duration = self.compute(id, start)?;
@@ -788,8 +791,9 @@ impl<'a> ArrayLayer<'a> {
             let (words, bytes) = self.output_words(id);
             let bus = self.m.bus(Bus::Output, end, bytes);
             // The sums hold their psum-RF entries until the bus has taken them.
-            self.psum_draining
-                .push_back((self.max_lane_channels(id.subpass), bus.end));
+            let entries = self.max_lane_channels(id.subpass);
+            self.psum_draining.push_back((entries, bus.end));
+            self.m.psum_entries(bus.end, -(entries as i64));
             self.m.pe.rf_read(DataType::Psum, words);
             if self.m.tracing() {
                 for r in 0..self.row_psums.len() {
@@ -1350,6 +1354,9 @@ impl<'a> ArrayLayer<'a> {
         // (PE row, busy cycles) of every PE that computes, for the trace.
         let mut activity = std::mem::take(&mut self.activity);
         activity.clear();
+        // Each computing PE's cycles, for the stepper's PE array.
+        let mut work = Vec::new();
+        let stepping = self.m.stepper.is_some();
         for (g, group) in groups.iter().enumerate() {
             let Some((cols, offset)) = group.blocks.get(id.piece).cloned() else {
                 continue;
@@ -1398,6 +1405,9 @@ impl<'a> ArrayLayer<'a> {
                     self.m.pe.zero_macs += zero;
                     let cycles = nonzero * self.mac_cycles + zero * self.zero_mac_cycles;
                     self.m.pe.busy_cycles[pe] += cycles;
+                    if stepping {
+                        work.push((pe, cycles));
+                    }
                     self.pe_used[pe] = true;
                     longest = longest.max(cycles);
                     if self.m.tracing() {
@@ -1425,6 +1435,7 @@ impl<'a> ArrayLayer<'a> {
             self.nonzero_inputs = nonzero_inputs;
         }
         self.groups_per_subpass[id.subpass] = groups;
+        self.m.pe_step(start, start + longest, || work);
         if !activity.is_empty() && !self.m.trace_quiet_before(start + longest) {
             // One change per row and distinct duration: +n at the start, -k
             // at each end. Rows hold few distinct durations (one per lane width).

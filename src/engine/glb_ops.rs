@@ -255,6 +255,7 @@ pub(super) fn run(
     let mut end = start;
     let mut spilled_rows = 0;
     for oy in 0..out_rows {
+        m.set_clock(t)?;
         m.trace_advance(t)?;
         m.trace_set(|p| p.step, t, oy as u64);
         let mut data_ready = t;
@@ -339,7 +340,7 @@ pub(super) fn run(
             softmax_row_cycles(divisions, word_bytes, bytes_per_cycle, &m.arch.glb)
                 * bytes_per_cycle
         };
-        let work = unit.request(glb.start, busy_bytes);
+        let work = m.glb_unit_work(&mut unit, glb.start, busy_bytes);
         m.trace_busy(|p| p.pool_busy, work.start, work.end);
         let done = work.end.max(glb.end);
         first_compute.get_or_insert(work.start);

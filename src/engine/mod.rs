@@ -24,6 +24,7 @@ mod glb_ops;
 pub(crate) mod nvdla;
 mod probes;
 pub mod stats;
+mod stepper;
 mod storage;
 pub mod system;
 mod widths;
@@ -55,6 +56,8 @@ pub(crate) struct Machine {
     pub events: u64,
     /// The tracer and its signals, when tracing.
     pub trace: Option<(crate::trace::Tracer, probes::Probes)>,
+    /// The stepped twins, under `--engine cycle`.
+    pub stepper: Option<stepper::Stepper>,
 }
 
 impl Machine {
@@ -69,6 +72,35 @@ impl Machine {
             allocator: DramAllocator::new(u64::from(arch.dram.banked.row_bytes)),
             events: 0,
             trace: None,
+            stepper: None,
+        }
+    }
+
+    /// The controller is at cycle `now` (it never goes back): under
+    /// `--engine cycle` the stepped twins are ticked up to it.
+    pub(crate) fn set_clock(&mut self, now: Cycle) -> Result<()> {
+        match &mut self.stepper {
+            Some(s) => s.run_to(now).map_err(stepper_error),
+            None => Ok(()),
+        }
+    }
+
+    /// Each PE's psum RF takes (`entries > 0`) or frees entries at `at`.
+    pub(crate) fn psum_entries(&mut self, at: Cycle, entries: i64) {
+        if let Some(s) = &mut self.stepper {
+            s.psum_entries(at, entries);
+        }
+    }
+
+    /// A PE-array step from `start` to `end`, with each computing PE's MAC cycles.
+    pub(crate) fn pe_step(
+        &mut self,
+        start: Cycle,
+        end: Cycle,
+        work: impl FnOnce() -> Vec<(usize, u64)>,
+    ) {
+        if let Some(s) = &mut self.stepper {
+            s.pe_step(start, end, work());
         }
     }
 
@@ -158,9 +190,12 @@ pub fn run_traced(
     run_with(network, arch, input, reference, &options)
 }
 
-/// How to run: tracing and the precision of each layer.
+/// How to run: tracing, the precision of each layer, and the driver.
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
+    /// `Timing::Cycle`: also step every component's twin every cycle and
+    /// check each completion the scheduler used (`--engine cycle`).
+    pub timing: crate::sim::Timing,
     /// Record a cycle trace.
     pub trace: Option<crate::trace::TraceOptions>,
     /// Run the layers at these MAC precisions (docs/precision.md); the
@@ -211,6 +246,9 @@ pub(crate) fn run_from(
     let numerics = widths::plan(network, options.precision.as_ref())
         .map_err(|message| crate::error::InputError::new("--precision", message))?;
     let mut m = Machine::new(arch);
+    if options.timing == crate::sim::Timing::Cycle {
+        m.stepper = Some(stepper::Stepper::new(arch));
+    }
     if let Some(trace) = options.trace.clone() {
         let mut tracer = crate::trace::Tracer::new(trace, arch.clock_mhz);
         let probes = probes::Probes::define(
@@ -340,6 +378,7 @@ pub(crate) fn run_from(
         for (i, layer) in numerics.layers.iter().enumerate().skip(first) {
             let plan = &plans[i - first];
             let layer_numerics = numerics.per_layer[i];
+            m.set_clock(now)?;
             m.trace_advance(now)?;
             if let Some((t, p)) = &mut m.trace {
                 t.layer_starts(i, now);
@@ -470,6 +509,7 @@ pub(crate) fn run_from(
         if let Some((t, _)) = &mut m.trace {
             t.finish(now)?;
         }
+        m.finish_stepper()?;
         Ok(EngineRun {
             total_cycles: now.get(),
             events: m.events,
@@ -478,6 +518,39 @@ pub(crate) fn run_from(
             checked: reference.is_some(),
         })
     })
+}
+
+fn stepper_error(message: String) -> crate::error::Error {
+    crate::error::Error::Internal {
+        context: "cycle stepper (--engine cycle)".to_string(),
+        message,
+    }
+}
+
+impl Machine {
+    /// Steps the twins to idle; every promise must have been kept, and the
+    /// closed forms' counters must equal the twins'.
+    fn finish_stepper(&mut self) -> Result<()> {
+        let Some(s) = &mut self.stepper else {
+            return Ok(());
+        };
+        s.finish().map_err(stepper_error)?;
+        let d = self.dram.stats();
+        let want = (self.glb.busy_slots(), d.row_hits, d.row_misses, d.activates);
+        if s.totals() != want {
+            return Err(stepper_error(format!(
+                "stepped (GLB slots, DRAM row hits, misses, activates) {:?}, closed forms {want:?}",
+                s.totals()
+            )));
+        }
+        tracing::info!(
+            "cycle stepper: {} requests and {} PE-array steps served stepped as scheduled; {} component-cycles ticked",
+            s.requests_checked(),
+            s.pe_steps_checked(),
+            s.ticks
+        );
+        Ok(())
+    }
 }
 
 fn source_index(s: TensorSource) -> usize {

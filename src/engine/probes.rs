@@ -8,6 +8,7 @@ use crate::trace::{Group, SignalId, Tracer};
 use crate::units::DataType;
 
 use super::Machine;
+use super::stepper::Part;
 
 /// Signal handles of the PE-array machine.
 pub(crate) struct Probes {
@@ -166,6 +167,9 @@ impl Machine {
 
     pub(crate) fn glb_read(&mut self, at: Cycle, data: DataType, words: u64, bytes: u64) -> Grant {
         let g = self.glb.read(at, data, words, bytes);
+        if let Some(s) = &mut self.stepper {
+            s.request(Part::Glb, at, self.glb.slots(bytes), g);
+        }
         if let Some((t, p)) = &mut self.trace {
             t.busy(p.glb_read_busy, g.start, g.end);
             t.add(p.glb_read_words, at, words as i64);
@@ -176,6 +180,9 @@ impl Machine {
 
     pub(crate) fn glb_write(&mut self, at: Cycle, data: DataType, words: u64, bytes: u64) -> Grant {
         let g = self.glb.write(at, data, words, bytes);
+        if let Some(s) = &mut self.stepper {
+            s.request(Part::Glb, at, self.glb.slots(bytes), g);
+        }
         if let Some((t, p)) = &mut self.trace {
             t.busy(p.glb_write_busy, g.start, g.end);
             t.add(p.glb_write_words, at, words as i64);
@@ -223,6 +230,9 @@ impl Machine {
     ) -> Cycle {
         let before = self.dram.stats();
         let done = self.dram.read_data(at, addr, data, words, bytes);
+        if let Some(s) = &mut self.stepper {
+            s.dram(false, at, addr, bytes, done);
+        }
         self.trace_dram(at, before);
         done
     }
@@ -237,6 +247,9 @@ impl Machine {
     ) -> Cycle {
         let before = self.dram.stats();
         let done = self.dram.write_data(at, addr, data, words, bytes);
+        if let Some(s) = &mut self.stepper {
+            s.dram(true, at, addr, bytes, done);
+        }
         self.trace_dram(at, before);
         done
     }
@@ -247,6 +260,14 @@ impl Machine {
             Bus::Weight => self.noc.weight_bus.request(at, bytes),
             Bus::Output => self.noc.output_bus.request(at, bytes),
         };
+        if let Some(s) = &mut self.stepper {
+            let part = match bus {
+                Bus::Input => Part::InputBus,
+                Bus::Weight => Part::WeightBus,
+                Bus::Output => Part::OutputBus,
+            };
+            s.request(part, at, bytes, g);
+        }
         if let Some((t, p)) = &mut self.trace {
             let id = match bus {
                 Bus::Input => p.input_bus,
@@ -258,8 +279,25 @@ impl Machine {
         g
     }
 
+    /// Work of `bytes` on the GLB unit (`unit`, its closed form), from `at`.
+    pub(crate) fn glb_unit_work(
+        &mut self,
+        unit: &mut crate::sim::RateServer,
+        at: Cycle,
+        bytes: u64,
+    ) -> Grant {
+        let g = unit.request(at, bytes);
+        if let Some(s) = &mut self.stepper {
+            s.request(Part::GlbUnit, at, bytes, g);
+        }
+        g
+    }
+
     pub(crate) fn link(&mut self, index: usize, at: Cycle, words: u64) -> Grant {
         let g = self.noc.links[index].request(at, words);
+        if let Some(s) = &mut self.stepper {
+            s.request(Part::Link(index), at, words, g);
+        }
         if let Some((t, p)) = &mut self.trace
             && let Some(&id) = p.links.get(index)
         {

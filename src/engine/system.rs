@@ -54,6 +54,8 @@ pub struct SystemOptions {
     /// Trace the single frame: the FFE (its clock) into `path`, a PE-array
     /// back-end (its clock) into [`backend_trace_path`] of `path`.
     pub trace: Option<crate::trace::TraceOptions>,
+    /// How the PE-array back-end is driven (`--engine`).
+    pub timing: crate::sim::Timing,
 }
 
 /// Where the back-end's trace of a system run goes: `run.vcd` gives
@@ -332,6 +334,7 @@ pub fn run(
                         }
                         t
                     }),
+                    timing: options.timing,
                     ..super::EngineOptions::default()
                 };
                 let run: EngineRun =

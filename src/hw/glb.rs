@@ -40,7 +40,8 @@ impl Glb {
         }
     }
 
-    fn slots(&self, bytes: u64) -> u64 {
+    /// Bank-port slots a request of `bytes` occupies.
+    pub fn slots(&self, bytes: u64) -> u64 {
         bytes.div_ceil(self.bank_width_bytes)
     }
 

@@ -72,6 +72,7 @@ pub(super) fn run(
             ffe_tap: options.ffe_tap,
             stream_frames: options.stream_frames,
             trace: options.trace.clone(),
+            timing: options.timing,
         },
     )?;
     let execution = Execution::from_parts(input, sys.outputs.clone());

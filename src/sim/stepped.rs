@@ -93,9 +93,20 @@ impl<T> Fifo<T> {
     }
 
     /// Queues a request of `units` units to be served from `not_before` on.
-    /// A request of no units is served at once, in the order it came.
+    /// A request of no units takes no turn: it is served at once, at
+    /// `not_before`.
     pub fn submit(&mut self, not_before: Cycle, units: u64, token: T) {
-        self.requests += u64::from(units > 0);
+        if units == 0 {
+            self.served.push(Served {
+                token,
+                grant: Grant {
+                    start: not_before,
+                    end: not_before,
+                },
+            });
+            return;
+        }
+        self.requests += 1;
         self.queue.push_back(Pending {
             token,
             not_before,
@@ -128,23 +139,15 @@ impl<T> Fifo<T> {
         self.requests
     }
 
-    /// Finishes the head request, served last in cycle `last` (`None`: it
-    /// had no units).
-    fn finish_head(&mut self, last: Option<Cycle>) {
+    /// Finishes the head request, served last in cycle `last`.
+    fn finish_head(&mut self, last: Cycle) {
         if let Some(p) = self.queue.pop_front() {
-            let grant = match (p.started, last) {
-                (Some(start), Some(last)) => Grant {
-                    start,
-                    end: last + 1,
-                },
-                _ => Grant {
-                    start: p.not_before,
-                    end: p.not_before,
-                },
-            };
             self.served.push(Served {
                 token: p.token,
-                grant,
+                grant: Grant {
+                    start: p.started.unwrap_or(last),
+                    end: last + 1,
+                },
             });
         }
     }
@@ -157,10 +160,6 @@ impl<T> Component for Fifo<T> {
             if head.not_before > now {
                 break;
             }
-            if head.remaining == 0 {
-                self.finish_head(None);
-                continue;
-            }
             if budget == 0 {
                 break;
             }
@@ -170,7 +169,7 @@ impl<T> Component for Fifo<T> {
             budget -= take;
             self.busy_units += take;
             if head.remaining == 0 {
-                self.finish_head(Some(now));
+                self.finish_head(now);
             }
         }
     }
@@ -249,14 +248,14 @@ mod tests {
         f.submit(Cycle(0), 20, 0); // cycles 0, 1, 2 (4 bytes of cycle 2)
         f.submit(Cycle(0), 4, 1); // the other 4 bytes of cycle 2
         f.submit(Cycle(10), 8, 2); // after an idle gap, from cycle 10
-        f.submit(Cycle(0), 0, 3); // no units: served when it reaches the head
+        f.submit(Cycle(0), 0, 3); // no units: served at once, taking no turn
         for timing in [Timing::Cycle, Timing::Event] {
             let served = drain(&mut f.clone(), timing, Cycle(0));
             let grants: Vec<(usize, u64, u64)> = served
                 .iter()
                 .map(|s| (s.token, s.grant.start.get(), s.grant.end.get()))
                 .collect();
-            assert_eq!(grants, [(0, 0, 3), (1, 2, 3), (2, 10, 11), (3, 0, 0)]);
+            assert_eq!(grants, [(3, 0, 0), (0, 0, 3), (1, 2, 3), (2, 10, 11)]);
         }
     }
 
@@ -267,23 +266,28 @@ mod tests {
         #[test]
         fn stepping_skipping_and_the_closed_form_agree(
             rate in 1u64..40,
-            requests in prop::collection::vec((0u64..30, 0u64..200), 1..40),
+            requests in prop::collection::vec((0u64..60, 0u64..200), 1..40),
         ) {
             let mut calendar = RateServer::new(rate);
             let mut fifo = Fifo::new(rate);
-            let mut at = 0;
+            // Requests are queued in the order they are made; each may start
+            // no earlier than its own cycle, which need not grow (a request
+            // made for later holds those behind it).
             let mut want = Vec::new();
-            for (k, &(gap, units)) in requests.iter().enumerate() {
-                at += gap;
+            for (k, &(at, units)) in requests.iter().enumerate() {
+                let at = at * 3;
                 fifo.submit(Cycle(at), units, k);
                 want.push((k, calendar.request(Cycle(at), units)));
             }
-            let stepped = drain(&mut fifo.clone(), Timing::Cycle, Cycle(0));
-            let skipped = drain(&mut fifo, Timing::Event, Cycle(0));
+            // Requests of no units were served as they came.
+            let at_once: Vec<Served<usize>> = fifo.take_served().collect();
+            let mut stepped = at_once.clone();
+            stepped.extend(drain(&mut fifo.clone(), Timing::Cycle, Cycle(0)));
+            let mut skipped = at_once;
+            skipped.extend(drain(&mut fifo, Timing::Event, Cycle(0)));
             prop_assert_eq!(&stepped, &skipped);
-            let got: Vec<(usize, Grant)> = stepped.iter().map(|s| (s.token, s.grant)).collect();
-            // Requests of no units are served when they reach the head; the
-            // closed form grants them at their own cycle: both say (at, at).
+            let mut got: Vec<(usize, Grant)> = stepped.iter().map(|s| (s.token, s.grant)).collect();
+            got.sort_unstable_by_key(|g| g.0);
             prop_assert_eq!(got, want);
         }
     }

@@ -126,8 +126,12 @@ impl Dram {
         self.accesses
     }
 
-    /// Reads `bytes` at `addr`, requested at `at`; returns the completion cycle.
+    /// Reads `bytes` at `addr`, requested at `at`; returns the completion
+    /// cycle. A request of no bytes is no request: done at `at`.
     pub fn read(&mut self, at: Cycle, addr: u64, bytes: u64) -> Cycle {
+        if bytes == 0 {
+            return at;
+        }
         self.stats.read_bytes += bytes;
         self.stats.read_requests += 1;
         let depth = self.config.read_queue_entries as usize;
@@ -137,8 +141,12 @@ impl Dram {
         done
     }
 
-    /// Writes `bytes` at `addr`, requested at `at`; returns the completion cycle.
+    /// Writes `bytes` at `addr`, requested at `at`; returns the completion
+    /// cycle. A request of no bytes is no request: done at `at`.
     pub fn write(&mut self, at: Cycle, addr: u64, bytes: u64) -> Cycle {
+        if bytes == 0 {
+            return at;
+        }
         self.stats.write_bytes += bytes;
         self.stats.write_requests += 1;
         let depth = self.config.write_queue_entries as usize;

@@ -106,18 +106,26 @@ impl<T> SteppedDram<T> {
     /// Queues a read of `bytes` at `addr`, submitted at `at`.
     pub fn read(&mut self, at: Cycle, addr: u64, bytes: u64, token: T) {
         self.stats.read_bytes += bytes;
-        self.stats.read_requests += 1;
+        self.stats.read_requests += u64::from(bytes > 0);
         self.submit(Kind::Read, at, addr, bytes, token);
     }
 
     /// Queues a write of `bytes` at `addr`, submitted at `at`.
     pub fn write(&mut self, at: Cycle, addr: u64, bytes: u64, token: T) {
         self.stats.write_bytes += bytes;
-        self.stats.write_requests += 1;
+        self.stats.write_requests += u64::from(bytes > 0);
         self.submit(Kind::Write, at, addr, bytes, token);
     }
 
     fn submit(&mut self, kind: Kind, at: Cycle, addr: u64, bytes: u64, token: T) {
+        if bytes == 0 {
+            // No request: nothing queues, nothing moves.
+            self.served.push(Served {
+                token,
+                grant: Grant { start: at, end: at },
+            });
+            return;
+        }
         self.front.push_back(Request {
             token,
             kind,
@@ -145,7 +153,7 @@ impl<T> SteppedDram<T> {
     }
 
     /// Moves requests from the front end into their queues while they have
-    /// an entry (requests of no bytes complete as they enter).
+    /// an entry.
     fn admit(&mut self, now: Cycle) {
         while let Some(request) = self.front.front() {
             if request.at > now {
@@ -182,17 +190,6 @@ impl<T> SteppedDram<T> {
                 Kind::Read => &mut self.reads,
                 Kind::Write => &mut self.writes,
             };
-            if r.bytes == 0 {
-                queue.push_back((id, Some(issue)));
-                self.served.push(Served {
-                    token: r.token,
-                    grant: Grant {
-                        start: issue,
-                        end: issue,
-                    },
-                });
-                continue;
-            }
             queue.push_back((id, None));
             self.in_service.push_back((id, r.token, None));
             self.cut(id, issue, r.addr, r.bytes);
@@ -481,10 +478,10 @@ mod tests {
             let config = config(model, rate, depth, banks);
             let mut closed = Dram::new(&config);
             let mut stepped = SteppedDram::new(&config);
-            let mut at = 0;
+            // In the order made; a request's own cycle need not grow.
             let mut want = Vec::new();
-            for (k, &(gap, write, addr, bytes)) in requests.iter().enumerate() {
-                at += gap;
+            for (k, &(at, write, addr, bytes)) in requests.iter().enumerate() {
+                let at = at * 5;
                 let done = if write {
                     stepped.write(Cycle(at), addr, bytes, k);
                     closed.write(Cycle(at), addr, bytes)
@@ -494,14 +491,21 @@ mod tests {
                 };
                 want.push((k, done));
             }
-            let by_cycle = drain(&mut stepped.clone(), Timing::Cycle);
+            // Requests of no bytes are done as they are made.
+            let at_once: Vec<(usize, Cycle, Cycle)> = stepped
+                .take_served()
+                .map(|s| (s.token, s.grant.end, s.grant.end))
+                .collect();
+            let mut by_cycle = drain(&mut stepped.clone(), Timing::Cycle);
             let by_event = drain(&mut stepped.clone(), Timing::Event);
             prop_assert_eq!(&by_cycle, &by_event);
-            prop_assert_eq!(ends(&by_cycle), want);
-            // A request with bytes is seen complete at its completion cycle.
-            for (&(k, end, seen), &(_, _, _, bytes)) in by_cycle.iter().zip(&requests) {
-                prop_assert!(bytes == 0 || seen == end, "request {} seen at {} not {}", k, seen, end);
+            // A request is seen complete at its completion cycle.
+            for &(k, end, seen) in &by_cycle {
+                prop_assert_eq!(seen, end, "request {}", k);
             }
+            by_cycle.extend(at_once);
+            by_cycle.sort_unstable();
+            prop_assert_eq!(ends(&by_cycle), want);
             let mut s = stepped.clone();
             drain(&mut s, Timing::Event);
             let (a, b) = (s.stats(), closed.stats());

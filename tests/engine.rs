@@ -521,3 +521,60 @@ fn a_softmax_on_the_glb_unit_by_hand() {
     assert_eq!(measured.energy.total, 160.0);
     assert_eq!(r.report.layers[last].values.as_deref(), Some("simulated"));
 }
+
+/// The data lives where the hardware keeps it (issue 13 item 2): a row in
+/// the GLB is valid from its write's completion until it leaves, and what
+/// computes reads the GLB's words at the cycle it reads them. A schedule
+/// broken on purpose therefore computes from poison, and the bit-exact
+/// check names the first layer it corrupted.
+#[test]
+fn a_broken_schedule_fails_the_bit_exact_check_naming_the_layer() {
+    use accsim::engine::{EngineOptions, Sabotage};
+    let w = workload::load("ic_cifar10").unwrap_or_else(|e| panic!("{e}"));
+    // A slow DRAM (1 B/cycle, 2000 cycles of latency): rows arrive late.
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("arch_configs/lu22_fixed.toml"),
+    )
+    .unwrap_or_default()
+    .replace(
+        "bandwidth_bytes_per_cycle = 4",
+        "bandwidth_bytes_per_cycle = 1",
+    )
+    .replace("latency_cycles = 20 ", "latency_cycles = 2000 ");
+    let a = arch::load_str(&text, Path::new("slow_dram.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (a.dram.bandwidth_bytes_per_cycle, a.dram.latency_cycles),
+        (1, 2000)
+    );
+    let go = |sabotage| {
+        let options = EngineOptions {
+            sabotage,
+            ..EngineOptions::default()
+        };
+        engine::run_with(
+            &w.network,
+            &a,
+            &w.default_input,
+            Some(&w.default_outputs),
+            &options,
+        )
+    };
+    assert!(go(None).is_ok_and(|r| r.checked));
+    for (sabotage, layer) in [
+        // conv1's input starts in DRAM: its later passes read rows still on their way.
+        (Sabotage::ReadRowsEarly, "conv1"),
+        // conv1's 3x3 windows share rows between passes.
+        (Sabotage::FreeRowsEarly, "conv1"),
+        // conv1's output leaves the GLB before pool1 reads it.
+        (Sabotage::FreeTensorEarly, "pool1"),
+    ] {
+        let e = go(Some(sabotage))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains(&format!("layer `{layer}`")) && e.contains("differ"),
+            "{sabotage:?}: {e}"
+        );
+    }
+}

@@ -57,6 +57,9 @@ struct LaneGroup {
     element_base: Vec<usize>,
 }
 
+/// An output word on its way: `(channel, y, x)` and its value.
+type OutWord = ((usize, usize, usize), i16);
+
 /// The words of one piece as one row (or one PE) receives them.
 #[derive(Default, Clone)]
 struct RowDelivery {
@@ -174,6 +177,10 @@ pub(super) struct ArrayLayer<'a> {
     marks: Vec<(Cycle, Wait)>,
     /// PEs the layer gave MACs to.
     pe_used: Vec<bool>,
+    /// Per sub-pass (keyed by its last step): the output values on their
+    /// way to the GLB or DRAM; and a spent buffer to reuse.
+    outbox: HashMap<usize, Vec<OutWord>>,
+    spare_outbox: Vec<OutWord>,
     queue: EventQueue<Event>,
 }
 
@@ -527,6 +534,8 @@ impl<'a> ArrayLayer<'a> {
             ledger: Ledger::default(),
             marks: Vec::new(),
             pe_used: vec![false; (m.arch.pe_array.rows * m.arch.pe_array.cols) as usize],
+            outbox: HashMap::new(),
+            spare_outbox: Vec::new(),
             queue: EventQueue::starting_at(start),
             m,
             layer,
@@ -558,6 +567,7 @@ impl<'a> ArrayLayer<'a> {
                     let bytes = self.input.row_bytes();
                     let grant = self.m.glb_write(now, DataType::Input, words, bytes);
                     self.arrivals.row_from_dram(row, now);
+                    self.input.fill_from_dram(row, grant.end);
                     self.row_ready[row] = Some(grant.end);
                     if self.waiting {
                         self.waiting = false;
@@ -698,7 +708,11 @@ impl<'a> ArrayLayer<'a> {
         let s = self.next_step;
         // Inputs of the pass must be in the GLB.
         let mut ready = now;
+        let early = id.pass > 0 && self.m.sabotage == Some(super::Sabotage::ReadRowsEarly);
         for y in self.rows_of_pass[id.pass].clone() {
+            if early {
+                continue;
+            }
             match self.row_ready[y] {
                 Some(t) => ready = ready.max(t),
                 None => {
@@ -787,7 +801,7 @@ impl<'a> ArrayLayer<'a> {
         if last_of_subpass {
             // The sums are final: the output stage runs as the psums leave the
             // PEs, before the next sub-pass reuses the psum RF.
-            self.apply_output_stage(id);
+            self.apply_output_stage(id, s);
             let (words, bytes) = self.output_words(id);
             let bus = self.m.bus(Bus::Output, end, bytes);
             // The sums hold their psum-RF entries until the bus has taken them.
@@ -999,9 +1013,11 @@ impl<'a> ArrayLayer<'a> {
             return;
         }
         let mut freed = false;
+        // Sabotage: rows still needed by the next pass leave too.
+        let last = pass + usize::from(self.m.sabotage == Some(super::Sabotage::FreeRowsEarly));
         for y in self.rows_of_pass[pass].clone() {
-            if self.row_last_pass[y] == pass && self.input.in_glb[y] {
-                self.input.in_glb[y] = false;
+            if (pass..=last).contains(&self.row_last_pass[y]) && self.input.in_glb[y] {
+                self.input.leave_glb(y);
                 self.m.glb.space.give_back(self.input.row_bytes());
                 freed = true;
             }
@@ -1090,7 +1106,7 @@ impl<'a> ArrayLayer<'a> {
                         None => b.values.push(0),
                         Some((c, iy, ix)) => {
                             let (pc, py, px) = self.locate(c, iy, ix);
-                            let centred = (self.input.data[[pc, py, px]] as i32
+                            let centred = (self.input.glb_word(pc, py, px, now) as i32
                                 - self.input_zero as i32)
                                 as i16;
                             b.values.push(if self.reduce_input {
@@ -1485,8 +1501,11 @@ impl<'a> ArrayLayer<'a> {
         (words, words * self.output.word_bytes)
     }
 
-    /// The output stage of every PE of a finished sub-pass, into the output tensor.
-    fn apply_output_stage(&mut self, id: StepId) {
+    /// The output stage of every PE of a finished sub-pass: the values that
+    /// leave on the output bus (written where they land by `writeback`).
+    fn apply_output_stage(&mut self, id: StepId, step: usize) {
+        let mut outbox = std::mem::take(&mut self.spare_outbox);
+        outbox.clear();
         let positions = pass_positions(self.plan, id.pass);
         let rows = if self.plan.rows_are_positions {
             positions.len()
@@ -1508,14 +1527,16 @@ impl<'a> ArrayLayer<'a> {
                         Psums::Wide(p) => p[g * stride + r][col],
                     };
                     let value = self.stages[o].apply(acc);
-                    self.output.data[[o, y, x]] = if self.reduce_output {
+                    let value = if self.reduce_output {
                         crate::numerics::mac::reduce(value, Width::W8)
                     } else {
                         value
                     };
+                    outbox.push(((o, y, x), value));
                 }
             }
         }
+        self.outbox.insert(step, outbox);
     }
 
     /// The outputs of a sub-pass, off the output bus, into the GLB (or
@@ -1556,12 +1577,13 @@ impl<'a> ArrayLayer<'a> {
         }
         let wb = self.output.word_bytes;
         let mut end = at;
+        let mut glb_end = at;
         if glb_words > 0 {
-            end = end.max(
-                self.m
-                    .glb_write(at, DataType::Output, glb_words, glb_words * wb)
-                    .end,
-            );
+            glb_end = self
+                .m
+                .glb_write(at, DataType::Output, glb_words, glb_words * wb)
+                .end;
+            end = end.max(glb_end);
         }
         if spill_words > 0 {
             // Through a GLB staging buffer to DRAM.
@@ -1579,6 +1601,13 @@ impl<'a> ArrayLayer<'a> {
                 spill_words * wb,
             );
             end = end.max(done);
+        }
+        // The values land: in the GLB's copy as its write completes, or in DRAM's.
+        if let Some(mut values) = self.outbox.remove(&step) {
+            for (at_word, value) in values.drain(..) {
+                self.output.write_word(at_word, value, glb_end);
+            }
+            self.spare_outbox = values;
         }
         self.end = self.end.max(end);
         Ok(())
@@ -1631,7 +1660,7 @@ fn internal(layer: &Layer, what: &str) -> Error {
 pub(super) fn free_all_rows(m: &mut Machine, t: &mut TensorStore) {
     for y in 0..t.shape.height {
         if t.in_glb[y] {
-            t.in_glb[y] = false;
+            t.leave_glb(y);
             m.glb.space.give_back(t.row_bytes());
         }
     }

@@ -25,7 +25,7 @@
 //! `E` outputs of `b` bytes at `w` bytes per cycle. Its exp-table reads are
 //! counted as `lut_reads` (docs/report.md).
 
-use ndarray::{ArrayView2, s};
+use ndarray::ArrayView2;
 
 use crate::error::{InputError, Result};
 use crate::hw::glb_unit::{AddKernel, Function, GlbUnit, MissingRow, ResidentRows, Window};
@@ -100,11 +100,13 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
 struct Resident<'a, 'b> {
     inputs: &'a [&'b mut TensorStore],
     operand_of: &'a [usize],
+    /// The cycle the unit reads them.
+    at: Cycle,
 }
 
 impl ResidentRows for Resident<'_, '_> {
     fn row(&self, operand: usize, y: usize) -> Option<ArrayView2<'_, i16>> {
-        self.inputs[*self.operand_of.get(operand)?].glb_row(y)
+        self.inputs[*self.operand_of.get(operand)?].glb_row(y, self.at)
     }
 }
 
@@ -310,6 +312,7 @@ pub(super) fn run(
                 let written =
                     m.glb_write(done, DataType::Input, input.row_words(), input.row_bytes());
                 input.in_glb[y] = true;
+                input.fill_from_dram(y, written.end);
                 ready[k][y] = Some(written.end);
             }
             data_ready = data_ready.max(wanted.filter_map(|y| ready[k][y]).max().unwrap_or(t));
@@ -317,9 +320,14 @@ pub(super) fn run(
         // The output row, computed from the rows the GLB now holds.
         let before = glb_unit.reads();
         let (lut_before, divisions_before) = (glb_unit.lut_reads(), glb_unit.divisions());
-        let resident = Resident { inputs, operand_of };
+        let resident = Resident {
+            inputs,
+            operand_of,
+            at: data_ready,
+        };
+        let mut row = ndarray::Array2::zeros((output.shape.channels, output.shape.width));
         glb_unit
-            .output_row(&resident, oy, output.data.slice_mut(s![.., oy, ..]))
+            .output_row(&resident, oy, row.view_mut())
             .map_err(|miss| missing_row(layer, miss, oy))?;
         let after = glb_unit.reads();
         for (operand, &k) in operand_of.iter().enumerate().take(2) {
@@ -351,7 +359,9 @@ pub(super) fn run(
         let (words, bytes) = (output.row_words(), output.row_bytes());
         if m.glb.space.try_take(bytes) {
             output.in_glb[oy] = true;
-            end = end.max(m.glb_write(done, DataType::Output, words, bytes).end);
+            let written = m.glb_write(done, DataType::Output, words, bytes).end;
+            output.write_row(oy, row.view(), written);
+            end = end.max(written);
         } else {
             if output.dram_base.is_none() {
                 output.dram_base = Some(m.allocator.allocate(output.bytes()));
@@ -365,6 +375,7 @@ pub(super) fn run(
                 words,
                 bytes,
             ));
+            output.write_row(oy, row.view(), end);
             output.in_dram[oy] = true;
             spilled_rows += 1;
         }
@@ -375,7 +386,7 @@ pub(super) fn run(
             }
             for y in glb_unit.input_rows(oy) {
                 if last_use[k][y] == oy && input.in_glb[y] {
-                    input.in_glb[y] = false;
+                    input.leave_glb(y);
                     m.glb.space.give_back(input.row_bytes());
                 }
             }

@@ -58,6 +58,8 @@ pub(crate) struct Machine {
     pub trace: Option<(crate::trace::Tracer, probes::Probes)>,
     /// The stepped twins, under `--engine cycle`.
     pub stepper: Option<stepper::Stepper>,
+    /// A deliberately broken schedule (tests only).
+    pub sabotage: Option<Sabotage>,
 }
 
 impl Machine {
@@ -73,6 +75,7 @@ impl Machine {
             events: 0,
             trace: None,
             stepper: None,
+            sabotage: None,
         }
     }
 
@@ -206,6 +209,24 @@ pub struct EngineOptions {
     /// show the check's bound is exact (the engine fails one byte below it).
     #[doc(hidden)]
     pub skip_schedule_check: bool,
+    /// Break the schedule on purpose: for tests that show a broken schedule
+    /// fails the bit-exact check.
+    #[doc(hidden)]
+    pub sabotage: Option<Sabotage>,
+}
+
+/// A deliberately broken schedule (tests only).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sabotage {
+    /// The steps of every pass after the first read the pass's input rows
+    /// without waiting for them to arrive in the GLB.
+    ReadRowsEarly,
+    /// Input rows leave the GLB one pass before their last use.
+    FreeRowsEarly,
+    /// Each layer's output leaves the GLB as the layer ends, before the
+    /// next layer reads it (not written back: nothing else has it).
+    FreeTensorEarly,
 }
 
 /// [`run`] with `options`. With a precision assignment, `reference` must be
@@ -249,6 +270,7 @@ pub(crate) fn run_from(
     if options.timing == crate::sim::Timing::Cycle {
         m.stepper = Some(stepper::Stepper::new(arch));
     }
+    m.sabotage = options.sabotage;
     if let Some(trace) = options.trace.clone() {
         let mut tracer = crate::trace::Tracer::new(trace, arch.clock_mhz);
         let probes = probes::Probes::define(
@@ -300,7 +322,6 @@ pub(crate) fn run_from(
         f => network.layers[f - 1].output_shape,
     };
     let mut initial = TensorStore::new(shape, numerics.storage_bytes[first], readers[first]);
-    initial.data = input.clone();
     match start {
         Start::Input => {
             initial.dram_base = Some(m.allocator.allocate(initial.bytes()));
@@ -325,6 +346,7 @@ pub(crate) fn run_from(
             }
         }
     }
+    initial.place(input, Cycle::ZERO);
     stores[first] = Some(initial);
 
     // Plans first (a pure function of the layer and the arch): a helper
@@ -500,11 +522,16 @@ pub(crate) fn run_from(
             now = timing.end;
             let out = stores[i + 1]
                 .as_ref()
-                .map(|s| s.data.clone())
+                .map(TensorStore::contents)
                 .unwrap_or_default();
             outputs.push(out);
             check(layer, i, outputs.last(), reference, "pe_array")?;
             layers.push(stats);
+            if m.sabotage == Some(Sabotage::FreeTensorEarly)
+                && let Some(out) = stores[i + 1].as_mut()
+            {
+                array::free_all_rows(&mut m, out);
+            }
         }
         if let Some((t, _)) = &mut m.trace {
             t.finish(now)?;
@@ -569,7 +596,7 @@ fn missing(layer: &crate::workload::ir::Layer) -> crate::error::Error {
 
 fn reshaped(store: Option<&TensorStore>, dims: (usize, usize, usize)) -> Activations {
     let flat: Vec<i16> = store
-        .map(|s| s.data.iter().copied().collect())
+        .map(|s| s.contents().iter().copied().collect())
         .unwrap_or_default();
     Activations::from_shape_vec(dims, flat).unwrap_or_else(|_| Activations::zeros(dims))
 }

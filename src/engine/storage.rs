@@ -1,25 +1,37 @@
-//! Where each tensor's data lives: values plus, per spatial row, whether a
-//! valid copy is in the GLB and/or in DRAM.
+//! Where each tensor's data lives: the words the GLB holds and the words
+//! DRAM holds, per spatial row, and which copy is valid.
 //!
 //! A row is all channels of one `y` (`C x W` words); it is the unit of
 //! residency, GLB allocation and DRAM transfer. In DRAM, activations are laid
 //! out row by row, each row `x`-major then channel (HWC), so a row is one
 //! contiguous burst stream.
+//!
+//! The data moves as the hardware moves it: a row fetched from DRAM is
+//! copied into the GLB's copy, valid from the cycle its GLB write completes;
+//! a row written back goes from the GLB's copy to DRAM's; a row that leaves
+//! the GLB leaves behind [`POISON`] (the space is another tensor's now).
+//! Everything that computes reads the GLB's copy at the cycle it reads it,
+//! so a schedule that reads a row before it arrived, or after it left,
+//! computes from poison and fails the bit-exact check of that layer.
 
-use ndarray::Array3;
+use ndarray::{Array3, ArrayView2};
 
+use crate::sim::Cycle;
 use crate::workload::ir::Shape;
+
+/// What a GLB word holds when no valid row is there.
+pub const POISON: i16 = 0x5a5a;
+
+/// Never: a row that is not valid in the GLB.
+const NEVER: Cycle = Cycle(u64::MAX);
 
 /// The data of one tensor and where its rows are.
 #[derive(Debug, Clone)]
 pub struct TensorStore {
     pub shape: Shape,
-    /// Values, channel-major `[C, H, W]` (the layout is irrelevant to timing;
-    /// residency and addresses say where the words are).
-    pub data: Array3<i16>,
     /// Bytes per word.
     pub word_bytes: u64,
-    /// Row `y` has a valid copy in the GLB (and holds GLB space).
+    /// Row `y` holds GLB space (its data may still be on its way).
     pub in_glb: Vec<bool>,
     /// Row `y` has a valid copy in DRAM.
     pub in_dram: Vec<bool>,
@@ -27,6 +39,11 @@ pub struct TensorStore {
     pub dram_base: Option<u64>,
     /// Layers that still have to read this tensor.
     pub readers_left: usize,
+    /// The GLB's words, `[C, H, W]`, and from when each row's are valid.
+    glb: Array3<i16>,
+    glb_valid_from: Vec<Cycle>,
+    /// DRAM's words (valid where `in_dram`).
+    dram: Array3<i16>,
 }
 
 impl TensorStore {
@@ -34,20 +51,122 @@ impl TensorStore {
     pub fn new(shape: Shape, word_bytes: u64, readers: usize) -> Self {
         TensorStore {
             shape,
-            data: Array3::zeros(shape.dims()),
             word_bytes,
             in_glb: vec![false; shape.height],
             in_dram: vec![false; shape.height],
             dram_base: None,
             readers_left: readers,
+            glb: Array3::from_elem(shape.dims(), POISON),
+            glb_valid_from: vec![NEVER; shape.height],
+            dram: Array3::from_elem(shape.dims(), POISON),
         }
     }
 
-    /// Row `y` as `[channels, width]`, when the GLB holds it: what a unit
-    /// beside the GLB can read.
-    pub fn glb_row(&self, y: usize) -> Option<ndarray::ArrayView2<'_, i16>> {
-        let resident = self.in_glb.get(y).copied().unwrap_or(false);
-        resident.then(|| self.data.slice(ndarray::s![.., y, ..]))
+    /// Row `y` valid in the GLB at `at`.
+    fn glb_valid(&self, y: usize, at: Cycle) -> bool {
+        self.in_glb.get(y).copied().unwrap_or(false) && self.glb_valid_from[y] <= at
+    }
+
+    /// The GLB's word `(c, y, x)` as read at `at`: poison when the row is
+    /// not there (yet).
+    pub fn glb_word(&self, c: usize, y: usize, x: usize, at: Cycle) -> i16 {
+        if self.glb_valid(y, at) {
+            self.glb[[c, y, x]]
+        } else {
+            POISON
+        }
+    }
+
+    /// Row `y` as `[channels, width]`, when the GLB holds it at `at`: what a
+    /// unit beside the GLB can read.
+    pub fn glb_row(&self, y: usize, at: Cycle) -> Option<ArrayView2<'_, i16>> {
+        self.glb_valid(y, at)
+            .then(|| self.glb.slice(ndarray::s![.., y, ..]))
+    }
+
+    /// Row `y` arrives in the GLB from DRAM, its write completing at `at`.
+    pub fn fill_from_dram(&mut self, y: usize, at: Cycle) {
+        let (mut glb, dram) = (
+            self.glb.slice_mut(ndarray::s![.., y, ..]),
+            self.dram.slice(ndarray::s![.., y, ..]),
+        );
+        if self.in_dram[y] {
+            glb.assign(&dram);
+        } else {
+            glb.fill(POISON);
+        }
+        self.glb_valid_from[y] = at;
+    }
+
+    /// Row `y`'s GLB copy is written back to DRAM.
+    pub fn write_back(&mut self, y: usize) {
+        let glb = self.glb.slice(ndarray::s![.., y, ..]);
+        self.dram.slice_mut(ndarray::s![.., y, ..]).assign(&glb);
+        self.in_dram[y] = true;
+    }
+
+    /// Row `y` leaves the GLB: its words there are someone else's now.
+    pub fn leave_glb(&mut self, y: usize) {
+        self.in_glb[y] = false;
+        self.glb_valid_from[y] = NEVER;
+        self.glb.slice_mut(ndarray::s![.., y, ..]).fill(POISON);
+    }
+
+    /// Word `(c, y, x)` written into the GLB's copy (the row holds GLB
+    /// space), valid once the write completes at `at`; or into DRAM's.
+    pub fn write_word(&mut self, (c, y, x): (usize, usize, usize), value: i16, at: Cycle) {
+        if self.in_glb[y] {
+            self.glb[[c, y, x]] = value;
+            let valid = self.glb_valid_from[y];
+            self.glb_valid_from[y] = if valid == NEVER { at } else { valid.max(at) };
+        } else {
+            self.dram[[c, y, x]] = value;
+        }
+    }
+
+    /// Row `y` (`[channels, width]`) written whole, as [`Self::write_word`].
+    pub fn write_row(&mut self, y: usize, row: ArrayView2<'_, i16>, at: Cycle) {
+        if self.in_glb[y] {
+            self.glb.slice_mut(ndarray::s![.., y, ..]).assign(&row);
+            self.glb_valid_from[y] = at;
+        } else {
+            self.dram.slice_mut(ndarray::s![.., y, ..]).assign(&row);
+        }
+    }
+
+    /// The whole tensor placed where it starts: every row in DRAM, or the
+    /// rows marked `in_glb` in the GLB (valid from `at`) and the rest in DRAM.
+    pub fn place(&mut self, data: &Array3<i16>, at: Cycle) {
+        for y in 0..self.shape.height {
+            let row = data.slice(ndarray::s![.., y, ..]);
+            if self.in_glb[y] {
+                self.glb.slice_mut(ndarray::s![.., y, ..]).assign(&row);
+                self.glb_valid_from[y] = at;
+            }
+            if self.in_dram[y] || !self.in_glb[y] {
+                self.dram.slice_mut(ndarray::s![.., y, ..]).assign(&row);
+            }
+        }
+    }
+
+    /// The tensor as the machine holds it: each row from the GLB when valid
+    /// there, else from DRAM when DRAM has it, else poison.
+    pub fn contents(&self) -> Array3<i16> {
+        let mut out = Array3::from_elem(self.shape.dims(), POISON);
+        for y in 0..self.shape.height {
+            let from = if self.glb_valid(y, Cycle(u64::MAX - 1)) {
+                Some(&self.glb)
+            } else if self.in_dram[y] {
+                Some(&self.dram)
+            } else {
+                None
+            };
+            if let Some(src) = from {
+                out.slice_mut(ndarray::s![.., y, ..])
+                    .assign(&src.slice(ndarray::s![.., y, ..]));
+            }
+        }
+        out
     }
 
     /// Words in one row.
@@ -188,9 +307,9 @@ fn evict_rows_as<K: Ord>(
                 words,
                 row_bytes,
             ));
-            input.in_dram[y] = true;
+            input.write_back(y);
         }
-        input.in_glb[y] = false;
+        input.leave_glb(y);
         m.glb.space.give_back(input.row_bytes());
     }
     done

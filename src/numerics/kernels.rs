@@ -115,49 +115,183 @@ impl PairPanel {
     pub fn get(&self, t: usize, j: usize) -> i16 {
         self.data[((t / 2) * self.stride + j) * 2 + t % 2]
     }
+
+    /// Fills every row: `row(t, values)` writes row `t`'s `width` values
+    /// (`values` holds `width` zeros on entry). Pairs of rows are filled
+    /// independently, on several threads when the panel is large; the panel
+    /// is the same whichever thread fills a pair.
+    pub fn fill_rows(&mut self, row: impl Fn(usize, &mut [i16]) + Sync) {
+        let (k, width) = (self.k, self.width);
+        let fill = |scratch: &mut (Vec<i16>, Vec<i16>), (q, dst): (usize, &mut [i16])| {
+            let (a, b) = scratch;
+            for (t, v) in [(2 * q, &mut *a), (2 * q + 1, &mut *b)] {
+                v.clear();
+                v.resize(width, 0);
+                if t < k {
+                    row(t, v);
+                }
+            }
+            for ((d, &x0), &x1) in dst.chunks_exact_mut(2).zip(a.iter()).zip(b.iter()) {
+                d[0] = x0;
+                d[1] = x1;
+            }
+        };
+        let chunk = (self.stride * 2).max(1);
+        if k * width >= PARALLEL_FILL_ELEMENTS {
+            use rayon::prelude::*;
+            self.data
+                .par_chunks_mut(chunk)
+                .enumerate()
+                .for_each_init(Default::default, fill);
+        } else {
+            let mut scratch = Default::default();
+            for item in self.data.chunks_mut(chunk).enumerate() {
+                fill(&mut scratch, item);
+            }
+        }
+    }
 }
 
-/// The longest block of weight pairs whose partial sums provably fit `i32`:
-/// the largest `b` (a power of two, or all `k.div_ceil(2)` pairs) such that
-/// `max_abs_x * sum(|w|)` over every block of `b` pairs of every row of `w`
-/// (`rows` rows of `k`) is at most `i32::MAX`. `None` when even one pair
-/// does not fit: the caller then sums in a wider type.
-pub fn pair_block_len(w: &[i16], k: usize, max_abs_x: i64) -> Option<usize> {
-    let pairs = k.div_ceil(2);
-    if pairs == 0 || max_abs_x == 0 {
-        return Some(pairs.max(1));
-    }
-    // Per row, running sums of |w| at pair boundaries: a block's sum is a
-    // difference of two, so each candidate costs one pass over the blocks.
-    let mut prefix = Vec::with_capacity(w.len() / k * (pairs + 1));
-    for row in w.chunks_exact(k) {
-        let mut s = 0i64;
-        prefix.push(0);
-        for pair in row.chunks(2) {
-            s += pair.iter().map(|&v| i64::from(v).abs()).sum::<i64>();
-            prefix.push(s);
+/// Panel entries from which [`PairPanel::fill_rows`] splits the work over
+/// threads.
+const PARALLEL_FILL_ELEMENTS: usize = 1 << 16;
+
+/// Weight rows of a matrix product, packed once as `i32` pairs for
+/// [`PairWeights::gemm`], with the running sums of `|w|` that bound its
+/// blocks ([`PairWeights::block_pairs`]): one packing serves a whole batch
+/// of inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairWeights {
+    pairs: usize,
+    rows: usize,
+    /// `rows * pairs` pairs (`w[2q]` low, `w[2q + 1]` high; odd rows pad with 0).
+    packed: Vec<i32>,
+    /// Per row, `pairs + 1` running sums of `|w|` at pair boundaries.
+    abs_prefix: Vec<i64>,
+}
+
+impl PairWeights {
+    /// `w` as rows of `k` (a trailing partial row is ignored).
+    pub fn new(w: &[i16], k: usize) -> Self {
+        let pairs = k.div_ceil(2);
+        let rows = w.len().checked_div(k).unwrap_or(0);
+        let mut packed = Vec::with_capacity(rows * pairs);
+        let mut abs_prefix = Vec::with_capacity(rows * (pairs + 1));
+        for row in w.chunks_exact(k.max(1)).take(rows) {
+            let mut s = 0i64;
+            abs_prefix.push(0);
+            for pair in row.chunks(2) {
+                let lo = pair[0] as u16 as u32;
+                let hi = pair.get(1).map_or(0, |&v| v as u16 as u32);
+                packed.push((lo | hi << 16) as i32);
+                s += pair.iter().map(|&v| i64::from(v).abs()).sum::<i64>();
+                abs_prefix.push(s);
+            }
+        }
+        PairWeights {
+            pairs,
+            rows,
+            packed,
+            abs_prefix,
         }
     }
-    let limit = i64::from(i32::MAX);
-    let fits = |b: usize| {
-        prefix.chunks_exact(pairs + 1).all(|sums| {
-            (0..pairs).step_by(b).all(|q0| {
-                let q1 = (q0 + b).min(pairs);
-                max_abs_x.saturating_mul(sums[q1] - sums[q0]) <= limit
+
+    /// Rows (outputs per panel column).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The longest block of pairs whose partial sums provably fit `i32`
+    /// against a panel whose entries are at most `max_abs_x`: the largest
+    /// `b` (a power of two, or all the pairs) such that `max_abs_x *
+    /// sum(|w|)` over every block of `b` pairs of every row is at most
+    /// `i32::MAX`. `None` when even one pair does not fit: the caller then
+    /// sums in a wider type.
+    pub fn block_pairs(&self, max_abs_x: i64) -> Option<usize> {
+        let pairs = self.pairs;
+        if pairs == 0 || max_abs_x == 0 || self.rows == 0 {
+            return Some(pairs.max(1));
+        }
+        let limit = i64::from(i32::MAX);
+        let fits = |b: usize| {
+            self.abs_prefix.chunks_exact(pairs + 1).all(|sums| {
+                (0..pairs).step_by(b).all(|q0| {
+                    let q1 = (q0 + b).min(pairs);
+                    max_abs_x.saturating_mul(sums[q1] - sums[q0]) <= limit
+                })
             })
-        })
-    };
-    if fits(pairs) {
-        return Some(pairs);
-    }
-    let mut b = pairs.next_power_of_two() / 2;
-    while b >= 1 {
-        if fits(b) {
-            return Some(b);
+        };
+        if fits(pairs) {
+            return Some(pairs);
         }
-        b /= 2;
+        let mut b = pairs.next_power_of_two() / 2;
+        while b >= 1 {
+            if fits(b) {
+                return Some(b);
+            }
+            b /= 2;
+        }
+        None
     }
-    None
+
+    /// [`gemm_pairs`] for rows `rows` of these weights: `out` holds
+    /// `rows.len()` rows of the panel's stride.
+    pub fn gemm(
+        &self,
+        rows: std::ops::Range<usize>,
+        panel: &PairPanel,
+        block_pairs: usize,
+        out: &mut [i64],
+    ) {
+        let pairs = self.pairs;
+        let end = rows.end.min(self.rows);
+        let start = rows.start.min(end);
+        let packed = &self.packed[start * pairs..end * pairs];
+        let block = block_pairs.max(1);
+        let n = end - start;
+        // The tiles' bounds: every row of `out` has its weights, every pair
+        // its panel row (always so for a panel of this `k`).
+        let shaped = pairs > 0
+            && out.len() == n * panel.stride
+            && panel.data.len() >= pairs * panel.stride * 2;
+        #[cfg(target_arch = "x86_64")]
+        if shaped && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { gemm_pairs_avx2(packed, pairs, panel, block, out) };
+            return;
+        }
+        let _ = shaped; // read by the AVX2 dispatch on x86-64 only
+        gemm_pairs_portable(packed, pairs, panel, block, out);
+    }
+
+    /// [`Self::gemm`] over every row, split over threads in groups of 4
+    /// rows when `rows x k x width` is at least `parallel_min_macs`.
+    pub fn gemm_all(
+        &self,
+        panel: &PairPanel,
+        block_pairs: usize,
+        parallel_min_macs: usize,
+        out: &mut [i64],
+    ) {
+        let stride = panel.stride.max(1);
+        if self.rows * panel.k * panel.width >= parallel_min_macs && self.rows > 4 {
+            use rayon::prelude::*;
+            out.par_chunks_mut(4 * stride)
+                .enumerate()
+                .for_each(|(i, o)| {
+                    let r0 = 4 * i;
+                    self.gemm(r0..r0 + o.len() / stride, panel, block_pairs, o);
+                });
+        } else {
+            self.gemm(0..self.rows, panel, block_pairs, out);
+        }
+    }
+}
+
+/// The longest block of weight pairs whose partial sums provably fit `i32`
+/// ([`PairWeights::block_pairs`] for `w` as rows of `k`).
+pub fn pair_block_len(w: &[i16], k: usize, max_abs_x: i64) -> Option<usize> {
+    PairWeights::new(w, k).block_pairs(max_abs_x)
 }
 
 /// `out[r * stride + j] += sum_t w[r * k + t] * panel(t, j)` for every row
@@ -171,40 +305,8 @@ pub fn pair_block_len(w: &[i16], k: usize, max_abs_x: i64) -> Option<usize> {
 /// sum is exact; blocks are then added in `i64`. The portable loop computes
 /// the same blocks, so both paths give the exact sums.
 pub fn gemm_pairs(w: &[i16], k: usize, panel: &PairPanel, block_pairs: usize, out: &mut [i64]) {
-    let packed = pack_pairs(w, k);
-    let block = block_pairs.max(1);
-    let pairs = k.div_ceil(2);
-    let rows = out.len() / panel.stride.max(1);
-    // The tiles' bounds: every row of `out` has its weights, every pair its
-    // panel row (always so for slices shaped as documented).
-    let shaped = pairs > 0
-        && packed.len() == rows * pairs
-        && out.len() == rows * panel.stride
-        && panel.data.len() >= pairs * panel.stride * 2;
-    #[cfg(target_arch = "x86_64")]
-    if shaped && std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        unsafe { gemm_pairs_avx2(&packed, k.div_ceil(2), panel, block, out) };
-        return;
-    }
-    let _ = shaped; // read by the AVX2 dispatch on x86-64 only
-    gemm_pairs_portable(&packed, pairs, panel, block, out);
-}
-
-/// Weight rows as `i32` pairs (`w[2q]` in the low half, `w[2q + 1]` high;
-/// an odd row length pads with 0).
-fn pack_pairs(w: &[i16], k: usize) -> Vec<i32> {
-    let pairs = k.div_ceil(2);
-    let rows = w.len().checked_div(k).unwrap_or(0);
-    let mut out = Vec::with_capacity(rows * pairs);
-    for row in w.chunks_exact(k.max(1)).take(rows) {
-        for q in 0..pairs {
-            let lo = row[2 * q] as u16 as u32;
-            let hi = row.get(2 * q + 1).map_or(0, |&v| v as u16 as u32);
-            out.push((lo | hi << 16) as i32);
-        }
-    }
-    out
+    let weights = PairWeights::new(w, k);
+    weights.gemm(0..weights.rows, panel, block_pairs, out);
 }
 
 /// `vpmaddwd` on one pair: `lo(a) * lo(b) + hi(a) * hi(b)`, wrapping.
@@ -509,7 +611,7 @@ mod tests {
                     gemm_pairs(&w, k, &panel, b, &mut fast);
                     prop_assert_eq!(&fast, &want);
                     let mut port = vec![0i64; want.len()];
-                    gemm_pairs_portable(&pack_pairs(&w, k), k.div_ceil(2), &panel, b, &mut port);
+                    gemm_pairs_portable(&PairWeights::new(&w, k).packed, k.div_ceil(2), &panel, b, &mut port);
                     prop_assert_eq!(&port, &want);
                     for (r, row) in w.chunks_exact(k).enumerate() {
                         let col: Vec<i16> = (0..k).map(|t| panel.get(t, 0)).collect();

@@ -13,7 +13,7 @@ use std::ops::{AddAssign, Mul};
 
 use ndarray::{Array2, Array3};
 
-use crate::numerics::kernels::{PairPanel, PairWeights, axpy, dot, dot_pairs, pair_block_len};
+use crate::numerics::kernels::{PairPanel, PairWeights, axpy, dot, gemv_exact, taps_i64};
 
 use crate::workload::ir::{Activations, Conv2d, FullyConnected, Layer, Op, Padding};
 
@@ -57,11 +57,19 @@ pub(crate) fn centred_padded(input: &Activations, zero: i32, padding: Padding) -
         h + padding.top + padding.bottom,
         w + padding.left + padding.right,
     );
-    let mut out = Array3::<i16>::zeros((c, ph, pw));
-    for ((ci, y, x), &v) in input.indexed_iter() {
-        out[[ci, y + padding.top, x + padding.left]] = (i32::from(v) - zero) as i16;
+    let mut out = vec![0i16; c * ph * pw];
+    let standard = input.as_standard_layout();
+    let values = standard.as_slice().unwrap_or(&[]);
+    if w > 0 {
+        for (i, row) in values.chunks_exact(w).enumerate() {
+            let (ci, y) = (i / h.max(1), i % h.max(1));
+            let start = (ci * ph + y + padding.top) * pw + padding.left;
+            for (o, &v) in out[start..start + w].iter_mut().zip(row) {
+                *o = (i32::from(v) - zero) as i16;
+            }
+        }
     }
-    out
+    Array3::from_shape_vec((c, ph, pw), out).unwrap_or_else(|_| Array3::zeros((c, ph, pw)))
 }
 
 fn max_abs(values: impl Iterator<Item = i16>) -> i64 {
@@ -126,6 +134,9 @@ pub fn conv_accumulate_batch(
         if let Some(block) = weights.block_pairs(max_x) {
             return conv_gemm(conv, &xs, &weights, block);
         }
+    }
+    if conv.stride == [1, 1] {
+        return xs.iter().map(|x| taps_sums(conv, x, w)).collect();
     }
     xs.iter()
         .map(|x| {
@@ -293,6 +304,50 @@ fn conv_gemm_samples(
         .collect()
 }
 
+/// A stride-1 convolution channel by channel (depthwise and other small
+/// groups, or where no `i32` block is provable): each output channel's taps
+/// over one long run of the padded input (`kernels::taps_i64`, vectorised
+/// over positions; columns `ow..pw` of each row of the run are computed and
+/// discarded). Exact in `i64`; in `i32` registers where `max|x| * sum|w|`
+/// of the channel fits.
+fn taps_sums(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -> Array3<i64> {
+    let (_, ph, pw) = x.dim();
+    let (out_c, icg, kh, kw) = w.dim();
+    let (oh, ow) = (ph - kh + 1, pw - kw + 1);
+    let ocg = out_c / conv.groups;
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().unwrap_or(&[]);
+    let max_x = max_abs(xs.iter().copied());
+    let run = (oh - 1) * pw + ow;
+    let channel = |(oc, plane_out): (usize, &mut [i64])| {
+        let base = (oc / ocg) * icg * ph * pw;
+        let mut offsets = Vec::with_capacity(icg * kh * kw);
+        let mut taps = Vec::with_capacity(icg * kh * kw);
+        for ((icl, ky, kx), &v) in w.slice(ndarray::s![oc, .., .., ..]).indexed_iter() {
+            offsets.push(base + (icl * ph + ky) * pw + kx);
+            taps.push(v);
+        }
+        let sum_w: i64 = taps.iter().map(|&v| i64::from(v).abs()).sum();
+        let narrow = max_x.saturating_mul(sum_w) <= i64::from(i32::MAX);
+        let mut acc = vec![0i64; run];
+        taps_i64(&mut acc, xs, &offsets, &taps, narrow);
+        let bias = conv.epilogue.bias[oc];
+        for (oy, row) in plane_out.chunks_exact_mut(ow).enumerate() {
+            for (o, &a) in row.iter_mut().zip(&acc[oy * pw..oy * pw + ow]) {
+                *o = a + bias;
+            }
+        }
+    };
+    let mut out = vec![0i64; out_c * oh * ow];
+    if out_c * icg * kh * kw * oh * ow >= PARALLEL_MIN_MACS && out_c > 1 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(oh * ow).enumerate().for_each(channel);
+    } else {
+        out.chunks_mut(oh * ow).enumerate().for_each(channel);
+    }
+    Array3::from_shape_vec((out_c, oh, ow), out).unwrap_or_else(|_| Array3::zeros((out_c, oh, ow)))
+}
+
 fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -> Array3<i64> {
     let (_, ph, pw) = x.dim();
     let (out_c, icg, kh, kw) = w.dim();
@@ -369,6 +424,9 @@ fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -
     Array3::from_shape_vec((out_c, oh, ow), out).unwrap_or_else(|_| Array3::zeros((out_c, oh, ow)))
 }
 
+/// Rows of a fully connected layer one task computes.
+const FC_ROWS_PER_TASK: usize = 16;
+
 /// Exact sums of a fully connected layer over the flattened input: `[out, 1, 1]`.
 pub fn fc_accumulate(fc: &FullyConnected, input_zero: i32, input: &Activations) -> Array3<i64> {
     let x: Vec<i16> = input
@@ -383,38 +441,38 @@ pub fn fc_accumulate(fc: &FullyConnected, input_zero: i32, input: &Activations) 
         centred = fc.weights.mapv(|v| (i32::from(v) - wz) as i16);
         &centred
     };
-    let max_x = max_abs(x.iter().copied());
-    let kind = accumulator_kind(
-        max_x,
-        w.outer_iter()
-            .zip(&fc.epilogue.bias)
-            .map(|(row, &b)| (row.iter().map(|&v| i64::from(v).abs()).sum(), b)),
-    );
     let n = fc.out_features();
     let w = w.as_standard_layout();
     let ws = w.as_slice().unwrap_or(&[]);
-    // The bound from the input (one pass over it, shared by every row) and
-    // the weights' 16-bit width: a block's sum is at most 2^15 sum|x|.
-    // Scanning the weights instead would cost as much as the MACs.
-    let block = pair_block_len(&x, x.len(), 1 << 15);
-    let feature = |o: usize| -> i64 {
-        let row = &ws[o * x.len()..(o + 1) * x.len()];
-        let sum = match (block, kind) {
-            // Blocks shorter than one 8-pair vector gain nothing over the
-            // exact accumulators below (16-bit inputs near full scale).
-            (Some(b), _) if b >= 8 => dot_pairs(row, &x, b),
-            (_, AccKind::I32) => dot(0i32, row, &x).to_i64(),
-            (_, AccKind::F64) => dot(0.0f64, row, &x).to_i64(),
-            (_, AccKind::I64) => dot(0i64, row, &x).to_i64(),
-        };
-        sum + fc.epilogue.bias[o]
+    let k = x.len();
+    let mut out = vec![0i64; n];
+    if ws.len() != n * k {
+        // Not a valid layer (the IR makes in_features the input's length):
+        // the exact sums over the common length, row by row.
+        let kw = ws.len().checked_div(n).unwrap_or(0).max(1);
+        for (o, row) in out.iter_mut().zip(ws.chunks_exact(kw)) {
+            *o = dot(0i64, row, &x);
+        }
+    }
+    // Rows in groups sharing each load of the input (`gemv_exact`), on
+    // several threads for large layers; each row's sum is exact wherever
+    // it is computed. No bound is scanned from the weights: that pass
+    // would cost as much as the MACs.
+    let rows = |(i, o): (usize, &mut [i64])| {
+        let r0 = i * FC_ROWS_PER_TASK;
+        gemv_exact(&ws[r0 * k..(r0 + o.len()) * k], k, &x, o);
     };
-    let out: Vec<i64> = if n * x.len() >= PARALLEL_MIN_MACS {
+    if ws.len() == n * k && n * k >= PARALLEL_MIN_MACS {
         use rayon::prelude::*;
-        (0..n).into_par_iter().map(feature).collect()
-    } else {
-        (0..n).map(feature).collect()
-    };
+        out.par_chunks_mut(FC_ROWS_PER_TASK)
+            .enumerate()
+            .for_each(rows);
+    } else if ws.len() == n * k {
+        out.chunks_mut(FC_ROWS_PER_TASK).enumerate().for_each(rows);
+    }
+    for (o, &b) in out.iter_mut().zip(&fc.epilogue.bias) {
+        *o += b;
+    }
     Array3::from_shape_vec((n, 1, 1), out).unwrap_or_else(|_| Array3::zeros((n, 1, 1)))
 }
 
@@ -669,8 +727,16 @@ mod batch_tests {
 
     /// The plain loop: exact `i64` sums of one input, padding as zeros.
     fn plain_conv(conv: &Conv2d, zero: i32, x: &Activations) -> Array3<i64> {
-        let xp = centred_padded(x, zero, conv.padding);
-        let (_, ph, pw) = xp.dim();
+        let (_, h, w) = x.dim();
+        let p = conv.padding;
+        let (ph, pw) = (h + p.top + p.bottom, w + p.left + p.right);
+        // The centred input at padded coordinates (zero outside).
+        let at = |c: usize, y: usize, xx: usize| -> i16 {
+            match (y.checked_sub(p.top), xx.checked_sub(p.left)) {
+                (Some(y), Some(xx)) if y < h && xx < w => (i32::from(x[[c, y, xx]]) - zero) as i16,
+                _ => 0,
+            }
+        };
         let (out_c, icg, kh, kw) = conv.weights.dim();
         let [sy, sx] = conv.stride;
         let (oh, ow) = ((ph - kh) / sy + 1, (pw - kw) / sx + 1);
@@ -682,7 +748,7 @@ mod batch_tests {
                 for ky in 0..kh {
                     for kx in 0..kw {
                         let w = i64::from(conv.weights[[oc, icl, ky, kx]]) - i64::from(wz);
-                        let v = xp[[oc / ocg * icg + icl, oy * sy + ky, ox * sx + kx]];
+                        let v = at(oc / ocg * icg + icl, oy * sy + ky, ox * sx + kx);
                         s += w * i64::from(v);
                     }
                 }
@@ -757,11 +823,13 @@ mod batch_tests {
         #[test]
         fn batched_convolution_equals_the_plain_loop((conv, xs) in conv_case()) {
             let refs: Vec<&Activations> = xs.iter().collect();
-            let batch = conv_accumulate_batch(&conv, 0, &refs);
-            prop_assert_eq!(batch.len(), xs.len());
-            for (got, x) in batch.iter().zip(&xs) {
-                prop_assert_eq!(got, &plain_conv(&conv, 0, x));
-                prop_assert_eq!(got, &conv_accumulate(&conv, 0, x));
+            for zero in [0, -3] {
+                let batch = conv_accumulate_batch(&conv, zero, &refs);
+                prop_assert_eq!(batch.len(), xs.len());
+                for (got, x) in batch.iter().zip(&xs) {
+                    prop_assert_eq!(got, &plain_conv(&conv, zero, x));
+                    prop_assert_eq!(got, &conv_accumulate(&conv, zero, x));
+                }
             }
         }
 

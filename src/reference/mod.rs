@@ -161,10 +161,7 @@ pub fn requantize(epilogue: &Epilogue, acc: &Array3<i64>) -> Activations {
     let sums = acc.as_slice().unwrap_or(&[]);
     let mut out = vec![0i16; sums.len()];
     for (ch, (src, dst)) in sums.chunks(plane).zip(out.chunks_mut(plane)).enumerate() {
-        let stage = epilogue.output_stage.channel(ch);
-        for (d, &a) in dst.iter_mut().zip(src) {
-            *d = stage.apply(a);
-        }
+        epilogue.output_stage.channel(ch).apply_slice(src, dst);
     }
     Array3::from_shape_vec((c, h, w), out).unwrap_or_else(|_| Array3::zeros((c, h, w)))
 }

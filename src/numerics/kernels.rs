@@ -115,49 +115,183 @@ impl PairPanel {
     pub fn get(&self, t: usize, j: usize) -> i16 {
         self.data[((t / 2) * self.stride + j) * 2 + t % 2]
     }
+
+    /// Fills every row: `row(t, values)` writes row `t`'s `width` values
+    /// (`values` holds `width` zeros on entry). Pairs of rows are filled
+    /// independently, on several threads when the panel is large; the panel
+    /// is the same whichever thread fills a pair.
+    pub fn fill_rows(&mut self, row: impl Fn(usize, &mut [i16]) + Sync) {
+        let (k, width) = (self.k, self.width);
+        let fill = |scratch: &mut (Vec<i16>, Vec<i16>), (q, dst): (usize, &mut [i16])| {
+            let (a, b) = scratch;
+            for (t, v) in [(2 * q, &mut *a), (2 * q + 1, &mut *b)] {
+                v.clear();
+                v.resize(width, 0);
+                if t < k {
+                    row(t, v);
+                }
+            }
+            for ((d, &x0), &x1) in dst.chunks_exact_mut(2).zip(a.iter()).zip(b.iter()) {
+                d[0] = x0;
+                d[1] = x1;
+            }
+        };
+        let chunk = (self.stride * 2).max(1);
+        if k * width >= PARALLEL_FILL_ELEMENTS {
+            use rayon::prelude::*;
+            self.data
+                .par_chunks_mut(chunk)
+                .enumerate()
+                .for_each_init(Default::default, fill);
+        } else {
+            let mut scratch = Default::default();
+            for item in self.data.chunks_mut(chunk).enumerate() {
+                fill(&mut scratch, item);
+            }
+        }
+    }
 }
 
-/// The longest block of weight pairs whose partial sums provably fit `i32`:
-/// the largest `b` (a power of two, or all `k.div_ceil(2)` pairs) such that
-/// `max_abs_x * sum(|w|)` over every block of `b` pairs of every row of `w`
-/// (`rows` rows of `k`) is at most `i32::MAX`. `None` when even one pair
-/// does not fit: the caller then sums in a wider type.
-pub fn pair_block_len(w: &[i16], k: usize, max_abs_x: i64) -> Option<usize> {
-    let pairs = k.div_ceil(2);
-    if pairs == 0 || max_abs_x == 0 {
-        return Some(pairs.max(1));
-    }
-    // Per row, running sums of |w| at pair boundaries: a block's sum is a
-    // difference of two, so each candidate costs one pass over the blocks.
-    let mut prefix = Vec::with_capacity(w.len() / k * (pairs + 1));
-    for row in w.chunks_exact(k) {
-        let mut s = 0i64;
-        prefix.push(0);
-        for pair in row.chunks(2) {
-            s += pair.iter().map(|&v| i64::from(v).abs()).sum::<i64>();
-            prefix.push(s);
+/// Panel entries from which [`PairPanel::fill_rows`] splits the work over
+/// threads.
+const PARALLEL_FILL_ELEMENTS: usize = 1 << 16;
+
+/// Weight rows of a matrix product, packed once as `i32` pairs for
+/// [`PairWeights::gemm`], with the running sums of `|w|` that bound its
+/// blocks ([`PairWeights::block_pairs`]): one packing serves a whole batch
+/// of inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairWeights {
+    pairs: usize,
+    rows: usize,
+    /// `rows * pairs` pairs (`w[2q]` low, `w[2q + 1]` high; odd rows pad with 0).
+    packed: Vec<i32>,
+    /// Per row, `pairs + 1` running sums of `|w|` at pair boundaries.
+    abs_prefix: Vec<i64>,
+}
+
+impl PairWeights {
+    /// `w` as rows of `k` (a trailing partial row is ignored).
+    pub fn new(w: &[i16], k: usize) -> Self {
+        let pairs = k.div_ceil(2);
+        let rows = w.len().checked_div(k).unwrap_or(0);
+        let mut packed = Vec::with_capacity(rows * pairs);
+        let mut abs_prefix = Vec::with_capacity(rows * (pairs + 1));
+        for row in w.chunks_exact(k.max(1)).take(rows) {
+            let mut s = 0i64;
+            abs_prefix.push(0);
+            for pair in row.chunks(2) {
+                let lo = pair[0] as u16 as u32;
+                let hi = pair.get(1).map_or(0, |&v| v as u16 as u32);
+                packed.push((lo | hi << 16) as i32);
+                s += pair.iter().map(|&v| i64::from(v).abs()).sum::<i64>();
+                abs_prefix.push(s);
+            }
+        }
+        PairWeights {
+            pairs,
+            rows,
+            packed,
+            abs_prefix,
         }
     }
-    let limit = i64::from(i32::MAX);
-    let fits = |b: usize| {
-        prefix.chunks_exact(pairs + 1).all(|sums| {
-            (0..pairs).step_by(b).all(|q0| {
-                let q1 = (q0 + b).min(pairs);
-                max_abs_x.saturating_mul(sums[q1] - sums[q0]) <= limit
+
+    /// Rows (outputs per panel column).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The longest block of pairs whose partial sums provably fit `i32`
+    /// against a panel whose entries are at most `max_abs_x`: the largest
+    /// `b` (a power of two, or all the pairs) such that `max_abs_x *
+    /// sum(|w|)` over every block of `b` pairs of every row is at most
+    /// `i32::MAX`. `None` when even one pair does not fit: the caller then
+    /// sums in a wider type.
+    pub fn block_pairs(&self, max_abs_x: i64) -> Option<usize> {
+        let pairs = self.pairs;
+        if pairs == 0 || max_abs_x == 0 || self.rows == 0 {
+            return Some(pairs.max(1));
+        }
+        let limit = i64::from(i32::MAX);
+        let fits = |b: usize| {
+            self.abs_prefix.chunks_exact(pairs + 1).all(|sums| {
+                (0..pairs).step_by(b).all(|q0| {
+                    let q1 = (q0 + b).min(pairs);
+                    max_abs_x.saturating_mul(sums[q1] - sums[q0]) <= limit
+                })
             })
-        })
-    };
-    if fits(pairs) {
-        return Some(pairs);
-    }
-    let mut b = pairs.next_power_of_two() / 2;
-    while b >= 1 {
-        if fits(b) {
-            return Some(b);
+        };
+        if fits(pairs) {
+            return Some(pairs);
         }
-        b /= 2;
+        let mut b = pairs.next_power_of_two() / 2;
+        while b >= 1 {
+            if fits(b) {
+                return Some(b);
+            }
+            b /= 2;
+        }
+        None
     }
-    None
+
+    /// [`gemm_pairs`] for rows `rows` of these weights: `out` holds
+    /// `rows.len()` rows of the panel's stride.
+    pub fn gemm(
+        &self,
+        rows: std::ops::Range<usize>,
+        panel: &PairPanel,
+        block_pairs: usize,
+        out: &mut [i64],
+    ) {
+        let pairs = self.pairs;
+        let end = rows.end.min(self.rows);
+        let start = rows.start.min(end);
+        let packed = &self.packed[start * pairs..end * pairs];
+        let block = block_pairs.max(1);
+        let n = end - start;
+        // The tiles' bounds: every row of `out` has its weights, every pair
+        // its panel row (always so for a panel of this `k`).
+        let shaped = pairs > 0
+            && out.len() == n * panel.stride
+            && panel.data.len() >= pairs * panel.stride * 2;
+        #[cfg(target_arch = "x86_64")]
+        if shaped && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { gemm_pairs_avx2(packed, pairs, panel, block, out) };
+            return;
+        }
+        let _ = shaped; // read by the AVX2 dispatch on x86-64 only
+        gemm_pairs_portable(packed, pairs, panel, block, out);
+    }
+
+    /// [`Self::gemm`] over every row, split over threads in groups of 4
+    /// rows when `rows x k x width` is at least `parallel_min_macs`.
+    pub fn gemm_all(
+        &self,
+        panel: &PairPanel,
+        block_pairs: usize,
+        parallel_min_macs: usize,
+        out: &mut [i64],
+    ) {
+        let stride = panel.stride.max(1);
+        if self.rows * panel.k * panel.width >= parallel_min_macs && self.rows > 4 {
+            use rayon::prelude::*;
+            out.par_chunks_mut(4 * stride)
+                .enumerate()
+                .for_each(|(i, o)| {
+                    let r0 = 4 * i;
+                    self.gemm(r0..r0 + o.len() / stride, panel, block_pairs, o);
+                });
+        } else {
+            self.gemm(0..self.rows, panel, block_pairs, out);
+        }
+    }
+}
+
+/// The longest block of weight pairs whose partial sums provably fit `i32`
+/// ([`PairWeights::block_pairs`] for `w` as rows of `k`).
+pub fn pair_block_len(w: &[i16], k: usize, max_abs_x: i64) -> Option<usize> {
+    PairWeights::new(w, k).block_pairs(max_abs_x)
 }
 
 /// `out[r * stride + j] += sum_t w[r * k + t] * panel(t, j)` for every row
@@ -171,40 +305,8 @@ pub fn pair_block_len(w: &[i16], k: usize, max_abs_x: i64) -> Option<usize> {
 /// sum is exact; blocks are then added in `i64`. The portable loop computes
 /// the same blocks, so both paths give the exact sums.
 pub fn gemm_pairs(w: &[i16], k: usize, panel: &PairPanel, block_pairs: usize, out: &mut [i64]) {
-    let packed = pack_pairs(w, k);
-    let block = block_pairs.max(1);
-    let pairs = k.div_ceil(2);
-    let rows = out.len() / panel.stride.max(1);
-    // The tiles' bounds: every row of `out` has its weights, every pair its
-    // panel row (always so for slices shaped as documented).
-    let shaped = pairs > 0
-        && packed.len() == rows * pairs
-        && out.len() == rows * panel.stride
-        && panel.data.len() >= pairs * panel.stride * 2;
-    #[cfg(target_arch = "x86_64")]
-    if shaped && std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        unsafe { gemm_pairs_avx2(&packed, k.div_ceil(2), panel, block, out) };
-        return;
-    }
-    let _ = shaped; // read by the AVX2 dispatch on x86-64 only
-    gemm_pairs_portable(&packed, pairs, panel, block, out);
-}
-
-/// Weight rows as `i32` pairs (`w[2q]` in the low half, `w[2q + 1]` high;
-/// an odd row length pads with 0).
-fn pack_pairs(w: &[i16], k: usize) -> Vec<i32> {
-    let pairs = k.div_ceil(2);
-    let rows = w.len().checked_div(k).unwrap_or(0);
-    let mut out = Vec::with_capacity(rows * pairs);
-    for row in w.chunks_exact(k.max(1)).take(rows) {
-        for q in 0..pairs {
-            let lo = row[2 * q] as u16 as u32;
-            let hi = row.get(2 * q + 1).map_or(0, |&v| v as u16 as u32);
-            out.push((lo | hi << 16) as i32);
-        }
-    }
-    out
+    let weights = PairWeights::new(w, k);
+    weights.gemm(0..weights.rows, panel, block_pairs, out);
 }
 
 /// `vpmaddwd` on one pair: `lo(a) * lo(b) + hi(a) * hi(b)`, wrapping.
@@ -389,6 +491,267 @@ fn dot_pairs_avx2(w: &[i16], x: &[i16], block_pairs: usize) -> i64 {
     lanes.iter().sum::<i64>() + tail
 }
 
+/// `out[r] = sum_t w[r * k + t] * x[t]` for every row `r < out.len()` of
+/// `w` (rows of `k`), exactly, for any 16-bit operands: a matrix-vector
+/// product whose rows go in groups of 4 sharing each load of `x`.
+///
+/// Blocks of pairs sum in wrapping `i32` (`vpmaddwd` under AVX2) and are
+/// widened to `i64`; a block is exact when its true sum fits `i32`. When
+/// `x` bounds the blocks (`2^15 sum|x|` over one) to at least 8 pairs, `x`
+/// is used as is; otherwise it is split into bytes, `x = 256 hi + lo` with
+/// `hi` in [-128, 127] and `lo` in [0, 255], and both products summed in
+/// blocks of 128 pairs, which no 16-bit weights can overflow
+/// (`128 x 2 x 2^15 x 255 < 2^31`); the sum is `256 S(hi) + S(lo)`.
+pub fn gemv_exact(w: &[i16], k: usize, x: &[i16], out: &mut [i64]) {
+    let k = k.min(x.len());
+    let rows = out.len().min(w.len().checked_div(k).unwrap_or(0));
+    let x = &x[..k];
+    let block = pair_block_len(x, k, 1 << 15).filter(|&b| b >= 8);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && k > 0 {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { gemv_avx2(w, k, x, block, &mut out[..rows]) };
+        return;
+    }
+    let _ = block; // read by the AVX2 dispatch on x86-64 only
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(k.max(1))).take(rows) {
+        *o = dot_portable(0i64, row, x);
+    }
+}
+
+/// [`gemv_exact`] under AVX2: `block` pairs per `i32` block over `x`, or
+/// `None` for the byte split.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn gemv_avx2(w: &[i16], k: usize, x: &[i16], block: Option<usize>, out: &mut [i64]) {
+    let (hi, lo): (Vec<i16>, Vec<i16>) = match block {
+        Some(_) => (Vec::new(), Vec::new()),
+        None => x.iter().map(|&v| (v >> 8, v & 0xFF)).unzip(),
+    };
+    let vectors = k / 16;
+    let mut r = 0;
+    while r < out.len() {
+        let n = if r + 4 <= out.len() { 4 } else { 1 };
+        let row = |i: usize| &w[(r + i) * k..(r + i + 1) * k];
+        let sums: [i64; 4] = match (block, n) {
+            (Some(b), 4) => rows_dot::<4, 1>([row(0), row(1), row(2), row(3)], [x], b / 8)[0],
+            (Some(b), _) => pad4(rows_dot::<1, 1>([row(0)], [x], b / 8)[0]),
+            (None, 4) => {
+                let [h, l] = rows_dot::<4, 2>([row(0), row(1), row(2), row(3)], [&hi, &lo], 16);
+                std::array::from_fn(|i| 256 * h[i] + l[i])
+            }
+            (None, _) => {
+                let [h, l] = rows_dot::<1, 2>([row(0)], [&hi, &lo], 16);
+                pad4([256 * h[0] + l[0]])
+            }
+        };
+        for (i, o) in out[r..r + n].iter_mut().enumerate() {
+            let tail: i64 = row(i)[16 * vectors..]
+                .iter()
+                .zip(&x[16 * vectors..])
+                .map(|(&a, &b)| i64::from(a) * i64::from(b))
+                .sum();
+            *o = sums[i] + tail;
+        }
+        r += n;
+    }
+}
+
+fn pad4<const R: usize>(v: [i64; R]) -> [i64; 4] {
+    std::array::from_fn(|i| v.get(i).copied().unwrap_or(0))
+}
+
+/// Per part `p` and row `i`, `sum(rows[i][t] * parts[p][t])` over the whole
+/// 16-element vectors, in `i32` blocks of `block_vectors` vectors widened to
+/// `i64`: exact when every block's true sum fits `i32` (the caller's bound).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn rows_dot<const R: usize, const P: usize>(
+    rows: [&[i16]; R],
+    parts: [&[i16]; P],
+    block_vectors: usize,
+) -> [[i64; R]; P] {
+    use std::arch::x86_64::*;
+    let len = rows
+        .iter()
+        .chain(parts.iter())
+        .map(|v| v.len())
+        .min()
+        .unwrap_or(0);
+    let vectors = len / 16;
+    let block = block_vectors.max(1);
+    let mut wide = [[_mm256_setzero_si256(); R]; P];
+    let mut v0 = 0;
+    while v0 < vectors {
+        let v1 = (v0 + block).min(vectors);
+        let mut acc = [[_mm256_setzero_si256(); R]; P];
+        for v in v0..v1 {
+            // SAFETY: v < vectors = len / 16, every slice holds 16 v + 16 elements.
+            let xs: [__m256i; P] = std::array::from_fn(|p| unsafe {
+                _mm256_loadu_si256(parts[p].as_ptr().add(16 * v) as *const __m256i)
+            });
+            for (i, row) in rows.iter().enumerate() {
+                // SAFETY: as above.
+                let wv = unsafe { _mm256_loadu_si256(row.as_ptr().add(16 * v) as *const __m256i) };
+                for p in 0..P {
+                    acc[p][i] = _mm256_add_epi32(acc[p][i], _mm256_madd_epi16(wv, xs[p]));
+                }
+            }
+        }
+        for p in 0..P {
+            for i in 0..R {
+                let a = acc[p][i];
+                let lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(a));
+                let hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(a));
+                wide[p][i] = _mm256_add_epi64(wide[p][i], _mm256_add_epi64(lo, hi));
+            }
+        }
+        v0 = v1;
+    }
+    let mut out = [[0i64; R]; P];
+    for p in 0..P {
+        for i in 0..R {
+            let mut lanes = [0i64; 4];
+            // SAFETY: 4 i64 fit `lanes`.
+            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, wide[p][i]) };
+            out[p][i] = lanes.iter().sum();
+        }
+    }
+    out
+}
+
+/// `out[i] += sum_t taps[t] * x[offsets[t] + i]` for every `i < out.len()`,
+/// exactly: a depthwise (or small-group) convolution's taps over one long
+/// run of output positions, vectorised over the positions. Taps go in
+/// pairs, one `vpmaddwd` per 8 positions per pair (a pair's sum fits `i32`
+/// unless both taps are -2^15, which are then not paired); with `narrow`
+/// (the caller's proof that `max|x| * sum|taps|` fits `i32`) the pair sums
+/// add in `i32` registers and widen once, otherwise each is widened to
+/// `i64` at once. Every `offsets[t] + out.len()` must be at most `x.len()`
+/// (else the portable loop runs, which checks bounds).
+pub fn taps_i64(out: &mut [i64], x: &[i16], offsets: &[usize], taps: &[i16], narrow: bool) {
+    let n = out.len();
+    let inside = offsets.iter().all(|&o| o + n <= x.len()) && offsets.len() == taps.len();
+    #[cfg(target_arch = "x86_64")]
+    if inside && std::arch::is_x86_feature_detected!("avx2") {
+        let pairs = tap_pairs(offsets, taps);
+        // SAFETY: the CPU supports AVX2 and every offset + n is inside x.
+        unsafe {
+            if narrow {
+                taps_avx2::<true>(out, x, &pairs);
+            } else {
+                taps_avx2::<false>(out, x, &pairs);
+            }
+        }
+        return;
+    }
+    let _ = (inside, narrow); // read by the AVX2 dispatch on x86-64 only
+    for (&o, &w) in offsets.iter().zip(taps) {
+        for (a, &v) in out.iter_mut().zip(&x[o.min(x.len())..]) {
+            *a += i64::from(w) * i64::from(v);
+        }
+    }
+}
+
+/// Taps as `(offset_a, offset_b, packed weights)`: consecutive taps paired,
+/// zero taps dropped, a -2^15 tap never paired with another (their pair
+/// sum could reach 2^31), an odd one out paired with a zero weight.
+fn tap_pairs(offsets: &[usize], taps: &[i16]) -> Vec<(usize, usize, i32)> {
+    let pack = |a: i16, b: i16| (u32::from(a as u16) | u32::from(b as u16) << 16) as i32;
+    let mut out = Vec::with_capacity(taps.len().div_ceil(2));
+    let mut pending: Option<(usize, i16)> = None;
+    for (&o, &w) in offsets.iter().zip(taps) {
+        if w == 0 {
+            continue;
+        }
+        match pending.take() {
+            Some((po, pw)) if !(pw == i16::MIN && w == i16::MIN) => out.push((po, o, pack(pw, w))),
+            Some((po, pw)) => {
+                out.push((po, po, pack(pw, 0)));
+                pending = Some((o, w));
+            }
+            None => pending = Some((o, w)),
+        }
+    }
+    if let Some((po, pw)) = pending {
+        out.push((po, po, pack(pw, 0)));
+    }
+    out
+}
+
+/// # Safety
+/// AVX2; every `offset + out.len() <= x.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn taps_avx2<const NARROW: bool>(out: &mut [i64], x: &[i16], pairs: &[(usize, usize, i32)]) {
+    use std::arch::x86_64::*;
+    let n = out.len();
+    let xp = x.as_ptr();
+    let mut i = 0;
+    while i + 16 <= n {
+        // Outputs i..i+4, +4..+8, +8..+12, +12..+16 in i64, or the two
+        // madd halves in i32 (lanes: lo = 0-3 | 8-11, hi = 4-7 | 12-15).
+        let mut wide = [_mm256_setzero_si256(); 4];
+        let (mut lo32, mut hi32) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for &(oa, ob, w) in pairs {
+            // SAFETY: oa, ob + i + 16 <= oa, ob + n <= x.len() (the caller's bound).
+            let (a, b) = unsafe {
+                (
+                    _mm256_loadu_si256(xp.add(oa + i) as *const __m256i),
+                    _mm256_loadu_si256(xp.add(ob + i) as *const __m256i),
+                )
+            };
+            let wv = _mm256_set1_epi32(w);
+            let lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wv);
+            let hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wv);
+            if NARROW {
+                lo32 = _mm256_add_epi32(lo32, lo);
+                hi32 = _mm256_add_epi32(hi32, hi);
+            } else {
+                widen_add(&mut wide, lo, hi);
+            }
+        }
+        if NARROW {
+            widen_add(&mut wide, lo32, hi32);
+        }
+        for (q, v) in wide.iter().enumerate() {
+            // SAFETY: i + 4q + 4 <= i + 16 <= n.
+            unsafe {
+                let o = out.as_mut_ptr().add(i + 4 * q) as *mut __m256i;
+                _mm256_storeu_si256(o, _mm256_add_epi64(_mm256_loadu_si256(o), *v));
+            }
+        }
+        i += 16;
+    }
+    for (oa, ob, w) in pairs {
+        let (wa, wb) = (i64::from(*w as i16), i64::from((*w >> 16) as i16));
+        for (j, a) in out.iter_mut().enumerate().skip(i) {
+            *a += wa * i64::from(x[oa + j]) + wb * i64::from(x[ob + j]);
+        }
+    }
+}
+
+/// `wide[0..4] += ` the i64 of outputs 0-3, 4-7, 8-11, 12-15 held as madd
+/// halves `lo` (0-3 | 8-11) and `hi` (4-7 | 12-15).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn widen_add(
+    wide: &mut [std::arch::x86_64::__m256i; 4],
+    lo: std::arch::x86_64::__m256i,
+    hi: std::arch::x86_64::__m256i,
+) {
+    use std::arch::x86_64::*;
+    let parts = [
+        _mm256_castsi256_si128(lo),
+        _mm256_castsi256_si128(hi),
+        _mm256_extracti128_si256::<1>(lo),
+        _mm256_extracti128_si256::<1>(hi),
+    ];
+    for (w, p) in wide.iter_mut().zip(parts) {
+        *w = _mm256_add_epi64(*w, _mm256_cvtepi32_epi64(p));
+    }
+}
+
 /// `acc[i] += w0[i] * x0 + w1[i] * x1` over the common length, exactly: two
 /// inputs of a PE's piece at once. Each pair sum `w0 x0 + w1 x1` fits `i32`
 /// unless both inputs are -2^15 (then it can reach 2^31), so under AVX2
@@ -509,7 +872,7 @@ mod tests {
                     gemm_pairs(&w, k, &panel, b, &mut fast);
                     prop_assert_eq!(&fast, &want);
                     let mut port = vec![0i64; want.len()];
-                    gemm_pairs_portable(&pack_pairs(&w, k), k.div_ceil(2), &panel, b, &mut port);
+                    gemm_pairs_portable(&PairWeights::new(&w, k).packed, k.div_ceil(2), &panel, b, &mut port);
                     prop_assert_eq!(&port, &want);
                     for (r, row) in w.chunks_exact(k).enumerate() {
                         let col: Vec<i16> = (0..k).map(|t| panel.get(t, 0)).collect();
@@ -544,6 +907,71 @@ mod tests {
                 *a += i64::from(w0[o]) * i64::from(x0) + i64::from(w1[o]) * i64::from(x1);
             }
             prop_assert_eq!(fast, plain);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// The matrix-vector product equals the plain loop, for inputs that
+        /// bound long blocks and for full-scale ones (the byte split).
+        #[test]
+        fn gemv_equals_the_plain_loop(
+            (k, rows) in (1usize..90, 1usize..11),
+            bits in 2u32..=16,
+            seed in any::<u64>(),
+        ) {
+            let mut state = seed | 1;
+            let mut next = |b: u32| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                match state % 7 {
+                    0 => i16::MIN,
+                    1 => i16::MAX,
+                    _ => ((state >> 20) as i16) >> (16 - b),
+                }
+            };
+            let w: Vec<i16> = (0..rows * k).map(|_| next(16)).collect();
+            let x: Vec<i16> = (0..k).map(|_| next(bits)).collect();
+            let mut got = vec![7i64; rows];
+            gemv_exact(&w, k, &x, &mut got);
+            for (r, &g) in got.iter().enumerate() {
+                prop_assert_eq!(g, dot_portable(0i64, &w[r * k..(r + 1) * k], &x));
+            }
+        }
+    }
+
+    proptest! {
+        /// Taps over a run equal the plain loop, narrow where the bound
+        /// allows it and wide always, -2^15 taps and inputs included.
+        #[test]
+        fn taps_equal_the_plain_loop(
+            x in proptest::collection::vec(operand(16), 1..120),
+            taps in proptest::collection::vec(operand(16), 0..12),
+            n in 0usize..60,
+            seed in any::<u64>(),
+        ) {
+            let n = n.min(x.len());
+            let offsets: Vec<usize> = (0..taps.len())
+                .map(|t| (seed as usize).wrapping_mul(t + 7) % (x.len() - n + 1))
+                .collect();
+            let mut want: Vec<i64> = (0..n as i64).map(|i| i * 31 - 5).collect();
+            for (&o, &w) in offsets.iter().zip(&taps) {
+                for (i, a) in want.iter_mut().enumerate() {
+                    *a += i64::from(w) * i64::from(x[o + i]);
+                }
+            }
+            let start: Vec<i64> = (0..n as i64).map(|i| i * 31 - 5).collect();
+            let mut wide = start.clone();
+            taps_i64(&mut wide, &x, &offsets, &taps, false);
+            prop_assert_eq!(&wide, &want);
+            let max_x = x.iter().map(|&v| i64::from(v).abs()).max().unwrap_or(0);
+            let sum_w: i64 = taps.iter().map(|&v| i64::from(v).abs()).sum();
+            if max_x * sum_w <= i64::from(i32::MAX) {
+                let mut narrow = start;
+                taps_i64(&mut narrow, &x, &offsets, &taps, true);
+                prop_assert_eq!(&narrow, &want);
+            }
         }
     }
 

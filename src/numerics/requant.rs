@@ -178,6 +178,58 @@ impl ChannelRequant {
             .saturating_add(i64::from(self.zero_point))
             .clamp(i64::from(self.clamp_min), i64::from(self.clamp_max)) as i16
     }
+
+    /// [`Self::apply`] on each of `acc` into `out` (the common length). The
+    /// shift rule of dynamic fixed point is matched once per call instead of
+    /// per element, so the loop is a few integer operations; the values are
+    /// those of [`Self::apply`].
+    pub fn apply_slice(&self, acc: &[i64], out: &mut [i16]) {
+        let ChannelRule::Shift { shift, rounding } = self.rule else {
+            for (o, &a) in out.iter_mut().zip(acc) {
+                *o = self.apply(a);
+            }
+            return;
+        };
+        if !(1..=62).contains(&shift) {
+            for (o, &a) in out.iter_mut().zip(acc) {
+                *o = self.apply(a);
+            }
+            return;
+        }
+        let s = shift as u32;
+        let half = 1i64 << (s - 1);
+        match rounding {
+            Rounding::Floor => self.shift_slice(acc, out, s, |_, _, _| false),
+            Rounding::HalfUp => self.shift_slice(acc, out, s, |_, r, _| r >= half),
+            Rounding::HalfEven => {
+                self.shift_slice(acc, out, s, |f, r, _| r > half || (r == half && f & 1 == 1))
+            }
+            Rounding::HalfAwayFromZero => {
+                self.shift_slice(acc, out, s, |_, r, x| r > half || (r == half && x >= 0))
+            }
+        }
+    }
+
+    /// The shift rule's loop: `round_up(floor, remainder, x)` as in
+    /// `rounding::shift_right_rounded`.
+    #[inline(always)]
+    fn shift_slice(
+        &self,
+        acc: &[i64],
+        out: &mut [i16],
+        shift: u32,
+        round_up: impl Fn(i64, i64, i64) -> bool,
+    ) {
+        let (lo, hi) = (i64::from(self.clamp_min), i64::from(self.clamp_max));
+        let zero = i64::from(self.zero_point);
+        for (o, &a) in out.iter_mut().zip(acc) {
+            let x = saturate_to_bits(a, self.accumulator_bits);
+            let floor = x >> shift;
+            let remainder = x - (floor << shift);
+            let v = floor + i64::from(round_up(floor, remainder, x));
+            *o = v.saturating_add(zero).clamp(lo, hi) as i16;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +246,52 @@ mod tests {
             clamp_max: hi,
         }
         .channel(0)
+    }
+
+    #[test]
+    fn apply_slice_equals_apply_per_element() {
+        let values: Vec<i64> = [
+            0,
+            1,
+            -1,
+            7,
+            -7,
+            8,
+            -8,
+            12,
+            -12,
+            1 << 40,
+            -(1 << 40),
+            i64::MAX,
+            i64::MIN,
+        ]
+        .into_iter()
+        .chain((0..200).map(|i: i64| (i - 100) * 1_234_567 + i % 3))
+        .collect();
+        let rules = [
+            Rounding::Floor,
+            Rounding::HalfUp,
+            Rounding::HalfEven,
+            Rounding::HalfAwayFromZero,
+        ];
+        for rounding in rules {
+            for shift in [-3, 0, 1, 3, 14, 62, 63] {
+                for (bits, zp, lo, hi) in
+                    [(48, 0, -32768, 32767), (40, 5, 0, 255), (64, 0, 0, 32767)]
+                {
+                    let st = stage(Requant::Shift { shift, rounding }, bits, zp, lo, hi);
+                    let mut out = vec![0i16; values.len()];
+                    st.apply_slice(&values, &mut out);
+                    let want: Vec<i16> = values.iter().map(|&v| st.apply(v)).collect();
+                    assert_eq!(out, want, "{rounding:?} shift {shift} bits {bits}");
+                }
+            }
+        }
+        // Another rule takes the per-element path.
+        let st = stage(Requant::Float { scales: vec![0.5] }, 32, 0, -128, 127);
+        let mut out = vec![0i16; 3];
+        st.apply_slice(&[5, -5, 1000], &mut out);
+        assert_eq!(out, vec![2, -2, 127]);
     }
 
     #[test]

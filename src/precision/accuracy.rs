@@ -11,10 +11,14 @@
 //!   the share of samples whose top-1 class differs from the 16x16
 //!   network's top-1: agreement with full precision, not accuracy.
 //!
-//! Each sample is one reference inference (`reference::precision`) on a
-//! worker of a private rayon pool; predictions are collected in sample order
-//! and the drop is a ratio of integer counts, so no floating-point sum
-//! depends on scheduling.
+//! Samples run in chunks of [`CHUNK_SAMPLES`], each chunk as one batch
+//! through the reference executor (`reference::precision`,
+//! `PrecisionNetwork::run_range_batch`): every convolution and fully
+//! connected layer is one integer matrix product over the chunk's samples
+//! (their positions side by side), on the workers of a private rayon pool.
+//! Sums are exact integers, predictions are collected in sample order and
+//! the drop is a ratio of integer counts, so nothing depends on scheduling
+//! or on the thread count.
 //!
 //! **Prefix cache.** The tensor that weighted layer k reads depends only on
 //! the precisions of layers 0..k-1. For chain networks the evaluator keeps,
@@ -247,7 +251,15 @@ impl<'a> AccuracyEvaluator<'a> {
         let samples = &self.set.inputs[c * CHUNK_SAMPLES..((c + 1) * CHUNK_SAMPLES).min(n)];
         let layers = self.network.layers.len();
         let l = self.weighted.len();
-        if !self.chain || l < 2 {
+        if self.chain && l < 2 {
+            return self.pool.install(|| {
+                p.run_range_batch(0..layers, samples)
+                    .iter()
+                    .map(top1)
+                    .collect()
+            });
+        }
+        if !self.chain {
             return self.pool.install(|| {
                 samples
                     .par_iter()
@@ -276,20 +288,18 @@ impl<'a> AccuracyEvaluator<'a> {
             let start = if k == 0 { 0 } else { self.weighted[k] };
             let end = self.weighted.get(k + 1).copied().unwrap_or(layers);
             let inputs: &[Activations] = current.as_deref().map_or(samples, |v| v);
+            // The chunk as one batch: each weighted layer one matrix
+            // product over its samples, on the evaluator's threads.
             if k + 1 == l {
                 return self.pool.install(|| {
-                    inputs
-                        .par_iter()
-                        .map(|x| top1(&p.run_range(start..end, x)))
+                    p.run_range_batch(start..end, inputs)
+                        .iter()
+                        .map(top1)
                         .collect()
                 });
             }
-            let next: Vec<Activations> = self.pool.install(|| {
-                inputs
-                    .par_iter()
-                    .map(|x| p.run_range(start..end, x))
-                    .collect()
-            });
+            let next: Vec<Activations> =
+                self.pool.install(|| p.run_range_batch(start..end, inputs));
             let next = Arc::new(next);
             let bytes: usize = next.iter().map(|t| t.len() * 2).sum();
             if let Ok(mut cache) = self.cache.lock()

@@ -13,7 +13,7 @@ use std::ops::{AddAssign, Mul};
 
 use ndarray::{Array2, Array3};
 
-use crate::numerics::kernels::{PairPanel, axpy, dot, dot_pairs, gemm_pairs, pair_block_len};
+use crate::numerics::kernels::{PairPanel, PairWeights, axpy, dot, gemv_exact, taps_i64};
 
 use crate::workload::ir::{Activations, Conv2d, FullyConnected, Layer, Op, Padding};
 
@@ -57,11 +57,19 @@ pub(crate) fn centred_padded(input: &Activations, zero: i32, padding: Padding) -
         h + padding.top + padding.bottom,
         w + padding.left + padding.right,
     );
-    let mut out = Array3::<i16>::zeros((c, ph, pw));
-    for ((ci, y, x), &v) in input.indexed_iter() {
-        out[[ci, y + padding.top, x + padding.left]] = (i32::from(v) - zero) as i16;
+    let mut out = vec![0i16; c * ph * pw];
+    let standard = input.as_standard_layout();
+    let values = standard.as_slice().unwrap_or(&[]);
+    if w > 0 {
+        for (i, row) in values.chunks_exact(w).enumerate() {
+            let (ci, y) = (i / h.max(1), i % h.max(1));
+            let start = (ci * ph + y + padding.top) * pw + padding.left;
+            for (o, &v) in out[start..start + w].iter_mut().zip(row) {
+                *o = (i32::from(v) - zero) as i16;
+            }
+        }
     }
-    out
+    Array3::from_shape_vec((c, ph, pw), out).unwrap_or_else(|_| Array3::zeros((c, ph, pw)))
 }
 
 fn max_abs(values: impl Iterator<Item = i16>) -> i64 {
@@ -87,7 +95,24 @@ fn accumulator_kind(max_x: i64, weight_rows: impl Iterator<Item = (i64, i64)>) -
 
 /// Exact sums of a convolution, bias included: `[out_channels, out_h, out_w]`.
 pub fn conv_accumulate(conv: &Conv2d, input_zero: i32, input: &Activations) -> Array3<i64> {
-    let x = centred_padded(input, input_zero, conv.padding);
+    let mut out = conv_accumulate_batch(conv, input_zero, &[input]);
+    out.pop().unwrap_or_else(|| Array3::zeros((0, 0, 0)))
+}
+
+/// [`conv_accumulate`] for each of `inputs`, in order: one matrix product
+/// per group over every input at once (the samples' output positions side
+/// by side as its columns), so the weights are packed and bounded once per
+/// batch and small feature maps fill whole tiles. The sums are the exact
+/// ones, as for one input.
+pub fn conv_accumulate_batch(
+    conv: &Conv2d,
+    input_zero: i32,
+    inputs: &[&Activations],
+) -> Vec<Array3<i64>> {
+    let xs: Vec<Array3<i16>> = inputs
+        .iter()
+        .map(|x| centred_padded(x, input_zero, conv.padding))
+        .collect();
     let wz = conv.weight_quant.zero();
     // Centred weights: the stored ones when the zero point is 0 (no copy).
     let centred;
@@ -97,26 +122,37 @@ pub fn conv_accumulate(conv: &Conv2d, input_zero: i32, input: &Activations) -> A
         centred = conv.weights.mapv(|v| (i32::from(v) - wz) as i16);
         &centred
     };
-    let max_x = max_abs(x.iter().copied());
+    let max_x = xs
+        .iter()
+        .map(|x| max_abs(x.iter().copied()))
+        .max()
+        .unwrap_or(0);
     let (out_c, icg, kh, kw) = w.dim();
     if out_c / conv.groups >= GEMM_MIN_CHANNELS {
         let w = w.as_standard_layout();
-        let ws = w.as_slice().unwrap_or(&[]);
-        if let Some(block) = pair_block_len(ws, icg * kh * kw, max_x) {
-            return conv_gemm(conv, &x, ws, block);
+        let weights = PairWeights::new(w.as_slice().unwrap_or(&[]), icg * kh * kw);
+        if let Some(block) = weights.block_pairs(max_x) {
+            return conv_gemm(conv, &xs, &weights, block);
         }
     }
-    let kind = accumulator_kind(
-        max_x,
-        w.outer_iter()
-            .zip(&conv.epilogue.bias)
-            .map(|(row, &b)| (row.iter().map(|&v| i64::from(v).abs()).sum(), b)),
-    );
-    match kind {
-        AccKind::I32 => conv_sums::<i32>(conv, &x, w),
-        AccKind::F64 => conv_sums::<f64>(conv, &x, w),
-        AccKind::I64 => conv_sums::<i64>(conv, &x, w),
+    if conv.stride == [1, 1] {
+        return xs.iter().map(|x| taps_sums(conv, x, w)).collect();
     }
+    xs.iter()
+        .map(|x| {
+            let kind = accumulator_kind(
+                max_abs(x.iter().copied()),
+                w.outer_iter()
+                    .zip(&conv.epilogue.bias)
+                    .map(|(row, &b)| (row.iter().map(|&v| i64::from(v).abs()).sum(), b)),
+            );
+            match kind {
+                AccKind::I32 => conv_sums::<i32>(conv, x, w),
+                AccKind::F64 => conv_sums::<f64>(conv, x, w),
+                AccKind::I64 => conv_sums::<i64>(conv, x, w),
+            }
+        })
+        .collect()
 }
 
 /// Output channels per group from which a convolution runs as a matrix
@@ -124,59 +160,190 @@ pub fn conv_accumulate(conv: &Conv2d, input_zero: i32, input: &Activations) -> A
 /// costs as much as the MACs and the per-tap loop is faster.
 const GEMM_MIN_CHANNELS: usize = 4;
 
+/// Panel entries (`k x columns`) a batch's convolution builds at once: the
+/// samples of a batch go through the matrix product in groups whose panel
+/// stays about this size (512 KiB), so it is still in cache when the
+/// product reads it; always at least one sample.
+const PANEL_ELEMENTS: usize = 1 << 18;
+
+/// Geometry of a convolution on padded inputs of `ph x pw`.
+struct ConvShape {
+    ph: usize,
+    pw: usize,
+    oh: usize,
+    ow: usize,
+    /// Rows of the im2col panel: `icg * kh * kw`.
+    k: usize,
+}
+
+impl ConvShape {
+    fn new(conv: &Conv2d, ph: usize, pw: usize) -> Self {
+        let (_, icg, kh, kw) = conv.weights.dim();
+        let [sy, sx] = conv.stride;
+        ConvShape {
+            ph,
+            pw,
+            oh: (ph - kh) / sy + 1,
+            ow: (pw - kw) / sx + 1,
+            k: icg * kh * kw,
+        }
+    }
+
+    fn positions(&self) -> usize {
+        self.oh * self.ow
+    }
+}
+
 /// The convolution as one matrix product per group: weights `[ocg, k]`
-/// times the im2col panel `[k, positions]`, summed exactly in `i32` blocks of
-/// `block` pairs (from [`pair_block_len`]) and `i64` across blocks.
-fn conv_gemm(conv: &Conv2d, x: &Array3<i16>, ws: &[i16], block: usize) -> Array3<i64> {
-    let (_, ph, pw) = x.dim();
+/// times the im2col panel `[k, samples x positions]`, summed exactly in
+/// `i32` blocks of `block` pairs (from [`PairWeights::block_pairs`]) and
+/// `i64` across blocks. Groups of samples run on several threads; each
+/// sample's sums are the same whichever group or thread computes them.
+fn conv_gemm(
+    conv: &Conv2d,
+    xs: &[Array3<i16>],
+    weights: &PairWeights,
+    block: usize,
+) -> Vec<Array3<i64>> {
+    let Some(first) = xs.first() else {
+        return Vec::new();
+    };
+    let (_, ph, pw) = first.dim();
+    let shape = ConvShape::new(conv, ph, pw);
+    let out_c = conv.weights.dim().0;
+    let per_panel = (PANEL_ELEMENTS / (shape.k * shape.positions()).max(1)).clamp(1, xs.len());
+    let flats: Vec<Vec<Array3<i64>>> = {
+        use rayon::prelude::*;
+        let groups: Vec<&[Array3<i16>]> = xs.chunks(per_panel).collect();
+        let macs = out_c * shape.k * shape.positions() * xs.len();
+        let parallel = macs >= PARALLEL_MIN_MACS;
+        if groups.len() > 1 && parallel {
+            groups
+                .par_iter()
+                .map(|g| conv_gemm_samples(conv, &shape, g, weights, (block, false)))
+                .collect()
+        } else {
+            // One panel: its rows of weights split over the threads instead.
+            groups
+                .iter()
+                .map(|g| conv_gemm_samples(conv, &shape, g, weights, (block, parallel)))
+                .collect()
+        }
+    };
+    flats.into_iter().flatten().collect()
+}
+
+/// [`conv_gemm`] on one group of samples: one panel of all their positions;
+/// `split_rows` runs groups of weight rows on several threads.
+fn conv_gemm_samples(
+    conv: &Conv2d,
+    shape: &ConvShape,
+    xs: &[Array3<i16>],
+    weights: &PairWeights,
+    (block, split_rows): (usize, bool),
+) -> Vec<Array3<i64>> {
     let (out_c, icg, kh, kw) = conv.weights.dim();
     let [sy, sx] = conv.stride;
-    let oh = (ph - kh) / sy + 1;
-    let ow = (pw - kw) / sx + 1;
     let ocg = out_c / conv.groups;
-    let k = icg * kh * kw;
-    let positions = oh * ow;
-    let x = x.as_standard_layout();
-    let xs = x.as_slice().unwrap_or(&[]);
-    let mut out = vec![0i64; out_c * positions];
+    let (k, positions, plane) = (shape.k, shape.positions(), shape.ph * shape.pw);
+    let (oh, ow, pw) = (shape.oh, shape.ow, shape.pw);
+    let slices: Vec<&[i16]> = xs.iter().map(|x| x.as_slice().unwrap_or(&[])).collect();
+    let mut outs = vec![vec![0i64; out_c * positions]; xs.len()];
     for g in 0..conv.groups {
-        let mut panel = PairPanel::zeros(k, positions);
-        for icl in 0..icg {
-            let plane = &xs[(g * icg + icl) * ph * pw..(g * icg + icl + 1) * ph * pw];
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    let t = (icl * kh + ky) * kw + kx;
-                    panel.set_row(
-                        t,
-                        (0..oh).flat_map(|oy| {
-                            let row = (oy * sy + ky) * pw + kx;
-                            (0..ow).map(move |ox| plane[row + ox * sx])
-                        }),
-                    );
+        let mut panel = PairPanel::zeros(k, xs.len() * positions);
+        panel.fill_rows(|t, row| {
+            let (icl, ky, kx) = (t / (kh * kw), t / kw % kh, t % kw);
+            let c = g * icg + icl;
+            for (dst, xs) in row.chunks_exact_mut(positions).zip(&slices) {
+                let Some(src) = xs.get(c * plane..(c + 1) * plane) else {
+                    continue;
+                };
+                for (oy, d) in dst.chunks_exact_mut(ow).enumerate() {
+                    let start = (oy * sy + ky) * pw + kx;
+                    if sx == 1 {
+                        d.copy_from_slice(&src[start..start + ow]);
+                    } else {
+                        for (ox, v) in d.iter_mut().enumerate() {
+                            *v = src[start + ox * sx];
+                        }
+                    }
                 }
             }
-        }
+        });
         let stride = panel.stride();
-        let wg = &ws[g * ocg * k..(g + 1) * ocg * k];
         let mut sums = vec![0i64; ocg * stride];
-        if ocg * k * positions >= PARALLEL_MIN_MACS {
+        if split_rows && ocg > GEMM_MIN_CHANNELS {
             use rayon::prelude::*;
             sums.par_chunks_mut(GEMM_MIN_CHANNELS * stride)
-                .zip(wg.par_chunks(GEMM_MIN_CHANNELS * k))
-                .for_each(|(o, wr)| gemm_pairs(wr, k, &panel, block, o));
+                .enumerate()
+                .for_each(|(i, o)| {
+                    let r0 = g * ocg + GEMM_MIN_CHANNELS * i;
+                    weights.gemm(r0..r0 + o.len() / stride, &panel, block, o);
+                });
         } else {
-            gemm_pairs(wg, k, &panel, block, &mut sums);
+            weights.gemm(g * ocg..(g + 1) * ocg, &panel, block, &mut sums);
         }
         for (ocl, row) in sums.chunks_exact(stride).enumerate() {
             let oc = g * ocg + ocl;
             let bias = conv.epilogue.bias[oc];
-            for (o, &s) in out[oc * positions..(oc + 1) * positions]
-                .iter_mut()
-                .zip(row)
-            {
-                *o = s + bias;
+            for (out, sample) in outs.iter_mut().zip(row.chunks_exact(positions)) {
+                for (o, &s) in out[oc * positions..(oc + 1) * positions]
+                    .iter_mut()
+                    .zip(sample)
+                {
+                    *o = s + bias;
+                }
             }
         }
+    }
+    outs.into_iter()
+        .map(|o| {
+            Array3::from_shape_vec((out_c, oh, ow), o)
+                .unwrap_or_else(|_| Array3::zeros((out_c, oh, ow)))
+        })
+        .collect()
+}
+
+/// A stride-1 convolution channel by channel (depthwise and other small
+/// groups, or where no `i32` block is provable): each output channel's taps
+/// over one long run of the padded input (`kernels::taps_i64`, vectorised
+/// over positions; columns `ow..pw` of each row of the run are computed and
+/// discarded). Exact in `i64`; in `i32` registers where `max|x| * sum|w|`
+/// of the channel fits.
+fn taps_sums(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -> Array3<i64> {
+    let (_, ph, pw) = x.dim();
+    let (out_c, icg, kh, kw) = w.dim();
+    let (oh, ow) = (ph - kh + 1, pw - kw + 1);
+    let ocg = out_c / conv.groups;
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().unwrap_or(&[]);
+    let max_x = max_abs(xs.iter().copied());
+    let run = (oh - 1) * pw + ow;
+    let channel = |(oc, plane_out): (usize, &mut [i64])| {
+        let base = (oc / ocg) * icg * ph * pw;
+        let mut offsets = Vec::with_capacity(icg * kh * kw);
+        let mut taps = Vec::with_capacity(icg * kh * kw);
+        for ((icl, ky, kx), &v) in w.slice(ndarray::s![oc, .., .., ..]).indexed_iter() {
+            offsets.push(base + (icl * ph + ky) * pw + kx);
+            taps.push(v);
+        }
+        let sum_w: i64 = taps.iter().map(|&v| i64::from(v).abs()).sum();
+        let narrow = max_x.saturating_mul(sum_w) <= i64::from(i32::MAX);
+        let mut acc = vec![0i64; run];
+        taps_i64(&mut acc, xs, &offsets, &taps, narrow);
+        let bias = conv.epilogue.bias[oc];
+        for (oy, row) in plane_out.chunks_exact_mut(ow).enumerate() {
+            for (o, &a) in row.iter_mut().zip(&acc[oy * pw..oy * pw + ow]) {
+                *o = a + bias;
+            }
+        }
+    };
+    let mut out = vec![0i64; out_c * oh * ow];
+    if out_c * icg * kh * kw * oh * ow >= PARALLEL_MIN_MACS && out_c > 1 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(oh * ow).enumerate().for_each(channel);
+    } else {
+        out.chunks_mut(oh * ow).enumerate().for_each(channel);
     }
     Array3::from_shape_vec((out_c, oh, ow), out).unwrap_or_else(|_| Array3::zeros((out_c, oh, ow)))
 }
@@ -257,6 +424,9 @@ fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -
     Array3::from_shape_vec((out_c, oh, ow), out).unwrap_or_else(|_| Array3::zeros((out_c, oh, ow)))
 }
 
+/// Rows of a fully connected layer one task computes.
+const FC_ROWS_PER_TASK: usize = 16;
+
 /// Exact sums of a fully connected layer over the flattened input: `[out, 1, 1]`.
 pub fn fc_accumulate(fc: &FullyConnected, input_zero: i32, input: &Activations) -> Array3<i64> {
     let x: Vec<i16> = input
@@ -271,39 +441,107 @@ pub fn fc_accumulate(fc: &FullyConnected, input_zero: i32, input: &Activations) 
         centred = fc.weights.mapv(|v| (i32::from(v) - wz) as i16);
         &centred
     };
-    let max_x = max_abs(x.iter().copied());
-    let kind = accumulator_kind(
-        max_x,
-        w.outer_iter()
-            .zip(&fc.epilogue.bias)
-            .map(|(row, &b)| (row.iter().map(|&v| i64::from(v).abs()).sum(), b)),
-    );
     let n = fc.out_features();
     let w = w.as_standard_layout();
     let ws = w.as_slice().unwrap_or(&[]);
-    // The bound from the input (one pass over it, shared by every row) and
-    // the weights' 16-bit width: a block's sum is at most 2^15 sum|x|.
-    // Scanning the weights instead would cost as much as the MACs.
-    let block = pair_block_len(&x, x.len(), 1 << 15);
-    let feature = |o: usize| -> i64 {
-        let row = &ws[o * x.len()..(o + 1) * x.len()];
-        let sum = match (block, kind) {
-            // Blocks shorter than one 8-pair vector gain nothing over the
-            // exact accumulators below (16-bit inputs near full scale).
-            (Some(b), _) if b >= 8 => dot_pairs(row, &x, b),
-            (_, AccKind::I32) => dot(0i32, row, &x).to_i64(),
-            (_, AccKind::F64) => dot(0.0f64, row, &x).to_i64(),
-            (_, AccKind::I64) => dot(0i64, row, &x).to_i64(),
-        };
-        sum + fc.epilogue.bias[o]
+    let k = x.len();
+    let mut out = vec![0i64; n];
+    if ws.len() != n * k {
+        // Not a valid layer (the IR makes in_features the input's length):
+        // the exact sums over the common length, row by row.
+        let kw = ws.len().checked_div(n).unwrap_or(0).max(1);
+        for (o, row) in out.iter_mut().zip(ws.chunks_exact(kw)) {
+            *o = dot(0i64, row, &x);
+        }
+    }
+    // Rows in groups sharing each load of the input (`gemv_exact`), on
+    // several threads for large layers; each row's sum is exact wherever
+    // it is computed. No bound is scanned from the weights: that pass
+    // would cost as much as the MACs.
+    let rows = |(i, o): (usize, &mut [i64])| {
+        let r0 = i * FC_ROWS_PER_TASK;
+        gemv_exact(&ws[r0 * k..(r0 + o.len()) * k], k, &x, o);
     };
-    let out: Vec<i64> = if n * x.len() >= PARALLEL_MIN_MACS {
+    if ws.len() == n * k && n * k >= PARALLEL_MIN_MACS {
         use rayon::prelude::*;
-        (0..n).into_par_iter().map(feature).collect()
-    } else {
-        (0..n).map(feature).collect()
-    };
+        out.par_chunks_mut(FC_ROWS_PER_TASK)
+            .enumerate()
+            .for_each(rows);
+    } else if ws.len() == n * k {
+        out.chunks_mut(FC_ROWS_PER_TASK).enumerate().for_each(rows);
+    }
+    for (o, &b) in out.iter_mut().zip(&fc.epilogue.bias) {
+        *o += b;
+    }
     Array3::from_shape_vec((n, 1, 1), out).unwrap_or_else(|_| Array3::zeros((n, 1, 1)))
+}
+
+/// [`fc_accumulate`] for each of `inputs`, in order: with two or more, one
+/// matrix product of the weights by the inputs side by side (a panel of
+/// `in_features` rows by one column per sample), so each weight load serves
+/// every sample instead of one; the weights are packed and bounded once per
+/// batch. The sums are the exact ones, as for one input.
+pub fn fc_accumulate_batch(
+    fc: &FullyConnected,
+    input_zero: i32,
+    inputs: &[&Activations],
+) -> Vec<Array3<i64>> {
+    let n = fc.out_features();
+    let k = fc.weights.dim().1;
+    let fits = inputs.iter().all(|x| x.len() == k);
+    if inputs.len() < 2 || !fits {
+        return inputs
+            .iter()
+            .map(|x| fc_accumulate(fc, input_zero, x))
+            .collect();
+    }
+    let centre = |v: i16| (i32::from(v) - input_zero) as i16;
+    let max_x = inputs
+        .iter()
+        .map(|x| max_abs(x.iter().map(|&v| centre(v))))
+        .max()
+        .unwrap_or(0);
+    let wz = fc.weight_quant.zero();
+    let centred: Array2<i16>;
+    let w = if wz == 0 {
+        &fc.weights
+    } else {
+        centred = fc.weights.mapv(|v| (i32::from(v) - wz) as i16);
+        &centred
+    };
+    let w = w.as_standard_layout();
+    let weights = PairWeights::new(w.as_slice().unwrap_or(&[]), k);
+    let Some(block) = weights.block_pairs(max_x) else {
+        return inputs
+            .iter()
+            .map(|x| fc_accumulate(fc, input_zero, x))
+            .collect();
+    };
+    // Logical order, as `fc_accumulate` flattens (a copy only if not contiguous).
+    let flat: Vec<std::borrow::Cow<'_, [i16]>> = inputs
+        .iter()
+        .map(|x| match x.as_slice() {
+            Some(v) => std::borrow::Cow::Borrowed(v),
+            None => std::borrow::Cow::Owned(x.iter().copied().collect()),
+        })
+        .collect();
+    let mut panel = PairPanel::zeros(k, inputs.len());
+    panel.fill_rows(|t, row| {
+        for (v, x) in row.iter_mut().zip(&flat) {
+            *v = x.get(t).map_or(0, |&v| centre(v));
+        }
+    });
+    let stride = panel.stride();
+    let mut sums = vec![0i64; n * stride];
+    weights.gemm_all(&panel, block, PARALLEL_MIN_MACS, &mut sums);
+    (0..inputs.len())
+        .map(|s| {
+            let out: Vec<i64> = (0..n)
+                .map(|o| sums[o * stride + s] + fc.epilogue.bias[o])
+                .collect();
+            Array3::from_shape_vec((n, 1, 1), out).unwrap_or_else(|_| Array3::zeros((n, 1, 1)))
+        })
+        .collect()
 }
 
 /// MACs of `layer` on `input` in which at least one (centred) operand is
@@ -459,5 +697,177 @@ mod tests {
         };
         let out = conv_accumulate(&conv, 0, &input);
         assert_eq!(out[[1, 0, 0]], exact(&w[n..]) + 7);
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use crate::numerics::{OutputStage, Requant, Rounding, WeightQuant};
+    use crate::workload::ir::Epilogue;
+    use ndarray::Array4;
+    use proptest::prelude::*;
+
+    fn epilogue(bias: Vec<i64>) -> Epilogue {
+        Epilogue {
+            bias,
+            activation: crate::numerics::Activation::None,
+            output_stage: OutputStage {
+                accumulator_bits: 48,
+                requant: Requant::Shift {
+                    shift: 0,
+                    rounding: Rounding::HalfUp,
+                },
+                zero_point: 0,
+                clamp_min: -32768,
+                clamp_max: 32767,
+            },
+        }
+    }
+
+    /// The plain loop: exact `i64` sums of one input, padding as zeros.
+    fn plain_conv(conv: &Conv2d, zero: i32, x: &Activations) -> Array3<i64> {
+        let (_, h, w) = x.dim();
+        let p = conv.padding;
+        let (ph, pw) = (h + p.top + p.bottom, w + p.left + p.right);
+        // The centred input at padded coordinates (zero outside).
+        let at = |c: usize, y: usize, xx: usize| -> i16 {
+            match (y.checked_sub(p.top), xx.checked_sub(p.left)) {
+                (Some(y), Some(xx)) if y < h && xx < w => (i32::from(x[[c, y, xx]]) - zero) as i16,
+                _ => 0,
+            }
+        };
+        let (out_c, icg, kh, kw) = conv.weights.dim();
+        let [sy, sx] = conv.stride;
+        let (oh, ow) = ((ph - kh) / sy + 1, (pw - kw) / sx + 1);
+        let ocg = out_c / conv.groups;
+        let wz = conv.weight_quant.zero();
+        Array3::from_shape_fn((out_c, oh, ow), |(oc, oy, ox)| {
+            let mut s = conv.epilogue.bias[oc];
+            for icl in 0..icg {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let w = i64::from(conv.weights[[oc, icl, ky, kx]]) - i64::from(wz);
+                        let v = at(oc / ocg * icg + icl, oy * sy + ky, ox * sx + kx);
+                        s += w * i64::from(v);
+                    }
+                }
+            }
+            s
+        })
+    }
+
+    /// 16-bit values, extremes included.
+    fn value() -> impl Strategy<Value = i16> {
+        prop_oneof![
+            Just(i16::MIN),
+            Just(i16::MAX),
+            Just(0i16),
+            any::<i16>(),
+            (-300i16..300),
+        ]
+    }
+
+    /// (groups, channels per group in, out per group, kernel, stride, pad, h, w, samples)
+    fn shape() -> impl Strategy<Value = [usize; 9]> {
+        (
+            1usize..3,
+            1usize..4,
+            prop_oneof![Just(1usize), Just(4), Just(6)],
+            1usize..4,
+            1usize..3,
+            0usize..2,
+            3usize..7,
+            3usize..9,
+            1usize..5,
+        )
+            .prop_map(|(g, icg, ocg, k, s, p, h, w, n)| [g, icg, ocg, k, s, p, h, w, n])
+    }
+
+    fn conv_case() -> impl Strategy<Value = (Conv2d, Vec<Activations>)> {
+        shape().prop_flat_map(|[g, icg, ocg, k, s, p, h, w, n]| {
+            let weights = proptest::collection::vec(value(), g * ocg * icg * k * k);
+            let inputs = proptest::collection::vec(value(), n * g * icg * h * w);
+            let bias = proptest::collection::vec(-1_000_000i64..1_000_000, g * ocg);
+            (weights, inputs, bias).prop_map(move |(wv, xv, bias)| {
+                let conv = Conv2d {
+                    kernel: [k, k],
+                    stride: [s, s],
+                    padding: Padding {
+                        top: p,
+                        bottom: p,
+                        left: p,
+                        right: p,
+                    },
+                    groups: g,
+                    weights: Array4::from_shape_vec((g * ocg, icg, k, k), wv).expect("shape"),
+                    weight_quant: WeightQuant::Fixed {
+                        bits: 16,
+                        frac_len: 15,
+                    },
+                    epilogue: epilogue(bias),
+                };
+                let xs = xv
+                    .chunks_exact(g * icg * h * w)
+                    .map(|c| Array3::from_shape_vec((g * icg, h, w), c.to_vec()).expect("shape"))
+                    .collect();
+                (conv, xs)
+            })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// A batch's convolution sums equal the plain loop per sample, for
+        /// random shapes, groups, strides, padding and extreme values.
+        #[test]
+        fn batched_convolution_equals_the_plain_loop((conv, xs) in conv_case()) {
+            let refs: Vec<&Activations> = xs.iter().collect();
+            for zero in [0, -3] {
+                let batch = conv_accumulate_batch(&conv, zero, &refs);
+                prop_assert_eq!(batch.len(), xs.len());
+                for (got, x) in batch.iter().zip(&xs) {
+                    prop_assert_eq!(got, &plain_conv(&conv, zero, x));
+                    prop_assert_eq!(got, &conv_accumulate(&conv, zero, x));
+                }
+            }
+        }
+
+        /// A batch's fully connected sums equal the plain loop per sample.
+        #[test]
+        fn batched_fc_equals_the_plain_loop(
+            (k, rows, n) in (1usize..70, 1usize..10, 1usize..6),
+            seed in any::<u64>(),
+            extreme in any::<bool>(),
+        ) {
+            let mut state = seed | 1;
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let v = (state >> 40) as i16;
+                if extreme && state % 3 == 0 { i16::MIN } else { v }
+            };
+            let w: Vec<i16> = (0..rows * k).map(|_| next()).collect();
+            let fc = FullyConnected {
+                weights: Array2::from_shape_vec((rows, k), w.clone()).expect("shape"),
+                weight_quant: WeightQuant::Fixed { bits: 16, frac_len: 15 },
+                epilogue: epilogue((0..rows as i64).map(|r| r * 1000 - 3).collect()),
+            };
+            let xs: Vec<Activations> = (0..n)
+                .map(|_| Array3::from_shape_vec((k, 1, 1), (0..k).map(|_| next()).collect()).expect("shape"))
+                .collect();
+            let refs: Vec<&Activations> = xs.iter().collect();
+            let batch = fc_accumulate_batch(&fc, 0, &refs);
+            for (got, x) in batch.iter().zip(&xs) {
+                for r in 0..rows {
+                    let want: i64 = (0..k)
+                        .map(|t| i64::from(w[r * k + t]) * i64::from(x[[t, 0, 0]]))
+                        .sum::<i64>() + r as i64 * 1000 - 3;
+                    prop_assert_eq!(got[[r, 0, 0]], want);
+                }
+                prop_assert_eq!(got, &fc_accumulate(&fc, 0, x));
+            }
+        }
     }
 }

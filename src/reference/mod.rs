@@ -16,7 +16,9 @@ pub mod precision;
 
 use ndarray::Array3;
 
-pub use conv::{conv_accumulate, fc_accumulate, zero_operand_macs};
+pub use conv::{
+    conv_accumulate, conv_accumulate_batch, fc_accumulate, fc_accumulate_batch, zero_operand_macs,
+};
 pub use ort_ops::{add, qlinear_avg_pool, softmax};
 pub use pool::{avg_pool, global_avg_pool, max_pool};
 
@@ -124,16 +126,44 @@ pub fn execute_layer(layer: &Layer, inputs: &[&Activations]) -> Activations {
     }
 }
 
-/// Applies the output stage, channel by channel, to exact accumulators.
-pub fn requantize(epilogue: &Epilogue, acc: &Array3<i64>) -> Activations {
-    let mut out = Array3::<i16>::zeros(acc.dim());
-    for (c, (src, mut dst)) in acc.outer_iter().zip(out.outer_iter_mut()).enumerate() {
-        let stage = epilogue.output_stage.channel(c);
-        for (d, &a) in dst.iter_mut().zip(src.iter()) {
-            *d = stage.apply(a);
+/// One single-input layer on each of `inputs`, in order: the outputs
+/// [`execute_layer`] computes one by one, with convolutions and fully
+/// connected layers run as one matrix product over the whole batch
+/// ([`conv_accumulate_batch`], [`fc_accumulate_batch`]) and the other
+/// layers on several threads (each sample's output is the same whichever
+/// thread computes it).
+pub fn execute_layer_batch(layer: &Layer, inputs: &[&Activations]) -> Vec<Activations> {
+    let zero = layer.input_quant.zero();
+    match &layer.op {
+        Op::Conv2d(c) => conv_accumulate_batch(c, zero, inputs)
+            .iter()
+            .map(|acc| requantize(&c.epilogue, acc))
+            .collect(),
+        Op::FullyConnected(f) => fc_accumulate_batch(f, zero, inputs)
+            .iter()
+            .map(|acc| requantize(&f.epilogue, acc))
+            .collect(),
+        _ => {
+            use rayon::prelude::*;
+            inputs
+                .par_iter()
+                .map(|x| execute_layer(layer, &[x]))
+                .collect()
         }
     }
-    out
+}
+
+/// Applies the output stage, channel by channel, to exact accumulators.
+pub fn requantize(epilogue: &Epilogue, acc: &Array3<i64>) -> Activations {
+    let (c, h, w) = acc.dim();
+    let plane = (h * w).max(1);
+    let acc = acc.as_standard_layout();
+    let sums = acc.as_slice().unwrap_or(&[]);
+    let mut out = vec![0i16; sums.len()];
+    for (ch, (src, dst)) in sums.chunks(plane).zip(out.chunks_mut(plane)).enumerate() {
+        epilogue.output_stage.channel(ch).apply_slice(src, dst);
+    }
+    Array3::from_shape_vec((c, h, w), out).unwrap_or_else(|_| Array3::zeros((c, h, w)))
 }
 
 /// Bytes-in-order checksum (CRC-32, as Python's `zlib.crc32`) of a tensor

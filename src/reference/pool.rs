@@ -66,17 +66,24 @@ fn output_dims(pool: &Pool, input: &Activations) -> (usize, usize, usize) {
 
 /// Max pooling over the in-bounds elements of each window.
 pub fn max_pool(pool: &Pool, input: &Activations) -> Activations {
-    let mut out = Array3::<i16>::zeros(output_dims(pool, input));
+    let (oc, oh, ow) = output_dims(pool, input);
+    let (_, h, w) = input.dim();
+    let standard = input.as_standard_layout();
+    let values = standard.as_slice().unwrap_or(&[]);
+    let mut out = vec![i16::MIN; oc * oh * ow];
     windows(pool, input, |c, oy, ox, ys, xs| {
-        let mut m = i16::MIN;
-        for y in ys {
-            for x in xs.clone() {
-                m = m.max(input[[c, y, x]]);
-            }
-        }
-        out[[c, oy, ox]] = m;
+        let plane = &values[c * h * w..(c + 1) * h * w];
+        let m = ys
+            .map(|y| {
+                plane[y * w + xs.start..y * w + xs.end]
+                    .iter()
+                    .copied()
+                    .max()
+            })
+            .fold(i16::MIN, |m, v| m.max(v.unwrap_or(i16::MIN)));
+        out[(c * oh + oy) * ow + ox] = m;
     });
-    out
+    Array3::from_shape_vec((oc, oh, ow), out).unwrap_or_else(|_| Array3::zeros((oc, oh, ow)))
 }
 
 /// Average pooling over the in-bounds elements of each window.

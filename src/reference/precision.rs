@@ -15,7 +15,7 @@ use crate::numerics::precision::PrecisionAssignment;
 use crate::numerics::{TensorQuant, WeightQuant};
 use crate::workload::ir::{Activations, Layer, Network, Numerics, Op, TensorSource};
 
-use super::{Execution, execute_layer, zero_operand_macs};
+use super::{Execution, execute_layer, execute_layer_batch, zero_operand_macs};
 
 /// Indices (into `network.layers`) of the weighted layers, conv and fc, in
 /// order: precision index `k` refers to `weighted_layers(net)[k]`.
@@ -234,6 +234,48 @@ impl PrecisionNetwork {
             x = self.layer_output(i, &[&x], None);
         }
         x
+    }
+
+    /// [`Self::run_range`] on each of `inputs`, in order, as a batch: each
+    /// convolution and fully connected layer is one matrix product over all
+    /// the samples ([`execute_layer_batch`]); the values are those
+    /// [`Self::run_range`] computes sample by sample.
+    pub fn run_range_batch(
+        &self,
+        range: std::ops::Range<usize>,
+        inputs: &[Activations],
+    ) -> Vec<Activations> {
+        let mut range = range;
+        let Some(first) = range.next() else {
+            return inputs.to_vec();
+        };
+        let refs: Vec<&Activations> = inputs.iter().collect();
+        let mut xs = self.layer_output_batch(first, &refs);
+        for i in range {
+            let refs: Vec<&Activations> = xs.iter().collect();
+            xs = self.layer_output_batch(i, &refs);
+        }
+        xs
+    }
+
+    /// [`Self::layer_output`] of a single-input layer on a batch.
+    fn layer_output_batch(&self, i: usize, inputs: &[&Activations]) -> Vec<Activations> {
+        let layer = &self.layers[i];
+        let mut outs = match self.modes[i] {
+            Some(mode) if mode.input == Width::W8 => {
+                let reduced: Vec<Activations> =
+                    inputs.iter().map(|x| reduce_tensor(x, Width::W8)).collect();
+                let refs: Vec<&Activations> = reduced.iter().collect();
+                execute_layer_batch(layer, &refs)
+            }
+            _ => execute_layer_batch(layer, inputs),
+        };
+        if i == self.output_layer && self.assignment.output() == Width::W8 {
+            for out in &mut outs {
+                out.mapv_inplace(|x| reduce(x, Width::W8));
+            }
+        }
+        outs
     }
 }
 

@@ -35,6 +35,7 @@ mod proto {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
 }
+mod contrib;
 mod tensor;
 
 use std::collections::{HashMap, HashSet};
@@ -187,13 +188,15 @@ fn node_label(n: &NodeProto) -> String {
 /// Every operator type accsim cannot import, at once: one line per type
 /// (in the order of first appearance) with its node count and first node.
 fn check_operators(nodes: &[NodeProto], path: &Path) -> Result<(), InputError> {
-    // (operator, nodes, first node), by first appearance.
-    let mut bad: Vec<(String, usize, &NodeProto)> = Vec::new();
+    // (operator, nodes, first node, why), by first appearance.
+    let mut bad: Vec<(String, usize, &NodeProto, Option<&str>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for n in nodes {
         let op = n.op_type.as_deref().unwrap_or("");
         let domain = n.domain.as_deref().unwrap_or("");
-        if matches!(domain, "" | "ai.onnx") && SUPPORTED.contains(&op) {
+        if matches!(domain, "" | "ai.onnx") && SUPPORTED.contains(&op)
+            || domain == "com.microsoft" && contrib::SUPPORTED_MS.contains(&op)
+        {
             continue;
         }
         let key = if domain.is_empty() {
@@ -205,7 +208,8 @@ fn check_operators(nodes: &[NodeProto], path: &Path) -> Result<(), InputError> {
             Some(&k) => bad[k].1 += 1,
             None => {
                 index.insert(key.clone(), bad.len());
-                bad.push((key, 1, n));
+                let domain = if domain == "ai.onnx" { "" } else { domain };
+                bad.push((key, 1, n, contrib::refusal_reason(domain, op)));
             }
         }
     }
@@ -219,7 +223,7 @@ fn check_operators(nodes: &[NodeProto], path: &Path) -> Result<(), InputError> {
         if bad.len() == 1 { "" } else { "s" },
         if nodes == 1 { "" } else { "s" },
     );
-    for (op, count, first) in &bad {
+    for (op, count, first, why) in &bad {
         let at = node_label(first).replacen(
             &format!(" ({})", first.op_type.as_deref().unwrap_or("?")),
             "",
@@ -230,8 +234,15 @@ fn check_operators(nodes: &[NodeProto], path: &Path) -> Result<(), InputError> {
         } else {
             message.push_str(&format!("\n  {op}: {count} nodes, the first {at}"));
         }
+        if let Some(why) = why {
+            message.push_str(&format!(" ({why})"));
+        }
     }
-    message.push_str(&format!("\n  valid: {}", SUPPORTED.join(", ")));
+    message.push_str(&format!(
+        "\n  valid: {}, and in the com.microsoft domain (QOperator form) {}",
+        SUPPORTED.join(", "),
+        contrib::SUPPORTED_MS.join(", ")
+    ));
     Err(InputError::new(path, message))
 }
 
@@ -653,6 +664,14 @@ impl<'a> Importer<'a> {
 
     fn node(&mut self, n: &'a NodeProto) -> Result<(), InputError> {
         let op = n.op_type.clone().unwrap_or_default();
+        if n.domain.as_deref() == Some("com.microsoft") {
+            let v = match self.contrib(n, &op) {
+                Some(v) => v?,
+                None => return Err(self.err(n, "is not supported")),
+            };
+            self.bind(n, v);
+            return Ok(());
+        }
         let v = match op.as_str() {
             "Constant" => {
                 let t = attr(n, "value")
@@ -1635,6 +1654,43 @@ impl<'a> Importer<'a> {
                 ));
             }
         };
+        let (pool, include_pad, out_shape) = self.pool_window(n, op, &act)?;
+        if quantised {
+            return Ok(Value::Quant(self.push(
+                n,
+                node_name(n),
+                vec![act],
+                Op::MaxPool(pool),
+                out_shape,
+                act.quant,
+                4,
+            )?));
+        }
+        let kind = if op == "MaxPool" {
+            PoolKind::Max(pool)
+        } else {
+            PoolKind::Avg(QLinearAvgPool {
+                pool,
+                count_include_pad: include_pad,
+            })
+        };
+        Ok(Value::Pool {
+            node: node_name(n),
+            input: act,
+            kind,
+            out_shape,
+        })
+    }
+
+    /// The window of a pooling node (`op`: MaxPool, AveragePool or
+    /// GlobalAveragePool, or their QLinear forms) on `act`: the pool, its
+    /// `count_include_pad`, and the output shape.
+    fn pool_window(
+        &self,
+        n: &NodeProto,
+        op: &str,
+        act: &Act,
+    ) -> Result<(Pool, bool, Shape), InputError> {
         if act.rank != 4 {
             return Err(self.err(n, "pooling needs a 4-D [1, C, H, W] input"));
         }
@@ -1721,32 +1777,7 @@ impl<'a> Importer<'a> {
             ceil_mode: ceil,
             rounding: Rounding::HalfEven,
         };
-        let out_shape = Shape::new(s.channels, oh, ow);
-        if quantised {
-            return Ok(Value::Quant(self.push(
-                n,
-                node_name(n),
-                vec![act],
-                Op::MaxPool(pool),
-                out_shape,
-                act.quant,
-                4,
-            )?));
-        }
-        let kind = if op == "MaxPool" {
-            PoolKind::Max(pool)
-        } else {
-            PoolKind::Avg(QLinearAvgPool {
-                pool,
-                count_include_pad: include_pad,
-            })
-        };
-        Ok(Value::Pool {
-            node: node_name(n),
-            input: act,
-            kind,
-            out_shape,
-        })
+        Ok((pool, include_pad, Shape::new(s.channels, oh, ow)))
     }
 
     /// `DequantizeLinear -> Softmax`: a Softmax over the channels (the
@@ -1761,8 +1792,29 @@ impl<'a> Importer<'a> {
                  QuantizeLinear (QDQ form), which ONNX Runtime runs as QLinearSoftmax",
             ));
         };
+        self.check_softmax_axis(n, &a, self.opset)?;
+        let out = n.output.first().map(String::as_str).unwrap_or("");
+        if !self.single_use(out) {
+            return Err(self.err(
+                n,
+                "the Softmax output has more than one reader; valid: one QuantizeLinear reads it \
+                 (ONNX Runtime fuses DequantizeLinear -> Softmax -> QuantizeLinear only then)",
+            ));
+        }
+        Ok(Value::Softmax {
+            node: node_name(n),
+            label: node_label(n),
+            input: a,
+            paired_input: self.reads_quantize_pair(n),
+        })
+    }
+
+    /// Refuses a Softmax (or QLinearSoftmax) that does not reduce over the
+    /// channels of `a`; `opset` decides the default axis and whether the
+    /// tensor is flattened from the axis (before 13).
+    fn check_softmax_axis(&self, n: &NodeProto, a: &Act, opset: i64) -> Result<(), InputError> {
         let rank = a.rank as i64;
-        let legacy = self.opset < 13;
+        let legacy = opset < 13;
         let given = attr_int(n, "axis", if legacy { 1 } else { -1 });
         let axis = if given < 0 { given + rank } else { given };
         let s = a.shape;
@@ -1788,24 +1840,11 @@ impl<'a> Importer<'a> {
                     "axis {given} of the {dims} input (opset {}) does not reduce over the channels; \
                      accsim computes Softmax over the channels: valid: axis 1 or -1 of a [1, N] tensor, \
                      axis 1 of a [1, C, H, W] tensor (before opset 13 only when H = W = 1)",
-                    self.opset
+                    opset
                 ),
             ));
         }
-        let out = n.output.first().map(String::as_str).unwrap_or("");
-        if !self.single_use(out) {
-            return Err(self.err(
-                n,
-                "the Softmax output has more than one reader; valid: one QuantizeLinear reads it \
-                 (ONNX Runtime fuses DequantizeLinear -> Softmax -> QuantizeLinear only then)",
-            ));
-        }
-        Ok(Value::Softmax {
-            node: node_name(n),
-            label: node_label(n),
-            input: a,
-            paired_input: self.reads_quantize_pair(n),
-        })
+        Ok(())
     }
 
     /// Whether the Softmax's input DequantizeLinear reads a QuantizeLinear's

@@ -558,6 +558,10 @@ def cases():
     # QGemm and QLinearSoftmax; 10 inputs each.
     add("qop_cnn_u8_per_channel", lambda n: qop_cnn(n, 51, "u8", True))
     add("qop_cnn_s8_per_tensor", lambda n: qop_cnn(n, 52, "s8", False))
+    # ResNet-50's and ShuffleNet's residual Sum (two inputs) between Q/DQ,
+    # which ONNX Runtime runs in float32 in both forms; 10 inputs each.
+    add("qdq_sum_cnn_u8_per_channel", lambda n: sum_cnn(n, 53, "u8", True, "qdq"))
+    add("qop_sum_cnn_s8_per_tensor", lambda n: sum_cnn(n, 54, "s8", False, "qop"))
     return out
 
 
@@ -682,6 +686,38 @@ def qop_cnn(name, seed, act, per_channel):
     y = c.node("Softmax", [y], "softmax", axis=1)
     float_model = c.model("x", y, T.FLOAT, in_shape, T.FLOAT, [1, 10])
     model = quantise_static(c, float_model, in_shape, QuantFormat.QOperator, act, per_channel)
+    inputs = np.stack([float_input(c.rng, tuple(in_shape)) for _ in range(SOFTMAX_INPUTS)])
+    return model, {"x": inputs[0], "inputs": inputs}
+
+
+def sum_cnn(name, seed, act, per_channel, form):
+    """conv 3x3 (3 -> 8) - relu - two convs 3x3 (8 -> 8) on it (fan-out) -
+    Sum - relu - conv 3x3 (8 -> 8) - relu - global average pool - flatten -
+    gemm (-> 10) - softmax,
+    quantised by quantize_static (QDQ or QOperator): the quantiser leaves
+    `DQ, DQ -> Sum -> Relu -> Q` (it has no QLinear Sum), and ONNX Runtime
+    drops the Relu (the zero point is the type's minimum) and runs the Sum
+    unfused, in float32; 10 seeded inputs."""
+    from onnxruntime.quantization import QuantFormat
+
+    c = Case(name, seed)
+
+    def weight(shape, spread=0.3):
+        return c.const((c.rng.standard_normal(shape) * spread).astype(np.float32), "w")
+
+    def conv(x, cin, cout, relu=True):
+        y = c.node("Conv", [x, weight((cout, cin, 3, 3)), weight((cout,), 0.1)], "conv", pads=[1, 1, 1, 1])
+        return c.node("Relu", [y], "relu") if relu else y
+
+    in_shape = [1, 3, 8, 8]
+    y = conv("x", 3, 8)
+    y = c.node("Relu", [c.node("Sum", [conv(y, 8, 8, False), conv(y, 8, 8, False)], "sum")], "relu")
+    y = c.node("Flatten", [c.node("GlobalAveragePool", [conv(y, 8, 8)], "gap")], "flat")
+    y = c.node("Gemm", [y, weight((10, 8), 0.15), weight((10,), 0.1)], "fc", transB=1)
+    y = c.node("Softmax", [y], "softmax", axis=1)
+    float_model = c.model("x", y, T.FLOAT, in_shape, T.FLOAT, [1, 10])
+    fmt = QuantFormat.QDQ if form == "qdq" else QuantFormat.QOperator
+    model = quantise_static(c, float_model, in_shape, fmt, act, per_channel)
     inputs = np.stack([float_input(c.rng, tuple(in_shape)) for _ in range(SOFTMAX_INPUTS)])
     return model, {"x": inputs[0], "inputs": inputs}
 

@@ -17,6 +17,9 @@
 //!  DQ ─ MaxPool ─ Q (same quantisation), MaxPool on integers             => max_pool
 //!  DQ ─ AveragePool | GlobalAveragePool ─ Q                              => qlinear_avg_pool
 //!  DQ(a), DQ(b) ─ Add ─ Q                                                => add
+//!  DQ(a), DQ(b) ─ Sum [─ Relu] ─ Q                                       => add (float32)
+//!  com.microsoft QGemm, QLinearAdd, QLinear(Global)AveragePool,
+//!  QLinearSoftmax (QOperator form, `contrib`)                             => fc, add, pools, softmax
 //!  DQ ─ Softmax (over the channels) ─ Q                                  => softmax
 //!  Flatten / Reshape to [1, N]                                           => flatten
 //! ```
@@ -73,6 +76,7 @@ const SUPPORTED: &[&str] = &[
     "Cast",
     "Mul",
     "Add",
+    "Sum",
     "Relu",
     "Clip",
     "MaxPool",
@@ -327,10 +331,16 @@ enum Value<'a> {
         kind: PoolKind,
         out_shape: Shape,
     },
+    /// `DQ(a), DQ(b) -> Add | Sum` waiting for its QuantizeLinear. `sum`:
+    /// a `Sum`, which ONNX Runtime never fuses (float32 in every type);
+    /// `relu`: a Relu read the sum (a no-op only when the QuantizeLinear's
+    /// zero point is the type's minimum, which is checked there).
     Add {
         node: String,
         a: Act,
         b: Act,
+        sum: bool,
+        relu: bool,
     },
     /// A Softmax over the channels of a dequantised activation, waiting for
     /// its QuantizeLinear. `paired_input`: the activation came from a
@@ -690,6 +700,7 @@ impl<'a> Importer<'a> {
             "Cast" => self.cast(n)?,
             "Mul" => self.mul(n)?,
             "Add" => self.add(n)?,
+            "Sum" => self.sum(n)?,
             "Relu" | "Clip" => self.clamp(n, &op)?,
             "MaxPool" | "AveragePool" | "GlobalAveragePool" => self.pool(n, &op)?,
             "Softmax" => self.softmax(n)?,
@@ -757,10 +768,29 @@ impl<'a> Importer<'a> {
                 };
                 Ok(Value::Quant(self.push(n, node, vec![input], op, out_shape, q, input.rank)?))
             }
-            Value::Add { node, a, b } => {
+            Value::Add {
+                node,
+                a,
+                b,
+                sum,
+                relu,
+            } => {
+                if relu && q.zero() != q.range().0 {
+                    return Err(self.err(
+                        n,
+                        format!(
+                            "a Relu between the {} and this QuantizeLinear clamps at zero point {}; \
+                             valid: a zero point of {} (the type's minimum, where the Relu changes \
+                             nothing and ONNX Runtime drops it)",
+                            if sum { "Sum" } else { "Add" },
+                            q.zero(),
+                            q.range().0
+                        ),
+                    ));
+                }
                 // ONNX Runtime fuses uint8 QDQ Adds into QLinearAdd and runs
-                // int8 ones unfused, in float (docs/onnx.md).
-                let rule = if q.dtype() == IntType::Uint8 {
+                // int8 ones, and every Sum, unfused, in float (docs/onnx.md).
+                let rule = if q.dtype() == IntType::Uint8 && !sum {
                     AddRule::QLinearAdd
                 } else {
                     AddRule::Float
@@ -1528,6 +1558,8 @@ impl<'a> Importer<'a> {
                     node: node_name(n),
                     a,
                     b,
+                    sum: false,
+                    relu: false,
                 })
             }
             (Value::Weighted(mut w), other) | (other, Value::Weighted(mut w)) => {
@@ -1570,8 +1602,64 @@ impl<'a> Importer<'a> {
         }
     }
 
+    /// `Sum` of two dequantised activations: an Add that ONNX Runtime runs
+    /// in float32 (`Q(DQ(a) + DQ(b))`) whatever the type; one input is
+    /// that input.
+    fn sum(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
+        let count = n.input.iter().filter(|i| !i.is_empty()).count();
+        if count == 1 {
+            return self.need(n, 0, "data_0");
+        }
+        if count != 2 {
+            return Err(self.err(
+                n,
+                format!(
+                    "sums {count} inputs; valid: 1 or 2 (the GLB unit adds two operands; a sum of \
+                     more in ONNX Runtime's float32 order is not modelled yet)"
+                ),
+            ));
+        }
+        let both = (self.get(n, 0)?, self.get(n, 1)?);
+        if !matches!(both, (Some(Value::Dequant(_)), Some(Value::Dequant(_)))) {
+            return Err(self.err(
+                n,
+                "Sum is supported between two dequantised activations (QDQ form)",
+            ));
+        }
+        match self.add(n)? {
+            Value::Add { node, a, b, .. } => Ok(Value::Add {
+                node,
+                a,
+                b,
+                sum: true,
+                relu: false,
+            }),
+            _ => Err(self.err(
+                n,
+                "Sum is supported between two dequantised activations (QDQ form)",
+            )),
+        }
+    }
+
     fn clamp(&mut self, n: &NodeProto, op: &str) -> Result<Value<'a>, InputError> {
         let x = self.need(n, 0, "input")?;
+        if let Value::Add { relu: false, .. } = &x
+            && op == "Relu"
+        {
+            let Value::Add {
+                node, a, b, sum, ..
+            } = x
+            else {
+                return Err(self.err(n, "internal: not an Add"));
+            };
+            return Ok(Value::Add {
+                node,
+                a,
+                b,
+                sum,
+                relu: true,
+            });
+        }
         let (lo, hi) = if op == "Relu" {
             (Some(0.0f32), None)
         } else {

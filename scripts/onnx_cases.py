@@ -562,6 +562,10 @@ def cases():
     # which ONNX Runtime runs in float32 in both forms; 10 inputs each.
     add("qdq_sum_cnn_u8_per_channel", lambda n: sum_cnn(n, 53, "u8", True, "qdq"))
     add("qop_sum_cnn_s8_per_tensor", lambda n: sum_cnn(n, 54, "s8", False, "qop"))
+    # ShuffleNet's channel shuffle (Reshape - Transpose - Reshape), which
+    # ONNX Runtime runs on the integers; 10 inputs each.
+    add("qdq_shuffle_cnn_u8_per_channel", lambda n: shuffle_cnn(n, 55, "u8", True, "qdq"))
+    add("qop_shuffle_cnn_s8_per_tensor", lambda n: shuffle_cnn(n, 56, "s8", False, "qop"))
     return out
 
 
@@ -714,6 +718,40 @@ def sum_cnn(name, seed, act, per_channel, form):
     y = c.node("Relu", [c.node("Sum", [conv(y, 8, 8, False), conv(y, 8, 8, False)], "sum")], "relu")
     y = c.node("Flatten", [c.node("GlobalAveragePool", [conv(y, 8, 8)], "gap")], "flat")
     y = c.node("Gemm", [y, weight((10, 8), 0.15), weight((10,), 0.1)], "fc", transB=1)
+    y = c.node("Softmax", [y], "softmax", axis=1)
+    float_model = c.model("x", y, T.FLOAT, in_shape, T.FLOAT, [1, 10])
+    fmt = QuantFormat.QDQ if form == "qdq" else QuantFormat.QOperator
+    model = quantise_static(c, float_model, in_shape, fmt, act, per_channel)
+    inputs = np.stack([float_input(c.rng, tuple(in_shape)) for _ in range(SOFTMAX_INPUTS)])
+    return model, {"x": inputs[0], "inputs": inputs}
+
+
+def shuffle_cnn(name, seed, act, per_channel, form):
+    """conv 3x3 (3 -> 12) - relu - channel shuffle in 3 groups (Reshape to
+    [1, 3, 4, 8, 8], Transpose perm [0, 2, 1, 3, 4], Reshape to [1, 12, 8,
+    8]) - grouped conv 3x3 (12 -> 12, 3 groups) - relu - global average pool
+    - flatten - gemm (-> 10) - softmax, quantised by quantize_static (QDQ or
+    QOperator); ONNX Runtime moves the integers through the Reshapes and
+    the Transpose; 10 seeded inputs."""
+    from onnxruntime.quantization import QuantFormat
+
+    c = Case(name, seed)
+
+    def weight(shape, spread=0.3):
+        return c.const((c.rng.standard_normal(shape) * spread).astype(np.float32), "w")
+
+    def conv(x, cin, cout, groups=1):
+        y = c.node("Conv", [x, weight((cout, cin // groups, 3, 3)), weight((cout,), 0.1)], "conv",
+                   pads=[1, 1, 1, 1], group=groups)
+        return c.node("Relu", [y], "relu")
+
+    in_shape = [1, 3, 8, 8]
+    y = conv("x", 3, 12)
+    y = c.node("Reshape", [y, c.const(np.array([1, 3, 4, 8, 8], np.int64), "shape")], "grouped")
+    y = c.node("Transpose", [y], "shuffle", perm=[0, 2, 1, 3, 4])
+    y = c.node("Reshape", [y, c.const(np.array([1, 12, 8, 8], np.int64), "shape")], "shuffled")
+    y = c.node("Flatten", [c.node("GlobalAveragePool", [conv(y, 12, 12, 3)], "gap")], "flat")
+    y = c.node("Gemm", [y, weight((10, 12), 0.15), weight((10,), 0.1)], "fc", transB=1)
     y = c.node("Softmax", [y], "softmax", axis=1)
     float_model = c.model("x", y, T.FLOAT, in_shape, T.FLOAT, [1, 10])
     fmt = QuantFormat.QDQ if form == "qdq" else QuantFormat.QOperator

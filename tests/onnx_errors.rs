@@ -728,3 +728,35 @@ fn a_relu_after_a_sum_that_would_clamp_is_refused() {
         )
     );
 }
+
+/// Transpose is imported only as ShuffleNet's channel shuffle; any other
+/// is refused naming the one pattern that is valid.
+#[test]
+fn a_transpose_that_is_not_a_channel_shuffle_is_refused() {
+    let f32s = |v: f32| v.to_le_bytes().to_vec();
+    let inits = [
+        initializer("s", 1, &[], &f32s(0.05)),
+        initializer("z", 2, &[], &[0]),
+    ];
+    let nodes = [
+        node("QuantizeLinear", "x_q", &["x", "s", "z"], "xq", &[]),
+        node(
+            "Transpose",
+            "t",
+            &["xq"],
+            "y",
+            &[("perm", 0), ("perm", 2), ("perm", 1), ("perm", 3)],
+        ),
+    ];
+    let dims = [Dim::Size(1), Dim::Size(4), Dim::Size(2), Dim::Size(2)];
+    let bytes = graph_model(&nodes, &inits, &input("x", &dims), "y");
+    let (_dir, path, stderr) = refused("transpose.onnx", &bytes);
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: node `t` (Transpose): Transpose with perm [0, 2, 1, 3]; valid: \
+             ShuffleNet's channel shuffle, Reshape of [1, C, H, W] to [1, g, C/g, H, W], Transpose \
+             with perm [0, 2, 1, 3, 4], Reshape back to [1, C, H, W]\n"
+        )
+    );
+}

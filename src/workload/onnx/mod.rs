@@ -22,6 +22,7 @@
 //!  QLinearSoftmax (QOperator form, `contrib`)                             => fc, add, pools, softmax
 //!  DQ ─ Softmax (over the channels) ─ Q                                  => softmax
 //!  Flatten / Reshape to [1, N]                                           => flatten
+//!  Reshape [1,g,C/g,H,W] ─ Transpose [0,2,1,3,4] ─ Reshape [1,C,H,W]      => channel_shuffle
 //! ```
 //!
 //! The arithmetic of each folded layer is the one ONNX Runtime uses for that
@@ -39,6 +40,7 @@ mod proto {
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
 }
 mod contrib;
+mod shuffle;
 mod tensor;
 
 use std::collections::{HashMap, HashSet};
@@ -85,6 +87,7 @@ const SUPPORTED: &[&str] = &[
     "Softmax",
     "Flatten",
     "Reshape",
+    "Transpose",
     "Identity",
     "Constant",
 ];
@@ -324,6 +327,15 @@ enum Value<'a> {
     Dequant(Act),
     /// The float graph input, before its QuantizeLinear.
     FloatInput,
+    /// A `[1, C, H, W]` activation reshaped to `[1, groups, C / groups, H,
+    /// W]` (`transposed`: then its two channel axes swapped), on the way to
+    /// a channel shuffle; `dequantised`: behind a DequantizeLinear.
+    Shuffle {
+        act: Act,
+        groups: usize,
+        transposed: bool,
+        dequantised: bool,
+    },
     Weighted(Box<Weighted>),
     Pool {
         node: String,
@@ -704,7 +716,9 @@ impl<'a> Importer<'a> {
             "Relu" | "Clip" => self.clamp(n, &op)?,
             "MaxPool" | "AveragePool" | "GlobalAveragePool" => self.pool(n, &op)?,
             "Softmax" => self.softmax(n)?,
-            "Flatten" | "Reshape" => self.flatten(n, &op)?,
+            "Reshape" => self.reshape(n)?,
+            "Transpose" => self.transpose(n)?,
+            "Flatten" => self.flatten(n, &op)?,
             _ => return Err(self.err(n, "is not supported")),
         };
         self.bind(n, v);
@@ -739,6 +753,17 @@ impl<'a> Importer<'a> {
                 }))
             }
             Value::Dequant(a) if a.quant == q => Ok(Value::Quant(a)),
+            Value::Shuffle {
+                act,
+                groups,
+                transposed,
+                dequantised: true,
+            } if act.quant == q => Ok(Value::Shuffle {
+                act,
+                groups,
+                transposed,
+                dequantised: false,
+            }),
             Value::Dequant(a) => Err(self.err(
                 n,
                 format!(
@@ -936,6 +961,17 @@ impl<'a> Importer<'a> {
                     axis: per_axis.then_some(axis as usize),
                 }))
             }
+            Value::Shuffle {
+                act,
+                groups,
+                transposed,
+                dequantised: false,
+            } if self.quant_at(n, 1, 2, "x")? == act.quant => Ok(Value::Shuffle {
+                act,
+                groups,
+                transposed,
+                dequantised: true,
+            }),
             Value::Quant(a) => {
                 let q = self.quant_at(n, 1, 2, "x")?;
                 if q != a.quant {

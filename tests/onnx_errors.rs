@@ -760,3 +760,36 @@ fn a_transpose_that_is_not_a_channel_shuffle_is_refused() {
         )
     );
 }
+
+/// ResNet-50's last block in QDQ form: `DQ, DQ -> Sum -> Relu ->
+/// AveragePool` with no QuantizeLinear after the Relu, which ONNX Runtime
+/// runs in float32. Before, the refusal said the pool "needs a dequantised
+/// activation (QDQ form)", which it had.
+#[test]
+fn a_pool_reading_a_float_sum_is_refused_naming_the_float_chain() {
+    let f32s = |v: f32| v.to_le_bytes().to_vec();
+    let inits = [
+        initializer("s", 1, &[], &f32s(0.05)),
+        initializer("z", 2, &[], &[0]),
+    ];
+    let nodes = [
+        node("QuantizeLinear", "x_q", &["x", "s", "z"], "xq", &[]),
+        node("DequantizeLinear", "x_dq", &["xq", "s", "z"], "xd", &[]),
+        node("Sum", "sum", &["xd", "xd"], "t", &[]),
+        node("Relu", "relu", &["t"], "r", &[]),
+        node("GlobalAveragePool", "pool", &["r"], "p", &[]),
+        node("QuantizeLinear", "p_q", &["p", "s", "z"], "y", &[]),
+    ];
+    let dims = [Dim::Size(1), Dim::Size(4), Dim::Size(2), Dim::Size(2)];
+    let bytes = graph_model(&nodes, &inits, &input("x", &dims), "y");
+    let (_dir, path, stderr) = refused("float_chain.onnx", &bytes);
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: node `pool` (GlobalAveragePool): GlobalAveragePool reads the float32 \
+             result of the Sum `sum` (through at most a Relu) with no QuantizeLinear between; ONNX \
+             Runtime runs such a chain unfused, in float32, which accsim does not model; valid: a \
+             QuantizeLinear (and DequantizeLinear) right after the Sum or its Relu\n"
+        )
+    );
+}

@@ -1656,6 +1656,11 @@ impl<'a> Importer<'a> {
             ));
         }
         let both = (self.get(n, 0)?, self.get(n, 1)?);
+        if let (Some(Value::Add { node, sum, .. }), _) | (_, Some(Value::Add { node, sum, .. })) =
+            both
+        {
+            return Err(self.float_chain(n, "Sum", node, *sum));
+        }
         if !matches!(both, (Some(Value::Dequant(_)), Some(Value::Dequant(_)))) {
             return Err(self.err(
                 n,
@@ -1675,6 +1680,22 @@ impl<'a> Importer<'a> {
                 "Sum is supported between two dequantised activations (QDQ form)",
             )),
         }
+    }
+
+    /// `op` reads the float32 result of the Add or Sum `node` with no
+    /// QuantizeLinear between: ONNX Runtime runs that chain in float32
+    /// (ResNet-50's last block in QDQ form, every residual in QOperator form).
+    fn float_chain(&self, n: &NodeProto, op: &str, node: &str, sum: bool) -> InputError {
+        let what = if sum { "Sum" } else { "Add" };
+        self.err(
+            n,
+            format!(
+                "{op} reads the float32 result of the {what} `{node}` (through at most a Relu) \
+                 with no QuantizeLinear between; ONNX Runtime runs such a chain unfused, in \
+                 float32, which accsim does not model; valid: a QuantizeLinear (and \
+                 DequantizeLinear) right after the {what} or its Relu"
+            ),
+        )
     }
 
     fn clamp(&mut self, n: &NodeProto, op: &str) -> Result<Value<'a>, InputError> {
@@ -1768,6 +1789,7 @@ impl<'a> Importer<'a> {
         let (act, quantised) = match x {
             Value::Quant(a) if op == "MaxPool" => (a, true),
             Value::Dequant(a) => (a, false),
+            Value::Add { node, sum, .. } => return Err(self.float_chain(n, op, &node, sum)),
             _ => {
                 return Err(self.err(
                     n,

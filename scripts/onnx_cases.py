@@ -552,6 +552,20 @@ def cases():
     # SqueezeNet's tail after ONNX's opset converter: Softmax on [1, 10],
     # then Reshape back to [1, 10, 1, 1] (one input).
     add("qdq_softmax_reshape_4d_s8", lambda n: softmax_cnn(n, 50, "s8", True, "reshape"))
+    # The same kind of classifier quantised by quantize_static in QOperator
+    # form: QLinearConv, uint8/int8 MaxPool, and the com.microsoft contrib
+    # operators QLinearAdd, QLinearAveragePool, QLinearGlobalAveragePool,
+    # QGemm and QLinearSoftmax; 10 inputs each.
+    add("qop_cnn_u8_per_channel", lambda n: qop_cnn(n, 51, "u8", True))
+    add("qop_cnn_s8_per_tensor", lambda n: qop_cnn(n, 52, "s8", False))
+    # ResNet-50's and ShuffleNet's residual Sum (two inputs) between Q/DQ,
+    # which ONNX Runtime runs in float32 in both forms; 10 inputs each.
+    add("qdq_sum_cnn_u8_per_channel", lambda n: sum_cnn(n, 53, "u8", True, "qdq"))
+    add("qop_sum_cnn_s8_per_tensor", lambda n: sum_cnn(n, 54, "s8", False, "qop"))
+    # ShuffleNet's channel shuffle (Reshape - Transpose - Reshape), which
+    # ONNX Runtime runs on the integers; 10 inputs each.
+    add("qdq_shuffle_cnn_u8_per_channel", lambda n: shuffle_cnn(n, 55, "u8", True, "qdq"))
+    add("qop_shuffle_cnn_s8_per_tensor", lambda n: shuffle_cnn(n, 56, "s8", False, "qop"))
     return out
 
 
@@ -619,6 +633,129 @@ def softmax_cnn(name, seed, act, per_channel, head):
         model = onnx.load(dst)
     if head == "reshape":
         return model, {"x": float_input(c.rng, tuple(in_shape))}
+    inputs = np.stack([float_input(c.rng, tuple(in_shape)) for _ in range(SOFTMAX_INPUTS)])
+    return model, {"x": inputs[0], "inputs": inputs}
+
+
+def quantise_static(c, float_model, in_shape, quant_format, act, per_channel):
+    """Quantises `float_model` with ONNX Runtime's quantize_static (int8
+    weights, reduce_range, MinMax calibration on 8 seeded inputs)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+
+    calibration = [{"x": float_input(c.rng, tuple(in_shape))} for _ in range(8)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calibration)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    activation = QuantType.QUInt8 if act == "u8" else QuantType.QInt8
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = os.path.join(d, "float.onnx"), os.path.join(d, "quantised.onnx")
+        onnx.save(float_model, src)
+        quantize_static(src, dst, Reader(), quant_format=quant_format, per_channel=per_channel,
+                        activation_type=activation, weight_type=QuantType.QInt8, reduce_range=True)
+        return onnx.load(dst)
+
+
+def qop_cnn(name, seed, act, per_channel):
+    """A classifier with float weights quantised by quantize_static in
+    QOperator form (uint8 or int8 activations, int8 weights per channel or
+    per tensor): conv 3x3 (3 -> 8) - relu - maxpool 2 - two convs 3x3 (8 ->
+    8) on the pooled tensor (fan-out) - add - relu - averagepool 3x3 pad 1 -
+    global average pool - flatten - gemm (-> 10) - softmax; 10 seeded
+    inputs. The quantiser writes QLinearConv, MaxPool on integers, and the
+    com.microsoft operators QLinearAdd (the Relu after it dropped: its
+    output range is clipped at 0), QLinearAveragePool,
+    QLinearGlobalAveragePool, QGemm and QLinearSoftmax."""
+    from onnxruntime.quantization import QuantFormat
+
+    c = Case(name, seed)
+
+    def weight(shape, spread=0.3):
+        return c.const((c.rng.standard_normal(shape) * spread).astype(np.float32), "w")
+
+    def conv(x, cin, cout, relu=True):
+        y = c.node("Conv", [x, weight((cout, cin, 3, 3)), weight((cout,), 0.1)], "conv", pads=[1, 1, 1, 1])
+        return c.node("Relu", [y], "relu") if relu else y
+
+    in_shape = [1, 3, 8, 8]
+    y = c.node("MaxPool", [conv("x", 3, 8)], "pool", kernel_shape=[2, 2], strides=[2, 2])
+    y = c.node("Relu", [c.node("Add", [conv(y, 8, 8, False), conv(y, 8, 8, False)], "add")], "relu")
+    y = c.node("AveragePool", [y], "avgpool", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    y = c.node("Flatten", [c.node("GlobalAveragePool", [y], "gap")], "flat")
+    y = c.node("Gemm", [y, weight((10, 8), 0.15), weight((10,), 0.1)], "fc", transB=1)
+    y = c.node("Softmax", [y], "softmax", axis=1)
+    float_model = c.model("x", y, T.FLOAT, in_shape, T.FLOAT, [1, 10])
+    model = quantise_static(c, float_model, in_shape, QuantFormat.QOperator, act, per_channel)
+    inputs = np.stack([float_input(c.rng, tuple(in_shape)) for _ in range(SOFTMAX_INPUTS)])
+    return model, {"x": inputs[0], "inputs": inputs}
+
+
+def sum_cnn(name, seed, act, per_channel, form):
+    """conv 3x3 (3 -> 8) - relu - two convs 3x3 (8 -> 8) on it (fan-out) -
+    Sum - relu - conv 3x3 (8 -> 8) - relu - global average pool - flatten -
+    gemm (-> 10) - softmax,
+    quantised by quantize_static (QDQ or QOperator): the quantiser leaves
+    `DQ, DQ -> Sum -> Relu -> Q` (it has no QLinear Sum), and ONNX Runtime
+    drops the Relu (the zero point is the type's minimum) and runs the Sum
+    unfused, in float32; 10 seeded inputs."""
+    from onnxruntime.quantization import QuantFormat
+
+    c = Case(name, seed)
+
+    def weight(shape, spread=0.3):
+        return c.const((c.rng.standard_normal(shape) * spread).astype(np.float32), "w")
+
+    def conv(x, cin, cout, relu=True):
+        y = c.node("Conv", [x, weight((cout, cin, 3, 3)), weight((cout,), 0.1)], "conv", pads=[1, 1, 1, 1])
+        return c.node("Relu", [y], "relu") if relu else y
+
+    in_shape = [1, 3, 8, 8]
+    y = conv("x", 3, 8)
+    y = c.node("Relu", [c.node("Sum", [conv(y, 8, 8, False), conv(y, 8, 8, False)], "sum")], "relu")
+    y = c.node("Flatten", [c.node("GlobalAveragePool", [conv(y, 8, 8)], "gap")], "flat")
+    y = c.node("Gemm", [y, weight((10, 8), 0.15), weight((10,), 0.1)], "fc", transB=1)
+    y = c.node("Softmax", [y], "softmax", axis=1)
+    float_model = c.model("x", y, T.FLOAT, in_shape, T.FLOAT, [1, 10])
+    fmt = QuantFormat.QDQ if form == "qdq" else QuantFormat.QOperator
+    model = quantise_static(c, float_model, in_shape, fmt, act, per_channel)
+    inputs = np.stack([float_input(c.rng, tuple(in_shape)) for _ in range(SOFTMAX_INPUTS)])
+    return model, {"x": inputs[0], "inputs": inputs}
+
+
+def shuffle_cnn(name, seed, act, per_channel, form):
+    """conv 3x3 (3 -> 12) - relu - channel shuffle in 3 groups (Reshape to
+    [1, 3, 4, 8, 8], Transpose perm [0, 2, 1, 3, 4], Reshape to [1, 12, 8,
+    8]) - grouped conv 3x3 (12 -> 12, 3 groups) - relu - global average pool
+    - flatten - gemm (-> 10) - softmax, quantised by quantize_static (QDQ or
+    QOperator); ONNX Runtime moves the integers through the Reshapes and
+    the Transpose; 10 seeded inputs."""
+    from onnxruntime.quantization import QuantFormat
+
+    c = Case(name, seed)
+
+    def weight(shape, spread=0.3):
+        return c.const((c.rng.standard_normal(shape) * spread).astype(np.float32), "w")
+
+    def conv(x, cin, cout, groups=1):
+        y = c.node("Conv", [x, weight((cout, cin // groups, 3, 3)), weight((cout,), 0.1)], "conv",
+                   pads=[1, 1, 1, 1], group=groups)
+        return c.node("Relu", [y], "relu")
+
+    in_shape = [1, 3, 8, 8]
+    y = conv("x", 3, 12)
+    y = c.node("Reshape", [y, c.const(np.array([1, 3, 4, 8, 8], np.int64), "shape")], "grouped")
+    y = c.node("Transpose", [y], "shuffle", perm=[0, 2, 1, 3, 4])
+    y = c.node("Reshape", [y, c.const(np.array([1, 12, 8, 8], np.int64), "shape")], "shuffled")
+    y = c.node("Flatten", [c.node("GlobalAveragePool", [conv(y, 12, 12, 3)], "gap")], "flat")
+    y = c.node("Gemm", [y, weight((10, 12), 0.15), weight((10,), 0.1)], "fc", transB=1)
+    y = c.node("Softmax", [y], "softmax", axis=1)
+    float_model = c.model("x", y, T.FLOAT, in_shape, T.FLOAT, [1, 10])
+    fmt = QuantFormat.QDQ if form == "qdq" else QuantFormat.QOperator
+    model = quantise_static(c, float_model, in_shape, fmt, act, per_channel)
     inputs = np.stack([float_input(c.rng, tuple(in_shape)) for _ in range(SOFTMAX_INPUTS)])
     return model, {"x": inputs[0], "inputs": inputs}
 

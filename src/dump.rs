@@ -87,6 +87,10 @@ struct LayerEntry {
     /// `qlinear_avg_pool`: divide by the whole window, padding included.
     #[serde(skip_serializing_if = "Option::is_none")]
     count_include_pad: Option<bool>,
+    /// `channel_shuffle`: the groups (output channel `k` is input channel
+    /// `(k % groups) * (C / groups) + k / groups`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shuffle_groups: Option<usize>,
     /// `qlinear_avg_pool`: `global` (the window is the whole unpadded plane:
     /// exact integer sum) or `window` (float32 sum per window).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -211,6 +215,7 @@ fn write_into(dir: &Path, network: &Network, execution: &Execution) -> Result<()
             second_input: None,
             add_rule: None,
             count_include_pad: None,
+            shuffle_groups: None,
             average_rule: None,
         };
         let weights = match &layer.op {
@@ -274,6 +279,10 @@ fn write_into(dir: &Path, network: &Network, execution: &Execution) -> Result<()
                 None
             }
             Op::Softmax => None,
+            Op::ChannelShuffle { groups } => {
+                entry.shuffle_groups = Some(*groups);
+                None
+            }
         };
         if let Some((shape, values, quant, epilogue)) = weights {
             let file = format!("{stem}.weights.npy");

@@ -170,14 +170,17 @@ fn dequantised_bits(net: &accsim::workload::Network, out: &Activations) -> Vec<u
 
 /// The classifiers ending in Softmax (quantize_static, uint8 and int8
 /// activations, per-tensor and per-channel weights; a `[1, 10]` Softmax
-/// after Gemm and a `[1, 10, 1, 1]` one after a 1x1 conv), each on its 10
+/// after Gemm and a `[1, 10, 1, 1]` one after a 1x1 conv; QDQ, and QOperator
+/// with its com.microsoft QLinearAdd, QLinearAveragePool,
+/// QLinearGlobalAveragePool, QGemm and QLinearSoftmax; a residual `Sum`,
+/// which ONNX Runtime runs in float32, in both forms; a channel shuffle), each on its 10
 /// seeded inputs: the reference executor and the simulated machine (the
 /// Softmax computed by the GLB unit) both give ONNX Runtime's outputs bit
 /// for bit.
 #[test]
 fn softmax_classifiers_match_onnx_runtime_on_ten_inputs_each() {
     let names = multi_input_cases();
-    assert_eq!(names.len(), 5, "{names:?}");
+    assert_eq!(names.len(), 11, "{names:?}");
     let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
     for name in &names {
         let model = data().join(format!("{name}.onnx"));

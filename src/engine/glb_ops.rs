@@ -1,7 +1,7 @@
 //! Layers that run on data in the GLB (SPEC section 1: "pooling runs on data
 //! in the GLB"): max, average and global average pooling, ONNX's
-//! requantising average pool, element-wise additions (residuals) and
-//! Softmax.
+//! requantising average pool, element-wise additions (residuals), Softmax
+//! and ShuffleNet's channel shuffle (a permutation).
 //!
 //! ```text
 //!   DRAM ──(rows not in the GLB)──► GLB ──► GLB unit ──► GLB (or DRAM)
@@ -87,6 +87,7 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
             &layer.output_quant,
             layer.input_shape.channels,
         ))),
+        Op::ChannelShuffle { groups } => Function::ChannelShuffle { groups: *groups },
         Op::Conv2d(_) | Op::FullyConnected(_) | Op::Flatten => {
             return Err(crate::error::Error::Internal {
                 context: format!("layer `{}`", layer.name),

@@ -35,6 +35,12 @@
 //! input scale and channel count (`numerics::ort::QLinearSoftmax`), loaded
 //! when the unit is programmed. The unit counts its LUT reads and
 //! divisions ([`GlbUnit::lut_reads`], [`GlbUnit::divisions`]).
+//!
+//! A channel shuffle (ShuffleNet) is a permutation: for each output row the
+//! unit reads every element of the input row once, channel `(k % g) * (C /
+//! g) + k / g` for output channel `k`, and writes it unchanged: one read
+//! and one write per element, no arithmetic, busy for the row's bytes at
+//! the unit's bytes per cycle, as every other function.
 
 use std::ops::Range;
 
@@ -119,6 +125,9 @@ pub enum Function {
     /// QLinearSoftmax over the channels of each position, its exp table in
     /// the unit's LUT.
     Softmax(Box<QLinearSoftmax>),
+    /// ShuffleNet's channel shuffle in `groups`: a permutation of the
+    /// channels of each row (module docs).
+    ChannelShuffle { groups: usize },
 }
 
 /// Where the unit reads: the rows of each operand resident in the GLB.
@@ -192,7 +201,7 @@ impl GlbUnit {
             Function::QLinearGlobalAverage(_) => {
                 Some(Window::plane(self.input_hw[0], self.input_hw[1]))
             }
-            Function::Add(_) | Function::Softmax(_) => None,
+            Function::Add(_) | Function::Softmax(_) | Function::ChannelShuffle { .. } => None,
         }
     }
 
@@ -227,6 +236,10 @@ impl GlbUnit {
                 self.add(kernel, &operand_rows, &mut out);
             }
             Function::Softmax(_) => self.softmax(&operand_rows[0], &mut out),
+            Function::ChannelShuffle { groups } => {
+                let groups = *groups;
+                self.shuffle(groups, &operand_rows[0], &mut out);
+            }
             _ => self.pool(&operand_rows[0], &mut out),
         }
         Ok(())
@@ -256,6 +269,22 @@ impl GlbUnit {
         self.reads[0] += 3 * elements;
         self.lut_reads += 2 * elements;
         self.divisions += elements;
+    }
+
+    /// Output channel `k` of the row is input channel
+    /// `(k % groups) * (C / groups) + k / groups`, copied.
+    fn shuffle(
+        &mut self,
+        groups: usize,
+        rows: &[ArrayView2<'_, i16>],
+        out: &mut ArrayViewMut2<'_, i16>,
+    ) {
+        let Some(row) = rows.first() else { return };
+        let channels = row.nrows();
+        for (k, mut dst) in out.outer_iter_mut().enumerate() {
+            dst.assign(&row.row(crate::workload::ir::shuffled_channel(k, channels, groups)));
+        }
+        self.reads[0] += row.len() as u64;
     }
 
     fn add(
@@ -318,7 +347,7 @@ impl GlbUnit {
                 kernel.finish(sum, count.max(1))
             }
             Function::QLinearGlobalAverage(kernel) => kernel.finish(elements.map(i64::from).sum()),
-            Function::Add(_) | Function::Softmax(_) => 0,
+            Function::Add(_) | Function::Softmax(_) | Function::ChannelShuffle { .. } => 0,
         }
     }
 }
@@ -449,6 +478,22 @@ mod tests {
         assert_eq!(out[[0, 0, 3]], 106);
         assert_eq!(out[[0, 3, 3]], 127);
         assert_eq!(unit.reads(), [16, 16]);
+    }
+
+    /// Six channels in two groups: `[2, 3]` transposed to `[3, 2]`, so the
+    /// output channels are input channels 0, 3, 1, 4, 2, 5; each element is
+    /// read once and copied unchanged.
+    #[test]
+    fn a_channel_shuffle_permutes_the_channels_and_reads_each_element_once() {
+        let input = Array3::from_shape_fn((6, 2, 3), |(c, y, x)| (100 * c + 10 * y + x) as i16);
+        let mut unit = GlbUnit::new(Function::ChannelShuffle { groups: 2 }, [2, 3], 3);
+        let out = run(&mut unit, &glb(vec![input]), 6, 2, 3);
+        let firsts: Vec<i16> = (0..6).map(|k| out[[k, 0, 0]]).collect();
+        assert_eq!(firsts, [0, 300, 100, 400, 200, 500]);
+        assert_eq!(out[[1, 1, 2]], 312);
+        assert_eq!(out[[5, 1, 1]], 511);
+        assert_eq!(unit.reads(), [36, 0]);
+        assert_eq!((unit.lut_reads(), unit.divisions()), (0, 0));
     }
 
     #[test]

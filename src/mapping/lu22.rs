@@ -89,7 +89,8 @@ impl Dataflow for Lu22 {
             | Op::GlobalAvgPool { .. }
             | Op::QLinearAvgPool(_)
             | Op::Add(_)
-            | Op::Softmax => Ok(LayerPlan::Glb),
+            | Op::Softmax
+            | Op::ChannelShuffle { .. } => Ok(LayerPlan::Glb),
             Op::Flatten => Ok(LayerPlan::Reshape),
         }
     }

@@ -7,7 +7,9 @@ use crate::numerics::TensorQuant;
 use crate::numerics::ort::{
     FloatAdd, QLinearAdd, QLinearAverage, QLinearGlobalAverage, QLinearSoftmax,
 };
-use crate::workload::ir::{Activations, Add, AddRule, QLinearAvgPool, pool_output_len};
+use crate::workload::ir::{
+    Activations, Add, AddRule, QLinearAvgPool, pool_output_len, shuffled_channel,
+};
 
 /// Element-wise sum of `a` and `b` (same shape), requantised to `output`.
 pub fn add(op: &Add, output: &TensorQuant, a: &Activations, b: &Activations) -> Activations {
@@ -78,6 +80,17 @@ pub fn qlinear_avg_pool(
                 out[[ch, oy, ox]] = k.finish(sum, count.max(1));
             }
         }
+    }
+    out
+}
+
+/// ShuffleNet's channel shuffle: output channel `k` is input channel
+/// [`shuffled_channel`]`(k)`, each plane copied as it is.
+pub fn channel_shuffle(groups: usize, input: &Activations) -> Activations {
+    let channels = input.dim().0;
+    let mut out = Array3::<i16>::zeros(input.dim());
+    for (k, mut plane) in out.outer_iter_mut().enumerate() {
+        plane.assign(&input.index_axis(ndarray::Axis(0), shuffled_channel(k, channels, groups)));
     }
     out
 }

@@ -199,6 +199,21 @@ pub enum Op {
     /// quantisation (docs/numerics.md, "Softmax"): a classifier's
     /// `[N, 1, 1]` scores give one distribution of `N`.
     Softmax,
+    /// ShuffleNet's channel shuffle (ONNX `Reshape` to `[1, g, C/g, H, W]`,
+    /// `Transpose` of the two channel axes, `Reshape` back): output channel
+    /// `k` is input channel `(k % groups) * (C / groups) + k / groups`. A
+    /// permutation: no arithmetic, the quantisation is the input's.
+    ChannelShuffle {
+        groups: usize,
+    },
+}
+
+/// The input channel of output channel `k` of a channel shuffle of
+/// `channels` in `groups` ([`Op::ChannelShuffle`]: `[g, C/g]` transposed to
+/// `[C/g, g]`).
+pub fn shuffled_channel(k: usize, channels: usize, groups: usize) -> usize {
+    let groups = groups.max(1);
+    (k % groups) * (channels / groups) + k / groups
 }
 
 /// How an [`Op::Add`] computes its sum: the two rules ONNX Runtime uses
@@ -250,6 +265,7 @@ impl Op {
             Op::Add(_) => "add",
             Op::QLinearAvgPool(_) => "qlinear_avg_pool",
             Op::Softmax => "softmax",
+            Op::ChannelShuffle { .. } => "channel_shuffle",
         }
     }
 }
@@ -361,7 +377,8 @@ impl Layer {
             | Op::Flatten
             | Op::Add(_)
             | Op::QLinearAvgPool(_)
-            | Op::Softmax => 0,
+            | Op::Softmax
+            | Op::ChannelShuffle { .. } => 0,
         }
     }
 

@@ -195,7 +195,7 @@ impl LayerCost {
             Op::Add(_) => (0, out.checked_mul(2)?),
             // Three passes over the elements: maximum, sum, division.
             Op::Softmax => (0, out.checked_mul(3)?),
-            Op::Flatten => (0, out),
+            Op::Flatten | Op::ChannelShuffle { .. } => (0, out),
         };
         Some(LayerCost {
             elements: out.checked_add(weights)?,

@@ -17,8 +17,12 @@
 //!  DQ ─ MaxPool ─ Q (same quantisation), MaxPool on integers             => max_pool
 //!  DQ ─ AveragePool | GlobalAveragePool ─ Q                              => qlinear_avg_pool
 //!  DQ(a), DQ(b) ─ Add ─ Q                                                => add
+//!  DQ(a), DQ(b) ─ Sum [─ Relu] ─ Q                                       => add (float32)
+//!  com.microsoft QGemm, QLinearAdd, QLinear(Global)AveragePool,
+//!  QLinearSoftmax (QOperator form, `contrib`)                             => fc, add, pools, softmax
 //!  DQ ─ Softmax (over the channels) ─ Q                                  => softmax
 //!  Flatten / Reshape to [1, N]                                           => flatten
+//!  Reshape [1,g,C/g,H,W] ─ Transpose [0,2,1,3,4] ─ Reshape [1,C,H,W]      => channel_shuffle
 //! ```
 //!
 //! The arithmetic of each folded layer is the one ONNX Runtime uses for that
@@ -35,6 +39,8 @@ mod proto {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
 }
+mod contrib;
+mod shuffle;
 mod tensor;
 
 use std::collections::{HashMap, HashSet};
@@ -72,6 +78,7 @@ const SUPPORTED: &[&str] = &[
     "Cast",
     "Mul",
     "Add",
+    "Sum",
     "Relu",
     "Clip",
     "MaxPool",
@@ -80,6 +87,7 @@ const SUPPORTED: &[&str] = &[
     "Softmax",
     "Flatten",
     "Reshape",
+    "Transpose",
     "Identity",
     "Constant",
 ];
@@ -187,13 +195,15 @@ fn node_label(n: &NodeProto) -> String {
 /// Every operator type accsim cannot import, at once: one line per type
 /// (in the order of first appearance) with its node count and first node.
 fn check_operators(nodes: &[NodeProto], path: &Path) -> Result<(), InputError> {
-    // (operator, nodes, first node), by first appearance.
-    let mut bad: Vec<(String, usize, &NodeProto)> = Vec::new();
+    // (operator, nodes, first node, why), by first appearance.
+    let mut bad: Vec<(String, usize, &NodeProto, Option<&str>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for n in nodes {
         let op = n.op_type.as_deref().unwrap_or("");
         let domain = n.domain.as_deref().unwrap_or("");
-        if matches!(domain, "" | "ai.onnx") && SUPPORTED.contains(&op) {
+        if matches!(domain, "" | "ai.onnx") && SUPPORTED.contains(&op)
+            || domain == "com.microsoft" && contrib::SUPPORTED_MS.contains(&op)
+        {
             continue;
         }
         let key = if domain.is_empty() {
@@ -205,7 +215,8 @@ fn check_operators(nodes: &[NodeProto], path: &Path) -> Result<(), InputError> {
             Some(&k) => bad[k].1 += 1,
             None => {
                 index.insert(key.clone(), bad.len());
-                bad.push((key, 1, n));
+                let domain = if domain == "ai.onnx" { "" } else { domain };
+                bad.push((key, 1, n, contrib::refusal_reason(domain, op)));
             }
         }
     }
@@ -219,7 +230,7 @@ fn check_operators(nodes: &[NodeProto], path: &Path) -> Result<(), InputError> {
         if bad.len() == 1 { "" } else { "s" },
         if nodes == 1 { "" } else { "s" },
     );
-    for (op, count, first) in &bad {
+    for (op, count, first, why) in &bad {
         let at = node_label(first).replacen(
             &format!(" ({})", first.op_type.as_deref().unwrap_or("?")),
             "",
@@ -230,8 +241,15 @@ fn check_operators(nodes: &[NodeProto], path: &Path) -> Result<(), InputError> {
         } else {
             message.push_str(&format!("\n  {op}: {count} nodes, the first {at}"));
         }
+        if let Some(why) = why {
+            message.push_str(&format!(" ({why})"));
+        }
     }
-    message.push_str(&format!("\n  valid: {}", SUPPORTED.join(", ")));
+    message.push_str(&format!(
+        "\n  valid: {}, and in the com.microsoft domain (QOperator form) {}",
+        SUPPORTED.join(", "),
+        contrib::SUPPORTED_MS.join(", ")
+    ));
     Err(InputError::new(path, message))
 }
 
@@ -309,6 +327,15 @@ enum Value<'a> {
     Dequant(Act),
     /// The float graph input, before its QuantizeLinear.
     FloatInput,
+    /// A `[1, C, H, W]` activation reshaped to `[1, groups, C / groups, H,
+    /// W]` (`transposed`: then its two channel axes swapped), on the way to
+    /// a channel shuffle; `dequantised`: behind a DequantizeLinear.
+    Shuffle {
+        act: Act,
+        groups: usize,
+        transposed: bool,
+        dequantised: bool,
+    },
     Weighted(Box<Weighted>),
     Pool {
         node: String,
@@ -316,10 +343,16 @@ enum Value<'a> {
         kind: PoolKind,
         out_shape: Shape,
     },
+    /// `DQ(a), DQ(b) -> Add | Sum` waiting for its QuantizeLinear. `sum`:
+    /// a `Sum`, which ONNX Runtime never fuses (float32 in every type);
+    /// `relu`: a Relu read the sum (a no-op only when the QuantizeLinear's
+    /// zero point is the type's minimum, which is checked there).
     Add {
         node: String,
         a: Act,
         b: Act,
+        sum: bool,
+        relu: bool,
     },
     /// A Softmax over the channels of a dequantised activation, waiting for
     /// its QuantizeLinear. `paired_input`: the activation came from a
@@ -653,6 +686,14 @@ impl<'a> Importer<'a> {
 
     fn node(&mut self, n: &'a NodeProto) -> Result<(), InputError> {
         let op = n.op_type.clone().unwrap_or_default();
+        if n.domain.as_deref() == Some("com.microsoft") {
+            let v = match self.contrib(n, &op) {
+                Some(v) => v?,
+                None => return Err(self.err(n, "is not supported")),
+            };
+            self.bind(n, v);
+            return Ok(());
+        }
         let v = match op.as_str() {
             "Constant" => {
                 let t = attr(n, "value")
@@ -671,10 +712,13 @@ impl<'a> Importer<'a> {
             "Cast" => self.cast(n)?,
             "Mul" => self.mul(n)?,
             "Add" => self.add(n)?,
+            "Sum" => self.sum(n)?,
             "Relu" | "Clip" => self.clamp(n, &op)?,
             "MaxPool" | "AveragePool" | "GlobalAveragePool" => self.pool(n, &op)?,
             "Softmax" => self.softmax(n)?,
-            "Flatten" | "Reshape" => self.flatten(n, &op)?,
+            "Reshape" => self.reshape(n)?,
+            "Transpose" => self.transpose(n)?,
+            "Flatten" => self.flatten(n, &op)?,
             _ => return Err(self.err(n, "is not supported")),
         };
         self.bind(n, v);
@@ -709,6 +753,17 @@ impl<'a> Importer<'a> {
                 }))
             }
             Value::Dequant(a) if a.quant == q => Ok(Value::Quant(a)),
+            Value::Shuffle {
+                act,
+                groups,
+                transposed,
+                dequantised: true,
+            } if act.quant == q => Ok(Value::Shuffle {
+                act,
+                groups,
+                transposed,
+                dequantised: false,
+            }),
             Value::Dequant(a) => Err(self.err(
                 n,
                 format!(
@@ -738,10 +793,29 @@ impl<'a> Importer<'a> {
                 };
                 Ok(Value::Quant(self.push(n, node, vec![input], op, out_shape, q, input.rank)?))
             }
-            Value::Add { node, a, b } => {
+            Value::Add {
+                node,
+                a,
+                b,
+                sum,
+                relu,
+            } => {
+                if relu && q.zero() != q.range().0 {
+                    return Err(self.err(
+                        n,
+                        format!(
+                            "a Relu between the {} and this QuantizeLinear clamps at zero point {}; \
+                             valid: a zero point of {} (the type's minimum, where the Relu changes \
+                             nothing and ONNX Runtime drops it)",
+                            if sum { "Sum" } else { "Add" },
+                            q.zero(),
+                            q.range().0
+                        ),
+                    ));
+                }
                 // ONNX Runtime fuses uint8 QDQ Adds into QLinearAdd and runs
-                // int8 ones unfused, in float (docs/onnx.md).
-                let rule = if q.dtype() == IntType::Uint8 {
+                // int8 ones, and every Sum, unfused, in float (docs/onnx.md).
+                let rule = if q.dtype() == IntType::Uint8 && !sum {
                     AddRule::QLinearAdd
                 } else {
                     AddRule::Float
@@ -887,6 +961,17 @@ impl<'a> Importer<'a> {
                     axis: per_axis.then_some(axis as usize),
                 }))
             }
+            Value::Shuffle {
+                act,
+                groups,
+                transposed,
+                dequantised: false,
+            } if self.quant_at(n, 1, 2, "x")? == act.quant => Ok(Value::Shuffle {
+                act,
+                groups,
+                transposed,
+                dequantised: true,
+            }),
             Value::Quant(a) => {
                 let q = self.quant_at(n, 1, 2, "x")?;
                 if q != a.quant {
@@ -1509,6 +1594,8 @@ impl<'a> Importer<'a> {
                     node: node_name(n),
                     a,
                     b,
+                    sum: false,
+                    relu: false,
                 })
             }
             (Value::Weighted(mut w), other) | (other, Value::Weighted(mut w)) => {
@@ -1551,8 +1638,85 @@ impl<'a> Importer<'a> {
         }
     }
 
+    /// `Sum` of two dequantised activations: an Add that ONNX Runtime runs
+    /// in float32 (`Q(DQ(a) + DQ(b))`) whatever the type; one input is
+    /// that input.
+    fn sum(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
+        let count = n.input.iter().filter(|i| !i.is_empty()).count();
+        if count == 1 {
+            return self.need(n, 0, "data_0");
+        }
+        if count != 2 {
+            return Err(self.err(
+                n,
+                format!(
+                    "sums {count} inputs; valid: 1 or 2 (the GLB unit adds two operands; a sum of \
+                     more in ONNX Runtime's float32 order is not modelled yet)"
+                ),
+            ));
+        }
+        let both = (self.get(n, 0)?, self.get(n, 1)?);
+        if let (Some(Value::Add { node, sum, .. }), _) | (_, Some(Value::Add { node, sum, .. })) =
+            both
+        {
+            return Err(self.float_chain(n, "Sum", node, *sum));
+        }
+        if !matches!(both, (Some(Value::Dequant(_)), Some(Value::Dequant(_)))) {
+            return Err(self.err(
+                n,
+                "Sum is supported between two dequantised activations (QDQ form)",
+            ));
+        }
+        match self.add(n)? {
+            Value::Add { node, a, b, .. } => Ok(Value::Add {
+                node,
+                a,
+                b,
+                sum: true,
+                relu: false,
+            }),
+            _ => Err(self.err(
+                n,
+                "Sum is supported between two dequantised activations (QDQ form)",
+            )),
+        }
+    }
+
+    /// `op` reads the float32 result of the Add or Sum `node` with no
+    /// QuantizeLinear between: ONNX Runtime runs that chain in float32
+    /// (ResNet-50's last block in QDQ form, every residual in QOperator form).
+    fn float_chain(&self, n: &NodeProto, op: &str, node: &str, sum: bool) -> InputError {
+        let what = if sum { "Sum" } else { "Add" };
+        self.err(
+            n,
+            format!(
+                "{op} reads the float32 result of the {what} `{node}` (through at most a Relu) \
+                 with no QuantizeLinear between; ONNX Runtime runs such a chain unfused, in \
+                 float32, which accsim does not model; valid: a QuantizeLinear (and \
+                 DequantizeLinear) right after the {what} or its Relu"
+            ),
+        )
+    }
+
     fn clamp(&mut self, n: &NodeProto, op: &str) -> Result<Value<'a>, InputError> {
         let x = self.need(n, 0, "input")?;
+        if let Value::Add { relu: false, .. } = &x
+            && op == "Relu"
+        {
+            let Value::Add {
+                node, a, b, sum, ..
+            } = x
+            else {
+                return Err(self.err(n, "internal: not an Add"));
+            };
+            return Ok(Value::Add {
+                node,
+                a,
+                b,
+                sum,
+                relu: true,
+            });
+        }
         let (lo, hi) = if op == "Relu" {
             (Some(0.0f32), None)
         } else {
@@ -1625,6 +1789,7 @@ impl<'a> Importer<'a> {
         let (act, quantised) = match x {
             Value::Quant(a) if op == "MaxPool" => (a, true),
             Value::Dequant(a) => (a, false),
+            Value::Add { node, sum, .. } => return Err(self.float_chain(n, op, &node, sum)),
             _ => {
                 return Err(self.err(
                     n,
@@ -1635,6 +1800,43 @@ impl<'a> Importer<'a> {
                 ));
             }
         };
+        let (pool, include_pad, out_shape) = self.pool_window(n, op, &act)?;
+        if quantised {
+            return Ok(Value::Quant(self.push(
+                n,
+                node_name(n),
+                vec![act],
+                Op::MaxPool(pool),
+                out_shape,
+                act.quant,
+                4,
+            )?));
+        }
+        let kind = if op == "MaxPool" {
+            PoolKind::Max(pool)
+        } else {
+            PoolKind::Avg(QLinearAvgPool {
+                pool,
+                count_include_pad: include_pad,
+            })
+        };
+        Ok(Value::Pool {
+            node: node_name(n),
+            input: act,
+            kind,
+            out_shape,
+        })
+    }
+
+    /// The window of a pooling node (`op`: MaxPool, AveragePool or
+    /// GlobalAveragePool, or their QLinear forms) on `act`: the pool, its
+    /// `count_include_pad`, and the output shape.
+    fn pool_window(
+        &self,
+        n: &NodeProto,
+        op: &str,
+        act: &Act,
+    ) -> Result<(Pool, bool, Shape), InputError> {
         if act.rank != 4 {
             return Err(self.err(n, "pooling needs a 4-D [1, C, H, W] input"));
         }
@@ -1721,32 +1923,7 @@ impl<'a> Importer<'a> {
             ceil_mode: ceil,
             rounding: Rounding::HalfEven,
         };
-        let out_shape = Shape::new(s.channels, oh, ow);
-        if quantised {
-            return Ok(Value::Quant(self.push(
-                n,
-                node_name(n),
-                vec![act],
-                Op::MaxPool(pool),
-                out_shape,
-                act.quant,
-                4,
-            )?));
-        }
-        let kind = if op == "MaxPool" {
-            PoolKind::Max(pool)
-        } else {
-            PoolKind::Avg(QLinearAvgPool {
-                pool,
-                count_include_pad: include_pad,
-            })
-        };
-        Ok(Value::Pool {
-            node: node_name(n),
-            input: act,
-            kind,
-            out_shape,
-        })
+        Ok((pool, include_pad, Shape::new(s.channels, oh, ow)))
     }
 
     /// `DequantizeLinear -> Softmax`: a Softmax over the channels (the
@@ -1761,8 +1938,29 @@ impl<'a> Importer<'a> {
                  QuantizeLinear (QDQ form), which ONNX Runtime runs as QLinearSoftmax",
             ));
         };
+        self.check_softmax_axis(n, &a, self.opset)?;
+        let out = n.output.first().map(String::as_str).unwrap_or("");
+        if !self.single_use(out) {
+            return Err(self.err(
+                n,
+                "the Softmax output has more than one reader; valid: one QuantizeLinear reads it \
+                 (ONNX Runtime fuses DequantizeLinear -> Softmax -> QuantizeLinear only then)",
+            ));
+        }
+        Ok(Value::Softmax {
+            node: node_name(n),
+            label: node_label(n),
+            input: a,
+            paired_input: self.reads_quantize_pair(n),
+        })
+    }
+
+    /// Refuses a Softmax (or QLinearSoftmax) that does not reduce over the
+    /// channels of `a`; `opset` decides the default axis and whether the
+    /// tensor is flattened from the axis (before 13).
+    fn check_softmax_axis(&self, n: &NodeProto, a: &Act, opset: i64) -> Result<(), InputError> {
         let rank = a.rank as i64;
-        let legacy = self.opset < 13;
+        let legacy = opset < 13;
         let given = attr_int(n, "axis", if legacy { 1 } else { -1 });
         let axis = if given < 0 { given + rank } else { given };
         let s = a.shape;
@@ -1788,24 +1986,11 @@ impl<'a> Importer<'a> {
                     "axis {given} of the {dims} input (opset {}) does not reduce over the channels; \
                      accsim computes Softmax over the channels: valid: axis 1 or -1 of a [1, N] tensor, \
                      axis 1 of a [1, C, H, W] tensor (before opset 13 only when H = W = 1)",
-                    self.opset
+                    opset
                 ),
             ));
         }
-        let out = n.output.first().map(String::as_str).unwrap_or("");
-        if !self.single_use(out) {
-            return Err(self.err(
-                n,
-                "the Softmax output has more than one reader; valid: one QuantizeLinear reads it \
-                 (ONNX Runtime fuses DequantizeLinear -> Softmax -> QuantizeLinear only then)",
-            ));
-        }
-        Ok(Value::Softmax {
-            node: node_name(n),
-            label: node_label(n),
-            input: a,
-            paired_input: self.reads_quantize_pair(n),
-        })
+        Ok(())
     }
 
     /// Whether the Softmax's input DequantizeLinear reads a QuantizeLinear's

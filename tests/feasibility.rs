@@ -11,204 +11,11 @@ use proptest::prelude::*;
 
 use accsim::arch::{self, Arch};
 use accsim::engine::{self, EngineOptions, feasibility};
-use accsim::workload::ir::{Add, AddRule, Layer, Op, TensorSource};
 use accsim::workload::{self, Activations, Network};
 
-#[derive(Debug, Clone)]
-struct Machine {
-    rows: u32,
-    cols: u32,
-    input_rf_entries: u32,
-    psum_rf_entries: u32,
-    programmable: bool,
-    scratchpad_entries: u32,
-    bus_bytes: u32,
-    glb_bytes: u64,
-}
-
-fn arch_of(m: &Machine, glb_bytes: u64) -> Arch {
-    let text = format!(
-        r#"
-[arch]
-name = "random"
-description = "proptest machine"
-clock_mhz = 100
-[pe_array]
-rows = {}
-cols = {}
-input_rf_entries = {}
-psum_rf_entries = {}
-weight_store = "{}"
-weight_scratchpad_entries = {}
-[interconnect]
-glb_bus_bytes_per_cycle = {}
-[glb]
-capacity_kib = {}
-banks = 2
-bank_width_bytes = 4
-[dram]
-model = "simple"
-bandwidth_bytes_per_cycle = 4
-latency_cycles = 10
-"#,
-        m.rows,
-        m.cols,
-        m.input_rf_entries,
-        m.psum_rf_entries,
-        if m.programmable {
-            "programmable"
-        } else {
-            "fixed"
-        },
-        m.scratchpad_entries,
-        m.bus_bytes,
-        glb_bytes as f64 / 1024.0,
-    );
-    let a = arch::load_str(&text, Path::new("random_arch.toml")).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(a.glb.capacity_bytes, glb_bytes);
-    a
-}
-
-/// One layer as workload TOML (`input` names the tensor it reads).
-fn layer_strategy(name: &'static str, min_hw: usize) -> BoxedStrategy<String> {
-    let k = 1..=min_hw.clamp(1, 3);
-    prop_oneof![
-        (k.clone(), 1usize..=2, 0usize..=1, 1usize..=6).prop_map(move |(k, s, p, o)| format!(
-            "name = \"{name}\"\nop = \"conv2d\"\nout_channels = {o}\nkernel = {k}\nstride = {s}\npadding = {p}"
-        )),
-        (k.clone(), 1usize..=2, 0usize..=1).prop_map(move |(k, s, p)| format!(
-            "name = \"{name}\"\nop = \"depthwise_conv2d\"\nkernel = {k}\nstride = {s}\npadding = {p}"
-        )),
-        (1usize..=8).prop_map(move |o| format!("name = \"{name}\"\nop = \"fc\"\nout_features = {o}")),
-        (k.clone(), 1usize..=2, any::<bool>(), any::<bool>()).prop_map(move |(k, s, pad, max)| format!(
-            "name = \"{name}\"\nop = \"{}\"\nkernel = {k}\nstride = {s}\npadding = {}",
-            if max { "max_pool" } else { "avg_pool" },
-            if pad { k / 2 } else { 0 }
-        )),
-        Just(format!("name = \"{name}\"\nop = \"global_avg_pool\"")),
-    ]
-    .boxed()
-}
-
-#[derive(Debug, Clone)]
-struct Case {
-    shape: [usize; 3],
-    first: String,
-    /// A second layer, reading the first's output or (a fan-out) the input.
-    second: Option<(String, bool)>,
-    /// Append `first + input` (the first layer is then a same-shape conv).
-    add: bool,
-    machine: Machine,
-}
-
-fn machine_strategy() -> impl Strategy<Value = Machine> {
-    (
-        1u32..=4,
-        1u32..=4,
-        2u32..=12,
-        1u32..=8,
-        any::<bool>(),
-        12u32..=96,
-        1u32..=8,
-        32u64..=4096,
-    )
-        .prop_map(
-            |(
-                rows,
-                cols,
-                input_rf_entries,
-                psum_rf_entries,
-                programmable,
-                scratchpad_entries,
-                bus_bytes,
-                glb_bytes,
-            )| Machine {
-                rows,
-                cols,
-                input_rf_entries,
-                psum_rf_entries,
-                programmable,
-                scratchpad_entries,
-                bus_bytes,
-                glb_bytes,
-            },
-        )
-}
-
-fn case_strategy() -> impl Strategy<Value = Case> {
-    (1usize..=4, 1usize..=7, 1usize..=7)
-        .prop_flat_map(|(c, h, w)| {
-            let min_hw = h.min(w);
-            (
-                Just([c, h, w]),
-                layer_strategy("a", min_hw),
-                proptest::option::of((layer_strategy("b", min_hw), any::<bool>())),
-                prop::bool::weighted(0.15),
-                machine_strategy(),
-            )
-        })
-        .prop_map(|(shape, first, second, add, machine)| {
-            if add {
-                let [c, _, _] = shape;
-                Case {
-                    shape,
-                    first: format!(
-                        "name = \"a\"\nop = \"conv2d\"\nout_channels = {c}\nkernel = 3\npadding = \"same\""
-                    ),
-                    second: None,
-                    add: true,
-                    machine,
-                }
-            } else {
-                Case {
-                    shape,
-                    first,
-                    second,
-                    add: false,
-                    machine,
-                }
-            }
-        })
-}
-
-/// The network (None when the random layers do not make one) and its
-/// reference outputs.
-fn network_of(case: &Case) -> Option<(Network, Activations, Vec<Activations>)> {
-    let [c, h, w] = case.shape;
-    let mut text = format!(
-        "[network]\nname = \"random\"\ndescription = \"proptest\"\nseed = 3\n[numerics]\nmode = \"affine\"\n[input]\nshape = [{c}, {h}, {w}]\nscale = 0.02\nzero_point = 3\n[[layer]]\n{}\n",
-        case.first
-    );
-    if let Some((second, from_input)) = &case.second {
-        text.push_str(&format!("[[layer]]\n{second}\n"));
-        if *from_input {
-            text.push_str("input = \"input\"\n");
-        }
-    }
-    let loaded = workload::load_str(&text, Path::new("random.toml"), None).ok()?;
-    let mut net = loaded.network;
-    let input = loaded.default_input;
-    if case.add {
-        let a = net.layers[0].clone();
-        if a.output_shape != net.input_shape {
-            return None;
-        }
-        net.layers.push(Layer {
-            name: "sum".to_string(),
-            inputs: vec![TensorSource::Input, TensorSource::Layer(0)],
-            input_shape: net.input_shape,
-            input_quant: net.input_quant,
-            output_shape: net.input_shape,
-            output_quant: a.output_quant,
-            op: Op::Add(Add {
-                rule: AddRule::QLinearAdd,
-                input_quants: [net.input_quant, a.output_quant],
-            }),
-        });
-    }
-    let reference = accsim::reference::run(&net, input.clone()).into_parts().1;
-    Some((net, input, reference))
-}
+#[path = "common/random.rs"]
+mod random;
+use random::{arch_of, case_strategy, network_of, tiny_machine};
 
 fn run(
     net: &Network,
@@ -232,8 +39,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_schedule_check_is_exact(case in case_strategy()) {
-        let Some((net, input, reference)) = network_of(&case) else {
+    fn the_schedule_check_is_exact(case in case_strategy(false)) {
+        let Some((net, input, _, reference)) = network_of(&case) else {
             return Err(TestCaseError::reject("the random layers do not make a network"));
         };
         let arch = arch_of(&case.machine, case.machine.glb_bytes);
@@ -281,22 +88,6 @@ fn load(text_or_path: &str) -> workload::Workload {
         workload::load_str(text_or_path, Path::new("w.toml"), None)
             .unwrap_or_else(|e| panic!("{e}"))
     }
-}
-
-fn tiny_machine(glb_bytes: u64) -> Arch {
-    arch_of(
-        &Machine {
-            rows: 2,
-            cols: 2,
-            input_rf_entries: 6,
-            psum_rf_entries: 4,
-            programmable: false,
-            scratchpad_entries: 224,
-            bus_bytes: 8,
-            glb_bytes,
-        },
-        glb_bytes,
-    )
 }
 
 /// Found by the proptest: a layer that reads the network input while

@@ -330,27 +330,11 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
         },
         events: engine_run.events,
     };
-    let s = net.input_shape;
     let report = Report {
         schema_version: SCHEMA_VERSION,
         accsim_version: env!("CARGO_PKG_VERSION").to_string(),
-        workload: WorkloadInfo {
-            name: net.name.clone(),
-            file: workload.path.display().to_string(),
-            variant: net.variant.clone(),
-            description: net.description.clone(),
-            numerics: numerics_name(&net.numerics),
-            input_shape: [s.channels, s.height, s.width],
-            input: options
-                .input
-                .as_ref()
-                .map_or_else(|| "default".to_string(), |p| p.display().to_string()),
-        },
-        arch: ArchInfo {
-            name: arch.name.clone(),
-            file: arch.path.display().to_string(),
-            description: arch.description.clone(),
-        },
+        workload: workload_info(workload, options),
+        arch: arch_info(arch),
         engine: format!("pe_array ({} weights)", arch.pe_array.weight_store.name()),
         precision: options.precision.as_ref().map(ToString::to_string),
         layers,
@@ -378,6 +362,33 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
 }
 
 /// TOPS of `macs` multiply-accumulates in `cycles` cycles of a `clock_mhz` clock.
+/// The report's description of the workload run and its input.
+fn workload_info(workload: &Workload, options: &RunOptions) -> WorkloadInfo {
+    let net = &workload.network;
+    let s = net.input_shape;
+    WorkloadInfo {
+        name: net.name.clone(),
+        file: workload.path.display().to_string(),
+        variant: net.variant.clone(),
+        description: net.description.clone(),
+        numerics: numerics_name(&net.numerics),
+        input_shape: [s.channels, s.height, s.width],
+        input: options
+            .input
+            .as_ref()
+            .map_or_else(|| "default".to_string(), |p| p.display().to_string()),
+    }
+}
+
+/// The report's description of the architecture.
+fn arch_info(arch: &Arch) -> ArchInfo {
+    ArchInfo {
+        name: arch.name.clone(),
+        file: arch.path.display().to_string(),
+        description: arch.description.clone(),
+    }
+}
+
 fn layer_tops(macs: u64, cycles: u64, clock_mhz: f64) -> Option<f64> {
     (macs > 0 && cycles > 0).then(|| 2.0 * macs as f64 * clock_mhz * 1e6 / cycles as f64 / 1e12)
 }

@@ -14,16 +14,16 @@ use crate::engine::system::{self, LayerEngine, LayerRecord, SystemOptions, Syste
 use crate::error::{InputError, Result};
 use crate::reference::{self, Execution};
 use crate::report::{
-    ArchInfo, AreaReport, FfeLayerReport, FfeSystemReport, FrameReport, LayerReport,
-    LineBufferReport, Measured, Report, SCHEMA_VERSION, StreamReport, SystemReport, Throughput,
-    TotalReport, WorkloadInfo,
+    AreaReport, FfeLayerReport, FfeSystemReport, FrameReport, LayerReport, LineBufferReport,
+    Measured, Report, SCHEMA_VERSION, StreamReport, SystemReport, Throughput, TotalReport,
 };
 use crate::sim::Clock;
 use crate::workload::ir::TensorSource;
 use crate::workload::{Activations, Workload};
 
 use super::{
-    RunOptions, RunResult, accumulate_stats, layer_tops, layer_tops_per_w, measured, numerics_name,
+    RunOptions, RunResult, accumulate_stats, arch_info, layer_tops, layer_tops_per_w, measured,
+    workload_info,
 };
 
 /// The measured view of a record: the PE array's energies from its access
@@ -306,7 +306,6 @@ pub(super) fn run(
         ),
         (None, _) => backend_name.clone(),
     };
-    let s = net.input_shape;
     let simulated_layers = sys
         .layers
         .iter()
@@ -316,23 +315,8 @@ pub(super) fn run(
         precision: None,
         schema_version: SCHEMA_VERSION,
         accsim_version: env!("CARGO_PKG_VERSION").to_string(),
-        workload: WorkloadInfo {
-            name: net.name.clone(),
-            file: workload.path.display().to_string(),
-            variant: net.variant.clone(),
-            description: net.description.clone(),
-            numerics: numerics_name(&net.numerics),
-            input_shape: [s.channels, s.height, s.width],
-            input: options
-                .input
-                .as_ref()
-                .map_or_else(|| "default".to_string(), |p| p.display().to_string()),
-        },
-        arch: ArchInfo {
-            name: arch.name.clone(),
-            file: arch.path.display().to_string(),
-            description: arch.description.clone(),
-        },
+        workload: workload_info(workload, options),
+        arch: arch_info(arch),
         engine,
         layers,
         total,

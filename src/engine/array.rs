@@ -1774,13 +1774,7 @@ fn lane_groups(plan: &ArrayPlan, q: usize, groups: usize, weights: &WeightsOf) -
     sets.into_iter()
         .map(|lanes| {
             let list = plan.lanes[lanes[0]].piece_list[q];
-            let mut outputs = Vec::new();
-            let mut lane_columns = Vec::new();
-            for &l in &lanes {
-                let r = plan.lanes[l].subpasses[q].clone();
-                lane_columns.push(outputs.len()..outputs.len() + r.len());
-                outputs.extend(r);
-            }
+            let (outputs, lane_columns) = plan.set_columns(q, &lanes);
             let mut blocks = Vec::new();
             let mut w = Vec::new();
             let mut nonzero_weights: Vec<Vec<u32>> = vec![Vec::new(); lanes.len()];
@@ -1789,19 +1783,7 @@ fn lane_groups(plan: &ArrayPlan, q: usize, groups: usize, weights: &WeightsOf) -
             let mut offsets = Vec::new();
             let zero = weights.zero();
             for piece in &plan.piece_lists[list] {
-                // Columns whose outputs belong to the piece's channel group
-                // (contiguous: outputs ascend within a lane, and grouped
-                // convolutions have one lane per set).
-                let group = piece.first().map_or(0, |e| e.channel as usize / icg.max(1));
-                let lo = outputs
-                    .iter()
-                    .position(|&o| o / ocg.max(1) == group)
-                    .unwrap_or(outputs.len());
-                let hi = outputs
-                    .iter()
-                    .rposition(|&o| o / ocg.max(1) == group)
-                    .map_or(lo, |i| i + 1);
-                let cols = lo..hi;
+                let cols = crate::mapping::piece_columns(piece, &outputs, icg, ocg);
                 let base = w.len();
                 blocks.push((cols.clone(), base));
                 element_base.push(elements);

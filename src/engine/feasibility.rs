@@ -132,23 +132,10 @@ fn max_step_weight_words(plan: &ArrayPlan, groups: usize, icg: usize, ocg: usize
         let mut per_step = vec![0u64; plan.steps(q)];
         for lanes in sets {
             let list = &plan.piece_lists[plan.lanes[lanes[0]].piece_list[q]];
-            let mut outputs = Vec::new();
-            let mut lane_columns = Vec::new();
-            for &l in &lanes {
-                let r = plan.lanes[l].subpasses[q].clone();
-                lane_columns.push(outputs.len()..outputs.len() + r.len());
-                outputs.extend(r);
-            }
+            let (outputs, lane_columns) = plan.set_columns(q, &lanes);
             for (k, piece) in list.iter().enumerate() {
-                let group = piece.first().map_or(0, |e| e.channel as usize / icg.max(1));
-                let lo = outputs
-                    .iter()
-                    .position(|&o| o / ocg.max(1) == group)
-                    .unwrap_or(outputs.len());
-                let hi = outputs
-                    .iter()
-                    .rposition(|&o| o / ocg.max(1) == group)
-                    .map_or(lo, |i| i + 1);
+                let Range { start: lo, end: hi } =
+                    crate::mapping::piece_columns(piece, &outputs, icg, ocg);
                 let len = piece.len() as u64;
                 for (i, &l) in lanes.iter().enumerate() {
                     let c = &lane_columns[i];

@@ -154,7 +154,7 @@ impl TensorStore {
     pub fn contents(&self) -> Array3<i16> {
         let mut out = Array3::from_elem(self.shape.dims(), POISON);
         for y in 0..self.shape.height {
-            let from = if self.glb_valid(y, Cycle(u64::MAX - 1)) {
+            let from = if self.in_glb[y] && self.glb_valid_from[y] != NEVER {
                 Some(&self.glb)
             } else if self.in_dram[y] {
                 Some(&self.dram)

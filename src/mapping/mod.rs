@@ -92,6 +92,19 @@ impl ArrayPlan {
         }
     }
 
+    /// The output channels a lane set computes in sub-pass `q`, laid side by
+    /// side (the set's columns), and each lane's range of those columns.
+    pub fn set_columns(&self, q: usize, lanes: &[usize]) -> (Vec<usize>, Vec<Range<usize>>) {
+        let mut outputs = Vec::new();
+        let mut lane_columns = Vec::new();
+        for &l in lanes {
+            let r = self.lanes[l].subpasses[q].clone();
+            lane_columns.push(outputs.len()..outputs.len() + r.len());
+            outputs.extend(r);
+        }
+        (outputs, lane_columns)
+    }
+
     /// Steps (pieces) of sub-pass `q`: the most any lane has.
     pub fn steps(&self, q: usize) -> usize {
         self.lanes
@@ -100,6 +113,23 @@ impl ArrayPlan {
             .max()
             .unwrap_or(0)
     }
+}
+
+/// The columns of `outputs` (a lane set's output channels, ascending
+/// within each lane) that use `piece`: those of the piece's channel group,
+/// contiguous because grouped convolutions have one lane per set. `icg` and
+/// `ocg` are the input and output channels per group.
+pub fn piece_columns(piece: &[Element], outputs: &[usize], icg: usize, ocg: usize) -> Range<usize> {
+    let group = piece.first().map_or(0, |e| e.channel as usize / icg.max(1));
+    let lo = outputs
+        .iter()
+        .position(|&o| o / ocg.max(1) == group)
+        .unwrap_or(outputs.len());
+    let hi = outputs
+        .iter()
+        .rposition(|&o| o / ocg.max(1) == group)
+        .map_or(lo, |i| i + 1);
+    lo..hi
 }
 
 /// What a layer needs from the hardware.

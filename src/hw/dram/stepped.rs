@@ -236,6 +236,14 @@ impl<T> SteppedDram<T> {
         }
     }
 
+    /// The bank of the burst at `addr` (rows interleave over the banks) and
+    /// its row within the bank.
+    fn bank_of(&self, addr: u64) -> (usize, u64) {
+        let row_index = addr / u64::from(self.config.banked.row_bytes.max(1));
+        let banks = self.banks.len().max(1) as u64;
+        ((row_index % banks) as usize, row_index / banks)
+    }
+
     /// Issues the head burst's bank command when it has none yet.
     fn command_head(&mut self) {
         let Some(head) = self.bursts.front() else {
@@ -249,10 +257,8 @@ impl<T> SteppedDram<T> {
             DramModel::Simple => issue + u64::from(self.config.latency_cycles),
             DramModel::Banked => {
                 let b = &self.config.banked;
-                let row_index = addr / u64::from(b.row_bytes.max(1));
-                let banks = self.banks.len().max(1) as u64;
-                let bank = &mut self.banks[(row_index % banks) as usize];
-                let row = row_index / banks;
+                let (index, row) = self.bank_of(addr);
+                let bank = &mut self.banks[index];
                 let command = issue.max(bank.ready);
                 let latency = match bank.open_row {
                     Some(open) if open == row => {
@@ -317,11 +323,10 @@ impl<T> SteppedDram<T> {
         }
         head.started = Some(now);
         let request = head.request;
+        let addr = head.addr;
         if let DramModel::Banked = self.config.model {
-            let b = &self.config.banked;
-            let row_index = head.addr / u64::from(b.row_bytes.max(1));
-            let banks = self.banks.len().max(1) as u64;
-            self.banks[(row_index % banks) as usize].ready = now;
+            let (index, _) = self.bank_of(addr);
+            self.banks[index].ready = now;
         }
         if let Some(e) = self.in_service.iter_mut().find(|e| e.0 == request) {
             e.2.get_or_insert(now);

@@ -126,6 +126,51 @@ fn tiny_conv_fixed_weights_by_hand() {
     assert_eq!(s.pe_busy_cycles, 36);
 }
 
+/// The same layer with a one-entry DRAM read queue: the prefetcher holds
+/// back while a read is in flight and sends the next as it completes, so
+/// the rows arrive one latency apart and the DRAM never holds a waiting
+/// read (the cycle stepper checks that too).
+#[test]
+fn a_full_dram_read_queue_holds_the_prefetcher_back() {
+    let w = tiny_workload(
+        "name = \"c\"\nop = \"conv2d\"\nout_channels = 2\nkernel = 3",
+        "[1, 3, 4]",
+    );
+    let mut a = tiny_arch("fixed");
+    a.dram.read_queue_entries = 1;
+    //  0: row 0 sent; data 10-11, done at 11. Rows 1 and 2 held back.
+    // 11: row 0 into the GLB (ready 12); row 1 sent: data 21-22.
+    // 22: row 1 into the GLB (ready 23); row 2 sent: data 32-33.
+    // 33: row 2 into the GLB, ready 34. From here as above, 20 cycles
+    //     later: pieces computed 38-41, 42-45, 46-49; outputs 49-51.
+    for timing in [accsim::sim::Timing::Event, accsim::sim::Timing::Cycle] {
+        let opts = engine::EngineOptions {
+            timing,
+            ..Default::default()
+        };
+        let r = engine::run_with(
+            &w.network,
+            &a,
+            &w.default_input,
+            Some(&w.default_outputs),
+            &opts,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let s = &r.layers[0];
+        assert_eq!(
+            (
+                s.cycles.total,
+                s.cycles.fill,
+                s.cycles.compute,
+                s.cycles.stall,
+                s.cycles.drain
+            ),
+            (51, 38, 9, 2, 2)
+        );
+        assert_eq!(s.dram.read_requests, 3);
+    }
+}
+
 #[test]
 fn tiny_fc_programmable_weights_by_hand() {
     // FC 4 -> 3 on 4 PEs: outputs 0, 1, 2 on PEs 0, 1, 2; PE 3 idle. Pieces of

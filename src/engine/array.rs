@@ -73,10 +73,19 @@ struct RowDelivery {
 
 enum Event {
     Prefetch,
-    RowArrived { row: usize },
-    WeightsArrived { step: usize },
+    /// The weight fetcher's retry, once a DRAM read-queue entry frees.
+    FetchWeights,
+    RowArrived {
+        row: usize,
+    },
+    WeightsArrived {
+        step: usize,
+    },
     Step,
-    Writeback { step: usize, bus_end: Cycle },
+    Writeback {
+        step: usize,
+        bus_end: Cycle,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -139,6 +148,8 @@ pub(super) struct ArrayLayer<'a> {
     weights_from_dram: WeightSource,
     weight_staged: HashMap<usize, Cycle>,
     weight_requested: usize,
+    /// The prefetcher's and the weight fetcher's pending retries.
+    wakeups: [Option<Cycle>; 2],
     weight_dram_base: u64,
     weight_step_offsets: Vec<u64>,
     weight_staging_bytes: u64,
@@ -316,8 +327,13 @@ impl<'a> ArrayLayer<'a> {
         }
         let layer_start = start;
         let start = if rows_reserve_bytes > 0 {
-            let start = parked.make_room(m, rows_reserve_bytes, start);
-            super::storage::evict_rows(m, input, rows_reserve_bytes, |y| first_pass[y], start)
+            // The layer starts once the write-backs that make the room are
+            // done (each made at the clock it is sent).
+            let start = parked.make_room(m, rows_reserve_bytes);
+            m.set_clock(start)?;
+            let start = super::storage::evict_rows(m, input, rows_reserve_bytes, |y| first_pass[y]);
+            m.set_clock(start)?;
+            start
         } else {
             start
         };
@@ -374,20 +390,14 @@ impl<'a> ArrayLayer<'a> {
                 source = WeightSource::DramEveryPass;
                 weight_staging_bytes = max_step_bytes * (LOOKAHEAD_STEPS as u64 + 1);
             }
-            parked.make_room(m, weight_staging_bytes, start);
+            parked.make_room(m, weight_staging_bytes);
             let mut staged = m.glb.space.try_take(weight_staging_bytes);
             if !staged {
                 // Then finished tensors and the layer's own input rows give
                 // way, those needed last first (a layer that could not start
                 // otherwise).
-                parked.spill_finished(m, weight_staging_bytes, start);
-                super::storage::evict_rows(
-                    m,
-                    input,
-                    weight_staging_bytes,
-                    |y| first_pass[y],
-                    start,
-                );
+                parked.spill_finished(m, weight_staging_bytes);
+                super::storage::evict_rows(m, input, weight_staging_bytes, |y| first_pass[y]);
                 staged = m.glb.space.try_take(weight_staging_bytes);
             }
             if !staged {
@@ -409,19 +419,15 @@ impl<'a> ArrayLayer<'a> {
         let needed_rows: u64 = rows_of_pass.first().map_or(0, |r| {
             r.clone().filter(|&y| !input.in_glb[y]).count() as u64
         }) * input.row_bytes();
-        parked.make_room(m, needed_rows, start);
+        parked.make_room(m, needed_rows);
         if needed_rows > m.glb.space.available() {
             // Finished tensors and resident rows the first pass does not
             // read give way.
-            parked.spill_finished(m, needed_rows, start);
+            parked.spill_finished(m, needed_rows);
             let first_rows = rows_of_pass.first().cloned().unwrap_or(0..0);
-            super::storage::evict_rows_by(
-                m,
-                input,
-                needed_rows,
-                |y, _| (!first_rows.contains(&y)).then_some(std::cmp::Reverse(first_pass[y])),
-                start,
-            );
+            super::storage::evict_rows_by(m, input, needed_rows, |y, _| {
+                (!first_rows.contains(&y)).then_some(std::cmp::Reverse(first_pass[y]))
+            });
         }
         // Rows evicted to let the layer start are fetched again when needed.
         for y in 0..height {
@@ -508,6 +514,7 @@ impl<'a> ArrayLayer<'a> {
             weights_from_dram: source,
             weight_staged: HashMap::new(),
             weight_requested: 0,
+            wakeups: [None; 2],
             weight_dram_base,
             weight_step_offsets,
             weight_staging_bytes,
@@ -561,7 +568,14 @@ impl<'a> ArrayLayer<'a> {
             self.m.set_clock(now)?;
             self.m.trace_advance(held)?;
             match event {
-                Event::Prefetch => self.prefetch(now),
+                Event::Prefetch => {
+                    self.clear_wakeup(0, now);
+                    self.prefetch(now)
+                }
+                Event::FetchWeights => {
+                    self.clear_wakeup(1, now);
+                    self.request_weights(now)
+                }
                 Event::RowArrived { row } => {
                     let words = self.input.row_words();
                     let bytes = self.input.row_bytes();
@@ -632,7 +646,6 @@ impl<'a> ArrayLayer<'a> {
             .steps
             .get(self.next_step)
             .map_or(usize::MAX, |s| s.pass);
-        let waited_for_space = self.arrivals.prefetch_round();
         while self.prefetch_pass < self.rows_of_pass.len()
             && self.prefetch_pass <= current.saturating_add(1)
         {
@@ -641,10 +654,16 @@ impl<'a> ArrayLayer<'a> {
                 if self.row_requested[y] {
                     continue;
                 }
+                if let Some(free) = self.m.dram_read_queue_full() {
+                    // Hold back until a read-queue entry frees.
+                    self.arrivals.rows_held_back(Some(Wait::InputDram));
+                    self.wake(free, Event::Prefetch);
+                    return;
+                }
                 let bytes = self.input.row_bytes();
-                if !self.room_for_row(now, bytes, current) {
+                if !self.room_for_row(bytes, current) {
                     // Wait for space; a pass completion reschedules us.
-                    self.arrivals.set_space_blocked(true);
+                    self.arrivals.rows_held_back(Some(Wait::GlbSpace));
                     return;
                 }
                 let base = self.input.dram_address(0, y, 0);
@@ -652,14 +671,34 @@ impl<'a> ArrayLayer<'a> {
                     self.m
                         .dram_read(now, base, DataType::Input, self.input.row_words(), bytes);
                 self.row_requested[y] = true;
-                self.arrivals.row_requested(y, now, waited_for_space);
+                self.arrivals.row_requested(y, now);
                 self.input.in_glb[y] = true;
                 self.queue
                     .schedule(done, Phase::Complete, Event::RowArrived { row: y });
             }
             self.prefetch_pass += 1;
         }
-        self.arrivals.set_space_blocked(false);
+        self.arrivals.rows_held_back(None);
+    }
+
+    /// Schedules `event` (a fetcher's retry) at `at`, once: a retry already
+    /// due by then does the work.
+    fn wake(&mut self, at: Cycle, event: Event) {
+        let slot = match event {
+            Event::Prefetch => &mut self.wakeups[0],
+            _ => &mut self.wakeups[1],
+        };
+        if slot.is_some_and(|due| due <= at) {
+            return;
+        }
+        *slot = Some(at);
+        self.queue.schedule(at, Phase::Start, event);
+    }
+
+    fn clear_wakeup(&mut self, which: usize, now: Cycle) {
+        if self.wakeups[which].is_some_and(|due| due <= now) {
+            self.wakeups[which] = None;
+        }
     }
 
     // ---- weights (programmable mode) ---------------------------------------
@@ -674,12 +713,18 @@ impl<'a> ArrayLayer<'a> {
         let limit = (self.next_step + LOOKAHEAD_STEPS + 1).min(self.steps.len());
         while self.weight_requested < limit {
             let step = self.weight_requested;
-            self.weight_requested += 1;
             let from_dram = match self.weights_from_dram {
                 WeightSource::DramEveryPass => true,
                 WeightSource::GlbResident | WeightSource::Scratchpad => self.steps[step].pass == 0,
                 WeightSource::None => false,
             };
+            if from_dram && let Some(free) = self.m.dram_read_queue_full() {
+                // Hold back until a read-queue entry frees.
+                self.arrivals.weights_held_back(Some(Wait::WeightDram));
+                self.wake(free, Event::FetchWeights);
+                return;
+            }
+            self.weight_requested += 1;
             self.arrivals.weights_requested(step, now);
             if from_dram {
                 let words = self.step_weight_words(step);
@@ -697,6 +742,7 @@ impl<'a> ArrayLayer<'a> {
                 self.weight_staged.insert(step, now);
             }
         }
+        self.arrivals.weights_held_back(None);
     }
 
     // ---- the array ----------------------------------------------------------
@@ -931,7 +977,7 @@ impl<'a> ArrayLayer<'a> {
     /// the row is for the pass the array is on (waiting cannot free space:
     /// only a pass end does), rows of parked tensors leave (`Parked`).
     /// Otherwise the prefetcher waits for a pass end.
-    fn room_for_row(&mut self, now: Cycle, bytes: u64, current_pass: usize) -> bool {
+    fn room_for_row(&mut self, bytes: u64, current_pass: usize) -> bool {
         if self.m.glb.space.try_take(bytes) {
             return true;
         }
@@ -941,15 +987,9 @@ impl<'a> ArrayLayer<'a> {
             // read the GLB from `now`, before the rows that take the space
             // arrive from DRAM.
             let (row_last_pass, requested) = (&self.row_last_pass, &self.row_requested);
-            super::storage::evict_rows_by(
-                self.m,
-                self.input,
-                bytes,
-                |y, in_dram| {
-                    (requested[y] && row_last_pass[y] < current_pass).then_some((!in_dram, y))
-                },
-                now,
-            );
+            super::storage::evict_rows_by(self.m, self.input, bytes, |y, in_dram| {
+                (requested[y] && row_last_pass[y] < current_pass).then_some((!in_dram, y))
+            });
             if self.m.glb.space.try_take(bytes) {
                 return true;
             }
@@ -957,8 +997,8 @@ impl<'a> ArrayLayer<'a> {
         if self.prefetch_pass > current_pass {
             return false;
         }
-        self.parked.make_room(self.m, bytes, now);
-        self.m.glb.space.try_take(bytes) || self.last_resort_room(now, bytes, current_pass)
+        self.parked.make_room(self.m, bytes);
+        self.m.glb.space.try_take(bytes) || self.last_resort_room(bytes, current_pass)
     }
 
     /// The pass the array is on lacks a row and nothing else can give way:
@@ -966,23 +1006,17 @@ impl<'a> ArrayLayer<'a> {
     /// (needed last first), then its output rows spill to DRAM. Without
     /// this the layer could never finish the pass (docs/mapping.md, "What
     /// the GLB must hold"); runs that got their room otherwise never get here.
-    fn last_resort_room(&mut self, now: Cycle, bytes: u64, current_pass: usize) -> bool {
-        self.parked.spill_finished(self.m, bytes, now);
+    fn last_resort_room(&mut self, bytes: u64, current_pass: usize) -> bool {
+        self.parked.spill_finished(self.m, bytes);
         if self.m.glb.space.try_take(bytes) {
             return true;
         }
         let current = self.rows_of_pass.get(current_pass).cloned().unwrap_or(0..0);
         let (first_pass, ready) = (&self.row_first_pass, &self.row_ready);
-        super::storage::evict_rows_by(
-            self.m,
-            self.input,
-            bytes,
-            |y, _| {
-                (ready[y].is_some() && !current.contains(&y) && first_pass[y] > current_pass)
-                    .then_some(std::cmp::Reverse(first_pass[y]))
-            },
-            now,
-        );
+        super::storage::evict_rows_by(self.m, self.input, bytes, |y, _| {
+            (ready[y].is_some() && !current.contains(&y) && first_pass[y] > current_pass)
+                .then_some(std::cmp::Reverse(first_pass[y]))
+        });
         for y in 0..self.input.shape.height {
             if !self.input.in_glb[y] && self.row_ready[y].is_some() {
                 self.row_ready[y] = None;
@@ -992,7 +1026,7 @@ impl<'a> ArrayLayer<'a> {
         if self.m.glb.space.try_take(bytes) {
             return true;
         }
-        let evicted = super::storage::spill_output_rows(self.m, self.output, bytes, now);
+        let evicted = super::storage::spill_output_rows(self.m, self.output, bytes);
         for &y in &evicted {
             self.out_row_state[y] = RowState::Dram;
         }
@@ -1586,19 +1620,13 @@ impl<'a> ArrayLayer<'a> {
             end = end.max(glb_end);
         }
         if spill_words > 0 {
-            // Through a GLB staging buffer to DRAM.
-            let w = self
-                .m
-                .glb_write(at, DataType::Output, spill_words, spill_words * wb);
-            let r = self
-                .m
-                .glb_read(w.end, DataType::Output, spill_words, spill_words * wb);
-            let done = self.m.dram_write(
-                r.end,
-                spill_addr.unwrap_or(0),
+            let addr = spill_addr.unwrap_or(0);
+            let done = super::storage::through_glb_to_dram(
+                self.m,
                 DataType::Output,
                 spill_words,
                 spill_words * wb,
+                addr,
             );
             end = end.max(done);
         }

@@ -73,11 +73,24 @@ pub(crate) const TRACE_UNUSED: u64 = 11;
 
 /// When a piece of data the array waits for was requested and when it
 /// arrived from DRAM (equal when it needed no DRAM read).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Arrival {
     requested: Cycle,
     from_dram: Cycle,
-    waited_for_space: bool,
+    /// Why it was not requested earlier: the fetcher held back for GLB
+    /// room (`GlbSpace`) or for a free DRAM read-queue entry (`InputDram`,
+    /// `WeightDram`); `Prefetch` when it was simply not due yet.
+    held_back: Wait,
+}
+
+impl Default for Arrival {
+    fn default() -> Self {
+        Arrival {
+            requested: Cycle::ZERO,
+            from_dram: Cycle::ZERO,
+            held_back: Wait::Prefetch,
+        }
+    }
 }
 
 /// The request and arrival times of a layer's input rows and staged weights.
@@ -85,8 +98,10 @@ struct Arrival {
 pub(super) struct Arrivals {
     rows: Vec<Arrival>,
     weights: HashMap<usize, Arrival>,
-    /// The prefetcher stopped for lack of GLB space and has not caught up.
-    space_blocked: bool,
+    /// Why the prefetcher stopped, while it has not caught up.
+    rows_held_back: Option<Wait>,
+    /// Why the weight fetcher stopped, while it has not caught up.
+    weights_held_back: Option<Wait>,
 }
 
 impl Arrivals {
@@ -95,7 +110,7 @@ impl Arrivals {
         let at_start = Arrival {
             requested: start,
             from_dram: start,
-            waited_for_space: false,
+            held_back: Wait::Prefetch,
         };
         Arrivals {
             rows: vec![at_start; height],
@@ -103,22 +118,25 @@ impl Arrivals {
         }
     }
 
-    /// A prefetch round begins; it returns whether earlier rounds had stopped
-    /// for space (rows requested in this round then waited for it).
-    pub(super) fn prefetch_round(&self) -> bool {
-        self.space_blocked
+    /// The prefetcher stopped for `why` (`GlbSpace`, `InputDram`), or
+    /// completed its window (`None`).
+    pub(super) fn rows_held_back(&mut self, why: Option<Wait>) {
+        self.rows_held_back = why;
     }
 
-    /// The prefetcher stopped (`true`) or completed its window (`false`).
-    pub(super) fn set_space_blocked(&mut self, blocked: bool) {
-        self.space_blocked = blocked;
+    /// The weight fetcher stopped for a DRAM read-queue entry (`Some`), or
+    /// caught up with its lookahead (`None`).
+    pub(super) fn weights_held_back(&mut self, why: Option<Wait>) {
+        self.weights_held_back = why;
     }
 
-    pub(super) fn row_requested(&mut self, y: usize, now: Cycle, waited_for_space: bool) {
+    /// Row `y` is requested now; what held the prefetcher back before it
+    /// (if anything) explains the wait before the request.
+    pub(super) fn row_requested(&mut self, y: usize, now: Cycle) {
         self.rows[y] = Arrival {
             requested: now,
             from_dram: now,
-            waited_for_space,
+            held_back: self.rows_held_back.unwrap_or(Wait::Prefetch),
         };
     }
 
@@ -130,7 +148,7 @@ impl Arrivals {
         let a = Arrival {
             requested: now,
             from_dram: now,
-            waited_for_space: false,
+            held_back: self.weights_held_back.unwrap_or(Wait::Prefetch),
         };
         self.weights.insert(step, a);
     }
@@ -165,18 +183,13 @@ impl Arrivals {
                 let a = self.weights.get(&step).copied().unwrap_or_default();
                 chain.push((a.from_dram, Wait::GlbPort));
                 chain.push((a.requested, Wait::WeightDram));
-                chain.push((Cycle::ZERO, Wait::Prefetch));
+                chain.push((Cycle::ZERO, a.held_back));
             }
             _ => {
                 let a = binding_row.map_or_else(Arrival::default, |(_, y)| self.rows[y]);
                 chain.push((a.from_dram, Wait::GlbPort));
                 chain.push((a.requested, Wait::InputDram));
-                let before = if a.waited_for_space {
-                    Wait::GlbSpace
-                } else {
-                    Wait::Prefetch
-                };
-                chain.push((Cycle::ZERO, before));
+                chain.push((Cycle::ZERO, a.held_back));
             }
         }
     }
@@ -297,7 +310,8 @@ mod tests {
     #[test]
     fn the_binding_row_is_the_last_ready_and_its_times_make_the_chain() {
         let mut a = Arrivals::new(3, Cycle(0));
-        a.row_requested(1, Cycle(4), true);
+        a.rows_held_back(Some(Wait::GlbSpace));
+        a.row_requested(1, Cycle(4));
         a.row_from_dram(1, Cycle(9));
         let ready = [Some(Cycle(0)), Some(Cycle(11)), Some(Cycle(3))];
         let mut chain = Vec::new();
@@ -322,5 +336,13 @@ mod tests {
                 (Cycle::ZERO, Wait::Prefetch),
             ]
         );
+        // Weights whose fetcher held back for a DRAM read-queue entry: the
+        // wait before their request is DRAM's too.
+        a.weights_held_back(Some(Wait::WeightDram));
+        a.weights_requested(8, Cycle(5));
+        a.weights_from_dram(8, Cycle(13));
+        chain.clear();
+        a.issue_chain(0..3, &ready, Some((8, Cycle(14))), &mut chain);
+        assert_eq!(chain[2], (Cycle::ZERO, Wait::WeightDram));
     }
 }

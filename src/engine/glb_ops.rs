@@ -141,7 +141,6 @@ struct Room {
     /// The input rows of the current output row (they stay).
     wanted: std::ops::Range<usize>,
     bytes: u64,
-    at: Cycle,
 }
 
 impl Room {
@@ -153,28 +152,22 @@ impl Room {
         &self,
         m: &mut Machine,
         inputs: &mut [&mut TensorStore],
-        ready: &mut [Vec<Option<Cycle>>],
+        rows: &mut Rows,
         output: &mut TensorStore,
         parked: &mut Parked<'_>,
         spilled_rows: &mut u64,
     ) -> bool {
-        parked.spill_finished(m, self.bytes, self.at);
+        parked.spill_finished(m, self.bytes);
         if m.glb.space.try_take(self.bytes) {
             return true;
         }
         for (k, input) in inputs.iter_mut().enumerate() {
-            let resident = &ready[k];
-            super::storage::evict_rows_by(
-                m,
-                input,
-                self.bytes,
-                |y, in_dram| {
-                    (resident[y].is_some() && !self.wanted.contains(&y))
-                        .then_some((!in_dram, std::cmp::Reverse(y)))
-                },
-                self.at,
-            );
-            for (y, r) in ready[k].iter_mut().enumerate() {
+            let resident = &rows.ready[k];
+            super::storage::evict_rows_by(m, input, self.bytes, |y, in_dram| {
+                (resident[y].is_some() && !self.wanted.contains(&y))
+                    .then_some((!in_dram, std::cmp::Reverse(y)))
+            });
+            for (y, r) in rows.ready[k].iter_mut().enumerate() {
                 if !input.in_glb[y] {
                     *r = None;
                 }
@@ -186,15 +179,101 @@ impl Room {
         if m.glb.space.try_take(self.bytes) {
             return true;
         }
-        *spilled_rows +=
-            super::storage::spill_output_rows(m, output, self.bytes, self.at).len() as u64;
+        *spilled_rows += super::storage::spill_output_rows(m, output, self.bytes).len() as u64;
         m.glb.space.try_take(self.bytes)
+    }
+}
+
+/// The operands' rows: which the GLB holds (and from when), and the fills
+/// on their way from DRAM. A fill is two requests: the DRAM read, sent when
+/// the row is wanted, and the GLB write, sent when the DRAM's data arrives;
+/// the fills wait here, by arrival, until the unit's clock reaches them.
+struct Rows {
+    /// Per operand, per row: when its GLB write completed (`None`: not in
+    /// the GLB, or still on its way).
+    ready: Vec<Vec<Option<Cycle>>>,
+    /// Per operand, per row: the output row that reads it last.
+    last_use: Vec<Vec<usize>>,
+    /// Fills whose DRAM data arrives at the key's cycle: (operand, row),
+    /// in the order they were sent.
+    arriving: std::collections::BTreeMap<(Cycle, u64), (usize, usize)>,
+    sent: u64,
+}
+
+impl Rows {
+    fn arriving(&self, k: usize, y: usize) -> bool {
+        self.arriving.values().any(|&(kk, yy)| (kk, yy) == (k, y))
+    }
+
+    /// Writes into the GLB every fill whose data arrives by `to` (at its
+    /// arrival, in arrival order), then moves the clock to `to`.
+    fn advance(
+        &mut self,
+        m: &mut Machine,
+        inputs: &mut [&mut TensorStore],
+        to: Cycle,
+    ) -> Result<()> {
+        while let Some(entry) = self.arriving.first_entry() {
+            let (arrival, _) = *entry.key();
+            if arrival > to {
+                break;
+            }
+            let (k, y) = entry.remove();
+            self.land(m, inputs, arrival, k, y)?;
+        }
+        m.set_clock(to)
+    }
+
+    /// Writes fills into the GLB, earliest first, until every row of
+    /// `wanted` of operand `k` is there; returns when the last of them is.
+    fn wait_for(
+        &mut self,
+        m: &mut Machine,
+        inputs: &mut [&mut TensorStore],
+        k: usize,
+        wanted: std::ops::Range<usize>,
+    ) -> Result<Cycle> {
+        let mut ready = m.clock;
+        for y in wanted {
+            while self.ready[k][y].is_none() {
+                let Some(((arrival, _), (kk, yy))) = self.arriving.pop_first() else {
+                    break;
+                };
+                self.land(m, inputs, arrival, kk, yy)?;
+            }
+            ready = ready.max(self.ready[k][y].unwrap_or(ready));
+        }
+        Ok(ready)
+    }
+
+    fn land(
+        &mut self,
+        m: &mut Machine,
+        inputs: &mut [&mut TensorStore],
+        arrival: Cycle,
+        k: usize,
+        y: usize,
+    ) -> Result<()> {
+        m.set_clock(arrival.max(m.clock))?;
+        let input = &mut inputs[k];
+        let written = m.glb_write(
+            m.clock,
+            DataType::Input,
+            input.row_words(),
+            input.row_bytes(),
+        );
+        input.fill_from_dram(y, written.end);
+        self.ready[k][y] = Some(written.end);
+        Ok(())
     }
 }
 
 /// Runs a GLB-side layer. `inputs` holds each distinct input tensor once;
 /// `operand_of[i]` is the index in `inputs` of the operator's `i`-th operand
-/// (so `x + x` reads one tensor for both).
+/// (so `x + x` reads one tensor for both). Each request is made at the
+/// cycle it is sent (`Machine::set_clock`): an output row's fills when the
+/// row starts, their GLB writes as their data arrives, the unit's reads
+/// when its rows are in the GLB, its output when it is computed.
 pub(super) fn run(
     m: &mut Machine,
     layer: &Layer,
@@ -211,44 +290,10 @@ pub(super) fn run(
         [first_operand.height, first_operand.width],
         output.shape.width,
     );
-    let start = layer_start;
     let mut unit = RateServer::new(u64::from(m.arch.glb.bank_width_bytes));
-
-    // Per operand: when each row arrives in the GLB, and which output row uses it last.
-    let mut ready: Vec<Vec<Option<Cycle>>> = Vec::new();
-    let mut last_use: Vec<Vec<usize>> = Vec::new();
-    let mut start = start;
-    for input in inputs.iter_mut() {
-        let height = input.shape.height;
-        let mut first_use = vec![usize::MAX; height];
-        let mut last = vec![0usize; height];
-        for oy in 0..out_rows {
-            for y in glb_unit.input_rows(oy) {
-                first_use[y] = first_use[y].min(oy);
-                last[y] = oy;
-            }
-        }
-        // Room for the rows of two output rows when some input is in DRAM.
-        if !input.in_glb.iter().all(|&r| r) {
-            let window_rows = (0..out_rows)
-                .map(|oy| glb_unit.input_rows(oy).len())
-                .max()
-                .unwrap_or(0) as u64;
-            start = super::storage::evict_rows(
-                m,
-                input,
-                2 * window_rows * input.row_bytes(),
-                |y| first_use[y],
-                start,
-            );
-        }
-        ready.push(
-            (0..height)
-                .map(|y| input.in_glb[y].then_some(start))
-                .collect(),
-        );
-        last_use.push(last);
-    }
+    m.set_clock(layer_start)?;
+    let mut rows = make_room_for_rows(m, inputs, &glb_unit, out_rows)?;
+    let start = m.clock;
     let last_reader: Vec<bool> = inputs.iter().map(|i| i.readers_left <= 1).collect();
 
     let mut t = start;
@@ -258,143 +303,54 @@ pub(super) fn run(
     let mut end = start;
     let mut spilled_rows = 0;
     for oy in 0..out_rows {
-        m.set_clock(t)?;
+        rows.advance(m, inputs, t)?;
         m.trace_advance(t)?;
         m.trace_set(|p| p.step, t, oy as u64);
         let mut data_ready = t;
-        let mut reads = 0u64;
-        let mut read_bytes = 0u64;
         for k in 0..inputs.len() {
-            // This output row's rows, and the next one's (fetched ahead).
-            let wanted = glb_unit.input_rows(oy);
-            let ahead = if oy + 1 < out_rows {
-                glb_unit.input_rows(oy + 1)
-            } else {
-                0..0
+            let fetch = Fetch {
+                k,
+                wanted: glb_unit.input_rows(oy),
+                ahead: if oy + 1 < out_rows {
+                    glb_unit.input_rows(oy + 1)
+                } else {
+                    0..0
+                },
             };
-            for y in wanted.clone().chain(ahead) {
-                if ready[k][y].is_some() {
-                    continue;
-                }
-                let row_bytes = inputs[k].row_bytes();
-                if !m.glb.space.try_take(row_bytes) {
-                    // The unit works one output row at a time: the rows it
-                    // needs can come only from tensors parked for later layers.
-                    parked.make_room(m, row_bytes, t);
-                    if !m.glb.space.try_take(row_bytes) {
-                        if !wanted.contains(&y) {
-                            break; // fetched when its output row runs
-                        }
-                        let room = Room {
-                            wanted: wanted.clone(),
-                            bytes: row_bytes,
-                            at: t,
-                        };
-                        if !room.last_resort(
-                            m,
-                            inputs,
-                            &mut ready,
-                            output,
-                            parked,
-                            &mut spilled_rows,
-                        ) {
-                            return Err(cannot_tile(m, layer, row_bytes));
-                        }
-                    }
-                }
-                let input = &mut inputs[k];
-                let done = m.dram_read(
-                    t,
-                    input.dram_address(0, y, 0),
-                    DataType::Input,
-                    input.row_words(),
-                    input.row_bytes(),
-                );
-                let written =
-                    m.glb_write(done, DataType::Input, input.row_words(), input.row_bytes());
-                input.in_glb[y] = true;
-                input.fill_from_dram(y, written.end);
-                ready[k][y] = Some(written.end);
+            if !fetch.send(m, inputs, &mut rows, output, parked, &mut spilled_rows)? {
+                return Err(cannot_tile(m, layer, inputs[k].row_bytes()));
             }
-            data_ready = data_ready.max(wanted.filter_map(|y| ready[k][y]).max().unwrap_or(t));
         }
+        for k in 0..inputs.len() {
+            let wanted = glb_unit.input_rows(oy);
+            data_ready = data_ready.max(rows.wait_for(m, inputs, k, wanted)?);
+        }
+        rows.advance(m, inputs, data_ready)?;
         // The output row, computed from the rows the GLB now holds.
-        let before = glb_unit.reads();
-        let (lut_before, divisions_before) = (glb_unit.lut_reads(), glb_unit.divisions());
         let resident = Resident {
             inputs,
             operand_of,
-            at: data_ready,
+            at: m.clock,
         };
-        let mut row = ndarray::Array2::zeros((output.shape.channels, output.shape.width));
-        glb_unit
-            .output_row(&resident, oy, row.view_mut())
-            .map_err(|miss| missing_row(layer, miss, oy))?;
-        let after = glb_unit.reads();
-        for (operand, &k) in operand_of.iter().enumerate().take(2) {
-            let words = after[operand] - before[operand];
-            reads += words;
-            read_bytes += words * inputs[k].word_bytes;
-        }
-        let glb = m.glb_read(data_ready, DataType::Input, reads, read_bytes);
-        let lut_reads = glb_unit.lut_reads() - lut_before;
-        m.pe.rf_read(DataType::Weight, lut_reads);
-        m.pe.lut_reads += lut_reads;
-        let divisions = glb_unit.divisions() - divisions_before;
-        let busy_bytes = if divisions == 0 {
-            read_bytes
-        } else {
-            let bytes_per_cycle = unit.units_per_cycle();
-            let word_bytes = inputs[operand_of.first().copied().unwrap_or(0)].word_bytes;
-            softmax_row_cycles(divisions, word_bytes, bytes_per_cycle, &m.arch.glb)
-                * bytes_per_cycle
-        };
-        let work = m.glb_unit_work(&mut unit, glb.start, busy_bytes);
-        m.trace_busy(|p| p.pool_busy, work.start, work.end);
-        let done = work.end.max(glb.end);
+        let out_dims = (output.shape.channels, output.shape.width);
+        let (row, work, done) =
+            compute_row(m, layer, &mut glb_unit, &mut unit, &resident, oy, out_dims)?;
         first_compute.get_or_insert(work.start);
         compute += work.end.since(work.start);
         last_compute = last_compute.max(done);
-
-        // The output row: into the GLB if it has room, else through it to DRAM.
-        let (words, bytes) = (output.row_words(), output.row_bytes());
-        if m.glb.space.try_take(bytes) {
-            output.in_glb[oy] = true;
-            let written = m.glb_write(done, DataType::Output, words, bytes).end;
-            output.write_row(oy, row.view(), written);
-            end = end.max(written);
-        } else {
-            if output.dram_base.is_none() {
-                output.dram_base = Some(m.allocator.allocate(output.bytes()));
-            }
-            let w = m.glb_write(done, DataType::Output, words, bytes);
-            let r = m.glb_read(w.end, DataType::Output, words, bytes);
-            end = end.max(m.dram_write(
-                r.end,
-                output.dram_address(0, oy, 0),
-                DataType::Output,
-                words,
-                bytes,
-            ));
-            output.write_row(oy, row.view(), end);
-            output.in_dram[oy] = true;
-            spilled_rows += 1;
-        }
-        // Input rows no later output row needs.
-        for (k, input) in inputs.iter_mut().enumerate() {
-            if !last_reader[k] {
-                continue;
-            }
-            for y in glb_unit.input_rows(oy) {
-                if last_use[k][y] == oy && input.in_glb[y] {
-                    input.leave_glb(y);
-                    m.glb.space.give_back(input.row_bytes());
-                }
-            }
-        }
+        rows.advance(m, inputs, done)?;
+        let (written, spilled) = store_output_row(m, output, oy, row.view());
+        end = end.max(written);
+        spilled_rows += u64::from(spilled);
+        release_input_rows(m, inputs, &rows, &last_reader, glb_unit.input_rows(oy), oy);
         t = done;
         m.events += 1;
     }
+    let last = rows
+        .arriving
+        .last_key_value()
+        .map_or(t, |(&(c, _), _)| c.max(t));
+    rows.advance(m, inputs, last)?;
     for (k, input) in inputs.iter_mut().enumerate() {
         if last_reader[k] {
             free_all_rows(m, input);
@@ -412,6 +368,208 @@ pub(super) fn run(
         waits: [0; super::causes::Wait::COUNT],
         used_pes: 0,
     })
+}
+
+/// Per operand, the rows that are in the GLB when the layer starts, after
+/// making room for two output rows' worth when some input is in DRAM (the
+/// layer starts once the write-backs that make it are done).
+fn make_room_for_rows(
+    m: &mut Machine,
+    inputs: &mut [&mut TensorStore],
+    glb_unit: &GlbUnit,
+    out_rows: usize,
+) -> Result<Rows> {
+    let mut rows = Rows {
+        ready: Vec::new(),
+        last_use: Vec::new(),
+        arriving: std::collections::BTreeMap::new(),
+        sent: 0,
+    };
+    for input in inputs.iter_mut() {
+        let height = input.shape.height;
+        let mut first_use = vec![usize::MAX; height];
+        let mut last = vec![0usize; height];
+        for oy in 0..out_rows {
+            for y in glb_unit.input_rows(oy) {
+                first_use[y] = first_use[y].min(oy);
+                last[y] = oy;
+            }
+        }
+        if !input.in_glb.iter().all(|&r| r) {
+            let window_rows = (0..out_rows)
+                .map(|oy| glb_unit.input_rows(oy).len())
+                .max()
+                .unwrap_or(0) as u64;
+            let bytes = 2 * window_rows * input.row_bytes();
+            let done = super::storage::evict_rows(m, input, bytes, |y| first_use[y]);
+            m.set_clock(done)?;
+        }
+        rows.last_use.push(last);
+    }
+    let start = m.clock;
+    for input in inputs.iter() {
+        let ready = (0..input.shape.height).map(|y| input.in_glb[y].then_some(start));
+        rows.ready.push(ready.collect());
+    }
+    Ok(rows)
+}
+
+/// The DRAM reads of operand `k`'s rows for an output row (`wanted`) and
+/// the next one (`ahead`, fetched while the unit works), sent now.
+struct Fetch {
+    k: usize,
+    wanted: std::ops::Range<usize>,
+    ahead: std::ops::Range<usize>,
+}
+
+impl Fetch {
+    /// Sends the reads of the rows neither in the GLB nor on their way,
+    /// each once it has GLB room; false when a wanted row finds none.
+    fn send(
+        &self,
+        m: &mut Machine,
+        inputs: &mut [&mut TensorStore],
+        rows: &mut Rows,
+        output: &mut TensorStore,
+        parked: &mut Parked<'_>,
+        spilled_rows: &mut u64,
+    ) -> Result<bool> {
+        let k = self.k;
+        for y in self.wanted.clone().chain(self.ahead.clone()) {
+            if rows.ready[k][y].is_some() || rows.arriving(k, y) {
+                continue;
+            }
+            let row_bytes = inputs[k].row_bytes();
+            if !m.glb.space.try_take(row_bytes) {
+                // The unit works one output row at a time: the rows it
+                // needs can come only from tensors parked for later layers.
+                parked.make_room(m, row_bytes);
+                if !m.glb.space.try_take(row_bytes) {
+                    if !self.wanted.contains(&y) {
+                        break; // fetched when its output row runs
+                    }
+                    let room = Room {
+                        wanted: self.wanted.clone(),
+                        bytes: row_bytes,
+                    };
+                    if !room.last_resort(m, inputs, rows, output, parked, spilled_rows) {
+                        return Ok(false);
+                    }
+                }
+            }
+            if let Some(free) = m.dram_read_queue_full() {
+                if !self.wanted.contains(&y) {
+                    m.glb.space.give_back(row_bytes);
+                    break; // fetched when its output row runs
+                }
+                // Hold back until a read-queue entry frees (landing the
+                // fills that arrive meanwhile).
+                rows.advance(m, inputs, free)?;
+            }
+            let input = &mut inputs[k];
+            let addr = input.dram_address(0, y, 0);
+            let (words, bytes) = (input.row_words(), input.row_bytes());
+            let arrival = m.dram_read(m.clock, addr, DataType::Input, words, bytes);
+            input.in_glb[y] = true;
+            rows.arriving.insert((arrival, rows.sent), (k, y));
+            rows.sent += 1;
+        }
+        Ok(true)
+    }
+}
+
+/// The GLB unit computes output row `oy` from the rows the GLB holds now
+/// (`m.clock`, `resident.at`): its GLB reads are sent now, its work follows them. Returns
+/// the row, the unit's work and when both are done.
+fn compute_row(
+    m: &mut Machine,
+    layer: &Layer,
+    glb_unit: &mut GlbUnit,
+    unit: &mut RateServer,
+    resident: &Resident<'_, '_>,
+    oy: usize,
+    out_dims: (usize, usize),
+) -> Result<(ndarray::Array2<i16>, crate::sim::Grant, Cycle)> {
+    let now = m.clock;
+    let (inputs, operand_of) = (resident.inputs, resident.operand_of);
+    let before = glb_unit.reads();
+    let (lut_before, divisions_before) = (glb_unit.lut_reads(), glb_unit.divisions());
+    let mut row = ndarray::Array2::zeros(out_dims);
+    glb_unit
+        .output_row(resident, oy, row.view_mut())
+        .map_err(|miss| missing_row(layer, miss, oy))?;
+    let after = glb_unit.reads();
+    let (mut reads, mut read_bytes) = (0u64, 0u64);
+    for (operand, &k) in operand_of.iter().enumerate().take(2) {
+        let words = after[operand] - before[operand];
+        reads += words;
+        read_bytes += words * inputs[k].word_bytes;
+    }
+    let glb = m.glb_read(now, DataType::Input, reads, read_bytes);
+    let lut_reads = glb_unit.lut_reads() - lut_before;
+    m.pe.rf_read(DataType::Weight, lut_reads);
+    m.pe.lut_reads += lut_reads;
+    let divisions = glb_unit.divisions() - divisions_before;
+    let busy_bytes = if divisions == 0 {
+        read_bytes
+    } else {
+        let bytes_per_cycle = unit.units_per_cycle();
+        let word_bytes = inputs[operand_of.first().copied().unwrap_or(0)].word_bytes;
+        softmax_row_cycles(divisions, word_bytes, bytes_per_cycle, &m.arch.glb) * bytes_per_cycle
+    };
+    // The unit consumes the words as the GLB delivers them.
+    let work = m.glb_unit_work(unit, glb.start, busy_bytes);
+    m.trace_busy(|p| p.pool_busy, work.start, work.end);
+    Ok((row, work, work.end.max(glb.end)))
+}
+
+/// Output row `oy`, computed now (`m.clock`): into the GLB if it has room,
+/// else through it to DRAM. Returns when it is stored, and whether it
+/// spilled.
+fn store_output_row(
+    m: &mut Machine,
+    output: &mut TensorStore,
+    oy: usize,
+    row: ArrayView2<'_, i16>,
+) -> (Cycle, bool) {
+    let (words, bytes) = (output.row_words(), output.row_bytes());
+    if m.glb.space.try_take(bytes) {
+        output.in_glb[oy] = true;
+        let written = m.glb_write(m.clock, DataType::Output, words, bytes).end;
+        output.write_row(oy, row, written);
+        return (written, false);
+    }
+    if output.dram_base.is_none() {
+        output.dram_base = Some(m.allocator.allocate(output.bytes()));
+    }
+    let addr = output.dram_address(0, oy, 0);
+    let end = super::storage::through_glb_to_dram(m, DataType::Output, words, bytes, addr);
+    output.write_row(oy, row, end);
+    output.in_dram[oy] = true;
+    (end, true)
+}
+
+/// Frees the input rows (of tensors no later layer reads) that no output
+/// row after `oy` needs.
+fn release_input_rows(
+    m: &mut Machine,
+    inputs: &mut [&mut TensorStore],
+    rows: &Rows,
+    last_reader: &[bool],
+    read: std::ops::Range<usize>,
+    oy: usize,
+) {
+    for (k, input) in inputs.iter_mut().enumerate() {
+        if !last_reader[k] {
+            continue;
+        }
+        for y in read.clone() {
+            if rows.last_use[k][y] == oy && input.in_glb[y] {
+                input.leave_glb(y);
+                m.glb.space.give_back(input.row_bytes());
+            }
+        }
+    }
 }
 
 /// Busy cycles of the GLB unit for a Softmax row of `outputs` outputs of

@@ -60,6 +60,12 @@ pub(crate) struct Machine {
     pub stepper: Option<stepper::Stepper>,
     /// A deliberately broken schedule (tests only).
     pub sabotage: Option<Sabotage>,
+    /// The controllers' cycle: requests to the GLB's ports and to DRAM
+    /// are made at it, never for a later cycle (`set_clock`).
+    pub clock: Cycle,
+    /// The first request made for another cycle than `clock`, or sent into
+    /// a full queue (an engine bug).
+    misplaced: Option<String>,
 }
 
 impl Machine {
@@ -76,16 +82,48 @@ impl Machine {
             trace: None,
             stepper: None,
             sabotage: None,
+            clock: Cycle::ZERO,
+            misplaced: None,
         }
     }
 
     /// The controller is at cycle `now` (it never goes back): under
-    /// `--engine cycle` the stepped twins are ticked up to it.
+    /// `--engine cycle` the stepped twins are ticked up to it. Requests to
+    /// the GLB's ports and to DRAM are made at the clock: a request made
+    /// for a later cycle would be served in the order it was made rather
+    /// than the order it reaches the resource (a reservation, not a
+    /// request), so it is an internal error.
     pub(crate) fn set_clock(&mut self, now: Cycle) -> Result<()> {
+        if now < self.clock {
+            return Err(engine_error(format!(
+                "the controller went back from cycle {} to {now}",
+                self.clock
+            )));
+        }
+        self.clock = now;
+        if let Some(message) = self.misplaced.take() {
+            return Err(engine_error(message));
+        }
         match &mut self.stepper {
             Some(s) => s.run_to(now).map_err(stepper_error),
             None => Ok(()),
         }
+    }
+
+    /// Notes a request to a shared resource made for cycle `at` while the
+    /// controller is at another cycle.
+    fn check_made_now(&mut self, what: &str, at: Cycle) {
+        if at != self.clock {
+            self.note_engine_bug(format!(
+                "a {what} request was made at cycle {} for cycle {at}: requests to shared resources are made at the cycle they are sent",
+                self.clock
+            ));
+        }
+    }
+
+    /// Keeps the first engine bug found, reported at the next clock move.
+    fn note_engine_bug(&mut self, message: String) {
+        self.misplaced.get_or_insert(message);
     }
 
     /// Each PE's psum RF takes (`entries > 0`) or frees entries at `at`.
@@ -547,6 +585,13 @@ pub(crate) fn run_from(
     })
 }
 
+fn engine_error(message: String) -> crate::error::Error {
+    crate::error::Error::Internal {
+        context: "engine".to_string(),
+        message,
+    }
+}
+
 fn stepper_error(message: String) -> crate::error::Error {
     crate::error::Error::Internal {
         context: "cycle stepper (--engine cycle)".to_string(),
@@ -558,6 +603,9 @@ impl Machine {
     /// Steps the twins to idle; every promise must have been kept, and the
     /// closed forms' counters must equal the twins'.
     fn finish_stepper(&mut self) -> Result<()> {
+        if let Some(message) = self.misplaced.take() {
+            return Err(engine_error(message));
+        }
         let Some(s) = &mut self.stepper else {
             return Ok(());
         };
@@ -815,5 +863,40 @@ fn subtract(a: &mut LevelAccesses, b: &LevelAccesses) {
         let y = b.by_type.get(t);
         x.read -= y.read;
         x.write -= y.write;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::DataType;
+
+    fn machine() -> Machine {
+        let arch = crate::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+        Machine::new(&arch)
+    }
+
+    #[test]
+    fn requests_to_shared_resources_are_made_at_the_clock() {
+        let mut m = machine();
+        assert!(m.set_clock(Cycle(5)).is_ok());
+        m.glb_read(Cycle(5), DataType::Input, 4, 4);
+        m.dram_read(Cycle(5), 0, DataType::Input, 4, 4);
+        assert!(m.set_clock(Cycle(6)).is_ok());
+        // A reservation for a later cycle is an engine bug.
+        m.dram_write(Cycle(9), 0, DataType::Output, 4, 4);
+        let e = m.set_clock(Cycle(7)).err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some(
+                "internal simulator error in engine: a DRAM write request was made at cycle 6 for cycle 9: requests to shared resources are made at the cycle they are sent"
+            )
+        );
+        // So is a controller going back in time.
+        let e = m.set_clock(Cycle(3)).err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("internal simulator error in engine: the controller went back from cycle 7 to 3")
+        );
     }
 }

@@ -166,6 +166,7 @@ impl Machine {
     }
 
     pub(crate) fn glb_read(&mut self, at: Cycle, data: DataType, words: u64, bytes: u64) -> Grant {
+        self.check_made_now("GLB read", at);
         let g = self.glb.read(at, data, words, bytes);
         if let Some(s) = &mut self.stepper {
             s.request(Part::Glb, at, self.glb.slots(bytes), g);
@@ -179,6 +180,7 @@ impl Machine {
     }
 
     pub(crate) fn glb_write(&mut self, at: Cycle, data: DataType, words: u64, bytes: u64) -> Grant {
+        self.check_made_now("GLB write", at);
         let g = self.glb.write(at, data, words, bytes);
         if let Some(s) = &mut self.stepper {
             s.request(Part::Glb, at, self.glb.slots(bytes), g);
@@ -220,6 +222,12 @@ impl Machine {
         }
     }
 
+    /// `None` when a DRAM read sent now finds a free read-queue entry;
+    /// else when the next one frees (readers hold back until then).
+    pub(crate) fn dram_read_queue_full(&mut self) -> Option<Cycle> {
+        self.dram.read_queue_full(self.clock)
+    }
+
     pub(crate) fn dram_read(
         &mut self,
         at: Cycle,
@@ -228,6 +236,12 @@ impl Machine {
         words: u64,
         bytes: u64,
     ) -> Cycle {
+        self.check_made_now("DRAM read", at);
+        if self.dram.read_queue_full(at).is_some() {
+            self.note_engine_bug(format!(
+                "a DRAM read was sent at cycle {at} into a full read queue (the reader must hold back)"
+            ));
+        }
         let before = self.dram.stats();
         let done = self.dram.read_data(at, addr, data, words, bytes);
         if let Some(s) = &mut self.stepper {
@@ -245,6 +259,7 @@ impl Machine {
         words: u64,
         bytes: u64,
     ) -> Cycle {
+        self.check_made_now("DRAM write", at);
         let before = self.dram.stats();
         let done = self.dram.write_data(at, addr, data, words, bytes);
         if let Some(s) = &mut self.stepper {

@@ -1,18 +1,22 @@
 //! The cycle-by-cycle stepper (`accsim run --engine cycle`).
 //!
 //! ```text
-//!   controller ──request (cycle made, not before, units)──► closed form ──► completion the controller uses
-//!        │                                                                          ▲ must equal
-//!        └──────────────────── same request, same cycle ──► stepped twin ──ticked every cycle──► completion
+//!   controller ──request (cycle sent, units)──► closed form ──► completion the controller uses
+//!        │                                                              ▲ must equal
+//!        └──── same request, reaching the twin at the cycle sent ──► stepped twin ──ticked every cycle──► completion
 //! ```
 //!
 //! Every shared resource has a stepped twin built from `sim::Component`s:
 //! the GLB's bank ports, the input, weight and output buses, each
 //! neighbour link and the GLB unit are [`Fifo`]s, the DRAM is a
 //! [`SteppedDram`] and the PEs' datapaths are a [`PeArray`]. Each request the
-//! controller makes goes to the twin too, at the cycle the controller makes
-//! it, and the stepper ticks every twin every cycle, one cycle after
-//! another. When a twin finishes a request, the cycle must be the one the
+//! controller makes goes to the twin too, reaching it at the cycle it is
+//! sent (a transfer that follows another down a path, such as the bus
+//! behind a GLB read, is sent when its data starts to flow), behind
+//! whatever reached the twin earlier; the stepper ticks every twin every
+//! cycle, one cycle after another. A closed form that served requests in
+//! the order they were made rather than the order they arrive (a
+//! reservation for a later cycle) shows here as a different completion. When a twin finishes a request, the cycle must be the one the
 //! event scheduler was given by the resource's closed form; a step the PE
 //! array starts must find it idle (lock-step), and it must finish when the
 //! scheduler said; the psum RFs must never hold more entries than they
@@ -65,6 +69,22 @@ struct Promise {
     end: Cycle,
 }
 
+/// A request on its way to a twin: it reaches it at the cycle it is sent.
+#[derive(Debug, Clone, Copy)]
+enum Arrival {
+    Fifo {
+        part: Part,
+        units: u64,
+        id: u64,
+    },
+    Dram {
+        write: bool,
+        addr: u64,
+        bytes: u64,
+        id: u64,
+    },
+}
+
 /// A lock-step PE-array step the scheduler placed.
 #[derive(Debug, Clone)]
 struct PeStep {
@@ -91,6 +111,9 @@ pub(crate) struct Stepper {
     pe_steps: VecDeque<PeStep>,
     pe_running: Option<PeStep>,
     promises: HashMap<u64, Promise>,
+    /// Requests sent for a later cycle, by the cycle they reach their twin
+    /// (in the order they were made, within a cycle).
+    arrivals: BTreeMap<Cycle, Vec<Arrival>>,
     next_id: u64,
     /// Component-cycles stepped (components x cycles).
     pub ticks: u64,
@@ -120,6 +143,7 @@ impl Stepper {
             pe_steps: VecDeque::new(),
             pe_running: None,
             promises: HashMap::new(),
+            arrivals: BTreeMap::new(),
             next_id: 0,
             ticks: 0,
             requests_checked: 0,
@@ -157,13 +181,17 @@ impl Stepper {
         id
     }
 
-    /// A request of `units` to a FIFO resource, made now, not to start
-    /// before `at`, which the closed form granted `grant`.
+    /// A request of `units` to a FIFO resource, sent at `at` (now or, for
+    /// a transfer that follows an earlier one down a path, later), which the
+    /// closed form granted `grant`. It reaches its twin at `at`, behind
+    /// whatever reached it earlier: a closed form that served requests in
+    /// the order they were made rather than the order they arrive would be
+    /// caught here.
     pub fn request(&mut self, part: Part, at: Cycle, units: u64, grant: Grant) {
         if units == 0 {
             return;
         }
-        let made = self.clock;
+        let made = at.max(self.clock);
         let id = self.promise(Promise {
             part,
             made,
@@ -171,18 +199,16 @@ impl Stepper {
             start: Some(grant.start),
             end: grant.end,
         });
-        if let Some(f) = self.fifo(part) {
-            f.submit(at.max(made), units, id);
-        }
+        self.send(made, Arrival::Fifo { part, units, id });
     }
 
-    /// A DRAM read or write of `bytes` at `addr`, made now, not before `at`,
-    /// which the closed form completes at `done`.
+    /// A DRAM read or write of `bytes` at `addr`, sent at `at`, which the
+    /// closed form completes at `done`.
     pub fn dram(&mut self, write: bool, at: Cycle, addr: u64, bytes: u64, done: Cycle) {
         if bytes == 0 {
             return;
         }
-        let made = self.clock;
+        let made = at.max(self.clock);
         let id = self.promise(Promise {
             part: Part::Dram,
             made,
@@ -190,11 +216,43 @@ impl Stepper {
             start: None,
             end: done,
         });
-        let at = at.max(made);
-        if write {
-            self.dram.write(at, addr, bytes, id);
-        } else {
-            self.dram.read(at, addr, bytes, id);
+        self.send(
+            made,
+            Arrival::Dram {
+                write,
+                addr,
+                bytes,
+                id,
+            },
+        );
+    }
+
+    fn send(&mut self, at: Cycle, arrival: Arrival) {
+        self.arrivals.entry(at).or_default().push(arrival);
+    }
+
+    /// The requests that reach their twins in cycle `now`.
+    fn deliver_arrivals(&mut self, now: Cycle) {
+        let Some(arrivals) = self.arrivals.remove(&now) else {
+            return;
+        };
+        for a in arrivals {
+            match a {
+                Arrival::Fifo { part, units, id } => {
+                    if let Some(f) = self.fifo(part) {
+                        f.submit(now, units, id);
+                    }
+                }
+                Arrival::Dram {
+                    write: true,
+                    addr,
+                    bytes,
+                    id,
+                } => self.dram.write(now, addr, bytes, id),
+                Arrival::Dram {
+                    addr, bytes, id, ..
+                } => self.dram.read(now, addr, bytes, id),
+            }
         }
     }
 
@@ -249,6 +307,7 @@ impl Stepper {
 
     fn tick(&mut self) {
         let now = self.clock;
+        self.deliver_arrivals(now);
         self.tick_psums(now);
         self.start_pe_step(now);
         let mut served: Vec<(Part, Served<u64>)> = Vec::new();
@@ -353,6 +412,12 @@ impl Stepper {
                 self.psum_held
             ));
         }
+        if self.dram.reads_kept_waiting() > 0 {
+            return Err(format!(
+                "{} DRAM reads reached a full read queue and waited in its front end: a reader did not hold back",
+                self.dram.reads_kept_waiting()
+            ));
+        }
         if let Some((id, p)) = self.promises.iter().min_by_key(|(id, _)| **id) {
             return Err(format!(
                 "{} request #{id} of {} units made at cycle {} was never served stepped (the event scheduler said cycle {})",
@@ -425,6 +490,23 @@ mod tests {
         assert!(
             e.starts_with("GLB bank ports request #0 of 1 units made at cycle 10 was granted"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_reservation_served_before_an_earlier_arrival_is_caught() {
+        // A calendar took a request for cycle 10 first, then one made later
+        // for cycle 5, and served them in that order: 10..11, then 11..12.
+        // On the ports (one slot per cycle on a 1-bank, 1-port GLB) the
+        // second arrives first and is served at 5..6.
+        let mut arch = crate::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+        (arch.glb.banks, arch.glb.ports_per_bank) = (1, 1);
+        let mut s = Stepper::new(&arch);
+        s.request(Part::Glb, Cycle(10), 1, grant(10, 11));
+        s.request(Part::Glb, Cycle(5), 1, grant(11, 12));
+        assert_eq!(
+            s.finish().err().unwrap_or_default(),
+            "GLB bank ports request #1 of 1 units made at cycle 5: served at cycles 5..6 stepped, the event scheduler said 11..12"
         );
     }
 

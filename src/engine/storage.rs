@@ -224,16 +224,11 @@ pub(crate) fn evict_rows(
     input: &mut TensorStore,
     bytes: u64,
     next_use: impl Fn(usize) -> usize,
-    at: crate::sim::Cycle,
 ) -> crate::sim::Cycle {
     use std::cmp::Reverse;
-    evict_rows_by(
-        m,
-        input,
-        bytes,
-        |y, _| Some((Reverse(next_use(y)), Reverse(y))),
-        at,
-    )
+    evict_rows_by(m, input, bytes, |y, _| {
+        Some((Reverse(next_use(y)), Reverse(y)))
+    })
 }
 
 /// [`evict_rows`] over the resident rows `key(y, has_dram_copy)` admits
@@ -243,9 +238,8 @@ pub(crate) fn evict_rows_by<K: Ord>(
     input: &mut TensorStore,
     bytes: u64,
     key: impl Fn(usize, bool) -> Option<K>,
-    at: crate::sim::Cycle,
 ) -> crate::sim::Cycle {
-    evict_rows_as(m, input, bytes, key, at, crate::units::DataType::Input)
+    evict_rows_as(m, input, bytes, key, crate::units::DataType::Input)
 }
 
 /// Spills rows of the output a layer is writing (its last rows first) to
@@ -256,7 +250,6 @@ pub(crate) fn spill_output_rows(
     m: &mut super::Machine,
     output: &mut TensorStore,
     bytes: u64,
-    at: crate::sim::Cycle,
 ) -> Vec<usize> {
     let before = output.in_glb.clone();
     evict_rows_as(
@@ -264,7 +257,6 @@ pub(crate) fn spill_output_rows(
         output,
         bytes,
         |y, _| Some(std::cmp::Reverse(y)),
-        at,
         crate::units::DataType::Output,
     );
     (0..before.len())
@@ -278,10 +270,9 @@ fn evict_rows_as<K: Ord>(
     input: &mut TensorStore,
     bytes: u64,
     key: impl Fn(usize, bool) -> Option<K>,
-    at: crate::sim::Cycle,
     data_type: crate::units::DataType,
 ) -> crate::sim::Cycle {
-    let mut done = at;
+    let mut done = m.clock;
     if m.glb.space.available() >= bytes {
         return done;
     }
@@ -299,20 +290,47 @@ fn evict_rows_as<K: Ord>(
                 input.dram_base = Some(m.allocator.allocate(input.bytes()));
             }
             let (words, row_bytes) = (input.row_words(), input.row_bytes());
-            let read = m.glb_read(at, data_type, words, row_bytes);
-            done = done.max(m.dram_write(
-                read.end,
-                input.dram_address(0, y, 0),
-                data_type,
-                words,
-                row_bytes,
-            ));
+            let addr = input.dram_address(0, y, 0);
+            done = done.max(write_back(m, data_type, words, row_bytes, addr));
             input.write_back(y);
         }
         input.leave_glb(y);
         m.glb.space.give_back(input.row_bytes());
     }
     done
+}
+
+/// Copies `words` (`bytes`) of `data` from the GLB to DRAM at `addr`, sent
+/// now (`m.clock`): the write-back engine reads the GLB's ports and streams
+/// the words into a DRAM write it issues at the same cycle (cut-through: a
+/// DRAM write is a command and a burst of data; the data follows the GLB
+/// read). Done when both the GLB read and the DRAM write are.
+pub(crate) fn write_back(
+    m: &mut super::Machine,
+    data: crate::units::DataType,
+    words: u64,
+    bytes: u64,
+    addr: u64,
+) -> crate::sim::Cycle {
+    let now = m.clock;
+    let read = m.glb_read(now, data, words, bytes);
+    let written = m.dram_write(now, addr, data, words, bytes);
+    written.max(read.end)
+}
+
+/// Sends `words` (`bytes`) of `data` that arrive now (`m.clock`) through a
+/// GLB staging buffer to DRAM at `addr`: written into the GLB, then read
+/// back out behind that write on the same ports, streamed into a DRAM
+/// write ([`write_back`]). Returns when the DRAM write is done.
+pub(crate) fn through_glb_to_dram(
+    m: &mut super::Machine,
+    data: crate::units::DataType,
+    words: u64,
+    bytes: u64,
+    addr: u64,
+) -> crate::sim::Cycle {
+    let staged = m.glb_write(m.clock, data, words, bytes);
+    staged.end.max(write_back(m, data, words, bytes, addr))
 }
 
 /// Tensors that wait in the GLB for a later layer while another layer runs
@@ -330,35 +348,25 @@ pub(crate) struct Parked<'s>(
 impl Parked<'_> {
     /// Spills rows of finished tensors until `bytes` are free or none is
     /// left; a layer that cannot otherwise go on calls it.
-    pub(crate) fn spill_finished(
-        &mut self,
-        m: &mut super::Machine,
-        bytes: u64,
-        at: crate::sim::Cycle,
-    ) {
+    pub(crate) fn spill_finished(&mut self, m: &mut super::Machine, bytes: u64) {
         for t in &mut self.1 {
             if m.glb.space.available() >= bytes {
                 break;
             }
-            spill_output_rows(m, t, bytes, at);
+            spill_output_rows(m, t, bytes);
         }
     }
 
     /// Evicts parked rows (written back when DRAM has no copy) until
     /// `bytes` are free or nothing is left to evict; returns when the last
     /// write-back completes.
-    pub(crate) fn make_room(
-        &mut self,
-        m: &mut super::Machine,
-        bytes: u64,
-        at: crate::sim::Cycle,
-    ) -> crate::sim::Cycle {
-        let mut done = at;
+    pub(crate) fn make_room(&mut self, m: &mut super::Machine, bytes: u64) -> crate::sim::Cycle {
+        let mut done = m.clock;
         for t in &mut self.0 {
             if m.glb.space.available() >= bytes {
                 break;
             }
-            done = done.max(evict_rows(m, t, bytes, |y| y, at));
+            done = done.max(evict_rows(m, t, bytes, |y| y));
         }
         done
     }

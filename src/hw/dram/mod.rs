@@ -14,7 +14,10 @@
 //!   tRP + tRCD + tCAS, before the burst's transfer on the channel.
 //!
 //! At most `read_queue_entries` reads (and `write_queue_entries` writes) are
-//! in flight: a request waits for the oldest to complete when the queue is full.
+//! in flight. Readers hold back while the read queue is full
+//! ([`Dram::read_queue_full`] says until when): a read is sent only into a
+//! free entry. A write sent to a full write queue waits in the write-back
+//! engine for the oldest write to complete.
 
 mod stepped;
 
@@ -154,6 +157,23 @@ impl Dram {
         let done = self.access(issue, addr, bytes);
         self.writes_in_flight.push_back(done);
         done
+    }
+
+    /// `None` when a read sent at `now` finds a free read-queue entry;
+    /// otherwise the cycle the oldest read in flight completes, freeing one.
+    pub fn read_queue_full(&mut self, now: Cycle) -> Option<Cycle> {
+        while self
+            .reads_in_flight
+            .front()
+            .is_some_and(|&done| done <= now)
+        {
+            self.reads_in_flight.pop_front();
+        }
+        let depth = (self.config.read_queue_entries as usize).max(1);
+        if self.reads_in_flight.len() < depth {
+            return None;
+        }
+        self.reads_in_flight.iter().min().copied()
     }
 
     /// The cycle at which a new request can enter a queue of `depth`.

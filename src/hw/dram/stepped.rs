@@ -74,6 +74,9 @@ type Entry = Option<Cycle>;
 pub struct SteppedDram<T> {
     config: DramConfig,
     front: VecDeque<Request<T>>,
+    /// Reads that found the read queue full and waited in the front end
+    /// (a reader that holds back never causes one).
+    reads_kept_waiting: u64,
     reads: VecDeque<(u64, Entry)>,
     writes: VecDeque<(u64, Entry)>,
     bursts: VecDeque<Burst>,
@@ -91,6 +94,7 @@ impl<T> SteppedDram<T> {
         SteppedDram {
             config: config.clone(),
             front: VecDeque::new(),
+            reads_kept_waiting: 0,
             reads: VecDeque::new(),
             writes: VecDeque::new(),
             bursts: VecDeque::new(),
@@ -140,6 +144,11 @@ impl<T> SteppedDram<T> {
         self.served.drain(..)
     }
 
+    /// Reads that waited in the front end for a read-queue entry.
+    pub fn reads_kept_waiting(&self) -> u64 {
+        self.reads_kept_waiting
+    }
+
     pub fn stats(&self) -> DramStats {
         let mut s = self.stats;
         s.busy_cycles = self
@@ -184,6 +193,9 @@ impl<T> SteppedDram<T> {
             let Some(r) = self.front.pop_front() else {
                 return;
             };
+            if r.kind == Kind::Read && issue > r.at {
+                self.reads_kept_waiting += 1;
+            }
             let id = self.next_id;
             self.next_id += 1;
             let queue = match r.kind {

@@ -23,12 +23,13 @@ use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::hw::pe::accumulate;
+use crate::mapping::schedule::{Schedule, StepId};
 use crate::mapping::{ArrayPlan, Element};
 use crate::numerics::ChannelRequant;
 use crate::numerics::mac::Width;
 use crate::sim::{Cycle, EventQueue, Phase};
 use crate::units::DataType;
-use crate::workload::ir::{Layer, Op, Shape};
+use crate::workload::ir::{Epilogue, Layer, Op, Shape};
 
 use super::causes::{Arrivals, Ledger, TRACE_COMPUTING, TRACE_DRAIN, Wait};
 use super::probes::Bus;
@@ -88,13 +89,6 @@ enum Event {
     },
 }
 
-#[derive(Clone, Copy)]
-struct StepId {
-    pass: usize,
-    subpass: usize,
-    piece: usize,
-}
-
 /// Psum storage, typed by the accumulator the layer needs.
 enum Psums {
     Narrow(Vec<Vec<i32>>),
@@ -124,7 +118,8 @@ pub(super) struct ArrayLayer<'a> {
     stages: Vec<ChannelRequant>,
     bias: Vec<i64>,
     groups_per_subpass: Vec<Vec<LaneGroup>>,
-    steps: Vec<StepId>,
+    /// The steps in order and the input rows each pass reads.
+    schedule: Schedule,
     /// Cycles of a MAC with non-zero operands and of one with a zero
     /// operand, at the layer's precision (`[mac]`).
     mac_cycles: u64,
@@ -136,10 +131,6 @@ pub(super) struct ArrayLayer<'a> {
     programmable: bool,
     weight_bytes: u64,
     // Input rows.
-    rows_of_pass: Vec<Range<usize>>,
-    row_last_pass: Vec<usize>,
-    /// The first pass that reads each input row.
-    row_first_pass: Vec<usize>,
     row_ready: Vec<Option<Cycle>>,
     row_requested: Vec<bool>,
     prefetch_pass: usize,
@@ -241,274 +232,66 @@ impl<'a> ArrayLayer<'a> {
         start: Cycle,
         gathered: Option<GatheredWeights>,
     ) -> Result<Self> {
-        let (geometry, weights_of, epilogue, groups) = match &layer.op {
-            Op::Conv2d(c) => (
-                Geometry {
-                    kernel: c.kernel,
-                    stride: c.stride,
-                    pad_top: c.padding.top,
-                    pad_left: c.padding.left,
-                    logical: layer.input_shape,
-                },
-                WeightsOf::Conv(c),
-                &c.epilogue,
-                c.groups,
-            ),
-            Op::FullyConnected(f) => (
-                Geometry {
-                    kernel: [1, 1],
-                    stride: [1, 1],
-                    pad_top: 0,
-                    pad_left: 0,
-                    logical: Shape::new(f.in_features(), 1, 1),
-                },
-                WeightsOf::Fc(f),
-                &f.epilogue,
-                1,
-            ),
-            _ => {
-                return Err(internal(
-                    layer,
-                    "the array controller got a layer without weights",
-                ));
-            }
-        };
-        let out_channels = epilogue.bias.len();
-        let stages = (0..out_channels)
-            .map(|c| epilogue.output_stage.channel(c))
-            .collect();
+        let (geometry, weights_of, epilogue, groups) = geometry_of(layer)?;
         let groups_per_subpass = match gathered {
             Some(g) => g.0,
             None => gather(plan, groups, &weights_of),
         };
-
-        let mut steps = Vec::new();
-        let mut step_base = HashMap::new();
-        for pass in 0..plan.passes() {
-            for subpass in 0..plan.subpasses {
-                step_base.insert((pass, subpass), steps.len());
-                for piece in 0..plan.steps(subpass) {
-                    steps.push(StepId {
-                        pass,
-                        subpass,
-                        piece,
-                    });
-                }
-            }
-        }
-
-        // Input rows each pass needs, and the last pass that needs each row.
         let height = input.shape.height;
-        let rows_of_pass = super::feasibility::pass_rows(
-            plan,
-            geometry.kernel[0],
-            geometry.stride[0],
-            geometry.pad_top,
-            height,
-        );
-        let mut row_last_pass = vec![0; height];
-        for (p, rows) in rows_of_pass.iter().enumerate() {
-            for y in rows.clone() {
-                row_last_pass[y] = p;
-            }
-        }
+        let g = &geometry;
+        let schedule = Schedule::new(plan, g.kernel[0], g.stride[0], g.pad_top, height);
+        let two_passes_bytes = 2 * schedule.max_pass_rows() as u64 * input.row_bytes();
         let mut rows_reserve_bytes = if input.in_glb.iter().all(|&r| r) {
             0
         } else {
-            2 * rows_of_pass.iter().map(|r| r.len()).max().unwrap_or(0) as u64 * input.row_bytes()
+            two_passes_bytes
         };
-        // Make room for the prefetcher: resident input rows needed last go
-        // back to DRAM (written if DRAM has no copy).
-        let mut first_pass = vec![usize::MAX; height];
-        for (p, rows) in rows_of_pass.iter().enumerate().rev() {
-            for y in rows.clone() {
-                first_pass[y] = p;
-            }
-        }
         let layer_start = start;
-        let start = if rows_reserve_bytes > 0 {
-            // The layer starts once the write-backs that make the room are
-            // done (each made at the clock it is sent).
-            let start = parked.make_room(m, rows_reserve_bytes);
-            m.set_clock(start)?;
-            let start = super::storage::evict_rows(m, input, rows_reserve_bytes, |y| first_pass[y]);
-            m.set_clock(start)?;
-            start
-        } else {
-            start
-        };
-        let mut row_ready: Vec<Option<Cycle>> = (0..height)
-            .map(|y| input.in_glb[y].then_some(start))
-            .collect();
-        let mut row_requested = input.in_glb.clone();
-
-        let programmable = m.arch.pe_array.weight_store == crate::arch::WeightStore::Programmable;
-        let weight_bytes = numerics.weight_bytes;
+        let start = room_for_prefetch(m, &mut parked, input, &schedule, rows_reserve_bytes)?;
         let mode = numerics
             .mode
             .ok_or_else(|| internal(layer, "a weighted layer without a MAC precision"))?;
-        let step_weight_words: Vec<u64> = steps
-            .iter()
-            .map(|s| step_weight_words(plan, &groups_per_subpass[s.subpass], s))
-            .collect();
-        let mut weight_step_offsets = Vec::with_capacity(steps.len());
-        let mut offset = 0u64;
-        for (i, s) in steps.iter().enumerate() {
-            if s.pass == 0 {
-                weight_step_offsets.push(offset);
-                offset += step_weight_words[i] * weight_bytes;
-            } else {
-                // Later passes read the same weights again.
-                let first = step_base[&(0, s.subpass)] + s.piece;
-                weight_step_offsets.push(weight_step_offsets[first]);
-            }
-        }
-        let layer_weight_bytes = offset;
-        let max_step_bytes = step_weight_words.iter().max().copied().unwrap_or(0) * weight_bytes;
-
-        let mut source = WeightSource::None;
-        let mut weight_staging_bytes = 0;
-        let mut weight_dram_base = 0;
-        if programmable {
-            weight_dram_base = m.allocator.allocate(layer_weight_bytes);
-            let scratchpad = u64::from(m.arch.pe_array.weight_scratchpad_entries);
-            let fits_scratchpad = (0..plan.lanes.len()).all(|lane| {
-                let per_pe: u64 = (0..plan.subpasses)
-                    .map(|q| lane_weight_words(plan, &groups_per_subpass[q], lane, q))
-                    .sum();
-                per_pe <= scratchpad
-            });
-            if fits_scratchpad && plan.subpasses <= 1 {
-                source = WeightSource::Scratchpad;
-                weight_staging_bytes = max_step_bytes * (LOOKAHEAD_STEPS as u64 + 1);
-            } else if m.glb.space.available()
-                >= layer_weight_bytes + rows_reserve_bytes + max_step_bytes * LOOKAHEAD_STEPS as u64
-            {
-                source = WeightSource::GlbResident;
-                weight_staging_bytes = layer_weight_bytes;
-            } else {
-                source = WeightSource::DramEveryPass;
-                weight_staging_bytes = max_step_bytes * (LOOKAHEAD_STEPS as u64 + 1);
-            }
-            parked.make_room(m, weight_staging_bytes);
-            let mut staged = m.glb.space.try_take(weight_staging_bytes);
-            if !staged {
-                // Then finished tensors and the layer's own input rows give
-                // way, those needed last first (a layer that could not start
-                // otherwise).
-                parked.spill_finished(m, weight_staging_bytes);
-                super::storage::evict_rows(m, input, weight_staging_bytes, |y| first_pass[y]);
-                staged = m.glb.space.try_take(weight_staging_bytes);
-            }
-            if !staged {
-                return Err(crate::error::InputError::new(
-                    &m.arch.path,
-                    format!(
-                        "layer `{}` cannot be tiled: staging its weights needs {weight_staging_bytes} bytes of GLB, {} are free; valid: a larger [glb] capacity_kib",
-                        layer.name,
-                        m.glb.space.available()
-                    ),
-                )
-                .context("[glb]")
-                .field("capacity_kib")
-                .into());
-            }
-        }
-        let first_pass_rows =
-            rows_of_pass.first().map_or(0, |r| r.len()) as u64 * input.row_bytes();
-        let needed_rows: u64 = rows_of_pass.first().map_or(0, |r| {
-            r.clone().filter(|&y| !input.in_glb[y]).count() as u64
-        }) * input.row_bytes();
-        parked.make_room(m, needed_rows);
-        if needed_rows > m.glb.space.available() {
-            // Finished tensors and resident rows the first pass does not
-            // read give way.
-            parked.spill_finished(m, needed_rows);
-            let first_rows = rows_of_pass.first().cloned().unwrap_or(0..0);
-            super::storage::evict_rows_by(m, input, needed_rows, |y, _| {
-                (!first_rows.contains(&y)).then_some(std::cmp::Reverse(first_pass[y]))
-            });
-        }
-        // Rows evicted to let the layer start are fetched again when needed.
-        for y in 0..height {
-            if !input.in_glb[y] {
-                row_ready[y] = None;
-                row_requested[y] = false;
-            }
-        }
+        let layout = WeightLayout::new(plan, &groups_per_subpass, &schedule, numerics.weight_bytes);
+        let programmable = m.arch.pe_array.weight_store == crate::arch::WeightStore::Programmable;
+        let (source, weight_staging_bytes, weight_dram_base) = if programmable {
+            let base = m.allocator.allocate(layout.layer_bytes);
+            let free = m.glb.space.available();
+            let (source, staging) =
+                layout.choose_source(m, plan, &groups_per_subpass, free, rows_reserve_bytes);
+            stage_weights(m, &mut parked, input, &schedule, staging, layer)?;
+            (source, staging, base)
+        } else {
+            (WeightSource::None, 0, 0)
+        };
+        room_for_first_pass(m, &mut parked, input, &schedule, layer)?;
         if rows_reserve_bytes == 0 && !input.in_glb.iter().all(|&r| r) {
-            rows_reserve_bytes = 2
-                * rows_of_pass.iter().map(|r| r.len()).max().unwrap_or(0) as u64
-                * input.row_bytes();
+            rows_reserve_bytes = two_passes_bytes;
         }
-        if needed_rows > m.glb.space.available() {
-            return Err(crate::error::InputError::new(
-                &m.arch.path,
-                format!(
-                    "layer `{}` cannot be tiled: one pass needs {first_pass_rows} bytes of input rows in the GLB, {} are free; valid: a larger [glb] capacity_kib",
-                    layer.name,
-                    m.glb.space.available()
-                ),
-            )
-            .context("[glb]")
-            .field("capacity_kib")
-            .into());
-        }
-
-        let lanes_width: usize = groups_per_subpass
-            .iter()
-            .flat_map(|gs| gs.iter().map(|g| g.outputs.len()))
-            .max()
-            .unwrap_or(0);
-        let psum_rows = if plan.rows_are_positions {
-            plan.positions_per_pass
-        } else {
-            1
-        };
-        let psums = if accumulator_fits_i32(layer, input) {
-            Psums::Narrow(vec![
-                Vec::with_capacity(lanes_width);
-                psum_rows
-                    * groups_per_subpass
-                        .iter()
-                        .map(Vec::len)
-                        .max()
-                        .unwrap_or(1)
-            ])
-        } else {
-            Psums::Wide(vec![
-                Vec::with_capacity(lanes_width);
-                psum_rows
-                    * groups_per_subpass
-                        .iter()
-                        .map(Vec::len)
-                        .max()
-                        .unwrap_or(1)
-            ])
-        };
         let out_rows = output.shape.height;
-        let input_zero = layer.input_quant.zero() as i16;
-        let total_steps = steps.len();
+        let total_steps = schedule.steps.len();
+        let pes = (m.arch.pe_array.rows * m.arch.pe_array.cols) as usize;
         Ok(ArrayLayer {
             last_reader: input.readers_left <= 1,
             parked,
             geometry,
-            input_zero,
-            stages,
+            input_zero: layer.input_quant.zero() as i16,
+            stages: (0..epilogue.bias.len())
+                .map(|c| epilogue.output_stage.channel(c))
+                .collect(),
             bias: epilogue.bias.clone(),
+            psums: psums_for(layer, input, plan, &groups_per_subpass),
             groups_per_subpass,
-            steps,
             mac_cycles: u64::from(m.arch.mac.mac_cycles(mode)),
             zero_mac_cycles: u64::from(m.arch.mac.zero_mac_cycles(mode)),
             reduce_input: numerics.reduce_input,
             reduce_output: numerics.reduce_output,
             programmable,
-            weight_bytes,
-            rows_of_pass,
-            row_last_pass,
-            row_first_pass: first_pass,
-            row_ready,
-            row_requested,
+            weight_bytes: numerics.weight_bytes,
+            row_ready: (0..height)
+                .map(|y| input.in_glb[y].then_some(start))
+                .collect(),
+            row_requested: input.in_glb.clone(),
+            schedule,
             prefetch_pass: 0,
             rows_reserve_bytes,
             weights_from_dram: source,
@@ -516,13 +299,12 @@ impl<'a> ArrayLayer<'a> {
             weight_requested: 0,
             wakeups: [None; 2],
             weight_dram_base,
-            weight_step_offsets,
+            weight_step_offsets: layout.step_offsets,
             weight_staging_bytes,
             next_step: 0,
             waiting: false,
             compute_end: vec![Cycle::ZERO; total_steps],
             psum_draining: VecDeque::new(),
-            psums,
             rf: Vec::new(),
             first_compute: None,
             last_compute: start,
@@ -540,7 +322,7 @@ impl<'a> ArrayLayer<'a> {
             arrivals: Arrivals::new(height, start),
             ledger: Ledger::default(),
             marks: Vec::new(),
-            pe_used: vec![false; (m.arch.pe_array.rows * m.arch.pe_array.cols) as usize],
+            pe_used: vec![false; pes],
             outbox: HashMap::new(),
             spare_outbox: Vec::new(),
             queue: EventQueue::starting_at(start),
@@ -604,7 +386,7 @@ impl<'a> ArrayLayer<'a> {
                 Event::Writeback { step, bus_end } => self.writeback(step, bus_end)?,
             }
         }
-        if self.next_step < self.steps.len() {
+        if self.next_step < self.schedule.steps.len() {
             return Err(internal(
                 self.layer,
                 "the layer stopped before its last step (GLB deadlock)",
@@ -643,13 +425,14 @@ impl<'a> ArrayLayer<'a> {
     fn prefetch(&mut self, now: Cycle) {
         // Bring the rows of the array's current pass and the next one.
         let current = self
+            .schedule
             .steps
             .get(self.next_step)
             .map_or(usize::MAX, |s| s.pass);
-        while self.prefetch_pass < self.rows_of_pass.len()
+        while self.prefetch_pass < self.schedule.rows_of_pass.len()
             && self.prefetch_pass <= current.saturating_add(1)
         {
-            let rows = self.rows_of_pass[self.prefetch_pass].clone();
+            let rows = self.schedule.rows_of_pass[self.prefetch_pass].clone();
             for y in rows {
                 if self.row_requested[y] {
                     continue;
@@ -704,18 +487,20 @@ impl<'a> ArrayLayer<'a> {
     // ---- weights (programmable mode) ---------------------------------------
 
     fn step_weight_words(&self, step: usize) -> u64 {
-        let s = self.steps[step];
+        let s = self.schedule.steps[step];
         step_weight_words(self.plan, &self.groups_per_subpass[s.subpass], &s)
     }
 
     /// Issues DRAM reads for the weights of the next steps, up to the lookahead.
     fn request_weights(&mut self, now: Cycle) {
-        let limit = (self.next_step + LOOKAHEAD_STEPS + 1).min(self.steps.len());
+        let limit = (self.next_step + LOOKAHEAD_STEPS + 1).min(self.schedule.steps.len());
         while self.weight_requested < limit {
             let step = self.weight_requested;
             let from_dram = match self.weights_from_dram {
                 WeightSource::DramEveryPass => true,
-                WeightSource::GlbResident | WeightSource::Scratchpad => self.steps[step].pass == 0,
+                WeightSource::GlbResident | WeightSource::Scratchpad => {
+                    self.schedule.steps[step].pass == 0
+                }
                 WeightSource::None => false,
             };
             if from_dram && let Some(free) = self.m.dram_read_queue_full() {
@@ -748,14 +533,14 @@ impl<'a> ArrayLayer<'a> {
     // ---- the array ----------------------------------------------------------
 
     fn step(&mut self, now: Cycle) -> Result<()> {
-        let Some(&id) = self.steps.get(self.next_step) else {
+        let Some(&id) = self.schedule.steps.get(self.next_step) else {
             return Ok(());
         };
         let s = self.next_step;
         // Inputs of the pass must be in the GLB.
         let mut ready = now;
         let early = id.pass > 0 && self.m.sabotage == Some(super::Sabotage::ReadRowsEarly);
-        for y in self.rows_of_pass[id.pass].clone() {
+        for y in self.schedule.rows_of_pass[id.pass].clone() {
             if early {
                 continue;
             }
@@ -841,6 +626,7 @@ impl<'a> ArrayLayer<'a> {
         }
 
         let last_of_subpass = self
+            .schedule
             .steps
             .get(s + 1)
             .is_none_or(|n| n.subpass != id.subpass || n.pass != id.pass);
@@ -870,11 +656,15 @@ impl<'a> ArrayLayer<'a> {
                 },
             );
         }
-        let last_of_pass = self.steps.get(s + 1).is_none_or(|n| n.pass != id.pass);
+        let last_of_pass = self
+            .schedule
+            .steps
+            .get(s + 1)
+            .is_none_or(|n| n.pass != id.pass);
         if last_of_pass {
             self.release_rows(id.pass, delivered);
         }
-        if self.next_step < self.steps.len() {
+        if self.next_step < self.schedule.steps.len() {
             // The next delivery may start as soon as its RF buffer is free.
             let mut next = now;
             if let Some(previous) = (s + 1).checked_sub(self.plan.rf_buffers) {
@@ -911,7 +701,7 @@ impl<'a> ArrayLayer<'a> {
         } else {
             self.weight_staged.get(&s).map(|&t| (s, t))
         };
-        let rows = self.rows_of_pass[id.pass].clone();
+        let rows = self.schedule.rows_of_pass[id.pass].clone();
         self.arrivals
             .issue_chain(rows, &self.row_ready, staged, &mut marks);
         self.marks = marks;
@@ -931,7 +721,7 @@ impl<'a> ArrayLayer<'a> {
                 self.m.trace_set(|p| p.stall_cause, start, TRACE_COMPUTING);
             }
         }
-        if self.next_step + 1 == self.steps.len()
+        if self.next_step + 1 == self.schedule.steps.len()
             && let Some(end) = self.ledger.cursor()
         {
             self.m.trace_set(|p| p.stall_cause, end, TRACE_DRAIN);
@@ -986,7 +776,7 @@ impl<'a> ArrayLayer<'a> {
             // then the rows this layer finished with earliest. Write-backs
             // read the GLB from `now`, before the rows that take the space
             // arrive from DRAM.
-            let (row_last_pass, requested) = (&self.row_last_pass, &self.row_requested);
+            let (row_last_pass, requested) = (&self.schedule.row_last_pass, &self.row_requested);
             super::storage::evict_rows_by(self.m, self.input, bytes, |y, in_dram| {
                 (requested[y] && row_last_pass[y] < current_pass).then_some((!in_dram, y))
             });
@@ -1011,8 +801,13 @@ impl<'a> ArrayLayer<'a> {
         if self.m.glb.space.try_take(bytes) {
             return true;
         }
-        let current = self.rows_of_pass.get(current_pass).cloned().unwrap_or(0..0);
-        let (first_pass, ready) = (&self.row_first_pass, &self.row_ready);
+        let current = self
+            .schedule
+            .rows_of_pass
+            .get(current_pass)
+            .cloned()
+            .unwrap_or(0..0);
+        let (first_pass, ready) = (&self.schedule.row_first_pass, &self.row_ready);
         super::storage::evict_rows_by(self.m, self.input, bytes, |y, _| {
             (ready[y].is_some() && !current.contains(&y) && first_pass[y] > current_pass)
                 .then_some(std::cmp::Reverse(first_pass[y]))
@@ -1049,8 +844,8 @@ impl<'a> ArrayLayer<'a> {
         let mut freed = false;
         // Sabotage: rows still needed by the next pass leave too.
         let last = pass + usize::from(self.m.sabotage == Some(super::Sabotage::FreeRowsEarly));
-        for y in self.rows_of_pass[pass].clone() {
-            if (pass..=last).contains(&self.row_last_pass[y]) && self.input.in_glb[y] {
+        for y in self.schedule.rows_of_pass[pass].clone() {
+            if (pass..=last).contains(&self.schedule.row_last_pass[y]) && self.input.in_glb[y] {
                 self.input.leave_glb(y);
                 self.m.glb.space.give_back(self.input.row_bytes());
                 freed = true;
@@ -1576,7 +1371,7 @@ impl<'a> ArrayLayer<'a> {
     /// The outputs of a sub-pass, off the output bus, into the GLB (or
     /// through it to DRAM when the GLB has no room for their rows).
     fn writeback(&mut self, step: usize, at: Cycle) -> Result<()> {
-        let id = self.steps[step];
+        let id = self.schedule.steps[step];
         let positions = pass_positions(self.plan, id.pass).to_vec();
         let rows = if self.plan.rows_are_positions {
             positions.len()
@@ -1667,6 +1462,229 @@ impl<'a> ArrayLayer<'a> {
 }
 
 /// Positions of pass `p`.
+/// The layer's window geometry, its weights, its epilogue and its groups.
+fn geometry_of(layer: &Layer) -> Result<(Geometry, WeightsOf<'_>, &Epilogue, usize)> {
+    match &layer.op {
+        Op::Conv2d(c) => Ok((
+            Geometry {
+                kernel: c.kernel,
+                stride: c.stride,
+                pad_top: c.padding.top,
+                pad_left: c.padding.left,
+                logical: layer.input_shape,
+            },
+            WeightsOf::Conv(c),
+            &c.epilogue,
+            c.groups,
+        )),
+        Op::FullyConnected(f) => Ok((
+            Geometry {
+                kernel: [1, 1],
+                stride: [1, 1],
+                pad_top: 0,
+                pad_left: 0,
+                logical: Shape::new(f.in_features(), 1, 1),
+            },
+            WeightsOf::Fc(f),
+            &f.epilogue,
+            1,
+        )),
+        _ => Err(internal(
+            layer,
+            "the array controller got a layer without weights",
+        )),
+    }
+}
+
+/// Makes room for the prefetcher (`bytes`: two passes' rows, when some
+/// input row is in DRAM): parked tensors, then the resident input rows
+/// needed last, go back to DRAM (written if DRAM has no copy). Returns when
+/// the layer starts: once those write-backs are done.
+fn room_for_prefetch(
+    m: &mut Machine,
+    parked: &mut Parked<'_>,
+    input: &mut TensorStore,
+    schedule: &Schedule,
+    bytes: u64,
+) -> Result<Cycle> {
+    if bytes == 0 {
+        return Ok(m.clock);
+    }
+    let start = parked.make_room(m, bytes);
+    m.set_clock(start)?;
+    let first_pass = &schedule.row_first_pass;
+    let start = super::storage::evict_rows(m, input, bytes, |y| first_pass[y]);
+    m.set_clock(start)?;
+    Ok(start)
+}
+
+/// Where a programmable layer's weights sit in DRAM, step by step.
+struct WeightLayout {
+    /// Byte offset of each step's weights (later passes re-read pass 0's).
+    step_offsets: Vec<u64>,
+    layer_bytes: u64,
+    max_step_bytes: u64,
+}
+
+impl WeightLayout {
+    fn new(
+        plan: &ArrayPlan,
+        groups_per_subpass: &[Vec<LaneGroup>],
+        schedule: &Schedule,
+        weight_bytes: u64,
+    ) -> WeightLayout {
+        let steps = &schedule.steps;
+        let words: Vec<u64> = steps
+            .iter()
+            .map(|s| step_weight_words(plan, &groups_per_subpass[s.subpass], s))
+            .collect();
+        let mut step_offsets = Vec::with_capacity(steps.len());
+        let mut offset = 0u64;
+        for (i, &s) in steps.iter().enumerate() {
+            if s.pass == 0 {
+                step_offsets.push(offset);
+                offset += words[i] * weight_bytes;
+            } else {
+                step_offsets.push(step_offsets[schedule.first_pass_twin(s)]);
+            }
+        }
+        WeightLayout {
+            step_offsets,
+            layer_bytes: offset,
+            max_step_bytes: words.iter().max().copied().unwrap_or(0) * weight_bytes,
+        }
+    }
+
+    /// Where the weights come from on each pass, and the GLB bytes they
+    /// hold (`free`: the GLB's free bytes): the scratchpads if every PE's
+    /// fit (one sub-pass); else the GLB if the whole layer fits next to the
+    /// prefetcher's rows; else streamed from DRAM every pass.
+    fn choose_source(
+        &self,
+        m: &Machine,
+        plan: &ArrayPlan,
+        groups_per_subpass: &[Vec<LaneGroup>],
+        free: u64,
+        rows_reserve_bytes: u64,
+    ) -> (WeightSource, u64) {
+        let scratchpad = u64::from(m.arch.pe_array.weight_scratchpad_entries);
+        let fits_scratchpad = (0..plan.lanes.len()).all(|lane| {
+            let per_pe: u64 = (0..plan.subpasses)
+                .map(|q| lane_weight_words(plan, &groups_per_subpass[q], lane, q))
+                .sum();
+            per_pe <= scratchpad
+        });
+        let staging = self.max_step_bytes * (LOOKAHEAD_STEPS as u64 + 1);
+        let lookahead = self.max_step_bytes * LOOKAHEAD_STEPS as u64;
+        if fits_scratchpad && plan.subpasses <= 1 {
+            (WeightSource::Scratchpad, staging)
+        } else if free >= self.layer_bytes + rows_reserve_bytes + lookahead {
+            (WeightSource::GlbResident, self.layer_bytes)
+        } else {
+            (WeightSource::DramEveryPass, staging)
+        }
+    }
+}
+
+/// Takes `bytes` of GLB for the weights: parked tensors give way, then
+/// finished tensors and the layer's own input rows (those needed last
+/// first), or the layer cannot be tiled.
+fn stage_weights(
+    m: &mut Machine,
+    parked: &mut Parked<'_>,
+    input: &mut TensorStore,
+    schedule: &Schedule,
+    bytes: u64,
+    layer: &Layer,
+) -> Result<()> {
+    parked.make_room(m, bytes);
+    if m.glb.space.try_take(bytes) {
+        return Ok(());
+    }
+    parked.spill_finished(m, bytes);
+    let first_pass = &schedule.row_first_pass;
+    super::storage::evict_rows(m, input, bytes, |y| first_pass[y]);
+    if m.glb.space.try_take(bytes) {
+        return Ok(());
+    }
+    Err(crate::error::InputError::new(
+        &m.arch.path,
+        format!(
+            "layer `{}` cannot be tiled: staging its weights needs {bytes} bytes of GLB, {} are free; valid: a larger [glb] capacity_kib",
+            layer.name,
+            m.glb.space.available()
+        ),
+    )
+    .context("[glb]")
+    .field("capacity_kib")
+    .into())
+}
+
+/// Makes room for the first pass's rows that are not in the GLB: parked
+/// tensors give way, then finished tensors and resident rows the first
+/// pass does not read (fetched again when needed), or the layer cannot be
+/// tiled.
+fn room_for_first_pass(
+    m: &mut Machine,
+    parked: &mut Parked<'_>,
+    input: &mut TensorStore,
+    schedule: &Schedule,
+    layer: &Layer,
+) -> Result<()> {
+    let first_rows = schedule.rows_of_pass.first().cloned().unwrap_or(0..0);
+    let row_bytes = input.row_bytes();
+    let needed = first_rows.clone().filter(|&y| !input.in_glb[y]).count() as u64 * row_bytes;
+    parked.make_room(m, needed);
+    if needed > m.glb.space.available() {
+        parked.spill_finished(m, needed);
+        let first_pass = &schedule.row_first_pass;
+        super::storage::evict_rows_by(m, input, needed, |y, _| {
+            (!first_rows.contains(&y)).then_some(std::cmp::Reverse(first_pass[y]))
+        });
+    }
+    if needed <= m.glb.space.available() {
+        return Ok(());
+    }
+    let pass_bytes = first_rows.len() as u64 * row_bytes;
+    Err(crate::error::InputError::new(
+        &m.arch.path,
+        format!(
+            "layer `{}` cannot be tiled: one pass needs {pass_bytes} bytes of input rows in the GLB, {} are free; valid: a larger [glb] capacity_kib",
+            layer.name,
+            m.glb.space.available()
+        ),
+    )
+    .context("[glb]")
+    .field("capacity_kib")
+    .into())
+}
+
+/// The psum buffers: one per (PE row of a pass, lane set), as wide as the
+/// widest set; 32-bit when the accumulator provably fits, else 64-bit.
+fn psums_for(
+    layer: &Layer,
+    input: &TensorStore,
+    plan: &ArrayPlan,
+    groups_per_subpass: &[Vec<LaneGroup>],
+) -> Psums {
+    let width: usize = groups_per_subpass
+        .iter()
+        .flat_map(|gs| gs.iter().map(|g| g.outputs.len()))
+        .max()
+        .unwrap_or(0);
+    let rows = if plan.rows_are_positions {
+        plan.positions_per_pass
+    } else {
+        1
+    };
+    let sets = groups_per_subpass.iter().map(Vec::len).max().unwrap_or(1);
+    if accumulator_fits_i32(layer, input) {
+        Psums::Narrow(vec![Vec::with_capacity(width); rows * sets])
+    } else {
+        Psums::Wide(vec![Vec::with_capacity(width); rows * sets])
+    }
+}
+
 fn pass_positions(plan: &ArrayPlan, p: usize) -> &[(usize, usize)] {
     let n = plan.positions_per_pass.max(1);
     let start = (p * n).min(plan.positions.len());

@@ -97,31 +97,6 @@ fn tensor_name(network: &Network, k: usize) -> String {
     }
 }
 
-/// The input rows pass `p` of a convolution reads (every row for an FC
-/// layer): the rows the array needs in the GLB before the pass can start.
-pub(super) fn pass_rows(
-    plan: &ArrayPlan,
-    kernel_height: usize,
-    stride_height: usize,
-    pad_top: usize,
-    height: usize,
-) -> Vec<Range<usize>> {
-    (0..plan.passes())
-        .map(|p| {
-            if !plan.rows_are_positions {
-                return 0..height;
-            }
-            let n = plan.positions_per_pass.max(1);
-            let start = (p * n).min(plan.positions.len());
-            let positions = &plan.positions[start..(start + n).min(plan.positions.len())];
-            let ys = positions.iter().map(|&(y, _)| y);
-            let lo = ys.clone().min().unwrap_or(0) * stride_height;
-            let hi = ys.max().unwrap_or(0) * stride_height + kernel_height;
-            lo.saturating_sub(pad_top).min(height)..hi.saturating_sub(pad_top).min(height)
-        })
-        .collect()
-}
-
 /// Weight (and bias) words of the largest step of `plan`: what one slot of
 /// the programmable mode's staging buffer holds. The same sum as the
 /// engine's per-step count, from the plan alone (no weight values).
@@ -180,7 +155,7 @@ fn array_need(
         Op::FullyConnected(f) => (1, 1, 0, 1, f.in_features(), f.out_features()),
         _ => (1, 1, 0, 1, 1, 1),
     };
-    let rows = pass_rows(plan, kernel, stride, pad_top, shape.height)
+    let rows = crate::mapping::schedule::pass_rows(plan, kernel, stride, pad_top, shape.height)
         .iter()
         .map(|r| r.len() as u64)
         .max()

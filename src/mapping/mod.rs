@@ -5,10 +5,12 @@
 //! ([`lu22::Lu22`], SPEC section 1, docs/mapping.md), chosen in one place
 //! ([`dataflow_for`]), so other dataflows can be added as sibling modules.
 //! [`ffe`] plans the fixed-weight feature extractor's pipeline stages
-//! (SPEC section 3).
+//! (SPEC section 3). [`schedule`] orders a plan's steps (plain data the
+//! array controller executes).
 
 pub mod ffe;
 pub mod lu22;
+pub mod schedule;
 
 use std::ops::Range;
 

@@ -9,6 +9,7 @@
 //!  QLinearAveragePool                       => qlinear_avg_pool
 //!  QLinearGlobalAveragePool (channels first) => qlinear_avg_pool (the whole plane)
 //!  QLinearSoftmax (over the channels)       => softmax
+//!  QLinearConcat (channels)                 => concat (float_ops.rs)
 //! ```
 //!
 //! The contrib operators accsim does not import are refused with the reason
@@ -25,6 +26,7 @@ pub(super) const SUPPORTED_MS: &[&str] = &[
     "QGemm",
     "QLinearAdd",
     "QLinearAveragePool",
+    "QLinearConcat",
     "QLinearGlobalAveragePool",
     "QLinearSoftmax",
 ];
@@ -34,8 +36,6 @@ pub(super) const SUPPORTED_MS: &[&str] = &[
 pub(super) fn refusal_reason(domain: &str, op: &str) -> Option<&'static str> {
     let ms = domain == "com.microsoft";
     match op {
-        "Concat" if domain.is_empty() => Some(CONCAT),
-        "QLinearConcat" if ms => Some(CONCAT),
         "QLinearMul" if ms => Some(
             "an element-wise product has no function on the GLB unit yet; Mul between \
              DequantizeLinear and QuantizeLinear is not imported either",
@@ -47,9 +47,6 @@ pub(super) fn refusal_reason(domain: &str, op: &str) -> Option<&'static str> {
         _ => None,
     }
 }
-
-const CONCAT: &str = "Concat is not imported: it needs the engine to place its inputs side by \
-                      side in the GLB, which is not modelled yet";
 
 impl<'a> Importer<'a> {
     /// Dispatches a `com.microsoft` node; `None` for an operator this
@@ -65,13 +62,14 @@ impl<'a> Importer<'a> {
             "QLinearAveragePool" => self.qlinear_pool(n, "AveragePool"),
             "QLinearGlobalAveragePool" => self.qlinear_pool(n, "GlobalAveragePool"),
             "QLinearSoftmax" => self.qlinear_softmax(n),
+            "QLinearConcat" => self.qlinear_concat(n),
             _ => return None,
         })
     }
 
     /// A quantised activation at input `index`, read with the scale at `s`
     /// and the zero point at `z`, which must be the tensor's own.
-    fn quant_input(
+    pub(super) fn quant_input(
         &mut self,
         n: &NodeProto,
         (index, s, z): (usize, usize, usize),
@@ -190,7 +188,7 @@ impl<'a> Importer<'a> {
 
     /// Refuses an output type other than the input's (ONNX Runtime's kernels
     /// take one type for both).
-    fn check_same_type(
+    pub(super) fn check_same_type(
         &self,
         n: &NodeProto,
         input: &TensorQuant,

@@ -575,6 +575,8 @@ def cases():
     add("qop_lrn_cnn_s8_per_tensor", lambda n: branchy_cnn(n, 60, "s8", False, "qop", lrn_body))
     add("qdq_sum3_cnn_u8_per_channel", lambda n: branchy_cnn(n, 61, "u8", True, "qdq", sum3_body))
     add("qop_sum3_cnn_s8_per_tensor", lambda n: branchy_cnn(n, 62, "s8", False, "qop", sum3_body))
+    add("qdq_lrn_branch_cnn_u8_per_channel", lambda n: branchy_cnn(n, 63, "u8", True, "qdq", lrn_branch_body))
+    add("qop_lrn_branch_cnn_u8_per_channel", lambda n: branchy_cnn(n, 64, "u8", True, "qop", lrn_branch_body))
     return out
 
 
@@ -814,6 +816,18 @@ def lrn_body(c, conv, y):
     y = c.node("LRN", [y], "lrn", size=5, alpha=0.1, beta=0.75, bias=1.0)
     y = c.node("MaxPool", [y], "pool", kernel_shape=[2, 2], strides=[2, 2])
     return conv(y, 8, 8), 8
+
+
+def lrn_branch_body(c, conv, y):
+    """GoogLeNet's stem in small: LRN (size 5), max pool 2, then a 1x1
+    conv (8 -> 4) of the pooled tensor and a 3x3 max pool (stride 1, pad 1)
+    of it followed by a 1x1 conv (8 -> 4), concatenated (8). In QOperator
+    form the quantiser quantises the pooled LRN output twice (for the conv,
+    and after the second pool at another scale)."""
+    y = c.node("LRN", [y], "lrn", size=5, alpha=0.1, beta=0.75, bias=1.0)
+    y = c.node("MaxPool", [y], "pool", kernel_shape=[2, 2], strides=[2, 2])
+    z = c.node("MaxPool", [y], "pool", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    return c.node("Concat", [conv(y, 8, 4, k=1), conv(z, 8, 4, k=1)], "concat", axis=1), 8
 
 
 def sum3_body(c, conv, y):

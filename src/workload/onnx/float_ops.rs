@@ -13,7 +13,11 @@
 //! GoogLeNet's `LRN -> MaxPool`, which the quantiser leaves unquantised)
 //! becomes an integer max pool after the LRN: quantisation is monotonic, so
 //! it commutes with the maximum, and ONNX Runtime moves the QuantizeLinear
-//! up itself (docs/onnx.md).
+//! up itself (docs/onnx.md). Max pools of max pools chain the same way. A
+//! float LRN result read through two QuantizeLinears of different scales
+//! (GoogLeNet's QOperator form: the pooled LRN quantised, and pooled again
+//! and quantised at another scale) becomes two `lrn` layers, one per
+//! quantisation: the LRN is computed twice, each bit-exact.
 
 use super::proto::NodeProto;
 use super::{Act, Importer, Value, attr, attr_int, node_name};
@@ -186,11 +190,12 @@ impl<'a> Importer<'a> {
             node: node_name(n),
             input,
             lrn,
-            pool: None,
+            pools: Vec::new(),
         })
     }
 
-    /// A float MaxPool of a pending LRN: an integer max pool after it.
+    /// A float MaxPool of a pending LRN (or of a max pool after it): an
+    /// integer max pool after the LRN.
     pub(super) fn lrn_pool(
         &mut self,
         n: &NodeProto,
@@ -200,7 +205,7 @@ impl<'a> Importer<'a> {
             node,
             input,
             lrn,
-            pool: None,
+            mut pools,
         } = v
         else {
             return Err(self.err(
@@ -208,12 +213,16 @@ impl<'a> Importer<'a> {
                 "MaxPool needs a dequantised activation (QDQ form) or integers",
             ));
         };
-        let (window, _, out_shape) = self.pool_window(n, "MaxPool", &input)?;
+        let pooled = pools
+            .last()
+            .map_or(input, |&(_, _, shape)| Act { shape, ..input });
+        let (window, _, out_shape) = self.pool_window(n, "MaxPool", &pooled)?;
+        pools.push((node_name(n), window, out_shape));
         Ok(Value::Lrn {
             node,
             input,
             lrn,
-            pool: Some((node_name(n), window, out_shape)),
+            pools,
         })
     }
 
@@ -266,16 +275,13 @@ impl<'a> Importer<'a> {
                 node,
                 input,
                 lrn,
-                pool,
+                pools,
             } => {
-                let out = self.push(n, node, vec![input], Op::Lrn(lrn), input.shape, q, 4)?;
-                match pool {
-                    None => Value::Quant(out),
-                    Some((pool_node, window, shape)) => {
-                        let op = Op::MaxPool(window);
-                        Value::Quant(self.push(n, pool_node, vec![out], op, shape, q, 4)?)
-                    }
+                let mut out = self.push(n, node, vec![input], Op::Lrn(lrn), input.shape, q, 4)?;
+                for (pool_node, window, shape) in pools {
+                    out = self.push(n, pool_node, vec![out], Op::MaxPool(window), shape, q, 4)?;
                 }
+                Value::Quant(out)
             }
             Value::Sum { node, inputs, relu } => {
                 if relu && q.zero() != q.range().0 {

@@ -378,7 +378,7 @@ enum Value<'a> {
         node: String,
         input: Act,
         lrn: super::ir::Lrn,
-        pool: Option<float_ops::LrnPool>,
+        pools: Vec<float_ops::LrnPool>,
     },
     /// `DQ.. -> Sum [-> Relu]` of three or more inputs waiting for its
     /// QuantizeLinear; `relu` as in `Add`.
@@ -1834,7 +1834,7 @@ impl<'a> Importer<'a> {
             Value::Quant(a) if op == "MaxPool" => (a, true),
             Value::Dequant(a) => (a, false),
             Value::Add { node, sum, .. } => return Err(self.float_chain(n, op, &node, sum)),
-            v @ Value::Lrn { pool: None, .. } if op == "MaxPool" => return self.lrn_pool(n, v),
+            v @ Value::Lrn { .. } if op == "MaxPool" => return self.lrn_pool(n, v),
             _ => {
                 return Err(self.err(
                     n,

@@ -577,6 +577,9 @@ def cases():
     add("qop_sum3_cnn_s8_per_tensor", lambda n: branchy_cnn(n, 62, "s8", False, "qop", sum3_body))
     add("qdq_lrn_branch_cnn_u8_per_channel", lambda n: branchy_cnn(n, 63, "u8", True, "qdq", lrn_branch_body))
     add("qop_lrn_branch_cnn_u8_per_channel", lambda n: branchy_cnn(n, 64, "u8", True, "qop", lrn_branch_body))
+    # LeakyRelu and Sigmoid (ONNX Runtime: QLinearLeakyRelu, QLinearSigmoid).
+    add("qdq_activations_cnn_u8_per_channel", lambda n: branchy_cnn(n, 65, "u8", True, "qdq", activations_body))
+    add("qop_activations_cnn_s8_per_tensor", lambda n: branchy_cnn(n, 66, "s8", False, "qop", activations_body))
     return out
 
 
@@ -828,6 +831,14 @@ def lrn_branch_body(c, conv, y):
     y = c.node("MaxPool", [y], "pool", kernel_shape=[2, 2], strides=[2, 2])
     z = c.node("MaxPool", [y], "pool", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     return c.node("Concat", [conv(y, 8, 4, k=1), conv(z, 8, 4, k=1)], "concat", axis=1), 8
+
+
+def activations_body(c, conv, y):
+    """A 3x3 conv (8 -> 8) - LeakyRelu (alpha 0.1) - 3x3 conv (8 -> 8) -
+    Sigmoid: ONNX Runtime's table-driven QLinearLeakyRelu and
+    QLinearSigmoid."""
+    y = c.node("LeakyRelu", [conv(y, 8, 8, relu=False)], "leaky", alpha=0.1)
+    return c.node("Sigmoid", [conv(y, 8, 8, relu=False)], "sigmoid"), 8
 
 
 def sum3_body(c, conv, y):

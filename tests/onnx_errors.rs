@@ -218,7 +218,7 @@ fn a_hundred_and_twenty_nodes_of_one_type_are_one_line() {
 fn unnamed_and_contrib_operators_are_named_by_output_and_domain() {
     let mut node = field(1, b"x");
     node.extend(field(2, b"q"));
-    node.extend(field(4, b"QLinearSigmoid"));
+    node.extend(field(4, b"QLinearMul"));
     node.extend(field(7, b"com.microsoft"));
     let mut graph = field(1, &node);
     graph.extend(field(11, &field(1, b"x")));
@@ -227,8 +227,9 @@ fn unnamed_and_contrib_operators_are_named_by_output_and_domain() {
         split_refusal(&stderr),
         [
             &format!("error: {path}: 1 operator type accsim does not import (1 node):"),
-            "  com.microsoft.QLinearSigmoid: 1 node, node producing `q` (the activation has no \
-             function on the GLB unit yet; its QDQ form is not imported either)"
+            "  com.microsoft.QLinearMul: 1 node, node producing `q` (an element-wise product has \
+             no function on the GLB unit yet; Mul between DequantizeLinear and QuantizeLinear is \
+             not imported either)"
         ]
     );
 }
@@ -531,25 +532,24 @@ fn unimported_qoperator_contrib_operators_are_refused_with_the_reason() {
     let nodes = [
         ms(node("QLinearMul", "mul", &["xq"], "b", &[])),
         ms(node("QLinearConcat", "cat", &["b"], "c", &[])),
-        ms(node("QLinearLeakyRelu", "leaky", &["c"], "d", &[])),
+        ms(node("QLinearMul", "mul2", &["c"], "d", &[])),
     ];
     let bytes = qoperator_model(&[1, 4], &nodes, "d");
     let (_dir, path, stderr) = refused("qop_unsupported.onnx", &bytes);
     assert_eq!(
         split_refusal(&stderr),
         [
-            &format!("error: {path}: 2 operator types accsim does not import (2 nodes):"),
-            "  com.microsoft.QLinearMul: 1 node, node `mul` (an element-wise product has no \
-             function on the GLB unit yet; Mul between DequantizeLinear and QuantizeLinear is not \
-             imported either)",
-            "  com.microsoft.QLinearLeakyRelu: 1 node, node `leaky` (the activation has no \
-             function on the GLB unit yet; its QDQ form is not imported either)",
+            &format!("error: {path}: 1 operator type accsim does not import (2 nodes):"),
+            "  com.microsoft.QLinearMul: 2 nodes, the first node `mul` (an element-wise product \
+             has no function on the GLB unit yet; Mul between DequantizeLinear and \
+             QuantizeLinear is not imported either)",
         ]
     );
     assert!(
         stderr.ends_with(
             ", and in the com.microsoft domain (QOperator form) QGemm, QLinearAdd, \
-             QLinearAveragePool, QLinearConcat, QLinearGlobalAveragePool, QLinearSoftmax\n"
+             QLinearAveragePool, QLinearConcat, QLinearLeakyRelu, QLinearSigmoid, \
+             QLinearGlobalAveragePool, QLinearSoftmax\n"
         ),
         "{stderr}"
     );
@@ -841,6 +841,23 @@ fn a_pool_reading_a_float_sum_is_refused_naming_the_float_chain() {
              result of the Sum `sum` (through at most a Relu) with no QuantizeLinear between; ONNX \
              Runtime runs such a chain unfused, in float32, which accsim does not model; valid: a \
              QuantizeLinear (and DequantizeLinear) right after the Sum or its Relu\n"
+        )
+    );
+}
+
+/// LeakyRelu and Sigmoid are imported between DequantizeLinear and
+/// QuantizeLinear (ONNX Runtime: QLinearLeakyRelu, QLinearSigmoid); on
+/// integers they are refused naming that form.
+#[test]
+fn a_sigmoid_of_integers_is_refused_naming_the_qdq_form() {
+    let sigmoid = node("Sigmoid", "sig", &["xq"], "g", &[]);
+    let (_dir, path, stderr) = refused("sigmoid_int.onnx", &float_op_model(&[sigmoid], "g"));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: node `sig` (Sigmoid): Sigmoid needs a dequantised activation: valid is \
+             DequantizeLinear -> Sigmoid -> QuantizeLinear (QDQ form), which ONNX Runtime runs as \
+             QLinearSigmoid\n"
         )
     );
 }

@@ -180,7 +180,7 @@ fn dequantised_bits(net: &accsim::workload::Network, out: &Activations) -> Vec<u
 #[test]
 fn softmax_classifiers_match_onnx_runtime_on_ten_inputs_each() {
     let names = multi_input_cases();
-    assert_eq!(names.len(), 19, "{names:?}");
+    assert_eq!(names.len(), 21, "{names:?}");
     let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
     for name in &names {
         let model = data().join(format!("{name}.onnx"));

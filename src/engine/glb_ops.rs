@@ -108,6 +108,7 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
             &layer.output_quant,
         )),
         Op::Sum(s) => Function::Sum(FloatSum::new(&s.input_quants, &layer.output_quant)),
+        Op::Lookup(l) => Function::Lookup(l.table(&layer.input_quant, &layer.output_quant)),
         Op::Conv2d(_) | Op::FullyConnected(_) | Op::Flatten => {
             return Err(crate::error::Error::Internal {
                 context: format!("layer `{}`", layer.name),

@@ -52,6 +52,12 @@
 //! cycle. (Placing the inputs side by side in the GLB, so that no copy is
 //! made, is the next step: docs/onnx.md.)
 //!
+//! LeakyRelu and Sigmoid are a table look-up per element: ONNX Runtime's
+//! QLinearLeakyRelu and QLinearSigmoid compute the activation once for
+//! each of the 256 input bytes; the unit holds that table in its LUT and
+//! reads each element once, one LUT read per element, busy for the bytes
+//! read.
+//!
 //! A Sum of three or more inputs reads every operand's element once and
 //! adds the dequantised values in float32 in input order, then quantises
 //! (`numerics::ort::FloatSum`): busy for the bytes read, as an addition.
@@ -163,6 +169,9 @@ pub enum Function {
     Lrn(Lrn),
     /// The operands' float32 sum, in operand order, quantised once.
     Sum(FloatSum),
+    /// Each element through a 256-entry table indexed by its stored byte
+    /// (LeakyRelu, Sigmoid; module docs).
+    Lookup(Box<[i16; 256]>),
 }
 
 /// Where the unit reads: the rows of each operand resident in the GLB.
@@ -248,7 +257,8 @@ impl GlbUnit {
             | Function::ChannelShuffle { .. }
             | Function::Concat(_)
             | Function::Lrn(_)
-            | Function::Sum(_) => None,
+            | Function::Sum(_)
+            | Function::Lookup(_) => None,
         }
     }
 
@@ -290,6 +300,7 @@ impl GlbUnit {
             Function::Concat(_) => self.concat(&operand_rows, &mut out),
             Function::Lrn(_) => self.lrn(&operand_rows[0], &mut out),
             Function::Sum(_) => self.sum(&operand_rows, &mut out),
+            Function::Lookup(_) => self.lookup(&operand_rows[0], &mut out),
             _ => self.pool(&operand_rows[0], &mut out),
         }
         Ok(())
@@ -381,6 +392,19 @@ impl GlbUnit {
         self.powers += elements;
     }
 
+    /// Each element of the row through the table.
+    fn lookup(&mut self, rows: &[ArrayView2<'_, i16>], out: &mut ArrayViewMut2<'_, i16>) {
+        let (Some(row), Function::Lookup(table)) = (rows.first(), &self.function) else {
+            return;
+        };
+        ndarray::Zip::from(out)
+            .and(row)
+            .for_each(|o, &v| *o = table[usize::from(v as u8)]);
+        let elements = row.len() as u64;
+        self.reads[0] += elements;
+        self.lut_reads += elements;
+    }
+
     /// The operands' float32 sum, element by element.
     fn sum(&mut self, rows: &[Vec<ArrayView2<'_, i16>>], out: &mut ArrayViewMut2<'_, i16>) {
         let Function::Sum(kernel) = &self.function else {
@@ -460,7 +484,8 @@ impl GlbUnit {
             | Function::ChannelShuffle { .. }
             | Function::Concat(_)
             | Function::Lrn(_)
-            | Function::Sum(_) => 0,
+            | Function::Sum(_)
+            | Function::Lookup(_) => 0,
         }
     }
 }
@@ -784,5 +809,23 @@ mod tests {
         let got = run(&mut unit, &glb(vec![one(10), one(4), one(2)]), 1, 1, 1);
         assert_eq!(got[[0, 0, 0]], 12);
         assert_eq!(unit.reads(), [1, 1, 1]);
+    }
+
+    #[test]
+    fn leaky_relu_and_sigmoid_are_one_table_read_per_element() {
+        use crate::workload::ir::Lookup;
+        let x = affine(IntType::Int8, 1.0, 0);
+        // alpha 0.1 at output scale 0.5: -5 -> -1, -15 -> -3, 3 -> 6, 100 -> 200 -> 127.
+        let leaky = Lookup::LeakyRelu { alpha: 0.1 }.table(&x, &affine(IntType::Int8, 0.5, 0));
+        let mut unit = GlbUnit::new(Function::Lookup(leaky), [1, 4], 4);
+        let row = Array3::from_shape_vec((1, 1, 4), vec![-5, -15, 3, 100]).unwrap();
+        let got = run(&mut unit, &glb(vec![row]), 1, 1, 4);
+        assert_eq!(got.into_raw_vec_and_offset().0, vec![-1, -3, 6, 127]);
+        assert_eq!((unit.reads(), unit.lut_reads()), (vec![4, 0], 4));
+        // Sigmoid at output scale 1/256, zero point -128: 0 -> 0.5 -> 0;
+        // 100 -> 1.0 -> 128 saturates to 127; -100 -> 0 -> -128.
+        let sigmoid = Lookup::Sigmoid.table(&x, &affine(IntType::Int8, 1.0 / 256.0, -128));
+        assert_eq!([sigmoid[0], sigmoid[100], sigmoid[156]], [0, 127, -128]);
+        assert_eq!(crate::numerics::ort::logistic(0.0), 0.5);
     }
 }

@@ -93,7 +93,8 @@ impl Dataflow for Lu22 {
             | Op::ChannelShuffle { .. }
             | Op::Concat(_)
             | Op::Lrn(_)
-            | Op::Sum(_) => Ok(LayerPlan::Glb),
+            | Op::Sum(_)
+            | Op::Lookup(_) => Ok(LayerPlan::Glb),
             Op::Flatten => Ok(LayerPlan::Reshape),
         }
     }

@@ -302,6 +302,53 @@ fn stored(byte: usize, dtype: IntType) -> i16 {
     }
 }
 
+/// MLAS's logistic (`MlasLogisticKernelFma3`, the kernel x86-64 with
+/// AVX2 and FMA runs; `logistic.cpp` has the portable form): the input
+/// clamped to [-18, 18], odd and even polynomials in `x^2` by Horner's rule
+/// with fused multiply-adds, `p / q + 0.5` clamped to [0, 1].
+// The coefficients as MLAS writes them; the compiler rounds each to the
+// nearest float32, as the C++ compiler does.
+#[allow(clippy::excessive_precision)]
+pub fn logistic(x: f32) -> f32 {
+    const ALPHA: [f32; 5] = [
+        4.37031012579801e-11,
+        1.15627324459942e-07,
+        6.08574864600143e-05,
+        8.51377133304701e-03,
+        2.48287947061529e-01,
+    ];
+    const BETA: [f32; 6] = [
+        6.10247389755681e-13,
+        5.76102136993427e-09,
+        6.29106785017040e-06,
+        1.70198817374094e-03,
+        1.16817656904453e-01,
+        9.93151921023180e-01,
+    ];
+    let v = x.clamp(-18.0, 18.0);
+    let v2 = v * v;
+    let p = ALPHA[1..].iter().fold(ALPHA[0], |p, &a| p.mul_add(v2, a)) * v;
+    let q = BETA[1..].iter().fold(BETA[0], |q, &b| q.mul_add(v2, b));
+    (p / q + 0.5).clamp(0.0, 1.0)
+}
+
+/// ONNX Runtime's table-driven activations (`qlinear_activations.cc`,
+/// `QlinearBuildLookupTable`): entry `x` (a stored byte) is
+/// `QuantizeLinear(f(f32(x - zx) * xs))` to the output's quantisation.
+pub fn activation_table(
+    f: impl Fn(f32) -> f32,
+    input: &TensorQuant,
+    output: &TensorQuant,
+) -> Box<[i16; 256]> {
+    let (x, y) = (affine(input), affine(output));
+    let mut table = Box::new([0i16; 256]);
+    for (byte, entry) in table.iter_mut().enumerate() {
+        let v = dequantize(stored(byte, input.dtype()), x);
+        *entry = quantize(f(v), y, output.dtype());
+    }
+    table
+}
+
 /// The unfused `DQ.. -> Sum -> Q` ONNX Runtime runs (its `Sum` kernel):
 /// each input dequantised (`f32(q - z) * s`), added in input order in
 /// float32 (`((a + b) + c) + ...`), quantised once.

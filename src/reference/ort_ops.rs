@@ -171,6 +171,12 @@ pub fn lrn(
     out
 }
 
+/// An element-wise activation through its 256-entry table
+/// ([`crate::workload::ir::Lookup::table`]), indexed by the stored byte.
+pub fn lookup(table: &[i16; 256], x: &Activations) -> Activations {
+    x.mapv(|v| table[usize::from(v as u8)])
+}
+
 /// Element-wise float32 sum of the inputs in order, quantised once
 /// ([`FloatSum`]).
 pub fn sum(op: &Sum, output: &TensorQuant, inputs: &[&Activations]) -> Activations {

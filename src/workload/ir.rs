@@ -220,6 +220,35 @@ pub enum Op {
     /// in input order, quantised once (ONNX `Sum` between DequantizeLinear
     /// and QuantizeLinear, which ONNX Runtime runs unfused).
     Sum(Sum),
+    /// An element-wise activation between DequantizeLinear and
+    /// QuantizeLinear (or its `com.microsoft.QLinear*` form), computed as
+    /// ONNX Runtime's QLinearLookupBase does: a 256-entry table of the
+    /// input byte (docs/onnx.md, item 17).
+    Lookup(Lookup),
+}
+
+/// The activation of an [`Op::Lookup`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lookup {
+    /// `v >= 0 ? v : alpha * v` (ONNX `LeakyRelu`).
+    LeakyRelu { alpha: f32 },
+    /// MLAS's logistic (ONNX `Sigmoid`).
+    Sigmoid,
+}
+
+impl Lookup {
+    /// The layer's 256-entry table, indexed by the stored input byte
+    /// (`numerics::ort::activation_table`).
+    pub fn table(&self, input: &TensorQuant, output: &TensorQuant) -> Box<[i16; 256]> {
+        use crate::numerics::ort::{activation_table, logistic};
+        match *self {
+            Lookup::LeakyRelu { alpha } => {
+                activation_table(|v| if v >= 0.0 { v } else { alpha * v }, input, output)
+            }
+            Lookup::Sigmoid => activation_table(logistic, input, output),
+        }
+    }
 }
 
 /// The quantisation of each input of an [`Op::Concat`], in
@@ -307,6 +336,8 @@ impl Op {
             Op::Concat(_) => "concat",
             Op::Lrn(_) => "lrn",
             Op::Sum(_) => "sum",
+            Op::Lookup(Lookup::LeakyRelu { .. }) => "leaky_relu",
+            Op::Lookup(Lookup::Sigmoid) => "sigmoid",
         }
     }
 }
@@ -422,7 +453,8 @@ impl Layer {
             | Op::ChannelShuffle { .. }
             | Op::Concat(_)
             | Op::Lrn(_)
-            | Op::Sum(_) => 0,
+            | Op::Sum(_)
+            | Op::Lookup(_) => 0,
         }
     }
 

@@ -10,6 +10,7 @@
 //!  QLinearGlobalAveragePool (channels first) => qlinear_avg_pool (the whole plane)
 //!  QLinearSoftmax (over the channels)       => softmax
 //!  QLinearConcat (channels)                 => concat (float_ops.rs)
+//!  QLinearLeakyRelu, QLinearSigmoid         => leaky_relu, sigmoid (float_ops.rs)
 //! ```
 //!
 //! The contrib operators accsim does not import are refused with the reason
@@ -27,6 +28,8 @@ pub(super) const SUPPORTED_MS: &[&str] = &[
     "QLinearAdd",
     "QLinearAveragePool",
     "QLinearConcat",
+    "QLinearLeakyRelu",
+    "QLinearSigmoid",
     "QLinearGlobalAveragePool",
     "QLinearSoftmax",
 ];
@@ -39,10 +42,6 @@ pub(super) fn refusal_reason(domain: &str, op: &str) -> Option<&'static str> {
         "QLinearMul" if ms => Some(
             "an element-wise product has no function on the GLB unit yet; Mul between \
              DequantizeLinear and QuantizeLinear is not imported either",
-        ),
-        "QLinearSigmoid" | "QLinearLeakyRelu" if ms => Some(
-            "the activation has no function on the GLB unit yet; its QDQ form is not imported \
-             either",
         ),
         _ => None,
     }
@@ -63,6 +62,7 @@ impl<'a> Importer<'a> {
             "QLinearGlobalAveragePool" => self.qlinear_pool(n, "GlobalAveragePool"),
             "QLinearSoftmax" => self.qlinear_softmax(n),
             "QLinearConcat" => self.qlinear_concat(n),
+            "QLinearLeakyRelu" | "QLinearSigmoid" => self.qlinear_unary(n, op),
             _ => return None,
         })
     }

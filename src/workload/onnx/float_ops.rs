@@ -7,6 +7,8 @@
 //!  com.microsoft.QLinearConcat (channels)          => concat
 //!  DQ ─ LRN [─ MaxPool] ─ Q                        => lrn [, max_pool on the integers]
 //!  DQ(a), DQ(b), DQ(c), .. ─ Sum [─ Relu] ─ Q      => sum (float32, input order)
+//!  DQ ─ LeakyRelu | Sigmoid ─ Q                     => leaky_relu | sigmoid (a table)
+//!  com.microsoft.QLinearLeakyRelu | QLinearSigmoid  => leaky_relu | sigmoid
 //! ```
 //!
 //! A MaxPool between the LRN and its QuantizeLinear (AlexNet's and
@@ -23,7 +25,7 @@ use super::proto::NodeProto;
 use super::{Act, Importer, Value, attr, attr_int, node_name};
 use crate::error::InputError;
 use crate::numerics::TensorQuant;
-use crate::workload::ir::{Concat, Lrn, Op, Pool, Shape, Sum};
+use crate::workload::ir::{Concat, Lookup, Lrn, Op, Pool, Shape, Sum};
 
 /// A float MaxPool waiting after an LRN: its node name, window and output shape.
 pub(super) type LrnPool = (String, Pool, Shape);
@@ -226,6 +228,60 @@ impl<'a> Importer<'a> {
         })
     }
 
+    /// The activation `op` (LeakyRelu or Sigmoid) of node `n`.
+    fn lookup_op(&self, n: &NodeProto, op: &str) -> Result<Lookup, InputError> {
+        match op {
+            "Sigmoid" | "QLinearSigmoid" => Ok(Lookup::Sigmoid),
+            _ => {
+                let alpha = attr(n, "alpha").and_then(|a| a.f).unwrap_or(0.01);
+                if !alpha.is_finite() {
+                    return Err(self.err(n, format!("alpha {alpha}; valid: a finite number")));
+                }
+                Ok(Lookup::LeakyRelu { alpha })
+            }
+        }
+    }
+
+    /// `DQ -> LeakyRelu | Sigmoid`, waiting for its QuantizeLinear.
+    pub(super) fn unary(&mut self, n: &NodeProto, op: &str) -> Result<Value<'a>, InputError> {
+        let Value::Dequant(input) = self.need(n, 0, "X")? else {
+            return Err(self.err(
+                n,
+                format!(
+                    "{op} needs a dequantised activation: valid is DequantizeLinear -> {op} -> \
+                     QuantizeLinear (QDQ form), which ONNX Runtime runs as QLinear{op}"
+                ),
+            ));
+        };
+        Ok(Value::Unary {
+            node: node_name(n),
+            input,
+            op: self.lookup_op(n, op)?,
+        })
+    }
+
+    /// `com.microsoft.QLinearLeakyRelu` / `QLinearSigmoid`: `X, X_scale,
+    /// X_zero_point, Y_scale, Y_zero_point`.
+    pub(super) fn qlinear_unary(
+        &mut self,
+        n: &NodeProto,
+        op: &str,
+    ) -> Result<Value<'a>, InputError> {
+        let x = self.quant_input(n, (0, 1, 2), "X")?;
+        let yq = self.quant_at(n, 3, 4, "Y")?;
+        self.check_same_type(n, &x.quant, &yq, "Y")?;
+        let lookup = Op::Lookup(self.lookup_op(n, op)?);
+        Ok(Value::Quant(self.push(
+            n,
+            node_name(n),
+            vec![x],
+            lookup,
+            x.shape,
+            yq,
+            x.rank,
+        )?))
+    }
+
     /// `DQ(a), DQ(b), DQ(c), .. -> Sum` of three or more inputs of one
     /// shape, waiting for its QuantizeLinear.
     pub(super) fn sum_n(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
@@ -282,6 +338,10 @@ impl<'a> Importer<'a> {
                     out = self.push(n, pool_node, vec![out], Op::MaxPool(window), shape, q, 4)?;
                 }
                 Value::Quant(out)
+            }
+            Value::Unary { node, input, op } => {
+                let op = Op::Lookup(op);
+                Value::Quant(self.push(n, node, vec![input], op, input.shape, q, input.rank)?)
             }
             Value::Sum { node, inputs, relu } => {
                 if relu && q.zero() != q.range().0 {

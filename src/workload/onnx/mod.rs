@@ -82,6 +82,8 @@ const SUPPORTED: &[&str] = &[
     "Sum",
     "Concat",
     "LRN",
+    "LeakyRelu",
+    "Sigmoid",
     "Relu",
     "Clip",
     "MaxPool",
@@ -380,6 +382,12 @@ enum Value<'a> {
         lrn: super::ir::Lrn,
         pools: Vec<float_ops::LrnPool>,
     },
+    /// `DQ -> LeakyRelu | Sigmoid` waiting for its QuantizeLinear.
+    Unary {
+        node: String,
+        input: Act,
+        op: super::ir::Lookup,
+    },
     /// `DQ.. -> Sum [-> Relu]` of three or more inputs waiting for its
     /// QuantizeLinear; `relu` as in `Add`.
     Sum {
@@ -601,6 +609,7 @@ impl<'a> Importer<'a> {
                     | Value::Concat { .. }
                     | Value::Lrn { .. }
                     | Value::Sum { .. }
+                    | Value::Unary { .. }
             )
         );
         let name = n.input.get(index).map(String::as_str).unwrap_or("");
@@ -744,6 +753,7 @@ impl<'a> Importer<'a> {
             "Sum" => self.sum(n)?,
             "Concat" => self.concat(n)?,
             "LRN" => self.lrn(n)?,
+            "LeakyRelu" | "Sigmoid" => self.unary(n, &op)?,
             "Relu" | "Clip" => self.clamp(n, &op)?,
             "MaxPool" | "AveragePool" | "GlobalAveragePool" => self.pool(n, &op)?,
             "Softmax" => self.softmax(n)?,

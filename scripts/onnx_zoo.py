@@ -290,7 +290,7 @@ def bit_exact(q, quant, golden):
 def evaluate(model_path, n_inputs, seed, work, arch=None):
     """check + run on n inputs; returns a row of the table."""
     exe = accsim_bin()
-    code, out, err, load_s, check_mb = run_child([exe, "check", model_path])
+    code, out, err, load_s, check_mb = run_child([exe, "check", model_path] + (["--arch", arch] if arch else []))
     row = {"accepted": code == 0, "load_s": load_s, "check_mb": check_mb, "run_mb": None, "exact": None,
            "run_s": None}
     if code != 0:

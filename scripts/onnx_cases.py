@@ -566,6 +566,20 @@ def cases():
     # ONNX Runtime runs on the integers; 10 inputs each.
     add("qdq_shuffle_cnn_u8_per_channel", lambda n: shuffle_cnn(n, 55, "u8", True, "qdq"))
     add("qop_shuffle_cnn_s8_per_tensor", lambda n: shuffle_cnn(n, 56, "s8", False, "qop"))
+    # GoogLeNet's Concat of three branches (ONNX Runtime: QLinearConcat,
+    # copying or requantising each input), LRN (float32 between DQ and Q),
+    # and a Sum of three inputs (float32); 10 inputs each.
+    add("qdq_concat_cnn_u8_per_channel", lambda n: branchy_cnn(n, 57, "u8", True, "qdq", concat_body))
+    add("qop_concat_cnn_s8_per_tensor", lambda n: branchy_cnn(n, 58, "s8", False, "qop", concat_body))
+    add("qdq_lrn_cnn_u8_per_channel", lambda n: branchy_cnn(n, 59, "u8", True, "qdq", lrn_body))
+    add("qop_lrn_cnn_s8_per_tensor", lambda n: branchy_cnn(n, 60, "s8", False, "qop", lrn_body))
+    add("qdq_sum3_cnn_u8_per_channel", lambda n: branchy_cnn(n, 61, "u8", True, "qdq", sum3_body))
+    add("qop_sum3_cnn_s8_per_tensor", lambda n: branchy_cnn(n, 62, "s8", False, "qop", sum3_body))
+    add("qdq_lrn_branch_cnn_u8_per_channel", lambda n: branchy_cnn(n, 63, "u8", True, "qdq", lrn_branch_body))
+    add("qop_lrn_branch_cnn_u8_per_channel", lambda n: branchy_cnn(n, 64, "u8", True, "qop", lrn_branch_body))
+    # LeakyRelu and Sigmoid (ONNX Runtime: QLinearLeakyRelu, QLinearSigmoid).
+    add("qdq_activations_cnn_u8_per_channel", lambda n: branchy_cnn(n, 65, "u8", True, "qdq", activations_body))
+    add("qop_activations_cnn_s8_per_tensor", lambda n: branchy_cnn(n, 66, "s8", False, "qop", activations_body))
     return out
 
 
@@ -760,6 +774,80 @@ def shuffle_cnn(name, seed, act, per_channel, form):
     return model, {"x": inputs[0], "inputs": inputs}
 
 
+def branchy_cnn(name, seed, act, per_channel, form, body):
+    """conv 3x3 (3 -> 8) - relu - `body` - global average pool - flatten -
+    gemm (-> 10) - softmax, quantised by quantize_static (QDQ or QOperator,
+    reduce_range); 10 seeded inputs. `body(c, conv, y)` returns the tensor
+    and its channel count."""
+    from onnxruntime.quantization import QuantFormat
+
+    c = Case(name, seed)
+
+    def weight(shape, spread=0.3):
+        return c.const((c.rng.standard_normal(shape) * spread).astype(np.float32), "w")
+
+    def conv(x, cin, cout, k=3, relu=True):
+        p = k // 2
+        y = c.node("Conv", [x, weight((cout, cin, k, k)), weight((cout,), 0.1)], "conv", pads=[p, p, p, p])
+        return c.node("Relu", [y], "relu") if relu else y
+
+    in_shape = [1, 3, 8, 8]
+    y, ch = body(c, conv, conv("x", 3, 8))
+    y = c.node("Flatten", [c.node("GlobalAveragePool", [y], "gap")], "flat")
+    y = c.node("Gemm", [y, weight((10, ch), 0.15), weight((10,), 0.1)], "fc", transB=1)
+    y = c.node("Softmax", [y], "softmax", axis=1)
+    float_model = c.model("x", y, T.FLOAT, in_shape, T.FLOAT, [1, 10])
+    fmt = QuantFormat.QDQ if form == "qdq" else QuantFormat.QOperator
+    model = quantise_static(c, float_model, in_shape, fmt, act, per_channel)
+    inputs = np.stack([float_input(c.rng, tuple(in_shape)) for _ in range(SOFTMAX_INPUTS)])
+    return model, {"x": inputs[0], "inputs": inputs}
+
+
+def concat_body(c, conv, y):
+    """GoogLeNet's inception block in small: a 1x1 conv (8 -> 4), a 3x3 conv
+    (8 -> 6) and a 3x3 max pool (stride 1, pad 1) of the same tensor,
+    concatenated along the channels (18), then a 3x3 conv (18 -> 8)."""
+    pooled = c.node("MaxPool", [y], "pool", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    cat = c.node("Concat", [conv(y, 8, 4, k=1), conv(y, 8, 6), pooled], "concat", axis=1)
+    return conv(cat, 18, 8), 8
+
+
+def lrn_body(c, conv, y):
+    """AlexNet's LRN (size 5, alpha 1e-4 scaled up to 1e-1 so that it
+    matters at these magnitudes, beta 0.75, bias 1), then max pool 2 and a
+    3x3 conv (8 -> 8)."""
+    y = c.node("LRN", [y], "lrn", size=5, alpha=0.1, beta=0.75, bias=1.0)
+    y = c.node("MaxPool", [y], "pool", kernel_shape=[2, 2], strides=[2, 2])
+    return conv(y, 8, 8), 8
+
+
+def lrn_branch_body(c, conv, y):
+    """GoogLeNet's stem in small: LRN (size 5), max pool 2, then a 1x1
+    conv (8 -> 4) of the pooled tensor and a 3x3 max pool (stride 1, pad 1)
+    of it followed by a 1x1 conv (8 -> 4), concatenated (8). In QOperator
+    form the quantiser quantises the pooled LRN output twice (for the conv,
+    and after the second pool at another scale)."""
+    y = c.node("LRN", [y], "lrn", size=5, alpha=0.1, beta=0.75, bias=1.0)
+    y = c.node("MaxPool", [y], "pool", kernel_shape=[2, 2], strides=[2, 2])
+    z = c.node("MaxPool", [y], "pool", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    return c.node("Concat", [conv(y, 8, 4, k=1), conv(z, 8, 4, k=1)], "concat", axis=1), 8
+
+
+def activations_body(c, conv, y):
+    """A 3x3 conv (8 -> 8) - LeakyRelu (alpha 0.1) - 3x3 conv (8 -> 8) -
+    Sigmoid: ONNX Runtime's table-driven QLinearLeakyRelu and
+    QLinearSigmoid."""
+    y = c.node("LeakyRelu", [conv(y, 8, 8, relu=False)], "leaky", alpha=0.1)
+    return c.node("Sigmoid", [conv(y, 8, 8, relu=False)], "sigmoid"), 8
+
+
+def sum3_body(c, conv, y):
+    """Three 3x3 convs (8 -> 8) of one tensor summed by one Sum (float32,
+    left to right), then relu and a 3x3 conv (8 -> 8)."""
+    s = c.node("Sum", [conv(y, 8, 8, relu=False), conv(y, 8, 8, relu=False), conv(y, 8, 8, relu=False)], "sum")
+    return conv(c.node("Relu", [s], "relu"), 8, 8), 8
+
+
 def resnet_fanout(name, seed):
     """Two residual blocks, the first on the graph input (8x32x32), a
     stride-2 conv between them, then GAP and FC; float weights quantised by
@@ -830,10 +918,16 @@ def run(model, feeds):
     return s.run(None, feeds)[0]
 
 
-def generate(out_dir):
+def generate(out_dir, only=None):
     os.makedirs(out_dir, exist_ok=True)
     index = {}
+    if only:
+        # Keep the other cases' records: only the named ones are rebuilt.
+        with open(os.path.join(out_dir, "cases.json")) as f:
+            index = json.load(f)["cases"]
     for name, fn in cases():
+        if only and name not in only:
+            continue
         model, feeds = fn(name)
         x = feeds["x"]
         y = run(model, {"x": x})
@@ -867,9 +961,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="regenerate in a temp dir and compare goldens")
     ap.add_argument("--out", default=OUT)
+    ap.add_argument("--cases", help="comma-separated case names: rebuild only these (cases.json keeps the others)")
     args = ap.parse_args()
     if not args.check:
-        index = generate(args.out)
+        only = set(args.cases.split(",")) if args.cases else None
+        index = generate(args.out, only)
         print(f"wrote {len(index)} cases to {os.path.normpath(args.out)}")
         return 0
     with tempfile.TemporaryDirectory() as d:

@@ -287,10 +287,10 @@ def bit_exact(q, quant, golden):
     return np.array_equal(q.astype(np.int64), golden.astype(np.int64))
 
 
-def evaluate(model_path, n_inputs, seed, work):
+def evaluate(model_path, n_inputs, seed, work, arch=None):
     """check + run on n inputs; returns a row of the table."""
     exe = accsim_bin()
-    code, out, err, load_s, check_mb = run_child([exe, "check", model_path])
+    code, out, err, load_s, check_mb = run_child([exe, "check", model_path] + (["--arch", arch] if arch else []))
     row = {"accepted": code == 0, "load_s": load_s, "check_mb": check_mb, "run_mb": None, "exact": None,
            "run_s": None}
     if code != 0:
@@ -307,6 +307,8 @@ def evaluate(model_path, n_inputs, seed, work):
         np.save(xpath, x)
         dump = os.path.join(work, "dump")
         cmd = [exe, "run", "-q", "--no-check", "--workload", model_path, "--input", xpath, "--dump", dump]
+        if arch:
+            cmd += ["--arch", arch]
         code, out, err, wall, mb_peak = run_child(cmd)
         row["run_mb"] = max(row["run_mb"] or 0, mb_peak)
         if code != 0:
@@ -347,6 +349,7 @@ def main():
     ap.add_argument("--no-reduce-range", action="store_true", help="quantise without reduce_range")
     ap.add_argument("--build-only", action="store_true", help="write the models, run nothing")
     ap.add_argument("--rebuild", action="store_true", help="rebuild models already in the directory")
+    ap.add_argument("--arch", help="accsim architecture for the runs (default: accsim's, lu22_fixed)")
     args = ap.parse_args()
     models = [m for m in args.models.split(",") if m]
     formats = [f for f in args.formats.split(",") if f]
@@ -367,7 +370,7 @@ def main():
         for fmt in formats:
             work = os.path.join(args.out, ".work")
             os.makedirs(work, exist_ok=True)
-            row = evaluate(paths[fmt], args.inputs, args.seed, work)
+            row = evaluate(paths[fmt], args.inputs, args.seed, work, args.arch)
             rows.append(((model + (" (no Softmax)" if args.no_softmax else ""), fmt), row))
             print(f"  {fmt}: {'accepted' if row['accepted'] else row.get('refusal', '')}", file=sys.stderr)
     if rows:

@@ -106,7 +106,7 @@ fn node(op: &str, name: &str, inputs: &[&str], output: &str, ints: &[(&str, i64)
             .collect();
         // AttributeProto: name = 1, i = 3, ints = 8, type = 20 (INT = 2, INTS = 7).
         let mut a = field(1, attr.as_bytes());
-        if matches!(attr, "axis" | "opset" | "channels_last") {
+        if matches!(attr, "axis" | "opset" | "channels_last" | "size") {
             a.extend(int(3, values[0]));
             a.extend(int(20, 2));
         } else {
@@ -198,15 +198,17 @@ fn unsupported_operators_get_one_line_per_type_with_count_and_first_node() {
 /// nodes of one type are now one line.
 #[test]
 fn a_hundred_and_twenty_nodes_of_one_type_are_one_line() {
-    let names: Vec<String> = (0..120).map(|i| format!("concat_{i}")).collect();
-    let nodes: Vec<(&str, &str)> = names.iter().map(|n| ("Concat", n.as_str())).collect();
+    let names: Vec<String> = (0..120).map(|i| format!("bn_{i}")).collect();
+    let nodes: Vec<(&str, &str)> = names
+        .iter()
+        .map(|n| ("BatchNormalization", n.as_str()))
+        .collect();
     let (_dir, path, stderr) = refused("densenet.onnx", &model(&nodes));
     assert_eq!(
         split_refusal(&stderr),
         [
             &format!("error: {path}: 1 operator type accsim does not import (120 nodes):"),
-            "  Concat: 120 nodes, the first node `concat_0` (Concat is not imported: it needs the \
-             engine to place its inputs side by side in the GLB, which is not modelled yet)"
+            "  BatchNormalization: 120 nodes, the first node `bn_0`"
         ]
     );
 }
@@ -216,7 +218,7 @@ fn a_hundred_and_twenty_nodes_of_one_type_are_one_line() {
 fn unnamed_and_contrib_operators_are_named_by_output_and_domain() {
     let mut node = field(1, b"x");
     node.extend(field(2, b"q"));
-    node.extend(field(4, b"QLinearSigmoid"));
+    node.extend(field(4, b"QLinearMul"));
     node.extend(field(7, b"com.microsoft"));
     let mut graph = field(1, &node);
     graph.extend(field(11, &field(1, b"x")));
@@ -225,8 +227,9 @@ fn unnamed_and_contrib_operators_are_named_by_output_and_domain() {
         split_refusal(&stderr),
         [
             &format!("error: {path}: 1 operator type accsim does not import (1 node):"),
-            "  com.microsoft.QLinearSigmoid: 1 node, node producing `q` (the activation has no \
-             function on the GLB unit yet; its QDQ form is not imported either)"
+            "  com.microsoft.QLinearMul: 1 node, node producing `q` (an element-wise product has \
+             no function on the GLB unit yet; Mul between DequantizeLinear and QuantizeLinear is \
+             not imported either)"
         ]
     );
 }
@@ -527,31 +530,26 @@ fn qoperator_model(dims: &[i64], nodes: &[Vec<u8>], out: &str) -> Vec<u8> {
 #[test]
 fn unimported_qoperator_contrib_operators_are_refused_with_the_reason() {
     let nodes = [
-        ms(node("QLinearConcat", "cat1", &["xq"], "a", &[])),
-        ms(node("QLinearMul", "mul", &["a"], "b", &[])),
-        ms(node("QLinearConcat", "cat2", &["b"], "c", &[])),
-        ms(node("QLinearLeakyRelu", "leaky", &["c"], "d", &[])),
+        ms(node("QLinearMul", "mul", &["xq"], "b", &[])),
+        ms(node("QLinearConcat", "cat", &["b"], "c", &[])),
+        ms(node("QLinearMul", "mul2", &["c"], "d", &[])),
     ];
     let bytes = qoperator_model(&[1, 4], &nodes, "d");
     let (_dir, path, stderr) = refused("qop_unsupported.onnx", &bytes);
     assert_eq!(
         split_refusal(&stderr),
         [
-            &format!("error: {path}: 3 operator types accsim does not import (4 nodes):"),
-            "  com.microsoft.QLinearConcat: 2 nodes, the first node `cat1` (Concat is not \
-             imported: it needs the engine to place its inputs side by side in the GLB, which is \
-             not modelled yet)",
-            "  com.microsoft.QLinearMul: 1 node, node `mul` (an element-wise product has no \
-             function on the GLB unit yet; Mul between DequantizeLinear and QuantizeLinear is not \
-             imported either)",
-            "  com.microsoft.QLinearLeakyRelu: 1 node, node `leaky` (the activation has no \
-             function on the GLB unit yet; its QDQ form is not imported either)",
+            &format!("error: {path}: 1 operator type accsim does not import (2 nodes):"),
+            "  com.microsoft.QLinearMul: 2 nodes, the first node `mul` (an element-wise product \
+             has no function on the GLB unit yet; Mul between DequantizeLinear and \
+             QuantizeLinear is not imported either)",
         ]
     );
     assert!(
         stderr.ends_with(
             ", and in the com.microsoft domain (QOperator form) QGemm, QLinearAdd, \
-             QLinearAveragePool, QLinearGlobalAveragePool, QLinearSoftmax\n"
+             QLinearAveragePool, QLinearConcat, QLinearLeakyRelu, QLinearSigmoid, \
+             QLinearGlobalAveragePool, QLinearSoftmax\n"
         ),
         "{stderr}"
     );
@@ -690,28 +688,81 @@ fn sum_model(k: usize, relu: bool, yz: u8) -> Vec<u8> {
     )
 }
 
-/// A Sum of two is an Add in float32 (as ONNX Runtime runs it); more
-/// inputs are refused naming the valid counts.
+/// A Sum of two is an Add in float32 (as ONNX Runtime runs it), a Sum of
+/// three or more one `sum` layer (float32, input order).
 #[test]
-fn a_sum_of_three_inputs_is_refused_and_a_sum_of_two_is_accepted() {
-    let (_dir, path, stderr) = refused("sum3.onnx", &sum_model(3, false, 0));
+fn sums_of_two_and_of_three_inputs_are_accepted() {
+    for (k, kind) in [(2, "add"), (3, "sum")] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(format!("sum{k}.onnx"));
+        std::fs::write(&path, sum_model(k, true, 0)).expect("write");
+        Command::cargo_bin("accsim")
+            .expect("binary")
+            .arg("check")
+            .arg(&path)
+            .assert()
+            .success()
+            .stdout(contains(kind));
+    }
+}
+
+/// `x` quantised and dequantised on `[1, 2, 3, 3]`, then `nodes` reading
+/// `xd` (float) or `xq` (integers), quantised again as `y` from `out`.
+fn float_op_model(nodes: &[Vec<u8>], out: &str) -> Vec<u8> {
+    let f32s = |v: f32| v.to_le_bytes().to_vec();
+    let inits = [
+        initializer("s", 1, &[], &f32s(0.05)),
+        initializer("z", 2, &[], &[0]),
+    ];
+    let mut all = vec![
+        node("QuantizeLinear", "x_q", &["x", "s", "z"], "xq", &[]),
+        node("DequantizeLinear", "x_dq", &["xq", "s", "z"], "xd", &[]),
+    ];
+    all.extend(nodes.iter().cloned());
+    all.push(node("QuantizeLinear", "y_q", &[out, "s", "z"], "y", &[]));
+    let dims = [Dim::Size(1), Dim::Size(2), Dim::Size(3), Dim::Size(3)];
+    graph_model(&all, &inits, &input("x", &dims), "y")
+}
+
+/// accsim concatenates channels; any other axis is refused naming the valid ones.
+#[test]
+fn a_concat_along_the_width_is_refused_naming_the_valid_axis() {
+    let cat = node("Concat", "cat", &["xd", "xd"], "c", &[("axis", 3)]);
+    let (_dir, path, stderr) = refused("concat_w.onnx", &float_op_model(&[cat], "c"));
     assert_eq!(
         stderr,
         format!(
-            "error: {path}: node `sum` (Sum): sums 3 inputs; valid: 1 or 2 (the GLB unit adds two \
-             operands; a sum of more in ONNX Runtime's float32 order is not modelled yet)\n"
+            "error: {path}: node `cat` (Concat): concatenates along axis 3; accsim concatenates \
+             channels: valid: axis 1 (or -3 of [1, C, H, W])\n"
         )
     );
+    let ok = node("Concat", "cat", &["xd", "xd"], "c", &[("axis", 1)]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("sum2.onnx");
-    std::fs::write(&path, sum_model(2, true, 0)).expect("write");
+    let path = dir.path().join("concat_c.onnx");
+    std::fs::write(&path, float_op_model(&[ok], "c")).expect("write");
     Command::cargo_bin("accsim")
         .expect("binary")
         .arg("check")
         .arg(&path)
         .assert()
         .success()
-        .stdout(contains("sum"));
+        .stdout(contains("concat"));
+}
+
+/// ONNX Runtime runs LRN on float32 only: an LRN of integers (no
+/// DequantizeLinear before it) is refused naming the valid form.
+#[test]
+fn an_lrn_of_integers_is_refused_naming_the_qdq_form() {
+    let lrn = node("LRN", "lrn", &["xq"], "l", &[("size", 3)]);
+    let (_dir, path, stderr) = refused("lrn_int.onnx", &float_op_model(&[lrn], "l"));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: node `lrn` (LRN): LRN needs a dequantised activation: valid is \
+             DequantizeLinear -> LRN -> QuantizeLinear (QDQ form; ONNX Runtime runs LRN in \
+             float32)\n"
+        )
+    );
 }
 
 /// A Relu after a Sum is a no-op only when the QuantizeLinear's zero point
@@ -790,6 +841,23 @@ fn a_pool_reading_a_float_sum_is_refused_naming_the_float_chain() {
              result of the Sum `sum` (through at most a Relu) with no QuantizeLinear between; ONNX \
              Runtime runs such a chain unfused, in float32, which accsim does not model; valid: a \
              QuantizeLinear (and DequantizeLinear) right after the Sum or its Relu\n"
+        )
+    );
+}
+
+/// LeakyRelu and Sigmoid are imported between DequantizeLinear and
+/// QuantizeLinear (ONNX Runtime: QLinearLeakyRelu, QLinearSigmoid); on
+/// integers they are refused naming that form.
+#[test]
+fn a_sigmoid_of_integers_is_refused_naming_the_qdq_form() {
+    let sigmoid = node("Sigmoid", "sig", &["xq"], "g", &[]);
+    let (_dir, path, stderr) = refused("sigmoid_int.onnx", &float_op_model(&[sigmoid], "g"));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: node `sig` (Sigmoid): Sigmoid needs a dequantised activation: valid is \
+             DequantizeLinear -> Sigmoid -> QuantizeLinear (QDQ form), which ONNX Runtime runs as \
+             QLinearSigmoid\n"
         )
     );
 }

@@ -180,7 +180,7 @@ fn dequantised_bits(net: &accsim::workload::Network, out: &Activations) -> Vec<u
 #[test]
 fn softmax_classifiers_match_onnx_runtime_on_ten_inputs_each() {
     let names = multi_input_cases();
-    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(names.len(), 21, "{names:?}");
     let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
     for name in &names {
         let model = data().join(format!("{name}.onnx"));
@@ -205,5 +205,76 @@ fn softmax_classifiers_match_onnx_runtime_on_ten_inputs_each() {
             let engine_bits = dequantised_bits(net, &r.engine.outputs[last]);
             assert_eq!(engine_bits, theirs, "{name}, input {k}: engine");
         }
+    }
+}
+
+/// The new GLB-unit layers cost what docs/onnx.md (items 13 to 17) says,
+/// on lu22_fixed (8 bytes per cycle, 1-byte words, 8 output rows of 8
+/// columns): cycles = 8 rows x the unit's busy cycles per row, plus one
+/// for the last row's GLB write; GLB reads and writes per element; LUT
+/// reads for the requantised or looked-up elements.
+#[test]
+fn glb_unit_layers_cost_what_the_docs_say() {
+    let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    // (case, layer kind, cycles, GLB reads, GLB writes, LUT reads)
+    let expected = [
+        // 18 channels: 144 bytes a row, 18 cycles; 4 + 8 channels requantised.
+        (
+            "qdq_concat_cnn_u8_per_channel",
+            "concat",
+            8 * 18 + 1,
+            1152,
+            1152,
+            768,
+        ),
+        // Three operands of 64 bytes a row: 24 cycles.
+        (
+            "qdq_sum3_cnn_u8_per_channel",
+            "sum",
+            8 * 24 + 1,
+            1536,
+            512,
+            0,
+        ),
+        // One power per element: 64 cycles a row (streaming takes 8).
+        ("qdq_lrn_cnn_u8_per_channel", "lrn", 8 * 64 + 1, 512, 512, 0),
+        // One table read per element, 64 bytes a row: 8 cycles.
+        (
+            "qdq_activations_cnn_u8_per_channel",
+            "leaky_relu",
+            8 * 8 + 1,
+            512,
+            512,
+            512,
+        ),
+        (
+            "qdq_activations_cnn_u8_per_channel",
+            "sigmoid",
+            8 * 8 + 1,
+            512,
+            512,
+            512,
+        ),
+    ];
+    for (name, kind, cycles, reads, writes, lut) in expected {
+        let model = data().join(format!("{name}.onnx"));
+        let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r = accsim::run::run(&w, &arch, &accsim::run::RunOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let layer = r
+            .report
+            .layers
+            .iter()
+            .find(|l| l.op == kind)
+            .unwrap_or_else(|| panic!("{name}: no {kind} layer"));
+        assert_eq!(layer.values.as_deref(), Some("simulated"), "{name} {kind}");
+        let m = layer.measured.as_ref().expect("measured");
+        let glb = &m.accesses.glb;
+        assert_eq!(
+            (m.cycles, glb.read, glb.write, m.lut_reads),
+            (cycles, reads, writes, lut),
+            "{name} {kind}"
+        );
     }
 }

@@ -24,13 +24,21 @@
 //! `ceil(2 E b / w) + max(ceil(E b / w), E) + latency` cycles for a row of
 //! `E` outputs of `b` bytes at `w` bytes per cycle. Its exp-table reads are
 //! counted as `lut_reads` (docs/report.md).
+//!
+//! Concat reads each operand's row once and writes the output row; its
+//! requantised inputs' table reads count as `lut_reads`. An n-ary Sum reads
+//! every operand's element once. Both are busy for the bytes read at
+//! `bank_width_bytes` bytes per cycle. LRN reads each element once and is
+//! busy for `max(ceil(E b / w), E x LRN_CYCLES_PER_ELEMENT)` cycles per row
+//! (its power unit, `hw::glb_unit`).
 
 use ndarray::ArrayView2;
 
 use crate::error::{InputError, Result};
 use crate::hw::glb_unit::{AddKernel, Function, GlbUnit, MissingRow, ResidentRows, Window};
 use crate::numerics::ort::{
-    FloatAdd, QLinearAdd, QLinearAverage, QLinearGlobalAverage, QLinearSoftmax,
+    ConcatInput, FloatAdd, FloatSum, Lrn, QLinearAdd, QLinearAverage, QLinearGlobalAverage,
+    QLinearSoftmax,
 };
 use crate::sim::{Cycle, RateServer};
 use crate::units::DataType;
@@ -88,6 +96,19 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
             layer.input_shape.channels,
         ))),
         Op::ChannelShuffle { groups } => Function::ChannelShuffle { groups: *groups },
+        Op::Concat(c) => Function::Concat(
+            c.input_quants
+                .iter()
+                .map(|q| ConcatInput::new(q, &layer.output_quant))
+                .collect(),
+        ),
+        Op::Lrn(l) => Function::Lrn(Lrn::new(
+            (l.size, l.alpha, l.beta, l.bias),
+            &layer.input_quant,
+            &layer.output_quant,
+        )),
+        Op::Sum(s) => Function::Sum(FloatSum::new(&s.input_quants, &layer.output_quant)),
+        Op::Lookup(l) => Function::Lookup(l.table(&layer.input_quant, &layer.output_quant)),
         Op::Conv2d(_) | Op::FullyConnected(_) | Op::Flatten => {
             return Err(crate::error::Error::Internal {
                 context: format!("layer `{}`", layer.name),
@@ -494,13 +515,14 @@ fn compute_row(
     let (inputs, operand_of) = (resident.inputs, resident.operand_of);
     let before = glb_unit.reads();
     let (lut_before, divisions_before) = (glb_unit.lut_reads(), glb_unit.divisions());
+    let powers_before = glb_unit.powers();
     let mut row = ndarray::Array2::zeros(out_dims);
     glb_unit
         .output_row(resident, oy, row.view_mut())
         .map_err(|miss| missing_row(layer, miss, oy))?;
     let after = glb_unit.reads();
     let (mut reads, mut read_bytes) = (0u64, 0u64);
-    for (operand, &k) in operand_of.iter().enumerate().take(2) {
+    for (operand, &k) in operand_of.iter().enumerate() {
         let words = after[operand] - before[operand];
         reads += words;
         read_bytes += words * inputs[k].word_bytes;
@@ -510,7 +532,10 @@ fn compute_row(
     m.pe.rf_read(DataType::Weight, lut_reads);
     m.pe.lut_reads += lut_reads;
     let divisions = glb_unit.divisions() - divisions_before;
-    let busy_bytes = if divisions == 0 {
+    let powers = glb_unit.powers() - powers_before;
+    let busy_bytes = if powers > 0 {
+        lrn_busy_bytes(read_bytes, powers, unit.units_per_cycle())
+    } else if divisions == 0 {
         read_bytes
     } else {
         let bytes_per_cycle = unit.units_per_cycle();
@@ -583,4 +608,14 @@ pub(super) fn softmax_row_cycles(
 ) -> u64 {
     let stream = |elements: u64| (elements * word_bytes).div_ceil(bytes_per_cycle.max(1));
     stream(2 * outputs) + stream(outputs).max(outputs) + u64::from(glb.divider_latency_cycles)
+}
+
+/// The bytes' worth of GLB-unit time an LRN row of `powers` outputs takes
+/// when it read `read_bytes` (module docs): the longer of streaming them and
+/// the power unit's cycles.
+fn lrn_busy_bytes(read_bytes: u64, powers: u64, bytes_per_cycle: u64) -> u64 {
+    let bytes_per_cycle = bytes_per_cycle.max(1);
+    let stream = read_bytes.div_ceil(bytes_per_cycle);
+    let power = powers * crate::hw::glb_unit::LRN_CYCLES_PER_ELEMENT;
+    stream.max(power) * bytes_per_cycle
 }

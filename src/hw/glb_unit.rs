@@ -41,6 +41,35 @@
 //! g) + k / g` for output channel `k`, and writes it unchanged: one read
 //! and one write per element, no arithmetic, busy for the row's bytes at
 //! the unit's bytes per cycle, as every other function.
+//!
+//! A concatenation (GoogLeNet, DenseNet) reads, for each output row, the
+//! same row of every input once and writes the inputs' channels one after
+//! the other: an input whose quantisation is the output's is copied, any
+//! other goes through its 256-entry requantisation table (ONNX Runtime's
+//! QLinearConcat, `numerics::ort::ConcatInput`), loaded into the LUT when
+//! the unit is programmed: one LUT read per requantised element
+//! ([`GlbUnit::lut_reads`]). Busy for the bytes read at the unit's bytes per
+//! cycle. (Placing the inputs side by side in the GLB, so that no copy is
+//! made, is the next step: docs/onnx.md.)
+//!
+//! LeakyRelu and Sigmoid are a table look-up per element: ONNX Runtime's
+//! QLinearLeakyRelu and QLinearSigmoid compute the activation once for
+//! each of the 256 input bytes; the unit holds that table in its LUT and
+//! reads each element once, one LUT read per element, busy for the bytes
+//! read.
+//!
+//! A Sum of three or more inputs reads every operand's element once and
+//! adds the dequantised values in float32 in input order, then quantises
+//! (`numerics::ort::FloatSum`): busy for the bytes read, as an addition.
+//!
+//! LRN works on the channels of one position, as Softmax, but in one
+//! pass: each element is read once; a running window sum of squares in
+//! float32 (one multiply and two multiply-then-adds per element, the
+//! window's squares held in `size` registers), then `x * scale^-beta`
+//! through a pipelined power unit (log2, multiply, exp2) that takes
+//! [`LRN_CYCLES_PER_ELEMENT`] cycle per element, then the quantiser
+//! (`numerics::ort::Lrn`). Busy for the longer of streaming the row's
+//! bytes and the power unit's cycles; [`GlbUnit::powers`] counts them.
 
 use std::ops::Range;
 
@@ -48,13 +77,18 @@ use ndarray::{ArrayView2, ArrayViewMut2, s};
 
 use crate::numerics::Rounding;
 use crate::numerics::ort::{
-    FloatAdd, QLinearAdd, QLinearAverage, QLinearGlobalAverage, QLinearSoftmax,
+    ConcatInput, FloatAdd, FloatSum, Lrn, QLinearAdd, QLinearAverage, QLinearGlobalAverage,
+    QLinearSoftmax,
 };
 use crate::numerics::rounding::divide_rounded;
 
 /// Width of one entry of the Softmax exp table (float32) [bits]: a LUT
 /// read costs `[energy] lut` per 16 bits (docs/arch-format.md).
 pub const SOFTMAX_LUT_ENTRY_BITS: u32 = 32;
+
+/// Cycles the LRN power unit takes per element (pipelined: one result per
+/// cycle; module docs).
+pub const LRN_CYCLES_PER_ELEMENT: u64 = 1;
 
 /// A pooling window's geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +162,16 @@ pub enum Function {
     /// ShuffleNet's channel shuffle in `groups`: a permutation of the
     /// channels of each row (module docs).
     ChannelShuffle { groups: usize },
+    /// The operands' channels one after the other, each copied or
+    /// requantised through its table (module docs).
+    Concat(Vec<ConcatInput>),
+    /// LRN over the channels of each position (module docs).
+    Lrn(Lrn),
+    /// The operands' float32 sum, in operand order, quantised once.
+    Sum(FloatSum),
+    /// Each element through a 256-entry table indexed by its stored byte
+    /// (LeakyRelu, Sigmoid; module docs).
+    Lookup(Box<[i16; 256]>),
 }
 
 /// Where the unit reads: the rows of each operand resident in the GLB.
@@ -151,37 +195,44 @@ pub struct GlbUnit {
     /// Input plane `[height, width]`.
     input_hw: [usize; 2],
     output_width: usize,
-    /// Elements read so far, per operand.
-    reads: [u64; 2],
+    /// Elements read so far, per operand (at least two entries).
+    reads: Vec<u64>,
     /// Softmax exp-table reads so far.
     lut_reads: u64,
     /// Softmax divisions so far (one per output).
     divisions: u64,
+    /// LRN powers so far (one per output).
+    powers: u64,
 }
 
 impl GlbUnit {
     pub fn new(function: Function, input_hw: [usize; 2], output_width: usize) -> Self {
+        let operands = function_operands(&function);
         GlbUnit {
             function,
             input_hw,
             output_width,
-            reads: [0; 2],
+            reads: vec![0; operands.max(2)],
             lut_reads: 0,
             divisions: 0,
+            powers: 0,
         }
     }
 
     /// Operands the function reads.
     pub fn operands(&self) -> usize {
-        match self.function {
-            Function::Add(_) => 2,
-            _ => 1,
-        }
+        function_operands(&self.function)
     }
 
-    /// Elements read from the GLB so far, per operand.
-    pub fn reads(&self) -> [u64; 2] {
-        self.reads
+    /// Elements read from the GLB so far, per operand (at least two
+    /// entries, the unused ones zero).
+    pub fn reads(&self) -> Vec<u64> {
+        self.reads.clone()
+    }
+
+    /// LRN powers so far (one per output element).
+    pub fn powers(&self) -> u64 {
+        self.powers
     }
 
     /// Softmax exp-table (LUT) reads so far.
@@ -201,7 +252,13 @@ impl GlbUnit {
             Function::QLinearGlobalAverage(_) => {
                 Some(Window::plane(self.input_hw[0], self.input_hw[1]))
             }
-            Function::Add(_) | Function::Softmax(_) | Function::ChannelShuffle { .. } => None,
+            Function::Add(_)
+            | Function::Softmax(_)
+            | Function::ChannelShuffle { .. }
+            | Function::Concat(_)
+            | Function::Lrn(_)
+            | Function::Sum(_)
+            | Function::Lookup(_) => None,
         }
     }
 
@@ -223,7 +280,7 @@ impl GlbUnit {
         mut out: ArrayViewMut2<'_, i16>,
     ) -> Result<(), MissingRow> {
         let ys = self.input_rows(oy);
-        let mut operand_rows: [Vec<ArrayView2<'_, i16>>; 2] = [Vec::new(), Vec::new()];
+        let mut operand_rows: Vec<Vec<ArrayView2<'_, i16>>> = vec![Vec::new(); self.reads.len()];
         for (operand, gathered) in operand_rows.iter_mut().enumerate().take(self.operands()) {
             for y in ys.clone() {
                 let row = rows.row(operand, y).ok_or(MissingRow { operand, row: y })?;
@@ -240,6 +297,10 @@ impl GlbUnit {
                 let groups = *groups;
                 self.shuffle(groups, &operand_rows[0], &mut out);
             }
+            Function::Concat(_) => self.concat(&operand_rows, &mut out),
+            Function::Lrn(_) => self.lrn(&operand_rows[0], &mut out),
+            Function::Sum(_) => self.sum(&operand_rows, &mut out),
+            Function::Lookup(_) => self.lookup(&operand_rows[0], &mut out),
             _ => self.pool(&operand_rows[0], &mut out),
         }
         Ok(())
@@ -287,10 +348,81 @@ impl GlbUnit {
         self.reads[0] += row.len() as u64;
     }
 
+    /// Each operand's row into its channels of the output row, copied or
+    /// through its table.
+    fn concat(&mut self, rows: &[Vec<ArrayView2<'_, i16>>], out: &mut ArrayViewMut2<'_, i16>) {
+        let Function::Concat(inputs) = &self.function else {
+            return;
+        };
+        let mut c0 = 0;
+        for (operand, (input, row)) in inputs.iter().zip(rows).enumerate() {
+            let Some(row) = row.first() else { continue };
+            let c = row.nrows();
+            ndarray::Zip::from(out.slice_mut(s![c0..c0 + c, ..]))
+                .and(row)
+                .for_each(|o, &v| *o = input.apply(v));
+            c0 += c;
+            let elements = row.len() as u64;
+            self.reads[operand] += elements;
+            if matches!(input, ConcatInput::Table(_)) {
+                self.lut_reads += elements;
+            }
+        }
+    }
+
+    /// LRN of every column of the row over its channels, one pass.
+    fn lrn(&mut self, rows: &[ArrayView2<'_, i16>], out: &mut ArrayViewMut2<'_, i16>) {
+        let (Some(row), Function::Lrn(kernel)) = (rows.first(), &self.function) else {
+            return;
+        };
+        let (channels, width) = row.dim();
+        let mut column = vec![0i16; channels];
+        let mut result = vec![0i16; channels];
+        for x in 0..width {
+            for (v, &r) in column.iter_mut().zip(row.column(x)) {
+                *v = r;
+            }
+            kernel.column(&column, &mut result);
+            for (o, &r) in out.column_mut(x).iter_mut().zip(&result) {
+                *o = r;
+            }
+        }
+        let elements = (channels * width) as u64;
+        self.reads[0] += elements;
+        self.powers += elements;
+    }
+
+    /// Each element of the row through the table.
+    fn lookup(&mut self, rows: &[ArrayView2<'_, i16>], out: &mut ArrayViewMut2<'_, i16>) {
+        let (Some(row), Function::Lookup(table)) = (rows.first(), &self.function) else {
+            return;
+        };
+        ndarray::Zip::from(out)
+            .and(row)
+            .for_each(|o, &v| *o = table[usize::from(v as u8)]);
+        let elements = row.len() as u64;
+        self.reads[0] += elements;
+        self.lut_reads += elements;
+    }
+
+    /// The operands' float32 sum, element by element.
+    fn sum(&mut self, rows: &[Vec<ArrayView2<'_, i16>>], out: &mut ArrayViewMut2<'_, i16>) {
+        let Function::Sum(kernel) = &self.function else {
+            return;
+        };
+        let operands: Vec<&ArrayView2<'_, i16>> = rows.iter().filter_map(|r| r.first()).collect();
+        for ((c, x), o) in out.indexed_iter_mut() {
+            *o = kernel.apply(operands.iter().map(|r| r[[c, x]]));
+        }
+        for (operand, row) in operands.iter().enumerate() {
+            self.reads[operand] += row.len() as u64;
+        }
+    }
+
     fn add(
         &mut self,
         kernel: AddKernel,
-        rows: &[Vec<ArrayView2<'_, i16>>; 2],
+        rows: &[Vec<ArrayView2<'_, i16>>],
         out: &mut ArrayViewMut2<'_, i16>,
     ) {
         let (Some(a), Some(b)) = (rows[0].first(), rows[1].first()) else {
@@ -347,8 +479,24 @@ impl GlbUnit {
                 kernel.finish(sum, count.max(1))
             }
             Function::QLinearGlobalAverage(kernel) => kernel.finish(elements.map(i64::from).sum()),
-            Function::Add(_) | Function::Softmax(_) | Function::ChannelShuffle { .. } => 0,
+            Function::Add(_)
+            | Function::Softmax(_)
+            | Function::ChannelShuffle { .. }
+            | Function::Concat(_)
+            | Function::Lrn(_)
+            | Function::Sum(_)
+            | Function::Lookup(_) => 0,
         }
+    }
+}
+
+/// Operands `function` reads.
+fn function_operands(function: &Function) -> usize {
+    match function {
+        Function::Add(_) => 2,
+        Function::Concat(inputs) => inputs.len(),
+        Function::Sum(kernel) => kernel.operands(),
+        _ => 1,
     }
 }
 
@@ -600,5 +748,84 @@ mod tests {
         assert_eq!(unit.reads(), [12, 0]);
         assert_eq!(unit.lut_reads(), 8);
         assert_eq!(unit.divisions(), 4);
+    }
+
+    #[test]
+    fn a_concat_copies_inputs_of_the_output_quantisation_and_requantises_the_others() {
+        let out = affine(IntType::Uint8, 0.25, 10);
+        // Operand 1 at scale 0.5, zero point 0: 0.5 x / 0.25 + 10 = 2x + 10.
+        let inputs = vec![
+            ConcatInput::new(&out, &out),
+            ConcatInput::new(&affine(IntType::Uint8, 0.5, 0), &out),
+        ];
+        let mut unit = GlbUnit::new(Function::Concat(inputs), [1, 2], 2);
+        let a = Array3::from_shape_vec((1, 1, 2), vec![7, 250]).unwrap();
+        let b = Array3::from_shape_vec((2, 1, 2), vec![3, 200, 0, 1]).unwrap();
+        let got = run(&mut unit, &glb(vec![a, b]), 3, 1, 2);
+        // Channel 0 copied; channels 1 and 2 through the table (410 saturates).
+        assert_eq!(
+            got.into_raw_vec_and_offset().0,
+            vec![7, 250, 16, 255, 10, 12]
+        );
+        assert_eq!(unit.reads(), [2, 4]);
+        assert_eq!(unit.lut_reads(), 4);
+    }
+
+    #[test]
+    fn an_int8_concat_table_is_indexed_by_the_stored_byte_and_rounds_half_to_even() {
+        let out = affine(IntType::Int8, 2.0, 0);
+        let table = ConcatInput::new(&affine(IntType::Int8, 1.0, 0), &out);
+        // -1 / 2 = -0.5 -> -0; -3 / 2 = -1.5 -> -2; 127 / 2 = 63.5 -> 64.
+        assert_eq!(
+            [table.apply(-1), table.apply(-3), table.apply(127)],
+            [0, -2, 64]
+        );
+        assert_eq!(table.apply(-128), -64);
+    }
+
+    #[test]
+    fn lrn_normalises_each_position_over_its_channel_window_reading_each_element_once() {
+        // size 3, alpha 3 (alpha / size = 1), beta 1, bias 1; channels (1, 2):
+        // both windows hold 1 + 4, scale 6: 1 / 6 and 2 / 6 at output scale
+        // 1/8: 1.33 -> 1 and 2.67 -> 3. A second position of zeros stays 0.
+        let q = affine(IntType::Uint8, 1.0, 0);
+        let kernel = Lrn::new((3, 3.0, 1.0, 1.0), &q, &affine(IntType::Uint8, 0.125, 0));
+        let mut unit = GlbUnit::new(Function::Lrn(kernel), [1, 2], 2);
+        let x = Array3::from_shape_vec((2, 1, 2), vec![1, 0, 2, 0]).unwrap();
+        let got = run(&mut unit, &glb(vec![x]), 2, 1, 2);
+        assert_eq!(got.into_raw_vec_and_offset().0, vec![1, 0, 3, 0]);
+        assert_eq!(unit.reads(), [4, 0]);
+        assert_eq!(unit.powers(), 4);
+    }
+
+    #[test]
+    fn a_sum_of_three_adds_in_float32_and_quantises_once() {
+        let scales = [1.0, 0.5, 0.25].map(|s| affine(IntType::Int8, s, 0));
+        let kernel = FloatSum::new(&scales, &affine(IntType::Int8, 1.0, 0));
+        let mut unit = GlbUnit::new(Function::Sum(kernel), [1, 1], 1);
+        assert_eq!(unit.operands(), 3);
+        let one = |v: i16| Array3::from_elem((1, 1, 1), v);
+        // 10 + 2 + 0.5 = 12.5 -> 12 (half to even), one rounding.
+        let got = run(&mut unit, &glb(vec![one(10), one(4), one(2)]), 1, 1, 1);
+        assert_eq!(got[[0, 0, 0]], 12);
+        assert_eq!(unit.reads(), [1, 1, 1]);
+    }
+
+    #[test]
+    fn leaky_relu_and_sigmoid_are_one_table_read_per_element() {
+        use crate::workload::ir::Lookup;
+        let x = affine(IntType::Int8, 1.0, 0);
+        // alpha 0.1 at output scale 0.5: -5 -> -1, -15 -> -3, 3 -> 6, 100 -> 200 -> 127.
+        let leaky = Lookup::LeakyRelu { alpha: 0.1 }.table(&x, &affine(IntType::Int8, 0.5, 0));
+        let mut unit = GlbUnit::new(Function::Lookup(leaky), [1, 4], 4);
+        let row = Array3::from_shape_vec((1, 1, 4), vec![-5, -15, 3, 100]).unwrap();
+        let got = run(&mut unit, &glb(vec![row]), 1, 1, 4);
+        assert_eq!(got.into_raw_vec_and_offset().0, vec![-1, -3, 6, 127]);
+        assert_eq!((unit.reads(), unit.lut_reads()), (vec![4, 0], 4));
+        // Sigmoid at output scale 1/256, zero point -128: 0 -> 0.5 -> 0;
+        // 100 -> 1.0 -> 128 saturates to 127; -100 -> 0 -> -128.
+        let sigmoid = Lookup::Sigmoid.table(&x, &affine(IntType::Int8, 1.0 / 256.0, -128));
+        assert_eq!([sigmoid[0], sigmoid[100], sigmoid[156]], [0, 127, -128]);
+        assert_eq!(crate::numerics::ort::logistic(0.0), 0.5);
     }
 }

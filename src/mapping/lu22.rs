@@ -90,7 +90,11 @@ impl Dataflow for Lu22 {
             | Op::QLinearAvgPool(_)
             | Op::Add(_)
             | Op::Softmax
-            | Op::ChannelShuffle { .. } => Ok(LayerPlan::Glb),
+            | Op::ChannelShuffle { .. }
+            | Op::Concat(_)
+            | Op::Lrn(_)
+            | Op::Sum(_)
+            | Op::Lookup(_) => Ok(LayerPlan::Glb),
             Op::Flatten => Ok(LayerPlan::Reshape),
         }
     }

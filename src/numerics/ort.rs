@@ -246,6 +246,211 @@ impl QLinearSoftmax {
     }
 }
 
+/// QuantizeLinear of a float32 value (MLAS `MlasQuantizeLinear`): divide
+/// by the scale, round half to even, add the zero point, saturate.
+#[inline]
+fn quantize(v: f32, (scale, zero_point): (f32, i32), dtype: IntType) -> i16 {
+    saturate((v / scale).round_ties_even() + zero_point as f32, dtype)
+}
+
+/// DequantizeLinear of a stored integer: `f32(x - z) * s`.
+#[inline]
+fn dequantize(x: i16, (scale, zero_point): (f32, i32)) -> f32 {
+    (i32::from(x) - zero_point) as f32 * scale
+}
+
+/// How QLinearConcat (`qlinear_concat.cc`) moves one input to the output:
+/// a copy when the input's scale and zero point equal the output's (the
+/// scales compared as float32 values), otherwise through a 256-entry table
+/// built once (`QlinearBuildLookupTable`): entry `x` is
+/// `QuantizeLinear(f32(x - zx) * xs)` to the output's quantisation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConcatInput {
+    Copy,
+    Table(Box<[i16; 256]>),
+}
+
+impl ConcatInput {
+    pub fn new(input: &TensorQuant, output: &TensorQuant) -> Self {
+        let (x, y) = (affine(input), affine(output));
+        if x == y {
+            return ConcatInput::Copy;
+        }
+        let dtype = output.dtype();
+        let mut table = Box::new([0i16; 256]);
+        for (byte, entry) in table.iter_mut().enumerate() {
+            *entry = quantize(dequantize(stored(byte, input.dtype()), x), y, dtype);
+        }
+        ConcatInput::Table(table)
+    }
+
+    /// The output integer of input integer `x`.
+    #[inline]
+    pub fn apply(&self, x: i16) -> i16 {
+        match self {
+            ConcatInput::Copy => x,
+            ConcatInput::Table(t) => t[usize::from(x as u8)],
+        }
+    }
+}
+
+/// The value of stored byte `byte` in `dtype` (int8: two's complement).
+fn stored(byte: usize, dtype: IntType) -> i16 {
+    match dtype {
+        IntType::Int8 => i16::from(byte as u8 as i8),
+        _ => byte as i16,
+    }
+}
+
+/// MLAS's logistic (`MlasLogisticKernelFma3`, the kernel x86-64 with
+/// AVX2 and FMA runs; `logistic.cpp` has the portable form): the input
+/// clamped to [-18, 18], odd and even polynomials in `x^2` by Horner's rule
+/// with fused multiply-adds, `p / q + 0.5` clamped to [0, 1].
+// The coefficients as MLAS writes them; the compiler rounds each to the
+// nearest float32, as the C++ compiler does.
+#[allow(clippy::excessive_precision)]
+pub fn logistic(x: f32) -> f32 {
+    const ALPHA: [f32; 5] = [
+        4.37031012579801e-11,
+        1.15627324459942e-07,
+        6.08574864600143e-05,
+        8.51377133304701e-03,
+        2.48287947061529e-01,
+    ];
+    const BETA: [f32; 6] = [
+        6.10247389755681e-13,
+        5.76102136993427e-09,
+        6.29106785017040e-06,
+        1.70198817374094e-03,
+        1.16817656904453e-01,
+        9.93151921023180e-01,
+    ];
+    let v = x.clamp(-18.0, 18.0);
+    let v2 = v * v;
+    let p = ALPHA[1..].iter().fold(ALPHA[0], |p, &a| p.mul_add(v2, a)) * v;
+    let q = BETA[1..].iter().fold(BETA[0], |q, &b| q.mul_add(v2, b));
+    (p / q + 0.5).clamp(0.0, 1.0)
+}
+
+/// ONNX Runtime's table-driven activations (`qlinear_activations.cc`,
+/// `QlinearBuildLookupTable`): entry `x` (a stored byte) is
+/// `QuantizeLinear(f(f32(x - zx) * xs))` to the output's quantisation.
+pub fn activation_table(
+    f: impl Fn(f32) -> f32,
+    input: &TensorQuant,
+    output: &TensorQuant,
+) -> Box<[i16; 256]> {
+    let (x, y) = (affine(input), affine(output));
+    let mut table = Box::new([0i16; 256]);
+    for (byte, entry) in table.iter_mut().enumerate() {
+        let v = dequantize(stored(byte, input.dtype()), x);
+        *entry = quantize(f(v), y, output.dtype());
+    }
+    table
+}
+
+/// The unfused `DQ.. -> Sum -> Q` ONNX Runtime runs (its `Sum` kernel):
+/// each input dequantised (`f32(q - z) * s`), added in input order in
+/// float32 (`((a + b) + c) + ...`), quantised once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloatSum {
+    inputs: Vec<(f32, i32)>,
+    output: (f32, i32),
+    dtype: IntType,
+}
+
+impl FloatSum {
+    pub fn new(inputs: &[TensorQuant], output: &TensorQuant) -> Self {
+        FloatSum {
+            inputs: inputs.iter().map(affine).collect(),
+            output: affine(output),
+            dtype: output.dtype(),
+        }
+    }
+
+    /// Operands summed.
+    pub fn operands(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// The output of one position whose inputs are `values`, in input order.
+    #[inline]
+    pub fn apply(&self, values: impl Iterator<Item = i16>) -> i16 {
+        let mut terms = values.zip(&self.inputs).map(|(v, &q)| dequantize(v, q));
+        let first = terms.next().unwrap_or(0.0);
+        quantize(terms.fold(first, |s, t| s + t), self.output, self.dtype)
+    }
+}
+
+/// ONNX Runtime's LRN (`core/providers/cpu/nn/lrn.cc`) between
+/// DequantizeLinear and QuantizeLinear, which it does not fuse: every step
+/// float32, in the kernel's order, at each position over its `C` channels:
+///
+/// - `sq[c] = x[c] * x[c]` of the dequantised inputs, with `(size - 1) / 2`
+///   zero squares before channel 0 and the rest after the last;
+/// - channel 0's scale: `bias`, then `+ a * sq[j]` for the first `size`
+///   padded squares in order, with `a = alpha / size` (each product
+///   rounded, then the addition: no fused multiply-add);
+/// - channel `c > 0`'s scale: the previous channel's, `+ a * sq` of the
+///   square entering the window, then `+ (-a) * sq` of the one leaving it
+///   (a running sum, not a fresh window sum);
+/// - `y = x * powf(scale, -beta)`, quantised (divide, round half to even,
+///   add the zero point, saturate).
+///
+/// ONNX Runtime's `pow` is Eigen's vectorised one, which differs from the
+/// C library's `powf` used here by up to 2 units in the last place in about
+/// a quarter of float outputs; after the QuantizeLinear the outputs agree
+/// (docs/onnx.md, item 16).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lrn {
+    size: usize,
+    alpha_over_size: f32,
+    neg_beta: f32,
+    bias: f32,
+    input: (f32, i32),
+    output: (f32, i32),
+    dtype: IntType,
+}
+
+impl Lrn {
+    pub fn new(
+        (size, alpha, beta, bias): (usize, f32, f32, f32),
+        input: &TensorQuant,
+        output: &TensorQuant,
+    ) -> Self {
+        Lrn {
+            size: size.max(1),
+            alpha_over_size: alpha / size.max(1) as f32,
+            neg_beta: -beta,
+            bias,
+            input: affine(input),
+            output: affine(output),
+            dtype: output.dtype(),
+        }
+    }
+
+    /// The outputs of one position's channels `column` into `out`.
+    pub fn column(&self, column: &[i16], out: &mut [i16]) {
+        let x: Vec<f32> = column.iter().map(|&v| dequantize(v, self.input)).collect();
+        let before = (self.size - 1) / 2;
+        // Square `j` of the padded sequence (zero outside the channels).
+        let square = |j: usize| {
+            j.checked_sub(before)
+                .and_then(|c| x.get(c))
+                .map_or(0.0, |v| v * v)
+        };
+        let a = self.alpha_over_size;
+        let mut scale = (0..self.size).fold(self.bias, |s, j| s + a * square(j));
+        for (c, (&xc, o)) in x.iter().zip(out.iter_mut()).enumerate() {
+            if c > 0 {
+                scale += a * square(c + self.size - 1);
+                scale += -a * square(c - 1);
+            }
+            *o = quantize(xc * scale.powf(self.neg_beta), self.output, self.dtype);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

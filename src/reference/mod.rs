@@ -19,7 +19,7 @@ use ndarray::Array3;
 pub use conv::{
     conv_accumulate, conv_accumulate_batch, fc_accumulate, fc_accumulate_batch, zero_operand_macs,
 };
-pub use ort_ops::{add, channel_shuffle, qlinear_avg_pool, softmax};
+pub use ort_ops::{add, channel_shuffle, concat, lookup, lrn, qlinear_avg_pool, softmax, sum};
 pub use pool::{avg_pool, global_avg_pool, max_pool};
 
 use crate::workload::ir::{Activations, Epilogue, Layer, Network, Op, TensorSource};
@@ -124,6 +124,10 @@ pub fn execute_layer(layer: &Layer, inputs: &[&Activations]) -> Activations {
         }
         Op::Softmax => softmax(&layer.input_quant, &layer.output_quant, input),
         Op::ChannelShuffle { groups } => channel_shuffle(*groups, input),
+        Op::Concat(c) => concat(c, &layer.output_quant, inputs),
+        Op::Lrn(l) => lrn(l, &layer.input_quant, &layer.output_quant, input),
+        Op::Sum(s) => sum(s, &layer.output_quant, inputs),
+        Op::Lookup(l) => lookup(&l.table(&layer.input_quant, &layer.output_quant), input),
     }
 }
 

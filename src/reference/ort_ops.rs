@@ -5,10 +5,11 @@ use ndarray::Array3;
 
 use crate::numerics::TensorQuant;
 use crate::numerics::ort::{
-    FloatAdd, QLinearAdd, QLinearAverage, QLinearGlobalAverage, QLinearSoftmax,
+    ConcatInput, FloatAdd, FloatSum, Lrn as LrnKernel, QLinearAdd, QLinearAverage,
+    QLinearGlobalAverage, QLinearSoftmax,
 };
 use crate::workload::ir::{
-    Activations, Add, AddRule, QLinearAvgPool, pool_output_len, shuffled_channel,
+    Activations, Add, AddRule, Concat, Lrn, QLinearAvgPool, Sum, pool_output_len, shuffled_channel,
 };
 
 /// Element-wise sum of `a` and `b` (same shape), requantised to `output`.
@@ -122,4 +123,64 @@ pub fn softmax(
         }
     }
     out
+}
+
+/// Concatenation along the channels, as ONNX Runtime's QLinearConcat: each
+/// input's channels in input order, copied or requantised through its table
+/// ([`ConcatInput`]).
+pub fn concat(op: &Concat, output: &TensorQuant, inputs: &[&Activations]) -> Activations {
+    let channels: usize = inputs.iter().map(|x| x.dim().0).sum();
+    let (_, h, w) = inputs.first().map_or((0, 0, 0), |x| x.dim());
+    let mut out = Array3::<i16>::zeros((channels, h, w));
+    let mut c0 = 0;
+    for (x, q) in inputs.iter().zip(&op.input_quants) {
+        let k = ConcatInput::new(q, output);
+        let c = x.dim().0;
+        ndarray::Zip::from(out.slice_mut(ndarray::s![c0..c0 + c, .., ..]))
+            .and(*x)
+            .for_each(|o, &v| *o = k.apply(v));
+        c0 += c;
+    }
+    out
+}
+
+/// LRN across the channels at each position, in float32 as ONNX Runtime
+/// computes it ([`LrnKernel`]), quantised to `output`.
+pub fn lrn(
+    op: &Lrn,
+    input_quant: &TensorQuant,
+    output: &TensorQuant,
+    x: &Activations,
+) -> Activations {
+    let k = LrnKernel::new((op.size, op.alpha, op.beta, op.bias), input_quant, output);
+    let (c, h, w) = x.dim();
+    let mut out = Array3::<i16>::zeros((c, h, w));
+    let mut column = vec![0i16; c];
+    let mut result = vec![0i16; c];
+    for y in 0..h {
+        for xx in 0..w {
+            for (ch, v) in column.iter_mut().enumerate() {
+                *v = x[[ch, y, xx]];
+            }
+            k.column(&column, &mut result);
+            for (ch, &v) in result.iter().enumerate() {
+                out[[ch, y, xx]] = v;
+            }
+        }
+    }
+    out
+}
+
+/// An element-wise activation through its 256-entry table
+/// ([`crate::workload::ir::Lookup::table`]), indexed by the stored byte.
+pub fn lookup(table: &[i16; 256], x: &Activations) -> Activations {
+    x.mapv(|v| table[usize::from(v as u8)])
+}
+
+/// Element-wise float32 sum of the inputs in order, quantised once
+/// ([`FloatSum`]).
+pub fn sum(op: &Sum, output: &TensorQuant, inputs: &[&Activations]) -> Activations {
+    let k = FloatSum::new(&op.input_quants, output);
+    let dim = inputs.first().map_or((0, 0, 0), |x| x.dim());
+    Array3::from_shape_fn(dim, |i| k.apply(inputs.iter().map(|x| x[i])))
 }

@@ -206,6 +206,73 @@ pub enum Op {
     ChannelShuffle {
         groups: usize,
     },
+    /// Concatenation along the channels (ONNX `Concat` on axis 1 between
+    /// DequantizeLinear and QuantizeLinear, `com.microsoft.QLinearConcat`):
+    /// the inputs' channels in input order, each input copied when its
+    /// quantisation is the output's and requantised otherwise, as ONNX
+    /// Runtime's QLinearConcat (docs/onnx.md).
+    Concat(Concat),
+    /// Local response normalisation across channels (ONNX `LRN` between
+    /// DequantizeLinear and QuantizeLinear), in float32 as ONNX Runtime's
+    /// kernel computes it (docs/onnx.md, item 16).
+    Lrn(Lrn),
+    /// Element-wise sum of three or more tensors of one shape in float32,
+    /// in input order, quantised once (ONNX `Sum` between DequantizeLinear
+    /// and QuantizeLinear, which ONNX Runtime runs unfused).
+    Sum(Sum),
+    /// An element-wise activation between DequantizeLinear and
+    /// QuantizeLinear (or its `com.microsoft.QLinear*` form), computed as
+    /// ONNX Runtime's QLinearLookupBase does: a 256-entry table of the
+    /// input byte (docs/onnx.md, item 17).
+    Lookup(Lookup),
+}
+
+/// The activation of an [`Op::Lookup`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lookup {
+    /// `v >= 0 ? v : alpha * v` (ONNX `LeakyRelu`).
+    LeakyRelu { alpha: f32 },
+    /// MLAS's logistic (ONNX `Sigmoid`).
+    Sigmoid,
+}
+
+impl Lookup {
+    /// The layer's 256-entry table, indexed by the stored input byte
+    /// (`numerics::ort::activation_table`).
+    pub fn table(&self, input: &TensorQuant, output: &TensorQuant) -> Box<[i16; 256]> {
+        use crate::numerics::ort::{activation_table, logistic};
+        match *self {
+            Lookup::LeakyRelu { alpha } => {
+                activation_table(|v| if v >= 0.0 { v } else { alpha * v }, input, output)
+            }
+            Lookup::Sigmoid => activation_table(logistic, input, output),
+        }
+    }
+}
+
+/// The quantisation of each input of an [`Op::Concat`], in
+/// `Layer::inputs` order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Concat {
+    pub input_quants: Vec<TensorQuant>,
+}
+
+/// LRN's attributes (ONNX names): `size` channels per window, centred
+/// (`(size - 1) / 2` before), `y = x * (bias + alpha / size * sum x^2)^-beta`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Lrn {
+    pub size: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub bias: f32,
+}
+
+/// The quantisation of each input of an [`Op::Sum`], in `Layer::inputs`
+/// order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sum {
+    pub input_quants: Vec<TensorQuant>,
 }
 
 /// The input channel of output channel `k` of a channel shuffle of
@@ -266,6 +333,11 @@ impl Op {
             Op::QLinearAvgPool(_) => "qlinear_avg_pool",
             Op::Softmax => "softmax",
             Op::ChannelShuffle { .. } => "channel_shuffle",
+            Op::Concat(_) => "concat",
+            Op::Lrn(_) => "lrn",
+            Op::Sum(_) => "sum",
+            Op::Lookup(Lookup::LeakyRelu { .. }) => "leaky_relu",
+            Op::Lookup(Lookup::Sigmoid) => "sigmoid",
         }
     }
 }
@@ -378,7 +450,11 @@ impl Layer {
             | Op::Add(_)
             | Op::QLinearAvgPool(_)
             | Op::Softmax
-            | Op::ChannelShuffle { .. } => 0,
+            | Op::ChannelShuffle { .. }
+            | Op::Concat(_)
+            | Op::Lrn(_)
+            | Op::Sum(_)
+            | Op::Lookup(_) => 0,
         }
     }
 

@@ -195,7 +195,10 @@ impl LayerCost {
             Op::Add(_) => (0, out.checked_mul(2)?),
             // Three passes over the elements: maximum, sum, division.
             Op::Softmax => (0, out.checked_mul(3)?),
-            Op::Flatten | Op::ChannelShuffle { .. } => (0, out),
+            Op::Flatten | Op::ChannelShuffle { .. } | Op::Concat(_) | Op::Lookup(_) => (0, out),
+            // A square, two window updates, a power and a product per element.
+            Op::Lrn(_) => (0, out.checked_mul(5)?),
+            Op::Sum(s) => (0, out.checked_mul(s.input_quants.len() as u64)?),
         };
         Some(LayerCost {
             elements: out.checked_add(weights)?,

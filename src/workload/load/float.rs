@@ -623,7 +623,14 @@ impl Builder<'_> {
                     .collect();
                 (outs, false)
             }
-            Op::Add(_) | Op::QLinearAvgPool(_) | Op::Softmax | Op::ChannelShuffle { .. } => {
+            Op::Add(_)
+            | Op::QLinearAvgPool(_)
+            | Op::Softmax
+            | Op::ChannelShuffle { .. }
+            | Op::Concat(_)
+            | Op::Lrn(_)
+            | Op::Sum(_)
+            | Op::Lookup(_) => {
                 return Err(cx.err(None, ctx, "op", format!("`{}` comes only from ONNX models (affine); a [float] workload cannot use it", layer.op.kind())).into());
             }
         };

@@ -9,6 +9,8 @@
 //!  QLinearAveragePool                       => qlinear_avg_pool
 //!  QLinearGlobalAveragePool (channels first) => qlinear_avg_pool (the whole plane)
 //!  QLinearSoftmax (over the channels)       => softmax
+//!  QLinearConcat (channels)                 => concat (float_ops.rs)
+//!  QLinearLeakyRelu, QLinearSigmoid         => leaky_relu, sigmoid (float_ops.rs)
 //! ```
 //!
 //! The contrib operators accsim does not import are refused with the reason
@@ -25,6 +27,9 @@ pub(super) const SUPPORTED_MS: &[&str] = &[
     "QGemm",
     "QLinearAdd",
     "QLinearAveragePool",
+    "QLinearConcat",
+    "QLinearLeakyRelu",
+    "QLinearSigmoid",
     "QLinearGlobalAveragePool",
     "QLinearSoftmax",
 ];
@@ -34,22 +39,13 @@ pub(super) const SUPPORTED_MS: &[&str] = &[
 pub(super) fn refusal_reason(domain: &str, op: &str) -> Option<&'static str> {
     let ms = domain == "com.microsoft";
     match op {
-        "Concat" if domain.is_empty() => Some(CONCAT),
-        "QLinearConcat" if ms => Some(CONCAT),
         "QLinearMul" if ms => Some(
             "an element-wise product has no function on the GLB unit yet; Mul between \
              DequantizeLinear and QuantizeLinear is not imported either",
         ),
-        "QLinearSigmoid" | "QLinearLeakyRelu" if ms => Some(
-            "the activation has no function on the GLB unit yet; its QDQ form is not imported \
-             either",
-        ),
         _ => None,
     }
 }
-
-const CONCAT: &str = "Concat is not imported: it needs the engine to place its inputs side by \
-                      side in the GLB, which is not modelled yet";
 
 impl<'a> Importer<'a> {
     /// Dispatches a `com.microsoft` node; `None` for an operator this
@@ -65,13 +61,15 @@ impl<'a> Importer<'a> {
             "QLinearAveragePool" => self.qlinear_pool(n, "AveragePool"),
             "QLinearGlobalAveragePool" => self.qlinear_pool(n, "GlobalAveragePool"),
             "QLinearSoftmax" => self.qlinear_softmax(n),
+            "QLinearConcat" => self.qlinear_concat(n),
+            "QLinearLeakyRelu" | "QLinearSigmoid" => self.qlinear_unary(n, op),
             _ => return None,
         })
     }
 
     /// A quantised activation at input `index`, read with the scale at `s`
     /// and the zero point at `z`, which must be the tensor's own.
-    fn quant_input(
+    pub(super) fn quant_input(
         &mut self,
         n: &NodeProto,
         (index, s, z): (usize, usize, usize),
@@ -190,7 +188,7 @@ impl<'a> Importer<'a> {
 
     /// Refuses an output type other than the input's (ONNX Runtime's kernels
     /// take one type for both).
-    fn check_same_type(
+    pub(super) fn check_same_type(
         &self,
         n: &NodeProto,
         input: &TensorQuant,

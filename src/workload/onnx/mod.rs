@@ -40,6 +40,7 @@ mod proto {
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
 }
 mod contrib;
+mod float_ops;
 mod shuffle;
 mod tensor;
 
@@ -79,6 +80,10 @@ const SUPPORTED: &[&str] = &[
     "Mul",
     "Add",
     "Sum",
+    "Concat",
+    "LRN",
+    "LeakyRelu",
+    "Sigmoid",
     "Relu",
     "Clip",
     "MaxPool",
@@ -364,6 +369,32 @@ enum Value<'a> {
         input: Act,
         paired_input: bool,
     },
+    /// `DQ.. -> Concat` (channels) waiting for its QuantizeLinear.
+    Concat {
+        node: String,
+        inputs: Vec<Act>,
+        shape: Shape,
+    },
+    /// `DQ -> LRN [-> MaxPool]` waiting for its QuantizeLinear (`float_ops`).
+    Lrn {
+        node: String,
+        input: Act,
+        lrn: super::ir::Lrn,
+        pools: Vec<float_ops::LrnPool>,
+    },
+    /// `DQ -> LeakyRelu | Sigmoid` waiting for its QuantizeLinear.
+    Unary {
+        node: String,
+        input: Act,
+        op: super::ir::Lookup,
+    },
+    /// `DQ.. -> Sum [-> Relu]` of three or more inputs waiting for its
+    /// QuantizeLinear; `relu` as in `Add`.
+    Sum {
+        node: String,
+        inputs: Vec<Act>,
+        relu: bool,
+    },
 }
 
 struct Importer<'a> {
@@ -571,7 +602,14 @@ impl<'a> Importer<'a> {
         let pending = matches!(
             self.get(n, index)?,
             Some(
-                Value::Weighted(_) | Value::Pool { .. } | Value::Add { .. } | Value::Softmax { .. }
+                Value::Weighted(_)
+                    | Value::Pool { .. }
+                    | Value::Add { .. }
+                    | Value::Softmax { .. }
+                    | Value::Concat { .. }
+                    | Value::Lrn { .. }
+                    | Value::Sum { .. }
+                    | Value::Unary { .. }
             )
         );
         let name = n.input.get(index).map(String::as_str).unwrap_or("");
@@ -713,6 +751,9 @@ impl<'a> Importer<'a> {
             "Mul" => self.mul(n)?,
             "Add" => self.add(n)?,
             "Sum" => self.sum(n)?,
+            "Concat" => self.concat(n)?,
+            "LRN" => self.lrn(n)?,
+            "LeakyRelu" | "Sigmoid" => self.unary(n, &op)?,
             "Relu" | "Clip" => self.clamp(n, &op)?,
             "MaxPool" | "AveragePool" | "GlobalAveragePool" => self.pool(n, &op)?,
             "Softmax" => self.softmax(n)?,
@@ -742,6 +783,10 @@ impl<'a> Importer<'a> {
             ));
         }
         let q = self.quant_at(n, 1, 2, "y")?;
+        let x = match self.finish_float_op(n, x, q)? {
+            Ok(v) => return Ok(v),
+            Err(x) => x,
+        };
         match x {
             Value::FloatInput => {
                 self.input_quant = q;
@@ -1646,14 +1691,8 @@ impl<'a> Importer<'a> {
         if count == 1 {
             return self.need(n, 0, "data_0");
         }
-        if count != 2 {
-            return Err(self.err(
-                n,
-                format!(
-                    "sums {count} inputs; valid: 1 or 2 (the GLB unit adds two operands; a sum of \
-                     more in ONNX Runtime's float32 order is not modelled yet)"
-                ),
-            ));
+        if count >= 3 {
+            return self.sum_n(n);
         }
         let both = (self.get(n, 0)?, self.get(n, 1)?);
         if let (Some(Value::Add { node, sum, .. }), _) | (_, Some(Value::Add { node, sum, .. })) =
@@ -1700,6 +1739,21 @@ impl<'a> Importer<'a> {
 
     fn clamp(&mut self, n: &NodeProto, op: &str) -> Result<Value<'a>, InputError> {
         let x = self.need(n, 0, "input")?;
+        if let Value::Sum {
+            node,
+            inputs,
+            relu: false,
+        } = x
+        {
+            if op == "Relu" {
+                return Ok(Value::Sum {
+                    node,
+                    inputs,
+                    relu: true,
+                });
+            }
+            return Err(self.err(n, "Clip after a Sum is not supported; valid: Relu"));
+        }
         if let Value::Add { relu: false, .. } = &x
             && op == "Relu"
         {
@@ -1790,6 +1844,7 @@ impl<'a> Importer<'a> {
             Value::Quant(a) if op == "MaxPool" => (a, true),
             Value::Dequant(a) => (a, false),
             Value::Add { node, sum, .. } => return Err(self.float_chain(n, op, &node, sum)),
+            v @ Value::Lrn { .. } if op == "MaxPool" => return self.lrn_pool(n, v),
             _ => {
                 return Err(self.err(
                     n,

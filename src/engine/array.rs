@@ -1607,17 +1607,11 @@ fn stage_weights(
     if m.glb.space.try_take(bytes) {
         return Ok(());
     }
-    Err(crate::error::InputError::new(
-        &m.arch.path,
-        format!(
-            "layer `{}` cannot be tiled: staging its weights needs {bytes} bytes of GLB, {} are free; valid: a larger [glb] capacity_kib",
-            layer.name,
-            m.glb.space.available()
-        ),
-    )
-    .context("[glb]")
-    .field("capacity_kib")
-    .into())
+    Err(cannot_tile(
+        m,
+        layer,
+        &format!("staging its weights needs {bytes} bytes of GLB"),
+    ))
 }
 
 /// Makes room for the first pass's rows that are not in the GLB: parked
@@ -1646,17 +1640,26 @@ fn room_for_first_pass(
         return Ok(());
     }
     let pass_bytes = first_rows.len() as u64 * row_bytes;
-    Err(crate::error::InputError::new(
+    Err(cannot_tile(
+        m,
+        layer,
+        &format!("one pass needs {pass_bytes} bytes of input rows in the GLB"),
+    ))
+}
+
+/// The layer cannot start: it `needs` more GLB than is free.
+fn cannot_tile(m: &Machine, layer: &Layer, needs: &str) -> Error {
+    crate::error::InputError::new(
         &m.arch.path,
         format!(
-            "layer `{}` cannot be tiled: one pass needs {pass_bytes} bytes of input rows in the GLB, {} are free; valid: a larger [glb] capacity_kib",
+            "layer `{}` cannot be tiled: {needs}, {} are free; valid: a larger [glb] capacity_kib",
             layer.name,
             m.glb.space.available()
         ),
     )
     .context("[glb]")
     .field("capacity_kib")
-    .into())
+    .into()
 }
 
 /// The psum buffers: one per (PE row of a pass, lane set), as wide as the

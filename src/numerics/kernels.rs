@@ -68,7 +68,7 @@ pub const PANEL_TILE: usize = 16;
 /// columns, stored for `vpmaddwd`: rows in pairs, the two entries of a pair
 /// adjacent (`data[((t / 2) * stride + j) * 2 + t % 2]`), the stride padded
 /// to a multiple of [`PANEL_TILE`] and an odd last row paired with zeros.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PairPanel {
     k: usize,
     width: usize,
@@ -86,6 +86,17 @@ impl PairPanel {
             stride,
             data: vec![0; k.div_ceil(2) * stride * 2],
         }
+    }
+
+    /// Makes this the zero panel of `k` rows and `width` columns, reusing
+    /// its buffer (no fresh allocation once it has been this large).
+    pub fn reset(&mut self, k: usize, width: usize) {
+        let stride = width.div_ceil(PANEL_TILE) * PANEL_TILE;
+        self.k = k;
+        self.width = width;
+        self.stride = stride;
+        self.data.clear();
+        self.data.resize(k.div_ceil(2) * stride * 2, 0);
     }
 
     /// Rows (the sum's length).

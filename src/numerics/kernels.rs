@@ -361,18 +361,34 @@ fn gemm_pairs_portable(
 fn gemm_pairs_avx2(packed: &[i32], pairs: usize, panel: &PairPanel, block: usize, out: &mut [i64]) {
     let stride = panel.stride;
     let rows = out.len() / stride.max(1);
-    for j0 in (0..stride).step_by(PANEL_TILE) {
-        let mut r0 = 0;
-        while r0 + 4 <= rows {
-            // SAFETY: rows r0..r0 + 4 < rows, columns j0..j0 + 16 <= stride,
+    let mut tiles = |r0: usize, j0: usize| {
+        if r0 + 4 <= rows {
+            // SAFETY: rows r0..r0 + 4 <= rows, columns j0..j0 + 16 <= stride,
             // pairs < `pairs`: every pointer stays inside the slices checked above.
             unsafe { tile_avx2::<4>(packed, pairs, panel, block, out, r0, j0) };
-            r0 += 4;
+        } else {
+            for r in r0..rows {
+                // SAFETY: as above, one row.
+                unsafe { tile_avx2::<1>(packed, pairs, panel, block, out, r, j0) };
+            }
         }
-        while r0 < rows {
-            // SAFETY: as above, one row.
-            unsafe { tile_avx2::<1>(packed, pairs, panel, block, out, r0, j0) };
-            r0 += 1;
+    };
+    // Keep the smaller operand in cache and stream the larger once: a
+    // panel wider than the weights (a convolution) goes column strip by
+    // column strip, each strip re-read from L1 by every group of 4 rows;
+    // weights larger than the panel (a batched fully connected layer)
+    // go 4 rows at a time, re-read by every column strip.
+    if rows > stride {
+        for r0 in (0..rows).step_by(4) {
+            for j0 in (0..stride).step_by(PANEL_TILE) {
+                tiles(r0, j0);
+            }
+        }
+    } else {
+        for j0 in (0..stride).step_by(PANEL_TILE) {
+            for r0 in (0..rows).step_by(4) {
+                tiles(r0, j0);
+            }
         }
     }
 }

@@ -284,8 +284,85 @@ fn kernels() -> Vec<Kernel> {
                 black_box(accsim::reference::fc_accumulate(&fc, 0, &x));
             }),
         ));
+        out.push(fc_batch(m));
+        out.push(conv_batch(m));
     }
     out
+}
+
+/// Inputs per batch in the batched rows: one chunk of the precision
+/// study's calibration set (`precision::accuracy::CHUNK_SAMPLES`).
+const BATCH: usize = 64;
+
+/// The same 4608 -> 256 layer on a batch of inputs: one matrix product
+/// with a column per input (`fc_accumulate_batch`), as the study runs it.
+fn fc_batch(m: Mode) -> Kernel {
+    let (n_in, n_out) = (4608, 256);
+    let xs: Vec<Array3<i16>> = (0..BATCH as u64)
+        .map(|s| {
+            Array3::from_shape_vec((n_in, 1, 1), operands(m, n_in, 100 + s, m.x)).expect("shape")
+        })
+        .collect();
+    let fc = FullyConnected {
+        weights: Array2::from_shape_vec((n_out, n_in), operands(m, n_in * n_out, 6, m.w))
+            .expect("shape"),
+        weight_quant: WeightQuant::Fixed {
+            bits: 16,
+            frac_len: 15,
+        },
+        epilogue: epilogue(n_out),
+    };
+    let macs = (n_in * n_out * BATCH) as u64;
+    (
+        format!("fc {} ({BATCH} inputs)", m.name),
+        m.bits,
+        macs,
+        Box::new(move || {
+            let refs: Vec<&Array3<i16>> = xs.iter().collect();
+            black_box(accsim::reference::fc_accumulate_batch(&fc, 0, &refs));
+        }),
+    )
+}
+
+/// ic_cifar10's conv3 (32 -> 64 channels, 5x5, 8x8, padding 2), the
+/// largest share of the ic precision study, on a batch of inputs through
+/// the output stage (`conv_output_batch`), as the study runs it.
+fn conv_batch(m: Mode) -> Kernel {
+    let (c, hw, oc) = (32, 8, 64);
+    let xs: Vec<Array3<i16>> = (0..BATCH as u64)
+        .map(|s| {
+            Array3::from_shape_vec((c, hw, hw), operands(m, c * hw * hw, 200 + s, m.x))
+                .expect("shape")
+        })
+        .collect();
+    let conv = Conv2d {
+        kernel: [5, 5],
+        stride: [1, 1],
+        padding: Padding {
+            top: 2,
+            left: 2,
+            bottom: 2,
+            right: 2,
+        },
+        groups: 1,
+        weights: Array4::from_shape_vec((oc, c, 5, 5), operands(m, oc * c * 25, 7, m.w))
+            .expect("shape"),
+        weight_quant: WeightQuant::Fixed {
+            bits: 16,
+            frac_len: 15,
+        },
+        epilogue: epilogue(oc),
+    };
+    let macs = (oc * c * 25 * hw * hw * BATCH) as u64;
+    (
+        format!("conv ic conv3 {} ({BATCH} inputs, outputs)", m.name),
+        m.bits,
+        macs,
+        Box::new(move || {
+            let refs: Vec<&Array3<i16>> = xs.iter().collect();
+            black_box(accsim::reference::conv_output_batch(&conv, 0, &refs));
+        }),
+    )
 }
 
 /// Best seconds per call of `f` over 15 repetitions.

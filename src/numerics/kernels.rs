@@ -68,7 +68,7 @@ pub const PANEL_TILE: usize = 16;
 /// columns, stored for `vpmaddwd`: rows in pairs, the two entries of a pair
 /// adjacent (`data[((t / 2) * stride + j) * 2 + t % 2]`), the stride padded
 /// to a multiple of [`PANEL_TILE`] and an odd last row paired with zeros.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PairPanel {
     k: usize,
     width: usize,
@@ -86,6 +86,17 @@ impl PairPanel {
             stride,
             data: vec![0; k.div_ceil(2) * stride * 2],
         }
+    }
+
+    /// Makes this the zero panel of `k` rows and `width` columns, reusing
+    /// its buffer (no fresh allocation once it has been this large).
+    pub fn reset(&mut self, k: usize, width: usize) {
+        let stride = width.div_ceil(PANEL_TILE) * PANEL_TILE;
+        self.k = k;
+        self.width = width;
+        self.stride = stride;
+        self.data.clear();
+        self.data.resize(k.div_ceil(2) * stride * 2, 0);
     }
 
     /// Rows (the sum's length).
@@ -350,18 +361,34 @@ fn gemm_pairs_portable(
 fn gemm_pairs_avx2(packed: &[i32], pairs: usize, panel: &PairPanel, block: usize, out: &mut [i64]) {
     let stride = panel.stride;
     let rows = out.len() / stride.max(1);
-    for j0 in (0..stride).step_by(PANEL_TILE) {
-        let mut r0 = 0;
-        while r0 + 4 <= rows {
-            // SAFETY: rows r0..r0 + 4 < rows, columns j0..j0 + 16 <= stride,
+    let mut tiles = |r0: usize, j0: usize| {
+        if r0 + 4 <= rows {
+            // SAFETY: rows r0..r0 + 4 <= rows, columns j0..j0 + 16 <= stride,
             // pairs < `pairs`: every pointer stays inside the slices checked above.
             unsafe { tile_avx2::<4>(packed, pairs, panel, block, out, r0, j0) };
-            r0 += 4;
+        } else {
+            for r in r0..rows {
+                // SAFETY: as above, one row.
+                unsafe { tile_avx2::<1>(packed, pairs, panel, block, out, r, j0) };
+            }
         }
-        while r0 < rows {
-            // SAFETY: as above, one row.
-            unsafe { tile_avx2::<1>(packed, pairs, panel, block, out, r0, j0) };
-            r0 += 1;
+    };
+    // Keep the smaller operand in cache and stream the larger once: a
+    // panel wider than the weights (a convolution) goes column strip by
+    // column strip, each strip re-read from L1 by every group of 4 rows;
+    // weights larger than the panel (a batched fully connected layer)
+    // go 4 rows at a time, re-read by every column strip.
+    if rows > stride {
+        for r0 in (0..rows).step_by(4) {
+            for j0 in (0..stride).step_by(PANEL_TILE) {
+                tiles(r0, j0);
+            }
+        }
+    } else {
+        for j0 in (0..stride).step_by(PANEL_TILE) {
+            for r0 in (0..rows).step_by(4) {
+                tiles(r0, j0);
+            }
         }
     }
 }

@@ -110,12 +110,22 @@ pub fn search(
         let started = std::time::Instant::now();
         let a = PrecisionAssignment::from_bits(p.state)?;
         let new = !energies.contains_key(p.state);
-        let energy_pj = match energies.get(p.state) {
-            Some(&e) => e,
-            None => energy.energy_pj(&a)?,
+        // A new state's engine run (one thread) overlaps its calibration
+        // inference (the evaluator's pool): the two are independent and
+        // each result is the same whichever finishes first.
+        let (energy_pj, drop) = match energies.get(p.state) {
+            Some(&e) => (e, accuracy.accuracy_drop_below(&a, p.reject_at)),
+            None => std::thread::scope(|scope| {
+                let engine = scope.spawn(|| energy.energy_pj(&a));
+                let drop = accuracy.accuracy_drop_below(&a, p.reject_at);
+                let energy = engine
+                    .join()
+                    .unwrap_or_else(|_| Err("the energy model's thread panicked".to_string()));
+                energy.map(|e| (e, drop))
+            })?,
         };
+        let drop = drop?;
         energies.insert(p.state.to_vec(), energy_pj);
-        let drop = accuracy.accuracy_drop_below(&a, p.reject_at)?;
         if new {
             on_state(StateEvaluated {
                 count: energies.len(),

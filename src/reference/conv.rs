@@ -109,10 +109,39 @@ pub fn conv_accumulate_batch(
     input_zero: i32,
     inputs: &[&Activations],
 ) -> Vec<Array3<i64>> {
-    let xs: Vec<Array3<i16>> = inputs
-        .iter()
-        .map(|x| centred_padded(x, input_zero, conv.padding))
-        .collect();
+    conv_batch_with(conv, input_zero, inputs, &|_, sums, out| {
+        out.copy_from_slice(sums)
+    })
+}
+
+/// The layer's outputs for each of `inputs`, in order: [`conv_accumulate_batch`]'s
+/// exact sums through the layer's output stage, channel by channel (what
+/// `requantize` does to [`conv_accumulate`]'s sums). On the matrix-product
+/// path each group of samples is requantised as soon as its product is
+/// done, by the thread that computed it, so no batch of `i64` sums is kept.
+pub fn conv_output_batch(
+    conv: &Conv2d,
+    input_zero: i32,
+    inputs: &[&Activations],
+) -> Vec<Activations> {
+    let stage = &conv.epilogue.output_stage;
+    conv_batch_with(conv, input_zero, inputs, &|oc, sums, out| {
+        stage.channel(oc).apply_slice(sums, out)
+    })
+}
+
+/// Writes one output channel of one sample from its exact sums (bias
+/// included): `(channel, sums, out)`, both slices one plane long.
+type ChannelSink<'a, T> = dyn Fn(usize, &[i64], &mut [T]) + Sync + 'a;
+
+/// The batched convolution, each channel's exact sums handed to `sink`.
+fn conv_batch_with<T: Copy + Default + Send>(
+    conv: &Conv2d,
+    input_zero: i32,
+    inputs: &[&Activations],
+    sink: &ChannelSink<'_, T>,
+) -> Vec<Array3<T>> {
+    let xs = centred_batch(inputs, input_zero, conv.padding);
     let wz = conv.weight_quant.zero();
     // Centred weights: the stored ones when the zero point is 0 (no copy).
     let centred;
@@ -122,38 +151,67 @@ pub fn conv_accumulate_batch(
         centred = conv.weights.mapv(|v| (i32::from(v) - wz) as i16);
         &centred
     };
-    let max_x = xs
-        .iter()
-        .map(|x| max_abs(x.iter().copied()))
-        .max()
-        .unwrap_or(0);
+    let max_x = xs.iter().map(|(_, m)| *m).max().unwrap_or(0);
+    let xs: Vec<Array3<i16>> = xs.into_iter().map(|(x, _)| x).collect();
     let (out_c, icg, kh, kw) = w.dim();
     if out_c / conv.groups >= GEMM_MIN_CHANNELS {
         let w = w.as_standard_layout();
         let weights = PairWeights::new(w.as_slice().unwrap_or(&[]), icg * kh * kw);
         if let Some(block) = weights.block_pairs(max_x) {
-            return conv_gemm(conv, &xs, &weights, block);
+            return conv_gemm(conv, &xs, &weights, block, sink);
         }
     }
-    if conv.stride == [1, 1] {
-        return xs.iter().map(|x| taps_sums(conv, x, w)).collect();
-    }
-    xs.iter()
-        .map(|x| {
-            let kind = accumulator_kind(
-                max_abs(x.iter().copied()),
-                w.outer_iter()
-                    .zip(&conv.epilogue.bias)
-                    .map(|(row, &b)| (row.iter().map(|&v| i64::from(v).abs()).sum(), b)),
-            );
-            match kind {
-                AccKind::I32 => conv_sums::<i32>(conv, x, w),
-                AccKind::F64 => conv_sums::<f64>(conv, x, w),
-                AccKind::I64 => conv_sums::<i64>(conv, x, w),
-            }
-        })
-        .collect()
+    let sums = |x: &Array3<i16>| {
+        if conv.stride == [1, 1] {
+            return taps_sums(conv, x, w);
+        }
+        let kind = accumulator_kind(
+            max_abs(x.iter().copied()),
+            w.outer_iter()
+                .zip(&conv.epilogue.bias)
+                .map(|(row, &b)| (row.iter().map(|&v| i64::from(v).abs()).sum(), b)),
+        );
+        match kind {
+            AccKind::I32 => conv_sums::<i32>(conv, x, w),
+            AccKind::F64 => conv_sums::<f64>(conv, x, w),
+            AccKind::I64 => conv_sums::<i64>(conv, x, w),
+        }
+    };
+    xs.iter().map(|x| through_sink(&sums(x), sink)).collect()
 }
+
+/// `acc` (`[channels, h, w]`) through `sink`, channel by channel.
+fn through_sink<T: Copy + Default>(acc: &Array3<i64>, sink: &ChannelSink<'_, T>) -> Array3<T> {
+    let (c, h, w) = acc.dim();
+    let plane = (h * w).max(1);
+    let acc = acc.as_standard_layout();
+    let sums = acc.as_slice().unwrap_or(&[]);
+    let mut out = vec![T::default(); sums.len()];
+    for (ch, (src, dst)) in sums.chunks(plane).zip(out.chunks_mut(plane)).enumerate() {
+        sink(ch, src, dst);
+    }
+    Array3::from_shape_vec((c, h, w), out).unwrap_or_else(|_| Array3::default((c, h, w)))
+}
+
+/// Each input centred and padded ([`centred_padded`]) with its largest
+/// magnitude, on several threads for a large batch.
+fn centred_batch(inputs: &[&Activations], zero: i32, padding: Padding) -> Vec<(Array3<i16>, i64)> {
+    let one = |x: &&Activations| {
+        let x = centred_padded(x, zero, padding);
+        let m = max_abs(x.iter().copied());
+        (x, m)
+    };
+    let elements: usize = inputs.iter().map(|x| x.len()).sum();
+    if inputs.len() > 1 && elements >= PARALLEL_FILL_ELEMENTS {
+        use rayon::prelude::*;
+        inputs.par_iter().map(one).collect()
+    } else {
+        inputs.iter().map(one).collect()
+    }
+}
+
+/// Input elements from which a batch is centred on several threads.
+const PARALLEL_FILL_ELEMENTS: usize = 1 << 16;
 
 /// Output channels per group from which a convolution runs as a matrix
 /// product (`gemm_pairs`): below it (depthwise), building the operand panel
@@ -197,14 +255,16 @@ impl ConvShape {
 /// The convolution as one matrix product per group: weights `[ocg, k]`
 /// times the im2col panel `[k, samples x positions]`, summed exactly in
 /// `i32` blocks of `block` pairs (from [`PairWeights::block_pairs`]) and
-/// `i64` across blocks. Groups of samples run on several threads; each
-/// sample's sums are the same whichever group or thread computes them.
-fn conv_gemm(
+/// `i64` across blocks, each channel of each sample handed to `sink`.
+/// Groups of samples run on several threads; each sample's sums are the
+/// same whichever group or thread computes them.
+fn conv_gemm<T: Copy + Default + Send>(
     conv: &Conv2d,
     xs: &[Array3<i16>],
     weights: &PairWeights,
     block: usize,
-) -> Vec<Array3<i64>> {
+    sink: &ChannelSink<'_, T>,
+) -> Vec<Array3<T>> {
     let Some(first) = xs.first() else {
         return Vec::new();
     };
@@ -212,96 +272,130 @@ fn conv_gemm(
     let shape = ConvShape::new(conv, ph, pw);
     let out_c = conv.weights.dim().0;
     let per_panel = (PANEL_ELEMENTS / (shape.k * shape.positions()).max(1)).clamp(1, xs.len());
-    let flats: Vec<Vec<Array3<i64>>> = {
+    let groups: Vec<&[Array3<i16>]> = xs.chunks(per_panel).collect();
+    let macs = out_c * shape.k * shape.positions() * xs.len();
+    let parallel = macs >= PARALLEL_MIN_MACS;
+    let run = |scratch: &mut GemmScratch, g: &&[Array3<i16>], split_rows: bool| {
+        conv_gemm_samples(conv, &shape, g, weights, (block, split_rows), scratch, sink)
+    };
+    let flats: Vec<Vec<Array3<T>>> = if groups.len() > 1 && parallel {
         use rayon::prelude::*;
-        let groups: Vec<&[Array3<i16>]> = xs.chunks(per_panel).collect();
-        let macs = out_c * shape.k * shape.positions() * xs.len();
-        let parallel = macs >= PARALLEL_MIN_MACS;
-        if groups.len() > 1 && parallel {
-            groups
-                .par_iter()
-                .map(|g| conv_gemm_samples(conv, &shape, g, weights, (block, false)))
-                .collect()
-        } else {
-            // One panel: its rows of weights split over the threads instead.
-            groups
-                .iter()
-                .map(|g| conv_gemm_samples(conv, &shape, g, weights, (block, parallel)))
-                .collect()
-        }
+        groups
+            .par_iter()
+            .map_init(GemmScratch::default, |s, g| run(s, g, false))
+            .collect()
+    } else {
+        // One panel: its rows of weights split over the threads instead.
+        let mut scratch = GemmScratch::default();
+        groups
+            .iter()
+            .map(|g| run(&mut scratch, g, parallel))
+            .collect()
     };
     flats.into_iter().flatten().collect()
 }
 
+/// Buffers one thread reuses from one group of samples to the next: the
+/// panel and the sums (no fresh pages, no page faults, per group).
+#[derive(Default)]
+struct GemmScratch {
+    panel: PairPanel,
+    sums: Vec<i64>,
+}
+
 /// [`conv_gemm`] on one group of samples: one panel of all their positions;
 /// `split_rows` runs groups of weight rows on several threads.
-fn conv_gemm_samples(
+fn conv_gemm_samples<T: Copy + Default + Send>(
     conv: &Conv2d,
     shape: &ConvShape,
     xs: &[Array3<i16>],
     weights: &PairWeights,
     (block, split_rows): (usize, bool),
-) -> Vec<Array3<i64>> {
+    scratch: &mut GemmScratch,
+    sink: &ChannelSink<'_, T>,
+) -> Vec<Array3<T>> {
     let (out_c, icg, kh, kw) = conv.weights.dim();
-    let [sy, sx] = conv.stride;
     let ocg = out_c / conv.groups;
-    let (k, positions, plane) = (shape.k, shape.positions(), shape.ph * shape.pw);
-    let (oh, ow, pw) = (shape.oh, shape.ow, shape.pw);
+    let (k, positions) = (shape.k, shape.positions());
     let slices: Vec<&[i16]> = xs.iter().map(|x| x.as_slice().unwrap_or(&[])).collect();
-    let mut outs = vec![vec![0i64; out_c * positions]; xs.len()];
+    let mut outs = vec![vec![T::default(); out_c * positions]; xs.len()];
     for g in 0..conv.groups {
-        let mut panel = PairPanel::zeros(k, xs.len() * positions);
+        let panel = &mut scratch.panel;
+        panel.reset(k, xs.len() * positions);
         panel.fill_rows(|t, row| {
-            let (icl, ky, kx) = (t / (kh * kw), t / kw % kh, t % kw);
-            let c = g * icg + icl;
-            for (dst, xs) in row.chunks_exact_mut(positions).zip(&slices) {
-                let Some(src) = xs.get(c * plane..(c + 1) * plane) else {
-                    continue;
-                };
-                for (oy, d) in dst.chunks_exact_mut(ow).enumerate() {
-                    let start = (oy * sy + ky) * pw + kx;
-                    if sx == 1 {
-                        d.copy_from_slice(&src[start..start + ow]);
-                    } else {
-                        for (ox, v) in d.iter_mut().enumerate() {
-                            *v = src[start + ox * sx];
-                        }
-                    }
-                }
-            }
+            im2col_row(
+                conv,
+                shape,
+                &slices,
+                g * icg + t / (kh * kw),
+                t % (kh * kw),
+                row,
+            )
         });
         let stride = panel.stride();
-        let mut sums = vec![0i64; ocg * stride];
+        let sums = &mut scratch.sums;
+        sums.clear();
+        sums.resize(ocg * stride, 0);
         if split_rows && ocg > GEMM_MIN_CHANNELS {
             use rayon::prelude::*;
             sums.par_chunks_mut(GEMM_MIN_CHANNELS * stride)
                 .enumerate()
                 .for_each(|(i, o)| {
                     let r0 = g * ocg + GEMM_MIN_CHANNELS * i;
-                    weights.gemm(r0..r0 + o.len() / stride, &panel, block, o);
+                    weights.gemm(r0..r0 + o.len() / stride, panel, block, o);
                 });
         } else {
-            weights.gemm(g * ocg..(g + 1) * ocg, &panel, block, &mut sums);
+            weights.gemm(g * ocg..(g + 1) * ocg, panel, block, sums);
         }
-        for (ocl, row) in sums.chunks_exact(stride).enumerate() {
+        for (ocl, row) in sums.chunks_exact_mut(stride).enumerate() {
             let oc = g * ocg + ocl;
             let bias = conv.epilogue.bias[oc];
-            for (out, sample) in outs.iter_mut().zip(row.chunks_exact(positions)) {
-                for (o, &s) in out[oc * positions..(oc + 1) * positions]
-                    .iter_mut()
-                    .zip(sample)
-                {
-                    *o = s + bias;
+            for (out, sample) in outs.iter_mut().zip(row.chunks_exact_mut(positions)) {
+                sample.iter_mut().for_each(|s| *s += bias);
+                sink(oc, sample, &mut out[oc * positions..(oc + 1) * positions]);
+            }
+        }
+    }
+    let (oh, ow) = (shape.oh, shape.ow);
+    outs.into_iter()
+        .map(|o| {
+            Array3::from_shape_vec((out_c, oh, ow), o)
+                .unwrap_or_else(|_| Array3::default((out_c, oh, ow)))
+        })
+        .collect()
+}
+
+/// Row `(c, tap)` of the im2col panel (input channel `c`, kernel tap
+/// `tap = ky * kw + kx`): the inputs that tap reads at every output
+/// position of every sample, samples side by side.
+fn im2col_row(
+    conv: &Conv2d,
+    shape: &ConvShape,
+    slices: &[&[i16]],
+    c: usize,
+    tap: usize,
+    row: &mut [i16],
+) {
+    let kw = conv.weights.dim().3;
+    let [sy, sx] = conv.stride;
+    let (ky, kx) = (tap / kw, tap % kw);
+    let (positions, plane) = (shape.positions(), shape.ph * shape.pw);
+    let (ow, pw) = (shape.ow, shape.pw);
+    for (dst, xs) in row.chunks_exact_mut(positions).zip(slices) {
+        let Some(src) = xs.get(c * plane..(c + 1) * plane) else {
+            continue;
+        };
+        for (oy, d) in dst.chunks_exact_mut(ow).enumerate() {
+            let start = (oy * sy + ky) * pw + kx;
+            if sx == 1 {
+                d.copy_from_slice(&src[start..start + ow]);
+            } else {
+                for (ox, v) in d.iter_mut().enumerate() {
+                    *v = src[start + ox * sx];
                 }
             }
         }
     }
-    outs.into_iter()
-        .map(|o| {
-            Array3::from_shape_vec((out_c, oh, ow), o)
-                .unwrap_or_else(|_| Array3::zeros((out_c, oh, ow)))
-        })
-        .collect()
 }
 
 /// A stride-1 convolution channel by channel (depthwise and other small
@@ -830,6 +924,26 @@ mod batch_tests {
                     prop_assert_eq!(got, &plain_conv(&conv, zero, x));
                     prop_assert_eq!(got, &conv_accumulate(&conv, zero, x));
                 }
+            }
+        }
+
+        /// A batch's outputs (sums through the output stage, fused into the
+        /// matrix product's threads) equal the plain loop's sums requantised,
+        /// per sample, for shift rules with and without rounding.
+        #[test]
+        fn batched_outputs_equal_the_plain_loop_requantised(
+            (conv, xs) in conv_case(),
+            shift in prop_oneof![Just(0i32), 1i32..24],
+            rounding in prop_oneof![Just(Rounding::HalfUp), Just(Rounding::HalfEven), Just(Rounding::Floor)],
+        ) {
+            let mut conv = conv;
+            conv.epilogue.output_stage.requant = Requant::Shift { shift, rounding };
+            let refs: Vec<&Activations> = xs.iter().collect();
+            let batch = conv_output_batch(&conv, 0, &refs);
+            prop_assert_eq!(batch.len(), xs.len());
+            for (got, x) in batch.iter().zip(&xs) {
+                let want = crate::reference::requantize(&conv.epilogue, &plain_conv(&conv, 0, x));
+                prop_assert_eq!(got, &want);
             }
         }
 

@@ -17,7 +17,8 @@ pub mod precision;
 use ndarray::Array3;
 
 pub use conv::{
-    conv_accumulate, conv_accumulate_batch, fc_accumulate, fc_accumulate_batch, zero_operand_macs,
+    conv_accumulate, conv_accumulate_batch, conv_output_batch, fc_accumulate, fc_accumulate_batch,
+    zero_operand_macs,
 };
 pub use ort_ops::{add, channel_shuffle, concat, lookup, lrn, qlinear_avg_pool, softmax, sum};
 pub use pool::{avg_pool, global_avg_pool, max_pool};
@@ -140,10 +141,7 @@ pub fn execute_layer(layer: &Layer, inputs: &[&Activations]) -> Activations {
 pub fn execute_layer_batch(layer: &Layer, inputs: &[&Activations]) -> Vec<Activations> {
     let zero = layer.input_quant.zero();
     match &layer.op {
-        Op::Conv2d(c) => conv_accumulate_batch(c, zero, inputs)
-            .iter()
-            .map(|acc| requantize(&c.epilogue, acc))
-            .collect(),
+        Op::Conv2d(c) => conv_output_batch(c, zero, inputs),
         Op::FullyConnected(f) => fc_accumulate_batch(f, zero, inputs)
             .iter()
             .map(|acc| requantize(&f.epilogue, acc))

@@ -263,17 +263,20 @@ impl PrecisionNetwork {
         let layer = &self.layers[i];
         let mut outs = match self.modes[i] {
             Some(mode) if mode.input == Width::W8 => {
-                let reduced: Vec<Activations> =
-                    inputs.iter().map(|x| reduce_tensor(x, Width::W8)).collect();
+                use rayon::prelude::*;
+                let reduced: Vec<Activations> = inputs
+                    .par_iter()
+                    .map(|x| reduce_tensor(x, Width::W8))
+                    .collect();
                 let refs: Vec<&Activations> = reduced.iter().collect();
                 execute_layer_batch(layer, &refs)
             }
             _ => execute_layer_batch(layer, inputs),
         };
         if i == self.output_layer && self.assignment.output() == Width::W8 {
-            for out in &mut outs {
-                out.mapv_inplace(|x| reduce(x, Width::W8));
-            }
+            use rayon::prelude::*;
+            outs.par_iter_mut()
+                .for_each(|out| out.mapv_inplace(|x| reduce(x, Width::W8)));
         }
         outs
     }

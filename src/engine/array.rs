@@ -537,35 +537,10 @@ impl<'a> ArrayLayer<'a> {
             return Ok(());
         };
         let s = self.next_step;
-        // Inputs of the pass must be in the GLB.
-        let mut ready = now;
-        let early = id.pass > 0 && self.m.sabotage == Some(super::Sabotage::ReadRowsEarly);
-        for y in self.schedule.rows_of_pass[id.pass].clone() {
-            if early {
-                continue;
-            }
-            match self.row_ready[y] {
-                Some(t) => ready = ready.max(t),
-                None => {
-                    self.waiting = true;
-                    return Ok(());
-                }
-            }
-        }
-        // The RF buffer this piece goes into must have been freed.
-        if let Some(previous) = s.checked_sub(self.plan.rf_buffers) {
-            ready = ready.max(self.compute_end[previous]);
-        }
-        // Weights staged in the GLB (programmable mode).
-        if self.weights_from_dram != WeightSource::None {
-            match self.weight_staged.get(&s) {
-                Some(&t) => ready = ready.max(t),
-                None => {
-                    self.waiting = true;
-                    return Ok(());
-                }
-            }
-        }
+        let Some(ready) = self.operands_ready(now, id, s) else {
+            self.waiting = true;
+            return Ok(());
+        };
         if ready > now {
             self.queue.schedule(ready, Phase::Start, Event::Step);
             return Ok(());
@@ -631,30 +606,7 @@ impl<'a> ArrayLayer<'a> {
             .get(s + 1)
             .is_none_or(|n| n.subpass != id.subpass || n.pass != id.pass);
         if last_of_subpass {
-            // The sums are final: the output stage runs as the psums leave the
-            // PEs, before the next sub-pass reuses the psum RF.
-            self.apply_output_stage(id, s);
-            let (words, bytes) = self.output_words(id);
-            let bus = self.m.bus(Bus::Output, end, bytes);
-            // The sums hold their psum-RF entries until the bus has taken them.
-            let entries = self.max_lane_channels(id.subpass);
-            self.psum_draining.push_back((entries, bus.end));
-            self.m.psum_entries(bus.end, -(entries as i64));
-            self.m.pe.rf_read(DataType::Psum, words);
-            if self.m.tracing() {
-                for r in 0..self.row_psums.len() {
-                    let entries = self.row_psums[r] as i64;
-                    self.m.trace_add(|p| p.row_psum_rf[r], bus.end, -entries);
-                }
-            }
-            self.queue.schedule(
-                bus.end,
-                Phase::Complete,
-                Event::Writeback {
-                    step: s,
-                    bus_end: bus.end,
-                },
-            );
+            self.drain_subpass(id, s, end);
         }
         let last_of_pass = self
             .schedule
@@ -674,6 +626,52 @@ impl<'a> ArrayLayer<'a> {
                 .schedule(next.max(delivered), Phase::Start, Event::Step);
         }
         Ok(())
+    }
+
+    /// Step `s` (`id`) ended a sub-pass at `end`: the sums are final, the
+    /// output stage runs as they leave the PEs, and they go onto the output
+    /// bus, holding their psum-RF entries until the bus has taken them; the
+    /// write-back follows the bus.
+    fn drain_subpass(&mut self, id: StepId, s: usize, end: Cycle) {
+        self.apply_output_stage(id, s);
+        let (words, bytes) = self.output_words(id);
+        let bus = self.m.bus(Bus::Output, end, bytes);
+        let entries = self.max_lane_channels(id.subpass);
+        self.psum_draining.push_back((entries, bus.end));
+        self.m.psum_entries(bus.end, -(entries as i64));
+        self.m.pe.rf_read(DataType::Psum, words);
+        if self.m.tracing() {
+            for r in 0..self.row_psums.len() {
+                let entries = self.row_psums[r] as i64;
+                self.m.trace_add(|p| p.row_psum_rf[r], bus.end, -entries);
+            }
+        }
+        let event = Event::Writeback {
+            step: s,
+            bus_end: bus.end,
+        };
+        self.queue.schedule(bus.end, Phase::Complete, event);
+    }
+
+    /// When step `s` (`id`) can be issued, at `now` or later: once its
+    /// pass's input rows are in the GLB, the RF buffer its piece goes into
+    /// is free and (programmable mode) its weights are staged; `None` while
+    /// a row or the weights have not even been requested or arrived.
+    fn operands_ready(&self, now: Cycle, id: StepId, s: usize) -> Option<Cycle> {
+        let mut ready = now;
+        let early = id.pass > 0 && self.m.sabotage == Some(super::Sabotage::ReadRowsEarly);
+        if !early {
+            for y in self.schedule.rows_of_pass[id.pass].clone() {
+                ready = ready.max(self.row_ready[y]?);
+            }
+        }
+        if let Some(previous) = s.checked_sub(self.plan.rf_buffers) {
+            ready = ready.max(self.compute_end[previous]);
+        }
+        if self.weights_from_dram != WeightSource::None {
+            ready = ready.max(*self.weight_staged.get(&s)?);
+        }
+        Some(ready)
     }
 
     /// The marks of the step's wait chain, latest first (`causes`): the

@@ -493,7 +493,6 @@ fn ffe_rows(
     let mut rows = Vec::with_capacity(run.stages.len());
     let last = run.stages.len().saturating_sub(1);
     for (k, s) in run.stages.iter().enumerate() {
-        let layer = &network.layers[s.layer];
         let area = areas.get(k).copied().unwrap_or_default();
         let e = ffe_cost::energy(
             &s.stats,
@@ -504,54 +503,14 @@ fn ffe_rows(
             frame_s,
         );
         total_energy.add(&e);
-        let st = &s.stats;
-        let start = st.first_input.unwrap_or(0);
-        let end = st.last_taken.map_or(start, |t| t + 1);
-        let total = end - start;
-        let fill = st.first_output.map_or(total, |f| f - start);
-        let compute = st.outputs;
-        let drain = st.last_output.map_or(0, |l| end.saturating_sub(l + 1));
-        let mut stats = LayerStats {
-            start: Cycle(start),
-            end: Cycle(end),
-            cycles: CycleBreakdown {
-                total,
-                compute,
-                stall: total.saturating_sub(fill + compute + drain),
-                fill,
-                drain,
-            },
-            macs: layer.macs(),
-            pe_busy_cycles: st.outputs,
-            pes: 1,
-            ..Default::default()
-        };
-        stats
-            .accesses
-            .glb
-            .read(DataType::Input, st.line_buffer.read_words);
-        stats
-            .accesses
-            .glb
-            .write(DataType::Input, st.line_buffer.write_words);
-        // Level view of the FFE's energy: adders and multipliers as `mac`,
-        // registers as `rf`, line-buffer SRAM as `glb`; the tap stage also
-        // writes the buffer (and DRAM, for rows that do not fit).
-        let mut level = Energy {
-            mac: e.adders_pj + e.bn_pj,
-            rf: e.registers_pj + e.leakage_pj,
-            glb: e.line_buffer_pj,
-            ..Default::default()
-        };
+        let mut stats = ffe_stage_stats(&s.stats, network.layers[s.layer].macs());
+        let mut level = ffe_level_energy(&e);
         if k == last {
-            stats
-                .accesses
-                .glb
-                .write(DataType::Output, handoff_buffer_words);
-            stats
-                .accesses
-                .dram
-                .write(DataType::Output, handoff_dram_words);
+            // The last stage also writes the hand-off buffer (and DRAM, for
+            // rows that do not fit).
+            let a = &mut stats.accesses;
+            a.glb.write(DataType::Output, handoff_buffer_words);
+            a.dram.write(DataType::Output, handoff_dram_words);
             let unit = arch.energy.pj_per_unit;
             level.glb += handoff_buffer_words as f64 * arch.energy.glb * unit;
             level.dram += handoff_dram_words as f64 * arch.energy.dram * unit;
@@ -577,17 +536,7 @@ fn ffe_rows(
             }),
         });
     }
-    let mut nonzero = 0u64;
-    let mut deepfreeze = 0.0;
-    for (st, inv) in plan.stages.iter().zip(&inventories) {
-        let l = &network.layers[st.layer];
-        let a_bits = f64::from(l.input_quant.dtype().bits());
-        let w_bits = l
-            .weight_quant()
-            .map_or(0.0, |w| f64::from(w.dtype().bits()));
-        nonzero += inv.scalers;
-        deepfreeze += 2.05e-7 * inv.scalers as f64 * a_bits * w_bits;
-    }
+    let (nonzero, deepfreeze) = deepfreeze_area(network, plan, &inventories);
     let summary = FfeSummary {
         fixed_layers: plan.fixed_layers,
         tap: plan.tap,
@@ -604,6 +553,70 @@ fn ffe_rows(
         nonzero_weights: nonzero,
     };
     Ok((rows, summary))
+}
+
+/// An FFE stage's cycles (from its first input taken to its last, split
+/// into fill, one output per compute cycle, stall and drain), MACs and
+/// line-buffer accesses (counted at the GLB level).
+fn ffe_stage_stats(st: &StageStats, macs: u64) -> LayerStats {
+    let start = st.first_input.unwrap_or(0);
+    let end = st.last_taken.map_or(start, |t| t + 1);
+    let total = end - start;
+    let fill = st.first_output.map_or(total, |f| f - start);
+    let compute = st.outputs;
+    let drain = st.last_output.map_or(0, |l| end.saturating_sub(l + 1));
+    let mut stats = LayerStats {
+        start: Cycle(start),
+        end: Cycle(end),
+        cycles: CycleBreakdown {
+            total,
+            compute,
+            stall: total.saturating_sub(fill + compute + drain),
+            fill,
+            drain,
+        },
+        macs,
+        pe_busy_cycles: st.outputs,
+        pes: 1,
+        ..Default::default()
+    };
+    let glb = &mut stats.accesses.glb;
+    glb.read(DataType::Input, st.line_buffer.read_words);
+    glb.write(DataType::Input, st.line_buffer.write_words);
+    stats
+}
+
+/// The level view of an FFE stage's energy: adders and multipliers as
+/// `mac`, registers as `rf`, line-buffer SRAM as `glb` (`total` is summed
+/// by the caller once every level is in).
+fn ffe_level_energy(e: &FfeEnergy) -> Energy {
+    Energy {
+        mac: e.adders_pj + e.bn_pj,
+        rf: e.registers_pj + e.leakage_pj,
+        glb: e.line_buffer_pj,
+        ..Default::default()
+    }
+}
+
+/// The FFE's non-zero hard-wired weights and their area under DeepFreeze's
+/// per-weight estimate (mm^2).
+fn deepfreeze_area(
+    network: &Network,
+    plan: &FfePlan,
+    inventories: &[StageInventory],
+) -> (u64, f64) {
+    let mut nonzero = 0u64;
+    let mut deepfreeze = 0.0;
+    for (st, inv) in plan.stages.iter().zip(inventories) {
+        let l = &network.layers[st.layer];
+        let a_bits = f64::from(l.input_quant.dtype().bits());
+        let w_bits = l
+            .weight_quant()
+            .map_or(0.0, |w| f64::from(w.dtype().bits()));
+        nonzero += inv.scalers;
+        deepfreeze += 2.05e-7 * inv.scalers as f64 * a_bits * w_bits;
+    }
+    (nonzero, deepfreeze)
 }
 
 /// The buffer between FFE and back-end in a stream, with the back-end's

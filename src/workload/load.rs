@@ -935,6 +935,14 @@ struct Builder<'a> {
     budget: Budget,
 }
 
+/// A layer's window as written: the `kernel` field (for error spans), the
+/// kernel and the stride.
+struct Window<'r> {
+    spec: &'r Spanned<Pair>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+}
+
 impl Builder<'_> {
     fn add(&mut self, spanned: &Spanned<RawLayer>) -> Result<()> {
         let cx = self.cx;
@@ -1124,6 +1132,35 @@ impl Builder<'_> {
         }
     }
 
+    /// A layer's required `kernel` and its `stride` (default 1, or the
+    /// kernel for a pooling window).
+    fn window<'r>(
+        &self,
+        raw: &'r RawLayer,
+        ctx: &str,
+        pooling: bool,
+    ) -> Result<Window<'r>, InputError> {
+        let Some(kernel_spec) = &raw.kernel else {
+            return Err(self.cx.err(
+                Some(raw.op.span()),
+                ctx,
+                "kernel",
+                "is required: an integer or [height, width]",
+            ));
+        };
+        let kernel = self.pair(kernel_spec, ctx, "kernel")?;
+        let stride = match &raw.stride {
+            Some(s) => self.pair(s, ctx, "stride")?,
+            None if pooling => kernel,
+            None => [1, 1],
+        };
+        Ok(Window {
+            spec: kernel_spec,
+            kernel,
+            stride,
+        })
+    }
+
     fn pair(&self, v: &Spanned<Pair>, ctx: &str, field: &str) -> Result<[usize; 2], InputError> {
         let Pair(h, w) = *v.get_ref();
         let max = MAX_DIMENSION as i64;
@@ -1224,21 +1261,11 @@ impl Builder<'_> {
                 .or(raw.out_channels.as_ref().map(|c| c.span()));
             return Err(cx.err(span, ctx, if op == OpKind::DepthwiseConv2d { "out_channels" } else { "groups" }, format!("{groups} groups must divide both the {in_channels} input channels and the {out_channels} output channels")).into());
         }
-        let Some(kernel_spec) = &raw.kernel else {
-            return Err(cx
-                .err(
-                    Some(raw.op.span()),
-                    ctx,
-                    "kernel",
-                    "is required: an integer or [height, width]",
-                )
-                .into());
-        };
-        let kernel = self.pair(kernel_spec, ctx, "kernel")?;
-        let stride = match &raw.stride {
-            Some(s) => self.pair(s, ctx, "stride")?,
-            None => [1, 1],
-        };
+        let Window {
+            spec: kernel_spec,
+            kernel,
+            stride,
+        } = self.window(raw, ctx, false)?;
         let padding = self.padding(raw, ctx, in_shape, kernel, stride)?;
         let out_h = conv_output_len(
             in_shape.height,
@@ -1334,21 +1361,11 @@ impl Builder<'_> {
 
     fn pool(&self, raw: &RawLayer, ctx: &str, in_shape: Shape) -> Result<(Pool, Shape)> {
         let cx = self.cx;
-        let Some(kernel_spec) = &raw.kernel else {
-            return Err(cx
-                .err(
-                    Some(raw.op.span()),
-                    ctx,
-                    "kernel",
-                    "is required: an integer or [height, width]",
-                )
-                .into());
-        };
-        let kernel = self.pair(kernel_spec, ctx, "kernel")?;
-        let stride = match &raw.stride {
-            Some(s) => self.pair(s, ctx, "stride")?,
-            None => kernel,
-        };
+        let Window {
+            spec: kernel_spec,
+            kernel,
+            stride,
+        } = self.window(raw, ctx, true)?;
         let padding = self.padding(raw, ctx, in_shape, kernel, stride)?;
         if padding.top.max(padding.bottom) > kernel[0] / 2
             || padding.left.max(padding.right) > kernel[1] / 2

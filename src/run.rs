@@ -430,6 +430,7 @@ fn measured(s: &LayerStats, arch: &Arch) -> Measured {
             read: s.glb_read_requests,
             write: s.glb_write_requests,
         },
+        schedule: s.schedule.clone(),
     }
 }
 

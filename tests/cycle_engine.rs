@@ -8,6 +8,7 @@ use proptest::prelude::*;
 
 use accsim::arch::{self, Arch};
 use accsim::engine::{self, EngineOptions, EngineRun, feasibility};
+use accsim::mapping::schedule::{InputReuse, LoopOrder, ScheduleChoice};
 use accsim::numerics::precision::PrecisionAssignment;
 use accsim::sim::Timing;
 use accsim::workload::{self, Activations, Network};
@@ -22,11 +23,12 @@ fn run(
     input: &Activations,
     precision: &Option<PrecisionAssignment>,
     reference: &[Activations],
-    timing: Timing,
+    (timing, schedule): (Timing, Option<ScheduleChoice>),
 ) -> accsim::Result<EngineRun> {
     let options = EngineOptions {
         timing,
         precision: precision.clone(),
+        schedule,
         ..EngineOptions::default()
     };
     engine::run_with(net, arch, input, Some(reference), &options)
@@ -41,11 +43,32 @@ fn fingerprint(r: &EngineRun) -> String {
     )
 }
 
+/// The loop order a case pins on its convolutions (where it fits): none
+/// (the rule chooses), or tile-major with 2 to 4 tiles, keeping or
+/// re-fetching input rows.
+fn schedule_strategy() -> impl Strategy<Value = Option<ScheduleChoice>> {
+    prop_oneof![
+        Just(None),
+        (2usize..5, any::<bool>()).prop_map(|(tiles, keep)| Some(ScheduleChoice {
+            order: LoopOrder::WeightTileMajor,
+            tiles,
+            inputs: if keep {
+                InputReuse::Keep
+            } else {
+                InputReuse::Refetch
+            },
+        })),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, max_global_rejects: 4000, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_cycle_stepper_and_the_event_scheduler_agree(case in case_strategy(true)) {
+    fn the_cycle_stepper_and_the_event_scheduler_agree(
+        case in case_strategy(true),
+        pin in schedule_strategy(),
+    ) {
         let Some((net, input, precision, reference)) = network_of(&case) else {
             return Err(TestCaseError::reject("the random layers do not make a network"));
         };
@@ -55,12 +78,18 @@ proptest! {
         };
         let least = schedule.needs.iter().map(|n| n.bytes()).max().unwrap_or(0).max(1);
         let arch = arch_of(&case.machine, least + case.machine.glb_extra_bytes);
-        let event = run(&net, &arch, &input, &precision, &reference, Timing::Event);
-        let cycle = run(&net, &arch, &input, &precision, &reference, Timing::Cycle);
+        let event = run(&net, &arch, &input, &precision, &reference, (Timing::Event, pin));
+        let cycle = run(&net, &arch, &input, &precision, &reference, (Timing::Cycle, pin));
         if std::env::var_os("CYCLE_ENGINE_STATS").is_some() {
             eprintln!(
-                "case prec={} layers={} glb={} ok={} err={:?}",
+                "case prec={} schedules={:?} layers={} glb={} ok={} err={:?}",
                 precision.is_some(),
+                event.as_ref().ok().map(|r| r
+                    .layers
+                    .iter()
+                    .filter_map(|l| l.schedule.as_ref())
+                    .map(|s| format!("{}/{}/{}", s.loop_order, s.tiles, s.inputs_from))
+                    .collect::<Vec<_>>()),
                 net.layers.iter().map(|l| l.op.kind()).collect::<Vec<_>>().join("+"),
                 least + case.machine.glb_extra_bytes,
                 event.is_ok(),
@@ -99,7 +128,7 @@ fn shipped_workloads_agree_in_full() {
                     &w.default_input,
                     &None,
                     &reference,
-                    timing,
+                    (timing, None),
                 )
                 .unwrap_or_else(|e| panic!("{name} on {arch_name}: {e}"))
             };

@@ -13,6 +13,8 @@ use accsim::arch::{self, Arch};
 use accsim::engine::{self, EngineOptions, feasibility};
 use accsim::workload::{self, Activations, Network};
 
+use accsim::mapping::schedule::ScheduleChoice;
+
 #[path = "common/random.rs"]
 mod random;
 use random::{arch_of, case_strategy, network_of, tiny_machine};
@@ -24,8 +26,12 @@ fn run(
     reference: &[Activations],
     skip_check: bool,
 ) -> accsim::Result<engine::EngineRun> {
+    // The check sizes the pass-major schedule (docs/mapping.md, "What the
+    // GLB must hold"): a tile-major one, whose steps carry fewer channels'
+    // weights, may run below it.
     let options = EngineOptions {
         skip_schedule_check: skip_check,
+        schedule: Some(ScheduleChoice::PASS_MAJOR),
         ..EngineOptions::default()
     };
     engine::run_with(net, arch, input, Some(reference), &options)

@@ -17,6 +17,11 @@ pub struct CheckArgs {
     /// `accsim run` would run it (a path or a shipped name) [default: lu22_fixed].
     #[arg(long, value_name = "FILE")]
     arch: Option<String>,
+    /// With a workload: list each array layer's schedule space on the
+    /// architecture (loop order x weight tiles x input reuse), its size,
+    /// and the GLB bytes each point holds (docs/mapping.md, "The schedule space").
+    #[arg(long)]
+    schedules: bool,
 }
 
 enum Kind {
@@ -277,7 +282,40 @@ pub fn execute(args: &CheckArgs) -> Result<()> {
             }
             outln!("{table}")?;
             let arch = accsim::arch::load(args.arch.as_deref().unwrap_or("lu22_fixed"))?;
+            if args.schedules {
+                schedule_spaces(net, &arch)?;
+            }
             schedule(net, &arch)?;
+        }
+    }
+    Ok(())
+}
+
+/// Lists the schedule space of every array layer of `net` on `arch`: one
+/// line per layer with its size and how many points fit the GLB, then the
+/// points, `label bytes` (`!` marks one that does not fit).
+fn schedule_spaces(net: &accsim::workload::Network, arch: &accsim::arch::Arch) -> Result<()> {
+    let room = accsim::engine::feasibility::check(net, arch)?.room_bytes;
+    for space in accsim::engine::feasibility::spaces(net, arch)? {
+        let fit = space.candidates.iter().filter(|c| c.bytes <= room).count();
+        outln!(
+            "schedules of layer `{}` (#{}): {} points, {} fit the {} bytes of GLB",
+            space.name,
+            space.layer,
+            space.candidates.len(),
+            fit,
+            thousands(room)
+        )?;
+        let points: Vec<String> = space
+            .candidates
+            .iter()
+            .map(|c| {
+                let mark = if c.bytes <= room { "" } else { "!" };
+                format!("{}{mark} {}", c.choice.label(), thousands(c.bytes))
+            })
+            .collect();
+        for chunk in points.chunks(4) {
+            outln!("  {}", chunk.join(", "))?;
         }
     }
     Ok(())

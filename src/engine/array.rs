@@ -23,7 +23,12 @@ use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::hw::pe::accumulate;
-use crate::mapping::schedule::{Schedule, StepId};
+use std::borrow::Cow;
+
+use crate::mapping::schedule::{
+    InputReuse, LayerState, LoopOrder, Schedule, ScheduleChoice, StepId, WeightFit,
+    dram_words_estimate,
+};
 use crate::mapping::{ArrayPlan, Element};
 use crate::numerics::ChannelRequant;
 use crate::numerics::mac::Width;
@@ -107,7 +112,9 @@ struct Geometry {
 pub(super) struct ArrayLayer<'a> {
     m: &'a mut Machine,
     layer: &'a Layer,
-    plan: &'a ArrayPlan,
+    /// The layer's plan, re-cut into weight tiles when the schedule is
+    /// tile-major.
+    plan: Cow<'a, ArrayPlan>,
     input: &'a mut TensorStore,
     output: &'a mut TensorStore,
     /// Tensors other layers still read, holding GLB rows this layer may need.
@@ -120,6 +127,8 @@ pub(super) struct ArrayLayer<'a> {
     groups_per_subpass: Vec<Vec<LaneGroup>>,
     /// The steps in order and the input rows each pass reads.
     schedule: Schedule,
+    /// The point of the schedule space the layer runs.
+    choice: ScheduleChoice,
     /// Cycles of a MAC with non-zero operands and of one with a zero
     /// operand, at the layer's precision (`[mac]`).
     mac_cycles: u64,
@@ -133,7 +142,7 @@ pub(super) struct ArrayLayer<'a> {
     // Input rows.
     row_ready: Vec<Option<Cycle>>,
     row_requested: Vec<bool>,
-    prefetch_pass: usize,
+    prefetch_visit: usize,
     rows_reserve_bytes: u64,
     // Weights in programmable mode.
     weights_from_dram: WeightSource,
@@ -208,6 +217,9 @@ enum WeightSource {
     None,
     /// Every pass streams them from DRAM through a GLB staging buffer.
     DramEveryPass,
+    /// Tile-major order: each tile's weights are loaded from DRAM in its
+    /// first pass into a GLB tile buffer and re-read from it by every pass.
+    GlbTile,
     /// Loaded from DRAM in the first pass, kept in the GLB, re-read every pass.
     GlbResident,
     /// Loaded once (DRAM, GLB staging, weight bus) into the PEs'
@@ -251,17 +263,37 @@ impl<'a> ArrayLayer<'a> {
         let mode = numerics
             .mode
             .ok_or_else(|| internal(layer, "a weighted layer without a MAC precision"))?;
-        let layout = WeightLayout::new(plan, &groups_per_subpass, &schedule, numerics.weight_bytes);
         let programmable = m.arch.pe_array.weight_store == crate::arch::WeightStore::Programmable;
-        let (source, weight_staging_bytes, weight_dram_base) = if programmable {
+        let chosen = choose_schedule(
+            m,
+            layer,
+            (plan, groups_per_subpass, schedule),
+            (&weights_of, groups),
+            (input, output),
+            (numerics.weight_bytes, rows_reserve_bytes),
+        )?;
+        let Chosen {
+            plan,
+            groups_per_subpass,
+            schedule,
+            choice,
+            source,
+            staging_bytes: weight_staging_bytes,
+            layout,
+        } = chosen;
+        let weight_dram_base = if programmable {
             let base = m.allocator.allocate(layout.layer_bytes);
-            let free = m.glb.space.available();
-            let (source, staging) =
-                layout.choose_source(m, plan, &groups_per_subpass, free, rows_reserve_bytes);
-            stage_weights(m, &mut parked, input, &schedule, staging, layer)?;
-            (source, staging, base)
+            stage_weights(
+                m,
+                &mut parked,
+                input,
+                &schedule,
+                weight_staging_bytes,
+                layer,
+            )?;
+            base
         } else {
-            (WeightSource::None, 0, 0)
+            0
         };
         room_for_first_pass(m, &mut parked, input, &schedule, layer)?;
         if rows_reserve_bytes == 0 && !input.in_glb.iter().all(|&r| r) {
@@ -279,7 +311,7 @@ impl<'a> ArrayLayer<'a> {
                 .map(|c| epilogue.output_stage.channel(c))
                 .collect(),
             bias: epilogue.bias.clone(),
-            psums: psums_for(layer, input, plan, &groups_per_subpass),
+            psums: psums_for(layer, input, &plan, &groups_per_subpass),
             groups_per_subpass,
             mac_cycles: u64::from(m.arch.mac.mac_cycles(mode)),
             zero_mac_cycles: u64::from(m.arch.mac.zero_mac_cycles(mode)),
@@ -292,7 +324,8 @@ impl<'a> ArrayLayer<'a> {
                 .collect(),
             row_requested: input.in_glb.clone(),
             schedule,
-            prefetch_pass: 0,
+            prefetch_visit: 0,
+            choice,
             rows_reserve_bytes,
             weights_from_dram: source,
             weight_staged: HashMap::new(),
@@ -393,6 +426,7 @@ impl<'a> ArrayLayer<'a> {
             ));
         }
         self.m.events += self.queue.processed();
+        self.m.last_schedule = Some(self.layer_schedule());
         if self.programmable {
             self.m.glb.space.give_back(self.weight_staging_bytes);
         }
@@ -420,6 +454,26 @@ impl<'a> ArrayLayer<'a> {
         })
     }
 
+    /// The schedule the layer ran, for its statistics.
+    fn layer_schedule(&self) -> super::LayerSchedule {
+        let weights_from = match self.weights_from_dram {
+            WeightSource::None => "lut",
+            WeightSource::Scratchpad => "scratchpad",
+            WeightSource::GlbResident | WeightSource::GlbTile => "glb",
+            WeightSource::DramEveryPass => "dram",
+        };
+        let inputs_from = match (self.choice.order, self.choice.inputs) {
+            (LoopOrder::WeightTileMajor, InputReuse::Refetch) => "dram",
+            _ => "glb",
+        };
+        super::LayerSchedule {
+            loop_order: self.choice.order.name().to_string(),
+            tiles: self.plan.tiles() as u64,
+            weights_from: weights_from.to_string(),
+            inputs_from: inputs_from.to_string(),
+        }
+    }
+
     // ---- prefetcher -------------------------------------------------------
 
     fn prefetch(&mut self, now: Cycle) {
@@ -428,11 +482,11 @@ impl<'a> ArrayLayer<'a> {
             .schedule
             .steps
             .get(self.next_step)
-            .map_or(usize::MAX, |s| s.pass);
-        while self.prefetch_pass < self.schedule.rows_of_pass.len()
-            && self.prefetch_pass <= current.saturating_add(1)
+            .map_or(usize::MAX, |s| s.visit);
+        while self.prefetch_visit < self.schedule.visits()
+            && self.prefetch_visit <= current.saturating_add(1)
         {
-            let rows = self.schedule.rows_of_pass[self.prefetch_pass].clone();
+            let rows = self.schedule.rows_of_visit(self.prefetch_visit);
             for y in rows {
                 if self.row_requested[y] {
                     continue;
@@ -459,7 +513,7 @@ impl<'a> ArrayLayer<'a> {
                 self.queue
                     .schedule(done, Phase::Complete, Event::RowArrived { row: y });
             }
-            self.prefetch_pass += 1;
+            self.prefetch_visit += 1;
         }
         self.arrivals.rows_held_back(None);
     }
@@ -488,7 +542,7 @@ impl<'a> ArrayLayer<'a> {
 
     fn step_weight_words(&self, step: usize) -> u64 {
         let s = self.schedule.steps[step];
-        step_weight_words(self.plan, &self.groups_per_subpass[s.subpass], &s)
+        step_weight_words(&self.plan, &self.groups_per_subpass[s.subpass], &s)
     }
 
     /// Issues DRAM reads for the weights of the next steps, up to the lookahead.
@@ -498,7 +552,7 @@ impl<'a> ArrayLayer<'a> {
             let step = self.weight_requested;
             let from_dram = match self.weights_from_dram {
                 WeightSource::DramEveryPass => true,
-                WeightSource::GlbResident | WeightSource::Scratchpad => {
+                WeightSource::GlbResident | WeightSource::GlbTile | WeightSource::Scratchpad => {
                     self.schedule.steps[step].pass == 0
                 }
                 WeightSource::None => false,
@@ -608,13 +662,13 @@ impl<'a> ArrayLayer<'a> {
         if last_of_subpass {
             self.drain_subpass(id, s, end);
         }
-        let last_of_pass = self
+        let last_of_visit = self
             .schedule
             .steps
             .get(s + 1)
-            .is_none_or(|n| n.pass != id.pass);
-        if last_of_pass {
-            self.release_rows(id.pass, delivered);
+            .is_none_or(|n| n.visit != id.visit);
+        if last_of_visit {
+            self.release_rows(id.visit, delivered);
         }
         if self.next_step < self.schedule.steps.len() {
             // The next delivery may start as soon as its RF buffer is free.
@@ -765,7 +819,7 @@ impl<'a> ArrayLayer<'a> {
     /// the row is for the pass the array is on (waiting cannot free space:
     /// only a pass end does), rows of parked tensors leave (`Parked`).
     /// Otherwise the prefetcher waits for a pass end.
-    fn room_for_row(&mut self, bytes: u64, current_pass: usize) -> bool {
+    fn room_for_row(&mut self, bytes: u64, current: usize) -> bool {
         if self.m.glb.space.try_take(bytes) {
             return true;
         }
@@ -774,19 +828,19 @@ impl<'a> ArrayLayer<'a> {
             // then the rows this layer finished with earliest. Write-backs
             // read the GLB from `now`, before the rows that take the space
             // arrive from DRAM.
-            let (row_last_pass, requested) = (&self.schedule.row_last_pass, &self.row_requested);
+            let (row_last_visit, requested) = (&self.schedule.row_last_visit, &self.row_requested);
             super::storage::evict_rows_by(self.m, self.input, bytes, |y, in_dram| {
-                (requested[y] && row_last_pass[y] < current_pass).then_some((!in_dram, y))
+                (requested[y] && row_last_visit[y] < current).then_some((!in_dram, y))
             });
             if self.m.glb.space.try_take(bytes) {
                 return true;
             }
         }
-        if self.prefetch_pass > current_pass {
+        if self.prefetch_visit > current {
             return false;
         }
         self.parked.make_room(self.m, bytes);
-        self.m.glb.space.try_take(bytes) || self.last_resort_room(bytes, current_pass)
+        self.m.glb.space.try_take(bytes) || self.last_resort_room(bytes, current)
     }
 
     /// The pass the array is on lacks a row and nothing else can give way:
@@ -794,21 +848,17 @@ impl<'a> ArrayLayer<'a> {
     /// (needed last first), then its output rows spill to DRAM. Without
     /// this the layer could never finish the pass (docs/mapping.md, "What
     /// the GLB must hold"); runs that got their room otherwise never get here.
-    fn last_resort_room(&mut self, bytes: u64, current_pass: usize) -> bool {
+    fn last_resort_room(&mut self, bytes: u64, visit: usize) -> bool {
         self.parked.spill_finished(self.m, bytes);
         if self.m.glb.space.try_take(bytes) {
             return true;
         }
-        let current = self
-            .schedule
-            .rows_of_pass
-            .get(current_pass)
-            .cloned()
-            .unwrap_or(0..0);
-        let (first_pass, ready) = (&self.schedule.row_first_pass, &self.row_ready);
+        let current = self.schedule.rows_of_visit(visit);
+        let (schedule, ready) = (&self.schedule, &self.row_ready);
         super::storage::evict_rows_by(self.m, self.input, bytes, |y, _| {
-            (ready[y].is_some() && !current.contains(&y) && first_pass[y] > current_pass)
-                .then_some(std::cmp::Reverse(first_pass[y]))
+            let next = schedule.next_use(y, visit)?;
+            (ready[y].is_some() && !current.contains(&y) && next > visit)
+                .then_some(std::cmp::Reverse(next))
         });
         for y in 0..self.input.shape.height {
             if !self.input.in_glb[y] && self.row_ready[y].is_some() {
@@ -827,9 +877,11 @@ impl<'a> ArrayLayer<'a> {
         self.m.glb.space.try_take(bytes)
     }
 
-    /// Frees input rows whose last pass this was (when no later layer reads
-    /// them) and moves the prefetcher on.
-    fn release_rows(&mut self, pass: usize, at: Cycle) {
+    /// Frees the input rows that leave after visit `visit` (their last, or
+    /// with `InputReuse::Refetch` their last in a tile: written back first
+    /// when DRAM has no copy, fetched again for the next tile) when no later
+    /// layer reads them, and moves the prefetcher on.
+    fn release_rows(&mut self, visit: usize, at: Cycle) {
         if !self.last_reader {
             // The rows stay for the later readers; the prefetcher still has
             // to move on when some rows were never requested (an input that
@@ -840,10 +892,17 @@ impl<'a> ArrayLayer<'a> {
             return;
         }
         let mut freed = false;
-        // Sabotage: rows still needed by the next pass leave too.
-        let last = pass + usize::from(self.m.sabotage == Some(super::Sabotage::FreeRowsEarly));
-        for y in self.schedule.rows_of_pass[pass].clone() {
-            if (pass..=last).contains(&self.schedule.row_last_pass[y]) && self.input.in_glb[y] {
+        // Sabotage: rows still needed by the next visit leave too.
+        let last = visit + usize::from(self.m.sabotage == Some(super::Sabotage::FreeRowsEarly));
+        for y in self.schedule.rows_of_visit(visit) {
+            let leaves = self.schedule.row_releases[y]
+                .iter()
+                .any(|v| (visit..=last).contains(v));
+            if leaves && self.input.in_glb[y] {
+                let due = self.schedule.row_releases[y].contains(&visit);
+                if due && self.schedule.next_use(y, visit + 1).is_some() {
+                    self.refetch_later(y);
+                }
                 self.input.leave_glb(y);
                 self.m.glb.space.give_back(self.input.row_bytes());
                 freed = true;
@@ -852,8 +911,24 @@ impl<'a> ArrayLayer<'a> {
         if freed {
             self.queue.schedule(at, Phase::Start, Event::Prefetch);
         }
-        // The prefetcher also advances when the array moves to a new pass.
+        // The prefetcher also advances when the array moves to a new visit.
         self.queue.schedule(at, Phase::Start, Event::Prefetch);
+    }
+
+    /// Row `y` leaves the GLB now and a later tile reads it again: it is
+    /// written back if DRAM has no copy, and the prefetcher fetches it again.
+    fn refetch_later(&mut self, y: usize) {
+        if !self.input.in_dram[y] {
+            if self.input.dram_base.is_none() {
+                self.input.dram_base = Some(self.m.allocator.allocate(self.input.bytes()));
+            }
+            let (words, bytes) = (self.input.row_words(), self.input.row_bytes());
+            let addr = self.input.dram_address(0, y, 0);
+            super::storage::write_back(self.m, DataType::Input, words, bytes, addr);
+            self.input.write_back(y);
+        }
+        self.row_requested[y] = false;
+        self.row_ready[y] = None;
     }
 
     /// Physical `(c, y, x)` in the input store of logical input element `(c, y, x)`.
@@ -886,7 +961,7 @@ impl<'a> ArrayLayer<'a> {
     /// Reads, sends and forwards the step's input words; returns when the
     /// last receiving PE has them.
     fn deliver_inputs(&mut self, now: Cycle, id: StepId) -> Delivery {
-        let positions = pass_positions(self.plan, id.pass).to_vec();
+        let positions = pass_positions(&self.plan, id.pass).to_vec();
         let groups = std::mem::take(&mut self.groups_per_subpass[id.subpass]);
         let rows = if self.plan.rows_are_positions {
             positions.len()
@@ -1036,7 +1111,7 @@ impl<'a> ArrayLayer<'a> {
         let pe_rows = self.m.arch.pe_array.rows as usize;
         let cols = self.m.arch.pe_array.cols as usize;
         let rows = if self.plan.rows_are_positions {
-            pass_positions(self.plan, id.pass).len()
+            pass_positions(&self.plan, id.pass).len()
         } else {
             1
         };
@@ -1089,7 +1164,9 @@ impl<'a> ArrayLayer<'a> {
                     0
                 };
                 let active = if self.plan.rows_are_positions {
-                    pass_positions(self.plan, id.pass).len().min(lane.pes.len())
+                    pass_positions(&self.plan, id.pass)
+                        .len()
+                        .min(lane.pes.len())
                 } else {
                     lane.pes.len()
                 } as u64;
@@ -1111,7 +1188,7 @@ impl<'a> ArrayLayer<'a> {
     fn init_psums(&mut self, id: StepId, start: Cycle) {
         let groups = &self.groups_per_subpass[id.subpass];
         let rows = if self.plan.rows_are_positions {
-            pass_positions(self.plan, id.pass).len()
+            pass_positions(&self.plan, id.pass).len()
         } else {
             1
         };
@@ -1188,7 +1265,7 @@ impl<'a> ArrayLayer<'a> {
     fn compute(&mut self, id: StepId, start: Cycle) -> Result<u64> {
         let groups = std::mem::take(&mut self.groups_per_subpass[id.subpass]);
         let rows = if self.plan.rows_are_positions {
-            pass_positions(self.plan, id.pass).len()
+            pass_positions(&self.plan, id.pass).len()
         } else {
             1
         };
@@ -1317,7 +1394,7 @@ impl<'a> ArrayLayer<'a> {
     /// Words (and bytes) a sub-pass writes out.
     fn output_words(&self, id: StepId) -> (u64, u64) {
         let rows = if self.plan.rows_are_positions {
-            pass_positions(self.plan, id.pass).len()
+            pass_positions(&self.plan, id.pass).len()
         } else {
             1
         };
@@ -1333,7 +1410,7 @@ impl<'a> ArrayLayer<'a> {
     fn apply_output_stage(&mut self, id: StepId, step: usize) {
         let mut outbox = std::mem::take(&mut self.spare_outbox);
         outbox.clear();
-        let positions = pass_positions(self.plan, id.pass);
+        let positions = pass_positions(&self.plan, id.pass);
         let rows = if self.plan.rows_are_positions {
             positions.len()
         } else {
@@ -1370,7 +1447,7 @@ impl<'a> ArrayLayer<'a> {
     /// through it to DRAM when the GLB has no room for their rows).
     fn writeback(&mut self, step: usize, at: Cycle) -> Result<()> {
         let id = self.schedule.steps[step];
-        let positions = pass_positions(self.plan, id.pass).to_vec();
+        let positions = pass_positions(&self.plan, id.pass).to_vec();
         let rows = if self.plan.rows_are_positions {
             positions.len()
         } else {
@@ -1510,10 +1587,203 @@ fn room_for_prefetch(
     }
     let start = parked.make_room(m, bytes);
     m.set_clock(start)?;
-    let first_pass = &schedule.row_first_pass;
-    let start = super::storage::evict_rows(m, input, bytes, |y| first_pass[y]);
+    let first_visit = &schedule.row_first_visit;
+    let start = super::storage::evict_rows(m, input, bytes, |y| first_visit[y]);
     m.set_clock(start)?;
     Ok(start)
+}
+
+/// The schedule a layer runs (docs/mapping.md, "The schedule space"): its
+/// plan (re-cut into weight tiles for the tile-major order), weights
+/// gathered for it, the steps in order, and where the weights come from.
+struct Chosen<'a> {
+    plan: Cow<'a, ArrayPlan>,
+    groups_per_subpass: Vec<Vec<LaneGroup>>,
+    schedule: Schedule,
+    choice: ScheduleChoice,
+    source: WeightSource,
+    staging_bytes: u64,
+    layout: WeightLayout,
+}
+
+/// Chooses the layer's schedule: the pinned one (`EngineOptions::schedule`)
+/// where it fits, else by the rule ([`rule_choice`]); a tile-major choice
+/// re-plans the layer in tiles and gathers its weights again.
+fn choose_schedule<'a>(
+    m: &Machine,
+    layer: &Layer,
+    (plan, groups_per_subpass, schedule): (&'a ArrayPlan, Vec<Vec<LaneGroup>>, Schedule),
+    (weights_of, groups): (&WeightsOf, usize),
+    (input, output): (&TensorStore, &TensorStore),
+    (weight_bytes, rows_reserve_bytes): (u64, u64),
+) -> Result<Chosen<'a>> {
+    let layout = WeightLayout::new(plan, &groups_per_subpass, &schedule, weight_bytes);
+    let programmable = m.arch.pe_array.weight_store == crate::arch::WeightStore::Programmable;
+    let (source, staging_bytes) = if programmable {
+        let free = m.glb.space.available();
+        layout.choose_source(m, plan, &groups_per_subpass, free, rows_reserve_bytes)
+    } else {
+        (WeightSource::None, 0)
+    };
+    let pass_major = WeightFit {
+        words: layout.layer_bytes / weight_bytes.max(1),
+        glb_bytes: staging_bytes,
+        every_pass: source == WeightSource::DramEveryPass,
+    };
+    let state = layer_state(m, plan, &schedule, input, output);
+    let choice = rule_choice(m, layer, plan, &state, (weight_bytes, pass_major))?;
+    if choice.order == LoopOrder::PassMajor {
+        return Ok(Chosen {
+            plan: Cow::Borrowed(plan),
+            groups_per_subpass,
+            schedule,
+            choice,
+            source,
+            staging_bytes,
+            layout,
+        });
+    }
+    let tiled = tiled_plan(layer, &m.arch, choice.tiles)?;
+    let groups_per_subpass = gather(&tiled, groups, weights_of);
+    let height = input.shape.height;
+    let schedule = Schedule::ordered(&tiled, choice, schedule.rows_of_pass, height);
+    let layout = WeightLayout::new(&tiled, &groups_per_subpass, &schedule, weight_bytes);
+    let lookahead = layout.max_step_bytes * LOOKAHEAD_STEPS as u64;
+    let (source, staging_bytes) = if programmable {
+        (WeightSource::GlbTile, layout.max_tile_bytes + lookahead)
+    } else {
+        (WeightSource::None, 0)
+    };
+    Ok(Chosen {
+        plan: Cow::Owned(tiled),
+        groups_per_subpass,
+        schedule,
+        choice,
+        source,
+        staging_bytes,
+        layout,
+    })
+}
+
+/// The layer's plan cut into `tiles` weight tiles.
+fn tiled_plan(layer: &Layer, arch: &crate::arch::Arch, tiles: usize) -> Result<ArrayPlan> {
+    match crate::mapping::lu22::plan_tiled(layer, arch, tiles)? {
+        crate::mapping::LayerPlan::Array(p) => Ok(p),
+        _ => Err(internal(layer, "a weighted layer without an array plan")),
+    }
+}
+
+/// The rule (docs/mapping.md, "The schedule space"): a convolution of
+/// more than one pass whose pass-major weights stream from DRAM every pass
+/// runs the candidate with the fewest estimated DRAM words
+/// ([`dram_words_estimate`]), ties to pass-major, then keeping input rows
+/// over re-fetching them, then fewer tiles; each tile-major mode is tried
+/// at the fewest tiles that fit. A pinned choice runs where it fits.
+fn rule_choice(
+    m: &Machine,
+    layer: &Layer,
+    plan: &ArrayPlan,
+    state: &LayerState,
+    (weight_bytes, pass_major): (u64, WeightFit),
+) -> Result<ScheduleChoice> {
+    if !plan.rows_are_positions || plan.passes() < 2 {
+        return Ok(ScheduleChoice::PASS_MAJOR);
+    }
+    let state = *state;
+    let pass_major_words = dram_words_estimate(&state, &ScheduleChoice::PASS_MAJOR, &pass_major);
+    if let Some(mut pin) = m.schedule_pin {
+        // At most one tile per output channel of the widest column.
+        pin.tiles = pin.tiles.min(plan.max_lane_channels());
+        if pin.order == LoopOrder::PassMajor || pin.tiles < 2 {
+            return Ok(ScheduleChoice::PASS_MAJOR);
+        }
+        let fit = tile_fit(m, layer, pin.tiles, weight_bytes)?;
+        return Ok(match dram_words_estimate(&state, &pin, &fit) {
+            Some(_) => pin,
+            None => ScheduleChoice::PASS_MAJOR,
+        });
+    }
+    if !pass_major.every_pass {
+        return Ok(ScheduleChoice::PASS_MAJOR);
+    }
+    let mut best = (
+        pass_major_words.unwrap_or(u64::MAX),
+        ScheduleChoice::PASS_MAJOR,
+    );
+    for inputs in [InputReuse::Keep, InputReuse::Refetch] {
+        for tiles in 2..=plan.max_lane_channels() {
+            let choice = ScheduleChoice {
+                order: LoopOrder::WeightTileMajor,
+                tiles,
+                inputs,
+            };
+            let fit = tile_fit(m, layer, tiles, weight_bytes)?;
+            if let Some(words) = dram_words_estimate(&state, &choice, &fit) {
+                if words < best.0 {
+                    best = (words, choice);
+                }
+                break;
+            }
+        }
+    }
+    Ok(best.1)
+}
+
+/// The layer as the rule sees it at its start.
+fn layer_state(
+    m: &Machine,
+    plan: &ArrayPlan,
+    schedule: &Schedule,
+    input: &TensorStore,
+    output: &TensorStore,
+) -> LayerState {
+    let height = input.shape.height as u64;
+    let resident = input.in_glb.iter().filter(|&&r| r).count() as u64;
+    let glb_only = (0..input.shape.height)
+        .filter(|&y| input.in_glb[y] && !input.in_dram[y])
+        .count() as u64;
+    let row_words = input.row_words();
+    LayerState {
+        passes: plan.passes() as u64,
+        room_bytes: m.glb.space.available() + resident * input.row_bytes(),
+        input_bytes: input.bytes(),
+        input_words: height * row_words,
+        input_dram_words: (height - resident) * row_words,
+        input_glb_only_words: glb_only * row_words,
+        two_passes_bytes: 2 * schedule.max_pass_rows() as u64 * input.row_bytes(),
+        output_bytes: output.bytes(),
+        output_word_bytes: output.word_bytes,
+        last_reader: input.readers_left <= 1,
+    }
+}
+
+/// The weights of the layer cut into `tiles` tiles: all its words, and the
+/// GLB bytes of its largest tile plus the fetcher's lookahead.
+fn tile_fit(m: &Machine, layer: &Layer, tiles: usize, weight_bytes: u64) -> Result<WeightFit> {
+    let plan = tiled_plan(layer, &m.arch, tiles)?;
+    let (groups, icg, ocg) = match &layer.op {
+        Op::Conv2d(c) => (
+            c.groups,
+            c.in_channels_per_group(),
+            c.out_channels() / c.groups.max(1),
+        ),
+        _ => {
+            return Err(internal(
+                layer,
+                "a tile-major schedule for a layer without windows",
+            ));
+        }
+    };
+    let per_step = crate::mapping::schedule::step_weight_words(&plan, groups, icg, ocg);
+    let per_tile = crate::mapping::schedule::tile_weight_words(&plan, &per_step);
+    let max_step = per_step.iter().flatten().max().copied().unwrap_or(0);
+    Ok(WeightFit {
+        words: per_tile.iter().sum(),
+        glb_bytes: (per_tile.iter().max().copied().unwrap_or(0)
+            + max_step * LOOKAHEAD_STEPS as u64)
+            * weight_bytes,
+        every_pass: false,
+    })
 }
 
 /// Where a programmable layer's weights sit in DRAM, step by step.
@@ -1522,6 +1792,8 @@ struct WeightLayout {
     step_offsets: Vec<u64>,
     layer_bytes: u64,
     max_step_bytes: u64,
+    /// Bytes of the largest weight tile (the whole layer for one tile).
+    max_tile_bytes: u64,
 }
 
 impl WeightLayout {
@@ -1538,10 +1810,13 @@ impl WeightLayout {
             .collect();
         let mut step_offsets = Vec::with_capacity(steps.len());
         let mut offset = 0u64;
+        let mut tile_bytes = vec![0u64; plan.tiles()];
         for (i, &s) in steps.iter().enumerate() {
             if s.pass == 0 {
                 step_offsets.push(offset);
                 offset += words[i] * weight_bytes;
+                let tile = s.subpass / plan.subpasses_per_tile.max(1);
+                tile_bytes[tile.min(plan.tiles() - 1)] += words[i] * weight_bytes;
             } else {
                 step_offsets.push(step_offsets[schedule.first_pass_twin(s)]);
             }
@@ -1550,6 +1825,7 @@ impl WeightLayout {
             step_offsets,
             layer_bytes: offset,
             max_step_bytes: words.iter().max().copied().unwrap_or(0) * weight_bytes,
+            max_tile_bytes: tile_bytes.into_iter().max().unwrap_or(0),
         }
     }
 
@@ -1600,8 +1876,8 @@ fn stage_weights(
         return Ok(());
     }
     parked.spill_finished(m, bytes);
-    let first_pass = &schedule.row_first_pass;
-    super::storage::evict_rows(m, input, bytes, |y| first_pass[y]);
+    let first_visit = &schedule.row_first_visit;
+    super::storage::evict_rows(m, input, bytes, |y| first_visit[y]);
     if m.glb.space.try_take(bytes) {
         return Ok(());
     }
@@ -1623,15 +1899,15 @@ fn room_for_first_pass(
     schedule: &Schedule,
     layer: &Layer,
 ) -> Result<()> {
-    let first_rows = schedule.rows_of_pass.first().cloned().unwrap_or(0..0);
+    let first_rows = schedule.rows_of_visit(0);
     let row_bytes = input.row_bytes();
     let needed = first_rows.clone().filter(|&y| !input.in_glb[y]).count() as u64 * row_bytes;
     parked.make_room(m, needed);
     if needed > m.glb.space.available() {
         parked.spill_finished(m, needed);
-        let first_pass = &schedule.row_first_pass;
+        let first_visit = &schedule.row_first_visit;
         super::storage::evict_rows_by(m, input, needed, |y, _| {
-            (!first_rows.contains(&y)).then_some(std::cmp::Reverse(first_pass[y]))
+            (!first_rows.contains(&y)).then_some(std::cmp::Reverse(first_visit[y]))
         });
     }
     if needed <= m.glb.space.available() {

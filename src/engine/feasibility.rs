@@ -16,11 +16,10 @@
 //! exactly when its parts fit: the bound is the engine's, not a guess.
 //! `run_from` calls [`refuse`]; `accsim check` calls [`check`].
 
-use std::ops::Range;
-
 use crate::arch::{Arch, Backend, WeightStore};
 use crate::error::{InputError, Result};
 use crate::hw::glb_unit::GlbUnit;
+use crate::mapping::schedule::{InputReuse, LoopOrder, ScheduleChoice};
 use crate::mapping::{ArrayPlan, Dataflow, LayerPlan, dataflow_for};
 use crate::workload::ir::{Layer, Network, Op, TensorSource};
 
@@ -101,30 +100,12 @@ fn tensor_name(network: &Network, k: usize) -> String {
 /// the programmable mode's staging buffer holds. The same sum as the
 /// engine's per-step count, from the plan alone (no weight values).
 fn max_step_weight_words(plan: &ArrayPlan, groups: usize, icg: usize, ocg: usize) -> u64 {
-    let mut most = 0u64;
-    for q in 0..plan.subpasses {
-        let sets = plan.lane_sets(q, groups);
-        let mut per_step = vec![0u64; plan.steps(q)];
-        for lanes in sets {
-            let list = &plan.piece_lists[plan.lanes[lanes[0]].piece_list[q]];
-            let (outputs, lane_columns) = plan.set_columns(q, &lanes);
-            for (k, piece) in list.iter().enumerate() {
-                let Range { start: lo, end: hi } =
-                    crate::mapping::piece_columns(piece, &outputs, icg, ocg);
-                let len = piece.len() as u64;
-                for (i, &l) in lanes.iter().enumerate() {
-                    let c = &lane_columns[i];
-                    let width = c.end.min(hi).saturating_sub(c.start.max(lo)) as u64;
-                    per_step[k] += width * len;
-                    if k == 0 {
-                        per_step[k] += plan.lanes[l].subpasses[q].len() as u64;
-                    }
-                }
-            }
-        }
-        most = most.max(per_step.into_iter().max().unwrap_or(0));
-    }
-    most
+    crate::mapping::schedule::step_weight_words(plan, groups, icg, ocg)
+        .iter()
+        .flatten()
+        .max()
+        .copied()
+        .unwrap_or(0)
 }
 
 /// What array layer `i` must hold: the input rows of its largest pass and,
@@ -400,4 +381,120 @@ pub fn check(network: &Network, arch: &Arch) -> Result<Schedule> {
         refusals,
         room_bytes: arch.glb.capacity_bytes.saturating_sub(span.reserved_bytes),
     })
+}
+
+/// One point of a layer's schedule space and the least GLB it holds at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub choice: ScheduleChoice,
+    /// Input rows (one pass's; every row when a tile-major schedule keeps
+    /// them) plus, with programmable weights, the staging buffer
+    /// (pass-major) or the largest weight tile and the fetcher's lookahead.
+    pub bytes: u64,
+}
+
+/// The schedule space of one array layer (docs/mapping.md, "The schedule space").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Space {
+    pub layer: usize,
+    pub name: String,
+    pub candidates: Vec<Candidate>,
+}
+
+/// The schedule space of every array layer of `network` on `arch` (as
+/// [`check`] plans them): pass-major, and for a convolution of more than
+/// one pass the tile-major order at every tile count from 2 to the most
+/// output channels a PE column has, keeping input rows in the GLB or
+/// re-fetching them per tile. Empty for a table-driven back-end.
+pub fn spaces(network: &Network, arch: &Arch) -> Result<Vec<Space>> {
+    let s = check(network, arch)?;
+    let numerics = super::widths::plan(network, None)
+        .map_err(|message| InputError::new("--precision", message))?;
+    let store_of = stores(network);
+    let mut out = Vec::new();
+    for need in &s.needs {
+        let layer = &numerics.layers[need.layer];
+        let Ok(LayerPlan::Array(plan)) = dataflow_for(arch).plan(layer, arch) else {
+            continue;
+        };
+        let src = source_index(layer.inputs.first().copied().unwrap_or(TensorSource::Input));
+        let mut candidates = vec![Candidate {
+            choice: ScheduleChoice::PASS_MAJOR,
+            bytes: need.bytes(),
+        }];
+        if let Op::Conv2d(c) = &layer.op
+            && plan.passes() > 1
+        {
+            let input = Sizes::of(network, &numerics, store_of[src], &need.parts);
+            for tiles in 2..=plan.max_lane_channels() {
+                let buffer = tile_buffer_bytes(layer, arch, c, tiles, &numerics, need.layer)?;
+                for (inputs, rows) in [
+                    (InputReuse::Keep, input.all_bytes),
+                    (InputReuse::Refetch, input.pass_bytes),
+                ] {
+                    let choice = ScheduleChoice {
+                        order: LoopOrder::WeightTileMajor,
+                        tiles,
+                        inputs,
+                    };
+                    candidates.push(Candidate {
+                        choice,
+                        bytes: rows + buffer,
+                    });
+                }
+            }
+        }
+        out.push(Space {
+            layer: need.layer,
+            name: need.name.clone(),
+            candidates,
+        });
+    }
+    Ok(out)
+}
+
+/// A layer input's bytes: all of it, and the rows of its largest pass
+/// (the first part of the layer's need).
+struct Sizes {
+    all_bytes: u64,
+    pass_bytes: u64,
+}
+
+impl Sizes {
+    fn of(network: &Network, numerics: &NumericsPlan, store: usize, parts: &[Part]) -> Sizes {
+        let shape = match store {
+            0 => network.input_shape,
+            k => network.layers[k - 1].output_shape,
+        };
+        Sizes {
+            all_bytes: (shape.channels * shape.height * shape.width) as u64
+                * numerics.storage_bytes[store],
+            pass_bytes: parts.first().map_or(0, |p| p.bytes),
+        }
+    }
+}
+
+/// GLB bytes of the tile buffer of convolution `layer` cut into `tiles`
+/// weight tiles (the largest tile plus the lookahead; 0 for fixed weights).
+fn tile_buffer_bytes(
+    layer: &Layer,
+    arch: &Arch,
+    c: &crate::workload::ir::Conv2d,
+    tiles: usize,
+    numerics: &NumericsPlan,
+    i: usize,
+) -> Result<u64> {
+    if arch.pe_array.weight_store != WeightStore::Programmable {
+        return Ok(0);
+    }
+    let LayerPlan::Array(plan) = crate::mapping::lu22::plan_tiled(layer, arch, tiles)? else {
+        return Ok(0);
+    };
+    let (groups, icg) = (c.groups, c.in_channels_per_group());
+    let ocg = c.out_channels() / groups.max(1);
+    let per_step = crate::mapping::schedule::step_weight_words(&plan, groups, icg, ocg);
+    let per_tile = crate::mapping::schedule::tile_weight_words(&plan, &per_step);
+    let max_step = per_step.iter().flatten().max().copied().unwrap_or(0);
+    let words = per_tile.iter().max().copied().unwrap_or(0) + max_step * LOOKAHEAD_STEPS as u64;
+    Ok(words * numerics.per_layer[i].weight_bytes)
 }

@@ -40,7 +40,7 @@ use crate::sim::Cycle;
 use crate::units::LevelAccesses;
 use crate::workload::ir::{Activations, Network, Op, TensorSource};
 
-pub use stats::{Accesses, CycleBreakdown, LayerStats, PeCycles, WordBits};
+pub use stats::{Accesses, CycleBreakdown, LayerSchedule, LayerStats, PeCycles, WordBits};
 use storage::{DramAllocator, Parked, TensorStore};
 
 /// The simulated machine: every component and its counters.
@@ -60,6 +60,10 @@ pub(crate) struct Machine {
     pub stepper: Option<stepper::Stepper>,
     /// A deliberately broken schedule (tests only).
     pub sabotage: Option<Sabotage>,
+    /// The schedule every convolution runs where it fits (`EngineOptions::schedule`).
+    pub schedule_pin: Option<crate::mapping::schedule::ScheduleChoice>,
+    /// The schedule the last array layer ran, for its statistics.
+    pub last_schedule: Option<LayerSchedule>,
     /// The controllers' cycle: requests to the GLB's ports and to DRAM
     /// are made at it, never for a later cycle (`set_clock`).
     pub clock: Cycle,
@@ -82,6 +86,8 @@ impl Machine {
             trace: None,
             stepper: None,
             sabotage: None,
+            schedule_pin: None,
+            last_schedule: None,
             clock: Cycle::ZERO,
             misplaced: None,
         }
@@ -251,6 +257,10 @@ pub struct EngineOptions {
     /// fails the bit-exact check.
     #[doc(hidden)]
     pub sabotage: Option<Sabotage>,
+    /// Run every convolution of more than one pass in this schedule where
+    /// it fits the GLB (else by the rule; docs/mapping.md, "The schedule
+    /// space"): for tests that draw the loop order.
+    pub schedule: Option<crate::mapping::schedule::ScheduleChoice>,
 }
 
 /// A deliberately broken schedule (tests only).
@@ -309,6 +319,7 @@ pub(crate) fn run_from(
         m.stepper = Some(stepper::Stepper::new(arch));
     }
     m.sabotage = options.sabotage;
+    m.schedule_pin = options.schedule;
     if let Some(trace) = options.trace.clone() {
         let mut tracer = crate::trace::Tracer::new(trace, arch.clock_mhz);
         let probes = probes::Probes::define(
@@ -549,7 +560,7 @@ pub(crate) fn run_from(
                 // The layer's constant data is its exp table: float32 entries.
                 bits.weight = crate::hw::glb_unit::SOFTMAX_LUT_ENTRY_BITS;
             }
-            let stats = layer_stats(
+            let mut stats = layer_stats(
                 &before,
                 &after,
                 &timing,
@@ -557,6 +568,7 @@ pub(crate) fn run_from(
                 m.glb.space.peak(),
                 (layer_numerics.mode, bits),
             );
+            stats.schedule = m.last_schedule.take();
             now = timing.end;
             let out = stores[i + 1]
                 .as_ref()
@@ -826,6 +838,7 @@ fn layer_stats(
         events: after.events - before.events,
         glb_read_requests: after.glb_requests.0 - before.glb_requests.0,
         glb_write_requests: after.glb_requests.1 - before.glb_requests.1,
+        schedule: None,
     }
 }
 

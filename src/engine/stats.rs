@@ -189,6 +189,24 @@ pub struct LayerStats {
     /// GLB read and write requests (each may move many words).
     pub glb_read_requests: u64,
     pub glb_write_requests: u64,
+    /// The schedule the layer ran (PE-array convolution and FC layers).
+    pub schedule: Option<LayerSchedule>,
+}
+
+/// The schedule an array layer ran (docs/report.md, `schedule`;
+/// docs/mapping.md, "The schedule space").
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct LayerSchedule {
+    /// `pass_major` or `weight_tile_major`.
+    pub loop_order: String,
+    /// Output-channel tiles per PE column (1 for pass-major).
+    pub tiles: u64,
+    /// Where every pass after the first reads the weights from: `lut`
+    /// (fixed weights), `scratchpad`, `glb` or `dram`.
+    pub weights_from: String,
+    /// Where a tile after the first reads input rows from: `glb` (kept
+    /// there) or `dram` (fetched again); `glb` for pass-major.
+    pub inputs_from: String,
 }
 
 fn mode_name<S: serde::Serializer>(

@@ -34,69 +34,77 @@ impl Dataflow for Lu22 {
     }
 
     fn plan(&self, layer: &Layer, arch: &Arch) -> Result<LayerPlan, InputError> {
-        let limits = Limits::new(arch)?;
-        match &layer.op {
-            Op::Conv2d(c) => {
-                let out = layer.output_shape;
-                let positions = (0..out.height)
-                    .flat_map(|y| (0..out.width).map(move |x| (y, x)))
-                    .collect();
-                let groups = c.groups;
-                let icg = c.in_channels_per_group();
-                let ocg = c.out_channels() / groups.max(1);
-                let rows = arch.pe_array.rows as usize;
-                let cols = arch.pe_array.cols as usize;
-                let lanes_pes: Vec<Vec<usize>> = (0..cols)
-                    .map(|j| (0..rows).map(|r| r * cols + j).collect())
-                    .collect();
-                let taps: Vec<(u16, u16)> = (0..c.kernel[0])
-                    .flat_map(|ky| (0..c.kernel[1]).map(move |kx| (ky as u16, kx as u16)))
-                    .collect();
-                Ok(LayerPlan::Array(build(
-                    positions,
-                    rows,
-                    true,
-                    lanes_pes,
-                    c.out_channels(),
-                    &limits,
-                    |outputs| {
-                        // The input channels of the groups the outputs belong to.
-                        let first = outputs.start / ocg.max(1);
-                        let last = (outputs.end - 1) / ocg.max(1);
-                        (first..=last).map(|g| g * icg..(g + 1) * icg).collect()
-                    },
-                    &taps,
-                    c.kernel[1],
-                )))
-            }
-            Op::FullyConnected(f) => {
-                let pes = (arch.pe_array.rows * arch.pe_array.cols) as usize;
-                let n = f.in_features();
-                Ok(LayerPlan::Array(build(
-                    vec![(0, 0)],
-                    1,
-                    false,
-                    (0..pes).map(|p| vec![p]).collect(),
-                    f.out_features(),
-                    &limits,
-                    |_| std::iter::once(0..n).collect(),
-                    &[(0, 0)],
-                    1,
-                )))
-            }
-            Op::MaxPool(_)
-            | Op::AvgPool(_)
-            | Op::GlobalAvgPool { .. }
-            | Op::QLinearAvgPool(_)
-            | Op::Add(_)
-            | Op::Softmax
-            | Op::ChannelShuffle { .. }
-            | Op::Concat(_)
-            | Op::Lrn(_)
-            | Op::Sum(_)
-            | Op::Lookup(_) => Ok(LayerPlan::Glb),
-            Op::Flatten => Ok(LayerPlan::Reshape),
+        plan_tiled(layer, arch, 1)
+    }
+}
+
+/// The LU22 plan of `layer` with each lane's output channels cut into
+/// `tiles` tiles (balanced, each in sub-passes the psum RF holds): the
+/// weight tiles of the tile-major loop order (`schedule::LoopOrder`).
+/// `tiles == 1` is the plain plan. Fully connected layers have one tile.
+pub fn plan_tiled(layer: &Layer, arch: &Arch, tiles: usize) -> Result<LayerPlan, InputError> {
+    let limits = Limits::new(arch)?;
+    match &layer.op {
+        Op::Conv2d(c) => {
+            let out = layer.output_shape;
+            let positions = (0..out.height)
+                .flat_map(|y| (0..out.width).map(move |x| (y, x)))
+                .collect();
+            let groups = c.groups;
+            let icg = c.in_channels_per_group();
+            let ocg = c.out_channels() / groups.max(1);
+            let rows = arch.pe_array.rows as usize;
+            let cols = arch.pe_array.cols as usize;
+            let lanes_pes: Vec<Vec<usize>> = (0..cols)
+                .map(|j| (0..rows).map(|r| r * cols + j).collect())
+                .collect();
+            let taps: Vec<(u16, u16)> = (0..c.kernel[0])
+                .flat_map(|ky| (0..c.kernel[1]).map(move |kx| (ky as u16, kx as u16)))
+                .collect();
+            Ok(LayerPlan::Array(build(
+                positions,
+                rows,
+                true,
+                lanes_pes,
+                (c.out_channels(), tiles),
+                &limits,
+                |outputs| {
+                    // The input channels of the groups the outputs belong to.
+                    let first = outputs.start / ocg.max(1);
+                    let last = (outputs.end - 1) / ocg.max(1);
+                    (first..=last).map(|g| g * icg..(g + 1) * icg).collect()
+                },
+                &taps,
+                c.kernel[1],
+            )))
         }
+        Op::FullyConnected(f) => {
+            let pes = (arch.pe_array.rows * arch.pe_array.cols) as usize;
+            let n = f.in_features();
+            Ok(LayerPlan::Array(build(
+                vec![(0, 0)],
+                1,
+                false,
+                (0..pes).map(|p| vec![p]).collect(),
+                (f.out_features(), 1),
+                &limits,
+                |_| std::iter::once(0..n).collect(),
+                &[(0, 0)],
+                1,
+            )))
+        }
+        Op::MaxPool(_)
+        | Op::AvgPool(_)
+        | Op::GlobalAvgPool { .. }
+        | Op::QLinearAvgPool(_)
+        | Op::Add(_)
+        | Op::Softmax
+        | Op::ChannelShuffle { .. }
+        | Op::Concat(_)
+        | Op::Lrn(_)
+        | Op::Sum(_)
+        | Op::Lookup(_) => Ok(LayerPlan::Glb),
+        Op::Flatten => Ok(LayerPlan::Reshape),
     }
 }
 
@@ -236,30 +244,48 @@ fn build(
     positions_per_pass: usize,
     rows_are_positions: bool,
     lanes_pes: Vec<Vec<usize>>,
-    out_channels: usize,
+    (out_channels, tiles): (usize, usize),
     limits: &Limits,
     inputs_of: impl Fn(&Range<usize>) -> Vec<Range<usize>>,
     taps: &[(u16, u16)],
     kernel_w: usize,
 ) -> ArrayPlan {
     let lane_channels = split(0..out_channels, lanes_pes.len());
+    let lane_tiles = tile_subpasses(&lane_channels, tiles.max(1), limits.channels);
+    let subpasses_per_tile = lane_tiles
+        .iter()
+        .flat_map(|t| t.iter().map(Vec::len))
+        .max()
+        .unwrap_or(0);
     let mut piece_lists: Vec<Vec<Piece>> = Vec::new();
     let mut list_of: HashMap<Vec<Range<usize>>, usize> = HashMap::new();
     let mut subpasses = 0;
     let lanes = lanes_pes
         .into_iter()
-        .zip(lane_channels)
-        .map(|(pes, channels)| {
-            let subs: Vec<Range<usize>> = if channels.is_empty() {
-                Vec::new()
-            } else {
-                split(channels.clone(), channels.len().div_ceil(limits.channels))
-            };
+        .zip(lane_tiles)
+        .map(|(pes, per_tile)| {
+            // Every tile but the last is padded to the same number of
+            // sub-passes, so sub-pass `q` is in tile `q / subpasses_per_tile`.
+            let last = per_tile.len().saturating_sub(1);
+            let subs: Vec<Range<usize>> = per_tile
+                .into_iter()
+                .enumerate()
+                .flat_map(|(t, mut subs)| {
+                    if t < last {
+                        subs.resize(subpasses_per_tile, 0..0);
+                    }
+                    subs
+                })
+                .collect();
             subpasses = subpasses.max(subs.len());
             let piece_list = subs
                 .iter()
                 .map(|s| {
-                    let inputs = inputs_of(s);
+                    let inputs = if s.is_empty() {
+                        Vec::new()
+                    } else {
+                        inputs_of(s)
+                    };
                     *list_of.entry(inputs.clone()).or_insert_with(|| {
                         piece_lists.push(pieces(&inputs, taps, kernel_w, limits.piece_capacity));
                         piece_lists.len() - 1
@@ -282,7 +308,39 @@ fn build(
         piece_capacity: limits.piece_capacity,
         rf_buffers: limits.rf_buffers,
         subpasses,
+        subpasses_per_tile: if tiles <= 1 {
+            subpasses.max(1)
+        } else {
+            subpasses_per_tile.max(1)
+        },
     }
+}
+
+/// Each lane's channels cut into `tiles` balanced tiles, each tile into
+/// the sub-passes of at most `per_subpass` channels (none for an empty tile).
+fn tile_subpasses(
+    lane_channels: &[Range<usize>],
+    tiles: usize,
+    per_subpass: usize,
+) -> Vec<Vec<Vec<Range<usize>>>> {
+    lane_channels
+        .iter()
+        .map(|channels| {
+            if channels.is_empty() {
+                return Vec::new();
+            }
+            split(channels.clone(), tiles)
+                .into_iter()
+                .map(|tile| {
+                    if tile.is_empty() {
+                        Vec::new()
+                    } else {
+                        split(tile.clone(), tile.len().div_ceil(per_subpass))
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -63,6 +63,10 @@ pub struct ArrayPlan {
     pub rf_buffers: usize,
     /// Number of channel sub-passes (the most any lane has).
     pub subpasses: usize,
+    /// Sub-passes per output-channel tile: tile `t` is sub-passes
+    /// `t * subpasses_per_tile ..` (one tile of every sub-pass unless the
+    /// plan was built with [`lu22::plan_tiled`]).
+    pub subpasses_per_tile: usize,
 }
 
 impl ArrayPlan {
@@ -71,6 +75,28 @@ impl ArrayPlan {
         self.positions
             .len()
             .div_ceil(self.positions_per_pass.max(1))
+    }
+
+    /// Number of output-channel tiles.
+    pub fn tiles(&self) -> usize {
+        self.subpasses
+            .div_ceil(self.subpasses_per_tile.max(1))
+            .max(1)
+    }
+
+    /// The sub-passes of tile `t`.
+    pub fn tile_subpasses(&self, t: usize) -> Range<usize> {
+        let n = self.subpasses_per_tile.max(1);
+        (t * n).min(self.subpasses)..((t + 1) * n).min(self.subpasses)
+    }
+
+    /// The most output channels one lane has (the most tiles a plan can have).
+    pub fn max_lane_channels(&self) -> usize {
+        self.lanes
+            .iter()
+            .map(|l| l.subpasses.iter().map(|r| r.len()).sum::<usize>())
+            .max()
+            .unwrap_or(0)
     }
 
     /// The lanes active in sub-pass `q`, as the sets that compute from the

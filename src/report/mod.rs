@@ -16,7 +16,7 @@ use crate::hw::dram::DramStats;
 use crate::units::ReadWrite;
 
 /// Version of the report schema (docs/report.md).
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -252,6 +252,9 @@ pub struct Measured {
     /// GLB requests (each moves one or more words): the pulses on the
     /// trace's GLB request counters.
     pub glb_requests: ReadWrite,
+    /// The schedule an array layer ran (absent for other layers and the total).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::engine::LayerSchedule>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]

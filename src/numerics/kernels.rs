@@ -168,17 +168,19 @@ impl PairPanel {
 const PARALLEL_FILL_ELEMENTS: usize = 1 << 16;
 
 /// Weight rows of a matrix product, packed once as `i32` pairs for
-/// [`PairWeights::gemm`], with the running sums of `|w|` that bound its
-/// blocks ([`PairWeights::block_pairs`]): one packing serves a whole batch
-/// of inputs.
+/// [`PairWeights::gemm`], with the running sums of their positive and
+/// negative parts that bound its blocks ([`PairWeights::block_pairs_in`]):
+/// one packing serves a whole batch of inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PairWeights {
     pairs: usize,
     rows: usize,
     /// `rows * pairs` pairs (`w[2q]` low, `w[2q + 1]` high; odd rows pad with 0).
     packed: Vec<i32>,
-    /// Per row, `pairs + 1` running sums of `|w|` at pair boundaries.
-    abs_prefix: Vec<i64>,
+    /// Per row, `pairs + 1` running sums of `max(w, 0)` at pair boundaries.
+    pos_prefix: Vec<i64>,
+    /// Per row, `pairs + 1` running sums of `max(-w, 0)` at pair boundaries.
+    neg_prefix: Vec<i64>,
 }
 
 impl PairWeights {
@@ -187,23 +189,30 @@ impl PairWeights {
         let pairs = k.div_ceil(2);
         let rows = w.len().checked_div(k).unwrap_or(0);
         let mut packed = Vec::with_capacity(rows * pairs);
-        let mut abs_prefix = Vec::with_capacity(rows * (pairs + 1));
+        let mut pos_prefix = Vec::with_capacity(rows * (pairs + 1));
+        let mut neg_prefix = Vec::with_capacity(rows * (pairs + 1));
         for row in w.chunks_exact(k.max(1)).take(rows) {
-            let mut s = 0i64;
-            abs_prefix.push(0);
+            let (mut p, mut n) = (0i64, 0i64);
+            pos_prefix.push(0);
+            neg_prefix.push(0);
             for pair in row.chunks(2) {
                 let lo = pair[0] as u16 as u32;
                 let hi = pair.get(1).map_or(0, |&v| v as u16 as u32);
                 packed.push((lo | hi << 16) as i32);
-                s += pair.iter().map(|&v| i64::from(v).abs()).sum::<i64>();
-                abs_prefix.push(s);
+                for &v in pair {
+                    p += i64::from(v).max(0);
+                    n += (-i64::from(v)).max(0);
+                }
+                pos_prefix.push(p);
+                neg_prefix.push(n);
             }
         }
         PairWeights {
             pairs,
             rows,
             packed,
-            abs_prefix,
+            pos_prefix,
+            neg_prefix,
         }
     }
 
@@ -212,25 +221,41 @@ impl PairWeights {
         self.rows
     }
 
-    /// The longest block of pairs whose partial sums provably fit `i32`
-    /// against a panel whose entries are at most `max_abs_x`: the largest
-    /// `b` (a power of two, or all the pairs) such that `max_abs_x *
-    /// sum(|w|)` over every block of `b` pairs of every row is at most
-    /// `i32::MAX`. `None` when even one pair does not fit: the caller then
-    /// sums in a wider type.
+    /// [`Self::block_pairs_in`] for a panel whose entries are at most
+    /// `max_abs_x` in magnitude (`-max_abs_x..=max_abs_x`).
     pub fn block_pairs(&self, max_abs_x: i64) -> Option<usize> {
+        self.block_pairs_in(-max_abs_x, max_abs_x)
+    }
+
+    /// The longest block of pairs whose sums provably fit `i32` against a
+    /// panel whose entries lie in `lo..=hi` (widened to include 0, the
+    /// padding): the largest `b` (a power of two, or all the pairs) such
+    /// that for every block of `b` pairs of every row, with `P` the sum of
+    /// its positive weights and `N` that of its negative weights'
+    /// magnitudes, the block's sum range `[P lo - N hi, P hi - N lo]` lies
+    /// in `i32`. For non-negative inputs (after a ReLU) that is
+    /// `max(P, N) hi`, about half of `sum|w| max|x|`, so blocks are about
+    /// twice as long as a bound on magnitudes allows. `None` when even one
+    /// pair does not fit: the caller then sums in a wider type.
+    pub fn block_pairs_in(&self, lo: i64, hi: i64) -> Option<usize> {
+        let (lo, hi) = (lo.min(0), hi.max(0));
         let pairs = self.pairs;
-        if pairs == 0 || max_abs_x == 0 || self.rows == 0 {
+        if pairs == 0 || (lo == 0 && hi == 0) || self.rows == 0 {
             return Some(pairs.max(1));
         }
-        let limit = i64::from(i32::MAX);
+        let (min, max) = (i64::from(i32::MIN), i64::from(i32::MAX));
         let fits = |b: usize| {
-            self.abs_prefix.chunks_exact(pairs + 1).all(|sums| {
-                (0..pairs).step_by(b).all(|q0| {
-                    let q1 = (q0 + b).min(pairs);
-                    max_abs_x.saturating_mul(sums[q1] - sums[q0]) <= limit
+            let rows = self.pos_prefix.chunks_exact(pairs + 1);
+            rows.zip(self.neg_prefix.chunks_exact(pairs + 1))
+                .all(|(pos, neg)| {
+                    (0..pairs).step_by(b).all(|q0| {
+                        let q1 = (q0 + b).min(pairs);
+                        let (p, n) = (pos[q1] - pos[q0], neg[q1] - neg[q0]);
+                        let top = p.saturating_mul(hi).saturating_sub(n.saturating_mul(lo));
+                        let bottom = p.saturating_mul(lo).saturating_sub(n.saturating_mul(hi));
+                        top <= max && bottom >= min
+                    })
                 })
-            })
         };
         if fits(pairs) {
             return Some(pairs);
@@ -427,7 +452,8 @@ unsafe fn tile_avx2<const R: usize>(
                 )
             };
             for (i, a) in acc.iter_mut().enumerate() {
-                let w = _mm256_set1_epi32(packed[(r0 + i) * pairs + q]);
+                // SAFETY: row r0 + i < rows and q < pairs (the caller's bounds).
+                let w = _mm256_set1_epi32(unsafe { *packed.get_unchecked((r0 + i) * pairs + q) });
                 a[0] = _mm256_add_epi32(a[0], _mm256_madd_epi16(c0, w));
                 a[1] = _mm256_add_epi32(a[1], _mm256_madd_epi16(c1, w));
             }
@@ -915,6 +941,79 @@ mod tests {
                 }
             }
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// Blocks bounded by the panel's signed range
+        /// (`block_pairs_in`): inputs as drawn, non-negative (after a
+        /// ReLU) or non-positive, extremes included, sum exactly; the
+        /// blocks are never shorter than the magnitude bound's.
+        #[test]
+        fn range_bounded_blocks_equal_the_plain_loop((k, width, w, x) in case(), sign in 0u8..3) {
+            let x: Vec<i16> = x
+                .iter()
+                .map(|&v| match sign {
+                    1 => v.saturating_abs(),
+                    2 => -v.saturating_abs(),
+                    _ => v,
+                })
+                .collect();
+            let mut panel = PairPanel::zeros(k, width);
+            for t in 0..k {
+                panel.set_row(t, x[t * width..(t + 1) * width].iter().copied());
+            }
+            let lo = x.iter().map(|&v| i64::from(v)).min().unwrap_or(0).min(0);
+            let hi = x.iter().map(|&v| i64::from(v)).max().unwrap_or(0).max(0);
+            let weights = PairWeights::new(&w, k);
+            let want = plain(&w, k, &panel);
+            let by_magnitude = weights.block_pairs(lo.abs().max(hi));
+            match weights.block_pairs_in(lo, hi) {
+                Some(b) => {
+                    prop_assert!(by_magnitude.is_none_or(|m| m <= b));
+                    let mut fast = vec![0i64; want.len()];
+                    weights.gemm(0..weights.rows(), &panel, b, &mut fast);
+                    prop_assert_eq!(&fast, &want);
+                    let mut port = vec![0i64; want.len()];
+                    gemm_pairs_portable(&weights.packed, k.div_ceil(2), &panel, b, &mut port);
+                    prop_assert_eq!(&port, &want);
+                }
+                None => {
+                    // Only a single pair whose range leaves i32 refuses.
+                    prop_assert!(by_magnitude.is_none());
+                    let out = w.chunks(2).any(|p| {
+                        let pos: i64 = p.iter().map(|&v| i64::from(v).max(0)).sum();
+                        let neg: i64 = p.iter().map(|&v| (-i64::from(v)).max(0)).sum();
+                        pos * hi - neg * lo > i64::from(i32::MAX)
+                            || pos * lo - neg * hi < i64::from(i32::MIN)
+                    });
+                    prop_assert!(out);
+                }
+            }
+        }
+    }
+
+    /// Weights of both signs against non-negative inputs: the signed
+    /// bound allows blocks twice as long as `max|x| sum|w|` does, and the
+    /// sums stay exact with each block near `i32::MAX`.
+    #[test]
+    fn non_negative_inputs_allow_twice_the_block() {
+        let k = 256;
+        let w: Vec<i16> = (0..k)
+            .map(|t| if t % 2 == 0 { 1000 } else { -1000 })
+            .collect();
+        let weights = PairWeights::new(&w, k);
+        assert_eq!(weights.block_pairs(32767), Some(32));
+        assert_eq!(weights.block_pairs_in(0, 32767), Some(64));
+        let mut panel = PairPanel::zeros(k, 1);
+        for t in 0..k {
+            panel.set_row(t, std::iter::once(if t % 2 == 0 { 32767 } else { 0 }));
+        }
+        let mut out = vec![0i64; panel.stride()];
+        weights.gemm(0..1, &panel, 64, &mut out);
+        // 128 positive products of 1000 x 32767; each block of 64 pairs
+        // sums 2,097,088,000 (i32::MAX is 2,147,483,647).
+        assert_eq!(out[0], 128 * 1000 * 32767);
     }
 
     proptest! {

@@ -76,6 +76,18 @@ fn max_abs(values: impl Iterator<Item = i16>) -> i64 {
     values.map(|v| i64::from(v).abs()).max().unwrap_or(0)
 }
 
+/// The smallest and largest of `values` and 0 (a panel's padding).
+fn range_with_zero(values: impl Iterator<Item = i16>) -> (i64, i64) {
+    values.fold((0, 0), |(lo, hi), v| {
+        (lo.min(i64::from(v)), hi.max(i64::from(v)))
+    })
+}
+
+/// The union of ranges from [`range_with_zero`].
+fn union_range(ranges: impl Iterator<Item = (i64, i64)>) -> (i64, i64) {
+    ranges.fold((0, 0), |(lo, hi), (l, h)| (lo.min(l), hi.max(h)))
+}
+
 /// The narrowest exact accumulator for `max|x| * sum|w|` (bounding every
 /// partial sum) over all output channels; the bias is added in `i64`.
 fn accumulator_kind(max_x: i64, weight_rows: impl Iterator<Item = (i64, i64)>) -> AccKind {
@@ -151,13 +163,13 @@ fn conv_batch_with<T: Copy + Default + Send>(
         centred = conv.weights.mapv(|v| (i32::from(v) - wz) as i16);
         &centred
     };
-    let max_x = xs.iter().map(|(_, m)| *m).max().unwrap_or(0);
+    let (lo, hi) = union_range(xs.iter().map(|(_, r)| *r));
     let xs: Vec<Array3<i16>> = xs.into_iter().map(|(x, _)| x).collect();
     let (out_c, icg, kh, kw) = w.dim();
     if out_c / conv.groups >= GEMM_MIN_CHANNELS {
         let w = w.as_standard_layout();
         let weights = PairWeights::new(w.as_slice().unwrap_or(&[]), icg * kh * kw);
-        if let Some(block) = weights.block_pairs(max_x) {
+        if let Some(block) = weights.block_pairs_in(lo, hi) {
             return conv_gemm(conv, &xs, &weights, block, sink);
         }
     }
@@ -193,13 +205,17 @@ fn through_sink<T: Copy + Default>(acc: &Array3<i64>, sink: &ChannelSink<'_, T>)
     Array3::from_shape_vec((c, h, w), out).unwrap_or_else(|_| Array3::default((c, h, w)))
 }
 
-/// Each input centred and padded ([`centred_padded`]) with its largest
-/// magnitude, on several threads for a large batch.
-fn centred_batch(inputs: &[&Activations], zero: i32, padding: Padding) -> Vec<(Array3<i16>, i64)> {
+/// Each input centred and padded ([`centred_padded`]) with its range
+/// ([`range_with_zero`]), on several threads for a large batch.
+fn centred_batch(
+    inputs: &[&Activations],
+    zero: i32,
+    padding: Padding,
+) -> Vec<(Array3<i16>, (i64, i64))> {
     let one = |x: &&Activations| {
         let x = centred_padded(x, zero, padding);
-        let m = max_abs(x.iter().copied());
-        (x, m)
+        let r = range_with_zero(x.iter().copied());
+        (x, r)
     };
     let elements: usize = inputs.iter().map(|x| x.len()).sum();
     if inputs.len() > 1 && elements >= PARALLEL_FILL_ELEMENTS {
@@ -590,11 +606,11 @@ pub fn fc_accumulate_batch(
             .collect();
     }
     let centre = |v: i16| (i32::from(v) - input_zero) as i16;
-    let max_x = inputs
-        .iter()
-        .map(|x| max_abs(x.iter().map(|&v| centre(v))))
-        .max()
-        .unwrap_or(0);
+    let (lo, hi) = union_range(
+        inputs
+            .iter()
+            .map(|x| range_with_zero(x.iter().map(|&v| centre(v)))),
+    );
     let wz = fc.weight_quant.zero();
     let centred: Array2<i16>;
     let w = if wz == 0 {
@@ -605,7 +621,7 @@ pub fn fc_accumulate_batch(
     };
     let w = w.as_standard_layout();
     let weights = PairWeights::new(w.as_slice().unwrap_or(&[]), k);
-    let Some(block) = weights.block_pairs(max_x) else {
+    let Some(block) = weights.block_pairs_in(lo, hi) else {
         return inputs
             .iter()
             .map(|x| fc_accumulate(fc, input_zero, x))

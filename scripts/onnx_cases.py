@@ -580,10 +580,58 @@ def cases():
     # LeakyRelu and Sigmoid (ONNX Runtime: QLinearLeakyRelu, QLinearSigmoid).
     add("qdq_activations_cnn_u8_per_channel", lambda n: branchy_cnn(n, 65, "u8", True, "qdq", activations_body))
     add("qop_activations_cnn_s8_per_tensor", lambda n: branchy_cnn(n, 66, "s8", False, "qop", activations_body))
+    # ResNet-50's residual stage in small, whose Sum-Relu results ONNX
+    # Runtime keeps in float32: read unquantised by the next Sum (QOperator
+    # form) and averaged over the whole plane with no QuantizeLinear between
+    # (QDQ form's last block); 10 inputs each.
+    add("qdq_chain_cnn_u8_per_channel", lambda n: chain_cnn(n, 67, "u8", True, "qdq", "avg"))
+    add("qop_chain_cnn_u8_per_channel", lambda n: chain_cnn(n, 68, "u8", True, "qop", "avg"))
+    add("qop_chain_gap_cnn_s8_per_tensor", lambda n: chain_cnn(n, 70, "s8", False, "qop", "gap"))
     return out
 
 
 SOFTMAX_INPUTS = 10
+
+
+def chain_cnn(name, seed, act, per_channel, form, pool):
+    """ResNet-50's residual stage in small: conv 3x3 (3 -> 8) - relu; a
+    projection block Sum(conv-relu-conv, conv 1x1) - relu; two identity
+    blocks Sum(conv-relu-conv, x) - relu; then AveragePool over the whole
+    7x7 plane - Reshape to [1, 8] (`pool` "avg", ResNet-50's tail) or
+    GlobalAveragePool - Flatten ("gap"); gemm (-> 10) - softmax, quantised
+    by quantize_static (QDQ or QOperator). The quantiser leaves each
+    `Relu(Sum(..))` in float32 where its reader is a Sum (QOperator) or the
+    pool (QDQ, the last block); 10 seeded inputs."""
+    from onnxruntime.quantization import QuantFormat
+
+    c = Case(name, seed)
+
+    def weight(shape, spread=0.3):
+        return c.const((c.rng.standard_normal(shape) * spread).astype(np.float32), "w")
+
+    def conv(x, cin, cout, k=3, relu=True):
+        y = c.node("Conv", [x, weight((cout, cin, k, k)), weight((cout,), 0.1)], "conv",
+                   pads=[k // 2] * 4)
+        return c.node("Relu", [y], "relu") if relu else y
+
+    in_shape = [1, 3, 7, 7]
+    y = conv("x", 3, 8)
+    y = c.node("Sum", [conv(conv(y, 8, 8), 8, 8, relu=False), conv(y, 8, 8, 1, relu=False)], "sum")
+    y = c.node("Relu", [y], "relu")
+    for _ in range(2):
+        y = c.node("Relu", [c.node("Sum", [conv(conv(y, 8, 8), 8, 8, relu=False), y], "sum")], "relu")
+    if pool == "avg":
+        y = c.node("AveragePool", [y], "avgpool", kernel_shape=[7, 7])
+        y = c.node("Reshape", [y, c.const(np.array([1, -1], np.int64), "shape")], "flat")
+    else:
+        y = c.node("Flatten", [c.node("GlobalAveragePool", [y], "gap")], "flat")
+    y = c.node("Gemm", [y, weight((10, 8), 0.15), weight((10,), 0.1)], "fc", transB=1)
+    y = c.node("Softmax", [y], "softmax", axis=1)
+    float_model = c.model("x", y, T.FLOAT, in_shape, T.FLOAT, [1, 10])
+    fmt = QuantFormat.QDQ if form == "qdq" else QuantFormat.QOperator
+    model = quantise_static(c, float_model, in_shape, fmt, act, per_channel)
+    inputs = np.stack([float_input(c.rng, tuple(in_shape)) for _ in range(SOFTMAX_INPUTS)])
+    return model, {"x": inputs[0], "inputs": inputs}
 
 
 def softmax_cnn(name, seed, act, per_channel, head):

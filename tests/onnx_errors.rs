@@ -812,12 +812,10 @@ fn a_transpose_that_is_not_a_channel_shuffle_is_refused() {
     );
 }
 
-/// ResNet-50's last block in QDQ form: `DQ, DQ -> Sum -> Relu ->
-/// AveragePool` with no QuantizeLinear after the Relu, which ONNX Runtime
-/// runs in float32. Before, the refusal said the pool "needs a dequantised
-/// activation (QDQ form)", which it had.
-#[test]
-fn a_pool_reading_a_float_sum_is_refused_naming_the_float_chain() {
+/// `DQ, DQ -> Sum -> Relu -> pool -> Q` with no QuantizeLinear after the
+/// Relu (ResNet-50's last block in QDQ form), which ONNX Runtime runs in
+/// float32 (docs/onnx.md, item 18).
+fn float_chain_model(pool: Vec<u8>) -> Vec<u8> {
     let f32s = |v: f32| v.to_le_bytes().to_vec();
     let inits = [
         initializer("s", 1, &[], &f32s(0.05)),
@@ -828,19 +826,54 @@ fn a_pool_reading_a_float_sum_is_refused_naming_the_float_chain() {
         node("DequantizeLinear", "x_dq", &["xq", "s", "z"], "xd", &[]),
         node("Sum", "sum", &["xd", "xd"], "t", &[]),
         node("Relu", "relu", &["t"], "r", &[]),
-        node("GlobalAveragePool", "pool", &["r"], "p", &[]),
+        pool,
         node("QuantizeLinear", "p_q", &["p", "s", "z"], "y", &[]),
     ];
-    let dims = [Dim::Size(1), Dim::Size(4), Dim::Size(2), Dim::Size(2)];
-    let bytes = graph_model(&nodes, &inits, &input("x", &dims), "y");
-    let (_dir, path, stderr) = refused("float_chain.onnx", &bytes);
+    let dims = [Dim::Size(1), Dim::Size(4), Dim::Size(3), Dim::Size(3)];
+    graph_model(&nodes, &inits, &input("x", &dims), "y")
+}
+
+/// The chain is one `float_chain` layer when the pool averages the whole
+/// plane (GlobalAveragePool, or an AveragePool window of the plane's size,
+/// ONNX Runtime's two summation orders); any other window is refused
+/// naming the valid ones. Before, every such pool was refused.
+#[test]
+fn a_float_chain_is_pooled_over_the_whole_plane_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let whole = [
+        node("GlobalAveragePool", "pool", &["r"], "p", &[]),
+        node(
+            "AveragePool",
+            "pool",
+            &["r"],
+            "p",
+            &[("kernel_shape", 3), ("kernel_shape", 3)],
+        ),
+    ];
+    for (k, pool) in whole.into_iter().enumerate() {
+        let path = dir.path().join(format!("chain{k}.onnx"));
+        std::fs::write(&path, float_chain_model(pool)).expect("write");
+        let w =
+            accsim::workload::load(path.to_str().expect("utf-8")).unwrap_or_else(|e| panic!("{e}"));
+        let kinds: Vec<&str> = w.network.layers.iter().map(|l| l.op.kind()).collect();
+        assert_eq!(kinds, ["float_chain"], "pool {k}");
+        assert_eq!(w.network.layers[0].output_shape.to_string(), "4x1x1");
+    }
+    let part = node(
+        "AveragePool",
+        "pool",
+        &["r"],
+        "p",
+        &[("kernel_shape", 2), ("kernel_shape", 2)],
+    );
+    let (_dir, path, stderr) = refused("float_chain.onnx", &float_chain_model(part));
     assert_eq!(
         stderr,
         format!(
-            "error: {path}: node `pool` (GlobalAveragePool): GlobalAveragePool reads the float32 \
-             result of the Sum `sum` (through at most a Relu) with no QuantizeLinear between; ONNX \
-             Runtime runs such a chain unfused, in float32, which accsim does not model; valid: a \
-             QuantizeLinear (and DequantizeLinear) right after the Sum or its Relu\n"
+            "error: {path}: node `pool` (AveragePool): AveragePool reads the float32 result of \
+             `sum` with no QuantizeLinear between; accsim averages a float32 chain over the whole \
+             plane only; valid: a 3x3 window with no pads, GlobalAveragePool, or a QuantizeLinear \
+             before the pool\n"
         )
     );
 }

@@ -180,7 +180,7 @@ fn dequantised_bits(net: &accsim::workload::Network, out: &Activations) -> Vec<u
 #[test]
 fn softmax_classifiers_match_onnx_runtime_on_ten_inputs_each() {
     let names = multi_input_cases();
-    assert_eq!(names.len(), 21, "{names:?}");
+    assert_eq!(names.len(), 24, "{names:?}");
     let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
     for name in &names {
         let model = data().join(format!("{name}.onnx"));
@@ -256,6 +256,19 @@ fn glb_unit_layers_cost_what_the_docs_say() {
             512,
         ),
     ];
+    let expected = expected.into_iter().chain([
+        // ResNet-50's tail in small (item 18): two 8x7x7 uint8 operands read
+        // once (784 bytes, 98 cycles), the whole plane for the one output
+        // row, 8 outputs written.
+        (
+            "qdq_chain_cnn_u8_per_channel",
+            "float_chain",
+            98 + 1,
+            784,
+            8,
+            0,
+        ),
+    ]);
     for (name, kind, cycles, reads, writes, lut) in expected {
         let model = data().join(format!("{name}.onnx"));
         let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
@@ -277,4 +290,53 @@ fn glb_unit_layers_cost_what_the_docs_say() {
             "{name} {kind}"
         );
     }
+}
+
+/// A float32 tensor a QOperator residual carries to the next Sum (item 18)
+/// is stored as two 16-bit words per element: the first block's Sum of two
+/// 8x7x7 uint8 operands writes 16x7x7 words (4 bytes per element), reads
+/// each operand element once (784 reads, 112 bytes a row: 14 cycles of
+/// the unit at 8 bytes per cycle, 98 over the 7 rows), and the Relu'd sum's
+/// QuantizeLinear for the next conv is a second layer that reads those
+/// words (784) and writes the 392 uint8 outputs; the last block's Sum
+/// reads a float32 operand and quantises for the pool.
+#[test]
+fn a_float32_residual_is_carried_as_four_bytes_per_element() {
+    let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    let name = "qop_chain_cnn_u8_per_channel";
+    let model = data().join(format!("{name}.onnx"));
+    let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = accsim::run::run(&w, &arch, &accsim::run::RunOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.report.bit_exact);
+    let chains: Vec<_> = r
+        .report
+        .layers
+        .iter()
+        .filter(|l| l.op == "float_chain")
+        .collect();
+    let float_out: Vec<_> = chains
+        .iter()
+        .map(|l| (l.output_shape, l.output_dtype.as_str()))
+        .collect();
+    assert_eq!(
+        float_out,
+        [
+            ([16, 7, 7], "int16"),
+            ([8, 7, 7], "uint8"),
+            ([16, 7, 7], "int16"),
+            ([8, 7, 7], "uint8"),
+            // The last block's Sum of a float32 and a dequantised operand,
+            // quantised for the pool.
+            ([8, 7, 7], "uint8"),
+        ]
+    );
+    let first = chains[0].measured.as_ref().expect("measured");
+    let glb = &first.accesses.glb;
+    assert_eq!((glb.read, glb.write), (784, 784));
+    assert_eq!(first.cycle_split.compute, 98);
+    let quantise = chains[1].measured.as_ref().expect("measured");
+    let glb = &quantise.accesses.glb;
+    assert_eq!((glb.read, glb.write), (784, 392));
 }

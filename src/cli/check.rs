@@ -57,6 +57,7 @@ fn kind_of(spec: &str) -> Result<(Kind, String)> {
 
 fn quant(q: &TensorQuant) -> String {
     match q {
+        q if *q == accsim::workload::ir::FLOAT32_WORDS => "float32 (2 int16 words)".to_string(),
         TensorQuant::Affine {
             dtype,
             scale,

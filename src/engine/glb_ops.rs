@@ -37,12 +37,12 @@ use ndarray::ArrayView2;
 use crate::error::{InputError, Result};
 use crate::hw::glb_unit::{AddKernel, Function, GlbUnit, MissingRow, ResidentRows, Window};
 use crate::numerics::ort::{
-    ConcatInput, FloatAdd, FloatSum, Lrn, QLinearAdd, QLinearAverage, QLinearGlobalAverage,
-    QLinearSoftmax,
+    ConcatInput, FloatAdd, FloatChain, FloatSum, Lrn, PlaneOrder, QLinearAdd, QLinearAverage,
+    QLinearGlobalAverage, QLinearSoftmax,
 };
 use crate::sim::{Cycle, RateServer};
 use crate::units::DataType;
-use crate::workload::ir::{AddRule, Layer, Op, Pool};
+use crate::workload::ir::{AddRule, FLOAT32_WORDS, Layer, Op, PlaneAverage, Pool};
 
 use super::array::free_all_rows;
 use super::storage::{Parked, TensorStore};
@@ -107,6 +107,13 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
             &layer.input_quant,
             &layer.output_quant,
         )),
+        Op::Sum(s) if s.is_chain() => Function::Chain {
+            kernel: FloatChain::new(&s.input_quants, s.relu, &layer.output_quant, &FLOAT32_WORDS),
+            plane: s.plane_average.map(|p| match p {
+                PlaneAverage::AveragePool => PlaneOrder::Sequential,
+                PlaneAverage::GlobalAveragePool => PlaneOrder::MlasGlobal,
+            }),
+        },
         Op::Sum(s) => Function::Sum(FloatSum::new(&s.input_quants, &layer.output_quant)),
         Op::Lookup(l) => Function::Lookup(l.table(&layer.input_quant, &layer.output_quant)),
         Op::Conv2d(_) | Op::FullyConnected(_) | Op::Flatten => {

@@ -77,8 +77,8 @@ use ndarray::{ArrayView2, ArrayViewMut2, s};
 
 use crate::numerics::Rounding;
 use crate::numerics::ort::{
-    ConcatInput, FloatAdd, FloatSum, Lrn, QLinearAdd, QLinearAverage, QLinearGlobalAverage,
-    QLinearSoftmax,
+    ConcatInput, FloatAdd, FloatChain, FloatSum, Lrn, PlaneOrder, QLinearAdd, QLinearAverage,
+    QLinearGlobalAverage, QLinearSoftmax,
 };
 use crate::numerics::rounding::divide_rounded;
 
@@ -172,6 +172,12 @@ pub enum Function {
     /// Each element through a 256-entry table indexed by its stored byte
     /// (LeakyRelu, Sigmoid; module docs).
     Lookup(Box<[i16; 256]>),
+    /// A float32 chain (module docs): element-wise, or (`plane`) one mean
+    /// per channel over the whole plane, read at once.
+    Chain {
+        kernel: FloatChain,
+        plane: Option<PlaneOrder>,
+    },
 }
 
 /// Where the unit reads: the rows of each operand resident in the GLB.
@@ -249,10 +255,11 @@ impl GlbUnit {
         match &self.function {
             Function::Max(w) | Function::Average { window: w, .. } => Some(*w),
             Function::QLinearAverage { window, .. } => Some(*window),
-            Function::QLinearGlobalAverage(_) => {
+            Function::QLinearGlobalAverage(_) | Function::Chain { plane: Some(_), .. } => {
                 Some(Window::plane(self.input_hw[0], self.input_hw[1]))
             }
-            Function::Add(_)
+            Function::Chain { plane: None, .. }
+            | Function::Add(_)
             | Function::Softmax(_)
             | Function::ChannelShuffle { .. }
             | Function::Concat(_)
@@ -301,6 +308,7 @@ impl GlbUnit {
             Function::Lrn(_) => self.lrn(&operand_rows[0], &mut out),
             Function::Sum(_) => self.sum(&operand_rows, &mut out),
             Function::Lookup(_) => self.lookup(&operand_rows[0], &mut out),
+            Function::Chain { .. } => self.chain(&operand_rows, &mut out),
             _ => self.pool(&operand_rows[0], &mut out),
         }
         Ok(())
@@ -405,6 +413,28 @@ impl GlbUnit {
         self.lut_reads += elements;
     }
 
+    /// A float32 chain's output row from every operand's rows (one row
+    /// each, or the whole plane for a mean); each element read once.
+    fn chain(&mut self, rows: &[Vec<ArrayView2<'_, i16>>], out: &mut ArrayViewMut2<'_, i16>) {
+        let Function::Chain { kernel, plane } = &self.function else {
+            return;
+        };
+        let operands = &rows[..kernel.operands()];
+        match plane {
+            Some(order) => kernel.plane_average(operands, *order, out),
+            None => {
+                let firsts: Vec<ArrayView2<'_, i16>> = operands
+                    .iter()
+                    .filter_map(|r| r.first().map(|v| v.view()))
+                    .collect();
+                kernel.row(&firsts, out);
+            }
+        }
+        for (operand, gathered) in operands.iter().enumerate() {
+            self.reads[operand] += gathered.iter().map(|r| r.len() as u64).sum::<u64>();
+        }
+    }
+
     /// The operands' float32 sum, element by element.
     fn sum(&mut self, rows: &[Vec<ArrayView2<'_, i16>>], out: &mut ArrayViewMut2<'_, i16>) {
         let Function::Sum(kernel) = &self.function else {
@@ -485,7 +515,8 @@ impl GlbUnit {
             | Function::Concat(_)
             | Function::Lrn(_)
             | Function::Sum(_)
-            | Function::Lookup(_) => 0,
+            | Function::Lookup(_)
+            | Function::Chain { .. } => 0,
         }
     }
 }
@@ -496,6 +527,7 @@ fn function_operands(function: &Function) -> usize {
         Function::Add(_) => 2,
         Function::Concat(inputs) => inputs.len(),
         Function::Sum(kernel) => kernel.operands(),
+        Function::Chain { kernel, .. } => kernel.operands(),
         _ => 1,
     }
 }
@@ -769,6 +801,25 @@ mod tests {
         );
         assert_eq!(unit.reads(), [2, 4]);
         assert_eq!(unit.lut_reads(), 4);
+    }
+
+    #[test]
+    fn a_float_chain_mean_reads_every_operand_element_of_the_plane_once() {
+        // Two 1-channel 2x3 uint8 operands of scale 1: sums 2, 4, 6, 8, 10,
+        // 12, mean 7 in either order, quantised at scale 1: 7.
+        let q = affine(IntType::Uint8, 1.0, 0);
+        let float32 = affine(IntType::Int16, 1.0, 0);
+        let kernel = FloatChain::new(&[q, q], true, &q, &float32);
+        let function = Function::Chain {
+            kernel,
+            plane: Some(PlaneOrder::MlasGlobal),
+        };
+        let mut unit = GlbUnit::new(function, [2, 3], 1);
+        let x = Array3::from_shape_vec((1, 2, 3), vec![1, 2, 3, 4, 5, 6]).unwrap();
+        let got = run(&mut unit, &glb(vec![x.clone(), x]), 1, 1, 1);
+        assert_eq!(got.into_raw_vec_and_offset().0, vec![7]);
+        assert_eq!(unit.input_rows(0), 0..2);
+        assert_eq!(unit.reads(), [6, 6]);
     }
 
     #[test]

@@ -464,6 +464,64 @@ mod tests {
     }
 
     #[test]
+    fn float32_words_hold_every_bit_of_the_element() {
+        for v in [
+            1.5f32,
+            -2.75e-12,
+            -0.0,
+            f32::MAX,
+            f32::from_bits(0x7fc0_1234),
+        ] {
+            let [hi, lo] = f32_words(v);
+            assert_eq!(words_f32(hi, lo).to_bits(), v.to_bits());
+        }
+        // 1.5 is 0x3fc00000: high word 0x3fc0, low word 0.
+        assert_eq!(f32_words(1.5), [0x3fc0, 0]);
+        assert_eq!(f32_words(-0.0), [i16::MIN, 0]);
+    }
+
+    #[test]
+    fn the_two_plane_means_sum_in_onnx_runtimes_orders() {
+        // In order: 1e8 + 1 rounds back to 1e8, so the sum is 0 + 1 + 1 = 2.
+        // MLAS's lanes: (1e8 + -1e8) + (1 + 1) = 2, then the tail's 1: 3.
+        let values = [1e8f32, 1.0, -1e8, 1.0, 1.0];
+        assert_eq!(sequential_mean(&values), 2.0 / 5.0);
+        assert_eq!(mlas_global_mean(&values), 3.0 / 5.0);
+        // Fewer than four elements: the lanes are zero, the rest in order.
+        assert_eq!(mlas_global_mean(&[1.0, 2.0]), 1.5);
+    }
+
+    #[test]
+    fn a_float_chain_dequantises_adds_in_order_relus_and_quantises_or_keeps_float32() {
+        let a = q(IntType::Uint8, 0.5, 10);
+        let b = q(IntType::Int8, 0.25, 0);
+        let float32 = q(IntType::Int16, 1.0, 0);
+        let out = q(IntType::Uint8, 0.5, 3);
+        // (4 - 10) * 0.5 + (-4) * 0.25 = -4, Relu 0, quantised: zero point 3.
+        let relu = FloatChain::new(&[a, b], true, &out, &float32);
+        let rows = [
+            ndarray::arr2(&[[4i16], [20]]),
+            ndarray::arr2(&[[-4i16], [6]]),
+        ];
+        let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+        let mut got = ndarray::Array2::<i16>::zeros((2, 1));
+        relu.row(&views, &mut got.view_mut());
+        // Channel 1: (20 - 10) * 0.5 + 6 * 0.25 = 6.5 -> 13 + 3 = 16.
+        assert_eq!(got, ndarray::arr2(&[[3], [16]]));
+        // Kept as float32: two words per element, then read back.
+        let keep = FloatChain::new(&[a, b], false, &float32, &float32);
+        let mut words = ndarray::Array2::<i16>::zeros((4, 1));
+        keep.row(&views, &mut words.view_mut());
+        let as_float = [words[[0, 0]], words[[1, 0]], words[[2, 0]], words[[3, 0]]];
+        assert_eq!(words_f32(as_float[0], as_float[1]), -4.0);
+        assert_eq!(words_f32(as_float[2], as_float[3]), 6.5);
+        let requantise = FloatChain::new(&[float32], true, &out, &float32);
+        let mut back = ndarray::Array2::<i16>::zeros((2, 1));
+        requantise.row(&[words.view()], &mut back.view_mut());
+        assert_eq!(back, ndarray::arr2(&[[3], [16]]));
+    }
+
+    #[test]
     fn both_adds_agree_on_exact_cases() {
         let a = q(IntType::Uint8, 0.5, 10);
         let b = q(IntType::Uint8, 0.25, 20);
@@ -520,4 +578,168 @@ mod tests {
         assert_eq!(u.finish(1.0, 4.0), 0);
         assert_eq!(u.finish(3.0, 4.0), 2); // 1.5 -> 2
     }
+}
+
+/// A float32 tensor element as the two 16-bit words it is stored in
+/// (`ir::FLOAT32_WORDS`): the high half, then the low half.
+#[inline]
+pub fn f32_words(v: f32) -> [i16; 2] {
+    let bits = v.to_bits();
+    [(bits >> 16) as u16 as i16, bits as u16 as i16]
+}
+
+/// The float32 element stored as the words `hi`, `lo` ([`f32_words`]).
+#[inline]
+pub fn words_f32(hi: i16, lo: i16) -> f32 {
+    f32::from_bits((u32::from(hi as u16) << 16) | u32::from(lo as u16))
+}
+
+/// The float32 chain ONNX Runtime runs unfused between quantised tensors
+/// (`ir::Sum` beyond the plain sum; docs/onnx.md, item 18): each operand
+/// dequantised (`f32(q - z) * s`) or read as float32, added in operand
+/// order, `max(v, 0)` when `relu`, then quantised (divide, round half to
+/// even, add the zero point, saturate) or stored as float32 words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloatChain {
+    /// Per operand, its scale and zero point; `None`: float32 words.
+    inputs: Vec<Option<(f32, i32)>>,
+    relu: bool,
+    /// The output's scale, zero point and type; `None`: float32 words.
+    output: Option<((f32, i32), IntType)>,
+}
+
+impl FloatChain {
+    /// `float32` is the quantisation that marks float32 words.
+    pub fn new(
+        inputs: &[TensorQuant],
+        relu: bool,
+        output: &TensorQuant,
+        float32: &TensorQuant,
+    ) -> Self {
+        let q = |t: &TensorQuant| (t != float32).then(|| affine(t));
+        FloatChain {
+            inputs: inputs.iter().map(q).collect(),
+            relu,
+            output: q(output).map(|a| (a, output.dtype())),
+        }
+    }
+
+    /// Operands summed.
+    pub fn operands(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Stored words per output element (2 for float32).
+    pub fn output_words(&self) -> usize {
+        if self.output.is_some() { 1 } else { 2 }
+    }
+
+    /// The float32 value at channel `c`, column `x` of the operands' rows
+    /// (`[stored channels, width]` each), after the sum and the Relu.
+    #[inline]
+    pub fn value(&self, rows: &[ndarray::ArrayView2<'_, i16>], c: usize, x: usize) -> f32 {
+        let mut sum: Option<f32> = None;
+        for (row, q) in rows.iter().zip(&self.inputs) {
+            let v = match q {
+                Some(q) => dequantize(row[[c, x]], *q),
+                None => words_f32(row[[2 * c, x]], row[[2 * c + 1, x]]),
+            };
+            sum = Some(sum.map_or(v, |s| s + v));
+        }
+        let v = sum.unwrap_or(0.0);
+        if self.relu { v.max(0.0) } else { v }
+    }
+
+    /// Stores `v` at channel `c`, column `x` of an output row.
+    #[inline]
+    pub fn store(&self, v: f32, out: &mut ndarray::ArrayViewMut2<'_, i16>, c: usize, x: usize) {
+        match self.output {
+            Some((q, dtype)) => out[[c, x]] = quantize(v, q, dtype),
+            None => {
+                let [hi, lo] = f32_words(v);
+                out[[2 * c, x]] = hi;
+                out[[2 * c + 1, x]] = lo;
+            }
+        }
+    }
+
+    /// An output row, element by element, from the operands' rows.
+    pub fn row(
+        &self,
+        rows: &[ndarray::ArrayView2<'_, i16>],
+        out: &mut ndarray::ArrayViewMut2<'_, i16>,
+    ) {
+        let channels = out.nrows() / self.output_words();
+        for c in 0..channels {
+            for x in 0..out.ncols() {
+                let v = self.value(rows, c, x);
+                self.store(v, out, c, x);
+            }
+        }
+    }
+
+    /// The one output row (`[stored channels, 1]`) of the mean of each
+    /// channel's plane: `planes[k][y]` is operand `k`'s row `y`.
+    pub fn plane_average(
+        &self,
+        planes: &[Vec<ndarray::ArrayView2<'_, i16>>],
+        order: PlaneOrder,
+        out: &mut ndarray::ArrayViewMut2<'_, i16>,
+    ) {
+        let channels = out.nrows() / self.output_words();
+        let height = planes.first().map_or(0, Vec::len);
+        let width = planes
+            .first()
+            .and_then(|p| p.first())
+            .map_or(0, |r| r.ncols());
+        let mut values = vec![Vec::with_capacity(height * width); channels];
+        for y in 0..height {
+            let rows: Vec<_> = planes.iter().map(|p| p[y].view()).collect();
+            for (c, plane) in values.iter_mut().enumerate() {
+                plane.extend((0..width).map(|x| self.value(&rows, c, x)));
+            }
+        }
+        for (c, plane) in values.iter().enumerate() {
+            let mean = match order {
+                PlaneOrder::Sequential => sequential_mean(plane),
+                PlaneOrder::MlasGlobal => mlas_global_mean(plane),
+            };
+            self.store(mean, out, c, 0);
+        }
+    }
+}
+
+/// The summation order of a plane's mean (`ir::PlaneAverage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaneOrder {
+    /// One float32 sum in order (ONNX Runtime's AveragePool).
+    Sequential,
+    /// MLAS's global pooling kernel (GlobalAveragePool).
+    MlasGlobal,
+}
+
+/// `((v0 + v1) + v2) + ...`, divided by the count, in float32.
+pub fn sequential_mean(values: &[f32]) -> f32 {
+    let sum = values.iter().fold(0.0f32, |s, &v| s + v);
+    sum / values.len().max(1) as f32
+}
+
+/// MLAS's `MlasPoolGlobalKernel` for the average: four float32 lanes,
+/// element `i` added to lane `i % 4` over the first `4 floor(n / 4)`
+/// elements, the lanes reduced as `(l0 + l2) + (l1 + l3)`
+/// (`MlasReduceAddFloat32x4` on x86-64), the remaining elements added in
+/// order, divided by `n`.
+pub fn mlas_global_mean(values: &[f32]) -> f32 {
+    let full = values.len() / 4 * 4;
+    let mut lanes = [0.0f32; 4];
+    for chunk in values[..full].chunks_exact(4) {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    let mut sum = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
+    for &v in &values[full..] {
+        sum += v;
+    }
+    sum / values.len().max(1) as f32
 }

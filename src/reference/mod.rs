@@ -20,7 +20,9 @@ pub use conv::{
     conv_accumulate, conv_accumulate_batch, conv_output_batch, fc_accumulate, fc_accumulate_batch,
     zero_operand_macs,
 };
-pub use ort_ops::{add, channel_shuffle, concat, lookup, lrn, qlinear_avg_pool, softmax, sum};
+pub use ort_ops::{
+    add, channel_shuffle, concat, float_chain, lookup, lrn, qlinear_avg_pool, softmax, sum,
+};
 pub use pool::{avg_pool, global_avg_pool, max_pool};
 
 use crate::workload::ir::{Activations, Epilogue, Layer, Network, Op, TensorSource};
@@ -127,6 +129,7 @@ pub fn execute_layer(layer: &Layer, inputs: &[&Activations]) -> Activations {
         Op::ChannelShuffle { groups } => channel_shuffle(*groups, input),
         Op::Concat(c) => concat(c, &layer.output_quant, inputs),
         Op::Lrn(l) => lrn(l, &layer.input_quant, &layer.output_quant, input),
+        Op::Sum(s) if s.is_chain() => float_chain(s, layer, inputs),
         Op::Sum(s) => sum(s, &layer.output_quant, inputs),
         Op::Lookup(l) => lookup(&l.table(&layer.input_quant, &layer.output_quant), input),
     }

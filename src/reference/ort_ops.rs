@@ -5,11 +5,12 @@ use ndarray::Array3;
 
 use crate::numerics::TensorQuant;
 use crate::numerics::ort::{
-    ConcatInput, FloatAdd, FloatSum, Lrn as LrnKernel, QLinearAdd, QLinearAverage,
-    QLinearGlobalAverage, QLinearSoftmax,
+    ConcatInput, FloatAdd, FloatChain, FloatSum, Lrn as LrnKernel, PlaneOrder, QLinearAdd,
+    QLinearAverage, QLinearGlobalAverage, QLinearSoftmax,
 };
 use crate::workload::ir::{
-    Activations, Add, AddRule, Concat, Lrn, QLinearAvgPool, Sum, pool_output_len, shuffled_channel,
+    Activations, Add, AddRule, Concat, FLOAT32_WORDS, Layer, Lrn, PlaneAverage, QLinearAvgPool,
+    Sum, pool_output_len, shuffled_channel,
 };
 
 /// Element-wise sum of `a` and `b` (same shape), requantised to `output`.
@@ -183,4 +184,41 @@ pub fn sum(op: &Sum, output: &TensorQuant, inputs: &[&Activations]) -> Activatio
     let k = FloatSum::new(&op.input_quants, output);
     let dim = inputs.first().map_or((0, 0, 0), |x| x.dim());
     Array3::from_shape_fn(dim, |i| k.apply(inputs.iter().map(|x| x[i])))
+}
+
+/// The float32 chain of `layer` (docs/onnx.md, item 18): element-wise, or
+/// one mean per channel over the whole plane.
+pub fn float_chain(op: &Sum, layer: &Layer, inputs: &[&Activations]) -> Activations {
+    let kernel = FloatChain::new(
+        &op.input_quants,
+        op.relu,
+        &layer.output_quant,
+        &FLOAT32_WORDS,
+    );
+    let o = layer.output_shape;
+    let mut out = Array3::<i16>::zeros((o.channels, o.height, o.width));
+    let height = inputs.first().map_or(0, |x| x.dim().1);
+    fn row(x: &Activations, y: usize) -> ndarray::ArrayView2<'_, i16> {
+        x.slice(ndarray::s![.., y, ..])
+    }
+    match op.plane_average {
+        Some(order) => {
+            let planes: Vec<Vec<_>> = inputs
+                .iter()
+                .map(|x| (0..height).map(|y| row(x, y)).collect())
+                .collect();
+            let order = match order {
+                PlaneAverage::AveragePool => PlaneOrder::Sequential,
+                PlaneAverage::GlobalAveragePool => PlaneOrder::MlasGlobal,
+            };
+            kernel.plane_average(&planes, order, &mut out.slice_mut(ndarray::s![.., 0, ..]));
+        }
+        None => {
+            for y in 0..o.height {
+                let rows: Vec<_> = inputs.iter().map(|x| row(x, y)).collect();
+                kernel.row(&rows, &mut out.slice_mut(ndarray::s![.., y, ..]));
+            }
+        }
+    }
+    out
 }

@@ -268,11 +268,69 @@ pub struct Lrn {
     pub bias: f32,
 }
 
-/// The quantisation of each input of an [`Op::Sum`], in `Layer::inputs`
-/// order.
+/// An element-wise float32 chain between quantised tensors (ONNX `Sum` of
+/// dequantised inputs, as ONNX Runtime runs it unfused): the inputs
+/// dequantised (or read as float32), added in input order, optionally
+/// through a `Relu` and a global average pool, then quantised to the
+/// layer's output quantisation or kept as float32 ([`FLOAT32_WORDS`]).
+/// A plain sum (no float operand, no Relu, no pool, a quantised output)
+/// is the n-ary `Sum` of docs/onnx.md item 13; the rest is item 18.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sum {
+    /// The quantisation of each input, in `Layer::inputs` order
+    /// ([`FLOAT32_WORDS`] for a float32 input).
     pub input_quants: Vec<TensorQuant>,
+    /// `max(v, 0)` after the sum.
+    #[serde(skip_serializing_if = "is_false")]
+    pub relu: bool,
+    /// Then the mean of each channel's plane (the output is `[C, 1, 1]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plane_average: Option<PlaneAverage>,
+    /// The output is float32 words ([`FLOAT32_WORDS`], the layer's
+    /// `output_quant`), not quantised.
+    #[serde(skip_serializing_if = "is_false")]
+    pub float_output: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// How ONNX Runtime sums a float32 plane for its mean (docs/onnx.md, item
+/// 18; measured): the two pooling operators take different kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaneAverage {
+    /// `AveragePool` whose window is the whole plane: one float32 sum in
+    /// row-major order, divided by the count.
+    AveragePool,
+    /// `GlobalAveragePool` (MLAS's global kernel): four lanes, element `i`
+    /// into lane `i % 4` for the first `4 floor(n / 4)` elements, the lanes
+    /// reduced as `(l0 + l2) + (l1 + l3)`, the rest added in order, then
+    /// divided by the count.
+    GlobalAveragePool,
+}
+
+/// The storage of a float32 tensor carried between layers: each element's
+/// 32 bits as two 16-bit words, channel `2c` the high half and `2c + 1` the
+/// low half of channel `c` (so a `[C, H, W]` float32 tensor is stored as
+/// `[2C, H, W]` words: 4 bytes per element in the GLB and DRAM). Only the
+/// float32 chains of [`Op::Sum`] read and write it.
+pub const FLOAT32_WORDS: TensorQuant = TensorQuant::Affine {
+    dtype: crate::numerics::IntType::Int16,
+    scale: 1.0,
+    zero_point: 0,
+};
+
+impl Sum {
+    /// A chain beyond the plain quantised n-ary sum: a float32 operand, a
+    /// Relu, a pool, or a float32 output.
+    pub fn is_chain(&self) -> bool {
+        self.relu
+            || self.plane_average.is_some()
+            || self.float_output
+            || self.input_quants.contains(&FLOAT32_WORDS)
+    }
 }
 
 /// The input channel of output channel `k` of a channel shuffle of
@@ -335,6 +393,7 @@ impl Op {
             Op::ChannelShuffle { .. } => "channel_shuffle",
             Op::Concat(_) => "concat",
             Op::Lrn(_) => "lrn",
+            Op::Sum(s) if s.is_chain() => "float_chain",
             Op::Sum(_) => "sum",
             Op::Lookup(Lookup::LeakyRelu { .. }) => "leaky_relu",
             Op::Lookup(Lookup::Sigmoid) => "sigmoid",

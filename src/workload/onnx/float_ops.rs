@@ -361,6 +361,9 @@ impl<'a> Importer<'a> {
                 };
                 let op = Op::Sum(Sum {
                     input_quants: inputs.iter().map(|a| a.quant).collect(),
+                    relu: false,
+                    plane_average: None,
+                    float_output: false,
                 });
                 Value::Quant(self.push(n, node, inputs, op, first.shape, q, first.rank)?)
             }

@@ -40,6 +40,7 @@ mod proto {
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
 }
 mod contrib;
+mod float_chain;
 mod float_ops;
 mod shuffle;
 mod tensor;
@@ -395,6 +396,12 @@ enum Value<'a> {
         inputs: Vec<Act>,
         relu: bool,
     },
+    /// A float32 chain waiting for its QuantizeLinear, or for a reader
+    /// that needs it as float32 (`float_chain`).
+    Chain(Box<float_chain::ChainParts>),
+    /// A float32 tensor carried in the machine (`ir::FLOAT32_WORDS`; the
+    /// act's shape is the stored `[2C, H, W]`).
+    Float(Act),
 }
 
 struct Importer<'a> {
@@ -421,6 +428,8 @@ struct Importer<'a> {
     producers: HashMap<String, (String, String)>,
     /// Names some DequantizeLinear reads.
     dequantized: HashSet<String>,
+    /// The operator types that read each name, in node order.
+    reader_ops: HashMap<String, Vec<String>>,
 }
 
 /// Attribute lookup.
@@ -461,9 +470,12 @@ impl<'a> Importer<'a> {
             values.insert(name, Value::Const(t));
         }
         let mut uses: HashMap<String, usize> = HashMap::new();
+        let mut reader_ops: HashMap<String, Vec<String>> = HashMap::new();
         for n in &graph.node {
             for i in n.input.iter().filter(|i| !i.is_empty()) {
                 *uses.entry(i.clone()).or_default() += 1;
+                let op = n.op_type.clone().unwrap_or_default();
+                reader_ops.entry(i.clone()).or_default().push(op);
             }
         }
         for o in &graph.output {
@@ -572,6 +584,7 @@ impl<'a> Importer<'a> {
             opset: LATEST_OPSET,
             producers,
             dequantized,
+            reader_ops,
         })
     }
 
@@ -610,6 +623,7 @@ impl<'a> Importer<'a> {
                     | Value::Lrn { .. }
                     | Value::Sum { .. }
                     | Value::Unary { .. }
+                    | Value::Chain(_)
             )
         );
         let name = n.input.get(index).map(String::as_str).unwrap_or("");
@@ -750,11 +764,17 @@ impl<'a> Importer<'a> {
             "Cast" => self.cast(n)?,
             "Mul" => self.mul(n)?,
             "Add" => self.add(n)?,
-            "Sum" => self.sum(n)?,
+            "Sum" => {
+                let v = self.sum(n)?;
+                self.materialise_shared(n, v)?
+            }
             "Concat" => self.concat(n)?,
             "LRN" => self.lrn(n)?,
             "LeakyRelu" | "Sigmoid" => self.unary(n, &op)?,
-            "Relu" | "Clip" => self.clamp(n, &op)?,
+            "Relu" | "Clip" => {
+                let v = self.clamp(n, &op)?;
+                self.materialise_shared(n, v)?
+            }
             "MaxPool" | "AveragePool" | "GlobalAveragePool" => self.pool(n, &op)?,
             "Softmax" => self.softmax(n)?,
             "Reshape" => self.reshape(n)?,
@@ -783,6 +803,10 @@ impl<'a> Importer<'a> {
             ));
         }
         let q = self.quant_at(n, 1, 2, "y")?;
+        let x = match self.finish_chain(n, x, q)? {
+            Ok(v) => return Ok(v),
+            Err(x) => x,
+        };
         let x = match self.finish_float_op(n, x, q)? {
             Ok(v) => return Ok(v),
             Err(x) => x,
@@ -1691,15 +1715,13 @@ impl<'a> Importer<'a> {
         if count == 1 {
             return self.need(n, 0, "data_0");
         }
+        if let Some(v) = self.chain_sum(n)? {
+            return Ok(v);
+        }
         if count >= 3 {
             return self.sum_n(n);
         }
         let both = (self.get(n, 0)?, self.get(n, 1)?);
-        if let (Some(Value::Add { node, sum, .. }), _) | (_, Some(Value::Add { node, sum, .. })) =
-            both
-        {
-            return Err(self.float_chain(n, "Sum", node, *sum));
-        }
         if !matches!(both, (Some(Value::Dequant(_)), Some(Value::Dequant(_)))) {
             return Err(self.err(
                 n,
@@ -1739,6 +1761,11 @@ impl<'a> Importer<'a> {
 
     fn clamp(&mut self, n: &NodeProto, op: &str) -> Result<Value<'a>, InputError> {
         let x = self.need(n, 0, "input")?;
+        if op == "Relu"
+            && let Some(v) = self.chain_relu(&x)
+        {
+            return Ok(v);
+        }
         if let Value::Sum {
             node,
             inputs,
@@ -1843,6 +1870,11 @@ impl<'a> Importer<'a> {
         let (act, quantised) = match x {
             Value::Quant(a) if op == "MaxPool" => (a, true),
             Value::Dequant(a) => (a, false),
+            v @ (Value::Add { .. } | Value::Sum { .. } | Value::Chain(_) | Value::Float(_))
+                if op != "MaxPool" =>
+            {
+                return self.chain_pool(n, op, v);
+            }
             Value::Add { node, sum, .. } => return Err(self.float_chain(n, op, &node, sum)),
             v @ Value::Lrn { .. } if op == "MaxPool" => return self.lrn_pool(n, v),
             _ => {
@@ -2111,6 +2143,9 @@ impl<'a> Importer<'a> {
 
     fn flatten(&mut self, n: &NodeProto, op: &str) -> Result<Value<'a>, InputError> {
         let x = self.need(n, 0, "data")?;
+        if let Value::Chain(_) = x {
+            return self.chain_reshape(n, x);
+        }
         let (a, dequantised) = match x {
             Value::Quant(a) => (a, false),
             Value::Dequant(a) => (a, true),

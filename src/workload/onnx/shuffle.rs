@@ -18,6 +18,10 @@ impl<'a> Importer<'a> {
     /// A Reshape: a step of a channel shuffle, or a flatten.
     pub(super) fn reshape(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
         let x = self.peek(n, 0, "data")?;
+        if let Value::Chain(_) = x {
+            let v = self.need(n, 0, "data")?;
+            return self.chain_reshape(n, v);
+        }
         let (act, dequantised, shuffle) = match x {
             Value::Shuffle {
                 act,

@@ -66,6 +66,35 @@ struct LaneGroup {
 /// An output word on its way: `(channel, y, x)` and its value.
 type OutWord = ((usize, usize, usize), i16);
 
+/// What a step's computing PEs did, gathered lane by lane: the slowest
+/// PE's cycles, (PE row, busy cycles) per PE for the trace, and (PE, busy
+/// cycles) for the stepper's PE array.
+struct StepWork {
+    longest: u64,
+    activity: Vec<(usize, u64)>,
+    pes: Vec<(usize, u64)>,
+}
+
+/// One lane's share of a step: the lane, the pass's receiving rows, the
+/// output columns it computes (`width`), the piece's length, and its
+/// columns' non-zero weight counts per piece element.
+struct LaneWork<'w> {
+    lane: usize,
+    rows: usize,
+    width: u64,
+    len: u64,
+    nonzero_weights: &'w [u32],
+}
+
+/// What one receiving PE row gets for a step: input words read from the
+/// GLB, words forwarded from the row above, and the PEs that take them.
+#[derive(Debug, Clone, Copy, Default)]
+struct RowWords {
+    from_glb: u64,
+    from_link: u64,
+    receivers: u64,
+}
+
 /// The words of one piece as one row (or one PE) receives them.
 #[derive(Default, Clone)]
 struct RowDelivery {
@@ -947,6 +976,16 @@ impl<'a> ArrayLayer<'a> {
         )
     }
 
+    /// Receiving PE rows in pass `pass`: one per output position of a
+    /// convolution, one for an FC layer (each lane's PEs split the inputs).
+    fn rows_of_pass(&self, pass: usize) -> usize {
+        if self.plan.rows_are_positions {
+            pass_positions(&self.plan, pass).len()
+        } else {
+            1
+        }
+    }
+
     /// The pixel element `e` reads at output position `(y, x)`, or `None` for padding.
     fn pixel(&self, e: &Element, y: usize, x: usize) -> Option<(usize, usize, usize)> {
         let g = &self.geometry;
@@ -961,99 +1000,14 @@ impl<'a> ArrayLayer<'a> {
     /// Reads, sends and forwards the step's input words; returns when the
     /// last receiving PE has them.
     fn deliver_inputs(&mut self, now: Cycle, id: StepId) -> Delivery {
-        let positions = pass_positions(&self.plan, id.pass).to_vec();
-        let groups = std::mem::take(&mut self.groups_per_subpass[id.subpass]);
-        let rows = if self.plan.rows_are_positions {
-            positions.len()
-        } else {
-            1
-        };
-        let mut rf = std::mem::take(&mut self.rf);
-        rf.resize(groups.len(), Vec::new());
-        let mut glb_words = 0u64;
-        // Per receiving row: (words from the GLB, words from the link, receiving PEs).
-        let mut per_row: Vec<(u64, u64, u64)> = vec![(0, 0, 0); rows];
-        for (g, group) in groups.iter().enumerate() {
-            let piece = self.plan.piece_lists[group.list].get(id.piece);
-            let buffers = &mut rf[g];
-            buffers.resize(rows, RowDelivery::default());
-            for r in 0..rows {
-                let receivers: u64 = group
-                    .lanes
-                    .iter()
-                    .filter(|&&l| {
-                        r < self.plan.lanes[l].pes.len()
-                            && self.plan.lanes[l]
-                                .subpasses
-                                .get(id.subpass)
-                                .is_some_and(|s| !s.is_empty())
-                    })
-                    .map(|&l| {
-                        if self.plan.rows_are_positions {
-                            1
-                        } else {
-                            self.plan.lanes[l].pes.len() as u64
-                        }
-                    })
-                    .sum();
-                let b = &mut buffers[r];
-                b.values.clear();
-                b.from_glb = 0;
-                b.from_link = 0;
-                let Some(piece) = piece else { continue };
-                let (y, x) = positions[r.min(positions.len() - 1)];
-                let previous = (self.plan.rows_are_positions && r > 0).then(|| positions[r - 1]);
-                for e in piece {
-                    match self.pixel(e, y, x) {
-                        None => b.values.push(0),
-                        Some((c, iy, ix)) => {
-                            let (pc, py, px) = self.locate(c, iy, ix);
-                            let centred = (self.input.glb_word(pc, py, px, now) as i32
-                                - self.input_zero as i32)
-                                as i16;
-                            b.values.push(if self.reduce_input {
-                                crate::numerics::mac::reduce(centred, Width::W8)
-                            } else {
-                                centred
-                            });
-                            let shared = previous.is_some_and(|(py0, px0)| {
-                                let dy = y as isize - py0 as isize;
-                                let dx = x as isize - px0 as isize;
-                                let ky = e.ky as isize + dy * self.geometry.stride[0] as isize;
-                                let kx = e.kx as isize + dx * self.geometry.stride[1] as isize;
-                                piece.iter().any(|o| {
-                                    o.channel == e.channel
-                                        && o.ky as isize == ky
-                                        && o.kx as isize == kx
-                                })
-                            });
-                            if shared {
-                                b.from_link += 1;
-                            } else {
-                                b.from_glb += 1;
-                            }
-                        }
-                    }
-                }
-                let len = piece.len() as u64;
-                self.m.pe.rf_write(DataType::Input, len * receivers);
-                self.m
-                    .array_accesses
-                    .read(DataType::Input, b.from_link * receivers);
-                glb_words += b.from_glb;
-                per_row[r].0 += b.from_glb;
-                per_row[r].1 += b.from_link;
-                per_row[r].2 += receivers;
-            }
-        }
-        self.groups_per_subpass[id.subpass] = groups;
+        let per_row = self.fill_input_rfs(now, id);
         if self.m.tracing() {
             self.row_arrival.clear();
             self.row_arrival
                 .resize(self.m.arch.pe_array.rows as usize, now);
         }
-        self.rf = rf;
-        if glb_words == 0 && per_row.iter().all(|r| r.1 == 0) {
+        let glb_words: u64 = per_row.iter().map(|r| r.from_glb).sum();
+        if glb_words == 0 && per_row.iter().all(|r| r.from_link == 0) {
             return Delivery {
                 glb_start: now,
                 end: now,
@@ -1063,33 +1017,7 @@ impl<'a> ArrayLayer<'a> {
         let glb = self
             .m
             .glb_read(now, DataType::Input, glb_words, glb_words * wb);
-        // Words stream onto the bus as the GLB delivers them, row by row.
-        let mut arrived = vec![now; rows];
-        let mut first_word = vec![now; rows];
-        let mut delivered = now;
-        for r in 0..rows {
-            let (from_glb, from_link, receivers) = per_row[r];
-            if receivers == 0 {
-                continue;
-            }
-            let mut t = now;
-            let mut first = Cycle(u64::MAX);
-            if from_glb > 0 {
-                let bus = self.m.bus(Bus::Input, glb.start + 1, from_glb * wb);
-                t = t.max(bus.end);
-                first = first.min(bus.start);
-            }
-            if from_link > 0 && r > 0 {
-                let link_start = first_word[r - 1] + 1;
-                let link_index = (r - 1).min(self.m.noc.links.len().saturating_sub(1));
-                let link = self.m.link(link_index, link_start, from_link);
-                t = t.max(link.end).max(arrived[r - 1] + 1);
-                first = first.min(link.start);
-            }
-            first_word[r] = if first == Cycle(u64::MAX) { t } else { first };
-            arrived[r] = t;
-            delivered = delivered.max(t);
-        }
+        let (arrived, delivered) = self.stream_rows(now, glb.start, &per_row);
         if self.m.tracing() {
             for (r, a) in self.row_arrival.iter_mut().enumerate() {
                 *a = if self.plan.rows_are_positions {
@@ -1105,16 +1033,152 @@ impl<'a> ArrayLayer<'a> {
         }
     }
 
+    /// Fills every lane group's input RF buffers with the step's piece
+    /// (values read from the GLB at `now`, or forwarded from the previous
+    /// row), counts the RF writes and link reads, and returns what each
+    /// receiving row gets from where.
+    fn fill_input_rfs(&mut self, now: Cycle, id: StepId) -> Vec<RowWords> {
+        let positions = pass_positions(&self.plan, id.pass).to_vec();
+        let groups = std::mem::take(&mut self.groups_per_subpass[id.subpass]);
+        let rows = self.rows_of_pass(id.pass);
+        let mut rf = std::mem::take(&mut self.rf);
+        rf.resize(groups.len(), Vec::new());
+        let mut per_row = vec![RowWords::default(); rows];
+        for (g, group) in groups.iter().enumerate() {
+            let piece = self.plan.piece_lists[group.list].get(id.piece);
+            let buffers = &mut rf[g];
+            buffers.resize(rows, RowDelivery::default());
+            for (r, b) in buffers.iter_mut().enumerate().take(rows) {
+                let receivers = self.receivers(group, r, id.subpass);
+                b.values.clear();
+                b.from_glb = 0;
+                b.from_link = 0;
+                let Some(piece) = piece else { continue };
+                let (y, x) = positions[r.min(positions.len() - 1)];
+                let previous = (self.plan.rows_are_positions && r > 0).then(|| positions[r - 1]);
+                self.fill_row(b, piece, (y, x), previous, now);
+                let len = piece.len() as u64;
+                self.m.pe.rf_write(DataType::Input, len * receivers);
+                self.m
+                    .array_accesses
+                    .read(DataType::Input, b.from_link * receivers);
+                per_row[r].from_glb += b.from_glb;
+                per_row[r].from_link += b.from_link;
+                per_row[r].receivers += receivers;
+            }
+        }
+        self.groups_per_subpass[id.subpass] = groups;
+        self.rf = rf;
+        per_row
+    }
+
+    /// The PEs of `group` in receiving row `r` that take sub-pass
+    /// `subpass`'s inputs (an FC lane's whole column receives them).
+    fn receivers(&self, group: &LaneGroup, r: usize, subpass: usize) -> u64 {
+        group
+            .lanes
+            .iter()
+            .map(|&l| &self.plan.lanes[l])
+            .filter(|lane| {
+                r < lane.pes.len() && lane.subpasses.get(subpass).is_some_and(|s| !s.is_empty())
+            })
+            .map(|lane| {
+                if self.plan.rows_are_positions {
+                    1
+                } else {
+                    lane.pes.len() as u64
+                }
+            })
+            .sum()
+    }
+
+    /// One row's buffer of `piece` at output position `(y, x)`: each
+    /// element's centred value (0 for padding), counted as read from the
+    /// GLB or, when the previous row's position (`previous`) read the same
+    /// input element in this piece, forwarded over the link.
+    fn fill_row(
+        &self,
+        b: &mut RowDelivery,
+        piece: &[Element],
+        (y, x): (usize, usize),
+        previous: Option<(usize, usize)>,
+        now: Cycle,
+    ) {
+        for e in piece {
+            let Some((c, iy, ix)) = self.pixel(e, y, x) else {
+                b.values.push(0);
+                continue;
+            };
+            let (pc, py, px) = self.locate(c, iy, ix);
+            let centred =
+                (self.input.glb_word(pc, py, px, now) as i32 - self.input_zero as i32) as i16;
+            b.values.push(if self.reduce_input {
+                crate::numerics::mac::reduce(centred, Width::W8)
+            } else {
+                centred
+            });
+            let shared = previous.is_some_and(|(py0, px0)| {
+                let dy = y as isize - py0 as isize;
+                let dx = x as isize - px0 as isize;
+                let ky = e.ky as isize + dy * self.geometry.stride[0] as isize;
+                let kx = e.kx as isize + dx * self.geometry.stride[1] as isize;
+                piece
+                    .iter()
+                    .any(|o| o.channel == e.channel && o.ky as isize == ky && o.kx as isize == kx)
+            });
+            if shared {
+                b.from_link += 1;
+            } else {
+                b.from_glb += 1;
+            }
+        }
+    }
+
+    /// Streams each row's words onto the input bus as the GLB delivers
+    /// them (from `glb_start`) and over the links from the row above;
+    /// returns when each row and the last of them has its words.
+    fn stream_rows(
+        &mut self,
+        now: Cycle,
+        glb_start: Cycle,
+        per_row: &[RowWords],
+    ) -> (Vec<Cycle>, Cycle) {
+        let wb = self.input.word_bytes;
+        let rows = per_row.len();
+        let mut arrived = vec![now; rows];
+        let mut first_word = vec![now; rows];
+        let mut delivered = now;
+        for (r, words) in per_row.iter().enumerate() {
+            if words.receivers == 0 {
+                continue;
+            }
+            let mut t = now;
+            let mut first = Cycle(u64::MAX);
+            if words.from_glb > 0 {
+                let bus = self.m.bus(Bus::Input, glb_start + 1, words.from_glb * wb);
+                t = t.max(bus.end);
+                first = first.min(bus.start);
+            }
+            if words.from_link > 0 && r > 0 {
+                let link_start = first_word[r - 1] + 1;
+                let link_index = (r - 1).min(self.m.noc.links.len().saturating_sub(1));
+                let link = self.m.link(link_index, link_start, words.from_link);
+                t = t.max(link.end).max(arrived[r - 1] + 1);
+                first = first.min(link.start);
+            }
+            first_word[r] = if first == Cycle(u64::MAX) { t } else { first };
+            arrived[r] = t;
+            delivered = delivered.max(t);
+        }
+        (arrived, delivered)
+    }
+
     /// Input RF entries per PE row for the step's piece (FC: the row of
     /// each receiving PE), into `row_entries`; only the trace needs them.
     fn count_row_input_entries(&mut self, id: StepId) {
         let pe_rows = self.m.arch.pe_array.rows as usize;
         let cols = self.m.arch.pe_array.cols as usize;
-        let rows = if self.plan.rows_are_positions {
-            pass_positions(&self.plan, id.pass).len()
-        } else {
-            1
-        };
+        let rows = self.rows_of_pass(id.pass);
         self.row_entries.clear();
         self.row_entries.resize(pe_rows, 0);
         for group in &self.groups_per_subpass[id.subpass] {
@@ -1187,11 +1251,7 @@ impl<'a> ArrayLayer<'a> {
     /// Biases into the psum RF at the start of a sub-pass (at `start`).
     fn init_psums(&mut self, id: StepId, start: Cycle) {
         let groups = &self.groups_per_subpass[id.subpass];
-        let rows = if self.plan.rows_are_positions {
-            pass_positions(&self.plan, id.pass).len()
-        } else {
-            1
-        };
+        let rows = self.rows_of_pass(id.pass);
         let mut writes = 0u64;
         let init = |v: &mut Vec<i64>, outputs: &[usize], bias: &[i64]| {
             v.clear();
@@ -1264,140 +1324,159 @@ impl<'a> ArrayLayer<'a> {
     /// The PEs compute the step from `start`; returns its duration (the slowest PE).
     fn compute(&mut self, id: StepId, start: Cycle) -> Result<u64> {
         let groups = std::mem::take(&mut self.groups_per_subpass[id.subpass]);
-        let rows = if self.plan.rows_are_positions {
-            pass_positions(&self.plan, id.pass).len()
-        } else {
-            1
+        let rows = self.rows_of_pass(id.pass);
+        let mut work = StepWork {
+            longest: 0,
+            activity: std::mem::take(&mut self.activity),
+            pes: Vec::new(),
         };
-        let stride = self.plan.positions_per_pass.max(1);
-        let mut longest = 0u64;
-        // (PE row, busy cycles) of every PE that computes, for the trace.
-        let mut activity = std::mem::take(&mut self.activity);
-        activity.clear();
-        // Each computing PE's cycles, for the stepper's PE array.
-        let mut work = Vec::new();
-        let stepping = self.m.stepper.is_some();
+        work.activity.clear();
         for (g, group) in groups.iter().enumerate() {
             let Some((cols, offset)) = group.blocks.get(id.piece).cloned() else {
                 continue;
             };
             let len = self.plan.piece_lists[group.list][id.piece].len();
             let weights = &group.weights[offset..offset + len * cols.len()];
-            let mut nonzero_inputs = std::mem::take(&mut self.nonzero_inputs);
-            nonzero_inputs.resize(rows, Vec::new());
-            for r in 0..rows {
-                let x = &self.rf[g][r].values;
-                let nz = &mut nonzero_inputs[r];
-                nz.clear();
-                nz.extend((0..x.len()).filter(|&e| x[e] != 0));
-                match &mut self.psums {
-                    Psums::Narrow(p) => {
-                        accumulate::<i32>(&mut p[g * stride + r][cols.clone()], weights, x)
-                    }
-                    Psums::Wide(p) => {
-                        accumulate::<i64>(&mut p[g * stride + r][cols.clone()], weights, x)
-                    }
-                }
-            }
-            // Counters and busy time, per PE.
+            self.accumulate_rows(g, rows, &cols, weights);
             for (i, &l) in group.lanes.iter().enumerate() {
-                let lane = &self.plan.lanes[l];
                 let width = overlap(&group.lane_columns[i], &cols) as u64;
-                if width == 0 {
-                    continue;
+                if width > 0 {
+                    let nonzero_weights = &group.nonzero_weights[i][group.element_base[id.piece]..];
+                    let lane = LaneWork {
+                        lane: l,
+                        rows,
+                        width,
+                        len: len as u64,
+                        nonzero_weights,
+                    };
+                    self.count_lane(&lane, start, &mut work);
                 }
-                let macs_per_pe = width * len as u64;
-                let active: &[usize] = if self.plan.rows_are_positions {
-                    &lane.pes[..rows.min(lane.pes.len())]
-                } else {
-                    &lane.pes
-                };
-                let nonzero_weights = &group.nonzero_weights[i][group.element_base[id.piece]..];
-                for (k, &pe) in active.iter().enumerate() {
-                    // A PE's MACs with both operands non-zero, from its
-                    // inputs' non-zeros and its columns' non-zero weights.
-                    let row = if self.plan.rows_are_positions { k } else { 0 };
-                    let nonzero: u64 = nonzero_inputs[row]
-                        .iter()
-                        .map(|&e| u64::from(nonzero_weights[e]))
-                        .sum();
-                    let zero = macs_per_pe - nonzero;
-                    self.m.pe.zero_macs += zero;
-                    let cycles = nonzero * self.mac_cycles + zero * self.zero_mac_cycles;
-                    self.m.pe.busy_cycles[pe] += cycles;
-                    if stepping {
-                        work.push((pe, cycles));
-                    }
-                    self.pe_used[pe] = true;
-                    longest = longest.max(cycles);
-                    if self.m.tracing() {
-                        let cols = self.m.arch.pe_array.cols as usize;
-                        activity.push((pe / cols, cycles));
-                        if let Some((t, p)) = &mut self.m.trace
-                            && let Some(&id) = p.pe_busy.get(pe)
-                        {
-                            t.busy(id, start, start + cycles);
-                        }
-                    }
-                }
-                let n = active.len() as u64;
-                let macs = macs_per_pe * n;
-                self.m.pe.macs += macs;
-                self.m.pe.rf_read(DataType::Input, macs);
-                self.m.pe.rf_read(DataType::Weight, macs);
-                if !self.programmable {
-                    self.m.pe.lut_reads += macs;
-                }
-                // The accumulator loads and stores each output's psum once per piece.
-                self.m.pe.rf_read(DataType::Psum, width * n);
-                self.m.pe.rf_write(DataType::Psum, width * n);
             }
-            self.nonzero_inputs = nonzero_inputs;
         }
         self.groups_per_subpass[id.subpass] = groups;
-        self.m.pe_step(start, start + longest, || work);
+        let StepWork {
+            longest,
+            activity,
+            pes,
+        } = work;
+        self.m.pe_step(start, start + longest, || pes);
         if !activity.is_empty() && !self.m.trace_quiet_before(start + longest) {
-            // One change per row and distinct duration: +n at the start, -k
-            // at each end. Rows hold few distinct durations (one per lane width).
             // (A step over before the trace window nets to nothing: skipped.)
-            let rows = self.m.arch.pe_array.rows as usize;
-            let mut per_row = std::mem::take(&mut self.row_ends);
-            per_row.iter_mut().for_each(Vec::clear);
-            per_row.resize(rows, Vec::new());
-            for &(row, cycles) in &activity {
-                let ends = &mut per_row[row];
-                match ends.iter_mut().find(|(c, _)| *c == cycles) {
-                    Some((_, n)) => *n += 1,
-                    None => ends.push((cycles, 1)),
-                }
-            }
-            for (row, ends) in per_row.iter().enumerate() {
-                if ends.is_empty() {
-                    continue;
-                }
-                let total: i64 = ends.iter().map(|&(_, n)| n).sum();
-                let busiest = ends.iter().map(|&(c, _)| c).max().unwrap_or(0);
-                self.m.trace_add(|p| p.row_active_pes[row], start, total);
-                for &(cycles, n) in ends {
-                    self.m
-                        .trace_add(|p| p.row_active_pes[row], start + cycles, -n);
-                }
-                self.m
-                    .trace_busy(|p| p.row_busy[row], start, start + busiest);
-            }
-            self.row_ends = per_row;
+            self.trace_row_activity(&activity, start);
         }
         self.activity = activity;
         Ok(longest)
     }
 
+    /// Each row's psums of lane group `g` accumulate the piece's `weights`
+    /// (columns `cols`) times the row's RF values; notes each row's
+    /// non-zero inputs for the zero-operand count.
+    fn accumulate_rows(&mut self, g: usize, rows: usize, cols: &Range<usize>, weights: &[i16]) {
+        let stride = self.plan.positions_per_pass.max(1);
+        self.nonzero_inputs.resize(rows, Vec::new());
+        for r in 0..rows {
+            let x = &self.rf[g][r].values;
+            let nz = &mut self.nonzero_inputs[r];
+            nz.clear();
+            nz.extend((0..x.len()).filter(|&e| x[e] != 0));
+            match &mut self.psums {
+                Psums::Narrow(p) => {
+                    accumulate::<i32>(&mut p[g * stride + r][cols.clone()], weights, x)
+                }
+                Psums::Wide(p) => {
+                    accumulate::<i64>(&mut p[g * stride + r][cols.clone()], weights, x)
+                }
+            }
+        }
+    }
+
+    /// One lane's PEs in the step: MACs, zero-operand MACs and busy cycles
+    /// per PE (from its inputs' and its columns' weights' non-zeros), the
+    /// RF and look-up-table accesses, and the trace's busy spans.
+    fn count_lane(&mut self, w: &LaneWork, start: Cycle, work: &mut StepWork) {
+        let lane = &self.plan.lanes[w.lane];
+        let macs_per_pe = w.width * w.len;
+        let active: &[usize] = if self.plan.rows_are_positions {
+            &lane.pes[..w.rows.min(lane.pes.len())]
+        } else {
+            &lane.pes
+        };
+        let cols = self.m.arch.pe_array.cols as usize;
+        for (k, &pe) in active.iter().enumerate() {
+            // A PE's MACs with both operands non-zero, from its
+            // inputs' non-zeros and its columns' non-zero weights.
+            let row = if self.plan.rows_are_positions { k } else { 0 };
+            let nonzero: u64 = self.nonzero_inputs[row]
+                .iter()
+                .map(|&e| u64::from(w.nonzero_weights[e]))
+                .sum();
+            let zero = macs_per_pe - nonzero;
+            self.m.pe.zero_macs += zero;
+            let cycles = nonzero * self.mac_cycles + zero * self.zero_mac_cycles;
+            self.m.pe.busy_cycles[pe] += cycles;
+            if self.m.stepper.is_some() {
+                work.pes.push((pe, cycles));
+            }
+            self.pe_used[pe] = true;
+            work.longest = work.longest.max(cycles);
+            if self.m.tracing() {
+                work.activity.push((pe / cols, cycles));
+                if let Some((t, p)) = &mut self.m.trace
+                    && let Some(&id) = p.pe_busy.get(pe)
+                {
+                    t.busy(id, start, start + cycles);
+                }
+            }
+        }
+        let n = active.len() as u64;
+        let macs = macs_per_pe * n;
+        self.m.pe.macs += macs;
+        self.m.pe.rf_read(DataType::Input, macs);
+        self.m.pe.rf_read(DataType::Weight, macs);
+        if !self.programmable {
+            self.m.pe.lut_reads += macs;
+        }
+        // The accumulator loads and stores each output's psum once per piece.
+        self.m.pe.rf_read(DataType::Psum, w.width * n);
+        self.m.pe.rf_write(DataType::Psum, w.width * n);
+    }
+
+    /// The trace's active PEs and busy span per PE row for a step from
+    /// `start`: one change per row and distinct duration, +n at the start
+    /// and -k at each end (rows hold few distinct durations, one per lane
+    /// width). `activity`: (PE row, busy cycles) of every computing PE.
+    fn trace_row_activity(&mut self, activity: &[(usize, u64)], start: Cycle) {
+        let rows = self.m.arch.pe_array.rows as usize;
+        let mut per_row = std::mem::take(&mut self.row_ends);
+        per_row.iter_mut().for_each(Vec::clear);
+        per_row.resize(rows, Vec::new());
+        for &(row, cycles) in activity {
+            let ends = &mut per_row[row];
+            match ends.iter_mut().find(|(c, _)| *c == cycles) {
+                Some((_, n)) => *n += 1,
+                None => ends.push((cycles, 1)),
+            }
+        }
+        for (row, ends) in per_row.iter().enumerate() {
+            if ends.is_empty() {
+                continue;
+            }
+            let total: i64 = ends.iter().map(|&(_, n)| n).sum();
+            let busiest = ends.iter().map(|&(c, _)| c).max().unwrap_or(0);
+            self.m.trace_add(|p| p.row_active_pes[row], start, total);
+            for &(cycles, n) in ends {
+                self.m
+                    .trace_add(|p| p.row_active_pes[row], start + cycles, -n);
+            }
+            self.m
+                .trace_busy(|p| p.row_busy[row], start, start + busiest);
+        }
+        self.row_ends = per_row;
+    }
+
     /// Words (and bytes) a sub-pass writes out.
     fn output_words(&self, id: StepId) -> (u64, u64) {
-        let rows = if self.plan.rows_are_positions {
-            pass_positions(&self.plan, id.pass).len()
-        } else {
-            1
-        };
+        let rows = self.rows_of_pass(id.pass);
         let words: u64 = self.groups_per_subpass[id.subpass]
             .iter()
             .map(|g| g.outputs.len() as u64 * rows as u64)
@@ -1411,11 +1490,7 @@ impl<'a> ArrayLayer<'a> {
         let mut outbox = std::mem::take(&mut self.spare_outbox);
         outbox.clear();
         let positions = pass_positions(&self.plan, id.pass);
-        let rows = if self.plan.rows_are_positions {
-            positions.len()
-        } else {
-            1
-        };
+        let rows = self.rows_of_pass(id.pass);
         let stride = self.plan.positions_per_pass.max(1);
         for (g, group) in self.groups_per_subpass[id.subpass].iter().enumerate() {
             for r in 0..rows {
@@ -1448,11 +1523,7 @@ impl<'a> ArrayLayer<'a> {
     fn writeback(&mut self, step: usize, at: Cycle) -> Result<()> {
         let id = self.schedule.steps[step];
         let positions = pass_positions(&self.plan, id.pass).to_vec();
-        let rows = if self.plan.rows_are_positions {
-            positions.len()
-        } else {
-            1
-        };
+        let rows = self.rows_of_pass(id.pass);
         let per_position: u64 = self.groups_per_subpass[id.subpass]
             .iter()
             .map(|g| g.outputs.len() as u64)

@@ -377,23 +377,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
     let v = Validator { path, text };
 
     let backend = ffe::backend(&v, raw.backend.as_ref())?;
-    let clock_mhz = match (&raw.arch.clock_mhz, &backend) {
-        (Some(c), Backend::Nvdla(_)) => {
-            return Err(v
-                .err(
-                    Some(c.span()),
-                    "[arch]",
-                    "clock_mhz",
-                    "does not apply to an NVDLA back-end, whose clock follows from its table \
-                     (peak TOPS / (2 x MACs)); remove it"
-                        .to_string(),
-                )
-                .into());
-        }
-        (None, Backend::Nvdla(n)) => n.clock_mhz,
-        (Some(c), _) => v.real(c, "[arch]", "clock_mhz", 1e-3, 1e6)?,
-        (None, _) => 200.0,
-    };
+    let clock_mhz = clock_mhz(&v, raw.arch.clock_mhz.as_ref(), &backend)?;
     // The PE-array sections describe the back-end; an NVDLA system needs none.
     let fallback;
     let (raw_pe, raw_glb, raw_dram) = match (&raw.pe_array, &raw.glb, &raw.dram, &backend) {
@@ -419,198 +403,11 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
             .into());
         }
     };
-
-    let pe = raw_pe;
-    let ctx = "[pe_array]";
-    let pe_array = PeArrayConfig {
-        rows: v.int(&pe.rows, ctx, "rows", 1, 4096)?,
-        cols: v.int(&pe.cols, ctx, "cols", 1, 4096)?,
-        input_rf_entries: v.opt_int(
-            &pe.input_rf_entries,
-            ctx,
-            "input_rf_entries",
-            1,
-            1 << 20,
-            12,
-        )?,
-        psum_rf_entries: v.opt_int(&pe.psum_rf_entries, ctx, "psum_rf_entries", 1, 1 << 20, 24)?,
-        weight_store: pe.weight_store,
-        weight_scratchpad_entries: v.opt_int(
-            &pe.weight_scratchpad_entries,
-            ctx,
-            "weight_scratchpad_entries",
-            1,
-            1 << 24,
-            224,
-        )?,
-    };
-    let pes = u64::from(pe_array.rows) * u64::from(pe_array.cols);
-    if pes > MAX_PES {
-        return Err(v
-            .err(
-                Some(pe.cols.span()),
-                ctx,
-                "cols",
-                format!(
-                    "a {}x{} array has {pes} PEs, more than the limit of {MAX_PES} (rows x cols); valid: rows x cols <= {MAX_PES}",
-                    pe_array.rows, pe_array.cols
-                ),
-            )
-            .into());
-    }
-
-    let ctx = "[interconnect]";
-    let ic = raw.interconnect.as_ref().map(|s| s.get_ref());
-    let interconnect = InterconnectConfig {
-        glb_bus_bytes_per_cycle: v.opt_int(
-            &ic.and_then(|i| i.glb_bus_bytes_per_cycle.clone()),
-            ctx,
-            "glb_bus_bytes_per_cycle",
-            1,
-            1 << 16,
-            8,
-        )?,
-        neighbor_words_per_cycle: v.opt_int(
-            &ic.and_then(|i| i.neighbor_words_per_cycle.clone()),
-            ctx,
-            "neighbor_words_per_cycle",
-            1,
-            1 << 16,
-            1,
-        )?,
-    };
-
-    let g = raw_glb;
-    let ctx = "[glb]";
-    let capacity_kib = v.real(
-        &g.capacity_kib,
-        ctx,
-        "capacity_kib",
-        1.0 / 1024.0,
-        (1u64 << 30) as f64,
-    )?;
-    let glb = GlbConfig {
-        capacity_bytes: (capacity_kib * 1024.0).round() as u64,
-        banks: v.opt_int(&g.banks, ctx, "banks", 1, 4096, 27)?,
-        bank_width_bytes: v.opt_int(&g.bank_width_bytes, ctx, "bank_width_bytes", 1, 1024, 8)?,
-        ports_per_bank: v.opt_int(&g.ports_per_bank, ctx, "ports_per_bank", 1, 8, 1)?,
-        divider_latency_cycles: v.opt_int(
-            &g.divider_latency_cycles,
-            ctx,
-            "divider_latency_cycles",
-            1,
-            1024,
-            12,
-        )?,
-    };
-
-    let d = raw_dram;
-    let ctx = "[dram]";
-    let b = d.banked.as_ref().map(|s| s.get_ref());
-    let bctx = "[dram.banked]";
-    let dram = DramConfig {
-        model: d.model.unwrap_or(DramModel::Simple),
-        bandwidth_bytes_per_cycle: v.opt_int(
-            &d.bandwidth_bytes_per_cycle,
-            ctx,
-            "bandwidth_bytes_per_cycle",
-            1,
-            1 << 16,
-            4,
-        )?,
-        latency_cycles: v.opt_int(&d.latency_cycles, ctx, "latency_cycles", 0, 1 << 20, 20)?,
-        read_queue_entries: v.opt_int(
-            &d.read_queue_entries,
-            ctx,
-            "read_queue_entries",
-            1,
-            1 << 16,
-            16,
-        )?,
-        write_queue_entries: v.opt_int(
-            &d.write_queue_entries,
-            ctx,
-            "write_queue_entries",
-            1,
-            1 << 16,
-            16,
-        )?,
-        banked: BankedDramConfig {
-            banks: v.opt_int(&b.and_then(|x| x.banks.clone()), bctx, "banks", 1, 1024, 8)?,
-            row_bytes: v.opt_int(
-                &b.and_then(|x| x.row_bytes.clone()),
-                bctx,
-                "row_bytes",
-                16,
-                1 << 20,
-                2048,
-            )?,
-            burst_bytes: v.opt_int(
-                &b.and_then(|x| x.burst_bytes.clone()),
-                bctx,
-                "burst_bytes",
-                1,
-                4096,
-                32,
-            )?,
-            t_rcd_cycles: v.opt_int(
-                &b.and_then(|x| x.t_rcd_cycles.clone()),
-                bctx,
-                "t_rcd_cycles",
-                0,
-                1 << 16,
-                4,
-            )?,
-            t_rp_cycles: v.opt_int(
-                &b.and_then(|x| x.t_rp_cycles.clone()),
-                bctx,
-                "t_rp_cycles",
-                0,
-                1 << 16,
-                4,
-            )?,
-            t_cas_cycles: v.opt_int(
-                &b.and_then(|x| x.t_cas_cycles.clone()),
-                bctx,
-                "t_cas_cycles",
-                0,
-                1 << 16,
-                4,
-            )?,
-        },
-    };
-    if dram.banked.row_bytes % dram.banked.burst_bytes != 0 {
-        let span = b.and_then(|x| x.burst_bytes.as_ref().map(|s| s.span()));
-        return Err(v
-            .err(
-                span,
-                bctx,
-                "burst_bytes",
-                format!(
-                    "{} does not divide row_bytes {}; valid: a divisor of the row size",
-                    dram.banked.burst_bytes, dram.banked.row_bytes
-                ),
-            )
-            .into());
-    }
-
-    let e = raw.energy.as_ref().map(|s| s.get_ref());
-    let ctx = "[energy]";
-    let cost = |f: Option<&Spanned<f64>>, field: &str, default: f64| -> Result<f64, InputError> {
-        match f {
-            Some(x) => v.real(x, ctx, field, 0.0, 1e9),
-            None => Ok(default),
-        }
-    };
-    let energy = EnergyConfig {
-        dram: cost(e.and_then(|x| x.dram.as_ref()), "dram", 200.0)?,
-        glb: cost(e.and_then(|x| x.glb.as_ref()), "glb", 6.0)?,
-        array: cost(e.and_then(|x| x.array.as_ref()), "array", 2.0)?,
-        rf: cost(e.and_then(|x| x.rf.as_ref()), "rf", 1.0)?,
-        mac: cost(e.and_then(|x| x.mac.as_ref()), "mac", 1.0)?,
-        lut: cost(e.and_then(|x| x.lut.as_ref()), "lut", 1.0)?,
-        pj_per_unit: cost(e.and_then(|x| x.pj_per_unit.as_ref()), "pj_per_unit", 1.6)?,
-    };
+    let pe_array = pe_array(&v, raw_pe)?;
+    let interconnect = interconnect(&v, raw.interconnect.as_ref().map(|s| s.get_ref()))?;
+    let glb = glb(&v, raw_glb)?;
+    let dram = dram(&v, raw_dram)?;
+    let energy = energy(&v, raw.energy.as_ref().map(|s| s.get_ref()))?;
 
     let mac = resolve_mac(raw.mac.as_ref().map(|m| m.get_ref()), &energy);
     if let Err(message) = mac.validate() {
@@ -639,6 +436,231 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
         system,
         area,
         mac,
+    })
+}
+
+/// `[arch] clock_mhz`: required range 0.001-1e6 MHz, default 200; an
+/// NVDLA back-end's clock follows from its table and may not be given.
+fn clock_mhz(
+    v: &Validator,
+    clock: Option<&Spanned<f64>>,
+    backend: &Backend,
+) -> Result<f64, InputError> {
+    match (clock, backend) {
+        (Some(c), Backend::Nvdla(_)) => Err(v.err(
+            Some(c.span()),
+            "[arch]",
+            "clock_mhz",
+            "does not apply to an NVDLA back-end, whose clock follows from its table \
+             (peak TOPS / (2 x MACs)); remove it"
+                .to_string(),
+        )),
+        (None, Backend::Nvdla(n)) => Ok(n.clock_mhz),
+        (Some(c), _) => v.real(c, "[arch]", "clock_mhz", 1e-3, 1e6),
+        (None, _) => Ok(200.0),
+    }
+}
+
+/// `[pe_array]`: at most [`MAX_PES`] PEs.
+fn pe_array(v: &Validator, pe: &RawPeArray) -> Result<PeArrayConfig, InputError> {
+    let ctx = "[pe_array]";
+    let pe_array = PeArrayConfig {
+        rows: v.int(&pe.rows, ctx, "rows", 1, 4096)?,
+        cols: v.int(&pe.cols, ctx, "cols", 1, 4096)?,
+        input_rf_entries: v.opt_int(
+            &pe.input_rf_entries,
+            ctx,
+            "input_rf_entries",
+            1,
+            1 << 20,
+            12,
+        )?,
+        psum_rf_entries: v.opt_int(&pe.psum_rf_entries, ctx, "psum_rf_entries", 1, 1 << 20, 24)?,
+        weight_store: pe.weight_store,
+        weight_scratchpad_entries: v.opt_int(
+            &pe.weight_scratchpad_entries,
+            ctx,
+            "weight_scratchpad_entries",
+            1,
+            1 << 24,
+            224,
+        )?,
+    };
+    let pes = u64::from(pe_array.rows) * u64::from(pe_array.cols);
+    if pes > MAX_PES {
+        return Err(v.err(
+            Some(pe.cols.span()),
+            ctx,
+            "cols",
+            format!(
+                "a {}x{} array has {pes} PEs, more than the limit of {MAX_PES} (rows x cols); valid: rows x cols <= {MAX_PES}",
+                pe_array.rows, pe_array.cols
+            ),
+        ));
+    }
+    Ok(pe_array)
+}
+
+/// `[interconnect]` (optional, every key defaulted).
+fn interconnect(
+    v: &Validator,
+    ic: Option<&RawInterconnect>,
+) -> Result<InterconnectConfig, InputError> {
+    let ctx = "[interconnect]";
+    Ok(InterconnectConfig {
+        glb_bus_bytes_per_cycle: v.opt_int(
+            &ic.and_then(|i| i.glb_bus_bytes_per_cycle.clone()),
+            ctx,
+            "glb_bus_bytes_per_cycle",
+            1,
+            1 << 16,
+            8,
+        )?,
+        neighbor_words_per_cycle: v.opt_int(
+            &ic.and_then(|i| i.neighbor_words_per_cycle.clone()),
+            ctx,
+            "neighbor_words_per_cycle",
+            1,
+            1 << 16,
+            1,
+        )?,
+    })
+}
+
+/// `[glb]`: `capacity_kib` required (fractions allowed), the rest defaulted.
+fn glb(v: &Validator, g: &RawGlb) -> Result<GlbConfig, InputError> {
+    let ctx = "[glb]";
+    let capacity_kib = v.real(
+        &g.capacity_kib,
+        ctx,
+        "capacity_kib",
+        1.0 / 1024.0,
+        (1u64 << 30) as f64,
+    )?;
+    Ok(GlbConfig {
+        capacity_bytes: (capacity_kib * 1024.0).round() as u64,
+        banks: v.opt_int(&g.banks, ctx, "banks", 1, 4096, 27)?,
+        bank_width_bytes: v.opt_int(&g.bank_width_bytes, ctx, "bank_width_bytes", 1, 1024, 8)?,
+        ports_per_bank: v.opt_int(&g.ports_per_bank, ctx, "ports_per_bank", 1, 8, 1)?,
+        divider_latency_cycles: v.opt_int(
+            &g.divider_latency_cycles,
+            ctx,
+            "divider_latency_cycles",
+            1,
+            1024,
+            12,
+        )?,
+    })
+}
+
+/// `[dram]` and its `[dram.banked]` timing (used when `model = "banked"`).
+fn dram(v: &Validator, d: &RawDram) -> Result<DramConfig, InputError> {
+    let ctx = "[dram]";
+    Ok(DramConfig {
+        model: d.model.unwrap_or(DramModel::Simple),
+        bandwidth_bytes_per_cycle: v.opt_int(
+            &d.bandwidth_bytes_per_cycle,
+            ctx,
+            "bandwidth_bytes_per_cycle",
+            1,
+            1 << 16,
+            4,
+        )?,
+        latency_cycles: v.opt_int(&d.latency_cycles, ctx, "latency_cycles", 0, 1 << 20, 20)?,
+        read_queue_entries: v.opt_int(
+            &d.read_queue_entries,
+            ctx,
+            "read_queue_entries",
+            1,
+            1 << 16,
+            16,
+        )?,
+        write_queue_entries: v.opt_int(
+            &d.write_queue_entries,
+            ctx,
+            "write_queue_entries",
+            1,
+            1 << 16,
+            16,
+        )?,
+        banked: banked_dram(v, d.banked.as_ref().map(|s| s.get_ref()))?,
+    })
+}
+
+/// `[dram.banked]`: bank count, row and burst sizes (the burst divides the
+/// row) and the row-buffer timings in cycles.
+fn banked_dram(v: &Validator, b: Option<&RawBankedDram>) -> Result<BankedDramConfig, InputError> {
+    let ctx = "[dram.banked]";
+    let field = |f: fn(&RawBankedDram) -> &Option<Spanned<i64>>| b.and_then(|x| f(x).clone());
+    let banked = BankedDramConfig {
+        banks: v.opt_int(&field(|x| &x.banks), ctx, "banks", 1, 1024, 8)?,
+        row_bytes: v.opt_int(
+            &field(|x| &x.row_bytes),
+            ctx,
+            "row_bytes",
+            16,
+            1 << 20,
+            2048,
+        )?,
+        burst_bytes: v.opt_int(&field(|x| &x.burst_bytes), ctx, "burst_bytes", 1, 4096, 32)?,
+        t_rcd_cycles: v.opt_int(
+            &field(|x| &x.t_rcd_cycles),
+            ctx,
+            "t_rcd_cycles",
+            0,
+            1 << 16,
+            4,
+        )?,
+        t_rp_cycles: v.opt_int(
+            &field(|x| &x.t_rp_cycles),
+            ctx,
+            "t_rp_cycles",
+            0,
+            1 << 16,
+            4,
+        )?,
+        t_cas_cycles: v.opt_int(
+            &field(|x| &x.t_cas_cycles),
+            ctx,
+            "t_cas_cycles",
+            0,
+            1 << 16,
+            4,
+        )?,
+    };
+    if banked.row_bytes % banked.burst_bytes != 0 {
+        let span = b.and_then(|x| x.burst_bytes.as_ref().map(|s| s.span()));
+        return Err(v.err(
+            span,
+            ctx,
+            "burst_bytes",
+            format!(
+                "{} does not divide row_bytes {}; valid: a divisor of the row size",
+                banked.burst_bytes, banked.row_bytes
+            ),
+        ));
+    }
+    Ok(banked)
+}
+
+/// `[energy]`: costs per access or operation in 16-bit-MAC units (each
+/// 0-1e9, defaulted) and `pj_per_unit`.
+fn energy(v: &Validator, e: Option<&RawEnergy>) -> Result<EnergyConfig, InputError> {
+    let ctx = "[energy]";
+    let cost = |f: Option<&Spanned<f64>>, field: &str, default: f64| -> Result<f64, InputError> {
+        match f {
+            Some(x) => v.real(x, ctx, field, 0.0, 1e9),
+            None => Ok(default),
+        }
+    };
+    Ok(EnergyConfig {
+        dram: cost(e.and_then(|x| x.dram.as_ref()), "dram", 200.0)?,
+        glb: cost(e.and_then(|x| x.glb.as_ref()), "glb", 6.0)?,
+        array: cost(e.and_then(|x| x.array.as_ref()), "array", 2.0)?,
+        rf: cost(e.and_then(|x| x.rf.as_ref()), "rf", 1.0)?,
+        mac: cost(e.and_then(|x| x.mac.as_ref()), "mac", 1.0)?,
+        lut: cost(e.and_then(|x| x.lut.as_ref()), "lut", 1.0)?,
+        pj_per_unit: cost(e.and_then(|x| x.pj_per_unit.as_ref()), "pj_per_unit", 1.6)?,
     })
 }
 

@@ -97,14 +97,6 @@ fn cells(line: &str) -> Vec<String> {
 
 /// The equivalent workload file, or an error naming the CSV line and column.
 pub fn to_workload_toml(text: &str, path: &Path) -> Result<String, InputError> {
-    let err = |line: usize, field: &str, msg: String| {
-        let mut e = InputError::new(path, msg).context(format!("row on line {line}"));
-        e.line_column = Some((line, 1));
-        if !field.is_empty() {
-            e = e.field(field);
-        }
-        e
-    };
     let mut lines = text
         .lines()
         .enumerate()
@@ -116,169 +108,27 @@ pub fn to_workload_toml(text: &str, path: &Path) -> Result<String, InputError> {
             "the topology file is empty; valid: a SCALE-Sim header row, then one row per layer",
         ));
     };
-    let head: Vec<String> = cells(header)
-        .iter()
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    let gemm = head.len() == 4 && head[1] == "m" && head[2] == "n" && head[3] == "k";
-    let conv_cols = [
-        "ifmap height",
-        "ifmap width",
-        "filter height",
-        "filter width",
-        "channels",
-        "num filter",
-        "strides",
-    ];
-    if !gemm && (head.len() < 8 || head[1..8] != conv_cols) {
-        let mut e = InputError::new(
-            path,
-            format!(
-                "header is `{}`; valid: `Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,` or `Layer, M, N, K,`",
-                header.trim()
-            ),
-        );
-        e.line_column = Some((1, 1));
-        return Err(e);
-    }
-    let fields: &[&str] = if gemm {
-        &["M", "N", "K"]
-    } else {
-        &[
-            "IFMAP Height",
-            "IFMAP Width",
-            "Filter Height",
-            "Filter Width",
-            "Channels",
-            "Num Filter",
-            "Strides",
-        ]
-    };
-    let mut rows = Vec::new();
-    for (line, l) in lines {
-        let c = cells(l);
-        if c.len() < fields.len() + 1 {
-            return Err(err(
-                line,
-                "",
-                format!(
-                    "has {} cells; valid: a name and {} ({})",
-                    c.len(),
-                    fields.len(),
-                    fields.join(", ")
-                ),
-            ));
-        }
-        let mut v = Vec::with_capacity(fields.len());
-        for (k, f) in fields.iter().enumerate() {
-            match c[k + 1].parse::<usize>() {
-                Ok(x) if (1..=MAX_DIMENSION as usize).contains(&x) => v.push(x),
-                _ => {
-                    return Err(err(
-                        line,
-                        f,
-                        format!(
-                            "is `{}`; valid: an integer from 1 to {MAX_DIMENSION}",
-                            c[k + 1]
-                        ),
-                    ));
-                }
-            }
-        }
-        let name = c[0].replace(
-            |ch: char| !(ch.is_ascii_alphanumeric() || ch == '_' || ch == '-'),
-            "_",
-        );
-        rows.push(if gemm {
-            // M x K by K x N: a 1x1 convolution over M positions of K features.
-            Row {
-                line,
-                name,
-                ifmap: [v[0], 1],
-                filter: [1, 1],
-                channels: v[2],
-                filters: v[1],
-                stride: 1,
-            }
-        } else {
-            Row {
-                line,
-                name,
-                ifmap: [v[0], v[1]],
-                filter: [v[2], v[3]],
-                channels: v[4],
-                filters: v[5],
-                stride: v[6],
-            }
-        });
-    }
+    let gemm = is_gemm_header(header, path)?;
+    let rows = lines
+        .map(|(line, l)| parse_row(path, line, l, gemm))
+        .collect::<Result<Vec<Row>, InputError>>()?;
     let Some(first) = rows.first() else {
         return Err(InputError::new(
             path,
             "the topology has a header but no layer rows",
         ));
     };
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "scalesim".to_string());
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# Generated from the SCALE-Sim topology {}",
-        path.display()
-    );
-    let _ = writeln!(
-        out,
-        "[network]\nname = {}\ndescription = {}\nsource = {}\nseed = 1\n",
-        toml_string(&stem),
-        toml_string(&format!(
-            "SCALE-Sim topology {stem} ({} layers), generated weights",
-            rows.len()
-        )),
-        toml_string(&path.display().to_string())
-    );
-    let _ = writeln!(out, "[numerics]\nmode = \"affine\"\n");
-    let _ = writeln!(
-        out,
-        "[input]\nshape = [{}, {}, {}]\n",
-        first.channels, first.ifmap[0], first.ifmap[1]
-    );
-    let _ = writeln!(out, "[defaults]\nactivation = \"relu\"\n");
+    let mut out = network_sections(path, first, rows.len());
     let mut prev: Option<(usize, [usize; 2])> = None;
     let mut names = std::collections::HashSet::new();
     for r in &rows {
-        let mut pad = [0usize; 4];
-        if let Some((c, hw)) = prev {
-            if r.channels != c {
-                return Err(err(
-                    r.line,
-                    "Channels",
-                    format!(
-                        "is {}, but the previous layer produces {c} channels; accsim chains the rows",
-                        r.channels
-                    ),
-                ));
-            }
-            for (k, f) in [(0, "IFMAP Height"), (1, "IFMAP Width")] {
-                if r.ifmap[k] < hw[k] {
-                    return Err(err(
-                        r.line,
-                        f,
-                        format!(
-                            "is {}, smaller than the previous layer's output ({}); SCALE-Sim files leave out pooling, which accsim cannot guess: \
-                         split the file, or write a workload file with the pooling layer",
-                            r.ifmap[k], hw[k]
-                        ),
-                    ));
-                }
-                let extra = r.ifmap[k] - hw[k];
-                pad[k] = extra / 2;
-                pad[k + 2] = extra - extra / 2;
-            }
-        }
+        let pad = match prev {
+            Some(previous) => chain_padding(path, r, previous)?,
+            None => [0; 4],
+        };
         if r.filter[0] > r.ifmap[0] || r.filter[1] > r.ifmap[1] {
-            return Err(err(
+            return Err(row_error(
+                path,
                 r.line,
                 "Filter Height",
                 format!(
@@ -314,6 +164,192 @@ pub fn to_workload_toml(text: &str, path: &Path) -> Result<String, InputError> {
         prev = Some((r.filters, [oh, ow]));
     }
     Ok(out)
+}
+
+/// The columns of a convolution topology's header after the layer name.
+const CONV_COLUMNS: [&str; 7] = [
+    "IFMAP Height",
+    "IFMAP Width",
+    "Filter Height",
+    "Filter Width",
+    "Channels",
+    "Num Filter",
+    "Strides",
+];
+
+/// The columns of a GEMM topology's header after the layer name.
+const GEMM_COLUMNS: [&str; 3] = ["M", "N", "K"];
+
+/// An error about the row on `line` (`field`: the column, or empty).
+fn row_error(path: &Path, line: usize, field: &str, msg: String) -> InputError {
+    let mut e = InputError::new(path, msg).context(format!("row on line {line}"));
+    e.line_column = Some((line, 1));
+    if !field.is_empty() {
+        e = e.field(field);
+    }
+    e
+}
+
+/// Whether the header names a GEMM topology (`Layer, M, N, K`) rather
+/// than a convolution one; an error for any other header.
+fn is_gemm_header(header: &str, path: &Path) -> Result<bool, InputError> {
+    let head: Vec<String> = cells(header)
+        .iter()
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let gemm = head.len() == 4 && head[1] == "m" && head[2] == "n" && head[3] == "k";
+    let conv = head.len() >= 8
+        && head[1..8]
+            .iter()
+            .zip(CONV_COLUMNS)
+            .all(|(h, c)| *h == c.to_ascii_lowercase());
+    if !gemm && !conv {
+        let mut e = InputError::new(
+            path,
+            format!(
+                "header is `{}`; valid: `Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,` or `Layer, M, N, K,`",
+                header.trim()
+            ),
+        );
+        e.line_column = Some((1, 1));
+        return Err(e);
+    }
+    Ok(gemm)
+}
+
+/// One layer row: a name and the header's integer columns; a GEMM row
+/// (M x K by K x N) is a 1x1 convolution over M positions of K features.
+fn parse_row(path: &Path, line: usize, l: &str, gemm: bool) -> Result<Row, InputError> {
+    let fields: &[&str] = if gemm { &GEMM_COLUMNS } else { &CONV_COLUMNS };
+    let c = cells(l);
+    if c.len() < fields.len() + 1 {
+        return Err(row_error(
+            path,
+            line,
+            "",
+            format!(
+                "has {} cells; valid: a name and {} ({})",
+                c.len(),
+                fields.len(),
+                fields.join(", ")
+            ),
+        ));
+    }
+    let mut v = Vec::with_capacity(fields.len());
+    for (k, f) in fields.iter().enumerate() {
+        match c[k + 1].parse::<usize>() {
+            Ok(x) if (1..=MAX_DIMENSION as usize).contains(&x) => v.push(x),
+            _ => {
+                return Err(row_error(
+                    path,
+                    line,
+                    f,
+                    format!(
+                        "is `{}`; valid: an integer from 1 to {MAX_DIMENSION}",
+                        c[k + 1]
+                    ),
+                ));
+            }
+        }
+    }
+    let name = c[0].replace(
+        |ch: char| !(ch.is_ascii_alphanumeric() || ch == '_' || ch == '-'),
+        "_",
+    );
+    Ok(if gemm {
+        Row {
+            line,
+            name,
+            ifmap: [v[0], 1],
+            filter: [1, 1],
+            channels: v[2],
+            filters: v[1],
+            stride: 1,
+        }
+    } else {
+        Row {
+            line,
+            name,
+            ifmap: [v[0], v[1]],
+            filter: [v[2], v[3]],
+            channels: v[4],
+            filters: v[5],
+            stride: v[6],
+        }
+    })
+}
+
+/// The workload's `[network]`, `[numerics]`, `[input]` and `[defaults]`
+/// sections for a topology whose first row is `first`.
+fn network_sections(path: &Path, first: &Row, layers: usize) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "scalesim".to_string());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Generated from the SCALE-Sim topology {}",
+        path.display()
+    );
+    let _ = writeln!(
+        out,
+        "[network]\nname = {}\ndescription = {}\nsource = {}\nseed = 1\n",
+        toml_string(&stem),
+        toml_string(&format!(
+            "SCALE-Sim topology {stem} ({layers} layers), generated weights"
+        )),
+        toml_string(&path.display().to_string())
+    );
+    let _ = writeln!(out, "[numerics]\nmode = \"affine\"\n");
+    let _ = writeln!(
+        out,
+        "[input]\nshape = [{}, {}, {}]\n",
+        first.channels, first.ifmap[0], first.ifmap[1]
+    );
+    let _ = writeln!(out, "[defaults]\nactivation = \"relu\"\n");
+    out
+}
+
+/// The padding `[top, left, bottom, right]` that makes row `r` read the
+/// previous layer's output (`channels`, `[height, width]`): SCALE-Sim
+/// rows give each layer's padded IFMAP, so the difference is padding
+/// (split evenly, the extra row or column at the end).
+fn chain_padding(
+    path: &Path,
+    r: &Row,
+    (channels, hw): (usize, [usize; 2]),
+) -> Result<[usize; 4], InputError> {
+    if r.channels != channels {
+        return Err(row_error(
+            path,
+            r.line,
+            "Channels",
+            format!(
+                "is {}, but the previous layer produces {channels} channels; accsim chains the rows",
+                r.channels
+            ),
+        ));
+    }
+    let mut pad = [0usize; 4];
+    for (k, f) in [(0, "IFMAP Height"), (1, "IFMAP Width")] {
+        if r.ifmap[k] < hw[k] {
+            return Err(row_error(
+                path,
+                r.line,
+                f,
+                format!(
+                    "is {}, smaller than the previous layer's output ({}); SCALE-Sim files leave out pooling, which accsim cannot guess: \
+                 split the file, or write a workload file with the pooling layer",
+                    r.ifmap[k], hw[k]
+                ),
+            ));
+        }
+        let extra = r.ifmap[k] - hw[k];
+        pad[k] = extra / 2;
+        pad[k + 2] = extra - extra / 2;
+    }
+    Ok(pad)
 }
 
 #[cfg(test)]

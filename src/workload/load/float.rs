@@ -23,7 +23,7 @@ use crate::workload::generate::{self, Distribution, Generator};
 /// Most calibration inputs a `[float]` workload may ask for (`samples`, and
 /// `accsim precision --calib N`).
 const MAX_CALIBRATION_SAMPLES: usize = 1_000_000;
-use crate::workload::ir::{Activations, Layer, Op, TensorSource};
+use crate::workload::ir::{Activations, Layer, Op, Shape, TensorSource};
 use crate::workload::npy;
 
 /// PELUSO's calibration set size.
@@ -149,13 +149,35 @@ impl Cx<'_> {
         }
         let shape = self.input_shape(r)?;
         let raw = f.get_ref();
-        let spec = raw
-            .inputs
-            .as_ref()
-            .map(|s| s.get_ref().clone())
-            .unwrap_or_default();
-        let spec_span = raw.inputs.as_ref().map(|s| s.span());
-        let requested = match (&options.calibration_samples, &raw.samples) {
+        let requested = self.requested_samples(f, options)?;
+        let reals = self.calibration_reals(raw, shape, requested)?;
+        let frac_len = dfp::l2_frac_len(reals.iter().flat_map(|x| x.iter()), activation_bits);
+        let labels = match &raw.labels {
+            None => None,
+            Some(file) => Some(self.float_labels(file, reals.len())?),
+        };
+        let fl_samples = self.fl_samples(raw, reals.len())?;
+        Ok(FloatInputs {
+            quant: TensorQuant::Fixed {
+                bits: activation_bits,
+                frac_len,
+            },
+            reals,
+            labels,
+            fl_samples,
+            centre_last_bias: raw.centre_last_bias.as_ref().is_some_and(|c| *c.get_ref()),
+        })
+    }
+
+    /// Calibration inputs asked for by `--calib` (which wins) or `[float]
+    /// samples`, each 1 to [`MAX_CALIBRATION_SAMPLES`]; `None`: all of a
+    /// file's, or [`DEFAULT_SAMPLES`] generated.
+    fn requested_samples(
+        &self,
+        f: &Spanned<RawFloat>,
+        options: &super::LoadOptions,
+    ) -> Result<Option<usize>, InputError> {
+        let requested = match (&options.calibration_samples, &f.get_ref().samples) {
             (Some(n), _) => {
                 if !(1..=MAX_CALIBRATION_SAMPLES).contains(n) {
                     return Err(InputError::new(
@@ -173,7 +195,7 @@ impl Cx<'_> {
                 if !(1..=MAX_CALIBRATION_SAMPLES as i64).contains(&n) {
                     return Err(self.err(
                         Some(s.span()),
-                        ctx,
+                        "[float]",
                         "samples",
                         format!("is {n}; valid: 1 to {MAX_CALIBRATION_SAMPLES}"),
                     ));
@@ -185,92 +207,31 @@ impl Cx<'_> {
         if requested == Some(0) {
             return Err(self.err(
                 Some(f.span()),
-                ctx,
+                "[float]",
                 "samples",
                 "is 0; valid: at least 1 calibration input",
             ));
         }
-        let per_sample = shape.len();
-        let reals: Vec<Array3<f64>> = if let Some(file) = &spec.file {
-            let path = self.resolve(file.get_ref());
-            let located = |e: InputError| self.located(e, file.span(), ctx, "inputs");
-            let array = npy::read_npy_any(&path).map_err(located)?;
-            let dims = array.shape().to_vec();
-            if !array.is_float()
-                || dims.len() != 4
-                || dims[1..] != [shape.channels, shape.height, shape.width]
-                || dims[0] == 0
-            {
-                return Err(self.err(
-                    Some(file.span()),
-                    ctx,
-                    "inputs",
-                    format!(
-                        "{} holds {} {:?}; valid: float32 or float64 [N, {}, {}, {}] with N >= 1",
-                        path.display(),
-                        array.dtype_name(),
-                        dims,
-                        shape.channels,
-                        shape.height,
-                        shape.width
-                    ),
-                ));
-            }
-            let n = requested.unwrap_or(dims[0]);
-            if n > dims[0] {
-                return Err(self.err(
-                    Some(file.span()),
-                    ctx,
-                    "samples",
-                    format!(
-                        "asks for {n} calibration inputs; {} holds {}",
-                        path.display(),
-                        dims[0]
-                    ),
-                ));
-            }
-            let values = array.to_f64();
-            (0..n)
-                .map(|s| {
-                    Array3::from_shape_vec(
-                        shape.dims(),
-                        values[s * per_sample..(s + 1) * per_sample].to_vec(),
-                    )
-                    .unwrap_or_else(|_| Array3::zeros(shape.dims()))
-                })
-                .collect()
-        } else {
-            let n = requested.unwrap_or(DEFAULT_SAMPLES);
-            self.check_size(
-                &[n as u64, per_sample as u64],
-                spec_span.clone(),
-                ctx,
-                "samples",
-            )?;
-            let g = self.generator(
-                &spec,
-                spec_span.clone(),
-                ctx,
-                "inputs",
-                "calibration",
-                Distribution::Uniform {
-                    low: -1.0,
-                    high: 1.0,
-                },
-            )?;
-            // Sample s has its own seed, so a smaller set is a prefix of a larger one.
-            (0..n)
-                .into_par_iter()
-                .map(|s| {
-                    let gs = Generator {
-                        seed: generate::derive_seed(g.seed, &s.to_string()),
-                        ..g
-                    };
-                    let v = generate::generate_reals(&gs, per_sample);
-                    Array3::from_shape_vec(shape.dims(), v)
-                        .unwrap_or_else(|_| Array3::zeros(shape.dims()))
-                })
-                .collect()
+        Ok(requested)
+    }
+
+    /// The calibration inputs in real units, from `[float] inputs`' file or
+    /// generator; every value finite.
+    fn calibration_reals(
+        &self,
+        raw: &RawFloat,
+        shape: Shape,
+        requested: Option<usize>,
+    ) -> Result<Vec<Array3<f64>>, InputError> {
+        let spec = raw
+            .inputs
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_default();
+        let spec_span = raw.inputs.as_ref().map(|s| s.span());
+        let reals = match &spec.file {
+            Some(file) => self.reals_from_file(file, shape, requested)?,
+            None => self.generated_reals(&spec, spec_span.clone(), shape, requested)?,
         };
         if let Some((s, _)) = reals
             .iter()
@@ -279,67 +240,156 @@ impl Cx<'_> {
         {
             return Err(self.err(
                 spec_span,
-                ctx,
+                "[float]",
                 "inputs",
                 format!("calibration input {s} holds a value that is not finite"),
             ));
         }
-        let frac_len = dfp::l2_frac_len(reals.iter().flat_map(|x| x.iter()), activation_bits);
-        let labels = match &raw.labels {
-            None => None,
-            Some(file) => {
-                let path = self.resolve(file.get_ref());
-                let located = |e: InputError| self.located(e, file.span(), ctx, "labels");
-                let array = npy::read_npy_any(&path).map_err(located)?;
-                let values = match (array.to_i64(), array.shape()) {
-                    (Some(v), [n]) if *n >= reals.len() => v,
-                    _ => {
-                        return Err(self.err(
-                            Some(file.span()),
-                            ctx,
-                            "labels",
-                            format!(
-                                "{} holds {} {:?}; valid: integers [N] with N >= {} (one class \
-                                 index per calibration input)",
-                                path.display(),
-                                array.dtype_name(),
-                                array.shape(),
-                                reals.len()
-                            ),
-                        ));
-                    }
+        Ok(reals)
+    }
+
+    /// The first `requested` (default: all) inputs of a float `.npy` file
+    /// `[N, C, H, W]`.
+    fn reals_from_file(
+        &self,
+        file: &Spanned<String>,
+        shape: Shape,
+        requested: Option<usize>,
+    ) -> Result<Vec<Array3<f64>>, InputError> {
+        let ctx = "[float]";
+        let path = self.resolve(file.get_ref());
+        let located = |e: InputError| self.located(e, file.span(), ctx, "inputs");
+        let array = npy::read_npy_any(&path).map_err(located)?;
+        let dims = array.shape().to_vec();
+        if !array.is_float()
+            || dims.len() != 4
+            || dims[1..] != [shape.channels, shape.height, shape.width]
+            || dims[0] == 0
+        {
+            return Err(self.err(
+                Some(file.span()),
+                ctx,
+                "inputs",
+                format!(
+                    "{} holds {} {:?}; valid: float32 or float64 [N, {}, {}, {}] with N >= 1",
+                    path.display(),
+                    array.dtype_name(),
+                    dims,
+                    shape.channels,
+                    shape.height,
+                    shape.width
+                ),
+            ));
+        }
+        let n = requested.unwrap_or(dims[0]);
+        if n > dims[0] {
+            return Err(self.err(
+                Some(file.span()),
+                ctx,
+                "samples",
+                format!(
+                    "asks for {n} calibration inputs; {} holds {}",
+                    path.display(),
+                    dims[0]
+                ),
+            ));
+        }
+        let values = array.to_f64();
+        let per_sample = shape.len();
+        Ok((0..n)
+            .map(|s| {
+                Array3::from_shape_vec(
+                    shape.dims(),
+                    values[s * per_sample..(s + 1) * per_sample].to_vec(),
+                )
+                .unwrap_or_else(|_| Array3::zeros(shape.dims()))
+            })
+            .collect())
+    }
+
+    /// `requested` (default [`DEFAULT_SAMPLES`]) inputs drawn by the
+    /// generator `spec` (uniform in [-1, 1] unless it says otherwise).
+    fn generated_reals(
+        &self,
+        spec: &RawTensor,
+        spec_span: Option<Range<usize>>,
+        shape: Shape,
+        requested: Option<usize>,
+    ) -> Result<Vec<Array3<f64>>, InputError> {
+        let ctx = "[float]";
+        let n = requested.unwrap_or(DEFAULT_SAMPLES);
+        let per_sample = shape.len();
+        self.check_size(
+            &[n as u64, per_sample as u64],
+            spec_span.clone(),
+            ctx,
+            "samples",
+        )?;
+        let uniform = Distribution::Uniform {
+            low: -1.0,
+            high: 1.0,
+        };
+        let g = self.generator(spec, spec_span, ctx, "inputs", "calibration", uniform)?;
+        // Sample s has its own seed, so a smaller set is a prefix of a larger one.
+        Ok((0..n)
+            .into_par_iter()
+            .map(|s| {
+                let gs = Generator {
+                    seed: generate::derive_seed(g.seed, &s.to_string()),
+                    ..g
                 };
-                Some((values[..reals.len()].to_vec(), file.span()))
-            }
+                let v = generate::generate_reals(&gs, per_sample);
+                Array3::from_shape_vec(shape.dims(), v)
+                    .unwrap_or_else(|_| Array3::zeros(shape.dims()))
+            })
+            .collect())
+    }
+
+    /// `[float] labels`: an integer `.npy` file `[N]` with N at least the
+    /// `samples` calibration inputs; its first `samples` values.
+    fn float_labels(
+        &self,
+        file: &Spanned<String>,
+        samples: usize,
+    ) -> Result<(Vec<i64>, Range<usize>), InputError> {
+        let ctx = "[float]";
+        let path = self.resolve(file.get_ref());
+        let located = |e: InputError| self.located(e, file.span(), ctx, "labels");
+        let array = npy::read_npy_any(&path).map_err(located)?;
+        match (array.to_i64(), array.shape()) {
+            (Some(v), [n]) if *n >= samples => Ok((v[..samples].to_vec(), file.span())),
+            _ => Err(self.err(
+                Some(file.span()),
+                ctx,
+                "labels",
+                format!(
+                    "{} holds {} {:?}; valid: integers [N] with N >= {} (one class \
+                     index per calibration input)",
+                    path.display(),
+                    array.dtype_name(),
+                    array.shape(),
+                    samples
+                ),
+            )),
+        }
+    }
+
+    /// `[float] fl_samples`: 1 to `samples` (default [`DEFAULT_FL_SAMPLES`]
+    /// or all when fewer).
+    fn fl_samples(&self, raw: &RawFloat, samples: usize) -> Result<usize, InputError> {
+        let Some(s) = &raw.fl_samples else {
+            return Ok(DEFAULT_FL_SAMPLES.min(samples));
         };
-        let fl_samples = match &raw.fl_samples {
-            None => DEFAULT_FL_SAMPLES.min(reals.len()),
-            Some(s) => {
-                let n = *s.get_ref();
-                if !(1..=reals.len() as i64).contains(&n) {
-                    return Err(self.err(
-                        Some(s.span()),
-                        ctx,
-                        "fl_samples",
-                        format!(
-                            "is {n}; valid: 1 to {} (the calibration inputs)",
-                            reals.len()
-                        ),
-                    ));
-                }
-                n as usize
-            }
-        };
-        Ok(FloatInputs {
-            quant: TensorQuant::Fixed {
-                bits: activation_bits,
-                frac_len,
-            },
-            reals,
-            labels,
-            fl_samples,
-            centre_last_bias: raw.centre_last_bias.as_ref().is_some_and(|c| *c.get_ref()),
-        })
+        let n = *s.get_ref();
+        if !(1..=samples as i64).contains(&n) {
+            return Err(self.err(
+                Some(s.span()),
+                "[float]",
+                "fl_samples",
+                format!("is {n}; valid: 1 to {samples} (the calibration inputs)"),
+            ));
+        }
+        Ok(n as usize)
     }
 
     /// The quantised calibration set, labels checked against the classes.

@@ -587,6 +587,15 @@ def cases():
     add("qdq_chain_cnn_u8_per_channel", lambda n: chain_cnn(n, 67, "u8", True, "qdq", "avg"))
     add("qop_chain_cnn_u8_per_channel", lambda n: chain_cnn(n, 68, "u8", True, "qop", "avg"))
     add("qop_chain_gap_cnn_s8_per_tensor", lambda n: chain_cnn(n, 70, "s8", False, "qop", "gap"))
+    # DenseNet-121's dense layer in small: a BatchNormalization after a
+    # Concat (no conv to fold it into; ONNX Runtime runs it in float32
+    # between DQ and Q in both forms), then a Mul and an Add by per-channel
+    # constants (ONNX Runtime: QLinearMul and QLinearAdd with a broadcast
+    # operand; int8 QDQ: Mul and Add unfused, in float32); 10 inputs each.
+    add("qdq_bn_cnn_u8_per_channel", lambda n: branchy_cnn(n, 71, "u8", True, "qdq", dense_body))
+    add("qop_bn_cnn_u8_per_channel", lambda n: branchy_cnn(n, 72, "u8", True, "qop", dense_body))
+    add("qop_bn_cnn_s8_per_tensor", lambda n: branchy_cnn(n, 73, "s8", False, "qop", dense_body))
+    add("qdq_bn_cnn_s8_per_tensor", lambda n: branchy_cnn(n, 74, "s8", False, "qdq", dense_body))
     return out
 
 
@@ -894,6 +903,25 @@ def sum3_body(c, conv, y):
     left to right), then relu and a 3x3 conv (8 -> 8)."""
     s = c.node("Sum", [conv(y, 8, 8, relu=False), conv(y, 8, 8, relu=False), conv(y, 8, 8, relu=False)], "sum")
     return conv(c.node("Relu", [s], "relu"), 8, 8), 8
+
+
+def dense_body(c, conv, y):
+    """DenseNet-121's dense layer in small: the tensor and a 3x3 conv of it
+    (8 -> 4) concatenated (12), BatchNormalization (epsilon 1e-5), a Mul
+    and an Add by `[12, 1, 1]` constants (the zoo model's scale layer),
+    relu, then a 3x3 conv (12 -> 8)."""
+    ch = 12
+    cat = c.node("Concat", [y, conv(y, 8, 4)], "concat", axis=1)
+    bn = c.node("BatchNormalization", [
+        cat,
+        c.const(c.rng.uniform(0.5, 1.5, ch).astype(np.float32), "bn_scale"),
+        c.const((c.rng.standard_normal(ch) * 0.2).astype(np.float32), "bn_bias"),
+        c.const((c.rng.standard_normal(ch) * 0.2).astype(np.float32), "bn_mean"),
+        c.const(c.rng.uniform(0.5, 1.5, ch).astype(np.float32), "bn_var"),
+    ], "bn", epsilon=1e-5)
+    m = c.node("Mul", [bn, c.const(c.rng.uniform(0.5, 1.5, (ch, 1, 1)).astype(np.float32), "mul")], "mul")
+    a = c.node("Add", [m, c.const((c.rng.standard_normal((ch, 1, 1)) * 0.2).astype(np.float32), "add")], "add")
+    return conv(c.node("Relu", [a], "relu"), ch, 8), 8
 
 
 def resnet_fanout(name, seed):

@@ -233,7 +233,8 @@ def build(model, out_dir, formats, seed, rebuild, no_softmax, reduce_range):
 
 
 def accsim_bin():
-    path = os.path.join(ROOT, "target", "release", "accsim")
+    # ACCSIM_BIN: a copy of the binary, so that a long run is not changed by a rebuild.
+    path = os.environ.get("ACCSIM_BIN") or os.path.join(ROOT, "target", "release", "accsim")
     if not os.path.exists(path):
         sys.exit(f"{path} is missing; run `cargo build --release` first")
     return path

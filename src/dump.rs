@@ -280,7 +280,12 @@ fn write_into(dir: &Path, network: &Network, execution: &Execution) -> Result<()
             }
             // Their other inputs and parameters are not in the manifest:
             // scripts/recompute_dump.py does not recompute them (docs/onnx.md).
-            Op::Softmax | Op::Concat(_) | Op::Lrn(_) | Op::Sum(_) | Op::Lookup(_) => None,
+            Op::Softmax
+            | Op::Concat(_)
+            | Op::Lrn(_)
+            | Op::Sum(_)
+            | Op::Lookup(_)
+            | Op::Channel(_) => None,
             Op::ChannelShuffle { groups } => {
                 entry.shuffle_groups = Some(*groups);
                 None

@@ -194,21 +194,21 @@ fn unsupported_operators_get_one_line_per_type_with_count_and_first_node() {
     );
 }
 
-/// DenseNet-121 was refused with one 3.8 KB line naming 120 nodes; 120
-/// nodes of one type are now one line.
+/// DenseNet-121 was refused with one 3.8 KB line naming its 120 batch
+/// norms (imported since); 120 nodes of one type are now one line.
 #[test]
 fn a_hundred_and_twenty_nodes_of_one_type_are_one_line() {
     let names: Vec<String> = (0..120).map(|i| format!("bn_{i}")).collect();
     let nodes: Vec<(&str, &str)> = names
         .iter()
-        .map(|n| ("BatchNormalization", n.as_str()))
+        .map(|n| ("InstanceNormalization", n.as_str()))
         .collect();
     let (_dir, path, stderr) = refused("densenet.onnx", &model(&nodes));
     assert_eq!(
         split_refusal(&stderr),
         [
             &format!("error: {path}: 1 operator type accsim does not import (120 nodes):"),
-            "  BatchNormalization: 120 nodes, the first node `bn_0`"
+            "  InstanceNormalization: 120 nodes, the first node `bn_0`"
         ]
     );
 }
@@ -218,7 +218,7 @@ fn a_hundred_and_twenty_nodes_of_one_type_are_one_line() {
 fn unnamed_and_contrib_operators_are_named_by_output_and_domain() {
     let mut node = field(1, b"x");
     node.extend(field(2, b"q"));
-    node.extend(field(4, b"QLinearMul"));
+    node.extend(field(4, b"QLinearReduceMean"));
     node.extend(field(7, b"com.microsoft"));
     let mut graph = field(1, &node);
     graph.extend(field(11, &field(1, b"x")));
@@ -227,9 +227,7 @@ fn unnamed_and_contrib_operators_are_named_by_output_and_domain() {
         split_refusal(&stderr),
         [
             &format!("error: {path}: 1 operator type accsim does not import (1 node):"),
-            "  com.microsoft.QLinearMul: 1 node, node producing `q` (an element-wise product has \
-             no function on the GLB unit yet; Mul between DequantizeLinear and QuantizeLinear is \
-             not imported either)"
+            "  com.microsoft.QLinearReduceMean: 1 node, node producing `q`"
         ]
     );
 }
@@ -525,14 +523,16 @@ fn qoperator_model(dims: &[i64], nodes: &[Vec<u8>], out: &str) -> Vec<u8> {
     graph_model(&all, &inits, &input("x", &dims), out)
 }
 
-/// The contrib operators the QOperator quantiser writes that accsim does
-/// not import are refused with the reason, one line per type.
+/// The operators ONNX Runtime's quantiser writes that accsim does not
+/// import are refused with the reason, one line per type (QLinearMul was
+/// one, before DenseNet's scale layer was imported; DynamicQuantizeLinear,
+/// `quantize_dynamic`'s, is one now).
 #[test]
-fn unimported_qoperator_contrib_operators_are_refused_with_the_reason() {
+fn unimported_quantiser_operators_are_refused_with_the_reason() {
     let nodes = [
-        ms(node("QLinearMul", "mul", &["xq"], "b", &[])),
+        node("DynamicQuantizeLinear", "dq", &["xq"], "b", &[]),
         ms(node("QLinearConcat", "cat", &["b"], "c", &[])),
-        ms(node("QLinearMul", "mul2", &["c"], "d", &[])),
+        node("DynamicQuantizeLinear", "dq2", &["c"], "d", &[]),
     ];
     let bytes = qoperator_model(&[1, 4], &nodes, "d");
     let (_dir, path, stderr) = refused("qop_unsupported.onnx", &bytes);
@@ -540,15 +540,14 @@ fn unimported_qoperator_contrib_operators_are_refused_with_the_reason() {
         split_refusal(&stderr),
         [
             &format!("error: {path}: 1 operator type accsim does not import (2 nodes):"),
-            "  com.microsoft.QLinearMul: 2 nodes, the first node `mul` (an element-wise product \
-             has no function on the GLB unit yet; Mul between DequantizeLinear and \
-             QuantizeLinear is not imported either)",
+            "  DynamicQuantizeLinear: 2 nodes, the first node `dq` (dynamic quantisation \
+             (scales computed at run time, quantize_dynamic) is not imported yet)",
         ]
     );
     assert!(
         stderr.ends_with(
             ", and in the com.microsoft domain (QOperator form) QGemm, QLinearAdd, \
-             QLinearAveragePool, QLinearConcat, QLinearLeakyRelu, QLinearSigmoid, \
+             QLinearMul, QLinearAveragePool, QLinearConcat, QLinearLeakyRelu, QLinearSigmoid, \
              QLinearGlobalAveragePool, QLinearSoftmax\n"
         ),
         "{stderr}"
@@ -891,6 +890,46 @@ fn a_sigmoid_of_integers_is_refused_naming_the_qdq_form() {
             "error: {path}: node `sig` (Sigmoid): Sigmoid needs a dequantised activation: valid is \
              DequantizeLinear -> Sigmoid -> QuantizeLinear (QDQ form), which ONNX Runtime runs as \
              QLinearSigmoid\n"
+        )
+    );
+}
+
+/// DenseNet's scale layer is a QLinearMul by a per-channel constant
+/// (item 19); a product of two activations, or a constant that would
+/// broadcast along another axis than the channels, is refused, naming what
+/// is valid.
+#[test]
+fn a_qlinear_mul_of_two_activations_or_a_misshaped_constant_is_refused() {
+    let two = [ms(node(
+        "QLinearMul",
+        "mul",
+        &["xq", "s", "z", "xq", "s", "z", "ys", "yz"],
+        "y",
+        &[],
+    ))];
+    let (_dir, path, stderr) =
+        refused("qlinear_mul_two.onnx", &qoperator_model(&[1, 4], &two, "y"));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: node `mul` (QLinearMul): multiplies two activations; valid: B a \
+             per-channel constant (DenseNet's scale layer), as quantize_static writes it\n"
+        )
+    );
+    let misshaped = [ms(node(
+        "QLinearMul",
+        "mul",
+        &["xq", "s", "z", "w", "ws", "wz", "ys", "yz"],
+        "y",
+        &[],
+    ))];
+    let bytes = qoperator_model(&[1, 4], &misshaped, "y");
+    let (_dir, path, stderr) = refused("qlinear_mul_shape.onnx", &bytes);
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: node `mul` (QLinearMul): the constant operand has shape [4, 4]; \
+             valid: one value per channel ([4] or [1, 4] for the [1, N] input) or one value\n"
         )
     );
 }

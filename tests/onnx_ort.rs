@@ -180,7 +180,7 @@ fn dequantised_bits(net: &accsim::workload::Network, out: &Activations) -> Vec<u
 #[test]
 fn softmax_classifiers_match_onnx_runtime_on_ten_inputs_each() {
     let names = multi_input_cases();
-    assert_eq!(names.len(), 24, "{names:?}");
+    assert_eq!(names.len(), 28, "{names:?}");
     let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
     for name in &names {
         let model = data().join(format!("{name}.onnx"));
@@ -208,7 +208,7 @@ fn softmax_classifiers_match_onnx_runtime_on_ten_inputs_each() {
     }
 }
 
-/// The new GLB-unit layers cost what docs/onnx.md (items 13 to 17) says,
+/// The new GLB-unit layers cost what docs/onnx.md (items 13 to 19) says,
 /// on lu22_fixed (8 bytes per cycle, 1-byte words, 8 output rows of 8
 /// columns): cycles = 8 rows x the unit's busy cycles per row, plus one
 /// for the last row's GLB write; GLB reads and writes per element; LUT
@@ -266,6 +266,32 @@ fn glb_unit_layers_cost_what_the_docs_say() {
             98 + 1,
             784,
             8,
+            0,
+        ),
+        // DenseNet's dense layer in small (item 19): 12 channels of 8
+        // columns, 96 bytes a row (12 cycles), each element read once.
+        (
+            "qdq_bn_cnn_u8_per_channel",
+            "batch_norm",
+            8 * 12 + 1,
+            768,
+            768,
+            0,
+        ),
+        (
+            "qdq_bn_cnn_u8_per_channel",
+            "channel_mul",
+            8 * 12 + 1,
+            768,
+            768,
+            0,
+        ),
+        (
+            "qop_bn_cnn_u8_per_channel",
+            "channel_add",
+            8 * 12 + 1,
+            768,
+            768,
             0,
         ),
     ]);

@@ -116,6 +116,9 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
         },
         Op::Sum(s) => Function::Sum(FloatSum::new(&s.input_quants, &layer.output_quant)),
         Op::Lookup(l) => Function::Lookup(l.table(&layer.input_quant, &layer.output_quant)),
+        Op::Channel(c) => {
+            Function::Channel(Box::new(c.kernel(&layer.input_quant, &layer.output_quant)))
+        }
         Op::Conv2d(_) | Op::FullyConnected(_) | Op::Flatten => {
             return Err(crate::error::Error::Internal {
                 context: format!("layer `{}`", layer.name),

@@ -70,6 +70,14 @@
 //! [`LRN_CYCLES_PER_ELEMENT`] cycle per element, then the quantiser
 //! (`numerics::ort::Lrn`). Busy for the longer of streaming the row's
 //! bytes and the power unit's cycles; [`GlbUnit::powers`] counts them.
+//!
+//! A per-channel operation (DenseNet's batch norm after a Concat, and its
+//! Mul and Add by per-channel constants; `numerics::ort_channel`) reads
+//! each element once and computes it with its channel's constants (a
+//! float32 multiply and add for the batch norm, an integer product and a
+//! float32 scaling, or two fused multiply-adds), held in the unit's
+//! registers from when it is programmed, as the LUT's tables are: busy for
+//! the bytes read, as every element-wise function.
 
 use std::ops::Range;
 
@@ -80,6 +88,7 @@ use crate::numerics::ort::{
     ConcatInput, FloatAdd, FloatChain, FloatSum, Lrn, PlaneOrder, QLinearAdd, QLinearAverage,
     QLinearGlobalAverage, QLinearSoftmax,
 };
+use crate::numerics::ort_channel::ChannelKernel;
 use crate::numerics::rounding::divide_rounded;
 
 /// Width of one entry of the Softmax exp table (float32) [bits]: a LUT
@@ -178,6 +187,9 @@ pub enum Function {
         kernel: FloatChain,
         plane: Option<PlaneOrder>,
     },
+    /// Each element through its channel's constants: batch norm, or a Mul
+    /// or Add by a per-channel constant (module docs).
+    Channel(Box<ChannelKernel>),
 }
 
 /// Where the unit reads: the rows of each operand resident in the GLB.
@@ -265,7 +277,8 @@ impl GlbUnit {
             | Function::Concat(_)
             | Function::Lrn(_)
             | Function::Sum(_)
-            | Function::Lookup(_) => None,
+            | Function::Lookup(_)
+            | Function::Channel(_) => None,
         }
     }
 
@@ -309,6 +322,7 @@ impl GlbUnit {
             Function::Sum(_) => self.sum(&operand_rows, &mut out),
             Function::Lookup(_) => self.lookup(&operand_rows[0], &mut out),
             Function::Chain { .. } => self.chain(&operand_rows, &mut out),
+            Function::Channel(_) => self.channel(&operand_rows[0], &mut out),
             _ => self.pool(&operand_rows[0], &mut out),
         }
         Ok(())
@@ -411,6 +425,17 @@ impl GlbUnit {
         let elements = row.len() as u64;
         self.reads[0] += elements;
         self.lut_reads += elements;
+    }
+
+    /// Each element of the row through its channel's constants.
+    fn channel(&mut self, rows: &[ArrayView2<'_, i16>], out: &mut ArrayViewMut2<'_, i16>) {
+        let (Some(row), Function::Channel(kernel)) = (rows.first(), &self.function) else {
+            return;
+        };
+        for ((c, x), o) in out.indexed_iter_mut() {
+            *o = kernel.apply(c, row[[c, x]]);
+        }
+        self.reads[0] += row.len() as u64;
     }
 
     /// A float32 chain's output row from every operand's rows (one row
@@ -516,7 +541,8 @@ impl GlbUnit {
             | Function::Lrn(_)
             | Function::Sum(_)
             | Function::Lookup(_)
-            | Function::Chain { .. } => 0,
+            | Function::Chain { .. }
+            | Function::Channel(_) => 0,
         }
     }
 }

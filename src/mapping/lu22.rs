@@ -103,7 +103,8 @@ pub fn plan_tiled(layer: &Layer, arch: &Arch, tiles: usize) -> Result<LayerPlan,
         | Op::Concat(_)
         | Op::Lrn(_)
         | Op::Sum(_)
-        | Op::Lookup(_) => Ok(LayerPlan::Glb),
+        | Op::Lookup(_)
+        | Op::Channel(_) => Ok(LayerPlan::Glb),
         Op::Flatten => Ok(LayerPlan::Reshape),
     }
 }

@@ -18,6 +18,7 @@ pub mod csd;
 pub mod kernels;
 pub mod mac;
 pub mod ort;
+pub mod ort_channel;
 pub mod precision;
 pub mod quant;
 pub mod requant;

@@ -11,7 +11,7 @@ use super::quant::{IntType, TensorQuant};
 
 /// Scale and zero point of an affine tensor (`(1.0, 0)` for fixed point,
 /// which the ONNX importer never produces).
-fn affine(q: &TensorQuant) -> (f32, i32) {
+pub(super) fn affine(q: &TensorQuant) -> (f32, i32) {
     match *q {
         TensorQuant::Affine {
             scale, zero_point, ..
@@ -22,7 +22,7 @@ fn affine(q: &TensorQuant) -> (f32, i32) {
 
 /// Rounds half to even and saturates to `dtype`, as `_mm256_cvtps_epi32`
 /// followed by the saturating packs.
-fn saturate(v: f32, dtype: IntType) -> i16 {
+pub(super) fn saturate(v: f32, dtype: IntType) -> i16 {
     let (lo, hi) = dtype.range();
     let r = v.round_ties_even();
     if r.is_nan() {

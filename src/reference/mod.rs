@@ -21,7 +21,7 @@ pub use conv::{
     zero_operand_macs,
 };
 pub use ort_ops::{
-    add, channel_shuffle, concat, float_chain, lookup, lrn, qlinear_avg_pool, softmax, sum,
+    add, channel, channel_shuffle, concat, float_chain, lookup, lrn, qlinear_avg_pool, softmax, sum,
 };
 pub use pool::{avg_pool, global_avg_pool, max_pool};
 
@@ -132,6 +132,7 @@ pub fn execute_layer(layer: &Layer, inputs: &[&Activations]) -> Activations {
         Op::Sum(s) if s.is_chain() => float_chain(s, layer, inputs),
         Op::Sum(s) => sum(s, &layer.output_quant, inputs),
         Op::Lookup(l) => lookup(&l.table(&layer.input_quant, &layer.output_quant), input),
+        Op::Channel(c) => channel(&c.kernel(&layer.input_quant, &layer.output_quant), input),
     }
 }
 

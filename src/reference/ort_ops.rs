@@ -8,6 +8,7 @@ use crate::numerics::ort::{
     ConcatInput, FloatAdd, FloatChain, FloatSum, Lrn as LrnKernel, PlaneOrder, QLinearAdd,
     QLinearAverage, QLinearGlobalAverage, QLinearSoftmax,
 };
+use crate::numerics::ort_channel::ChannelKernel;
 use crate::workload::ir::{
     Activations, Add, AddRule, Concat, FLOAT32_WORDS, Layer, Lrn, PlaneAverage, QLinearAvgPool,
     Sum, pool_output_len, shuffled_channel,
@@ -176,6 +177,13 @@ pub fn lrn(
 /// ([`crate::workload::ir::Lookup::table`]), indexed by the stored byte.
 pub fn lookup(table: &[i16; 256], x: &Activations) -> Activations {
     x.mapv(|v| table[usize::from(v as u8)])
+}
+
+/// A per-channel operation (batch norm, or a Mul or Add by a per-channel
+/// constant): each element through its channel's kernel
+/// ([`crate::workload::ir::ChannelOp::kernel`]).
+pub fn channel(kernel: &ChannelKernel, x: &Activations) -> Activations {
+    Array3::from_shape_fn(x.dim(), |(c, y, w)| kernel.apply(c, x[[c, y, w]]))
 }
 
 /// Element-wise float32 sum of the inputs in order, quantised once

@@ -12,6 +12,7 @@
 use ndarray::{Array2, Array3, Array4};
 use serde::Serialize;
 
+use crate::numerics::ort_channel::ChannelKernel;
 use crate::numerics::{Activation, OutputStage, Rounding, TensorQuant, WeightQuant};
 
 /// An activation tensor: channel-major values and their quantisation.
@@ -225,6 +226,62 @@ pub enum Op {
     /// ONNX Runtime's QLinearLookupBase does: a 256-entry table of the
     /// input byte (docs/onnx.md, item 17).
     Lookup(Lookup),
+    /// A per-channel operation on one quantised tensor: BatchNormalization
+    /// between DequantizeLinear and QuantizeLinear, or a Mul or Add by a
+    /// per-channel constant (DenseNet-121's batch norms after a Concat and
+    /// its scale layer; docs/onnx.md, item 19).
+    Channel(ChannelOp),
+}
+
+/// The operation of an [`Op::Channel`] layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChannelOp {
+    /// BatchNormalization (inference) in float32, as ONNX Runtime's kernel:
+    /// its four parameters (one per channel each, dequantised when the
+    /// quantiser stored them quantised) and `epsilon`.
+    BatchNorm {
+        scale: Vec<f32>,
+        bias: Vec<f32>,
+        mean: Vec<f32>,
+        var: Vec<f32>,
+        epsilon: f32,
+    },
+    /// A Mul (`add` false) or an Add by a per-channel constant: its stored
+    /// integers (one per channel, or one for all) and quantisation; `fused`:
+    /// ONNX Runtime's QLinearMul / QLinearAdd kernel, else the unfused
+    /// float32 `Q(DQ(a) op DQ(b))`.
+    Arith {
+        add: bool,
+        fused: bool,
+        operand: Vec<i32>,
+        operand_quant: TensorQuant,
+    },
+}
+
+impl ChannelOp {
+    /// The kernel for the layer's input and output quantisation
+    /// (`numerics::ort_channel`).
+    pub fn kernel(&self, input: &TensorQuant, output: &TensorQuant) -> ChannelKernel {
+        match self {
+            ChannelOp::BatchNorm {
+                scale,
+                bias,
+                mean,
+                var,
+                epsilon,
+            } => ChannelKernel::batch_norm([scale, bias, mean, var], *epsilon, input, output),
+            ChannelOp::Arith {
+                add,
+                fused,
+                operand,
+                operand_quant: b,
+            } => match (add, fused) {
+                (false, true) => ChannelKernel::qlinear_mul(operand, b, input, output),
+                (true, true) => ChannelKernel::qlinear_add(operand, b, input, output),
+                (add, false) => ChannelKernel::float(*add, operand, b, input, output),
+            },
+        }
+    }
 }
 
 /// The activation of an [`Op::Lookup`].
@@ -397,6 +454,9 @@ impl Op {
             Op::Sum(_) => "sum",
             Op::Lookup(Lookup::LeakyRelu { .. }) => "leaky_relu",
             Op::Lookup(Lookup::Sigmoid) => "sigmoid",
+            Op::Channel(ChannelOp::BatchNorm { .. }) => "batch_norm",
+            Op::Channel(ChannelOp::Arith { add: false, .. }) => "channel_mul",
+            Op::Channel(ChannelOp::Arith { add: true, .. }) => "channel_add",
         }
     }
 }
@@ -513,7 +573,8 @@ impl Layer {
             | Op::Concat(_)
             | Op::Lrn(_)
             | Op::Sum(_)
-            | Op::Lookup(_) => 0,
+            | Op::Lookup(_)
+            | Op::Channel(_) => 0,
         }
     }
 

@@ -199,6 +199,8 @@ impl LayerCost {
             // A square, two window updates, a power and a product per element.
             Op::Lrn(_) => (0, out.checked_mul(5)?),
             Op::Sum(s) => (0, out.checked_mul(s.input_quants.len() as u64)?),
+            // A product and a sum (batch norm) or one operation per element.
+            Op::Channel(_) => (0, out.checked_mul(2)?),
         };
         Some(LayerCost {
             elements: out.checked_add(weights)?,

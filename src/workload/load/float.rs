@@ -680,7 +680,8 @@ impl Builder<'_> {
             | Op::Concat(_)
             | Op::Lrn(_)
             | Op::Sum(_)
-            | Op::Lookup(_) => {
+            | Op::Lookup(_)
+            | Op::Channel(_) => {
                 return Err(cx.err(None, ctx, "op", format!("`{}` comes only from ONNX models (affine); a [float] workload cannot use it", layer.op.kind())).into());
             }
         };

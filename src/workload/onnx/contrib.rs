@@ -6,6 +6,7 @@
 //! ```text
 //!  QGemm (quantised output)                 => fc        (as DQ -> Gemm -> Q)
 //!  QLinearAdd (equal shapes)                => add       (QLinearAdd rule, uint8 and int8)
+//!  QLinearAdd, QLinearMul (B per channel)   => channel_add, channel_mul (channel_ops.rs)
 //!  QLinearAveragePool                       => qlinear_avg_pool
 //!  QLinearGlobalAveragePool (channels first) => qlinear_avg_pool (the whole plane)
 //!  QLinearSoftmax (over the channels)       => softmax
@@ -26,6 +27,7 @@ use crate::workload::ir::{Add, AddRule, Op, QLinearAvgPool};
 pub(super) const SUPPORTED_MS: &[&str] = &[
     "QGemm",
     "QLinearAdd",
+    "QLinearMul",
     "QLinearAveragePool",
     "QLinearConcat",
     "QLinearLeakyRelu",
@@ -39,9 +41,9 @@ pub(super) const SUPPORTED_MS: &[&str] = &[
 pub(super) fn refusal_reason(domain: &str, op: &str) -> Option<&'static str> {
     let ms = domain == "com.microsoft";
     match op {
-        "QLinearMul" if ms => Some(
-            "an element-wise product has no function on the GLB unit yet; Mul between \
-             DequantizeLinear and QuantizeLinear is not imported either",
+        "DynamicQuantizeLinear" if !ms => Some(
+            "dynamic quantisation (scales computed at run time, quantize_dynamic) is not \
+             imported yet",
         ),
         _ => None,
     }
@@ -57,7 +59,18 @@ impl<'a> Importer<'a> {
     ) -> Option<Result<Value<'a>, InputError>> {
         Some(match op {
             "QGemm" => self.qgemm(n),
-            "QLinearAdd" => self.qlinear_add(n),
+            "QLinearAdd" => match self.qlinear_channel(n, true) {
+                Some(v) => v,
+                None => self.qlinear_add(n),
+            },
+            "QLinearMul" => match self.qlinear_channel(n, false) {
+                Some(v) => v,
+                None => Err(self.err(
+                    n,
+                    "multiplies two activations; valid: B a per-channel constant (DenseNet's \
+                     scale layer), as quantize_static writes it",
+                )),
+            },
             "QLinearAveragePool" => self.qlinear_pool(n, "AveragePool"),
             "QLinearGlobalAveragePool" => self.qlinear_pool(n, "GlobalAveragePool"),
             "QLinearSoftmax" => self.qlinear_softmax(n),

@@ -39,6 +39,7 @@ mod proto {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
 }
+mod channel_ops;
 mod contrib;
 mod float_chain;
 mod float_ops;
@@ -80,6 +81,7 @@ const SUPPORTED: &[&str] = &[
     "Cast",
     "Mul",
     "Add",
+    "BatchNormalization",
     "Sum",
     "Concat",
     "LRN",
@@ -399,6 +401,13 @@ enum Value<'a> {
     /// A float32 chain waiting for its QuantizeLinear, or for a reader
     /// that needs it as float32 (`float_chain`).
     Chain(Box<float_chain::ChainParts>),
+    /// `DQ -> BatchNormalization`, or `DQ(a), DQ(constant) -> Mul | Add`,
+    /// waiting for its QuantizeLinear (`channel_ops`).
+    Channel {
+        node: String,
+        input: Act,
+        op: super::ir::ChannelOp,
+    },
     /// A float32 tensor carried in the machine (`ir::FLOAT32_WORDS`; the
     /// act's shape is the stored `[2C, H, W]`).
     Float(Act),
@@ -624,6 +633,7 @@ impl<'a> Importer<'a> {
                     | Value::Sum { .. }
                     | Value::Unary { .. }
                     | Value::Chain(_)
+                    | Value::Channel { .. }
             )
         );
         let name = n.input.get(index).map(String::as_str).unwrap_or("");
@@ -762,8 +772,15 @@ impl<'a> Importer<'a> {
             "QLinearMatMul" => self.qlinear_matmul(n)?,
             "ConvInteger" | "MatMulInteger" => self.integer(n, &op)?,
             "Cast" => self.cast(n)?,
-            "Mul" => self.mul(n)?,
-            "Add" => self.add(n)?,
+            "Mul" => match self.channel_arith(n, false) {
+                Some(v) => v?,
+                None => self.mul(n)?,
+            },
+            "Add" => match self.channel_arith(n, true) {
+                Some(v) => v?,
+                None => self.add(n)?,
+            },
+            "BatchNormalization" => self.batch_norm(n)?,
             "Sum" => {
                 let v = self.sum(n)?;
                 self.materialise_shared(n, v)?
@@ -842,6 +859,7 @@ impl<'a> Importer<'a> {
                 ),
             )),
             Value::Weighted(w) => self.finish_weighted(n, *w, q),
+            Value::Channel { node, input, op } => self.finish_channel(n, node, input, op, q),
             Value::Pool {
                 node,
                 input,

@@ -111,35 +111,7 @@ pub fn read_npy_any(path: &Path) -> Result<NpyArray, InputError> {
 /// [`read_npy_any`] on the bytes of a file; `path` names it in errors.
 pub fn read_npy_bytes(bytes: &[u8], path: &Path) -> Result<NpyArray, InputError> {
     let invalid = |m: String| InputError::new(path, format!("not a valid .npy file: {m}"));
-    // Magic string, version, header length (NumPy's format.py, versions 1-3).
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(invalid(
-            "it does not start with the .npy magic string \\x93NUMPY".to_string(),
-        ));
-    }
-    let (major, minor) = (bytes[6], bytes[7]);
-    let (header_start, header_len) = match major {
-        1 => (10, usize::from(u16::from_le_bytes([bytes[8], bytes[9]]))),
-        2 | 3 if bytes.len() >= 12 => (
-            12,
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-        ),
-        2 | 3 => {
-            return Err(invalid(
-                "it ends before its header and data are complete".to_string(),
-            ));
-        }
-        _ => {
-            return Err(invalid(format!(
-                "format version {major}.{minor}; valid: 1.0, 2.0, 3.0"
-            )));
-        }
-    };
-    if header_len > MAX_NPY_HEADER_BYTES {
-        return Err(invalid(format!(
-            "its header claims {header_len} bytes, more than the limit of {MAX_NPY_HEADER_BYTES}"
-        )));
-    }
+    let (header_start, header_len) = preamble(bytes).map_err(invalid)?;
     let data_start = header_start + header_len;
     let Some(header_text) = bytes.get(header_start..data_start) else {
         return Err(invalid(format!(
@@ -147,21 +119,7 @@ pub fn read_npy_bytes(bytes: &[u8], path: &Path) -> Result<NpyArray, InputError>
             bytes.len() - header_start
         )));
     };
-    // The header is a flat Python dict: refuse deep nesting before the
-    // literal parser recurses into it.
-    let mut depth = 0usize;
-    for &b in header_text {
-        match b {
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        if depth > MAX_HEADER_NESTING {
-            return Err(invalid(format!(
-                "its header nests brackets more than {MAX_HEADER_NESTING} deep; valid: {{'descr': ..., 'fortran_order': ..., 'shape': (...)}}"
-            )));
-        }
-    }
+    check_nesting(header_text).map_err(invalid)?;
     let header = Header::from_reader(&mut &bytes[..data_start])
         .map_err(|e| invalid(header_message(&e, header_text)))?;
     let shape: Vec<u64> = header.shape.iter().map(|&d| d as u64).collect();
@@ -194,7 +152,60 @@ pub fn read_npy_bytes(bytes: &[u8], path: &Path) -> Result<NpyArray, InputError>
             kind.name()
         )));
     }
+    read_data(bytes, kind, path)
+}
+
+/// The header's start and length in bytes, from the magic string and
+/// version (NumPy's format.py, versions 1-3); the message says what is wrong.
+fn preamble(bytes: &[u8]) -> Result<(usize, usize), String> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err("it does not start with the .npy magic string \\x93NUMPY".to_string());
+    }
+    let (major, minor) = (bytes[6], bytes[7]);
+    let (header_start, header_len) = match major {
+        1 => (10, usize::from(u16::from_le_bytes([bytes[8], bytes[9]]))),
+        2 | 3 if bytes.len() >= 12 => (
+            12,
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+        ),
+        2 | 3 => return Err("it ends before its header and data are complete".to_string()),
+        _ => {
+            return Err(format!(
+                "format version {major}.{minor}; valid: 1.0, 2.0, 3.0"
+            ));
+        }
+    };
+    if header_len > MAX_NPY_HEADER_BYTES {
+        return Err(format!(
+            "its header claims {header_len} bytes, more than the limit of {MAX_NPY_HEADER_BYTES}"
+        ));
+    }
+    Ok((header_start, header_len))
+}
+
+/// The header is a flat Python dict: refuse deep nesting before the
+/// literal parser recurses into it.
+fn check_nesting(header_text: &[u8]) -> Result<(), String> {
+    let mut depth = 0usize;
+    for &b in header_text {
+        match b {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_HEADER_NESTING {
+            return Err(format!(
+                "its header nests brackets more than {MAX_HEADER_NESTING} deep; valid: {{'descr': ..., 'fortran_order': ..., 'shape': (...)}}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The array of a file whose header was checked, as `kind`.
+fn read_data(bytes: &[u8], kind: Kind, path: &Path) -> Result<NpyArray, InputError> {
     let fail = |e: ReadNpyError| -> InputError {
+        let invalid = |m: String| InputError::new(path, format!("not a valid .npy file: {m}"));
         match e {
             ReadNpyError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
                 invalid("it ends before its header and data are complete".to_string())

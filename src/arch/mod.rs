@@ -579,7 +579,11 @@ pub fn load_str(text: &str, path: &Path) -> Result<Arch> {
             )?,
         },
     };
-    if dram.banked.row_bytes % dram.banked.burst_bytes != 0 {
+    if !dram
+        .banked
+        .row_bytes
+        .is_multiple_of(dram.banked.burst_bytes)
+    {
         let span = b.and_then(|x| x.burst_bytes.as_ref().map(|s| s.span()));
         return Err(v
             .err(

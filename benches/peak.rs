@@ -87,6 +87,49 @@ fn peak8_avx2(a: &[u8], b: &[i8], reps: usize) -> i32 {
     out.iter().fold(0, |x, &y| x.wrapping_add(y))
 }
 
+/// [`peak16_avx2`] on AVX-512 VNNI: `vpdpwssd` on 512-bit registers (32
+/// MACs per instruction, the multiply and the add in one), what the
+/// matrix-product kernel uses where the CPU has it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn peak16_vnni(a: &[i16], b: &[i16], reps: usize) -> i32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_si512(); 4];
+    for _ in 0..reps {
+        for (ca, cb) in a.chunks_exact(128).zip(b.chunks_exact(128)) {
+            for (i, v) in acc.iter_mut().enumerate() {
+                // SAFETY: chunks of 128 i16 hold four 32-lane vectors.
+                let (x, y) = unsafe {
+                    (
+                        _mm512_loadu_si512(ca.as_ptr().add(32 * i) as *const _),
+                        _mm512_loadu_si512(cb.as_ptr().add(32 * i) as *const _),
+                    )
+                };
+                *v = _mm512_dpwssd_epi32(*v, x, y);
+            }
+        }
+    }
+    let s = _mm512_add_epi32(
+        _mm512_add_epi32(acc[0], acc[1]),
+        _mm512_add_epi32(acc[2], acc[3]),
+    );
+    _mm512_reduce_add_epi32(s)
+}
+
+/// The 16-bit peak on AVX-512 VNNI, or `None` without it.
+fn peak16_512(a: &[i16], b: &[i16], reps: usize) -> Option<i32> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vnni")
+    {
+        // SAFETY: the features checked just above.
+        return Some(unsafe { peak16_vnni(a, b, reps) });
+    }
+    let _ = (a, b, reps);
+    None
+}
+
 /// The portable peak loops (the same sums) for CPUs without AVX2.
 fn peak16(a: &[i16], b: &[i16], reps: usize) -> i32 {
     #[cfg(target_arch = "x86_64")]
@@ -405,6 +448,12 @@ fn main() {
         g.bench_function("dot_u8i8", |b| {
             b.iter(|| peak8(black_box(&a8), black_box(&b8), reps))
         });
+        if peak16_512(&a16, &b16, 1).is_some() {
+            g.throughput(Throughput::Elements((PEAK_LEN * reps) as u64));
+            g.bench_function("dot_i16_avx512_vnni", |b| {
+                b.iter(|| peak16_512(black_box(&a16), black_box(&b16), reps))
+            });
+        }
         g.finish();
         let mut g = c.benchmark_group("kernels_1_thread");
         g.sample_size(10);
@@ -429,6 +478,16 @@ fn main() {
     };
     let (p16, p8) = (peak(16), peak(8));
     println!("\none core: peak 16-bit {p16:.1} G MAC/s, 8-bit {p8:.1} G MAC/s");
+    if peak16_512(&a16, &b16, 1).is_some() {
+        let s = best_seconds(&|| {
+            black_box(peak16_512(black_box(&a16), black_box(&b16), reps));
+        }) / (PEAK_LEN * reps) as f64;
+        println!(
+            "one core: peak 16-bit on AVX-512 VNNI {:.1} G MAC/s (the kernels' \
+             percentages below are of the AVX2 peaks)",
+            1e-9 / s
+        );
+    }
     println!("| kernel (1 thread) | G MAC/s | % of 16-bit peak | % of 8-bit peak |");
     println!("|---|---|---|---|");
     for (name, _, macs, f) in &kernels {

@@ -227,6 +227,37 @@ fn prefix_cache_changes_no_prediction() {
 }
 
 #[test]
+fn an_evicting_prefix_cache_changes_no_prediction() {
+    let w = tiny();
+    let set = w.calibration.as_ref().expect("calibration set");
+    let plain = AccuracyEvaluator::with_cache_budget(&w.network, set, 2, 0).expect("valid");
+    let mut states = all_states(5);
+    states.reverse();
+    states.extend(all_states(5));
+    // What an unbounded cache would hold, then a quarter of it: the least
+    // recently used tensors make room for new ones, over and over.
+    let full = AccuracyEvaluator::with_cache_budget(&w.network, set, 2, usize::MAX).expect("valid");
+    for x in &states {
+        let a = PrecisionAssignment::from_bits(x).expect("odd length");
+        full.predictions(&a).expect("valid");
+    }
+    let budget = full.cache_bytes() / 4;
+    let small = AccuracyEvaluator::with_cache_budget(&w.network, set, 2, budget).expect("valid");
+    for x in &states {
+        let a = PrecisionAssignment::from_bits(x).expect("odd length");
+        assert_eq!(
+            small.predictions(&a).expect("valid"),
+            plain.predictions(&a).expect("valid"),
+            "{a}"
+        );
+        assert!(small.cache_bytes() <= budget);
+    }
+    let stats = small.cache_stats();
+    assert!(stats.bytes > 0 && stats.segments_skipped > 0);
+    assert!(stats.segments_skipped < full.cache_stats().segments_skipped);
+}
+
+#[test]
 fn float_workload_chooses_every_frac_len_by_l2() {
     let w = tiny();
     let set = w.calibration.as_ref().expect("calibration set");

@@ -628,7 +628,7 @@ fn banked_dram(v: &Validator, b: Option<&RawBankedDram>) -> Result<BankedDramCon
             4,
         )?,
     };
-    if banked.row_bytes % banked.burst_bytes != 0 {
+    if !banked.row_bytes.is_multiple_of(banked.burst_bytes) {
         let span = b.and_then(|x| x.burst_bytes.as_ref().map(|s| s.span()));
         return Err(v.err(
             span,

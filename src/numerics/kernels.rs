@@ -291,6 +291,12 @@ impl PairWeights {
             && out.len() == n * panel.stride
             && panel.data.len() >= pairs * panel.stride * 2;
         #[cfg(target_arch = "x86_64")]
+        if shaped && has_avx512_vnni() {
+            // SAFETY: the CPU supports AVX-512 F, BW and VNNI, checked just above.
+            unsafe { gemm_pairs_vnni(packed, pairs, panel, block, out) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
         if shaped && std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
             unsafe { gemm_pairs_avx2(packed, pairs, panel, block, out) };
@@ -470,6 +476,120 @@ unsafe fn tile_avx2<const R: usize>(
                     _mm256_storeu_si256(o0, _mm256_add_epi64(_mm256_loadu_si256(o0), lo));
                     _mm256_storeu_si256(o1, _mm256_add_epi64(_mm256_loadu_si256(o1), hi));
                 }
+            }
+        }
+        q0 = q1;
+    }
+}
+
+/// Whether the CPU has AVX-512 F, BW and VNNI (`vpdpwssd`: a pair's
+/// products added to an `i32` accumulator, wrapping, in one instruction),
+/// unless `ACCSIM_NO_AVX512` is set (to measure the AVX2 path on the same
+/// machine). Detected once.
+#[cfg(target_arch = "x86_64")]
+fn has_avx512_vnni() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::env::var_os("ACCSIM_NO_AVX512").is_none()
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+    })
+}
+
+/// [`gemm_pairs_avx2`] on AVX-512 VNNI: tiles of 8 weight rows (then 4,
+/// then 1) by 16 columns, one `vpdpwssd` per row and pair on a 512-bit
+/// register of 16 columns. `vpdpwssd` is `vpaddd(acc, vpmaddwd(a, b))`
+/// exactly (both wrap modulo 2^32), so the blocks and sums are those of
+/// the AVX2 path.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn gemm_pairs_vnni(packed: &[i32], pairs: usize, panel: &PairPanel, block: usize, out: &mut [i64]) {
+    let stride = panel.stride;
+    let rows = out.len() / stride.max(1);
+    let tiles = |out: &mut [i64], r0: usize, j0: usize| {
+        let mut r = r0;
+        // SAFETY (all three): rows r..r + R <= rows and r0 + 8 bounds them,
+        // columns j0..j0 + 16 <= stride, pairs < `pairs`: every pointer
+        // stays inside the slices `gemm` checked.
+        while r + 8 <= rows.min(r0 + 8) {
+            unsafe { tile_vnni::<8>(packed, pairs, panel, block, out, r, j0) };
+            r += 8;
+        }
+        while r + 4 <= rows.min(r0 + 8) {
+            unsafe { tile_vnni::<4>(packed, pairs, panel, block, out, r, j0) };
+            r += 4;
+        }
+        while r < rows.min(r0 + 8) {
+            unsafe { tile_vnni::<1>(packed, pairs, panel, block, out, r, j0) };
+            r += 1;
+        }
+    };
+    // The loop order of `gemm_pairs_avx2`, in groups of 8 rows.
+    if rows > stride {
+        for r0 in (0..rows).step_by(8) {
+            for j0 in (0..stride).step_by(PANEL_TILE) {
+                tiles(out, r0, j0);
+            }
+        }
+    } else {
+        for j0 in (0..stride).step_by(PANEL_TILE) {
+            for r0 in (0..rows).step_by(8) {
+                tiles(out, r0, j0);
+            }
+        }
+    }
+}
+
+/// `R` weight rows by 16 columns on AVX-512 VNNI, blocks of `block` pairs
+/// in `i32`, widened into `out`'s `i64`s after each block.
+///
+/// # Safety
+/// AVX-512 F, BW, VNNI; rows `r0..r0 + R` of `out` and `packed`, columns
+/// `j0..j0 + 16` within the panel's stride.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn tile_vnni<const R: usize>(
+    packed: &[i32],
+    pairs: usize,
+    panel: &PairPanel,
+    block: usize,
+    out: &mut [i64],
+    r0: usize,
+    j0: usize,
+) {
+    use std::arch::x86_64::*;
+    let stride = panel.stride;
+    let cols = panel.data.as_ptr();
+    let mut q0 = 0;
+    while q0 < pairs {
+        let q1 = (q0 + block).min(pairs);
+        let mut acc = [_mm512_setzero_si512(); R];
+        for q in q0..q1 {
+            // SAFETY: q < pairs and j0 + 16 <= stride (the caller's bounds).
+            let c = unsafe { _mm512_loadu_si512(cols.add((q * stride + j0) * 2) as *const _) };
+            for (i, a) in acc.iter_mut().enumerate() {
+                // SAFETY: row r0 + i < rows and q < pairs (the caller's bounds).
+                let w = _mm512_set1_epi32(unsafe { *packed.get_unchecked((r0 + i) * pairs + q) });
+                *a = _mm512_dpwssd_epi32(*a, c, w);
+            }
+        }
+        for (i, &v) in acc.iter().enumerate() {
+            let lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
+            let hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(v));
+            // SAFETY: row r0 + i < rows, columns j0 .. j0 + 16 <= stride.
+            unsafe {
+                let o = out.as_mut_ptr().add((r0 + i) * stride + j0);
+                let o0 = o as *mut __m512i;
+                let o1 = o.add(8) as *mut __m512i;
+                _mm512_storeu_si512(
+                    o0 as *mut _,
+                    _mm512_add_epi64(_mm512_loadu_si512(o0 as *const _), lo),
+                );
+                _mm512_storeu_si512(
+                    o1 as *mut _,
+                    _mm512_add_epi64(_mm512_loadu_si512(o1 as *const _), hi),
+                );
             }
         }
         q0 = q1;

@@ -133,10 +133,11 @@ impl PrecisionAssignment {
     /// (`8x16`) for PELUSO's per-network alternative ([`Self::per_network`]).
     pub fn from_spec(text: &str, layers: usize) -> Result<Self, String> {
         let t = text.trim();
-        if !t.contains('/') && !t.contains(',') {
-            if let Ok(mode) = t.parse::<MacMode>() {
-                return Ok(Self::per_network(layers, mode));
-            }
+        if !t.contains('/')
+            && !t.contains(',')
+            && let Ok(mode) = t.parse::<MacMode>()
+        {
+            return Ok(Self::per_network(layers, mode));
         }
         Self::parse(t, layers)
     }

@@ -198,6 +198,24 @@ impl ChannelRequant {
         }
         let s = shift as u32;
         let half = 1i64 << (s - 1);
+        let bits = self.accumulator_bits.clamp(2, 64);
+        if bits <= 62 && matches!(rounding, Rounding::Floor | Rounding::HalfUp) {
+            let half = if rounding == Rounding::HalfUp {
+                half
+            } else {
+                0
+            };
+            let lim = 1i64 << (bits - 1);
+            let rule = RoundedShift {
+                saturate: (-lim, lim - 1),
+                half,
+                shift: s,
+                zero: i64::from(self.zero_point),
+                clamp: (i64::from(self.clamp_min), i64::from(self.clamp_max)),
+            };
+            rule.apply_slice(acc, out);
+            return;
+        }
         match rounding {
             Rounding::Floor => self.shift_slice(acc, out, s, |_, _, _| false),
             Rounding::HalfUp => self.shift_slice(acc, out, s, |_, r, _| r >= half),
@@ -229,6 +247,49 @@ impl ChannelRequant {
             let v = floor + i64::from(round_up(floor, remainder, x));
             *o = v.saturating_add(zero).clamp(lo, hi) as i16;
         }
+    }
+}
+
+/// The shift rule with `Floor` or `HalfUp` rounding on an accumulator of at
+/// most 62 bits, branch-free: `floor + (remainder >= half)` is
+/// `(x + half) >> shift` (the remainder plus half stays below
+/// `2^(shift + 1)`), and neither that sum nor adding the zero point can
+/// overflow `i64` after saturation to 62 bits, so the saturating add is a
+/// plain one. Vectorised on AVX-512 (64-bit shifts, minima and maxima).
+struct RoundedShift {
+    saturate: (i64, i64),
+    half: i64,
+    shift: u32,
+    zero: i64,
+    clamp: (i64, i64),
+}
+
+impl RoundedShift {
+    fn apply_slice(&self, acc: &[i64], out: &mut [i16]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512 F, checked just above.
+            unsafe { self.apply_avx512(acc, out) };
+            return;
+        }
+        self.apply_portable(acc, out);
+    }
+
+    #[inline(always)]
+    fn apply_portable(&self, acc: &[i64], out: &mut [i16]) {
+        let (smin, smax) = self.saturate;
+        let (lo, hi) = self.clamp;
+        for (o, &a) in out.iter_mut().zip(acc) {
+            let v = (a.clamp(smin, smax) + self.half) >> self.shift;
+            *o = (v + self.zero).clamp(lo, hi) as i16;
+        }
+    }
+
+    /// [`Self::apply_portable`] compiled for AVX-512 (auto-vectorised).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    fn apply_avx512(&self, acc: &[i64], out: &mut [i16]) {
+        self.apply_portable(acc, out);
     }
 }
 

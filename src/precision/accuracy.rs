@@ -52,18 +52,66 @@ pub const DEFAULT_CACHE_BYTES: usize = 512 << 20;
 /// it) is the same for any `-j`.
 pub const CHUNK_SAMPLES: usize = 64;
 
-/// Intermediate tensors of one chunk of calibration inputs, keyed by the
-/// bit-vector prefix (`2k` booleans) that determines the input of weighted
-/// layer `k`, and the chunk's index.
+/// A cache key: the bit-vector prefix (`2k` booleans) that determines the
+/// input of weighted layer `k`, and the chunk's index.
+type PrefixKey = (Vec<bool>, usize);
+
+/// Intermediate tensors of chunks of calibration inputs, by [`PrefixKey`],
+/// within a byte budget: when full, the least recently used tensors make
+/// room for a new one (the search moves on, and the prefixes of the states
+/// near its current one are the ones it reuses).
 #[derive(Default)]
 struct PrefixCache {
-    tensors: HashMap<(Vec<bool>, usize), Arc<Vec<Activations>>>,
+    /// Each tensor with the tick of its last use.
+    tensors: HashMap<PrefixKey, (Arc<Vec<Activations>>, u64)>,
+    /// The keys by tick of last use, oldest first.
+    by_use: std::collections::BTreeMap<u64, PrefixKey>,
+    tick: u64,
     bytes: usize,
     /// Chunks run, and weighted-layer segments those runs skipped thanks to
     /// a cached prefix, out of the segments they would have run without.
     chunk_runs: u64,
     segments_skipped: u64,
     segments_total: u64,
+}
+
+/// Bytes a chunk's tensors hold (their `i16` elements).
+fn tensor_bytes(tensors: &[Activations]) -> usize {
+    tensors.iter().map(|t| t.len() * 2).sum()
+}
+
+impl PrefixCache {
+    /// The tensor cached under `key`, marked as just used.
+    fn get(&mut self, key: &PrefixKey) -> Option<Arc<Vec<Activations>>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (tensor, used) = self.tensors.get_mut(key)?;
+        self.by_use.remove(used);
+        *used = tick;
+        self.by_use.insert(tick, key.clone());
+        Some(Arc::clone(tensor))
+    }
+
+    /// Caches `tensor` under `key` if it fits `budget` bytes at all,
+    /// dropping the least recently used tensors until it fits.
+    fn insert(&mut self, key: PrefixKey, tensor: &Arc<Vec<Activations>>, budget: usize) {
+        let bytes = tensor_bytes(tensor);
+        if bytes > budget || self.tensors.contains_key(&key) {
+            return;
+        }
+        while self.bytes + bytes > budget {
+            let Some((_, old)) = self.by_use.pop_first() else {
+                break;
+            };
+            if let Some((t, _)) = self.tensors.remove(&old) {
+                self.bytes -= tensor_bytes(&t);
+            }
+        }
+        self.tick += 1;
+        self.bytes += bytes;
+        self.by_use.insert(self.tick, key.clone());
+        self.tensors.insert(key, (Arc::clone(tensor), self.tick));
+    }
 }
 
 /// How far a state's evaluation has gone: its first `samples` samples.
@@ -272,9 +320,9 @@ impl<'a> AccuracyEvaluator<'a> {
         let mut current: Option<Arc<Vec<Activations>>> = None;
         if let Ok(mut cache) = self.cache.lock() {
             for kk in (1..l).rev() {
-                if let Some(t) = cache.tensors.get(&(bits[..2 * kk].to_vec(), c)) {
+                if let Some(t) = cache.get(&(bits[..2 * kk].to_vec(), c)) {
                     k = kk;
-                    current = Some(Arc::clone(t));
+                    current = Some(t);
                     break;
                 }
             }
@@ -301,15 +349,9 @@ impl<'a> AccuracyEvaluator<'a> {
             let next: Vec<Activations> =
                 self.pool.install(|| p.run_range_batch(start..end, inputs));
             let next = Arc::new(next);
-            let bytes: usize = next.iter().map(|t| t.len() * 2).sum();
-            if let Ok(mut cache) = self.cache.lock()
-                && cache.bytes + bytes <= self.cache_budget_bytes
-            {
+            if let Ok(mut cache) = self.cache.lock() {
                 let key = (bits[..2 * (k + 1)].to_vec(), c);
-                if !cache.tensors.contains_key(&key) {
-                    cache.bytes += bytes;
-                    cache.tensors.insert(key, Arc::clone(&next));
-                }
+                cache.insert(key, &next, self.cache_budget_bytes);
             }
             current = Some(next);
             k += 1;

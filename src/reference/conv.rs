@@ -163,14 +163,32 @@ fn conv_batch_with<T: Copy + Default + Send>(
         centred = conv.weights.mapv(|v| (i32::from(v) - wz) as i16);
         &centred
     };
-    let (lo, hi) = union_range(xs.iter().map(|(_, r)| *r));
-    let xs: Vec<Array3<i16>> = xs.into_iter().map(|(x, _)| x).collect();
+    let (lo, hi) = union_range(xs.iter().map(|(_, (r, _))| *r));
+    let x_shift = xs.iter().map(|(_, (_, s))| *s).min().unwrap_or(0);
+    let mut xs: Vec<Array3<i16>> = xs.into_iter().map(|(x, _)| x).collect();
     let (out_c, icg, kh, kw) = w.dim();
     if out_c / conv.groups >= GEMM_MIN_CHANNELS {
         let w = w.as_standard_layout();
-        let weights = PairWeights::new(w.as_slice().unwrap_or(&[]), icg * kh * kw);
-        if let Some(block) = weights.block_pairs_in(lo, hi) {
-            return conv_gemm(conv, &xs, &weights, block, sink);
+        let w = w.as_slice().unwrap_or(&[]);
+        // Operands that are all multiples of a power of two (PELUSO's 8-bit
+        // modes: high bytes, low bytes zero) are divided by it: the same
+        // products scaled by 2^shift, with blocks up to 2^shift times longer.
+        let w_shift = common_shift(w.iter().copied());
+        let scaled;
+        let weights = if w_shift > 0 {
+            scaled = w.iter().map(|&v| v >> w_shift).collect::<Vec<i16>>();
+            PairWeights::new(&scaled, icg * kh * kw)
+        } else {
+            PairWeights::new(w, icg * kh * kw)
+        };
+        if let Some(block) = weights.block_pairs_in(lo >> x_shift, hi >> x_shift) {
+            shift_batch(&mut xs, x_shift);
+            let product = Product {
+                weights: &weights,
+                block,
+                shift: x_shift + w_shift,
+            };
+            return conv_gemm(conv, &xs, &product, sink);
         }
     }
     let sums = |x: &Array3<i16>| {
@@ -205,17 +223,22 @@ fn through_sink<T: Copy + Default>(acc: &Array3<i64>, sink: &ChannelSink<'_, T>)
     Array3::from_shape_vec((c, h, w), out).unwrap_or_else(|_| Array3::default((c, h, w)))
 }
 
+/// A centred input's range ([`range_with_zero`]) and [`common_shift`].
+type InputBounds = ((i64, i64), u32);
+
 /// Each input centred and padded ([`centred_padded`]) with its range
-/// ([`range_with_zero`]), on several threads for a large batch.
+/// ([`range_with_zero`]) and [`common_shift`], on several threads for a
+/// large batch.
 fn centred_batch(
     inputs: &[&Activations],
     zero: i32,
     padding: Padding,
-) -> Vec<(Array3<i16>, (i64, i64))> {
+) -> Vec<(Array3<i16>, InputBounds)> {
     let one = |x: &&Activations| {
         let x = centred_padded(x, zero, padding);
         let r = range_with_zero(x.iter().copied());
-        (x, r)
+        let shift = common_shift(x.iter().copied());
+        (x, (r, shift))
     };
     let elements: usize = inputs.iter().map(|x| x.len()).sum();
     if inputs.len() > 1 && elements >= PARALLEL_FILL_ELEMENTS {
@@ -223,6 +246,30 @@ fn centred_batch(
         inputs.par_iter().map(one).collect()
     } else {
         inputs.iter().map(one).collect()
+    }
+}
+
+/// The largest `s` (at most 15) such that every value is a multiple of
+/// `2^s`: the trailing zeros common to all of them.
+fn common_shift(values: impl Iterator<Item = i16>) -> u32 {
+    values
+        .fold(0u16, |acc, v| acc | v as u16)
+        .trailing_zeros()
+        .min(15)
+}
+
+/// Every input divided by `2^shift` (exactly: each is a multiple of it).
+fn shift_batch(xs: &mut [Array3<i16>], shift: u32) {
+    if shift == 0 {
+        return;
+    }
+    let one = |x: &mut Array3<i16>| x.mapv_inplace(|v| v >> shift);
+    let elements: usize = xs.iter().map(|x| x.len()).sum();
+    if xs.len() > 1 && elements >= PARALLEL_FILL_ELEMENTS {
+        use rayon::prelude::*;
+        xs.par_iter_mut().for_each(one);
+    } else {
+        xs.iter_mut().for_each(one);
     }
 }
 
@@ -268,17 +315,26 @@ impl ConvShape {
     }
 }
 
+/// The matrix product of a convolution: its packed (possibly scaled)
+/// weights, the `i32` block they allow against the (possibly scaled)
+/// inputs, and the power of two the product's sums are to be multiplied by
+/// (the two scalings together) to give the layer's sums.
+struct Product<'a> {
+    weights: &'a PairWeights,
+    block: usize,
+    shift: u32,
+}
+
 /// The convolution as one matrix product per group: weights `[ocg, k]`
 /// times the im2col panel `[k, samples x positions]`, summed exactly in
 /// `i32` blocks of `block` pairs (from [`PairWeights::block_pairs`]) and
-/// `i64` across blocks, each channel of each sample handed to `sink`.
-/// Groups of samples run on several threads; each sample's sums are the
-/// same whichever group or thread computes them.
+/// `i64` across blocks, scaled back by `2^shift`, each channel of each
+/// sample handed to `sink`. Groups of samples run on several threads; each
+/// sample's sums are the same whichever group or thread computes them.
 fn conv_gemm<T: Copy + Default + Send>(
     conv: &Conv2d,
     xs: &[Array3<i16>],
-    weights: &PairWeights,
-    block: usize,
+    product: &Product<'_>,
     sink: &ChannelSink<'_, T>,
 ) -> Vec<Array3<T>> {
     let Some(first) = xs.first() else {
@@ -292,7 +348,7 @@ fn conv_gemm<T: Copy + Default + Send>(
     let macs = out_c * shape.k * shape.positions() * xs.len();
     let parallel = macs >= PARALLEL_MIN_MACS;
     let run = |scratch: &mut GemmScratch, g: &&[Array3<i16>], split_rows: bool| {
-        conv_gemm_samples(conv, &shape, g, weights, (block, split_rows), scratch, sink)
+        conv_gemm_samples(conv, &shape, g, product, split_rows, scratch, sink)
     };
     let flats: Vec<Vec<Array3<T>>> = if groups.len() > 1 && parallel {
         use rayon::prelude::*;
@@ -325,14 +381,15 @@ fn conv_gemm_samples<T: Copy + Default + Send>(
     conv: &Conv2d,
     shape: &ConvShape,
     xs: &[Array3<i16>],
-    weights: &PairWeights,
-    (block, split_rows): (usize, bool),
+    product: &Product<'_>,
+    split_rows: bool,
     scratch: &mut GemmScratch,
     sink: &ChannelSink<'_, T>,
 ) -> Vec<Array3<T>> {
     let (out_c, icg, kh, kw) = conv.weights.dim();
     let ocg = out_c / conv.groups;
     let (k, positions) = (shape.k, shape.positions());
+    let (weights, block, shift) = (product.weights, product.block, product.shift);
     let slices: Vec<&[i16]> = xs.iter().map(|x| x.as_slice().unwrap_or(&[])).collect();
     let mut outs = vec![vec![T::default(); out_c * positions]; xs.len()];
     for g in 0..conv.groups {
@@ -367,7 +424,7 @@ fn conv_gemm_samples<T: Copy + Default + Send>(
             let oc = g * ocg + ocl;
             let bias = conv.epilogue.bias[oc];
             for (out, sample) in outs.iter_mut().zip(row.chunks_exact_mut(positions)) {
-                sample.iter_mut().for_each(|s| *s += bias);
+                sample.iter_mut().for_each(|s| *s = (*s << shift) + bias);
                 sink(oc, sample, &mut out[oc * positions..(oc + 1) * positions]);
             }
         }
@@ -940,6 +997,26 @@ mod batch_tests {
                     prop_assert_eq!(got, &plain_conv(&conv, zero, x));
                     prop_assert_eq!(got, &conv_accumulate(&conv, zero, x));
                 }
+            }
+        }
+
+        /// Operands that are all multiples of powers of two (PELUSO's 8-bit
+        /// high bytes, and coarser) run divided by them, with longer blocks:
+        /// the sums are still the plain loop's.
+        #[test]
+        fn scaled_operands_give_the_plain_sums(
+            (conv, xs) in conv_case(),
+            x_shift in prop_oneof![Just(0u32), Just(8), 1u32..16],
+            w_shift in prop_oneof![Just(0u32), Just(8), 1u32..16],
+        ) {
+            let mut conv = conv;
+            let high = |s: u32| move |v: i16| (v >> s) << s;
+            conv.weights.mapv_inplace(high(w_shift));
+            let xs: Vec<Activations> = xs.iter().map(|x| x.mapv(high(x_shift))).collect();
+            let refs: Vec<&Activations> = xs.iter().collect();
+            let batch = conv_accumulate_batch(&conv, 0, &refs);
+            for (got, x) in batch.iter().zip(&xs) {
+                prop_assert_eq!(got, &plain_conv(&conv, 0, x));
             }
         }
 

@@ -66,6 +66,46 @@ fn output_dims(pool: &Pool, input: &Activations) -> (usize, usize, usize) {
 
 /// Max pooling over the in-bounds elements of each window.
 pub fn max_pool(pool: &Pool, input: &Activations) -> Activations {
+    max_pool_2x2(pool, input).unwrap_or_else(|| max_pool_windows(pool, input))
+}
+
+/// [`max_pool`] for 2x2 windows at stride 2 without padding, every window
+/// inside the input (the common case): two input rows at a time, no
+/// window ranges. `None` for any other pooling.
+fn max_pool_2x2(pool: &Pool, input: &Activations) -> Option<Activations> {
+    let p = pool.padding;
+    if pool.kernel != [2, 2] || pool.stride != [2, 2] || p.top + p.bottom + p.left + p.right != 0 {
+        return None;
+    }
+    let (c, oh, ow) = output_dims(pool, input);
+    let (_, h, w) = input.dim();
+    if oh == 0 || ow == 0 || 2 * oh > h || 2 * ow > w {
+        return None;
+    }
+    let standard = input.as_standard_layout();
+    let values = standard.as_slice()?;
+    let mut out = vec![0i16; c * oh * ow];
+    for (plane, o_plane) in values
+        .chunks_exact(h * w)
+        .zip(out.chunks_exact_mut(oh * ow))
+    {
+        for (oy, o_row) in o_plane.chunks_exact_mut(ow).enumerate() {
+            let r0 = &plane[2 * oy * w..2 * oy * w + 2 * ow];
+            let r1 = &plane[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * ow];
+            for ((o, a), b) in o_row
+                .iter_mut()
+                .zip(r0.chunks_exact(2))
+                .zip(r1.chunks_exact(2))
+            {
+                *o = a[0].max(a[1]).max(b[0].max(b[1]));
+            }
+        }
+    }
+    Array3::from_shape_vec((c, oh, ow), out).ok()
+}
+
+/// [`max_pool`] window by window, for any pooling.
+fn max_pool_windows(pool: &Pool, input: &Activations) -> Activations {
     let (oc, oh, ow) = output_dims(pool, input);
     let (_, h, w) = input.dim();
     let standard = input.as_standard_layout();
@@ -113,4 +153,57 @@ pub fn global_avg_pool(rounding: Rounding, input: &Activations) -> Activations {
         out[[ch, 0, 0]] = divide_rounded(sum, count, rounding) as i16;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::ir::Padding;
+
+    #[test]
+    fn two_by_two_max_pool_equals_the_window_loop() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            match state % 5 {
+                0 => i16::MIN,
+                1 => i16::MAX,
+                _ => (state >> 40) as i16,
+            }
+        };
+        for ceil_mode in [false, true] {
+            for (c, h, w) in [
+                (1, 2, 2),
+                (3, 4, 6),
+                (2, 5, 7),
+                (1, 9, 4),
+                (4, 1, 8),
+                (2, 3, 3),
+            ] {
+                let x = Activations::from_shape_fn((c, h, w), |_| next());
+                let pool = Pool {
+                    kernel: [2, 2],
+                    stride: [2, 2],
+                    padding: Padding {
+                        top: 0,
+                        bottom: 0,
+                        left: 0,
+                        right: 0,
+                    },
+                    ceil_mode,
+                    rounding: Rounding::HalfUp,
+                };
+                let generic = max_pool_windows(&pool, &x);
+                assert_eq!(max_pool(&pool, &x), generic, "{c}x{h}x{w} ceil {ceil_mode}");
+                // The fast path ran wherever every window is inside the input.
+                let inside = !ceil_mode || (h % 2 == 0 && w % 2 == 0);
+                assert_eq!(
+                    max_pool_2x2(&pool, &x).is_some(),
+                    inside && h >= 2 && w >= 2
+                );
+            }
+        }
+    }
 }

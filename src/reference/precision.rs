@@ -47,14 +47,14 @@ pub fn check_network(network: &Network) -> Result<(), String> {
         ));
     }
     for l in &network.layers {
-        if let Some(wq) = l.weight_quant() {
-            if !matches!(wq, WeightQuant::Fixed { bits: 16, .. }) || !sixteen(&l.input_quant) {
-                return Err(format!(
-                    "layer `{}` is not 16-bit; per-layer precision needs activation_bits = 16 \
+        if let Some(wq) = l.weight_quant()
+            && (!matches!(wq, WeightQuant::Fixed { bits: 16, .. }) || !sixteen(&l.input_quant))
+        {
+            return Err(format!(
+                "layer `{}` is not 16-bit; per-layer precision needs activation_bits = 16 \
                      and weight_bits = 16",
-                    l.name
-                ));
-            }
+                l.name
+            ));
         }
     }
     if weighted_layers(network).is_empty() {

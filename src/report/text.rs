@@ -135,10 +135,9 @@ pub fn render(report: &Report) -> String {
         if !matches!(
             *name,
             "layer" | "op" | "output [CxHxW]" | "output crc32" | "engine"
-        ) {
-            if let Some(c) = table.column_mut(i) {
-                c.set_cell_alignment(CellAlignment::Right);
-            }
+        ) && let Some(c) = table.column_mut(i)
+        {
+            c.set_cell_alignment(CellAlignment::Right);
         }
     }
     let variant = report

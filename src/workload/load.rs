@@ -1253,7 +1253,7 @@ impl Builder<'_> {
             (_, None) => 1,
             (_, Some(g)) => self.positive_count(g, ctx, "groups")?,
         };
-        if in_channels % groups != 0 || out_channels % groups != 0 {
+        if !in_channels.is_multiple_of(groups) || out_channels % groups != 0 {
             let span = raw
                 .groups
                 .as_ref()

@@ -331,8 +331,8 @@ impl Stage {
     fn pass_through_target(&self) -> Option<(usize, usize)> {
         let [sy, sx] = self.spec.stride;
         let (oy, ox) = (self.w_y / sy, self.w_x / sx);
-        (self.w_y % sy == 0
-            && self.w_x % sx == 0
+        (self.w_y.is_multiple_of(sy)
+            && self.w_x.is_multiple_of(sx)
             && oy < self.spec.output.height
             && ox < self.spec.output.width)
             .then_some((oy, ox))
@@ -398,7 +398,7 @@ impl Stage {
         let sx = self.spec.stride[1];
         let col = self.r_col;
         let emits = col + 1 >= kw
-            && (col + 1 - kw) % sx == 0
+            && (col + 1 - kw).is_multiple_of(sx)
             && (col + 1 - kw) / sx < self.spec.output.width;
         if emits && self.pipe.len() >= self.spec.latency as usize {
             self.stats.backpressure_cycles += 1;

@@ -122,7 +122,7 @@ impl<'a> Importer<'a> {
     /// `(X, X_scale, X_zero_point)` triple per input.
     pub(super) fn qlinear_concat(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
         let count = n.input.len();
-        if count < 5 || (count - 2) % 3 != 0 {
+        if count < 5 || !(count - 2).is_multiple_of(3) {
             return Err(self.err(
                 n,
                 format!(

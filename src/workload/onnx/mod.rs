@@ -637,10 +637,11 @@ impl<'a> Importer<'a> {
             )
         );
         let name = n.input.get(index).map(String::as_str).unwrap_or("");
-        if pending && self.single_use(name) {
-            if let Some(v) = self.values.remove(name) {
-                return Ok(v);
-            }
+        if pending
+            && self.single_use(name)
+            && let Some(v) = self.values.remove(name)
+        {
+            return Ok(v);
         }
         self.peek(n, index, what)
     }

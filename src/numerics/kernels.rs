@@ -1055,8 +1055,9 @@ mod tests {
                     }
                 }
                 None => {
-                    // Only operands whose single pair can leave i32 refuse.
-                    let worst = w.chunks(2).map(|p| p.iter().map(|&v| i64::from(v).abs()).sum::<i64>()).max().unwrap_or(0);
+                    // Only operands whose single pair can leave i32 refuse
+                    // (pairs are taken within each row of k weights).
+                    let worst = w.chunks_exact(k).flat_map(|row| row.chunks(2)).map(|p| p.iter().map(|&v| i64::from(v).abs()).sum::<i64>()).max().unwrap_or(0);
                     prop_assert!(max_x * worst > i64::from(i32::MAX));
                 }
             }
@@ -1101,7 +1102,7 @@ mod tests {
                 None => {
                     // Only a single pair whose range leaves i32 refuses.
                     prop_assert!(by_magnitude.is_none());
-                    let out = w.chunks(2).any(|p| {
+                    let out = w.chunks_exact(k).flat_map(|row| row.chunks(2)).any(|p| {
                         let pos: i64 = p.iter().map(|&v| i64::from(v).max(0)).sum();
                         let neg: i64 = p.iter().map(|&v| (-i64::from(v)).max(0)).sum();
                         pos * hi - neg * lo > i64::from(i32::MAX)

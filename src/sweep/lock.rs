@@ -59,6 +59,21 @@ fn read_holder(file: &mut File) -> String {
     text.trim().to_string()
 }
 
+/// The holder of a lock held by another process. A process writes its
+/// line right after taking the lock, so an empty file means it is between
+/// the two: read again for up to a second (every 5 ms) before calling it
+/// "another process".
+fn wait_for_holder(file: &mut File) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let holder = read_holder(file);
+        if !holder.is_empty() || std::time::Instant::now() >= deadline {
+            return holder;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 impl SweepLock {
     /// Takes `DIR/BASE.lock` for `what` (e.g. "sweep"), creating `dir`;
     /// refuses with an input error naming the holder when another process
@@ -86,7 +101,7 @@ impl SweepLock {
                 }
             }
             Err(fs4::TryLockError::WouldBlock) => {
-                let holder = read_holder(&mut file);
+                let holder = wait_for_holder(&mut file);
                 return Err(InputError::new(
                     &path,
                     format!(

@@ -131,9 +131,32 @@ pub(super) fn run_layer(
         .layer_candidates
         .clone()
         .unwrap_or((ScheduleChoice::PASS_MAJOR, Vec::new()));
+    // The other candidates run on threads of their own (each from its own
+    // fork); they are compared in the survivors' order, whatever finishes first.
+    let others: Vec<ScheduleChoice> = survivors.into_iter().filter(|&c| c != rule).collect();
+    let (shared, shared_stores): (&Machine, &[Option<TensorStore>]) = (m, stores);
+    let results: Vec<Result<Trial>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = others
+            .iter()
+            .map(|&choice| {
+                let gathered = gathered.clone();
+                scope.spawn(move || trial(shared, shared_stores, job, gathered, Some(choice), base))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(super::engine_error(
+                        "a schedule candidate's run panicked".to_string(),
+                    ))
+                })
+            })
+            .collect()
+    });
     let mut trials = vec![first];
-    for &choice in survivors.iter().filter(|&&c| c != rule) {
-        trials.push(trial(m, stores, job, gathered.clone(), Some(choice), base)?);
+    for result in results {
+        trials.push(result?);
     }
     let objective = how.objective;
     let mut order: Vec<usize> = (0..trials.len()).collect();

@@ -22,6 +22,7 @@ fn mobilenet_100_ffe11(c: &mut Criterion) {
         stream_frames: Some(1),
         trace: None,
         timing: accsim::sim::Timing::Event,
+        search: Default::default(),
     };
     let mut group = c.benchmark_group("ffe");
     group.sample_size(10);

@@ -48,6 +48,9 @@ pub struct RunOptions {
     /// `Timing::Cycle` (`--engine cycle`): step every component every cycle
     /// beside the event scheduler and check that they agree.
     pub timing: crate::sim::Timing,
+    /// How each array layer's schedule is chosen (`--objective`,
+    /// `--schedule FILE`; docs/mapping.md, "The search").
+    pub search: crate::engine::ScheduleSearchOptions,
 }
 
 impl Default for RunOptions {
@@ -60,6 +63,7 @@ impl Default for RunOptions {
             stream_frames: None,
             precision: None,
             timing: crate::sim::Timing::Event,
+            search: crate::engine::ScheduleSearchOptions::default(),
         }
     }
 }
@@ -235,6 +239,7 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
         trace: options.trace.clone(),
         precision: options.precision.clone(),
         timing: options.timing,
+        search: options.search.clone(),
         ..engine::EngineOptions::default()
     };
     let engine_run = engine::run_with(

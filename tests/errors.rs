@@ -666,3 +666,59 @@ fn check_lists_every_layer_that_cannot_be_scheduled() {
         ]
     );
 }
+
+#[test]
+fn schedule_file_and_objective_errors_name_the_place_and_what_is_valid() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let run = |file: &Path, objective: &str| {
+        let file = file.to_string_lossy().into_owned();
+        let args = [
+            "run",
+            "--workload",
+            "cae_cnn",
+            "--arch",
+            "lu22_programmable",
+            "--objective",
+            objective,
+            "--schedule",
+            &file,
+            "-q",
+        ];
+        args.map(str::to_string)
+    };
+    let expect = |args: [String; 10], fragments: &[&str]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        expect_error(&args, fragments)
+    };
+    let unknown = write(
+        dir.path(),
+        "unknown.toml",
+        "[schedules]\nconv2 = \"pass_major\"\nconv9 = \"pass_major\"\n",
+    );
+    expect(
+        run(&unknown, "energy"),
+        &[
+            "unknown.toml:3:1: [schedules], field `conv9`: no layer of the network is named `conv9`; valid: `conv1`, `conv2`, `pool1`, `conv3`, `conv4`, `pool2`, `fc1`, `fc2`",
+        ],
+    );
+    let label = write(
+        dir.path(),
+        "label.toml",
+        "[schedules]\nconv2 = \"weight_tile_major/6/rom\"\n",
+    );
+    expect(
+        run(&label, "energy"),
+        &[
+            "label.toml:2:9: [schedules], field `conv2`: `weight_tile_major/6/rom` is not a schedule; valid: `pass_major` or `weight_tile_major/TILES/glb` or `weight_tile_major/TILES/dram`, TILES from 2",
+        ],
+    );
+    let good = write(
+        dir.path(),
+        "good.toml",
+        "[schedules]\nconv2 = \"pass_major\"\n",
+    );
+    expect(
+        run(&good, "fastest"),
+        &["--objective: unknown objective `fastest`; valid: energy, cycles, edp, dram, rule"],
+    );
+}

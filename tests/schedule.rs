@@ -6,7 +6,10 @@
 use std::path::Path;
 
 use accsim::arch::{self, Arch};
-use accsim::engine::{self, EngineOptions, LayerStats};
+use accsim::engine::{
+    self, EngineOptions, LayerStats, Objective, ScheduleFigures, ScheduleSearch,
+    ScheduleSearchOptions,
+};
 use accsim::mapping::schedule::{InputReuse, LoopOrder, ScheduleChoice};
 use accsim::workload::{self, Workload};
 
@@ -154,38 +157,152 @@ fn a_small_layer_reads_its_weights_from_dram_once_per_pass_or_once_per_tile() {
     // Without a pin the rule takes the fewest DRAM words that fit: on the
     // 40-byte GLB, tile-major re-fetching (16 + 48 + 32) over pass-major
     // (64 + 24 + 32); keeping the rows does not fit.
-    assert_eq!(run(&w, &small_arch(40), None), refetch);
+    let pass_major = run(&w, &small_arch(40), Some(ScheduleChoice::PASS_MAJOR));
+    let rule = run_searched(&w, &small_arch(40), Objective::Rule);
+    assert_eq!(rule, refetch);
+    // The search simulates both survivors from the layer's start: on
+    // energy it keeps the re-fetching run (the same figures as the pinned
+    // run), pass-major the runner-up; on cycles pass-major wins (67 cycles
+    // against 80: its input rows come from DRAM once).
+    let a = small_arch(40);
+    let figures = |s: &LayerStats| {
+        let dram = s.accesses.dram.total();
+        ScheduleFigures {
+            schedule: ScheduleChoice::label(&choice_of(s)),
+            energy_pj: accsim::cost::energy::picojoules(s, &a.energy).total,
+            cycles: s.cycles.total,
+            dram_words: dram.read + dram.write,
+        }
+    };
+    assert_eq!((refetch.cycles.total, pass_major.cycles.total), (80, 67));
+    let searched = run_searched(&w, &a, Objective::Energy);
+    let search = searched.schedule.as_ref().and_then(|s| s.search.clone());
+    let (chosen, runner_up) = (figures(&refetch), figures(&pass_major));
+    let gap = (runner_up.energy_pj - chosen.energy_pj) / chosen.energy_pj;
+    assert_eq!(
+        search,
+        Some(ScheduleSearch {
+            objective: "energy".to_string(),
+            candidates: 2,
+            chosen: chosen.clone(),
+            runner_up: runner_up.clone(),
+            gap,
+        })
+    );
+    assert_eq!((chosen.dram_words, runner_up.dram_words), (96, 120));
+    assert_eq!(without_search(searched), refetch);
+    let fastest = run_searched(&w, &a, Objective::Cycles);
+    assert_eq!(
+        fastest.schedule.as_ref().and_then(|s| s.search.clone()),
+        Some(ScheduleSearch {
+            objective: "cycles".to_string(),
+            candidates: 2,
+            chosen: runner_up,
+            runner_up: chosen,
+            gap: (80.0 - 67.0) / 67.0,
+        })
+    );
+    assert_eq!(without_search(fastest), pass_major);
+}
+
+fn run_searched(w: &Workload, a: &Arch, objective: Objective) -> LayerStats {
+    let options = EngineOptions {
+        search: ScheduleSearchOptions {
+            objective,
+            ..ScheduleSearchOptions::default()
+        },
+        ..EngineOptions::default()
+    };
+    let r = engine::run_with(
+        &w.network,
+        a,
+        &w.default_input,
+        Some(&w.default_outputs),
+        &options,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.checked);
+    r.layers[0].clone()
+}
+
+/// The layer's statistics without the search's record.
+fn without_search(mut s: LayerStats) -> LayerStats {
+    if let Some(schedule) = s.schedule.as_mut() {
+        schedule.search = None;
+    }
+    s
+}
+
+/// The schedule a layer ran, from its statistics.
+fn choice_of(s: &LayerStats) -> ScheduleChoice {
+    let schedule = s.schedule.clone().unwrap_or_default();
+    match schedule.loop_order.as_str() {
+        "pass_major" => ScheduleChoice::PASS_MAJOR,
+        _ => ScheduleChoice {
+            order: LoopOrder::WeightTileMajor,
+            tiles: schedule.tiles as usize,
+            inputs: if schedule.inputs_from == "dram" {
+                InputReuse::Refetch
+            } else {
+                InputReuse::Keep
+            },
+        },
+    }
 }
 
 #[test]
 fn programmable_cae_cnn_reads_its_weights_and_input_from_dram_about_once() {
     let w = workload::load("cae_cnn").unwrap_or_else(|e| panic!("{e}"));
     let a = arch::load("lu22_programmable").unwrap_or_else(|e| panic!("{e}"));
-    let r = engine::run(&w.network, &a, &w.default_input, Some(&w.default_outputs))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(r.checked);
-    let reads: u64 = r.layers.iter().map(|l| l.accesses.dram.total().read).sum();
     let weights_and_input = w.network.weight_count() + 3 * 25 * 25;
     assert_eq!(weights_and_input, 14_406_867);
     // Before the tile-major order: 32,116,179 (conv2, conv3 and conv4
-    // streamed their weights from DRAM once per pass).
-    assert_eq!(reads, 14_562_387);
-    assert!(reads * 100 <= 105 * weights_and_input);
-    let orders: Vec<(&str, u64)> = r
-        .layers
-        .iter()
-        .filter_map(|l| l.schedule.as_ref())
-        .map(|s| (s.loop_order.as_str(), s.tiles))
-        .collect();
-    assert_eq!(
-        orders,
-        [
-            ("pass_major", 1),
-            ("weight_tile_major", 6),
-            ("weight_tile_major", 4),
-            ("weight_tile_major", 11),
-            ("pass_major", 1),
-            ("pass_major", 1)
-        ]
-    );
+    // streamed their weights from DRAM once per pass). The rule takes the
+    // fewest estimated DRAM words; the search on energy re-fetches conv2's
+    // input rows over 2 tiles (more DRAM words, fewer GLB accesses).
+    for (objective, want_reads, conv2) in [
+        (Objective::Rule, 14_562_387, ("weight_tile_major", 6, "glb")),
+        (
+            Objective::Energy,
+            14_693_587,
+            ("weight_tile_major", 2, "dram"),
+        ),
+    ] {
+        let options = EngineOptions {
+            search: ScheduleSearchOptions {
+                objective,
+                ..ScheduleSearchOptions::default()
+            },
+            ..EngineOptions::default()
+        };
+        let r = engine::run_with(
+            &w.network,
+            &a,
+            &w.default_input,
+            Some(&w.default_outputs),
+            &options,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.checked);
+        let reads: u64 = r.layers.iter().map(|l| l.accesses.dram.total().read).sum();
+        assert_eq!(reads, want_reads);
+        assert!(reads * 100 <= 105 * weights_and_input);
+        let orders: Vec<(&str, u64, &str)> = r
+            .layers
+            .iter()
+            .filter_map(|l| l.schedule.as_ref())
+            .map(|s| (s.loop_order.as_str(), s.tiles, s.inputs_from.as_str()))
+            .collect();
+        assert_eq!(
+            orders,
+            [
+                ("pass_major", 1, "glb"),
+                conv2,
+                ("weight_tile_major", 4, "glb"),
+                ("weight_tile_major", 11, "glb"),
+                ("pass_major", 1, "glb"),
+                ("pass_major", 1, "glb")
+            ]
+        );
+    }
 }

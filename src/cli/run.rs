@@ -76,6 +76,32 @@ pub struct RunArgs {
     /// checks that both agree (slow; docs/testing.md).
     #[arg(long, value_enum, default_value_t = Engine::Event)]
     engine: Engine,
+    /// What each array layer's schedule search minimises: energy, cycles,
+    /// edp (energy x cycles) or dram (DRAM words); `rule` skips the search
+    /// and takes the analytic DRAM-word rule's choice (docs/mapping.md).
+    #[arg(long, value_name = "NAME", default_value = "energy")]
+    objective: String,
+    /// Pin schedules by layer name (TOML, docs/mapping.md, "Pinning
+    /// schedules"); the other layers are searched.
+    #[arg(long, value_name = "FILE")]
+    schedule: Option<PathBuf>,
+}
+
+/// `--objective` and `--schedule FILE` for `network`.
+pub fn search_options(
+    objective: &str,
+    schedule: Option<&std::path::Path>,
+    network: &accsim::workload::Network,
+) -> Result<accsim::engine::ScheduleSearchOptions, accsim::InputError> {
+    let objective = objective
+        .parse()
+        .map_err(|message: String| accsim::InputError::new("--objective", message))?;
+    let names: Vec<&str> = network.layers.iter().map(|l| l.name.as_str()).collect();
+    let pins = match schedule {
+        Some(path) => accsim::mapping::schedule_file::load(path, &names)?,
+        None => Default::default(),
+    };
+    Ok(accsim::engine::ScheduleSearchOptions { objective, pins })
 }
 
 /// `--engine`.
@@ -142,6 +168,7 @@ pub fn execute(args: &RunArgs) -> Result<()> {
             Engine::Event => accsim::sim::Timing::Event,
             Engine::Cycle => accsim::sim::Timing::Cycle,
         },
+        search: search_options(&args.objective, args.schedule.as_deref(), &workload.network)?,
     };
     // Output paths that cannot be written are refused before the run.
     for path in [&args.json, &args.csv, &args.trace].into_iter().flatten() {

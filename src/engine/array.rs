@@ -43,6 +43,7 @@ use super::{LayerTiming, Machine};
 
 /// Output channels of several lanes that compute from the same pieces,
 /// laid side by side so one multiply covers them all.
+#[derive(Clone)]
 struct LaneGroup {
     lanes: Vec<usize>,
     /// Piece list the lanes iterate over.
@@ -309,7 +310,9 @@ impl<'a> ArrayLayer<'a> {
             source,
             staging_bytes: weight_staging_bytes,
             layout,
+            survivors,
         } = chosen;
+        m.layer_candidates = Some((choice, survivors));
         let weight_dram_base = if programmable {
             let base = m.allocator.allocate(layout.layer_bytes);
             stage_weights(
@@ -500,6 +503,7 @@ impl<'a> ArrayLayer<'a> {
             tiles: self.plan.tiles() as u64,
             weights_from: weights_from.to_string(),
             inputs_from: inputs_from.to_string(),
+            search: None,
         }
     }
 
@@ -1675,6 +1679,8 @@ struct Chosen<'a> {
     source: WeightSource,
     staging_bytes: u64,
     layout: WeightLayout,
+    /// The candidates the search simulates ([`rule_choice`]).
+    survivors: Vec<ScheduleChoice>,
 }
 
 /// Chooses the layer's schedule: the pinned one (`EngineOptions::schedule`)
@@ -1702,7 +1708,7 @@ fn choose_schedule<'a>(
         every_pass: source == WeightSource::DramEveryPass,
     };
     let state = layer_state(m, plan, &schedule, input, output);
-    let choice = rule_choice(m, layer, plan, &state, (weight_bytes, pass_major))?;
+    let (choice, survivors) = rule_choice(m, layer, plan, &state, (weight_bytes, pass_major))?;
     if choice.order == LoopOrder::PassMajor {
         return Ok(Chosen {
             plan: Cow::Borrowed(plan),
@@ -1712,6 +1718,7 @@ fn choose_schedule<'a>(
             source,
             staging_bytes,
             layout,
+            survivors,
         });
     }
     let tiled = tiled_plan(layer, &m.arch, choice.tiles)?;
@@ -1733,6 +1740,7 @@ fn choose_schedule<'a>(
         source,
         staging_bytes,
         layout,
+        survivors,
     })
 }
 
@@ -1750,15 +1758,21 @@ fn tiled_plan(layer: &Layer, arch: &crate::arch::Arch, tiles: usize) -> Result<A
 /// ([`dram_words_estimate`]), ties to pass-major, then keeping input rows
 /// over re-fetching them, then fewer tiles; each tile-major mode is tried
 /// at the fewest tiles that fit. A pinned choice runs where it fits.
+///
+/// Also returns the survivors of the search's pre-filter: pass-major and,
+/// for each tile-major mode, the fewest tiles that fit and, among the
+/// tiles with the fewest estimated DRAM words, the fewest and the most
+/// (smaller tiles leave output rows and the prefetcher more room).
 fn rule_choice(
     m: &Machine,
     layer: &Layer,
     plan: &ArrayPlan,
     state: &LayerState,
     (weight_bytes, pass_major): (u64, WeightFit),
-) -> Result<ScheduleChoice> {
+) -> Result<(ScheduleChoice, Vec<ScheduleChoice>)> {
+    let alone = |c: ScheduleChoice| Ok((c, vec![c]));
     if !plan.rows_are_positions || plan.passes() < 2 {
-        return Ok(ScheduleChoice::PASS_MAJOR);
+        return alone(ScheduleChoice::PASS_MAJOR);
     }
     let state = *state;
     let pass_major_words = dram_words_estimate(&state, &ScheduleChoice::PASS_MAJOR, &pass_major);
@@ -1766,22 +1780,28 @@ fn rule_choice(
         // At most one tile per output channel of the widest column.
         pin.tiles = pin.tiles.min(plan.max_lane_channels());
         if pin.order == LoopOrder::PassMajor || pin.tiles < 2 {
-            return Ok(ScheduleChoice::PASS_MAJOR);
+            return alone(ScheduleChoice::PASS_MAJOR);
         }
         let fit = tile_fit(m, layer, pin.tiles, weight_bytes)?;
-        return Ok(match dram_words_estimate(&state, &pin, &fit) {
+        return alone(match dram_words_estimate(&state, &pin, &fit) {
             Some(_) => pin,
             None => ScheduleChoice::PASS_MAJOR,
         });
     }
-    if !pass_major.every_pass {
-        return Ok(ScheduleChoice::PASS_MAJOR);
-    }
+    // The rule moves off pass-major only when its weights stream every pass.
     let mut best = (
-        pass_major_words.unwrap_or(u64::MAX),
+        match (pass_major.every_pass, pass_major_words) {
+            (true, Some(words)) => words,
+            (true, None) => u64::MAX,
+            (false, _) => 0,
+        },
         ScheduleChoice::PASS_MAJOR,
     );
+    let mut survivors = vec![ScheduleChoice::PASS_MAJOR];
     for inputs in [InputReuse::Keep, InputReuse::Refetch] {
+        // (words, choice) at the fewest fitting tiles, and at the fewest
+        // estimated words with the fewest and with the most tiles.
+        let mut fitting: Vec<(u64, ScheduleChoice)> = Vec::new();
         for tiles in 2..=plan.max_lane_channels() {
             let choice = ScheduleChoice {
                 order: LoopOrder::WeightTileMajor,
@@ -1790,14 +1810,27 @@ fn rule_choice(
             };
             let fit = tile_fit(m, layer, tiles, weight_bytes)?;
             if let Some(words) = dram_words_estimate(&state, &choice, &fit) {
-                if words < best.0 {
-                    best = (words, choice);
-                }
-                break;
+                fitting.push((words, choice));
+            }
+        }
+        let Some(&(words, fewest)) = fitting.first() else {
+            continue;
+        };
+        if words < best.0 {
+            best = (words, fewest);
+        }
+        let least = fitting.iter().map(|f| f.0).min().unwrap_or(words);
+        let mut at_least = fitting.iter().filter(|f| f.0 == least).map(|f| f.1);
+        for choice in [Some(fewest), at_least.clone().next(), at_least.next_back()]
+            .into_iter()
+            .flatten()
+        {
+            if !survivors.contains(&choice) {
+                survivors.push(choice);
             }
         }
     }
-    Ok(best.1)
+    Ok((best.1, survivors))
 }
 
 /// The layer as the rule sees it at its start.
@@ -2063,6 +2096,7 @@ pub(super) fn free_all_rows(m: &mut Machine, t: &mut TensorStore) {
 /// A layer's weights gathered into per-sub-pass lane groups: the setup of
 /// an [`ArrayLayer`] that depends only on the layer and its plan, so the
 /// engine can prepare the next layers' while it simulates this one.
+#[derive(Clone)]
 pub(crate) struct GatheredWeights(Vec<Vec<LaneGroup>>);
 
 /// Gathers `layer`'s weights for `plan` (None for a layer without weights)

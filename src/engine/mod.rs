@@ -23,6 +23,7 @@ pub(crate) mod ffe;
 mod glb_ops;
 pub(crate) mod nvdla;
 mod probes;
+pub mod search;
 pub mod stats;
 mod stepper;
 mod storage;
@@ -40,7 +41,11 @@ use crate::sim::Cycle;
 use crate::units::LevelAccesses;
 use crate::workload::ir::{Activations, Network, Op, TensorSource};
 
-pub use stats::{Accesses, CycleBreakdown, LayerSchedule, LayerStats, PeCycles, WordBits};
+pub use search::{Objective, ScheduleSearchOptions};
+pub use stats::{
+    Accesses, CycleBreakdown, LayerSchedule, LayerStats, PeCycles, ScheduleFigures, ScheduleSearch,
+    WordBits,
+};
 use storage::{DramAllocator, Parked, TensorStore};
 
 /// The simulated machine: every component and its counters.
@@ -64,6 +69,12 @@ pub(crate) struct Machine {
     pub schedule_pin: Option<crate::mapping::schedule::ScheduleChoice>,
     /// The schedule the last array layer ran, for its statistics.
     pub last_schedule: Option<LayerSchedule>,
+    /// The last array layer's schedule choice and the search's candidates
+    /// for it (`search`).
+    pub layer_candidates: Option<(
+        crate::mapping::schedule::ScheduleChoice,
+        Vec<crate::mapping::schedule::ScheduleChoice>,
+    )>,
     /// The controllers' cycle: requests to the GLB's ports and to DRAM
     /// are made at it, never for a later cycle (`set_clock`).
     pub clock: Cycle,
@@ -88,9 +99,42 @@ impl Machine {
             sabotage: None,
             schedule_pin: None,
             last_schedule: None,
+            layer_candidates: None,
             clock: Cycle::ZERO,
             misplaced: None,
         }
+    }
+
+    /// A copy of the machine to run a layer on for the schedule search:
+    /// everything but the tracer and the stepped twins.
+    fn fork(&self) -> Machine {
+        Machine {
+            arch: self.arch.clone(),
+            dram: self.dram.clone(),
+            glb: self.glb.clone(),
+            noc: self.noc.clone(),
+            pe: self.pe.clone(),
+            array_accesses: self.array_accesses,
+            allocator: self.allocator.clone(),
+            events: self.events,
+            trace: None,
+            stepper: None,
+            sabotage: self.sabotage,
+            schedule_pin: self.schedule_pin,
+            last_schedule: self.last_schedule.clone(),
+            layer_candidates: None,
+            clock: self.clock,
+            misplaced: self.misplaced.clone(),
+        }
+    }
+
+    /// The schedule choice of the last array layer.
+    fn last_choice(&self) -> crate::mapping::schedule::ScheduleChoice {
+        self.layer_candidates
+            .as_ref()
+            .map_or(crate::mapping::schedule::ScheduleChoice::PASS_MAJOR, |c| {
+                c.0
+            })
     }
 
     /// The controller is at cycle `now` (it never goes back): under
@@ -259,8 +303,11 @@ pub struct EngineOptions {
     pub sabotage: Option<Sabotage>,
     /// Run every convolution of more than one pass in this schedule where
     /// it fits the GLB (else by the rule; docs/mapping.md, "The schedule
-    /// space"): for tests that draw the loop order.
+    /// space"): for tests that draw the loop order. No layer is searched.
     pub schedule: Option<crate::mapping::schedule::ScheduleChoice>,
+    /// How the other layers' schedules are chosen: pinned by name, else
+    /// searched on the objective (docs/mapping.md, "The search").
+    pub search: ScheduleSearchOptions,
 }
 
 /// A deliberately broken schedule (tests only).
@@ -464,8 +511,9 @@ pub(crate) fn run_from(
                     t.set(p.mac_mode, now, mode.index() as u64);
                 }
             }
-            let before = m.snapshot();
             m.glb.space.reset_peak();
+            let before = m.snapshot();
+            let mut searched = None;
             let src_store = store_of
                 [source_index(layer.inputs.first().copied().unwrap_or(TensorSource::Input))];
             let timing = match plan {
@@ -485,28 +533,30 @@ pub(crate) fn run_from(
                     continue;
                 }
                 LayerPlan::Array(p) => {
-                    let mut output = TensorStore::new(
-                        layer.output_shape,
-                        numerics.storage_bytes[i + 1],
-                        readers[i + 1],
-                    );
-                    let next_read = |k: usize| next_reader(network, &store_of, k, i);
-                    let (input, parked) = split_stores(&mut stores, src_store, next_read);
-                    let input = input.ok_or_else(|| missing(layer))?;
-                    let timing = array::ArrayLayer::new(
-                        &mut m,
+                    let job = ArrayJob {
+                        network,
+                        store_of: &store_of,
                         layer,
-                        layer_numerics,
-                        p,
-                        input,
-                        &mut output,
-                        parked,
-                        now,
-                        gathered.recv().ok().flatten(),
-                    )?
-                    .run()?;
-                    input.readers_left = input.readers_left.saturating_sub(1);
-                    stores[i + 1] = Some(output);
+                        numerics: layer_numerics,
+                        plan: p,
+                        output_bytes: numerics.storage_bytes[i + 1],
+                        readers: readers[i + 1],
+                        src_store,
+                        index: i,
+                        start: now,
+                    };
+                    let base = search::Baseline {
+                        before: &before,
+                        mode_bits: (
+                            layer_numerics.mode,
+                            word_bits(&numerics, layer_numerics, src_store, i),
+                        ),
+                    };
+                    let gathered = gathered.recv().ok().flatten();
+                    let how = (&options.search, &base);
+                    let (timing, found) =
+                        search::run_layer(&mut m, &mut stores, &job, gathered, how)?;
+                    searched = found;
                     timing
                 }
                 LayerPlan::Glb => {
@@ -569,6 +619,9 @@ pub(crate) fn run_from(
                 (layer_numerics.mode, bits),
             );
             stats.schedule = m.last_schedule.take();
+            if let Some(schedule) = stats.schedule.as_mut() {
+                schedule.search = searched;
+            }
             now = timing.end;
             let out = stores[i + 1]
                 .as_ref()
@@ -595,6 +648,52 @@ pub(crate) fn run_from(
             checked: reference.is_some(),
         })
     })
+}
+
+/// One array layer of a run, as the engine and the schedule search run it.
+pub(super) struct ArrayJob<'j> {
+    network: &'j Network,
+    store_of: &'j [usize],
+    pub layer: &'j crate::workload::ir::Layer,
+    numerics: widths::LayerNumerics,
+    plan: &'j crate::mapping::ArrayPlan,
+    /// Bytes per word of the layer's output, and the layers that read it.
+    output_bytes: u64,
+    readers: usize,
+    src_store: usize,
+    index: usize,
+    start: Cycle,
+}
+
+impl ArrayJob<'_> {
+    /// Runs the layer on `m`, its output into `stores`.
+    fn run(
+        &self,
+        m: &mut Machine,
+        stores: &mut [Option<TensorStore>],
+        gathered: Option<array::GatheredWeights>,
+    ) -> Result<LayerTiming> {
+        let layer = self.layer;
+        let mut output = TensorStore::new(layer.output_shape, self.output_bytes, self.readers);
+        let next_read = |k: usize| next_reader(self.network, self.store_of, k, self.index);
+        let (input, parked) = split_stores(stores, self.src_store, next_read);
+        let input = input.ok_or_else(|| missing(layer))?;
+        let timing = array::ArrayLayer::new(
+            m,
+            layer,
+            self.numerics,
+            self.plan,
+            input,
+            &mut output,
+            parked,
+            self.start,
+            gathered,
+        )?
+        .run()?;
+        input.readers_left = input.readers_left.saturating_sub(1);
+        stores[self.index + 1] = Some(output);
+        Ok(timing)
+    }
 }
 
 fn engine_error(message: String) -> crate::error::Error {

@@ -195,7 +195,7 @@ pub struct LayerStats {
 
 /// The schedule an array layer ran (docs/report.md, `schedule`;
 /// docs/mapping.md, "The schedule space").
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct LayerSchedule {
     /// `pass_major` or `weight_tile_major`.
     pub loop_order: String,
@@ -207,6 +207,36 @@ pub struct LayerSchedule {
     /// Where a tile after the first reads input rows from: `glb` (kept
     /// there) or `dram` (fetched again); `glb` for pass-major.
     pub inputs_from: String,
+    /// The search that chose it, when it simulated more than one candidate
+    /// (docs/mapping.md, "The search").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<ScheduleSearch>,
+}
+
+/// How the search chose a layer's schedule (docs/report.md,
+/// `schedule.search`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScheduleSearch {
+    /// What it minimised: `energy`, `cycles`, `edp` or `dram`.
+    pub objective: String,
+    /// Candidates simulated from the layer's start.
+    pub candidates: u64,
+    pub chosen: ScheduleFigures,
+    /// The best of the others on the objective (ties: the earlier candidate).
+    pub runner_up: ScheduleFigures,
+    /// `(runner_up - chosen) / chosen` on the objective (0 when both are 0).
+    pub gap: f64,
+}
+
+/// One candidate's figures for the layer, as the engine simulated it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScheduleFigures {
+    /// `pass_major` or `weight_tile_major/TILES/glb|dram`.
+    pub schedule: String,
+    pub energy_pj: f64,
+    pub cycles: u64,
+    /// DRAM words read and written.
+    pub dram_words: u64,
 }
 
 fn mode_name<S: serde::Serializer>(

@@ -56,6 +56,8 @@ pub struct SystemOptions {
     pub trace: Option<crate::trace::TraceOptions>,
     /// How the PE-array back-end is driven (`--engine`).
     pub timing: crate::sim::Timing,
+    /// How the back-end's layers' schedules are chosen (docs/mapping.md).
+    pub search: super::ScheduleSearchOptions,
 }
 
 /// Where the back-end's trace of a system run goes: `run.vcd` gives
@@ -335,6 +337,7 @@ pub fn run(
                         t
                     }),
                     timing: options.timing,
+                    search: options.search.clone(),
                     ..super::EngineOptions::default()
                 };
                 let run: EngineRun =

@@ -11,6 +11,7 @@
 pub mod ffe;
 pub mod lu22;
 pub mod schedule;
+pub mod schedule_file;
 
 use std::ops::Range;
 

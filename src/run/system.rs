@@ -73,6 +73,7 @@ pub(super) fn run(
             stream_frames: options.stream_frames,
             trace: options.trace.clone(),
             timing: options.timing,
+            search: options.search.clone(),
         },
     )?;
     let execution = Execution::from_parts(input, sys.outputs.clone());

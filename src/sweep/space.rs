@@ -342,6 +342,13 @@ fn apply_run(
     match key {
         RunKey::FfeTap => options.ffe_tap = Some(count(x)?),
         RunKey::Frames => options.stream_frames = Some(count(x)?),
+        RunKey::Objective => {
+            let valid = crate::engine::Objective::ALL.map(|o| format!("\"{}\"", o.name()));
+            options.search.objective = match x {
+                Value::String(text) => text.parse()?,
+                other => return Err(format!("is {other}; valid: {}", valid.join(", "))),
+            }
+        }
         RunKey::Precision => match x {
             Value::String(text) => options.precision = Some(precision_for(text, network)?),
             other => {
@@ -457,6 +464,29 @@ mod tests {
         assert_eq!(t["layer"][0]["k"].as_integer(), Some(5));
         assert!(set(&mut t, &segs("arch.layer.7.s"), &Value::Integer(0)).is_err());
         assert!(set(&mut t, &segs("arch.a.x.q"), &Value::Integer(0)).is_err());
+    }
+
+    #[test]
+    fn objective_values_set_the_search_or_name_what_is_valid() {
+        let w = crate::workload::load("kws_cnn_one_fstride4").unwrap();
+        let mut options = RunOptions::default();
+        let cycles = Value::String("cycles".to_string());
+        apply_run(&mut options, RunKey::Objective, &cycles, &w.network).unwrap();
+        assert_eq!(options.search.objective, crate::engine::Objective::Cycles);
+        let bad = Value::String("speed".to_string());
+        assert_eq!(
+            apply_run(&mut options, RunKey::Objective, &bad, &w.network),
+            Err("unknown objective `speed`; valid: energy, cycles, edp, dram, rule".to_string())
+        );
+        assert_eq!(
+            apply_run(
+                &mut options,
+                RunKey::Objective,
+                &Value::Integer(1),
+                &w.network
+            ),
+            Err("is 1; valid: \"energy\", \"cycles\", \"edp\", \"dram\", \"rule\"".to_string())
+        );
     }
 
     #[test]

@@ -158,16 +158,25 @@ pub enum RunKey {
     Frames,
     /// `--precision`: per-layer MAC precisions (docs/precision.md).
     Precision,
+    /// `--objective`: what each layer's schedule search minimises
+    /// (docs/mapping.md, "The search").
+    Objective,
 }
 
 impl RunKey {
-    pub const ALL: [RunKey; 3] = [RunKey::FfeTap, RunKey::Frames, RunKey::Precision];
+    pub const ALL: [RunKey; 4] = [
+        RunKey::FfeTap,
+        RunKey::Frames,
+        RunKey::Precision,
+        RunKey::Objective,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             RunKey::FfeTap => "ffe_tap",
             RunKey::Frames => "frames",
             RunKey::Precision => "precision",
+            RunKey::Objective => "objective",
         }
     }
 }

@@ -1788,6 +1788,13 @@ fn rule_choice(
             None => ScheduleChoice::PASS_MAJOR,
         });
     }
+    if m.arch.pe_array.weight_store == crate::arch::WeightStore::Fixed {
+        // The weight-tile orders exist to move weights fewer times; fixed
+        // weights never move, so their space is pass-major alone (the
+        // search chose it on every fixed-weight layer of every shipped
+        // workload, at 2-4x the run's time; docs/mapping.md).
+        return alone(ScheduleChoice::PASS_MAJOR);
+    }
     // The rule moves off pass-major only when its weights stream every pass.
     let mut best = (
         match (pass_major.every_pass, pass_major_words) {

@@ -76,9 +76,16 @@ impl<'a> SimulatedEnergyModel<'a> {
         assignment: &PrecisionAssignment,
         reference: Option<&[Activations]>,
     ) -> Result<SimulatedCost, String> {
+        // Each state's schedules come from the rule, not the search by
+        // simulation (docs/precision.md, "Schedules in a study"): on ic_cifar10_float the
+        // search doubled the study's CPU time and chose the same schedules.
         let options = EngineOptions {
             trace: None,
             precision: Some(assignment.clone()),
+            search: engine::ScheduleSearchOptions {
+                objective: engine::Objective::Rule,
+                ..Default::default()
+            },
             ..EngineOptions::default()
         };
         let r = engine::run_with(self.network, self.arch, self.input, reference, &options)

@@ -282,6 +282,20 @@ fn plots_render_png_and_svg_from_a_trace_and_a_report() {
         svg.contains("<svg") && svg.contains("softmax"),
         "layer names on the chart"
     );
+    // Each PE-array layer's schedule is on the chart: where its weights
+    // (and, tile-major, its inputs) are re-read from.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
+            .unwrap_or_default();
+    let labels: Vec<String> = report["layers"]
+        .as_array()
+        .map(|l| l.iter().map(accsim::trace::plot::layer_label).collect())
+        .unwrap_or_default();
+    let scheduled: Vec<&String> = labels.iter().filter(|l| l.contains("[W:")).collect();
+    assert!(!scheduled.is_empty(), "{labels:?}");
+    for label in scheduled {
+        assert!(svg.contains(label.as_str()), "{label} on the chart");
+    }
 }
 
 /// Cycles in which both 1-bit step functions are 1, over `[0, end)`.

@@ -61,10 +61,6 @@ fn layer_names(path: &PathBuf) -> Result<Vec<String>, accsim::InputError> {
         .map_err(|e| accsim::InputError::new(path, format!("not a JSON report: {e}")))?;
     Ok(value["layers"]
         .as_array()
-        .map(|l| {
-            l.iter()
-                .map(|x| x["name"].as_str().unwrap_or("?").to_string())
-                .collect()
-        })
+        .map(|l| l.iter().map(accsim::trace::plot::layer_label).collect())
         .unwrap_or_default())
 }

@@ -361,6 +361,30 @@ fn short(n: f64) -> String {
     }
 }
 
+/// A layer's label on the plots, from its report entry: its name and,
+/// for a PE-array layer whose weights move, its schedule (docs/mapping.md,
+/// "The schedule space"): where the weights are re-read from (`W:glb`,
+/// `W:dram`, `W:scratchpad`) and, for the weight-tile-major order, its
+/// tiles and where the input rows are re-read from (`in:glb`, `in:dram`).
+/// Fixed (look-up-table) weights never move: the name alone.
+pub fn layer_label(layer: &serde_json::Value) -> String {
+    let name = layer["name"].as_str().unwrap_or("?");
+    let s = &layer["schedule"];
+    let (Some(order), Some(weights)) = (s["loop_order"].as_str(), s["weights_from"].as_str())
+    else {
+        return name.to_string();
+    };
+    match (order, weights) {
+        (_, "lut") => name.to_string(),
+        ("weight_tile_major", _) => format!(
+            "{name} [{} tiles, W:{weights}, in:{}]",
+            s["tiles"].as_u64().unwrap_or(0),
+            s["inputs_from"].as_str().unwrap_or("?")
+        ),
+        _ => format!("{name} [W:{weights}]"),
+    }
+}
+
 /// Per-layer figures read from a report.
 struct LayerBars {
     name: String,
@@ -377,7 +401,7 @@ fn bars_of(report: &serde_json::Value, path: &Path) -> Result<Vec<LayerBars>, In
     let rows: Vec<LayerBars> = layers
         .iter()
         .map(|l| LayerBars {
-            name: l["name"].as_str().unwrap_or("?").to_string(),
+            name: layer_label(l),
             energy: ["mac", "rf", "array", "glb", "dram", "nvdla_table"]
                 .map(|k| num(&l["energy"][k])),
             cycles: ["compute", "stall", "fill", "drain"].map(|k| num(&l["cycle_split"][k])),

@@ -72,16 +72,24 @@ kernel = 1
 }
 
 fn run(w: &Workload, a: &Arch, schedule: Option<ScheduleChoice>) -> LayerStats {
-    let options = EngineOptions {
-        schedule,
-        ..EngineOptions::default()
-    };
+    run_options(
+        w,
+        a,
+        &EngineOptions {
+            schedule,
+            ..EngineOptions::default()
+        },
+    )
+}
+
+/// The first layer's statistics of a bit-exact run of `w` on `a`.
+fn run_options(w: &Workload, a: &Arch, options: &EngineOptions) -> LayerStats {
     let r = engine::run_with(
         &w.network,
         a,
         &w.default_input,
         Some(&w.default_outputs),
-        &options,
+        options,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(r.checked);
@@ -206,23 +214,18 @@ fn a_small_layer_reads_its_weights_from_dram_once_per_pass_or_once_per_tile() {
 }
 
 fn run_searched(w: &Workload, a: &Arch, objective: Objective) -> LayerStats {
-    let options = EngineOptions {
-        search: ScheduleSearchOptions {
-            objective,
-            ..ScheduleSearchOptions::default()
-        },
-        ..EngineOptions::default()
+    let search = ScheduleSearchOptions {
+        objective,
+        ..ScheduleSearchOptions::default()
     };
-    let r = engine::run_with(
-        &w.network,
+    run_options(
+        w,
         a,
-        &w.default_input,
-        Some(&w.default_outputs),
-        &options,
+        &EngineOptions {
+            search,
+            ..EngineOptions::default()
+        },
     )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert!(r.checked);
-    r.layers[0].clone()
 }
 
 /// The layer's statistics without the search's record.

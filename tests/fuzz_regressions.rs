@@ -72,3 +72,51 @@ fn a_qdq_clip_with_min_above_max_outputs_the_quantised_max() {
     let out = outputs.last().unwrap_or_else(|| panic!("no layers"));
     assert!(out.iter().any(|&v| v != zero));
 }
+
+/// Target `onnx`, in the CI smoke of 4 December 2026 (8 s in):
+/// `qdq_shuffle_cnn_u8_per_channel.onnx` with the channel shuffle's first
+/// Reshape target `[1, 2^62 + 3, 4, 8, 8]`. The importer multiplied the group
+/// count by the channels per group to compare with C and overflowed `i64` (wrapping, the product is 12 = C, so a release build took it for a shuffle of 2^62 + 3 groups)
+/// ("attempt to multiply with overflow" under the fuzz build's overflow
+/// checks). The product is now checked: the shape is not a channel shuffle
+/// and the Reshape is refused, naming the node and what is valid.
+#[test]
+fn a_shuffle_reshape_whose_groups_times_channels_overflow_is_refused() {
+    let name = "qdq_shuffle_cnn_u8_per_channel.onnx";
+    let mut bytes = std::fs::read(data(name)).unwrap_or_else(|e| panic!("{e}"));
+    let dims: Vec<u8> = [1i64, (1 << 62) + 3, 4, 8, 8]
+        .iter()
+        .flat_map(|d| d.to_le_bytes())
+        .collect();
+    set_raw(&mut bytes, "shape_7", &dims);
+    let err = match accsim::workload::onnx::load_bytes(&bytes, Path::new(name)) {
+        Ok(_) => panic!("the overflowing shuffle shape loaded"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains(name), "{err}");
+    assert!(err.contains("Reshape"), "{err}");
+}
+
+/// Target `onnx`, 5 minutes in (4 December 2026): a flattening Reshape
+/// whose target shape has an inferred `-1` beside dimensions whose product
+/// overflows `i64` (`qdq_softmax_reshape_4d_s8.onnx` with its target
+/// `[1, 10, 1, 1]` made `[2^32, 2^32, -1, 1]`). The flatten multiplied them
+/// unchecked ("attempt to multiply with overflow" in the fuzz build). It
+/// now shares the channel shuffle's `reshape_dims`, which saturates: the
+/// shape is no flatten and the Reshape is refused, naming the node.
+#[test]
+fn a_flatten_reshape_whose_known_dims_overflow_is_refused() {
+    let name = "qdq_softmax_reshape_4d_s8.onnx";
+    let mut bytes = std::fs::read(data(name)).unwrap_or_else(|e| panic!("{e}"));
+    let dims: Vec<u8> = [1i64 << 32, 1 << 32, -1, 1]
+        .iter()
+        .flat_map(|d| d.to_le_bytes())
+        .collect();
+    set_raw(&mut bytes, "shape_17", &dims);
+    let err = match accsim::workload::onnx::load_bytes(&bytes, Path::new(name)) {
+        Ok(_) => panic!("the overflowing flatten shape loaded"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains(name), "{err}");
+    assert!(err.contains("Reshape"), "{err}");
+}

@@ -2182,36 +2182,17 @@ impl<'a> Importer<'a> {
         let target = if op == "Flatten" {
             (attr_int(n, "axis", 1) == 1).then_some(2)
         } else {
-            let t = self.constant(n, 1, "shape")?;
-            let mut dims = t.ints();
-            if attr_int(n, "allowzero", 0) == 0 {
-                let onnx_dims: Vec<i64> = if a.rank == 4 {
-                    vec![
-                        1,
-                        a.shape.channels as i64,
-                        a.shape.height as i64,
-                        a.shape.width as i64,
-                    ]
-                } else {
-                    vec![1, total]
-                };
-                for (i, d) in dims.iter_mut().enumerate() {
-                    if *d == 0 {
-                        *d = onnx_dims.get(i).copied().unwrap_or(0);
-                    }
-                }
-            }
-            if let Some(i) = dims.iter().position(|&d| d == -1) {
-                let rest: i64 = dims
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .map(|(_, d)| *d)
-                    .product();
-                if rest > 0 {
-                    dims[i] = total / rest;
-                }
-            }
+            let onnx_dims: Vec<i64> = if a.rank == 4 {
+                vec![
+                    1,
+                    a.shape.channels as i64,
+                    a.shape.height as i64,
+                    a.shape.width as i64,
+                ]
+            } else {
+                vec![1, total]
+            };
+            let dims = self.reshape_dims(n, &onnx_dims)?;
             let plane = a.shape.height == 1 && a.shape.width == 1;
             match dims.as_slice() {
                 [1, n] if *n == total => Some(2),

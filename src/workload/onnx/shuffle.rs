@@ -45,7 +45,10 @@ impl<'a> Importer<'a> {
         };
         match (shuffle, dims.as_slice()) {
             (None, &[1, g, per, h, w])
-                if g > 0 && per > 0 && g * per == onnx[1] && [h, w] == [onnx[2], onnx[3]] =>
+                if g > 0
+                    && per > 0
+                    && g.checked_mul(per) == Some(onnx[1])
+                    && [h, w] == [onnx[2], onnx[3]] =>
             {
                 Ok(Value::Shuffle {
                     act,
@@ -70,7 +73,7 @@ impl<'a> Importer<'a> {
 
     /// The target dimensions of a Reshape of a tensor of `onnx` dimensions
     /// (0 copies the input's dimension unless `allowzero`, -1 is inferred).
-    fn reshape_dims(&self, n: &NodeProto, onnx: &[i64]) -> Result<Vec<i64>, InputError> {
+    pub(super) fn reshape_dims(&self, n: &NodeProto, onnx: &[i64]) -> Result<Vec<i64>, InputError> {
         let mut dims = self.constant(n, 1, "shape")?.ints();
         if attr_int(n, "allowzero", 0) == 0 {
             for (i, d) in dims.iter_mut().enumerate() {

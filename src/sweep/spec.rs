@@ -545,6 +545,43 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, InputError> {
             .field(field)
     };
     let s = &raw.sweep;
+    let name = sweep_name(s, &err)?;
+    check_workloads(s, &err)?;
+    let seed = sweep_seed(s, &err)?;
+    let axes = parse_axes(&raw.axis, seed, &err)?;
+    let known = KnownAxes {
+        axes: &axes,
+        workloads: &s.workloads,
+    };
+    let spec = SweepSpec {
+        name,
+        description: s.description.clone(),
+        path: path.to_path_buf(),
+        arch: s.arch.get_ref().clone(),
+        workloads: s.workloads.get_ref().clone(),
+        seed,
+        check: s.check.unwrap_or(true),
+        constraints: parse_constraints(s, &err)?,
+        objectives: parse_objectives(s, &err)?,
+        plot: parse_plot(raw.plot.as_ref(), &known, &err)?,
+        budgets: parse_budgets(&raw.budget, &known, &err)?,
+        compares: parse_compares(&raw.compare, &known, &err)?,
+        axes,
+    };
+    if spec.point_count() > MAX_POINTS {
+        return Err(InputError::new(
+            path,
+            format!(
+                "expands to {} points; valid: at most {MAX_POINTS} (split the sweep into several specs)",
+                spec.point_count()
+            ),
+        ));
+    }
+    Ok(spec)
+}
+
+/// `[sweep] name`: it names the output directory.
+fn sweep_name(s: &RawSweep, err: &ErrFn<'_>) -> Result<String, InputError> {
     let name = s.name.get_ref().clone();
     if name.is_empty()
         || !name
@@ -560,6 +597,11 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, InputError> {
             ),
         ));
     }
+    Ok(name)
+}
+
+/// `[sweep] workloads`: one or more, each named once.
+fn check_workloads(s: &RawSweep, err: &ErrFn<'_>) -> Result<(), InputError> {
     if s.workloads.get_ref().is_empty() {
         return Err(err(
             Some(s.workloads.span()),
@@ -568,9 +610,9 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, InputError> {
             "is empty; valid: one or more workload names or paths".to_string(),
         ));
     }
-    let mut seen_workloads = BTreeSet::new();
+    let mut seen = BTreeSet::new();
     for w in s.workloads.get_ref() {
-        if !seen_workloads.insert(w.as_str()) {
+        if !seen.insert(w.as_str()) {
             return Err(err(
                 Some(s.workloads.span()),
                 "[sweep]",
@@ -579,23 +621,34 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, InputError> {
             ));
         }
     }
-    let seed = match &s.seed {
-        Some(x) if *x.get_ref() < 0 => {
-            return Err(err(
-                Some(x.span()),
-                "[sweep]",
-                "seed",
-                format!("is {}; valid: 0 or more", x.get_ref()),
-            ));
-        }
-        Some(x) => *x.get_ref() as u64,
-        None => 1,
-    };
+    Ok(())
+}
 
+/// `[sweep] seed`: 0 or more, 1 when absent.
+fn sweep_seed(s: &RawSweep, err: &ErrFn<'_>) -> Result<u64, InputError> {
+    match &s.seed {
+        Some(x) if *x.get_ref() < 0 => Err(err(
+            Some(x.span()),
+            "[sweep]",
+            "seed",
+            format!("is {}; valid: 0 or more", x.get_ref()),
+        )),
+        Some(x) => Ok(*x.get_ref() as u64),
+        None => Ok(1),
+    }
+}
+
+/// The `[[axis]]` tables, each with a distinct name that no sweep column
+/// takes.
+fn parse_axes(
+    raw: &[Spanned<RawAxis>],
+    seed: u64,
+    err: &ErrFn<'_>,
+) -> Result<Vec<Axis>, InputError> {
     let mut axes: Vec<Axis> = Vec::new();
-    for (k, a) in raw.axis.iter().enumerate() {
+    for (k, a) in raw.iter().enumerate() {
         let ctx = format!("[[axis]] {}", k + 1);
-        let axis = parse_axis(a, seed, &ctx, &err)?;
+        let axis = parse_axis(a, seed, &ctx, err)?;
         let metric_clash = Metric::ALL.iter().any(|m| m.name() == axis.name);
         if RESERVED.contains(&axis.name.as_str()) || metric_clash {
             return Err(err(
@@ -625,21 +678,47 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, InputError> {
         }
         axes.push(axis);
     }
-    let axis_exists = |n: &str| n == "workload" || axes.iter().any(|a| a.name == n);
-    let axis_names = || {
+    Ok(axes)
+}
+
+/// The axes the tables may name: `workload` and every `[[axis]]`.
+struct KnownAxes<'a> {
+    axes: &'a [Axis],
+    workloads: &'a Spanned<Vec<String>>,
+}
+
+impl KnownAxes<'_> {
+    fn exists(&self, n: &str) -> bool {
+        n == "workload" || self.axes.iter().any(|a| a.name == n)
+    }
+
+    /// The axis names, for a refusal's `valid:` list.
+    fn names(&self) -> String {
         std::iter::once("workload".to_string())
-            .chain(axes.iter().map(|a| a.name.clone()))
+            .chain(self.axes.iter().map(|a| a.name.clone()))
             .collect::<Vec<_>>()
             .join(", ")
-    };
-
-    let mut constraints = Vec::new();
-    for c in &s.constraints {
-        constraints.push(
-            Constraint::parse(c.get_ref())
-                .map_err(|m| err(Some(c.span()), "[sweep]", "constraints", m))?,
-        );
     }
+
+    /// The value labels of axis `name`, or `None` when there is no such axis.
+    fn labels(&self, name: &str) -> Option<Vec<String>> {
+        axis_labels_of(self.axes, self.workloads, name)
+    }
+}
+
+/// `[sweep] constraints`.
+fn parse_constraints(s: &RawSweep, err: &ErrFn<'_>) -> Result<Vec<Constraint>, InputError> {
+    s.constraints
+        .iter()
+        .map(|c| {
+            Constraint::parse(c.get_ref())
+                .map_err(|m| err(Some(c.span()), "[sweep]", "constraints", m))
+        })
+        .collect()
+}
+
+/// `[sweep] objectives`: pairs or triples of distinct metrics.
+fn parse_objectives(s: &RawSweep, err: &ErrFn<'_>) -> Result<Vec<Vec<Metric>>, InputError> {
     let mut objectives = Vec::new();
     for o in &s.objectives {
         let ms: Vec<Metric> = o
@@ -662,58 +741,74 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, InputError> {
         }
         objectives.push(ms);
     }
+    Ok(objectives)
+}
 
-    let mut plot = PlotSpec::default();
-    if let Some(p) = &raw.plot {
-        for (field, v, most, drawn) in [
-            (
-                "series",
-                &p.get_ref().series,
-                super::plot::MAX_SERIES,
-                "colours",
-            ),
-            (
-                "marker",
-                &p.get_ref().marker,
-                super::plot::MAX_MARKERS,
-                "marker shapes",
-            ),
-        ] {
-            if let Some(n) = v
-                && !axis_exists(n)
-            {
-                return Err(err(
-                    Some(p.span()),
-                    "[plot]",
-                    field,
-                    format!("names no axis `{n}`; valid: {}", axis_names()),
-                ));
-            }
-            // Every value gets its own colour or shape: no two drawn alike.
-            let count = v
-                .as_deref()
-                .and_then(|n| axis_labels_of(&axes, &s.workloads, n))
-                .map_or(0, |l| l.len());
-            if count > most {
-                return Err(err(
-                    Some(p.span()),
-                    "[plot]",
-                    field,
-                    format!(
-                        "axis `{}` has {count} values, more than the {most} distinct {drawn} a plot can tell apart; valid: an axis of at most {most} values (or no `{field}`)",
-                        v.as_deref().unwrap_or_default()
-                    ),
-                ));
-            }
+/// `[plot]`: the axes drawn as colours and marker shapes, each with no more
+/// values than a plot can tell apart.
+fn parse_plot(
+    raw: Option<&Spanned<RawPlot>>,
+    known: &KnownAxes<'_>,
+    err: &ErrFn<'_>,
+) -> Result<PlotSpec, InputError> {
+    let Some(p) = raw else {
+        return Ok(PlotSpec::default());
+    };
+    for (field, v, most, drawn) in [
+        (
+            "series",
+            &p.get_ref().series,
+            super::plot::MAX_SERIES,
+            "colours",
+        ),
+        (
+            "marker",
+            &p.get_ref().marker,
+            super::plot::MAX_MARKERS,
+            "marker shapes",
+        ),
+    ] {
+        if let Some(n) = v
+            && !known.exists(n)
+        {
+            return Err(err(
+                Some(p.span()),
+                "[plot]",
+                field,
+                format!("names no axis `{n}`; valid: {}", known.names()),
+            ));
         }
-        plot = PlotSpec {
-            series: p.get_ref().series.clone(),
-            marker: p.get_ref().marker.clone(),
-        };
+        // Every value gets its own colour or shape: no two drawn alike.
+        let count = v
+            .as_deref()
+            .and_then(|n| known.labels(n))
+            .map_or(0, |l| l.len());
+        if count > most {
+            return Err(err(
+                Some(p.span()),
+                "[plot]",
+                field,
+                format!(
+                    "axis `{}` has {count} values, more than the {most} distinct {drawn} a plot can tell apart; valid: an axis of at most {most} values (or no `{field}`)",
+                    v.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
     }
+    Ok(PlotSpec {
+        series: p.get_ref().series.clone(),
+        marker: p.get_ref().marker.clone(),
+    })
+}
 
+/// The `[[budget]]` tables.
+fn parse_budgets(
+    raw: &[Spanned<RawBudget>],
+    known: &KnownAxes<'_>,
+    err: &ErrFn<'_>,
+) -> Result<Vec<BudgetTable>, InputError> {
     let mut budgets = Vec::new();
-    for (k, b) in raw.budget.iter().enumerate() {
+    for (k, b) in raw.iter().enumerate() {
         let ctx = format!("[[budget]] {}", k + 1);
         let r = b.get_ref();
         let e = |field: &str, m: String| err(Some(b.span()), &ctx, field, m);
@@ -742,59 +837,75 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, InputError> {
                 "is empty; valid: e.g. [\"tops\", \"tops_per_w\"]".to_string(),
             ));
         }
-        let mut baseline = Vec::new();
-        for (axis, v) in &r.baseline {
-            let labels: Vec<String> = match v {
-                Value::String(s) => vec![s.clone()],
-                Value::Array(a) => a
-                    .iter()
-                    .map(|x| match x {
-                        Value::String(s) => Ok(s.clone()),
-                        other => Ok(value_label(other)),
-                    })
-                    .collect::<Result<_, InputError>>()?,
-                other => vec![value_label(other)],
-            };
-            let Some(valid) = axis_labels_of(&axes, &s.workloads, axis) else {
-                return Err(e(
-                    "baseline",
-                    format!("names no axis `{axis}`; valid: {}", axis_names()),
-                ));
-            };
-            for l in &labels {
-                if !valid.contains(l) {
-                    return Err(e(
-                        "baseline",
-                        format!(
-                            "axis `{axis}` has no value labelled `{l}`; valid: {}",
-                            valid.join(", ")
-                        ),
-                    ));
-                }
-            }
-            baseline.push((axis.clone(), labels));
-        }
         budgets.push(BudgetTable {
             budget,
             limits: r.limits.clone(),
             objectives,
-            baseline,
+            baseline: budget_baseline(&r.baseline, known, &e)?,
             title: r
                 .title
                 .clone()
                 .unwrap_or_else(|| format!("best point per {budget} budget")),
         });
     }
+    Ok(budgets)
+}
 
+/// A budget table's `baseline`: axis name to one label or a list of them,
+/// each a value label of that axis.
+fn budget_baseline(
+    raw: &toml::Table,
+    known: &KnownAxes<'_>,
+    e: &dyn Fn(&str, String) -> InputError,
+) -> Result<Vec<(String, Vec<String>)>, InputError> {
+    let mut baseline = Vec::new();
+    for (axis, v) in raw {
+        let labels: Vec<String> = match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .map(|x| match x {
+                    Value::String(s) => s.clone(),
+                    other => value_label(other),
+                })
+                .collect(),
+            other => vec![value_label(other)],
+        };
+        let Some(valid) = known.labels(axis) else {
+            return Err(e(
+                "baseline",
+                format!("names no axis `{axis}`; valid: {}", known.names()),
+            ));
+        };
+        if let Some(l) = labels.iter().find(|l| !valid.contains(l)) {
+            return Err(e(
+                "baseline",
+                format!(
+                    "axis `{axis}` has no value labelled `{l}`; valid: {}",
+                    valid.join(", ")
+                ),
+            ));
+        }
+        baseline.push((axis.clone(), labels));
+    }
+    Ok(baseline)
+}
+
+/// The `[[compare]]` tables.
+fn parse_compares(
+    raw: &[Spanned<RawCompare>],
+    known: &KnownAxes<'_>,
+    err: &ErrFn<'_>,
+) -> Result<Vec<CompareTable>, InputError> {
     let mut compares = Vec::new();
-    for (k, c) in raw.compare.iter().enumerate() {
+    for (k, c) in raw.iter().enumerate() {
         let ctx = format!("[[compare]] {}", k + 1);
         let r = c.get_ref();
         let e = |field: &str, m: String| err(Some(c.span()), &ctx, field, m);
-        let Some(valid) = axis_labels_of(&axes, &s.workloads, &r.axis) else {
+        let Some(valid) = known.labels(&r.axis) else {
             return Err(e(
                 "axis",
-                format!("names no axis `{}`; valid: {}", r.axis, axis_names()),
+                format!("names no axis `{}`; valid: {}", r.axis, known.names()),
             ));
         };
         if !valid.contains(&r.baseline) {
@@ -830,32 +941,7 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, InputError> {
                 .unwrap_or_else(|| format!("{} against {} = {}", r.axis, r.axis, r.baseline)),
         });
     }
-
-    let spec = SweepSpec {
-        name,
-        description: s.description.clone(),
-        path: path.to_path_buf(),
-        arch: s.arch.get_ref().clone(),
-        workloads: s.workloads.get_ref().clone(),
-        seed,
-        check: s.check.unwrap_or(true),
-        axes,
-        constraints,
-        objectives,
-        plot,
-        budgets,
-        compares,
-    };
-    if spec.point_count() > MAX_POINTS {
-        return Err(InputError::new(
-            path,
-            format!(
-                "expands to {} points; valid: at most {MAX_POINTS} (split the sweep into several specs)",
-                spec.point_count()
-            ),
-        ));
-    }
-    Ok(spec)
+    Ok(compares)
 }
 
 fn axis_labels_of(
@@ -917,90 +1003,10 @@ fn parse_axis(
             "give exactly one of `values`, `range` or `random`".to_string(),
         ));
     }
-    let mut values: Vec<AxisValue> = Vec::new();
-    if let Some(vs) = &r.values {
-        if vs.get_ref().is_empty() {
-            return Err(err(
-                Some(vs.span()),
-                ctx,
-                "values",
-                "is empty; valid: one or more values".to_string(),
-            ));
-        }
-        for v in vs.get_ref() {
-            match (v, &path) {
-                (Value::Table(t), _) => {
-                    let mut label = None;
-                    let mut settings = Vec::new();
-                    for (k, x) in t {
-                        if k == "label" {
-                            label = Some(value_label(x));
-                            continue;
-                        }
-                        let p = AxisPath::parse(k)
-                            .map_err(|m| err(Some(vs.span()), ctx, "values", m))?;
-                        settings.push((p, x.clone()));
-                    }
-                    if settings.is_empty() {
-                        return Err(err(
-                            Some(vs.span()),
-                            ctx,
-                            "values",
-                            "a table value sets no path; valid: e.g. { label = \"A\", \"arch.backend.nvdla\" = \"A\" }"
-                                .to_string(),
-                        ));
-                    }
-                    let label = label.unwrap_or_else(|| {
-                        settings
-                            .iter()
-                            .map(|(_, x)| value_label(x))
-                            .collect::<Vec<_>>()
-                            .join("/")
-                    });
-                    values.push(AxisValue { label, settings });
-                }
-                (_, Some(p)) => values.push(AxisValue {
-                    label: value_label(v),
-                    settings: vec![(p.clone(), v.clone())],
-                }),
-                (_, None) => {
-                    return Err(err(
-                        span,
-                        ctx,
-                        "path",
-                        "is missing; valid: a dotted path such as `arch.pe_array.rows` \
-                         (or table values that each name their paths)"
-                            .to_string(),
-                    ));
-                }
-            }
-        }
-    } else {
-        let Some(p) = &path else {
-            return Err(err(
-                span,
-                ctx,
-                "path",
-                "is missing; `range` and `random` need a dotted path".to_string(),
-            ));
-        };
-        let generated = if let Some(rg) = &r.range {
-            range_values(rg.get_ref()).map_err(|m| err(Some(rg.span()), ctx, "range", m))?
-        } else if let Some(rd) = &r.random {
-            let name = axis_name(r, Some(p));
-            random_values(rd.get_ref(), seed, &name)
-                .map_err(|m| err(Some(rd.span()), ctx, "random", m))?
-        } else {
-            Vec::new()
-        };
-        values = generated
-            .into_iter()
-            .map(|v| AxisValue {
-                label: value_label(&v),
-                settings: vec![(p.clone(), v)],
-            })
-            .collect();
-    }
+    let mut values = match &r.values {
+        Some(vs) => listed_values(vs, path.as_ref(), span.clone(), ctx, err)?,
+        None => generated_values(r, path.as_ref(), seed, span.clone(), ctx, err)?,
+    };
     if let Some(ls) = &r.labels {
         if ls.get_ref().len() != values.len() {
             return Err(err(
@@ -1019,20 +1025,142 @@ fn parse_axis(
         }
     }
     let mut seen = BTreeSet::new();
-    for v in &values {
-        if !seen.insert(v.label.as_str()) {
-            return Err(err(
-                span,
-                ctx,
-                "values",
-                format!(
-                    "two values are labelled `{}`; valid: distinct values (or distinct `labels`)",
-                    v.label
-                ),
-            ));
+    if let Some(v) = values.iter().find(|v| !seen.insert(v.label.as_str())) {
+        return Err(err(
+            span,
+            ctx,
+            "values",
+            format!(
+                "two values are labelled `{}`; valid: distinct values (or distinct `labels`)",
+                v.label
+            ),
+        ));
+    }
+    let name = axis_column(r, path.as_ref(), span, ctx, err)?;
+    Ok(Axis { name, values })
+}
+
+/// An axis's `values` list: scalars set the axis's `path`; tables set the
+/// paths they name (and may carry a `label`).
+fn listed_values(
+    vs: &Spanned<Vec<Value>>,
+    path: Option<&AxisPath>,
+    span: Option<Range<usize>>,
+    ctx: &str,
+    err: &ErrFn<'_>,
+) -> Result<Vec<AxisValue>, InputError> {
+    if vs.get_ref().is_empty() {
+        return Err(err(
+            Some(vs.span()),
+            ctx,
+            "values",
+            "is empty; valid: one or more values".to_string(),
+        ));
+    }
+    let mut values = Vec::new();
+    for v in vs.get_ref() {
+        match (v, path) {
+            (Value::Table(t), _) => values.push(table_value(t, vs.span(), ctx, err)?),
+            (_, Some(p)) => values.push(AxisValue {
+                label: value_label(v),
+                settings: vec![(p.clone(), v.clone())],
+            }),
+            (_, None) => {
+                return Err(err(
+                    span,
+                    ctx,
+                    "path",
+                    "is missing; valid: a dotted path such as `arch.pe_array.rows` \
+                     (or table values that each name their paths)"
+                        .to_string(),
+                ));
+            }
         }
     }
-    let name = axis_name(r, path.as_ref());
+    Ok(values)
+}
+
+/// One table value of an axis: `{ label = "A", "arch.x.y" = v, ... }`; the
+/// label defaults to the set values joined by `/`.
+fn table_value(
+    t: &toml::Table,
+    span: Range<usize>,
+    ctx: &str,
+    err: &ErrFn<'_>,
+) -> Result<AxisValue, InputError> {
+    let mut label = None;
+    let mut settings = Vec::new();
+    for (k, x) in t {
+        if k == "label" {
+            label = Some(value_label(x));
+            continue;
+        }
+        let p = AxisPath::parse(k).map_err(|m| err(Some(span.clone()), ctx, "values", m))?;
+        settings.push((p, x.clone()));
+    }
+    if settings.is_empty() {
+        return Err(err(
+            Some(span),
+            ctx,
+            "values",
+            "a table value sets no path; valid: e.g. { label = \"A\", \"arch.backend.nvdla\" = \"A\" }"
+                .to_string(),
+        ));
+    }
+    let label = label.unwrap_or_else(|| {
+        settings
+            .iter()
+            .map(|(_, x)| value_label(x))
+            .collect::<Vec<_>>()
+            .join("/")
+    });
+    Ok(AxisValue { label, settings })
+}
+
+/// An axis's `range` or `random` values, each setting the axis's `path`.
+fn generated_values(
+    r: &RawAxis,
+    path: Option<&AxisPath>,
+    seed: u64,
+    span: Option<Range<usize>>,
+    ctx: &str,
+    err: &ErrFn<'_>,
+) -> Result<Vec<AxisValue>, InputError> {
+    let Some(p) = path else {
+        return Err(err(
+            span,
+            ctx,
+            "path",
+            "is missing; `range` and `random` need a dotted path".to_string(),
+        ));
+    };
+    let generated = if let Some(rg) = &r.range {
+        range_values(rg.get_ref()).map_err(|m| err(Some(rg.span()), ctx, "range", m))?
+    } else if let Some(rd) = &r.random {
+        let name = axis_name(r, Some(p));
+        random_values(rd.get_ref(), seed, &name)
+            .map_err(|m| err(Some(rd.span()), ctx, "random", m))?
+    } else {
+        Vec::new()
+    };
+    Ok(generated
+        .into_iter()
+        .map(|v| AxisValue {
+            label: value_label(&v),
+            settings: vec![(p.clone(), v)],
+        })
+        .collect())
+}
+
+/// The axis's CSV column name: given, or derived from its path.
+fn axis_column(
+    r: &RawAxis,
+    path: Option<&AxisPath>,
+    span: Option<Range<usize>>,
+    ctx: &str,
+    err: &ErrFn<'_>,
+) -> Result<String, InputError> {
+    let name = axis_name(r, path);
     if name.is_empty() {
         return Err(err(
             span,
@@ -1049,7 +1177,7 @@ fn parse_axis(
             format!("is `{name}`; valid: letters, digits and `_` (a CSV column name)"),
         ));
     }
-    Ok(Axis { name, values })
+    Ok(name)
 }
 
 /// The axis's `name`, else the last key of its path.
@@ -1275,5 +1403,57 @@ mod tests {
         assert!(e.to_string().contains("labelled `1`"), "{e}");
         let e = p(&format!("{HEAD}[plot]\nseries = \"nope\"\n")).unwrap_err();
         assert!(e.to_string().contains("valid: workload"), "{e}");
+    }
+
+    /// Each table's validator refuses with its own field and what is valid.
+    #[test]
+    fn each_table_refuses_naming_its_field() {
+        let axis = "[[axis]]\npath = \"arch.pe_array.rows\"\nvalues = [12, 13]\n";
+        let cases: [(String, &str); 9] = [
+            (
+                HEAD.replace("\"t\"", "\"a b\""),
+                "is `a b`; valid: letters, digits",
+            ),
+            (
+                HEAD.replace("[\"kws\"]", "[\"kws\", \"kws\"]"),
+                "names `kws` twice; valid: distinct workloads",
+            ),
+            (format!("{HEAD}seed = -1\n"), "is -1; valid: 0 or more"),
+            (
+                format!("{HEAD}{axis}name = \"cycles\"\n"),
+                "`cycles` is a column of every sweep row",
+            ),
+            (
+                format!("{HEAD}{axis}name = \"r\"\n{axis}name = \"r\"\n"),
+                "`r` names an earlier axis too",
+            ),
+            (
+                format!("{HEAD}objectives = [[\"tops\", \"tops\"]]\n"),
+                "is not a pair or triple of distinct metrics",
+            ),
+            (
+                format!(
+                    "{HEAD}[[budget]]\nmetric = \"area_mm2\"\nlimits = [2.0, 1.0]\nobjectives = [\"tops\"]\n"
+                ),
+                "is [2.0, 1.0]; valid: one or more finite numbers, ascending",
+            ),
+            (
+                format!(
+                    "{HEAD}{axis}name = \"r\"\n[[budget]]\nmetric = \"area_mm2\"\nlimits = [1.0]\nobjectives = [\"tops\"]\nbaseline = {{ r = [12, 14] }}\n"
+                ),
+                "axis `r` has no value labelled `14`; valid: 12, 13",
+            ),
+            (
+                format!(
+                    "{HEAD}[[compare]]\naxis = \"workload\"\nbaseline = \"fer\"\nmetrics = [\"energy_pj\"]\n"
+                ),
+                "axis `workload` has no value labelled `fer`; valid: kws",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = p(&text).expect_err(&text).to_string();
+            assert!(e.contains(want), "{text}\n{e}");
+            assert!(e.contains("s.toml"), "{e}");
+        }
     }
 }

@@ -306,40 +306,12 @@ pub fn run(
         .filter(|&i| settings.shard.is_none_or(|s| s.contains(i)))
         .map(|i| plan.point(i))
         .collect();
-    let by_key: HashMap<&str, &Point> = slice.iter().map(|p| (p.key.as_str(), p)).collect();
-
-    let mut kept: HashMap<String, Record> = HashMap::new();
-    let mut stale = 0;
-    let mut torn = false;
-    if jsonl.exists() {
-        if !settings.resume {
-            return Err(InputError::new(
-                &jsonl,
-                "exists from an earlier run; valid: --resume to continue it, or another --out \
-                 (or delete the directory to start again)",
-            )
-            .into());
-        }
-        let read = read_stream(&jsonl)?;
-        torn = read.torn;
-        stale += read.unreadable;
-        for mut r in read.records {
-            match by_key.get(r.key.as_str()) {
-                Some(p) if !kept.contains_key(&r.key) => {
-                    r.index = p.index;
-                    kept.insert(r.key.clone(), r);
-                }
-                _ => stale += 1,
-            }
-        }
-    }
+    let earlier = read_earlier(&jsonl, &slice, settings.resume)?;
     // (Re)write the streams: what was kept, by index; a fresh run starts
     // them empty, with the CSV header.
-    let mut kept_sorted: Vec<Record> = kept.into_values().collect();
-    kept_sorted.sort_by_key(|r| r.index);
     let mut jtext = String::new();
     let mut ctext = csv_header(&axes);
-    for r in &kept_sorted {
+    for r in &earlier.kept {
         jtext.push_str(&r.json_line());
         ctext.push_str(&csv_row(r, &axes));
     }
@@ -359,28 +331,113 @@ pub fn run(
     atomic::write(&meta_path, (meta_text + "\n").as_bytes())?;
 
     let done_keys: std::collections::HashSet<&str> =
-        kept_sorted.iter().map(|r| r.key.as_str()).collect();
+        earlier.kept.iter().map(|r| r.key.as_str()).collect();
     let todo: Vec<&Point> = slice
         .iter()
         .filter(|p| !done_keys.contains(p.key.as_str()))
         .collect();
-    let resumed = kept_sorted.len();
+    let resumed = earlier.kept.len();
     progress(Progress::Start {
         total: slice.len(),
         resumed,
         todo: todo.len(),
     });
+    let streams = Streams {
+        jsonl: &jsonl,
+        csv: &csv,
+        axes: &axes,
+    };
+    let fresh = evaluate_into(plan, &todo, settings.jobs, &streams, progress)?;
+    let evaluated = fresh.len();
+    let mut records = earlier.kept;
+    records.extend(fresh);
+    records.sort_by_key(|r| r.index);
+    Ok(RunOutcome {
+        records,
+        evaluated,
+        resumed,
+        stale: earlier.stale,
+        dropped_torn_line: earlier.torn,
+        jsonl,
+        csv,
+        meta,
+    })
+}
 
+/// What an earlier run's stream leaves for this one.
+struct Earlier {
+    /// Records of this slice's points, one per key, by index.
+    kept: Vec<Record>,
+    /// Records of no point of this slice (or repeated), and unreadable lines.
+    stale: usize,
+    /// Whether the stream ended in a torn line (dropped).
+    torn: bool,
+}
+
+/// Reads an earlier run's `jsonl` stream when `resume` is set; without it an
+/// existing stream is refused.
+fn read_earlier(jsonl: &Path, slice: &[Point], resume: bool) -> Result<Earlier> {
+    let mut earlier = Earlier {
+        kept: Vec::new(),
+        stale: 0,
+        torn: false,
+    };
+    if !jsonl.exists() {
+        return Ok(earlier);
+    }
+    if !resume {
+        return Err(InputError::new(
+            jsonl,
+            "exists from an earlier run; valid: --resume to continue it, or another --out \
+             (or delete the directory to start again)",
+        )
+        .into());
+    }
+    let by_key: HashMap<&str, &Point> = slice.iter().map(|p| (p.key.as_str(), p)).collect();
+    let mut kept: HashMap<String, Record> = HashMap::new();
+    let read = read_stream(jsonl)?;
+    earlier.torn = read.torn;
+    earlier.stale += read.unreadable;
+    for mut r in read.records {
+        match by_key.get(r.key.as_str()) {
+            Some(p) if !kept.contains_key(&r.key) => {
+                r.index = p.index;
+                kept.insert(r.key.clone(), r);
+            }
+            _ => earlier.stale += 1,
+        }
+    }
+    earlier.kept = kept.into_values().collect();
+    earlier.kept.sort_by_key(|r| r.index);
+    Ok(earlier)
+}
+
+/// The stream files new records are appended to.
+struct Streams<'a> {
+    jsonl: &'a Path,
+    csv: &'a Path,
+    axes: &'a [String],
+}
+
+/// Evaluates `todo` on `jobs` threads, appending each record to the streams
+/// (synced) as it arrives; stops at the first write error.
+fn evaluate_into(
+    plan: &Plan,
+    todo: &[&Point],
+    jobs: usize,
+    streams: &Streams<'_>,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Vec<Record>> {
     let open = |p: &Path| {
         OpenOptions::new()
             .append(true)
             .open(p)
             .map_err(|e| io_err(p, e))
     };
-    let mut jfile = open(&jsonl)?;
-    let mut cfile = open(&csv)?;
+    let mut jfile = open(streams.jsonl)?;
+    let mut cfile = open(streams.csv)?;
     let mut fresh: Vec<Record> = Vec::with_capacity(todo.len());
-    let jobs = settings.jobs.max(1).min(todo.len().max(1));
+    let jobs = jobs.max(1).min(todo.len().max(1));
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let mut failure: Option<Error> = None;
@@ -388,7 +445,7 @@ pub fn run(
         let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(2 * jobs);
         for _ in 0..jobs {
             let tx = tx.clone();
-            let (next, stop, todo) = (&next, &stop, &todo);
+            let (next, stop) = (&next, &stop);
             scope.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -403,16 +460,16 @@ pub fn run(
         // Receive inside the scope: the workers block on a full channel.
         while let Ok(record) = rx.recv() {
             let line = record.json_line();
-            let row = csv_row(&record, &axes);
+            let row = csv_row(&record, streams.axes);
             let written = jfile
                 .write_all(line.as_bytes())
                 .and_then(|()| jfile.sync_data())
-                .map_err(|e| io_err(&jsonl, e))
+                .map_err(|e| io_err(streams.jsonl, e))
                 .and_then(|()| {
                     cfile
                         .write_all(row.as_bytes())
                         .and_then(|()| cfile.sync_data())
-                        .map_err(|e| io_err(&csv, e))
+                        .map_err(|e| io_err(streams.csv, e))
                 });
             if let Err(e) = written {
                 failure = Some(e);
@@ -428,23 +485,10 @@ pub fn run(
         }
         drop(rx);
     });
-    if let Some(e) = failure {
-        return Err(e);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(fresh),
     }
-    let evaluated = fresh.len();
-    let mut records = kept_sorted;
-    records.extend(fresh);
-    records.sort_by_key(|r| r.index);
-    Ok(RunOutcome {
-        records,
-        evaluated,
-        resumed,
-        stale,
-        dropped_torn_line: torn,
-        jsonl,
-        csv,
-        meta,
-    })
 }
 
 #[cfg(test)]

@@ -35,32 +35,7 @@ pub struct Collected {
 pub fn collect(dirs: &[PathBuf]) -> Result<Collected> {
     let mut metas: Vec<(PathBuf, StreamMeta)> = Vec::new();
     for dir in dirs {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| InputError::new(dir, format!("cannot read the sweep directory: {e}")))?;
-        let mut found: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("points") && n.ends_with(".meta.json"))
-            })
-            .collect();
-        found.sort();
-        for path in found {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| InputError::new(&path, format!("cannot read: {e}")))?;
-            let meta: StreamMeta = serde_json::from_str(&text).map_err(|e| {
-                InputError::new(&path, format!("not a sweep stream's metadata: {e}"))
-            })?;
-            if meta.format != FORMAT {
-                return Err(InputError::new(
-                    &path,
-                    format!("format `{}`; valid: `{FORMAT}`", meta.format),
-                )
-                .into());
-            }
-            metas.push((path, meta));
-        }
+        metas.extend(read_metas(dir)?);
     }
     let Some((first_path, first)) = metas.first().cloned() else {
         return Err(InputError::new(
@@ -96,37 +71,7 @@ pub fn collect(dirs: &[PathBuf]) -> Result<Collected> {
             .trim_end_matches(".meta.json")
             .to_string();
         let stream = path.with_file_name(format!("{name}.jsonl"));
-        let read = read_stream(&stream)?;
-        torn += usize::from(read.torn);
-        for r in read.records {
-            if r.index >= first.total_points {
-                return Err(InputError::new(
-                    &stream,
-                    format!(
-                        "holds point {} of a sweep of {} points",
-                        r.index, first.total_points
-                    ),
-                )
-                .into());
-            }
-            match by_index.get(&r.index) {
-                Some(old) if old.key != r.key => {
-                    return Err(InputError::new(
-                        &stream,
-                        format!(
-                            "point {} has key {} here and {} in another stream; the streams \
-                             disagree on the plan",
-                            r.index, r.key, old.key
-                        ),
-                    )
-                    .into());
-                }
-                Some(_) => {}
-                None => {
-                    by_index.insert(r.index, r);
-                }
-            }
-        }
+        torn += usize::from(merge_stream(&stream, first.total_points, &mut by_index)?);
         streams.push(stream);
     }
     let missing: Vec<usize> = (0..first.total_points)
@@ -140,4 +85,77 @@ pub fn collect(dirs: &[PathBuf]) -> Result<Collected> {
         missing,
         torn,
     })
+}
+
+/// The stream metadata files (`points*.meta.json`) of one sweep directory,
+/// by name.
+fn read_metas(dir: &Path) -> Result<Vec<(PathBuf, StreamMeta)>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| InputError::new(dir, format!("cannot read the sweep directory: {e}")))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("points") && n.ends_with(".meta.json"))
+        })
+        .collect();
+    found.sort();
+    let mut metas = Vec::new();
+    for path in found {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| InputError::new(&path, format!("cannot read: {e}")))?;
+        let meta: StreamMeta = serde_json::from_str(&text)
+            .map_err(|e| InputError::new(&path, format!("not a sweep stream's metadata: {e}")))?;
+        if meta.format != FORMAT {
+            return Err(InputError::new(
+                &path,
+                format!("format `{}`; valid: `{FORMAT}`", meta.format),
+            )
+            .into());
+        }
+        metas.push((path, meta));
+    }
+    Ok(metas)
+}
+
+/// Adds one stream's records to `by_index`, refusing a point outside the
+/// plan or a key that another stream gives the same point; returns whether
+/// the stream ended in a torn line.
+fn merge_stream(
+    stream: &Path,
+    total_points: usize,
+    by_index: &mut BTreeMap<usize, Record>,
+) -> Result<bool> {
+    let read = read_stream(stream)?;
+    for r in read.records {
+        if r.index >= total_points {
+            return Err(InputError::new(
+                stream,
+                format!(
+                    "holds point {} of a sweep of {} points",
+                    r.index, total_points
+                ),
+            )
+            .into());
+        }
+        match by_index.get(&r.index) {
+            Some(old) if old.key != r.key => {
+                return Err(InputError::new(
+                    stream,
+                    format!(
+                        "point {} has key {} here and {} in another stream; the streams \
+                         disagree on the plan",
+                        r.index, r.key, old.key
+                    ),
+                )
+                .into());
+            }
+            Some(_) => {}
+            None => {
+                by_index.insert(r.index, r);
+            }
+        }
+    }
+    Ok(read.torn)
 }

@@ -247,58 +247,74 @@ fn budget_table(spec: &SweepSpec, b: &BudgetTable, records: &[Record]) -> (Strin
         for &o in &b.objectives {
             let top = best(within.iter().copied(), o);
             let base = best(within.iter().copied().filter(|r| in_baseline(r)), o);
-            let gain = match (
-                top.and_then(|r| r.metric(o)),
-                base.and_then(|r| r.metric(o)),
-            ) {
-                (Some(x), Some(y)) if x > 0.0 && y > 0.0 => Some(match o.direction() {
-                    Direction::Maximise => x / y,
-                    Direction::Minimise => y / x,
-                }),
-                _ => None,
-            };
-            let cell = |r: Option<&Record>, m: Metric| {
-                r.and_then(|r| r.metric(m))
-                    .map(|x| x.to_string())
-                    .unwrap_or_default()
-            };
-            // Table cells carry their unit: the value column mixes objectives.
-            let cell_sig = |r: Option<&Record>, m: Metric| {
-                r.and_then(|r| r.metric(m))
-                    .map(|x| with_unit(&sig(x), m))
-                    .unwrap_or_else(|| "-".into())
-            };
-            csv.push_str(&csv_line(&[
-                bm.name().to_string(),
-                limit.to_string(),
-                o.name().to_string(),
-                top.map(|r| r.index.to_string()).unwrap_or_default(),
-                top.map(|r| describe(spec, r)).unwrap_or_default(),
-                cell(top, bm),
-                cell(top, o),
-                base.map(|r| r.index.to_string()).unwrap_or_default(),
-                base.map(|r| describe(spec, r)).unwrap_or_default(),
-                cell(base, bm),
-                cell(base, o),
-                gain.map(|g| g.to_string()).unwrap_or_default(),
-            ]));
-            md.push_str(&format!(
-                "| {} | {o} | {} | {} | {} | {} | {} | {} | {} |\n",
-                with_unit(&limit.to_string(), bm),
-                top.map(|r| describe(spec, r))
-                    .unwrap_or_else(|| "none fits".into()),
-                cell_sig(top, bm),
-                cell_sig(top, o),
-                base.map(|r| describe(spec, r))
-                    .unwrap_or_else(|| "none fits".into()),
-                cell_sig(base, bm),
-                cell_sig(base, o),
-                gain.map(|g| format!("{:.2}x", g))
-                    .unwrap_or_else(|| "-".into()),
-            ));
+            let (c, m) = budget_row(spec, bm, limit, o, top, base);
+            csv.push_str(&c);
+            md.push_str(&m);
         }
     }
     md.push('\n');
+    (csv, md)
+}
+
+/// One row of a budget table (CSV line, Markdown line): the best point
+/// `top` and the best baseline point `base` on objective `o` within `limit`.
+fn budget_row(
+    spec: &SweepSpec,
+    bm: Metric,
+    limit: f64,
+    o: Metric,
+    top: Option<&Record>,
+    base: Option<&Record>,
+) -> (String, String) {
+    let gain = match (
+        top.and_then(|r| r.metric(o)),
+        base.and_then(|r| r.metric(o)),
+    ) {
+        (Some(x), Some(y)) if x > 0.0 && y > 0.0 => Some(match o.direction() {
+            Direction::Maximise => x / y,
+            Direction::Minimise => y / x,
+        }),
+        _ => None,
+    };
+    let cell = |r: Option<&Record>, m: Metric| {
+        r.and_then(|r| r.metric(m))
+            .map(|x| x.to_string())
+            .unwrap_or_default()
+    };
+    // Table cells carry their unit: the value column mixes objectives.
+    let cell_sig = |r: Option<&Record>, m: Metric| {
+        r.and_then(|r| r.metric(m))
+            .map(|x| with_unit(&sig(x), m))
+            .unwrap_or_else(|| "-".into())
+    };
+    let csv = csv_line(&[
+        bm.name().to_string(),
+        limit.to_string(),
+        o.name().to_string(),
+        top.map(|r| r.index.to_string()).unwrap_or_default(),
+        top.map(|r| describe(spec, r)).unwrap_or_default(),
+        cell(top, bm),
+        cell(top, o),
+        base.map(|r| r.index.to_string()).unwrap_or_default(),
+        base.map(|r| describe(spec, r)).unwrap_or_default(),
+        cell(base, bm),
+        cell(base, o),
+        gain.map(|g| g.to_string()).unwrap_or_default(),
+    ]);
+    let md = format!(
+        "| {} | {o} | {} | {} | {} | {} | {} | {} | {} |\n",
+        with_unit(&limit.to_string(), bm),
+        top.map(|r| describe(spec, r))
+            .unwrap_or_else(|| "none fits".into()),
+        cell_sig(top, bm),
+        cell_sig(top, o),
+        base.map(|r| describe(spec, r))
+            .unwrap_or_else(|| "none fits".into()),
+        cell_sig(base, bm),
+        cell_sig(base, o),
+        gain.map(|g| format!("{:.2}x", g))
+            .unwrap_or_else(|| "-".into()),
+    );
     (csv, md)
 }
 
@@ -311,23 +327,7 @@ fn compare_table(spec: &SweepSpec, c: &CompareTable, records: &[Record]) -> (Str
         .chain(spec.axes.iter().map(|a| a.name.clone()))
         .filter(|a| *a != c.axis)
         .collect();
-    let group_key = |r: &Record| -> Vec<String> {
-        others
-            .iter()
-            .map(|a| r.label(a).unwrap_or("").to_string())
-            .collect()
-    };
-    // Groups in index order of their first record.
-    let mut groups: Vec<(Vec<String>, Vec<&Record>)> = Vec::new();
-    let mut where_: BTreeMap<Vec<String>, usize> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.status == Status::Ok) {
-        let k = group_key(r);
-        let slot = *where_.entry(k.clone()).or_insert_with(|| {
-            groups.push((k, Vec::new()));
-            groups.len() - 1
-        });
-        groups[slot].1.push(r);
-    }
+    let groups = group_by(records, &others);
     let mut header: Vec<String> = others.clone();
     header.push(c.axis.clone());
     for m in &c.metrics {
@@ -374,6 +374,41 @@ fn compare_table(spec: &SweepSpec, c: &CompareTable, records: &[Record]) -> (Str
         "## {}\n\nRatio of each point to the point with `{} = {}` and the same other axes ({} pairs); < 1 means less.\n\n| {} | metric | ratio [x]: geometric mean | min ratio [x] | max ratio [x] |\n|---|---|---|---|---|\n",
         c.title, c.axis, c.baseline, pairs, c.axis
     );
+    md.push_str(&ratio_summary(c, &labels, &ratios));
+    md.push('\n');
+    (csv, md)
+}
+
+/// The OK records grouped by their labels on the axes `others`, groups in
+/// index order of their first record.
+fn group_by<'a>(records: &'a [Record], others: &[String]) -> Vec<(Vec<String>, Vec<&'a Record>)> {
+    let group_key = |r: &Record| -> Vec<String> {
+        others
+            .iter()
+            .map(|a| r.label(a).unwrap_or("").to_string())
+            .collect()
+    };
+    let mut groups: Vec<(Vec<String>, Vec<&Record>)> = Vec::new();
+    let mut where_: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.status == Status::Ok) {
+        let k = group_key(r);
+        let slot = *where_.entry(k.clone()).or_insert_with(|| {
+            groups.push((k, Vec::new()));
+            groups.len() - 1
+        });
+        groups[slot].1.push(r);
+    }
+    groups
+}
+
+/// The Markdown rows of a comparison's summary: per value of the axis other
+/// than the baseline and per metric, the geometric mean, min and max ratio.
+fn ratio_summary(
+    c: &CompareTable,
+    labels: &[String],
+    ratios: &BTreeMap<(String, Metric), Vec<f64>>,
+) -> String {
+    let mut out = String::new();
     for l in labels.iter().filter(|l| **l != c.baseline) {
         for &m in &c.metrics {
             let Some(v) = ratios.get(&(l.clone(), m)).filter(|v| !v.is_empty()) else {
@@ -387,15 +422,14 @@ fn compare_table(spec: &SweepSpec, c: &CompareTable, records: &[Record]) -> (Str
             };
             let min = v.iter().copied().fold(f64::INFINITY, f64::min);
             let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            md.push_str(&format!(
+            out.push_str(&format!(
                 "| {l} | {m} | {gmean} | {} | {} |\n",
                 sig(min),
                 sig(max)
             ));
         }
     }
-    md.push('\n');
-    (csv, md)
+    out
 }
 
 #[cfg(test)]

@@ -408,10 +408,39 @@ fn conv_batch(m: Mode) -> Kernel {
     )
 }
 
+fn print_stream_bound(x: &[i16]) {
+    println!(
+        "one core: {:.1} G MAC/s streaming 4608 x 256 16-bit weights (the FC \
+         layer's 2.25 MiB, from L3) against an L1-resident input: the bound of a \
+         matrix-vector product whose weights do not stay in L2",
+        stream_bound(x)
+    );
+}
+
+/// G MAC/s of [`peak16`]'s loop with one operand streamed: 4608 x 256
+/// values (more than L2 holds) against `x`'s first 4608, over and over, as
+/// a matrix-vector product reads its weights.
+fn stream_bound(x: &[i16]) -> f64 {
+    let (k, rows) = (4608, 256);
+    let w = values(k * rows, 11, -6000, 6000);
+    let x: Vec<i16> = x.iter().copied().cycle().take(k).collect();
+    let s = best_seconds(&|| {
+        for row in w.chunks_exact(k) {
+            black_box(peak16(black_box(row), black_box(&x), 1));
+        }
+    });
+    (k * rows) as f64 * 1e-9 / s
+}
+
 /// Best seconds per call of `f` over 15 repetitions.
+/// (`PEAK_REPS` repetitions when set, for profiling.)
 fn best_seconds(f: &dyn Fn()) -> f64 {
     f();
-    (0..15)
+    let reps = std::env::var("PEAK_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    (0..reps)
         .map(|_| {
             let t = Instant::now();
             f();
@@ -488,9 +517,12 @@ fn main() {
             1e-9 / s
         );
     }
+    print_stream_bound(&b16);
+    // PEAK_FILTER=depthwise (say) times only the kernels whose name has it.
+    let filter = std::env::var("PEAK_FILTER").unwrap_or_default();
     println!("| kernel (1 thread) | G MAC/s | % of 16-bit peak | % of 8-bit peak |");
     println!("|---|---|---|---|");
-    for (name, _, macs, f) in &kernels {
+    for (name, _, macs, f) in kernels.iter().filter(|k| k.0.contains(filter.as_str())) {
         let g = *macs as f64 * 1e-9 / best_seconds(&|| one.install(f));
         println!(
             "| {name} | {g:.1} | {:.0} % | {:.0} % |",

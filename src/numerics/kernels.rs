@@ -7,6 +7,9 @@
 
 use std::ops::{AddAssign, Mul};
 
+mod taps;
+pub use taps::{PlaneShape, taps_plane, taps_plane_uninit};
+
 /// An accumulator the kernels work on: `i32`, `i64` or `f64` (the callers
 /// pick one whose sums are exact).
 pub trait Lane: Copy + AddAssign + Mul<Output = Self> + From<i16> {}
@@ -168,19 +171,23 @@ impl PairPanel {
 const PARALLEL_FILL_ELEMENTS: usize = 1 << 16;
 
 /// Weight rows of a matrix product, packed once as `i32` pairs for
-/// [`PairWeights::gemm`], with the running sums of their positive and
-/// negative parts that bound its blocks ([`PairWeights::block_pairs_in`]):
-/// one packing serves a whole batch of inputs.
+/// [`PairWeights::gemm`], with the largest sums of their positive and
+/// negative parts over aligned blocks of each power-of-two length that
+/// bound its blocks ([`PairWeights::block_pairs_in`]): one packing serves
+/// a whole batch of inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PairWeights {
     pairs: usize,
     rows: usize,
     /// `rows * pairs` pairs (`w[2q]` low, `w[2q + 1]` high; odd rows pad with 0).
     packed: Vec<i32>,
-    /// Per row, `pairs + 1` running sums of `max(w, 0)` at pair boundaries.
-    pos_prefix: Vec<i64>,
-    /// Per row, `pairs + 1` running sums of `max(-w, 0)` at pair boundaries.
-    neg_prefix: Vec<i64>,
+    /// Per level `l` (blocks of `2^l` pairs starting at multiples of
+    /// `2^l`, the last one possibly shorter; the top level is one block
+    /// of every pair), the largest sum of `max(w, 0)` over any block of
+    /// any row.
+    level_pos: Vec<i64>,
+    /// The same for `max(-w, 0)`.
+    level_neg: Vec<i64>,
 }
 
 impl PairWeights {
@@ -188,31 +195,14 @@ impl PairWeights {
     pub fn new(w: &[i16], k: usize) -> Self {
         let pairs = k.div_ceil(2);
         let rows = w.len().checked_div(k).unwrap_or(0);
-        let mut packed = Vec::with_capacity(rows * pairs);
-        let mut pos_prefix = Vec::with_capacity(rows * (pairs + 1));
-        let mut neg_prefix = Vec::with_capacity(rows * (pairs + 1));
-        for row in w.chunks_exact(k.max(1)).take(rows) {
-            let (mut p, mut n) = (0i64, 0i64);
-            pos_prefix.push(0);
-            neg_prefix.push(0);
-            for pair in row.chunks(2) {
-                let lo = pair[0] as u16 as u32;
-                let hi = pair.get(1).map_or(0, |&v| v as u16 as u32);
-                packed.push((lo | hi << 16) as i32);
-                for &v in pair {
-                    p += i64::from(v).max(0);
-                    n += (-i64::from(v)).max(0);
-                }
-                pos_prefix.push(p);
-                neg_prefix.push(n);
-            }
-        }
+        let levels = pairs.next_power_of_two().trailing_zeros() as usize + 1;
+        let (packed, level_pos, level_neg) = pack_pairs(w, k, rows, levels);
         PairWeights {
             pairs,
             rows,
             packed,
-            pos_prefix,
-            neg_prefix,
+            level_pos,
+            level_neg,
         }
     }
 
@@ -232,42 +222,36 @@ impl PairWeights {
     /// padding): the largest `b` (a power of two, or all the pairs) such
     /// that for every block of `b` pairs of every row, with `P` the sum of
     /// its positive weights and `N` that of its negative weights'
-    /// magnitudes, the block's sum range `[P lo - N hi, P hi - N lo]` lies
-    /// in `i32`. For non-negative inputs (after a ReLU) that is
-    /// `max(P, N) hi`, about half of `sum|w| max|x|`, so blocks are about
-    /// twice as long as a bound on magnitudes allows. `None` when even one
-    /// pair does not fit: the caller then sums in a wider type.
+    /// magnitudes, the block's sum range lies in `i32`. Bounded with the
+    /// largest `P` and the largest `N` over the blocks (`[P lo - N hi,
+    /// P hi - N lo]` with each at its largest: exact for non-negative
+    /// inputs, after a ReLU, where only `P hi` and `N hi` matter, and about
+    /// half of `sum|w| max|x|` there, so blocks are about twice as long as a
+    /// bound on magnitudes allows); single pairs are checked one by one.
+    /// `None` when even one pair does not fit: the caller then sums in a
+    /// wider type.
     pub fn block_pairs_in(&self, lo: i64, hi: i64) -> Option<usize> {
         let (lo, hi) = (lo.min(0), hi.max(0));
         let pairs = self.pairs;
         if pairs == 0 || (lo == 0 && hi == 0) || self.rows == 0 {
             return Some(pairs.max(1));
         }
-        let (min, max) = (i64::from(i32::MIN), i64::from(i32::MAX));
-        let fits = |b: usize| {
-            let rows = self.pos_prefix.chunks_exact(pairs + 1);
-            rows.zip(self.neg_prefix.chunks_exact(pairs + 1))
-                .all(|(pos, neg)| {
-                    (0..pairs).step_by(b).all(|q0| {
-                        let q1 = (q0 + b).min(pairs);
-                        let (p, n) = (pos[q1] - pos[q0], neg[q1] - neg[q0]);
-                        let top = p.saturating_mul(hi).saturating_sub(n.saturating_mul(lo));
-                        let bottom = p.saturating_mul(lo).saturating_sub(n.saturating_mul(hi));
-                        top <= max && bottom >= min
-                    })
-                })
+        let fits = |p: i64, n: i64| {
+            let top = p.saturating_mul(hi).saturating_sub(n.saturating_mul(lo));
+            let bottom = p.saturating_mul(lo).saturating_sub(n.saturating_mul(hi));
+            top <= i64::from(i32::MAX) && bottom >= i64::from(i32::MIN)
         };
-        if fits(pairs) {
-            return Some(pairs);
-        }
-        let mut b = pairs.next_power_of_two() / 2;
-        while b >= 1 {
-            if fits(b) {
-                return Some(b);
+        let top = self.level_pos.len() - 1;
+        for l in (1..=top).rev() {
+            if fits(self.level_pos[l], self.level_neg[l]) {
+                return Some(if l == top { pairs } else { 1 << l });
             }
-            b /= 2;
         }
-        None
+        let single = self.packed.iter().all(|&pair| {
+            let (a, b) = (i64::from(pair as i16), i64::from((pair >> 16) as i16));
+            fits(a.max(0) + b.max(0), (-a).max(0) + (-b).max(0))
+        });
+        single.then_some(1)
     }
 
     /// [`gemm_pairs`] for rows `rows` of these weights: `out` holds
@@ -327,6 +311,109 @@ impl PairWeights {
         } else {
             self.gemm(0..self.rows, panel, block_pairs, out);
         }
+    }
+}
+
+/// Packed pairs and the per-level largest positive and negative block sums
+/// of [`PairWeights::new`], compiled for AVX-512 or AVX2 where the CPU has
+/// them (the same integer loops: the same results).
+fn pack_pairs(w: &[i16], k: usize, rows: usize, levels: usize) -> (Vec<i32>, Vec<i64>, Vec<i64>) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512_vnni() {
+        // SAFETY: the CPU has AVX-512 F and VL, checked just above.
+        return unsafe { pack_pairs_avx512(w, k, rows, levels) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { pack_pairs_avx2(w, k, rows, levels) };
+    }
+    pack_pairs_body(w, k, rows, levels)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f,avx512vl")]
+fn pack_pairs_avx512(
+    w: &[i16],
+    k: usize,
+    rows: usize,
+    levels: usize,
+) -> (Vec<i32>, Vec<i64>, Vec<i64>) {
+    pack_pairs_body(w, k, rows, levels)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn pack_pairs_avx2(
+    w: &[i16],
+    k: usize,
+    rows: usize,
+    levels: usize,
+) -> (Vec<i32>, Vec<i64>, Vec<i64>) {
+    pack_pairs_body(w, k, rows, levels)
+}
+
+#[inline(always)]
+fn pack_pairs_body(
+    w: &[i16],
+    k: usize,
+    rows: usize,
+    levels: usize,
+) -> (Vec<i32>, Vec<i64>, Vec<i64>) {
+    let pairs = k.div_ceil(2);
+    let mut packed = vec![0i32; rows * pairs];
+    let (mut level_pos, mut level_neg) = (vec![0i64; levels], vec![0i64; levels]);
+    // Per pair of the row (then per block, level by level): positive and
+    // negative sums; the halves are summed into the other buffer.
+    let (mut pos, mut neg) = (vec![0i64; pairs], vec![0i64; pairs]);
+    let (mut pos2, mut neg2) = (vec![0i64; pairs], vec![0i64; pairs]);
+    for (row, dst) in w
+        .chunks_exact(k.max(1))
+        .take(rows)
+        .zip(packed.chunks_exact_mut(pairs.max(1)))
+    {
+        let (even, odd) = row.split_at(2 * (k / 2));
+        for (((d, pair), p), n) in dst
+            .iter_mut()
+            .zip(even.chunks_exact(2))
+            .zip(&mut pos)
+            .zip(&mut neg)
+        {
+            let (a, b) = (pair[0], pair[1]);
+            *d = (u32::from(a as u16) | u32::from(b as u16) << 16) as i32;
+            let (a, b) = (i64::from(a), i64::from(b));
+            *p = a.max(0) + b.max(0);
+            *n = (-a).max(0) + (-b).max(0);
+        }
+        if let (Some(&a), Some(d)) = (odd.first(), dst.last_mut()) {
+            *d = i32::from(a as u16);
+            let a = i64::from(a);
+            (pos[pairs - 1], neg[pairs - 1]) = (a.max(0), (-a).max(0));
+        }
+        let mut len = pairs;
+        for l in 0..levels {
+            level_pos[l] = level_pos[l].max(pos[..len].iter().copied().max().unwrap_or(0));
+            level_neg[l] = level_neg[l].max(neg[..len].iter().copied().max().unwrap_or(0));
+            halve(&pos[..len], &mut pos2);
+            halve(&neg[..len], &mut neg2);
+            std::mem::swap(&mut pos, &mut pos2);
+            std::mem::swap(&mut neg, &mut neg2);
+            len = len.div_ceil(2);
+        }
+        pos.resize(pairs, 0);
+        neg.resize(pairs, 0);
+    }
+    (packed, level_pos, level_neg)
+}
+
+/// `out[j] = v[2j] + v[2j + 1]` (the last alone when `v` is odd).
+#[inline(always)]
+fn halve(v: &[i64], out: &mut [i64]) {
+    for (o, p) in out.iter_mut().zip(v.chunks_exact(2)) {
+        *o = p[0] + p[1];
+    }
+    if v.len() % 2 == 1 {
+        out[v.len() / 2] = v[v.len() - 1];
     }
 }
 
@@ -676,45 +763,91 @@ fn dot_pairs_avx2(w: &[i16], x: &[i16], block_pairs: usize) -> i64 {
 /// blocks of 128 pairs, which no 16-bit weights can overflow
 /// (`128 x 2 x 2^15 x 255 < 2^31`); the sum is `256 S(hi) + S(lo)`.
 pub fn gemv_exact(w: &[i16], k: usize, x: &[i16], out: &mut [i64]) {
-    let k = k.min(x.len());
-    let rows = out.len().min(w.len().checked_div(k).unwrap_or(0));
-    let x = &x[..k];
-    let block = pair_block_len(x, k, 1 << 15).filter(|&b| b >= 8);
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && k > 0 {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        unsafe { gemv_avx2(w, k, x, block, &mut out[..rows]) };
-        return;
+    GemvInput::new(&x[..k.min(x.len())]).product(w, out);
+}
+
+/// The input vector of [`gemv_exact`], prepared once for any number of
+/// weight rows: its `i32` block (bounded by 16-bit weights) or, where that
+/// is shorter than 8 pairs, its byte split. A layer's rows, split over
+/// threads, share one preparation instead of repeating it per group.
+#[derive(Debug, Clone)]
+pub struct GemvInput {
+    /// The input divided by `2^shift` (exactly).
+    x: Vec<i16>,
+    shift: u32,
+    /// Pairs per `i32` block against any 16-bit weights, when at least 8.
+    block: Option<usize>,
+    /// The byte split `x = 256 hi + lo` when `block` is `None`.
+    hi: Vec<i16>,
+    lo: Vec<i16>,
+}
+
+impl GemvInput {
+    /// `x` prepared: divided by `2^s` when every entry is a multiple of it
+    /// (PELUSO's 8-bit modes keep the high byte: `s >= 8`, and the quotients
+    /// allow long blocks), its block bound and, if needed, its byte split.
+    pub fn new(x: &[i16]) -> Self {
+        let k = x.len();
+        let shift = x
+            .iter()
+            .fold(0u16, |acc, &v| acc | v as u16)
+            .trailing_zeros()
+            .min(15);
+        let x: Vec<i16> = x.iter().map(|&v| v >> shift).collect();
+        let block = pair_block_len(&x, k, 1 << 15).filter(|&b| b >= 8);
+        let (hi, lo) = match block {
+            Some(_) => (Vec::new(), Vec::new()),
+            None => x.iter().map(|&v| (v >> 8, v & 0xFF)).unzip(),
+        };
+        GemvInput {
+            x,
+            shift,
+            block,
+            hi,
+            lo,
+        }
     }
-    let _ = block; // read by the AVX2 dispatch on x86-64 only
-    for (o, row) in out.iter_mut().zip(w.chunks_exact(k.max(1))).take(rows) {
-        *o = dot_portable(0i64, row, x);
+
+    /// `out[r] = sum_t w[r * k + t] * x[t]` for every row `r < out.len()`
+    /// of `w` (rows of `k = x.len()`), exactly ([`gemv_exact`]).
+    pub fn product(&self, w: &[i16], out: &mut [i64]) {
+        let k = self.x.len();
+        let rows = out.len().min(w.len().checked_div(k).unwrap_or(0));
+        let out = &mut out[..rows];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && k > 0 {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { gemv_avx2(w, self, out) };
+            out.iter_mut().for_each(|o| *o <<= self.shift);
+            return;
+        }
+        for (o, row) in out.iter_mut().zip(w.chunks_exact(k.max(1))) {
+            *o = dot_portable(0i64, row, &self.x) << self.shift;
+        }
     }
 }
 
-/// [`gemv_exact`] under AVX2: `block` pairs per `i32` block over `x`, or
-/// `None` for the byte split.
+/// [`GemvInput::product`] under AVX2: rows in groups of 4 sharing each
+/// load of the input.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn gemv_avx2(w: &[i16], k: usize, x: &[i16], block: Option<usize>, out: &mut [i64]) {
-    let (hi, lo): (Vec<i16>, Vec<i16>) = match block {
-        Some(_) => (Vec::new(), Vec::new()),
-        None => x.iter().map(|&v| (v >> 8, v & 0xFF)).unzip(),
-    };
+fn gemv_avx2(w: &[i16], input: &GemvInput, out: &mut [i64]) {
+    let (x, k) = (&input.x[..], input.x.len());
+    let (hi, lo) = (&input.hi[..], &input.lo[..]);
     let vectors = k / 16;
     let mut r = 0;
     while r < out.len() {
         let n = if r + 4 <= out.len() { 4 } else { 1 };
         let row = |i: usize| &w[(r + i) * k..(r + i + 1) * k];
-        let sums: [i64; 4] = match (block, n) {
+        let sums: [i64; 4] = match (input.block, n) {
             (Some(b), 4) => rows_dot::<4, 1>([row(0), row(1), row(2), row(3)], [x], b / 8)[0],
             (Some(b), _) => pad4(rows_dot::<1, 1>([row(0)], [x], b / 8)[0]),
             (None, 4) => {
-                let [h, l] = rows_dot::<4, 2>([row(0), row(1), row(2), row(3)], [&hi, &lo], 16);
+                let [h, l] = rows_dot::<4, 2>([row(0), row(1), row(2), row(3)], [hi, lo], 16);
                 std::array::from_fn(|i| 256 * h[i] + l[i])
             }
             (None, _) => {
-                let [h, l] = rows_dot::<1, 2>([row(0)], [&hi, &lo], 16);
+                let [h, l] = rows_dot::<1, 2>([row(0)], [hi, lo], 16);
                 pad4([256 * h[0] + l[0]])
             }
         };
@@ -737,9 +870,43 @@ fn pad4<const R: usize>(v: [i64; R]) -> [i64; 4] {
 /// Per part `p` and row `i`, `sum(rows[i][t] * parts[p][t])` over the whole
 /// 16-element vectors, in `i32` blocks of `block_vectors` vectors widened to
 /// `i64`: exact when every block's true sum fits `i32` (the caller's bound).
+/// On AVX-512 VNNI each `vpmaddwd` + `vpaddd` is one `vpdpwssd` (the same
+/// wrapping sums).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn rows_dot<const R: usize, const P: usize>(
+    rows: [&[i16]; R],
+    parts: [&[i16]; P],
+    block_vectors: usize,
+) -> [[i64; R]; P] {
+    if has_avx512_vnni() {
+        // SAFETY: the CPU has AVX-512 VL and VNNI, checked just above.
+        unsafe { rows_dot_vnni(rows, parts, block_vectors) }
+    } else {
+        // SAFETY: AVX2 (this function's).
+        unsafe { rows_dot_body::<R, P, false>(rows, parts, block_vectors) }
+    }
+}
+
+/// [`rows_dot`] on AVX-512 VNNI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+fn rows_dot_vnni<const R: usize, const P: usize>(
+    rows: [&[i16]; R],
+    parts: [&[i16]; P],
+    block_vectors: usize,
+) -> [[i64; R]; P] {
+    // SAFETY: AVX2, VL and VNNI (this function's).
+    unsafe { rows_dot_body::<R, P, true>(rows, parts, block_vectors) }
+}
+
+/// The body of [`rows_dot`], inlined into each target's function.
+///
+/// # Safety
+/// AVX2; AVX-512 VL and VNNI too when `VNNI`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn rows_dot_body<const R: usize, const P: usize, const VNNI: bool>(
     rows: [&[i16]; R],
     parts: [&[i16]; P],
     block_vectors: usize,
@@ -753,155 +920,50 @@ fn rows_dot<const R: usize, const P: usize>(
         .unwrap_or(0);
     let vectors = len / 16;
     let block = block_vectors.max(1);
-    let mut wide = [[_mm256_setzero_si256(); R]; P];
-    let mut v0 = 0;
-    while v0 < vectors {
-        let v1 = (v0 + block).min(vectors);
-        let mut acc = [[_mm256_setzero_si256(); R]; P];
-        for v in v0..v1 {
-            // SAFETY: v < vectors = len / 16, every slice holds 16 v + 16 elements.
-            let xs: [__m256i; P] = std::array::from_fn(|p| unsafe {
-                _mm256_loadu_si256(parts[p].as_ptr().add(16 * v) as *const __m256i)
-            });
-            for (i, row) in rows.iter().enumerate() {
-                // SAFETY: as above.
-                let wv = unsafe { _mm256_loadu_si256(row.as_ptr().add(16 * v) as *const __m256i) };
-                for p in 0..P {
-                    acc[p][i] = _mm256_add_epi32(acc[p][i], _mm256_madd_epi16(wv, xs[p]));
+    let mut out = [[0i64; R]; P];
+    // SAFETY: the features are the caller's; every load reads 16 elements
+    // at 16 v with v < vectors = len / 16, inside every slice.
+    unsafe {
+        let mut wide = [[_mm256_setzero_si256(); R]; P];
+        let mut v0 = 0;
+        while v0 < vectors {
+            let v1 = (v0 + block).min(vectors);
+            let mut acc = [[_mm256_setzero_si256(); R]; P];
+            for v in v0..v1 {
+                let mut xs = [_mm256_setzero_si256(); P];
+                for (x, part) in xs.iter_mut().zip(parts) {
+                    *x = _mm256_loadu_si256(part.as_ptr().add(16 * v) as *const __m256i);
+                }
+                for (i, row) in rows.iter().enumerate() {
+                    let wv = _mm256_loadu_si256(row.as_ptr().add(16 * v) as *const __m256i);
+                    for p in 0..P {
+                        acc[p][i] = if VNNI {
+                            _mm256_dpwssd_epi32(acc[p][i], wv, xs[p])
+                        } else {
+                            _mm256_add_epi32(acc[p][i], _mm256_madd_epi16(wv, xs[p]))
+                        };
+                    }
                 }
             }
+            for p in 0..P {
+                for i in 0..R {
+                    let a = acc[p][i];
+                    let lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(a));
+                    let hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(a));
+                    wide[p][i] = _mm256_add_epi64(wide[p][i], _mm256_add_epi64(lo, hi));
+                }
+            }
+            v0 = v1;
         }
         for p in 0..P {
             for i in 0..R {
-                let a = acc[p][i];
-                let lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(a));
-                let hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(a));
-                wide[p][i] = _mm256_add_epi64(wide[p][i], _mm256_add_epi64(lo, hi));
+                let mut lanes = [0i64; 4];
+                _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, wide[p][i]);
+                out[p][i] = lanes.iter().sum();
             }
-        }
-        v0 = v1;
-    }
-    let mut out = [[0i64; R]; P];
-    for p in 0..P {
-        for i in 0..R {
-            let mut lanes = [0i64; 4];
-            // SAFETY: 4 i64 fit `lanes`.
-            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, wide[p][i]) };
-            out[p][i] = lanes.iter().sum();
         }
     }
     out
-}
-
-/// `out[i] += sum_t taps[t] * x[offsets[t] + i]` for every `i < out.len()`,
-/// exactly: a depthwise (or small-group) convolution's taps over one long
-/// run of output positions, vectorised over the positions. Taps go in
-/// pairs, one `vpmaddwd` per 8 positions per pair (a pair's sum fits `i32`
-/// unless both taps are -2^15, which are then not paired); with `narrow`
-/// (the caller's proof that `max|x| * sum|taps|` fits `i32`) the pair sums
-/// add in `i32` registers and widen once, otherwise each is widened to
-/// `i64` at once. Every `offsets[t] + out.len()` must be at most `x.len()`
-/// (else the portable loop runs, which checks bounds).
-pub fn taps_i64(out: &mut [i64], x: &[i16], offsets: &[usize], taps: &[i16], narrow: bool) {
-    let n = out.len();
-    let inside = offsets.iter().all(|&o| o + n <= x.len()) && offsets.len() == taps.len();
-    #[cfg(target_arch = "x86_64")]
-    if inside && std::arch::is_x86_feature_detected!("avx2") {
-        let pairs = tap_pairs(offsets, taps);
-        // SAFETY: the CPU supports AVX2 and every offset + n is inside x.
-        unsafe {
-            if narrow {
-                taps_avx2::<true>(out, x, &pairs);
-            } else {
-                taps_avx2::<false>(out, x, &pairs);
-            }
-        }
-        return;
-    }
-    let _ = (inside, narrow); // read by the AVX2 dispatch on x86-64 only
-    for (&o, &w) in offsets.iter().zip(taps) {
-        for (a, &v) in out.iter_mut().zip(&x[o.min(x.len())..]) {
-            *a += i64::from(w) * i64::from(v);
-        }
-    }
-}
-
-/// Taps as `(offset_a, offset_b, packed weights)`: consecutive taps paired,
-/// zero taps dropped, a -2^15 tap never paired with another (their pair
-/// sum could reach 2^31), an odd one out paired with a zero weight.
-fn tap_pairs(offsets: &[usize], taps: &[i16]) -> Vec<(usize, usize, i32)> {
-    let pack = |a: i16, b: i16| (u32::from(a as u16) | u32::from(b as u16) << 16) as i32;
-    let mut out = Vec::with_capacity(taps.len().div_ceil(2));
-    let mut pending: Option<(usize, i16)> = None;
-    for (&o, &w) in offsets.iter().zip(taps) {
-        if w == 0 {
-            continue;
-        }
-        match pending.take() {
-            Some((po, pw)) if !(pw == i16::MIN && w == i16::MIN) => out.push((po, o, pack(pw, w))),
-            Some((po, pw)) => {
-                out.push((po, po, pack(pw, 0)));
-                pending = Some((o, w));
-            }
-            None => pending = Some((o, w)),
-        }
-    }
-    if let Some((po, pw)) = pending {
-        out.push((po, po, pack(pw, 0)));
-    }
-    out
-}
-
-/// # Safety
-/// AVX2; every `offset + out.len() <= x.len()`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn taps_avx2<const NARROW: bool>(out: &mut [i64], x: &[i16], pairs: &[(usize, usize, i32)]) {
-    use std::arch::x86_64::*;
-    let n = out.len();
-    let xp = x.as_ptr();
-    let mut i = 0;
-    while i + 16 <= n {
-        // Outputs i..i+4, +4..+8, +8..+12, +12..+16 in i64, or the two
-        // madd halves in i32 (lanes: lo = 0-3 | 8-11, hi = 4-7 | 12-15).
-        let mut wide = [_mm256_setzero_si256(); 4];
-        let (mut lo32, mut hi32) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        for &(oa, ob, w) in pairs {
-            // SAFETY: oa, ob + i + 16 <= oa, ob + n <= x.len() (the caller's bound).
-            let (a, b) = unsafe {
-                (
-                    _mm256_loadu_si256(xp.add(oa + i) as *const __m256i),
-                    _mm256_loadu_si256(xp.add(ob + i) as *const __m256i),
-                )
-            };
-            let wv = _mm256_set1_epi32(w);
-            let lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wv);
-            let hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wv);
-            if NARROW {
-                lo32 = _mm256_add_epi32(lo32, lo);
-                hi32 = _mm256_add_epi32(hi32, hi);
-            } else {
-                widen_add(&mut wide, lo, hi);
-            }
-        }
-        if NARROW {
-            widen_add(&mut wide, lo32, hi32);
-        }
-        for (q, v) in wide.iter().enumerate() {
-            // SAFETY: i + 4q + 4 <= i + 16 <= n.
-            unsafe {
-                let o = out.as_mut_ptr().add(i + 4 * q) as *mut __m256i;
-                _mm256_storeu_si256(o, _mm256_add_epi64(_mm256_loadu_si256(o), *v));
-            }
-        }
-        i += 16;
-    }
-    for (oa, ob, w) in pairs {
-        let (wa, wb) = (i64::from(*w as i16), i64::from((*w >> 16) as i16));
-        for (j, a) in out.iter_mut().enumerate().skip(i) {
-            *a += wa * i64::from(x[oa + j]) + wb * i64::from(x[ob + j]);
-        }
-    }
 }
 
 /// `wide[0..4] += ` the i64 of outputs 0-3, 4-7, 8-11, 12-15 held as madd
@@ -1160,11 +1222,13 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         /// The matrix-vector product equals the plain loop, for inputs that
-        /// bound long blocks and for full-scale ones (the byte split).
+        /// bound long blocks and for full-scale ones (the byte split), with
+        /// up to 11 low bits zero (divided by their power of two first).
         #[test]
         fn gemv_equals_the_plain_loop(
             (k, rows) in (1usize..90, 1usize..11),
             bits in 2u32..=16,
+            zeros in 0u32..12,
             seed in any::<u64>(),
         ) {
             let mut state = seed | 1;
@@ -1179,45 +1243,11 @@ mod tests {
                 }
             };
             let w: Vec<i16> = (0..rows * k).map(|_| next(16)).collect();
-            let x: Vec<i16> = (0..k).map(|_| next(bits)).collect();
+            let x: Vec<i16> = (0..k).map(|_| next(bits) & (-1i16 << zeros)).collect();
             let mut got = vec![7i64; rows];
             gemv_exact(&w, k, &x, &mut got);
             for (r, &g) in got.iter().enumerate() {
                 prop_assert_eq!(g, dot_portable(0i64, &w[r * k..(r + 1) * k], &x));
-            }
-        }
-    }
-
-    proptest! {
-        /// Taps over a run equal the plain loop, narrow where the bound
-        /// allows it and wide always, -2^15 taps and inputs included.
-        #[test]
-        fn taps_equal_the_plain_loop(
-            x in proptest::collection::vec(operand(16), 1..120),
-            taps in proptest::collection::vec(operand(16), 0..12),
-            n in 0usize..60,
-            seed in any::<u64>(),
-        ) {
-            let n = n.min(x.len());
-            let offsets: Vec<usize> = (0..taps.len())
-                .map(|t| (seed as usize).wrapping_mul(t + 7) % (x.len() - n + 1))
-                .collect();
-            let mut want: Vec<i64> = (0..n as i64).map(|i| i * 31 - 5).collect();
-            for (&o, &w) in offsets.iter().zip(&taps) {
-                for (i, a) in want.iter_mut().enumerate() {
-                    *a += i64::from(w) * i64::from(x[o + i]);
-                }
-            }
-            let start: Vec<i64> = (0..n as i64).map(|i| i * 31 - 5).collect();
-            let mut wide = start.clone();
-            taps_i64(&mut wide, &x, &offsets, &taps, false);
-            prop_assert_eq!(&wide, &want);
-            let max_x = x.iter().map(|&v| i64::from(v).abs()).max().unwrap_or(0);
-            let sum_w: i64 = taps.iter().map(|&v| i64::from(v).abs()).sum();
-            if max_x * sum_w <= i64::from(i32::MAX) {
-                let mut narrow = start;
-                taps_i64(&mut narrow, &x, &offsets, &taps, true);
-                prop_assert_eq!(&narrow, &want);
             }
         }
     }

@@ -9,11 +9,14 @@
 //! where `i64` multiplication does not: 16-bit networks run several times
 //! faster); and in `i64` beyond that. The result is the exact sum either way.
 
+use std::mem::MaybeUninit;
 use std::ops::{AddAssign, Mul};
 
 use ndarray::{Array2, Array3};
 
-use crate::numerics::kernels::{PairPanel, PairWeights, axpy, dot, gemv_exact, taps_i64};
+use crate::numerics::kernels::{
+    GemvInput, PairPanel, PairWeights, PlaneShape, axpy, dot, taps_plane, taps_plane_uninit,
+};
 
 use crate::workload::ir::{Activations, Conv2d, FullyConnected, Layer, Op, Padding};
 
@@ -57,23 +60,53 @@ pub(crate) fn centred_padded(input: &Activations, zero: i32, padding: Padding) -
         h + padding.top + padding.bottom,
         w + padding.left + padding.right,
     );
-    let mut out = vec![0i16; c * ph * pw];
     let standard = input.as_standard_layout();
     let values = standard.as_slice().unwrap_or(&[]);
-    if w > 0 {
-        for (i, row) in values.chunks_exact(w).enumerate() {
-            let (ci, y) = (i / h.max(1), i % h.max(1));
-            let start = (ci * ph + y + padding.top) * pw + padding.left;
-            for (o, &v) in out[start..start + w].iter_mut().zip(row) {
-                *o = (i32::from(v) - zero) as i16;
+    // Written once, in order (no zero fill first): `v - zero` wraps to the
+    // same i16 in 16-bit lanes as through i32.
+    let zero = zero as i16;
+    let mut out = Vec::with_capacity(c * ph * pw);
+    let pad_rows = |out: &mut Vec<i16>, rows: usize| out.resize(out.len() + rows * pw, 0);
+    for ci in 0..c {
+        pad_rows(&mut out, padding.top);
+        for y in 0..h {
+            let row = values
+                .get((ci * h + y) * w..(ci * h + y + 1) * w)
+                .unwrap_or(&[]);
+            out.resize(out.len() + padding.left, 0);
+            if zero == 0 {
+                out.extend_from_slice(row);
+            } else {
+                out.extend(row.iter().map(|&v| v.wrapping_sub(zero)));
             }
+            out.resize(out.len() + padding.right + w - row.len(), 0);
         }
+        pad_rows(&mut out, padding.bottom);
     }
     Array3::from_shape_vec((c, ph, pw), out).unwrap_or_else(|_| Array3::zeros((c, ph, pw)))
 }
 
 fn max_abs(values: impl Iterator<Item = i16>) -> i64 {
     values.map(|v| i64::from(v).abs()).max().unwrap_or(0)
+}
+
+/// The smallest and largest of `values` and 0, and the OR of their bits,
+/// in one pass over `i16` lanes (what [`max_abs`], [`range_with_zero`] and
+/// [`common_shift`] compute one at a time over `i64`, several times slower).
+fn scan(values: &[i16]) -> (i16, i16, u16) {
+    let (mut lo, mut hi, mut bits) = (0i16, 0i16, 0u16);
+    for &v in values {
+        lo = lo.min(v);
+        hi = hi.max(v);
+        bits |= v as u16;
+    }
+    (lo, hi, bits)
+}
+
+/// [`max_abs`] of a slice, through [`scan`].
+fn max_abs_of(values: &[i16]) -> i64 {
+    let (lo, hi, _) = scan(values);
+    (-i64::from(lo)).max(i64::from(hi))
 }
 
 /// The smallest and largest of `values` and 0 (a panel's padding).
@@ -121,9 +154,15 @@ pub fn conv_accumulate_batch(
     input_zero: i32,
     inputs: &[&Activations],
 ) -> Vec<Array3<i64>> {
-    conv_batch_with(conv, input_zero, inputs, &|_, sums, out| {
-        out.copy_from_slice(sums)
-    })
+    let sink = Sink {
+        channel: &|_, sums, out| out.copy_from_slice(sums),
+        sums: Some(same),
+    };
+    conv_batch_with(conv, input_zero, inputs, &sink)
+}
+
+fn same(sums: &mut [MaybeUninit<i64>]) -> &mut [MaybeUninit<i64>] {
+    sums
 }
 
 /// The layer's outputs for each of `inputs`, in order: [`conv_accumulate_batch`]'s
@@ -137,21 +176,36 @@ pub fn conv_output_batch(
     inputs: &[&Activations],
 ) -> Vec<Activations> {
     let stage = &conv.epilogue.output_stage;
-    conv_batch_with(conv, input_zero, inputs, &|oc, sums, out| {
-        stage.channel(oc).apply_slice(sums, out)
-    })
+    let sink = Sink {
+        channel: &|oc, sums, out| stage.channel(oc).apply_slice(sums, out),
+        sums: None,
+    };
+    conv_batch_with(conv, input_zero, inputs, &sink)
 }
 
 /// Writes one output channel of one sample from its exact sums (bias
 /// included): `(channel, sums, out)`, both slices one plane long.
 type ChannelSink<'a, T> = dyn Fn(usize, &[i64], &mut [T]) + Sync + 'a;
 
+/// Where a batched convolution's sums go: `channel` writes one output
+/// channel from its sums; `sums`, when the outputs are the sums themselves
+/// (`T` is `i64`), views an output plane as the sums, so a kernel can
+/// write them in place instead of into a buffer `channel` then copies.
+struct Sink<'a, T> {
+    channel: &'a ChannelSink<'a, T>,
+    sums: Option<AsSums<T>>,
+}
+
+/// An output plane, not yet written, viewed as the `i64` sums it will hold
+/// (the identity where `T` is `i64`).
+type AsSums<T> = fn(&mut [MaybeUninit<T>]) -> &mut [MaybeUninit<i64>];
+
 /// The batched convolution, each channel's exact sums handed to `sink`.
 fn conv_batch_with<T: Copy + Default + Send>(
     conv: &Conv2d,
     input_zero: i32,
     inputs: &[&Activations],
-    sink: &ChannelSink<'_, T>,
+    sink: &Sink<'_, T>,
 ) -> Vec<Array3<T>> {
     let xs = centred_batch(inputs, input_zero, conv.padding);
     let wz = conv.weight_quant.zero();
@@ -188,13 +242,16 @@ fn conv_batch_with<T: Copy + Default + Send>(
                 block,
                 shift: x_shift + w_shift,
             };
-            return conv_gemm(conv, &xs, &product, sink);
+            return conv_gemm(conv, &xs, &product, sink.channel);
         }
     }
+    if conv.stride == [1, 1] {
+        return xs
+            .iter()
+            .map(|x| taps_through_sink(conv, x, w, sink))
+            .collect();
+    }
     let sums = |x: &Array3<i16>| {
-        if conv.stride == [1, 1] {
-            return taps_sums(conv, x, w);
-        }
         let kind = accumulator_kind(
             max_abs(x.iter().copied()),
             w.outer_iter()
@@ -207,7 +264,9 @@ fn conv_batch_with<T: Copy + Default + Send>(
             AccKind::I64 => conv_sums::<i64>(conv, x, w),
         }
     };
-    xs.iter().map(|x| through_sink(&sums(x), sink)).collect()
+    xs.iter()
+        .map(|x| through_sink(&sums(x), sink.channel))
+        .collect()
 }
 
 /// `acc` (`[channels, h, w]`) through `sink`, channel by channel.
@@ -236,9 +295,16 @@ fn centred_batch(
 ) -> Vec<(Array3<i16>, InputBounds)> {
     let one = |x: &&Activations| {
         let x = centred_padded(x, zero, padding);
-        let r = range_with_zero(x.iter().copied());
-        let shift = common_shift(x.iter().copied());
-        (x, (r, shift))
+        let (lo, hi, bits) = match x.as_slice() {
+            Some(values) => scan(values),
+            None => {
+                let (lo, hi) = range_with_zero(x.iter().copied());
+                let bits = x.iter().fold(0u16, |acc, &v| acc | v as u16);
+                (lo as i16, hi as i16, bits)
+            }
+        };
+        let shift = bits.trailing_zeros().min(15);
+        (x, ((i64::from(lo), i64::from(hi)), shift))
     };
     let elements: usize = inputs.iter().map(|x| x.len()).sum();
     if inputs.len() > 1 && elements >= PARALLEL_FILL_ELEMENTS {
@@ -472,47 +538,78 @@ fn im2col_row(
 }
 
 /// A stride-1 convolution channel by channel (depthwise and other small
-/// groups, or where no `i32` block is provable): each output channel's taps
-/// over one long run of the padded input (`kernels::taps_i64`, vectorised
-/// over positions; columns `ow..pw` of each row of the run are computed and
-/// discarded). Exact in `i64`; in `i32` registers where `max|x| * sum|w|`
-/// of the channel fits.
-fn taps_sums(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -> Array3<i64> {
+/// groups, or where no `i32` block is provable): each output channel's
+/// plane from its taps over the padded input (`kernels::taps_plane`,
+/// vectorised over positions, `i32` blocks where `max|x| * sum|w|` fits),
+/// bias included, handed to `sink` straight from a per-thread buffer.
+fn taps_through_sink<T: Copy + Default + Send>(
+    conv: &Conv2d,
+    x: &Array3<i16>,
+    w: &ndarray::Array4<i16>,
+    sink: &Sink<'_, T>,
+) -> Array3<T> {
     let (_, ph, pw) = x.dim();
     let (out_c, icg, kh, kw) = w.dim();
     let (oh, ow) = (ph - kh + 1, pw - kw + 1);
     let ocg = out_c / conv.groups;
     let x = x.as_standard_layout();
     let xs = x.as_slice().unwrap_or(&[]);
-    let max_x = max_abs(xs.iter().copied());
-    let run = (oh - 1) * pw + ow;
-    let channel = |(oc, plane_out): (usize, &mut [i64])| {
-        let base = (oc / ocg) * icg * ph * pw;
-        let mut offsets = Vec::with_capacity(icg * kh * kw);
-        let mut taps = Vec::with_capacity(icg * kh * kw);
-        for ((icl, ky, kx), &v) in w.slice(ndarray::s![oc, .., .., ..]).indexed_iter() {
-            offsets.push(base + (icl * ph + ky) * pw + kx);
-            taps.push(v);
-        }
-        let sum_w: i64 = taps.iter().map(|&v| i64::from(v).abs()).sum();
-        let narrow = max_x.saturating_mul(sum_w) <= i64::from(i32::MAX);
-        let mut acc = vec![0i64; run];
-        taps_i64(&mut acc, xs, &offsets, &taps, narrow);
-        let bias = conv.epilogue.bias[oc];
-        for (oy, row) in plane_out.chunks_exact_mut(ow).enumerate() {
-            for (o, &a) in row.iter_mut().zip(&acc[oy * pw..oy * pw + ow]) {
-                *o = a + bias;
-            }
-        }
+    let shape = PlaneShape {
+        pw,
+        ow,
+        max_abs_x: max_abs_of(xs),
     };
-    let mut out = vec![0i64; out_c * oh * ow];
-    if out_c * icg * kh * kw * oh * ow >= PARALLEL_MIN_MACS && out_c > 1 {
-        use rayon::prelude::*;
-        out.par_chunks_mut(oh * ow).enumerate().for_each(channel);
+    let taps = |oc: usize| -> Vec<(usize, i16)> {
+        let base = (oc / ocg) * icg * ph * pw;
+        w.slice(ndarray::s![oc, .., .., ..])
+            .indexed_iter()
+            .map(|((icl, ky, kx), &v)| (base + (icl * ph + ky) * pw + kx, v))
+            .collect()
+    };
+    let bias = |oc: usize| conv.epilogue.bias[oc];
+    let plane = (oh * ow).max(1);
+    let n = out_c * oh * ow;
+    let parallel = out_c * icg * kh * kw * oh * ow >= PARALLEL_MIN_MACS && out_c > 1;
+    let out = if let Some(in_place) = sink.sums {
+        // The sums are the outputs: written in place, into memory not
+        // zeroed first.
+        let mut out: Vec<T> = Vec::with_capacity(n);
+        let fill = |(oc, p): (usize, &mut [MaybeUninit<T>])| {
+            taps_plane_uninit(in_place(p), xs, &shape, &taps(oc), bias(oc))
+        };
+        let planes = &mut out.spare_capacity_mut()[..n];
+        if parallel {
+            use rayon::prelude::*;
+            planes.par_chunks_mut(plane).enumerate().for_each(fill);
+        } else {
+            planes.chunks_mut(plane).enumerate().for_each(fill);
+        }
+        // SAFETY: every plane of the first n elements was written in full
+        // (`taps_plane_uninit` initialises its whole slice).
+        unsafe { out.set_len(n) };
+        out
     } else {
-        out.chunks_mut(oh * ow).enumerate().for_each(channel);
-    }
-    Array3::from_shape_vec((out_c, oh, ow), out).unwrap_or_else(|_| Array3::zeros((out_c, oh, ow)))
+        let channel = |sums: &mut Vec<i64>, (oc, plane_out): (usize, &mut [T])| {
+            sums.resize(oh * ow, 0);
+            taps_plane(sums, xs, &shape, &taps(oc), bias(oc));
+            (sink.channel)(oc, sums, plane_out);
+        };
+        let mut out = vec![T::default(); n];
+        if parallel {
+            use rayon::prelude::*;
+            out.par_chunks_mut(plane)
+                .enumerate()
+                .for_each_init(Vec::new, channel);
+        } else {
+            let mut sums = Vec::new();
+            out.chunks_mut(plane)
+                .enumerate()
+                .for_each(|item| channel(&mut sums, item));
+        }
+        out
+    };
+    Array3::from_shape_vec((out_c, oh, ow), out)
+        .unwrap_or_else(|_| Array3::default((out_c, oh, ow)))
 }
 
 fn conv_sums<A: Acc>(conv: &Conv2d, x: &Array3<i16>, w: &ndarray::Array4<i16>) -> Array3<i64> {
@@ -625,9 +722,10 @@ pub fn fc_accumulate(fc: &FullyConnected, input_zero: i32, input: &Activations) 
     // several threads for large layers; each row's sum is exact wherever
     // it is computed. No bound is scanned from the weights: that pass
     // would cost as much as the MACs.
+    let input = GemvInput::new(&x);
     let rows = |(i, o): (usize, &mut [i64])| {
         let r0 = i * FC_ROWS_PER_TASK;
-        gemv_exact(&ws[r0 * k..(r0 + o.len()) * k], k, &x, o);
+        input.product(&ws[r0 * k..(r0 + o.len()) * k], o);
     };
     if ws.len() == n * k && n * k >= PARALLEL_MIN_MACS {
         use rayon::prelude::*;

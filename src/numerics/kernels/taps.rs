@@ -1,0 +1,379 @@
+//! One output plane of a stride-1 convolution channel from its kernel taps
+//! (depthwise and other small groups), vectorised over output positions.
+
+/// `out[oy * ow + ox] = bias + sum_t taps[t] * x[offsets[t] + oy * pw + ox]`
+/// for every row `oy < out.len() / ow` and column `ox < ow`, exactly, given
+/// `max_abs_x` at least `|x|` over `x` (the caller's bound).
+///
+/// Taps go in pairs ([`tap_pairs`]), one `vpmaddwd` per 8 positions per
+/// pair: a pair's sum always fits `i32` (two `-2^15` taps are never
+/// paired). Consecutive pairs form blocks whose `max_abs_x * sum|w|` fits
+/// `i32` ([`tap_blocks`]); a block sums in `i32` registers and is widened
+/// to `i64` once, so every block sum is exact and so is the total. Each
+/// row is covered by vectors of 16 outputs, the last one ending at `ow`
+/// (overlapping its neighbour: the outputs are stored, not added, so
+/// computing some twice changes nothing). Rows shorter than 16, CPUs
+/// without AVX2 and offsets that would read past `x` take the plain loop.
+pub fn taps_plane(
+    out: &mut [i64],
+    x: &[i16],
+    plane: &PlaneShape,
+    taps: &[(usize, i16)],
+    bias: i64,
+) {
+    // SAFETY: out is valid for out.len() writes.
+    unsafe { taps_plane_raw(out.as_mut_ptr(), out.len(), x, plane, taps, bias) }
+}
+
+/// [`taps_plane`] into memory not yet initialised: on return every
+/// element of `out` is (so a caller may take the buffer as `i64`s).
+pub fn taps_plane_uninit(
+    out: &mut [std::mem::MaybeUninit<i64>],
+    x: &[i16],
+    plane: &PlaneShape,
+    taps: &[(usize, i16)],
+    bias: i64,
+) {
+    // SAFETY: out is valid for out.len() writes; `taps_plane_raw` writes
+    // every element (it never reads them).
+    unsafe { taps_plane_raw(out.as_mut_ptr().cast(), out.len(), x, plane, taps, bias) }
+}
+
+/// [`taps_plane`] through a pointer: writes (never reads) each of the
+/// `len` elements at `out` exactly once or more.
+///
+/// # Safety
+/// `out` is valid for `len` writes of `i64`.
+unsafe fn taps_plane_raw(
+    out: *mut i64,
+    len: usize,
+    x: &[i16],
+    plane: &PlaneShape,
+    taps: &[(usize, i16)],
+    bias: i64,
+) {
+    let (pw, ow) = (plane.pw, plane.ow);
+    let rows = len.checked_div(ow).unwrap_or(0);
+    let last = (rows.max(1) - 1) * pw + ow;
+    let inside = rows > 0 && ow <= pw && taps.iter().all(|&(o, _)| o + last <= x.len());
+    #[cfg(target_arch = "x86_64")]
+    if inside && ow >= LANES && len == rows * ow && std::arch::is_x86_feature_detected!("avx2") {
+        let pairs = tap_pairs(taps);
+        let blocks = tap_blocks(&pairs, plane.max_abs_x);
+        let geometry = (pw, ow, rows);
+        // SAFETY: the CPU supports AVX2 (and AVX-512 VL/VNNI where
+        // `has_avx512_vnni` says so); every offset + (rows - 1) pw + ow is
+        // inside x, and out holds rows x ow.
+        unsafe {
+            if super::has_avx512_vnni() {
+                taps_plane_vnni(out, geometry, x, &pairs, &blocks, bias);
+            } else {
+                taps_plane_avx2(out, geometry, x, &pairs, &blocks, bias);
+            }
+        }
+        return;
+    }
+    let _ = inside; // read by the AVX2 dispatch on x86-64 only
+    for i in 0..len {
+        let (oy, ox) = (i / ow.max(1), i % ow.max(1));
+        let v = taps.iter().fold(bias, |acc, &(off, w)| {
+            let v = x.get(off + oy * pw + ox).copied().unwrap_or(0);
+            acc + i64::from(w) * i64::from(v)
+        });
+        // SAFETY: i < len.
+        unsafe { out.add(i).write(v) };
+    }
+}
+
+/// The geometry and input bound of [`taps_plane`]: the input's row length
+/// `pw`, the output's row length `ow` (at most `pw`) and `max_abs_x`, at
+/// least every `|x|` the taps read.
+#[derive(Debug, Clone, Copy)]
+pub struct PlaneShape {
+    pub pw: usize,
+    pub ow: usize,
+    pub max_abs_x: i64,
+}
+
+/// Outputs per AVX2 vector step.
+const LANES: usize = 16;
+
+/// A pair of taps: the two offsets and the weights packed for `vpmaddwd`
+/// (first low), and the pair's `|w_a| + |w_b|`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TapPair {
+    pub a: usize,
+    pub b: usize,
+    pub packed: i32,
+    pub sum_abs: i64,
+}
+
+/// Taps in pairs: consecutive taps paired, zero taps dropped, a `-2^15`
+/// tap never paired with another (their pair sum could reach `2^31`), an
+/// odd one out paired with a zero weight.
+pub(crate) fn tap_pairs(taps: &[(usize, i16)]) -> Vec<TapPair> {
+    let pair = |a: usize, b: usize, wa: i16, wb: i16| TapPair {
+        a,
+        b,
+        packed: (u32::from(wa as u16) | u32::from(wb as u16) << 16) as i32,
+        sum_abs: i64::from(wa).abs() + i64::from(wb).abs(),
+    };
+    let mut out = Vec::with_capacity(taps.len().div_ceil(2));
+    let mut pending: Option<(usize, i16)> = None;
+    for &(o, w) in taps {
+        if w == 0 {
+            continue;
+        }
+        match pending.take() {
+            Some((po, pw)) if !(pw == i16::MIN && w == i16::MIN) => out.push(pair(po, o, pw, w)),
+            Some((po, pw)) => {
+                out.push(pair(po, po, pw, 0));
+                pending = Some((o, w));
+            }
+            None => pending = Some((o, w)),
+        }
+    }
+    if let Some((po, pw)) = pending {
+        out.push(pair(po, po, pw, 0));
+    }
+    out
+}
+
+/// The ends of blocks of consecutive pairs, greedily as long as
+/// `max_abs_x * sum|w|` over the block fits `i32`; a pair alone always
+/// forms a block (its own sum fits `i32`, [`tap_pairs`]).
+pub(crate) fn tap_blocks(pairs: &[TapPair], max_abs_x: i64) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut sum = 0i64;
+    for (i, p) in pairs.iter().enumerate() {
+        let with = sum.saturating_add(p.sum_abs);
+        if i > 0 && max_abs_x.saturating_mul(with) > i64::from(i32::MAX) {
+            ends.push(i);
+            sum = p.sum_abs;
+        } else {
+            sum = with;
+        }
+    }
+    if !pairs.is_empty() {
+        ends.push(pairs.len());
+    }
+    ends
+}
+
+/// # Safety
+/// AVX2; `ow >= 16`, `out` valid for `rows x ow` writes, and every pair's
+/// offsets + `(rows - 1) pw + ow` at most `x.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn taps_plane_avx2(
+    out: *mut i64,
+    (pw, ow, rows): (usize, usize, usize),
+    x: &[i16],
+    pairs: &[TapPair],
+    blocks: &[usize],
+    bias: i64,
+) {
+    // SAFETY: the caller's bounds, passed on.
+    unsafe { taps_plane_body::<false>(out, (pw, ow, rows), x, pairs, blocks, bias) }
+}
+
+/// [`taps_plane_avx2`] with each `vpmaddwd` + `vpaddd` fused into one
+/// `vpdpwssd` (AVX-512 VNNI on 256-bit registers): the same wrapping `i32`
+/// sums, so the same blocks and results.
+///
+/// # Safety
+/// AVX2, AVX-512 VL and VNNI; the bounds of [`taps_plane_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+unsafe fn taps_plane_vnni(
+    out: *mut i64,
+    (pw, ow, rows): (usize, usize, usize),
+    x: &[i16],
+    pairs: &[TapPair],
+    blocks: &[usize],
+    bias: i64,
+) {
+    // SAFETY: the caller's bounds, passed on.
+    unsafe { taps_plane_body::<true>(out, (pw, ow, rows), x, pairs, blocks, bias) }
+}
+
+/// The body of [`taps_plane_avx2`] (`VNNI` false) and
+/// [`taps_plane_vnni`], inlined into each: two vectors of 16 outputs per
+/// step where rows are at least 32 long (four independent `i32` chains
+/// instead of two, so the adds' latency overlaps), else one.
+///
+/// # Safety
+/// As theirs; `VNNI` only where the CPU has AVX-512 VL and VNNI.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn taps_plane_body<const VNNI: bool>(
+    out: *mut i64,
+    geometry: (usize, usize, usize),
+    x: &[i16],
+    pairs: &[TapPair],
+    blocks: &[usize],
+    bias: i64,
+) {
+    // SAFETY: the caller's bounds, passed on.
+    unsafe {
+        if geometry.1 >= 2 * LANES {
+            taps_plane_steps::<VNNI, 2>(out, geometry, x, pairs, blocks, bias);
+        } else {
+            taps_plane_steps::<VNNI, 1>(out, geometry, x, pairs, blocks, bias);
+        }
+    }
+}
+
+/// [`taps_plane_body`] with `V` vectors of 16 outputs per step: each row
+/// covered by steps of `16 V` outputs, the last one ending at `ow`.
+///
+/// # Safety
+/// As [`taps_plane_body`]; `ow >= 16 V`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn taps_plane_steps<const VNNI: bool, const V: usize>(
+    out: *mut i64,
+    (pw, ow, rows): (usize, usize, usize),
+    x: &[i16],
+    pairs: &[TapPair],
+    blocks: &[usize],
+    bias: i64,
+) {
+    use std::arch::x86_64::*;
+    let xp = x.as_ptr();
+    let step = V * LANES;
+    // SAFETY: the intrinsics need AVX2 (and VNNI, only under `VNNI`), the
+    // caller's; the pointer bounds are stated at each access.
+    unsafe {
+        let bias = _mm256_set1_epi64x(bias);
+        for oy in 0..rows {
+            let mut ox = 0;
+            loop {
+                let start = ox.min(ow - step);
+                let base = oy * pw + start;
+                // Per vector, outputs 0-3, 4-7, 8-11, 12-15 in i64.
+                let mut wide = [[bias; 4]; V];
+                let mut p0 = 0;
+                for &p1 in blocks {
+                    // The madd halves in i32: lo = 0-3 | 8-11, hi = 4-7 | 12-15.
+                    let mut lo = [_mm256_setzero_si256(); V];
+                    let mut hi = [_mm256_setzero_si256(); V];
+                    for p in &pairs[p0..p1] {
+                        let w = _mm256_set1_epi32(p.packed);
+                        for v in 0..V {
+                            // a, b + base + 16 v + 16 <= a, b + (rows - 1) pw + ow <= x.len().
+                            let at = base + LANES * v;
+                            let va = _mm256_loadu_si256(xp.add(p.a + at) as *const __m256i);
+                            let vb = _mm256_loadu_si256(xp.add(p.b + at) as *const __m256i);
+                            let (ab_lo, ab_hi) =
+                                (_mm256_unpacklo_epi16(va, vb), _mm256_unpackhi_epi16(va, vb));
+                            if VNNI {
+                                lo[v] = _mm256_dpwssd_epi32(lo[v], ab_lo, w);
+                                hi[v] = _mm256_dpwssd_epi32(hi[v], ab_hi, w);
+                            } else {
+                                lo[v] = _mm256_add_epi32(lo[v], _mm256_madd_epi16(ab_lo, w));
+                                hi[v] = _mm256_add_epi32(hi[v], _mm256_madd_epi16(ab_hi, w));
+                            }
+                        }
+                    }
+                    for v in 0..V {
+                        super::widen_add(&mut wide[v], lo[v], hi[v]);
+                    }
+                    p0 = p1;
+                }
+                for (v, vector) in wide.iter().enumerate() {
+                    for (q, part) in vector.iter().enumerate() {
+                        // oy ow + start + 16 v + 4 q + 4 <= (oy + 1) ow <= rows ow.
+                        let at = oy * ow + start + LANES * v + 4 * q;
+                        _mm256_storeu_si256(out.add(at) as *mut __m256i, *part);
+                    }
+                }
+                if start + step >= ow {
+                    break;
+                }
+                ox += step;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use proptest::prelude::*;
+
+    fn operand() -> impl Strategy<Value = i16> {
+        prop_oneof![
+            Just(i16::MIN),
+            Just(i16::MAX),
+            Just(0i16),
+            any::<i16>(),
+            (-128i16..=127),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// The plane equals the plain `i64` loop for random shapes, taps
+        /// and extreme operands (two `-2^15` taps on `-2^15` inputs
+        /// included), whatever blocks the bound allows, and for a bound
+        /// that is loose (larger than max |x|) as well as tight.
+        #[test]
+        fn plane_equals_the_plain_loop(
+            (ow, pad, rows) in (1usize..40, 0usize..4, 1usize..5),
+            taps in proptest::collection::vec(operand(), 0..12),
+            x in proptest::collection::vec(operand(), 400),
+            seed in any::<u64>(),
+            small in any::<bool>(),
+            loose in 0i64..3,
+            bias in -(1i64 << 40)..(1i64 << 40),
+        ) {
+            let pw = ow + pad;
+            let x: Vec<i16> = if small { x.iter().map(|&v| v >> 9).collect() } else { x };
+            let span = (rows - 1) * pw + ow;
+            let room = x.len() - span;
+            let taps: Vec<(usize, i16)> = taps
+                .iter()
+                .enumerate()
+                .map(|(t, &w)| ((seed as usize).wrapping_mul(t + 3) % (room + 1), w))
+                .collect();
+            let max_abs_x = x.iter().map(|&v| i64::from(v).abs()).max().unwrap_or(0) + loose;
+            let mut got = vec![7i64; rows * ow];
+            let shape = PlaneShape { pw, ow, max_abs_x };
+            taps_plane(&mut got, &x, &shape, &taps, bias);
+            let mut want = vec![0i64; rows * ow];
+            for oy in 0..rows {
+                for ox in 0..ow {
+                    want[oy * ow + ox] = bias + taps
+                        .iter()
+                        .map(|&(o, w)| i64::from(w) * i64::from(x[o + oy * pw + ox]))
+                        .sum::<i64>();
+                }
+            }
+            prop_assert_eq!(&got, &want);
+            let mut fresh = Vec::with_capacity(rows * ow);
+            taps_plane_uninit(&mut fresh.spare_capacity_mut()[..rows * ow], &x, &shape, &taps, bias);
+            // SAFETY: taps_plane_uninit wrote all rows * ow elements.
+            unsafe { fresh.set_len(rows * ow) };
+            prop_assert_eq!(&fresh, &want);
+        }
+    }
+
+    #[test]
+    fn blocks_follow_the_bound() {
+        let taps: Vec<(usize, i16)> = (0..9).map(|t| (t, 1000)).collect();
+        let pairs = tap_pairs(&taps);
+        assert_eq!(pairs.len(), 5);
+        // 9 taps of 1000 against inputs below 2^15: sum 9,000 x 32,767 fits.
+        assert_eq!(tap_blocks(&pairs, 32767), vec![5]);
+        // Against 2^20 (not an i16, a loose bound): 2,000 x 2^20 per pair
+        // = 2.1e9 fits alone, two pairs do not.
+        assert_eq!(tap_blocks(&pairs, 1 << 20), vec![1, 2, 3, 4, 5]);
+        // Two -2^15 taps are not paired.
+        let taps = [(0, i16::MIN), (1, i16::MIN)];
+        let pairs = tap_pairs(&taps);
+        assert_eq!(pairs.len(), 2);
+        assert_eq!((pairs[0].a, pairs[0].b, pairs[0].sum_abs), (0, 0, 32768));
+    }
+}

@@ -16,7 +16,10 @@ Prints, per probe, how many outputs differ from ONNX Runtime's:
   epilogue as separate float32 roundings against one fused multiply-add;
 - MatMulInteger -> Cast -> Mul -> Add, which ONNX Runtime fuses with the
   DynamicQuantizeLinear before it into com.microsoft.DynamicQuantizeMatMul:
-  the same candidates.
+  the same candidates;
+- the float32 Softmax (the dynamic classifiers' last operator): MLAS's
+  AVX-512F kernel (its exp polynomial in fused multiply-adds, sixteen-lane
+  sums, a product by 1 / sum) against the float64 softmax rounded.
 A fused multiply-add is emulated in float64 (exact product, one rounding of
 the sum to float32 but for a double rounding, negligible at these sizes).
 """
@@ -225,7 +228,66 @@ def write_goldens(out_dir, seed=21, shape=(1, 4, 6, 5)):
     for name, v in (("x", x), ("w", w), ("wz", np.array([wz])), ("ws", np.array([ws], F32)),
                     ("b", b.reshape(-1)), ("y", y)):
         np.save(os.path.join(out_dir, f"conv.{name}.npy"), v)
+    # Softmax rows (MLAS's kernel of this CPU: the goldens need AVX-512F).
+    for d, rows in ((1000, 3), (37, 4)):
+        s = softmax_session(d)
+        x = np.stack([(rng.standard_normal((1, d)) * (4 * k + 1)).astype(F32) for k in range(rows)])
+        y = np.stack([s.run(None, {"x": xi})[0] for xi in x])
+        np.save(os.path.join(out_dir, f"softmax{d}.x.npy"), x[:, 0])
+        np.save(os.path.join(out_dir, f"softmax{d}.y.npy"), y[:, 0])
     print(f"wrote ONNX Runtime {ort.__version__} goldens to {out_dir}")
+
+
+# MLAS's float32 Softmax on x86-64 with AVX-512F (compute.cpp's constants,
+# SoftmaxKernelAvx512F / TransKernelAvx512F): the candidate rule.
+EXP = {
+    "lower": F32(-103.9720840454), "bias": F32(12582912.0), "log2e": F32(1.44269504088896341),
+    "ln2_high": F32(-6.93145752e-1), "ln2_low": F32(-1.42860677e-6),
+    "poly": [F32(float.fromhex(v)) for v in ("0x1.694000p-10", "0x1.125edcp-7", "0x1.555b5ap-5",
+                                           "0x1.555450p-3", "0x1.fffff6p-2")],
+}
+
+
+def mlas_exp(v):
+    x = np.maximum(EXP["lower"], v).astype(F32)
+    m = (fma(x, EXP["log2e"], EXP["bias"]) - EXP["bias"]).astype(F32)
+    x = fma(m, EXP["ln2_high"], x)
+    x = fma(m, EXP["ln2_low"], x)
+    p = np.full_like(x, EXP["poly"][0])
+    for c in EXP["poly"][1:] + [F32(1), F32(1)]:
+        p = fma(p, x, c)
+    return (p.astype(np.float64) * np.exp2(m.astype(np.float64))).astype(F32)
+
+
+def mlas_softmax(row):
+    e = mlas_exp((row + F32(-row.max())).astype(F32))
+    lanes = np.zeros(16, F32)
+    for i in range(0, len(row), 16):
+        chunk = e[i:i + 16]
+        lanes[:len(chunk)] = (lanes[:len(chunk)] + chunk).astype(F32)
+    a = (lanes[8:] + lanes[:8]).astype(F32)
+    s = F32(F32(F32(a[0] + a[1]) + F32(a[2] + a[3])) + F32(F32(a[4] + a[5]) + F32(a[6] + a[7])))
+    return (e * F32(F32(1) / s)).astype(F32)
+
+
+def softmax_session(d):
+    return session([h.make_node("Softmax", ["x"], ["y"], axis=1)], [h.make_tensor_value_info("x", T.FLOAT, [1, d])],
+                   [h.make_tensor_value_info("y", T.FLOAT, [1, d])], {})
+
+
+def softmax(rng, rows=30):
+    print("float Softmax (MLAS; this CPU: " + ("AVX-512F" if "avx512f" in open("/proc/cpuinfo").read() else
+                                               "no AVX-512F, the rule does not apply") + ")")
+    for d in (1000, 100, 37, 10, 7):
+        s = softmax_session(d)
+        bad = {"MLAS AVX-512F rule": 0, "float64 softmax rounded": 0}
+        for _ in range(rows):
+            x = (rng.standard_normal((1, d)) * rng.uniform(0.5, 20)).astype(F32)
+            (y,) = s.run(None, {"x": x})
+            bad["MLAS AVX-512F rule"] += int((mlas_softmax(x[0]) != y[0]).sum())
+            e = np.exp(x[0].astype(np.float64) - x.max())
+            bad["float64 softmax rounded"] += int(((e / e.sum()).astype(F32) != y[0]).sum())
+        print(f"  {rows} rows of {d}: " + ", ".join(f"{k} differs in {v}" for k, v in bad.items()))
 
 
 def main():
@@ -242,6 +304,7 @@ def main():
     dynamic_quantize_linear(rng)
     conv_integer(rng)
     matmul_integer(rng)
+    softmax(rng)
 
 
 if __name__ == "__main__":

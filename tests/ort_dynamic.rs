@@ -3,7 +3,8 @@
 //! `tests/data/ort_dynamic/` is written by `scripts/ort_dynamic_probe.py
 //! --goldens` (ONNX Runtime 1.32): DynamicQuantizeLinear on twelve small
 //! tensors (random, all-positive, all-negative, ties, all zeros), and one
-//! DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul -> Add chain.
+//! DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul -> Add chain, and
+//! float32 Softmax rows (MLAS's AVX-512F kernel).
 
 use std::path::{Path, PathBuf};
 
@@ -101,4 +102,31 @@ fn conv_integer_chain_equals_onnx_runtime_bit_for_bit() {
             }
         }
     }
+}
+
+/// ONNX Runtime's float32 Softmax (MLAS's AVX-512F kernel; the goldens were
+/// made on a CPU with AVX-512F) over rows of 1,000 and 37 logits, spread
+/// from 1 to 13 standard deviations (small probabilities underflow to
+/// subnormals).
+#[test]
+fn float_softmax_equals_onnx_runtime_bit_for_bit() {
+    let mut checked = 0;
+    for d in [1000usize, 37] {
+        let (x, shape) = load(&format!("softmax{d}.x"));
+        let (y, _) = load(&format!("softmax{d}.y"));
+        assert_eq!(shape[1], d);
+        for (r, (row, theirs)) in x.chunks(d).zip(y.chunks(d)).enumerate() {
+            let row: Vec<f32> = row.iter().map(|&v| v as f32).collect();
+            let ours = accsim::numerics::ort_dynamic::mlas_softmax(&row);
+            for (i, (a, &b)) in ours.iter().zip(theirs).enumerate() {
+                assert_eq!(
+                    a.to_bits(),
+                    (b as f32).to_bits(),
+                    "{d} logits, row {r}, element {i}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 3 * 1000 + 4 * 37);
 }

@@ -19,7 +19,9 @@ Prints, per probe, how many outputs differ from ONNX Runtime's:
   the same candidates;
 - the float32 Softmax (the dynamic classifiers' last operator): MLAS's
   AVX-512F kernel (its exp polynomial in fused multiply-adds, sixteen-lane
-  sums, a product by 1 / sum) against the float64 softmax rounded.
+  sums, a product by 1 / sum) against the float64 softmax rounded;
+- the float32 AveragePool windows of the zoo models in this form against a
+  sequential row-major window sum divided by the count.
 A fused multiply-add is emulated in float64 (exact product, one rounding of
 the sum to float32 but for a double rounding, negligible at these sizes).
 """
@@ -290,6 +292,40 @@ def softmax(rng, rows=30):
         print(f"  {rows} rows of {d}: " + ", ".join(f"{k} differs in {v}" for k, v in bad.items()))
 
 
+def average_pool_rule(x, k, s, p):
+    """Each window's in-image elements summed in row-major order in float32,
+    divided by their count (count_include_pad = 0)."""
+    c, hh, ww = x.shape
+    oh, ow = (hh + p[0] + p[2] - k[0]) // s[0] + 1, (ww + p[1] + p[3] - k[1]) // s[1] + 1
+    y = np.zeros((c, oh, ow), F32)
+    for ch, oy, ox in np.ndindex(c, oh, ow):
+        acc, n = F32(0), 0
+        for i, j in np.ndindex(k[0], k[1]):
+            iy, ix = oy * s[0] - p[0] + i, ox * s[1] - p[1] + j
+            if 0 <= iy < hh and 0 <= ix < ww:
+                acc, n = F32(acc + x[ch, iy, ix]), n + 1
+        y[ch, oy, ox] = F32(acc / F32(n))
+    return y
+
+
+def average_pool(rng, trials=5):
+    """Float32 AveragePool between the dynamic layers (the zoo's shapes)."""
+    print("float AveragePool (the dynamic zoo models' windows)")
+    for label, k, st, p, shape in (("2x2 stride 2 (DenseNet)", [2, 2], [2, 2], [0, 0, 0, 0], [1, 16, 14, 14]),
+                                   ("3x3 stride 1 pads 1 (Inception v2)", [3, 3], [1, 1], [1, 1, 1, 1], [1, 16, 14, 14]),
+                                   ("3x3 stride 2 pads 1 (ShuffleNet)", [3, 3], [2, 2], [1, 1, 1, 1], [1, 16, 14, 14]),
+                                   ("7x7, the whole plane (GoogLeNet)", [7, 7], [1, 1], [0, 0, 0, 0], [1, 64, 7, 7])):
+        node = h.make_node("AveragePool", ["x"], ["y"], kernel_shape=k, strides=st, pads=p)
+        s = session([node], [h.make_tensor_value_info("x", T.FLOAT, shape)], [h.make_tensor_value_info("y", T.FLOAT, None)], {})
+        bad = total = 0
+        for _ in range(trials):
+            x = (np.maximum(rng.standard_normal(shape), 0) * rng.uniform(0.5, 4)).astype(F32)
+            (y,) = s.run(None, {"x": x})
+            bad += int((average_pool_rule(x[0], k, st, p) != y[0]).sum())
+            total += y.size
+        print(f"  {label}: sequential window sum / count differs in {bad} of {total}")
+
+
 def main():
     import argparse
 
@@ -305,6 +341,7 @@ def main():
     conv_integer(rng)
     matmul_integer(rng)
     softmax(rng)
+    average_pool(rng)
 
 
 if __name__ == "__main__":

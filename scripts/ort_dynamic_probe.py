@@ -21,7 +21,9 @@ Prints, per probe, how many outputs differ from ONNX Runtime's:
   AVX-512F kernel (its exp polynomial in fused multiply-adds, sixteen-lane
   sums, a product by 1 / sum) against the float64 softmax rounded;
 - the float32 AveragePool windows of the zoo models in this form against a
-  sequential row-major window sum divided by the count.
+  sequential row-major window sum divided by the count;
+- accsim's float LRN (glibc powf; ONNX Runtime uses Eigen's pow) read by a
+  DynamicQuantizeLinear: how often its scale and values differ.
 A fused multiply-add is emulated in float64 (exact product, one rounding of
 the sum to float32 but for a double rounding, negligible at these sizes).
 """
@@ -326,6 +328,53 @@ def average_pool(rng, trials=5):
         print(f"  {label}: sequential window sum / count differs in {bad} of {total}")
 
 
+def lrn_powf(x, size, alpha, beta, bias):
+    """accsim's LRN (docs/onnx.md, item 16: ONNX Runtime's running sum of
+    squares, every product rounded) with glibc's powf, in float32."""
+    import ctypes
+
+    libm = ctypes.CDLL("libm.so.6")
+    libm.powf.restype, libm.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
+    powf = np.vectorize(lambda a, b: libm.powf(float(a), float(b)), otypes=[F32])
+    c = x.shape[0]
+    pre = (size - 1) // 2
+    sq = np.concatenate([np.zeros((pre,) + x.shape[1:], F32), (x * x).astype(F32),
+                         np.zeros((size - 1 - pre,) + x.shape[1:], F32)])
+    a = F32(alpha / size)
+    scale = np.full(x.shape[1:], bias, F32)
+    for i in range(size):
+        scale = (scale + (a * sq[i]).astype(F32)).astype(F32)
+    out = np.zeros_like(x)
+    for ch in range(c):
+        if ch > 0:
+            scale = (scale + (a * sq[ch + size - 1]).astype(F32)).astype(F32)
+            scale = (scale + (-a * sq[ch - 1]).astype(F32)).astype(F32)
+        out[ch] = (x[ch] * powf(scale, F32(-beta))).astype(F32)
+    return out
+
+
+def lrn_then_dynamic_quantize(rng, trials=6, shape=(1, 64, 27, 27)):
+    """AlexNet's LRN (size 5, alpha 1e-4, beta 0.75, bias 1) read by a
+    DynamicQuantizeLinear, as quantize_dynamic leaves it."""
+    size, alpha, beta, bias = 5, F32(1e-4), F32(0.75), F32(1.0)
+    nodes = [h.make_node("LRN", ["x"], ["y"], size=size, alpha=float(alpha), beta=float(beta), bias=float(bias)),
+             h.make_node("DynamicQuantizeLinear", ["y"], ["q", "s", "z"])]
+    s = session(nodes, [h.make_tensor_value_info("x", T.FLOAT, list(shape))],
+                [h.make_tensor_value_info(n, t, None) for n, t in (("y", T.FLOAT), ("q", T.UINT8), ("s", T.FLOAT))], {})
+    floats = values = scales = total = 0
+    for _ in range(trials):
+        x = (np.maximum(rng.standard_normal(shape), 0) * rng.uniform(5, 60)).astype(F32)
+        y, q, scale = s.run(None, {"x": x})
+        ours = lrn_powf(x[0], size, alpha, beta, bias)
+        rs, _, rq = dql_rule(ours)
+        floats += int((ours != y[0]).sum())
+        values += int((rq != q[0]).sum())
+        scales += int(rs != F32(scale))
+        total += y.size
+    print(f"LRN (powf) then DynamicQuantizeLinear, {trials} tensors of {shape}: float outputs differ in {floats} "
+          f"of {total}, quantised values in {values}, scales in {scales} of {trials}")
+
+
 def main():
     import argparse
 
@@ -342,6 +391,7 @@ def main():
     matmul_integer(rng)
     softmax(rng)
     average_pool(rng)
+    lrn_then_dynamic_quantize(rng)
 
 
 if __name__ == "__main__":

@@ -316,7 +316,9 @@ def average_pool(rng, trials=5):
     for label, k, st, p, shape in (("2x2 stride 2 (DenseNet)", [2, 2], [2, 2], [0, 0, 0, 0], [1, 16, 14, 14]),
                                    ("3x3 stride 1 pads 1 (Inception v2)", [3, 3], [1, 1], [1, 1, 1, 1], [1, 16, 14, 14]),
                                    ("3x3 stride 2 pads 1 (ShuffleNet)", [3, 3], [2, 2], [1, 1, 1, 1], [1, 16, 14, 14]),
-                                   ("7x7, the whole plane (GoogLeNet)", [7, 7], [1, 1], [0, 0, 0, 0], [1, 64, 7, 7])):
+                                   ("7x7, the whole plane (GoogLeNet)", [7, 7], [1, 1], [0, 0, 0, 0], [1, 64, 7, 7]),
+                                   ("3x3 stride 2 pads 1, 24 channels (plain NCHW kernel)", [3, 3], [2, 2], [1, 1, 1, 1],
+                                    [1, 24, 28, 28])):
         node = h.make_node("AveragePool", ["x"], ["y"], kernel_shape=k, strides=st, pads=p)
         s = session([node], [h.make_tensor_value_info("x", T.FLOAT, shape)], [h.make_tensor_value_info("y", T.FLOAT, None)], {})
         bad = total = 0

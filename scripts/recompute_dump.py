@@ -694,7 +694,9 @@ def add(layer, a, b, qa, qb, qc):
 
 def qlinear_avg_pool(layer, x, in_q, out_q):
     """docs/numerics.md, "Requantising average pools": `average_rule`
-    global (exact integer sum) or window (float32 sums in row order)."""
+    global (exact integer sum), window (float32 sums in row order, the zero
+    point added before rounding) or unfused_float (the same sums, rounded
+    before the zero point is added: QuantizeLinear)."""
     (sx, zx), (sy, zy) = affine_params(in_q, "input"), affine_params(out_q, "output")
     c, h, w = x.shape
     p = layer["pool"]
@@ -712,7 +714,7 @@ def qlinear_avg_pool(layer, x, in_q, out_q):
         scale = np.float32(np.float32(sx / np.float32(n)) / sy)
         v = np.rint((centred * scale).astype(np.float32)).astype(np.float32) + np.float32(zy)
         return round_saturate(v.astype(np.float32), out_q).reshape(c, 1, 1)
-    if rule != "window":
+    if rule not in ("window", "unfused_float"):
         raise CheckError("unknown average_rule %r" % (rule,))
     lenf = out_len_ceil if p["ceil_mode"] else out_len_floor
     oh, ow = lenf(h, pt, pb, kh, sty), lenf(w, pl, pr, kw, stx)
@@ -734,6 +736,9 @@ def qlinear_avg_pool(layer, x, in_q, out_q):
         cx = np.clip(xs + kw, 0, w) - np.clip(xs, 0, w)
         count = np.maximum(cy[:, None] * cx[None, :], 1)
     avg = (total / count.astype(np.float32)[None]).astype(np.float32)
+    if rule == "unfused_float":
+        v = (np.rint((avg / sy).astype(np.float32)) + np.float32(zy)).astype(np.float32)
+        return round_saturate(v, out_q)
     v = ((avg / sy).astype(np.float32) + np.float32(zy)).astype(np.float32)
     return round_saturate(v, out_q)
 

@@ -347,7 +347,11 @@ fn describe_rules(entry: &mut LayerEntry, layer: &Layer) {
             let [kh, kw] = q.pool.kernel;
             let s = layer.input_shape;
             let global = [kh, kw] == [s.height, s.width] && q.pool.padding.is_zero();
-            entry.average_rule = Some(if global { "global" } else { "window" });
+            entry.average_rule = Some(match (q.unfused, global) {
+                (true, _) => "unfused_float",
+                (false, true) => "global",
+                (false, false) => "window",
+            });
             None
         }
         _ => None,

@@ -487,6 +487,12 @@ fn dump_manifest_names_the_average_pool_kernel() {
     let gap = &global["layers"][0];
     assert_eq!(gap["op"], "qlinear_avg_pool");
     assert_eq!(gap["average_rule"], "global");
+    // int8, its output Q a graph output: ONNX Runtime leaves it unfused
+    // (docs/onnx.md, item 6), QuantizeLinear of the float average.
+    let unfused = onnx_manifest(dir.path(), "qdq_avgpool_s8_ceil_odd");
+    let pool = &unfused["layers"][0];
+    assert_eq!(pool["op"], "qlinear_avg_pool");
+    assert_eq!(pool["average_rule"], "unfused_float");
 }
 
 #[test]

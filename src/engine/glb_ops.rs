@@ -69,7 +69,9 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
         },
         // ONNX Runtime takes its integer global path when the window is
         // the whole unpadded plane (docs/onnx.md).
-        Op::QLinearAvgPool(q) if q.pool.kernel == input_hw && q.pool.padding.is_zero() => {
+        Op::QLinearAvgPool(q)
+            if q.pool.kernel == input_hw && q.pool.padding.is_zero() && !q.unfused =>
+        {
             Function::QLinearGlobalAverage(QLinearGlobalAverage::new(
                 &layer.input_quant,
                 &layer.output_quant,
@@ -79,7 +81,7 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
         Op::QLinearAvgPool(q) => Function::QLinearAverage {
             window: window(&q.pool),
             count_include_pad: q.count_include_pad,
-            kernel: QLinearAverage::new(&layer.input_quant, &layer.output_quant),
+            kernel: QLinearAverage::new(&layer.input_quant, &layer.output_quant, q.unfused),
         },
         Op::Add(a) => {
             let [qa, qb] = &a.input_quants;

@@ -12,6 +12,7 @@
 //! - [`csd`]: signed-digit recoding of fixed weights and shift-add products
 //!   (the FFE's scalers, SPEC section 3);
 //! - [`ort`]: ONNX Runtime's float kernels for fused adds and average pools;
+//! - [`ort_dynamic`]: ONNX Runtime's dynamic quantisation (run-time scales);
 //! - [`kernels`]: the multiply-accumulate inner loops (AVX2 when the CPU has it).
 
 pub mod csd;
@@ -19,6 +20,7 @@ pub mod kernels;
 pub mod mac;
 pub mod ort;
 pub mod ort_channel;
+pub mod ort_dynamic;
 pub mod precision;
 pub mod quant;
 pub mod requant;

@@ -104,14 +104,18 @@ pub struct QLinearAverage {
     x: (f32, i32),
     y: (f32, i32),
     dtype: IntType,
+    /// The unfused float32 path: QuantizeLinear of the average (rounded,
+    /// then the zero point added) instead of the kernel's `avg / ys + zy`.
+    unfused: bool,
 }
 
 impl QLinearAverage {
-    pub fn new(input: &TensorQuant, output: &TensorQuant) -> Self {
+    pub fn new(input: &TensorQuant, output: &TensorQuant, unfused: bool) -> Self {
         QLinearAverage {
             x: affine(input),
             y: affine(output),
             dtype: output.dtype(),
+            unfused,
         }
     }
 
@@ -125,6 +129,9 @@ impl QLinearAverage {
     #[inline]
     pub fn finish(&self, sum: f32, count: usize) -> i16 {
         let avg = sum / count as f32;
+        if self.unfused {
+            return quantize(avg, self.y, self.dtype);
+        }
         saturate(avg / self.y.0 + self.y.1 as f32, self.dtype)
     }
 }
@@ -539,9 +546,11 @@ mod tests {
     fn average_adds_zero_point_before_rounding() {
         let x = q(IntType::Int8, 1.0, 0);
         let y = q(IntType::Int8, 1.0, 1);
-        let avg = QLinearAverage::new(&x, &y);
+        let avg = QLinearAverage::new(&x, &y, false);
         // 0.5 + 1 = 1.5 rounds to 2 (even); rounding first would give 0 + 1 = 1.
         assert_eq!(avg.finish(1.0, 2), 2);
+        // The unfused float path (QuantizeLinear) rounds first: 0 + 1 = 1.
+        assert_eq!(QLinearAverage::new(&x, &y, true).finish(1.0, 2), 1);
         let g = QLinearGlobalAverage::new(&x, &y, 2);
         assert_eq!(g.finish(1), 1); // round(0.5) = 0, then + 1
     }

@@ -39,7 +39,8 @@ pub fn add(op: &Add, output: &TensorQuant, a: &Activations, b: &Activations) -> 
 
 /// Average pooling with requantisation, as ONNX Runtime's
 /// QLinearAveragePool: a window covering the whole unpadded plane takes the
-/// integer global-average path, every other window the float32 path.
+/// integer global-average path, every other window (and every window of an
+/// unfused group, `QLinearAvgPool::unfused`) the float32 path.
 pub fn qlinear_avg_pool(
     op: &QLinearAvgPool,
     input_quant: &TensorQuant,
@@ -50,7 +51,7 @@ pub fn qlinear_avg_pool(
     let p = op.pool.padding;
     let [kh, kw] = op.pool.kernel;
     let [sy, sx] = op.pool.stride;
-    if [kh, kw] == [h, w] && p.is_zero() {
+    if [kh, kw] == [h, w] && p.is_zero() && !op.unfused {
         let g = QLinearGlobalAverage::new(input_quant, output_quant, h * w);
         let mut out = Array3::<i16>::zeros((c, 1, 1));
         for (ch, plane) in input.outer_iter().enumerate() {
@@ -60,7 +61,7 @@ pub fn qlinear_avg_pool(
     }
     let oh = pool_output_len(h, kh, sy, p.top, p.bottom, op.pool.ceil_mode).unwrap_or(0);
     let ow = pool_output_len(w, kw, sx, p.left, p.right, op.pool.ceil_mode).unwrap_or(0);
-    let k = QLinearAverage::new(input_quant, output_quant);
+    let k = QLinearAverage::new(input_quant, output_quant, op.unfused);
     let mut out = Array3::<i16>::zeros((c, oh, ow));
     for ch in 0..c {
         for oy in 0..oh {

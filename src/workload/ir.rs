@@ -431,6 +431,13 @@ pub struct QLinearAvgPool {
     /// Divide by the whole window (ONNX `count_include_pad = 1`) instead of
     /// the elements inside the input.
     pub count_include_pad: bool,
+    /// ONNX Runtime leaves the group unfused and runs it in float32: an int8
+    /// QDQ `AveragePool` whose `Q -> DQ` pair is shared on one side only,
+    /// which its int8-to-uint8 rewrite skips (docs/onnx.md, item 6). The
+    /// float average is quantised by QuantizeLinear (rounded, then the zero
+    /// point added), every window by the float path.
+    #[serde(skip_serializing_if = "is_false")]
+    pub unfused: bool,
 }
 
 impl Op {

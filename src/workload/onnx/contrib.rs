@@ -176,6 +176,7 @@ impl<'a> Importer<'a> {
         let layer = Op::QLinearAvgPool(QLinearAvgPool {
             pool,
             count_include_pad,
+            unfused: false,
         });
         let out = self.push(n, node_name(n), vec![x], layer, out_shape, yq, 4)?;
         Ok(Value::Quant(out))

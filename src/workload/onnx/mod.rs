@@ -345,11 +345,14 @@ enum Value<'a> {
         dequantised: bool,
     },
     Weighted(Box<Weighted>),
+    /// `shared_input`: for a QDQ AveragePool, whether its input's
+    /// DequantizeLinear is read by more than one node (docs/onnx.md item 6).
     Pool {
         node: String,
         input: Act,
         kind: PoolKind,
         out_shape: Shape,
+        shared_input: Option<bool>,
     },
     /// `DQ(a), DQ(b) -> Add | Sum` waiting for its QuantizeLinear. `sum`:
     /// a `Sum`, which ONNX Runtime never fuses (float32 in every type);
@@ -747,6 +750,35 @@ impl<'a> Importer<'a> {
         self.uses.get(name).copied().unwrap_or(0) <= 1
     }
 
+    /// Whether ONNX Runtime runs the int8 QDQ group that ends in the
+    /// QuantizeLinear `q_node` unfused, in float32 (docs/onnx.md, item 6):
+    /// its int8-to-uint8 rewrite skips a `Q -> DQ` pair whose
+    /// DequantizeLinear output is read by more than one node (or a `Q` that
+    /// is a graph output, with no DequantizeLinear), and a group with a
+    /// rewritten pair on one side and a skipped one on the other has mixed
+    /// types, which no fused kernel takes. `shared_input`: the group's
+    /// input pair is shared (`None`: not a group this applies to).
+    fn unfused_int8_group(
+        &self,
+        q_node: &NodeProto,
+        shared_input: Option<bool>,
+        q: &TensorQuant,
+    ) -> bool {
+        let (Some(shared_in), Some(out)) = (shared_input, q_node.output.first()) else {
+            return false;
+        };
+        if q.dtype() != IntType::Int8 {
+            return false;
+        }
+        let dq_readers: usize = self
+            .producers
+            .iter()
+            .filter(|(_, (op, first))| op == "DequantizeLinear" && first == out)
+            .map(|(name, _)| self.uses.get(name).copied().unwrap_or(0))
+            .sum();
+        shared_in != (dq_readers != 1)
+    }
+
     fn node(&mut self, n: &'a NodeProto) -> Result<(), InputError> {
         let op = n.op_type.clone().unwrap_or_default();
         if n.domain.as_deref() == Some("com.microsoft") {
@@ -866,6 +898,7 @@ impl<'a> Importer<'a> {
                 input,
                 kind,
                 out_shape,
+                shared_input,
             } => {
                 let op = match kind {
                     PoolKind::Max(p) => {
@@ -877,7 +910,10 @@ impl<'a> Importer<'a> {
                         }
                         Op::MaxPool(p)
                     }
-                    PoolKind::Avg(p) => Op::QLinearAvgPool(p),
+                    PoolKind::Avg(mut p) => {
+                        p.unfused = self.unfused_int8_group(n, shared_input, &q);
+                        Op::QLinearAvgPool(p)
+                    }
                 };
                 Ok(Value::Quant(self.push(n, node, vec![input], op, out_shape, q, input.rank)?))
             }
@@ -1924,13 +1960,17 @@ impl<'a> Importer<'a> {
             PoolKind::Avg(QLinearAvgPool {
                 pool,
                 count_include_pad: include_pad,
+                unfused: false,
             })
         };
+        let shared_input =
+            (op == "AveragePool").then(|| n.input.first().is_some_and(|i| !self.single_use(i)));
         Ok(Value::Pool {
             node: node_name(n),
             input: act,
             kind,
             out_shape,
+            shared_input,
         })
     }
 

@@ -215,19 +215,7 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
     )?;
     let execution = Execution::from_parts(input, engine_run.outputs.clone());
     let layers = layer_reports(net, &execution, &engine_run, arch);
-    let mut sum = LayerStats::default();
-    for s in &engine_run.layers {
-        accumulate_stats(&mut sum, s);
-    }
-    sum.pes = u64::from(arch.pe_array.rows * arch.pe_array.cols);
-    let total_measured = total_measured(&sum, &engine_run.layers, arch);
-    let total = TotalReport {
-        name: "total".to_string(),
-        weights: layers.iter().map(|l| l.weights).sum(),
-        macs: layers.iter().map(|l| l.macs).sum(),
-        zero_macs: layers.iter().map(|l| l.zero_macs).sum(),
-        measured: Some(total_measured),
-    };
+    let total = pe_array_total(&layers, &engine_run, arch);
     let throughput = pe_array_throughput(&engine_run, arch, &total);
     let report = Report {
         schema_version: SCHEMA_VERSION,
@@ -357,6 +345,22 @@ fn layer_reports(
         });
     }
     layers
+}
+
+/// The total row of a PE-array run: counts and energies summed.
+fn pe_array_total(layers: &[LayerReport], engine_run: &EngineRun, arch: &Arch) -> TotalReport {
+    let mut sum = LayerStats::default();
+    for s in &engine_run.layers {
+        accumulate_stats(&mut sum, s);
+    }
+    sum.pes = u64::from(arch.pe_array.rows * arch.pe_array.cols);
+    TotalReport {
+        name: "total".to_string(),
+        weights: layers.iter().map(|l| l.weights).sum(),
+        macs: layers.iter().map(|l| l.macs).sum(),
+        zero_macs: layers.iter().map(|l| l.zero_macs).sum(),
+        measured: Some(total_measured(&sum, &engine_run.layers, arch)),
+    }
 }
 
 /// The run's throughput figures, in the array's clock.

@@ -337,14 +337,7 @@ pub(crate) fn simulate(
         input,
         frames,
         values,
-        outputs: if values {
-            running
-                .iter()
-                .map(|s| Array3::zeros(s.output.dims()))
-                .collect()
-        } else {
-            Vec::new()
-        },
+        outputs: frame_outputs(running, values),
         sensor: (0, 0, 0),
         tap_pixels: (tap.height * tap.width) as u64,
         delivered: 0,
@@ -419,6 +412,18 @@ fn build_stages(
         stages.push(Stage::new(spec));
     }
     Ok((stages, results))
+}
+
+/// Frame 0's output of every running stage, zeroed (none in a
+/// timing-only run).
+fn frame_outputs(running: &[StagePlan], values: bool) -> Vec<Activations> {
+    if !values {
+        return Vec::new();
+    }
+    running
+        .iter()
+        .map(|s| Array3::zeros(s.output.dims()))
+        .collect()
 }
 
 /// The pipeline's state between cycles: the stages, the sensor's position

@@ -183,25 +183,7 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
         None => workload.default_input.clone(),
         Some(path) => read_input(workload, path)?,
     };
-    let at_precision = options
-        .precision
-        .as_ref()
-        .map(|a| PrecisionNetwork::new(net, a))
-        .transpose()
-        .map_err(|message| InputError::new("--precision", message))?;
-    // The reference result: computed while loading for the default input.
-    let reference_outputs: Option<Vec<Activations>> = match (&options.input, options.check) {
-        (_, false) => None,
-        (_, true) if at_precision.is_some() => at_precision
-            .as_ref()
-            .map(|p| p.run(input.clone()).into_parts().1),
-        (None, true) => {
-            let mut e = Execution::from_parts(input.clone(), workload.default_outputs.clone());
-            e.finish(net);
-            Some(e.into_parts().1)
-        }
-        (Some(_), true) => Some(reference::run(net, input.clone()).into_parts().1),
-    };
+    let reference_outputs = reference_outputs(workload, options, &input)?;
     if arch.ffe.is_some() || arch.backend != crate::arch::Backend::PeArray {
         if options.precision.is_some() {
             return Err(InputError::new(
@@ -216,25 +198,7 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
         }
         return system::run(workload, arch, options, input, reference_outputs);
     }
-    for (flag, given, needs) in [
-        ("--ffe-tap", options.ffe_tap.is_some(), "an [ffe]"),
-        (
-            "--frames",
-            options.stream_frames.is_some(),
-            "an [ffe] or an NVDLA [backend]",
-        ),
-    ] {
-        if given {
-            return Err(InputError::new(
-                flag,
-                format!(
-                    "arch `{}` is a PE array alone; valid: only with an architecture that has {needs}",
-                    arch.name
-                ),
-            )
-            .into());
-        }
-    }
+    refuse_system_flags(arch, options)?;
     let engine_options = engine::EngineOptions {
         trace: options.trace.clone(),
         precision: options.precision.clone(),
@@ -250,91 +214,9 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
         &engine_options,
     )?;
     let execution = Execution::from_parts(input, engine_run.outputs.clone());
-
-    let mut layers = Vec::with_capacity(net.layers.len());
-    for (index, layer) in net.layers.iter().enumerate() {
-        let layer_input =
-            execution.tensor(layer.inputs.first().copied().unwrap_or(TensorSource::Input));
-        let output = execution.tensor(TensorSource::Layer(index));
-        let dims = |s: crate::workload::Shape| [s.channels, s.height, s.width];
-        layers.push(LayerReport {
-            index,
-            name: layer.name.clone(),
-            op: layer.op.kind().to_string(),
-            input_shape: dims(layer.input_shape),
-            output_shape: dims(layer.output_shape),
-            weights: layer.weight_count(),
-            macs: layer.macs(),
-            zero_macs: engine_run
-                .layers
-                .get(index)
-                .filter(|s| s.mac_mode.is_some())
-                .map_or_else(
-                    || reference::zero_operand_macs(layer, layer_input),
-                    |s| s.zero_macs,
-                ),
-            precision: engine_run
-                .layers
-                .get(index)
-                .and_then(|s| s.mac_mode)
-                .map(|m| m.to_string()),
-            output_dtype: layer.output_quant.dtype().numpy_name().to_string(),
-            output_crc32: format!(
-                "{:08x}",
-                reference::checksum(output, layer.output_quant.dtype())
-            ),
-            measured: engine_run.layers.get(index).map(|s| measured(s, arch)),
-            engine: Some("pe_array".to_string()),
-            values: Some(crate::report::SIMULATED.to_string()),
-            clock_mhz: Some(arch.clock_mhz),
-            tops: engine_run
-                .layers
-                .get(index)
-                .and_then(|s| layer_tops(layer.macs(), s.cycles.total, arch.clock_mhz)),
-            tops_per_w: engine_run.layers.get(index).and_then(|s| {
-                layer_tops_per_w(layer.macs(), energy::picojoules(s, &arch.energy).total)
-            }),
-            ffe: None,
-        });
-    }
-    let mut sum = LayerStats::default();
-    for s in &engine_run.layers {
-        accumulate_stats(&mut sum, s);
-    }
-    sum.pes = u64::from(arch.pe_array.rows * arch.pe_array.cols);
-    let total_measured = total_measured(&sum, &engine_run.layers, arch);
-    let total = TotalReport {
-        name: "total".to_string(),
-        weights: layers.iter().map(|l| l.weights).sum(),
-        macs: layers.iter().map(|l| l.macs).sum(),
-        zero_macs: layers.iter().map(|l| l.zero_macs).sum(),
-        measured: Some(total_measured.clone()),
-    };
-    let cycles = engine_run.total_cycles;
-    let seconds = cycles as f64 / (arch.clock_mhz * 1e6);
-    let ops = 2.0 * total.macs as f64;
-    let throughput = Throughput {
-        clock_mhz: arch.clock_mhz,
-        cycles,
-        seconds,
-        inferences_per_s: if seconds > 0.0 { 1.0 / seconds } else { 0.0 },
-        tops: if seconds > 0.0 {
-            ops / seconds / 1e12
-        } else {
-            0.0
-        },
-        tops_per_w: if total_measured.energy_pj.total > 0.0 {
-            ops / total_measured.energy_pj.total
-        } else {
-            0.0
-        },
-        macs_per_cycle: if cycles > 0 {
-            total.macs as f64 / cycles as f64
-        } else {
-            0.0
-        },
-        events: engine_run.events,
-    };
+    let layers = layer_reports(net, &execution, &engine_run, arch);
+    let total = pe_array_total(&layers, &engine_run, arch);
+    let throughput = pe_array_throughput(&engine_run, arch, &total);
     let report = Report {
         schema_version: SCHEMA_VERSION,
         accsim_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -364,6 +246,151 @@ pub fn run(workload: &Workload, arch: &Arch, options: &RunOptions) -> Result<Run
         engine: engine_run,
         system: None,
     })
+}
+
+/// The reference executor's outputs to check against (`None` when
+/// checking is off): at the precision assignment when there is one, else
+/// computed while loading for the default input, else for `input`.
+fn reference_outputs(
+    workload: &Workload,
+    options: &RunOptions,
+    input: &Activations,
+) -> Result<Option<Vec<Activations>>> {
+    let net = &workload.network;
+    let at_precision = options
+        .precision
+        .as_ref()
+        .map(|a| PrecisionNetwork::new(net, a))
+        .transpose()
+        .map_err(|message| InputError::new("--precision", message))?;
+    Ok(match (&options.input, options.check) {
+        (_, false) => None,
+        (_, true) if at_precision.is_some() => at_precision
+            .as_ref()
+            .map(|p| p.run(input.clone()).into_parts().1),
+        (None, true) => {
+            let mut e = Execution::from_parts(input.clone(), workload.default_outputs.clone());
+            e.finish(net);
+            Some(e.into_parts().1)
+        }
+        (Some(_), true) => Some(reference::run(net, input.clone()).into_parts().1),
+    })
+}
+
+/// `--ffe-tap` and `--frames` need an FFE or an NVDLA back-end.
+fn refuse_system_flags(arch: &Arch, options: &RunOptions) -> Result<()> {
+    for (flag, given, needs) in [
+        ("--ffe-tap", options.ffe_tap.is_some(), "an [ffe]"),
+        (
+            "--frames",
+            options.stream_frames.is_some(),
+            "an [ffe] or an NVDLA [backend]",
+        ),
+    ] {
+        if given {
+            return Err(InputError::new(
+                flag,
+                format!(
+                    "arch `{}` is a PE array alone; valid: only with an architecture that has {needs}",
+                    arch.name
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// One report row per layer of a PE-array run.
+fn layer_reports(
+    net: &Network,
+    execution: &Execution,
+    engine_run: &EngineRun,
+    arch: &Arch,
+) -> Vec<LayerReport> {
+    let mut layers = Vec::with_capacity(net.layers.len());
+    for (index, layer) in net.layers.iter().enumerate() {
+        let layer_input =
+            execution.tensor(layer.inputs.first().copied().unwrap_or(TensorSource::Input));
+        let output = execution.tensor(TensorSource::Layer(index));
+        let dims = |s: crate::workload::Shape| [s.channels, s.height, s.width];
+        let stats = engine_run.layers.get(index);
+        layers.push(LayerReport {
+            index,
+            name: layer.name.clone(),
+            op: layer.op.kind().to_string(),
+            input_shape: dims(layer.input_shape),
+            output_shape: dims(layer.output_shape),
+            weights: layer.weight_count(),
+            macs: layer.macs(),
+            zero_macs: stats.filter(|s| s.mac_mode.is_some()).map_or_else(
+                || reference::zero_operand_macs(layer, layer_input),
+                |s| s.zero_macs,
+            ),
+            precision: stats.and_then(|s| s.mac_mode).map(|m| m.to_string()),
+            output_dtype: layer.output_quant.dtype().numpy_name().to_string(),
+            output_crc32: format!(
+                "{:08x}",
+                reference::checksum(output, layer.output_quant.dtype())
+            ),
+            measured: stats.map(|s| measured(s, arch)),
+            engine: Some("pe_array".to_string()),
+            values: Some(crate::report::SIMULATED.to_string()),
+            clock_mhz: Some(arch.clock_mhz),
+            tops: stats.and_then(|s| layer_tops(layer.macs(), s.cycles.total, arch.clock_mhz)),
+            tops_per_w: stats.and_then(|s| {
+                layer_tops_per_w(layer.macs(), energy::picojoules(s, &arch.energy).total)
+            }),
+            ffe: None,
+        });
+    }
+    layers
+}
+
+/// The total row of a PE-array run: counts and energies summed.
+fn pe_array_total(layers: &[LayerReport], engine_run: &EngineRun, arch: &Arch) -> TotalReport {
+    let mut sum = LayerStats::default();
+    for s in &engine_run.layers {
+        accumulate_stats(&mut sum, s);
+    }
+    sum.pes = u64::from(arch.pe_array.rows * arch.pe_array.cols);
+    TotalReport {
+        name: "total".to_string(),
+        weights: layers.iter().map(|l| l.weights).sum(),
+        macs: layers.iter().map(|l| l.macs).sum(),
+        zero_macs: layers.iter().map(|l| l.zero_macs).sum(),
+        measured: Some(total_measured(&sum, &engine_run.layers, arch)),
+    }
+}
+
+/// The run's throughput figures, in the array's clock.
+fn pe_array_throughput(engine_run: &EngineRun, arch: &Arch, total: &TotalReport) -> Throughput {
+    let cycles = engine_run.total_cycles;
+    let seconds = cycles as f64 / (arch.clock_mhz * 1e6);
+    let ops = 2.0 * total.macs as f64;
+    let energy_pj = total.measured.as_ref().map_or(0.0, |m| m.energy_pj.total);
+    Throughput {
+        clock_mhz: arch.clock_mhz,
+        cycles,
+        seconds,
+        inferences_per_s: if seconds > 0.0 { 1.0 / seconds } else { 0.0 },
+        tops: if seconds > 0.0 {
+            ops / seconds / 1e12
+        } else {
+            0.0
+        },
+        tops_per_w: if energy_pj > 0.0 {
+            ops / energy_pj
+        } else {
+            0.0
+        },
+        macs_per_cycle: if cycles > 0 {
+            total.macs as f64 / cycles as f64
+        } else {
+            0.0
+        },
+        events: engine_run.events,
+    }
 }
 
 /// TOPS of `macs` multiply-accumulates in `cycles` cycles of a `clock_mhz` clock.

@@ -321,6 +321,82 @@ pub(crate) fn simulate(
     trace: Option<&TraceOptions>,
 ) -> Result<FfeRun> {
     let running = plan.active_stages();
+    let (stages, mut results) = build_stages(network, running, cfg, frames, values)?;
+    let n = stages.len();
+    if n == 0 || frames == 0 {
+        return Err(internal("no stage or no frame to simulate".to_string()));
+    }
+    let mut trace = trace
+        .map(|t| FfeTrace::start(t, cfg, network, running))
+        .transpose()?;
+    let tap = running[n - 1].output;
+    let mut p = Pipeline {
+        network,
+        running,
+        stages,
+        input,
+        frames,
+        values,
+        outputs: frame_outputs(running, values),
+        sensor: (0, 0, 0),
+        tap_pixels: (tap.height * tap.width) as u64,
+        delivered: 0,
+        frame_start: Vec::with_capacity(frames as usize),
+        frame_done: Vec::with_capacity(frames as usize),
+    };
+    let (mut now, mut busy, mut stepped) = (0u64, 0u64, 0u64);
+    while p.sensor.0 < frames || !p.stages.iter().all(Stage::done) {
+        stepped += 1;
+        if let Some(t) = &mut trace {
+            t.outputs(now, &p.stages, p.sensor.0);
+        }
+        let delivered = p.deliver(now, sink);
+        for j in (0..n).rev() {
+            p.stage_cycle(j, now, &mut trace)?;
+        }
+        let moved = delivered || p.stages.iter().any(Stage::acted);
+        let next = if moved {
+            now + 1
+        } else {
+            p.next_change(now, sink)?
+        };
+        if let Some(t) = &mut trace
+            && !t.end_cycle(now, &p.stages)?
+        {
+            trace = None;
+        }
+        let mut any = 0;
+        for s in &mut p.stages {
+            any = any.max(s.end_cycles(now, next));
+        }
+        busy += any;
+        now = next;
+    }
+    if let Some(t) = &mut trace {
+        t.tracer.finish(Cycle(now))?;
+    }
+    for (r, s) in results.iter_mut().zip(&p.stages) {
+        r.stats = s.stats;
+    }
+    Ok(FfeRun {
+        stages: results,
+        outputs: p.outputs,
+        frame_start: p.frame_start,
+        frame_done: p.frame_done,
+        busy_cycles: busy,
+        end: now,
+        stepped_cycles: stepped,
+    })
+}
+
+/// One stage per running fixed layer, and its result record.
+fn build_stages(
+    network: &Network,
+    running: &[StagePlan],
+    cfg: &FfeConfig,
+    frames: u32,
+    values: bool,
+) -> Result<(Vec<Stage>, Vec<StageResult>)> {
     let mut stages = Vec::with_capacity(running.len());
     let mut results = Vec::with_capacity(running.len());
     for s in running {
@@ -335,162 +411,152 @@ pub(crate) fn simulate(
         });
         stages.push(Stage::new(spec));
     }
-    let n = stages.len();
-    if n == 0 || frames == 0 {
-        return Err(internal("no stage or no frame to simulate".to_string()));
+    Ok((stages, results))
+}
+
+/// Frame 0's output of every running stage, zeroed (none in a
+/// timing-only run).
+fn frame_outputs(running: &[StagePlan], values: bool) -> Vec<Activations> {
+    if !values {
+        return Vec::new();
     }
-    let mut trace = trace
-        .map(|t| FfeTrace::start(t, cfg, network, running))
-        .transpose()?;
-    let mut outputs: Vec<Activations> = if values {
-        running
-            .iter()
-            .map(|s| Array3::zeros(s.output.dims()))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let record = |outputs: &mut Vec<Activations>, j: usize, px: &Pixel| {
-        if let (Some(out), Some(v), 0) = (outputs.get_mut(j), px.values.as_deref(), px.frame) {
+    running
+        .iter()
+        .map(|s| Array3::zeros(s.output.dims()))
+        .collect()
+}
+
+/// The pipeline's state between cycles: the stages, the sensor's position
+/// and the frames delivered to the sink.
+struct Pipeline<'p> {
+    network: &'p Network,
+    running: &'p [StagePlan],
+    stages: Vec<Stage>,
+    input: &'p Activations,
+    frames: u32,
+    values: bool,
+    /// Frame 0's output of every stage (empty in a timing-only run).
+    outputs: Vec<Activations>,
+    /// The sensor's next pixel: (frame, y, x).
+    sensor: (u32, usize, usize),
+    tap_pixels: u64,
+    /// Pixels of the current frame in the sink.
+    delivered: u64,
+    frame_start: Vec<u64>,
+    frame_done: Vec<u64>,
+}
+
+impl Pipeline<'_> {
+    /// Stage `j`'s frame-0 output pixel `px`, for the bit-exact check.
+    fn record(&mut self, j: usize, px: &Pixel) {
+        if let (Some(out), Some(v), 0) = (self.outputs.get_mut(j), px.values.as_deref(), px.frame) {
             for (c, &value) in v.iter().enumerate() {
                 out[[c, px.y as usize, px.x as usize]] = value;
             }
         }
-    };
-    let (in_c, in_h, in_w) = input.dim();
-    let tap = running[n - 1].output;
-    let tap_pixels = (tap.height * tap.width) as u64;
-    let (mut s_frame, mut s_y, mut s_x) = (0u32, 0usize, 0usize);
-    let mut frame_start = Vec::with_capacity(frames as usize);
-    let mut frame_done = Vec::with_capacity(frames as usize);
-    let mut delivered = 0u64;
-    let (mut now, mut busy, mut stepped) = (0u64, 0u64, 0u64);
-    loop {
-        if s_frame >= frames && stages.iter().all(Stage::done) {
-            break;
-        }
-        stepped += 1;
-        let mut moved = false;
-        if let Some(t) = &mut trace {
-            t.outputs(now, &stages, s_frame);
-        }
-        // The sink takes the tapped pixel when its frame's slot is free.
-        if let Some(f) = stages[n - 1].output_valid(now)
-            && sink.free_at(f) <= now
-            && let Some(px) = stages[n - 1].take(now)
-        {
-            record(&mut outputs, n - 1, &px);
-            delivered += 1;
-            moved = true;
-            if delivered == tap_pixels {
-                delivered = 0;
-                frame_done.push(now + 1);
-                sink.frame_done(px.frame, now + 1);
-            }
-        }
-        for j in (0..n).rev() {
-            stages[j]
-                .step(now)
-                .map_err(|c| conflict(&running[j], network, c))?;
-            if let Some(t) = &mut trace {
-                let offered = if j == 0 {
-                    s_frame < frames
-                } else {
-                    stages[j - 1].output_valid(now).is_some()
-                };
-                t.handshake(j, now, offered, stages[j].input_ready());
-            }
-            if j == 0 {
-                if s_frame >= frames {
-                    continue;
-                }
-                if !stages[0].input_ready() {
-                    stages[0].refuse_input();
-                    continue;
-                }
-                let values = values.then(|| {
-                    (0..in_c)
-                        .map(|c| input[[c, s_y, s_x]])
-                        .collect::<Box<[i16]>>()
-                });
-                let px = Pixel {
-                    frame: s_frame,
-                    y: s_y as u32,
-                    x: s_x as u32,
-                    values,
-                };
-                if s_y == 0 && s_x == 0 {
-                    frame_start.push(now);
-                }
-                stages[0]
-                    .accept(now, &px)
-                    .map_err(|c| conflict(&running[0], network, c))?;
-                s_x += 1;
-                if s_x == in_w {
-                    s_x = 0;
-                    s_y += 1;
-                    if s_y == in_h {
-                        s_y = 0;
-                        s_frame += 1;
-                    }
-                }
-            } else if stages[j - 1].output_valid(now).is_some() {
-                if !stages[j].input_ready() {
-                    stages[j].refuse_input();
-                    continue;
-                }
-                if let Some(px) = stages[j - 1].take(now) {
-                    record(&mut outputs, j - 1, &px);
-                    stages[j]
-                        .accept(now, &px)
-                        .map_err(|c| conflict(&running[j], network, c))?;
-                }
-            }
-        }
-        moved = moved || stages.iter().any(Stage::acted);
-        let next = if moved {
-            now + 1
-        } else {
-            // Nothing moved: jump to the next pipeline register coming
-            // valid, or the sink's slot freeing up.
-            let sink_wake = stages[n - 1]
-                .output_valid(u64::MAX)
-                .map(|f| sink.free_at(f))
-                .filter(|&t| t > now);
-            stages
-                .iter()
-                .filter_map(|s| s.next_event(now))
-                .chain(sink_wake)
-                .min()
-                .ok_or_else(|| internal(format!("deadlock at cycle {now}")))?
+    }
+
+    /// The sink takes the tapped pixel when its frame's slot is free;
+    /// returns whether it did.
+    fn deliver(&mut self, now: u64, sink: &mut dyn Sink) -> bool {
+        let last = self.stages.len() - 1;
+        let Some(f) = self.stages[last].output_valid(now) else {
+            return false;
         };
-        if let Some(t) = &mut trace
-            && !t.end_cycle(now, &stages)?
-        {
-            trace = None;
+        if sink.free_at(f) > now {
+            return false;
         }
-        let mut any = 0;
-        for s in &mut stages {
-            any = any.max(s.end_cycles(now, next));
+        let Some(px) = self.stages[last].take(now) else {
+            return false;
+        };
+        self.record(last, &px);
+        self.delivered += 1;
+        if self.delivered == self.tap_pixels {
+            self.delivered = 0;
+            self.frame_done.push(now + 1);
+            sink.frame_done(px.frame, now + 1);
         }
-        busy += any;
-        now = next;
+        true
     }
-    if let Some(t) = &mut trace {
-        t.tracer.finish(Cycle(now))?;
+
+    /// Stage `j` in cycle `now`: its reader works, then it takes its
+    /// upstream's pixel (the sensor's, for stage 0) when offered and ready.
+    fn stage_cycle(&mut self, j: usize, now: u64, trace: &mut Option<FfeTrace>) -> Result<()> {
+        let (network, running) = (self.network, self.running);
+        self.stages[j]
+            .step(now)
+            .map_err(|c| conflict(&running[j], network, c))?;
+        let offered = if j == 0 {
+            self.sensor.0 < self.frames
+        } else {
+            self.stages[j - 1].output_valid(now).is_some()
+        };
+        if let Some(t) = trace {
+            t.handshake(j, now, offered, self.stages[j].input_ready());
+        }
+        if !offered {
+            return Ok(());
+        }
+        if !self.stages[j].input_ready() {
+            self.stages[j].refuse_input();
+            return Ok(());
+        }
+        if j == 0 {
+            return self.sense(now);
+        }
+        if let Some(px) = self.stages[j - 1].take(now) {
+            self.record(j - 1, &px);
+            self.stages[j]
+                .accept(now, &px)
+                .map_err(|c| conflict(&running[j], network, c))?;
+        }
+        Ok(())
     }
-    for (r, s) in results.iter_mut().zip(&stages) {
-        r.stats = s.stats;
+
+    /// Stage 0 takes the sensor's next pixel in cycle `now`.
+    fn sense(&mut self, now: u64) -> Result<()> {
+        let (frame, y, x) = self.sensor;
+        let (in_c, in_h, in_w) = self.input.dim();
+        let values = self.values.then(|| {
+            (0..in_c)
+                .map(|c| self.input[[c, y, x]])
+                .collect::<Box<[i16]>>()
+        });
+        let px = Pixel {
+            frame,
+            y: y as u32,
+            x: x as u32,
+            values,
+        };
+        if y == 0 && x == 0 {
+            self.frame_start.push(now);
+        }
+        self.stages[0]
+            .accept(now, &px)
+            .map_err(|c| conflict(&self.running[0], self.network, c))?;
+        self.sensor = match (x + 1 == in_w, y + 1 == in_h) {
+            (false, _) => (frame, y, x + 1),
+            (true, false) => (frame, y + 1, 0),
+            (true, true) => (frame + 1, 0, 0),
+        };
+        Ok(())
     }
-    Ok(FfeRun {
-        stages: results,
-        outputs,
-        frame_start,
-        frame_done,
-        busy_cycles: busy,
-        end: now,
-        stepped_cycles: stepped,
-    })
+
+    /// Nothing moved in cycle `now`: the next pipeline register coming
+    /// valid, or the sink's slot freeing up.
+    fn next_change(&self, now: u64, sink: &mut dyn Sink) -> Result<u64> {
+        let last = self.stages.len() - 1;
+        let sink_wake = self.stages[last]
+            .output_valid(u64::MAX)
+            .map(|f| sink.free_at(f))
+            .filter(|&t| t > now);
+        self.stages
+            .iter()
+            .filter_map(|s| s.next_event(now))
+            .chain(sink_wake)
+            .min()
+            .ok_or_else(|| internal(format!("deadlock at cycle {now}")))
+    }
 }
 
 /// Checks every running stage's frame-0 output against the reference.

@@ -358,9 +358,76 @@ pub(crate) fn run_from(
     reference: Option<&[Activations]>,
     options: &EngineOptions,
 ) -> Result<EngineRun> {
-    let dataflow = dataflow_for(arch);
     let numerics = widths::plan(network, options.precision.as_ref())
         .map_err(|message| crate::error::InputError::new("--precision", message))?;
+    let mut m = machine_for(arch, options)?;
+    let n = network.layers.len();
+    let first = match start {
+        Start::Input => 0,
+        Start::Tap { first, .. } => *first,
+    };
+    let tensors = Tensors::of(network, first);
+    let mut stores: Vec<Option<TensorStore>> = (0..=n).map(|_| None).collect();
+    let initial = initial_store(&mut m, network, &numerics, &tensors, start, input)?;
+    stores[first] = Some(initial);
+    let plans = plan_layers(network, arch, &numerics, start, options)?;
+
+    // A helper thread gathers the weights of the array layers ahead, the
+    // largest part of their setup, while the current one simulates. The
+    // channel holds one layer, so at most three layers' gathered weights
+    // exist at once.
+    let weighted: Vec<(&crate::workload::ir::Layer, &crate::mapping::ArrayPlan)> = numerics
+        .layers
+        .iter()
+        .skip(first)
+        .zip(&plans)
+        .filter_map(|(layer, plan)| match plan {
+            LayerPlan::Array(p) => Some((layer, p)),
+            _ => None,
+        })
+        .collect();
+    std::thread::scope(|scope| -> Result<EngineRun> {
+        let (sender, gathered) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            for (layer, plan) in weighted {
+                // The receiver is gone when the run stopped early.
+                if sender.send(array::gather_weights(layer, plan)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut run = LayerRunner {
+            network,
+            arch,
+            numerics: &numerics,
+            tensors: &tensors,
+            reference,
+            search: &options.search,
+            gathered,
+            now: Cycle::ZERO,
+            layers: Vec::with_capacity(n),
+            outputs: Vec::with_capacity(n),
+        };
+        for (i, plan) in (first..n).zip(&plans) {
+            run.layer(&mut m, &mut stores, i, plan)?;
+        }
+        if let Some((t, _)) = &mut m.trace {
+            t.finish(run.now)?;
+        }
+        m.finish_stepper()?;
+        Ok(EngineRun {
+            total_cycles: run.now.get(),
+            events: m.events,
+            layers: run.layers,
+            outputs: run.outputs,
+            checked: reference.is_some(),
+        })
+    })
+}
+
+/// The machine a run starts on: its stepped twins under `--engine cycle`,
+/// the tracer when tracing, the tests' sabotage and schedule pin.
+fn machine_for(arch: &Arch, options: &EngineOptions) -> Result<Machine> {
     let mut m = Machine::new(arch);
     if options.timing == crate::sim::Timing::Cycle {
         m.stepper = Some(stepper::Stepper::new(arch));
@@ -378,46 +445,77 @@ pub(crate) fn run_from(
         m.dram.log_busy = true;
         m.trace = Some((tracer, probes));
     }
-    let n = network.layers.len();
+    Ok(m)
+}
+
+/// Which store holds each tensor, and how many layers read each store.
+struct Tensors {
+    /// Index 0: the network input; `i + 1`: layer `i`'s output. Flatten
+    /// outputs are views of their input's store.
+    store_of: Vec<usize>,
+    /// Per store, the layers of the run that read it (each distinct tensor
+    /// a layer reads counts once).
+    readers: Vec<usize>,
+}
+
+impl Tensors {
+    /// The tensors of a run that starts at layer `first`.
+    fn of(network: &Network, first: usize) -> Tensors {
+        let n = network.layers.len();
+        let mut store_of: Vec<usize> = Vec::with_capacity(n + 1);
+        let mut readers = vec![0usize; n + 1];
+        store_of.push(0);
+        for (i, layer) in network.layers.iter().enumerate() {
+            let src = source_index(layer.inputs.first().copied().unwrap_or(TensorSource::Input));
+            if i < first {
+                // Computed before the run (by the FFE): only its tensor index matters.
+                store_of.push(i + 1);
+            } else if matches!(layer.op, Op::Flatten) {
+                store_of.push(store_of[src]);
+            } else {
+                store_of.push(i + 1);
+                let mut read: Vec<usize> = layer
+                    .inputs
+                    .iter()
+                    .map(|&s| store_of[source_index(s)])
+                    .collect();
+                read.sort_unstable();
+                read.dedup();
+                for s in read {
+                    readers[s] += 1;
+                }
+            }
+        }
+        Tensors { store_of, readers }
+    }
+
+    /// The store layer `layer`'s first operand lives in.
+    fn source_of(&self, layer: &crate::workload::ir::Layer) -> usize {
+        self.store_of[source_index(layer.inputs.first().copied().unwrap_or(TensorSource::Input))]
+    }
+}
+
+/// The tensor the first layer of the run reads, placed where it starts:
+/// the network input in DRAM, or an FFE tap in the GLB (as many rows as
+/// fit beside the reserved handoff slot, the rest in DRAM).
+fn initial_store(
+    m: &mut Machine,
+    network: &Network,
+    numerics: &widths::NumericsPlan,
+    tensors: &Tensors,
+    start: &Start,
+    input: &Activations,
+) -> Result<TensorStore> {
     let first = match start {
         Start::Input => 0,
         Start::Tap { first, .. } => *first,
     };
-
-    // Tensor stores: one per tensor that holds data; flatten outputs are
-    // views of their input's store.
-    let mut store_of: Vec<usize> = Vec::with_capacity(n + 1); // index 0: the input; i + 1: layer i
-    let mut readers = vec![0usize; n + 1];
-    store_of.push(0);
-    for (i, layer) in network.layers.iter().enumerate() {
-        let src = source_index(layer.inputs.first().copied().unwrap_or(TensorSource::Input));
-        if i < first {
-            // Computed before the run (by the FFE): only its tensor index matters.
-            store_of.push(i + 1);
-        } else if matches!(layer.op, Op::Flatten) {
-            store_of.push(store_of[src]);
-        } else {
-            store_of.push(i + 1);
-            // Each distinct tensor a layer reads counts once.
-            let mut read: Vec<usize> = layer
-                .inputs
-                .iter()
-                .map(|&s| store_of[source_index(s)])
-                .collect();
-            read.sort_unstable();
-            read.dedup();
-            for s in read {
-                readers[s] += 1;
-            }
-        }
-    }
-
-    let mut stores: Vec<Option<TensorStore>> = (0..=n).map(|_| None).collect();
     let shape = match first {
         0 => network.input_shape,
         f => network.layers[f - 1].output_shape,
     };
-    let mut initial = TensorStore::new(shape, numerics.storage_bytes[first], readers[first]);
+    let readers = tensors.readers[first];
+    let mut initial = TensorStore::new(shape, numerics.storage_bytes[first], readers);
     match start {
         Start::Input => {
             initial.dram_base = Some(m.allocator.allocate(initial.bytes()));
@@ -443,211 +541,251 @@ pub(crate) fn run_from(
         }
     }
     initial.place(input, Cycle::ZERO);
-    stores[first] = Some(initial);
+    Ok(initial)
+}
 
-    // Plans first (a pure function of the layer and the arch): a helper
-    // thread then gathers the weights of the array layers ahead, the largest
-    // part of their setup, while the current one simulates. The channel holds
-    // one layer, so at most three layers' gathered weights exist at once.
+/// The plan of every layer of the run (a pure function of the layer and
+/// the arch); what cannot be scheduled is refused before the first cycle.
+fn plan_layers(
+    network: &Network,
+    arch: &Arch,
+    numerics: &widths::NumericsPlan,
+    start: &Start,
+    options: &EngineOptions,
+) -> Result<Vec<LayerPlan>> {
+    let dataflow = dataflow_for(arch);
+    let (first, span) = match start {
+        Start::Input => (0, feasibility::Span::default()),
+        Start::Tap {
+            first,
+            reserved_bytes,
+        } => (
+            *first,
+            feasibility::Span {
+                first: *first,
+                reserved_bytes: *reserved_bytes,
+                tap_bytes: system::tap_bytes(network, *first),
+            },
+        ),
+    };
     let plans: Vec<LayerPlan> = numerics
         .layers
         .iter()
         .skip(first)
         .map(|layer| dataflow.plan(layer, arch))
         .collect::<Result<_, _>>()?;
-    // What cannot be scheduled is refused before the first cycle.
-    let span = match start {
-        Start::Input => feasibility::Span::default(),
-        Start::Tap {
-            first,
-            reserved_bytes,
-        } => feasibility::Span {
-            first: *first,
-            reserved_bytes: *reserved_bytes,
-            tap_bytes: system::tap_bytes(network, *first),
-        },
-    };
     if !options.skip_schedule_check {
-        feasibility::refuse(network, arch, &numerics, &plans, &span)?;
+        feasibility::refuse(network, arch, numerics, &plans, &span)?;
     }
-    let weighted: Vec<(&crate::workload::ir::Layer, &crate::mapping::ArrayPlan)> = numerics
-        .layers
-        .iter()
-        .skip(first)
-        .zip(&plans)
-        .filter_map(|(layer, plan)| match plan {
-            LayerPlan::Array(p) => Some((layer, p)),
-            _ => None,
-        })
-        .collect();
-    std::thread::scope(|scope| -> Result<EngineRun> {
-        let (sender, gathered) = std::sync::mpsc::sync_channel(1);
-        scope.spawn(move || {
-            for (layer, plan) in weighted {
-                // The receiver is gone when the run stopped early.
-                if sender.send(array::gather_weights(layer, plan)).is_err() {
-                    break;
-                }
-            }
+    Ok(plans)
+}
+
+/// Runs the layers one after another on one timeline, collecting each
+/// one's statistics and output.
+struct LayerRunner<'r> {
+    network: &'r Network,
+    arch: &'r Arch,
+    numerics: &'r widths::NumericsPlan,
+    tensors: &'r Tensors,
+    reference: Option<&'r [Activations]>,
+    search: &'r ScheduleSearchOptions,
+    /// The array layers' weights, gathered ahead in layer order.
+    gathered: std::sync::mpsc::Receiver<Option<array::GatheredWeights>>,
+    /// When the next layer starts.
+    now: Cycle,
+    layers: Vec<LayerStats>,
+    outputs: Vec<Activations>,
+}
+
+impl LayerRunner<'_> {
+    /// Runs layer `i` (`plan`) from `now`, its output into `stores`;
+    /// checks its output against the reference.
+    fn layer(
+        &mut self,
+        m: &mut Machine,
+        stores: &mut Vec<Option<TensorStore>>,
+        i: usize,
+        plan: &LayerPlan,
+    ) -> Result<()> {
+        let layer = &self.numerics.layers[i];
+        let layer_numerics = self.numerics.per_layer[i];
+        m.set_clock(self.now)?;
+        m.trace_advance(self.now)?;
+        trace_layer_start(m, (i, self.now), plan, layer_numerics, self.arch);
+        m.glb.space.reset_peak();
+        let before = m.snapshot();
+        let src_store = self.tensors.source_of(layer);
+        let (timing, searched) = match plan {
+            LayerPlan::Reshape => return self.reshape(stores, i, src_store),
+            LayerPlan::Array(p) => self.array_layer(m, stores, (i, p), &before, src_store)?,
+            LayerPlan::Glb => (self.glb_layer(m, stores, i)?, None),
+        };
+        let after = m.snapshot();
+        let mut bits = word_bits(self.numerics, layer_numerics, src_store, i);
+        if matches!(layer.op, Op::Softmax) {
+            // The layer's constant data is its exp table: float32 entries.
+            bits.weight = crate::hw::glb_unit::SOFTMAX_LUT_ENTRY_BITS;
+        }
+        let mut stats = layer_stats(
+            &before,
+            &after,
+            &timing,
+            self.arch,
+            m.glb.space.peak(),
+            (layer_numerics.mode, bits),
+        );
+        stats.schedule = m.last_schedule.take();
+        if let Some(schedule) = stats.schedule.as_mut() {
+            schedule.search = searched;
+        }
+        self.now = timing.end;
+        let out = stores[i + 1]
+            .as_ref()
+            .map(TensorStore::contents)
+            .unwrap_or_default();
+        self.outputs.push(out);
+        check(layer, i, self.outputs.last(), self.reference, "pe_array")?;
+        self.layers.push(stats);
+        if m.sabotage == Some(Sabotage::FreeTensorEarly)
+            && let Some(out) = stores[i + 1].as_mut()
+        {
+            array::free_all_rows(m, out);
+        }
+        Ok(())
+    }
+
+    /// A reshape (flatten) takes no time: its output is a view of its input.
+    fn reshape(
+        &mut self,
+        stores: &[Option<TensorStore>],
+        i: usize,
+        src_store: usize,
+    ) -> Result<()> {
+        let layer = &self.numerics.layers[i];
+        self.outputs.push(reshaped(
+            stores[src_store].as_ref(),
+            layer.output_shape.dims(),
+        ));
+        self.layers.push(LayerStats {
+            start: self.now,
+            end: self.now,
+            pes: u64::from(self.arch.pe_array.rows * self.arch.pe_array.cols),
+            pe_cycles: Some(PeCycles::default()),
+            ..Default::default()
         });
-        let mut now = Cycle::ZERO;
-        let mut layers = Vec::with_capacity(n);
-        let mut outputs = Vec::with_capacity(n);
-        for (i, layer) in numerics.layers.iter().enumerate().skip(first) {
-            let plan = &plans[i - first];
-            let layer_numerics = numerics.per_layer[i];
-            m.set_clock(now)?;
-            m.trace_advance(now)?;
-            if let Some((t, p)) = &mut m.trace {
-                t.layer_starts(i, now);
-                t.set(p.layer, now, i as u64);
-                match plan {
-                    LayerPlan::Array(_) => t.set(p.stall_cause, now, causes::TRACE_FILL),
-                    LayerPlan::Glb => t.set(p.stall_cause, now, causes::TRACE_UNUSED),
-                    _ => {}
-                }
-                if let Some(mode) = layer_numerics.mode {
-                    t.set(p.mac_cycles, now, u64::from(arch.mac.mac_cycles(mode)));
-                    t.set(p.mac_mode, now, mode.index() as u64);
-                }
-            }
-            m.glb.space.reset_peak();
-            let before = m.snapshot();
-            let mut searched = None;
-            let src_store = store_of
-                [source_index(layer.inputs.first().copied().unwrap_or(TensorSource::Input))];
-            let timing = match plan {
-                LayerPlan::Reshape => {
-                    outputs.push(reshaped(
-                        stores[src_store].as_ref(),
-                        layer.output_shape.dims(),
-                    ));
-                    layers.push(LayerStats {
-                        start: now,
-                        end: now,
-                        pes: u64::from(arch.pe_array.rows * arch.pe_array.cols),
-                        pe_cycles: Some(PeCycles::default()),
-                        ..Default::default()
-                    });
-                    check(layer, i, outputs.last(), reference, "pe_array")?;
-                    continue;
-                }
-                LayerPlan::Array(p) => {
-                    let job = ArrayJob {
-                        network,
-                        store_of: &store_of,
-                        layer,
-                        numerics: layer_numerics,
-                        plan: p,
-                        output_bytes: numerics.storage_bytes[i + 1],
-                        readers: readers[i + 1],
-                        src_store,
-                        index: i,
-                        start: now,
-                    };
-                    let base = search::Baseline {
-                        before: &before,
-                        mode_bits: (
-                            layer_numerics.mode,
-                            word_bits(&numerics, layer_numerics, src_store, i),
-                        ),
-                    };
-                    let gathered = gathered.recv().ok().flatten();
-                    let how = (&options.search, &base);
-                    let (timing, found) =
-                        search::run_layer(&mut m, &mut stores, &job, gathered, how)?;
-                    searched = found;
-                    timing
-                }
-                LayerPlan::Glb => {
-                    let mut output = TensorStore::new(
-                        layer.output_shape,
-                        numerics.storage_bytes[i + 1],
-                        readers[i + 1],
-                    );
-                    // Take each distinct input store out of the table for the run.
-                    let sources: Vec<usize> = layer
-                        .inputs
-                        .iter()
-                        .map(|&s| store_of[source_index(s)])
-                        .collect();
-                    let mut distinct = sources.clone();
-                    distinct.sort_unstable();
-                    distinct.dedup();
-                    let operand_of: Vec<usize> = sources
-                        .iter()
-                        .map(|s| distinct.iter().position(|d| d == s).unwrap_or(0))
-                        .collect();
-                    let mut taken: Vec<TensorStore> = Vec::with_capacity(distinct.len());
-                    for &d in &distinct {
-                        taken.push(stores[d].take().ok_or_else(|| missing(layer))?);
-                    }
-                    let result = {
-                        let mut refs: Vec<&mut TensorStore> = taken.iter_mut().collect();
-                        let next_read = |k: usize| next_reader(network, &store_of, k, i);
-                        let (_, mut parked) = split_stores(&mut stores, usize::MAX, next_read);
-                        glb_ops::run(
-                            &mut m,
-                            layer,
-                            &mut refs,
-                            &operand_of,
-                            &mut output,
-                            &mut parked,
-                            now,
-                        )
-                    };
-                    for (d, mut store) in distinct.into_iter().zip(taken) {
-                        store.readers_left = store.readers_left.saturating_sub(1);
-                        stores[d] = Some(store);
-                    }
-                    stores[i + 1] = Some(output);
-                    result?
-                }
-            };
-            let after = m.snapshot();
-            let mut bits = word_bits(&numerics, layer_numerics, src_store, i);
-            if matches!(layer.op, Op::Softmax) {
-                // The layer's constant data is its exp table: float32 entries.
-                bits.weight = crate::hw::glb_unit::SOFTMAX_LUT_ENTRY_BITS;
-            }
-            let mut stats = layer_stats(
-                &before,
-                &after,
-                &timing,
-                arch,
-                m.glb.space.peak(),
-                (layer_numerics.mode, bits),
-            );
-            stats.schedule = m.last_schedule.take();
-            if let Some(schedule) = stats.schedule.as_mut() {
-                schedule.search = searched;
-            }
-            now = timing.end;
-            let out = stores[i + 1]
-                .as_ref()
-                .map(TensorStore::contents)
-                .unwrap_or_default();
-            outputs.push(out);
-            check(layer, i, outputs.last(), reference, "pe_array")?;
-            layers.push(stats);
-            if m.sabotage == Some(Sabotage::FreeTensorEarly)
-                && let Some(out) = stores[i + 1].as_mut()
-            {
-                array::free_all_rows(&mut m, out);
-            }
+        check(layer, i, self.outputs.last(), self.reference, "pe_array")
+    }
+
+    /// Layer `i` on the PE array (`p`), its schedule searched.
+    fn array_layer(
+        &mut self,
+        m: &mut Machine,
+        stores: &mut Vec<Option<TensorStore>>,
+        (i, p): (usize, &crate::mapping::ArrayPlan),
+        before: &Snapshot,
+        src_store: usize,
+    ) -> Result<(LayerTiming, Option<ScheduleSearch>)> {
+        let layer = &self.numerics.layers[i];
+        let layer_numerics = self.numerics.per_layer[i];
+        let job = ArrayJob {
+            network: self.network,
+            store_of: &self.tensors.store_of,
+            layer,
+            numerics: layer_numerics,
+            plan: p,
+            output_bytes: self.numerics.storage_bytes[i + 1],
+            readers: self.tensors.readers[i + 1],
+            src_store,
+            index: i,
+            start: self.now,
+        };
+        let base = search::Baseline {
+            before,
+            mode_bits: (
+                layer_numerics.mode,
+                word_bits(self.numerics, layer_numerics, src_store, i),
+            ),
+        };
+        let gathered = self.gathered.recv().ok().flatten();
+        search::run_layer(m, stores, &job, gathered, (self.search, &base))
+    }
+
+    /// Layer `i` on the GLB unit: each distinct input store is taken out of
+    /// the table for the run (so `x + x` reads one tensor for both operands).
+    fn glb_layer(
+        &mut self,
+        m: &mut Machine,
+        stores: &mut [Option<TensorStore>],
+        i: usize,
+    ) -> Result<LayerTiming> {
+        let layer = &self.numerics.layers[i];
+        let store_of = &self.tensors.store_of;
+        let mut output = TensorStore::new(
+            layer.output_shape,
+            self.numerics.storage_bytes[i + 1],
+            self.tensors.readers[i + 1],
+        );
+        let sources: Vec<usize> = layer
+            .inputs
+            .iter()
+            .map(|&s| store_of[source_index(s)])
+            .collect();
+        let mut distinct = sources.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let operand_of: Vec<usize> = sources
+            .iter()
+            .map(|s| distinct.iter().position(|d| d == s).unwrap_or(0))
+            .collect();
+        let mut taken: Vec<TensorStore> = Vec::with_capacity(distinct.len());
+        for &d in &distinct {
+            taken.push(stores[d].take().ok_or_else(|| missing(layer))?);
         }
-        if let Some((t, _)) = &mut m.trace {
-            t.finish(now)?;
+        let result = {
+            let mut refs: Vec<&mut TensorStore> = taken.iter_mut().collect();
+            let next_read = |k: usize| next_reader(self.network, store_of, k, i);
+            let (_, mut parked) = split_stores(stores, usize::MAX, next_read);
+            glb_ops::run(
+                m,
+                layer,
+                &mut refs,
+                &operand_of,
+                &mut output,
+                &mut parked,
+                self.now,
+            )
+        };
+        for (d, mut store) in distinct.into_iter().zip(taken) {
+            store.readers_left = store.readers_left.saturating_sub(1);
+            stores[d] = Some(store);
         }
-        m.finish_stepper()?;
-        Ok(EngineRun {
-            total_cycles: now.get(),
-            events: m.events,
-            layers,
-            outputs,
-            checked: reference.is_some(),
-        })
-    })
+        stores[i + 1] = Some(output);
+        result
+    }
+}
+
+/// The trace marks layer `i` starting at `now`: its index, the array's
+/// state (fill, or unused beside a GLB-unit layer) and its MAC mode.
+fn trace_layer_start(
+    m: &mut Machine,
+    (i, now): (usize, Cycle),
+    plan: &LayerPlan,
+    layer_numerics: widths::LayerNumerics,
+    arch: &Arch,
+) {
+    if let Some((t, p)) = &mut m.trace {
+        t.layer_starts(i, now);
+        t.set(p.layer, now, i as u64);
+        match plan {
+            LayerPlan::Array(_) => t.set(p.stall_cause, now, causes::TRACE_FILL),
+            LayerPlan::Glb => t.set(p.stall_cause, now, causes::TRACE_UNUSED),
+            _ => {}
+        }
+        if let Some(mode) = layer_numerics.mode {
+            t.set(p.mac_cycles, now, u64::from(arch.mac.mac_cycles(mode)));
+            t.set(p.mac_mode, now, mode.index() as u64);
+        }
+    }
 }
 
 /// One array layer of a run, as the engine and the schedule search run it.

@@ -250,11 +250,62 @@ pub fn run(
     reference: Option<&[Activations]>,
     options: &SystemOptions,
 ) -> Result<SystemRun> {
-    let n = network.layers.len();
+    check_frames(options)?;
+    let backend_clock = Clock::new(arch.clock_mhz);
+    let ffe_part = ffe_frame(network, arch, input, reference, options)?;
+    let first = ffe_part.as_ref().map_or(0, |f| f.plan.active);
+    let tap: &Activations = match &ffe_part {
+        Some(f) => f.run.outputs.last().unwrap_or(input),
+        None => input,
+    };
+    let slots = buffer_slots(arch, tap_bytes(network, first));
+    let mut backend = run_backend(network, arch, (first, tap), reference, options, slots)?;
+    let backend_energy_pj: f64 = backend
+        .layers
+        .iter()
+        .map(|l| match &l.energy_pj {
+            Some(e) => e.total,
+            None => energy::picojoules(&l.stats, &arch.energy).total,
+        })
+        .sum();
+    let frames = options
+        .stream_frames
+        .unwrap_or(arch.system.stream_frames)
+        .max(1);
+    let mut latency_s = backend_clock.seconds(backend.cycles);
+    let mut frame_energy_pj = backend_energy_pj;
+    let (ffe_summary, stream) = match &ffe_part {
+        Some(part) => {
+            let (summary, stream, frame_s, ffe_pj) =
+                part.prepend(network, arch, input, &mut backend, (frames, slots))?;
+            latency_s += frame_s;
+            frame_energy_pj += ffe_pj;
+            (Some(summary), stream)
+        }
+        None => (None, backend_stream(&backend, backend_clock, frames, slots)),
+    };
+    Ok(SystemRun {
+        layers: backend.layers,
+        outputs: backend.outputs,
+        checked: reference.is_some(),
+        ffe: ffe_summary,
+        backend_clock_mhz: arch.clock_mhz,
+        backend_cycles: backend.cycles,
+        backend_area_mm2: area::backend_mm2(arch),
+        backend_events: backend.events,
+        handoff_buffer_words: backend.handoff_buffer_words,
+        handoff_dram_words: backend.handoff_dram_words,
+        latency_s,
+        frame_energy_pj,
+        stream,
+    })
+}
+
+/// `--frames` within the range of the arch file's `[system] stream_frames`.
+fn check_frames(options: &SystemOptions) -> Result<()> {
     if let Some(frames) = options.stream_frames
         && !(1..=crate::arch::STREAM_FRAMES_MAX).contains(&frames)
     {
-        // The same limit as the arch file's `[system] stream_frames`.
         return Err(crate::error::InputError::new(
             "--frames",
             format!(
@@ -264,133 +315,60 @@ pub fn run(
         )
         .into());
     }
-    let backend_clock = Clock::new(arch.clock_mhz);
-    let mut layers: Vec<LayerRecord> = Vec::with_capacity(n);
-    let mut outputs: Vec<Activations> = Vec::with_capacity(n);
+    Ok(())
+}
 
-    // The FFE, one frame, values computed and checked.
-    let ffe_part = match &arch.ffe {
-        None => None,
-        Some(cfg) => {
-            let site = FixedLayersSite {
-                arch_file: &arch.path,
-                line_column: cfg.fixed_layers_at,
-            };
-            let plan = ffe_map::plan(network, cfg.fixed_layers, options.ffe_tap, site)?;
-            let run = ffe::simulate(
-                network,
-                &plan,
-                cfg,
-                input,
-                1,
-                true,
-                &mut OpenSink,
-                options.trace.as_ref(),
-            )?;
-            ffe::check(network, &run, reference)?;
-            Some((cfg, plan, run))
-        }
-    };
-    let first = ffe_part.as_ref().map_or(0, |(_, p, _)| p.active);
-    let tap: &Activations = match &ffe_part {
-        Some((_, _, run)) => run.outputs.last().unwrap_or(input),
-        None => input,
-    };
-    let tap_shape = if first == 0 {
-        network.input_shape
-    } else {
-        network.layers[first - 1].output_shape
-    };
-    let tap_bytes = tap_bytes(network, first);
-    let slots = buffer_slots(arch, tap_bytes);
+/// The FFE's part of a run: its config, its plan and its one frame.
+struct FfePart<'a> {
+    cfg: &'a FfeConfig,
+    plan: FfePlan,
+    run: FfeRun,
+}
 
-    // The back-end, one frame.
-    let mut handoff_buffer_words = tap_shape.len() as u64;
-    let mut handoff_dram_words = 0;
-    let (backend_cycles, backend_events, release_cycles) = if first == n {
-        (0, 0, 0)
-    } else {
-        match &arch.backend {
-            Backend::PeArray => {
-                let reserved = u64::from(slots - 1) * tap_bytes;
-                let start = match first {
-                    0 => Start::Input,
-                    f => Start::Tap {
-                        first: f,
-                        reserved_bytes: reserved,
-                    },
-                };
-                if first > 0 {
-                    // As many tapped rows as fit the GLB stay there.
-                    let row_bytes = tap_bytes / tap_shape.height.max(1) as u64;
-                    let free = arch.glb.capacity_bytes.saturating_sub(reserved);
-                    let rows = (free / row_bytes.max(1)).min(tap_shape.height as u64);
-                    handoff_buffer_words = rows * (tap_shape.channels * tap_shape.width) as u64;
-                    handoff_dram_words = tap_shape.len() as u64 - handoff_buffer_words;
-                }
-                let engine_options = super::EngineOptions {
-                    trace: options.trace.as_ref().map(|t| {
-                        let mut t = t.clone();
-                        if arch.ffe.is_some() {
-                            t.path = backend_trace_path(&t.path);
-                        }
-                        t
-                    }),
-                    timing: options.timing,
-                    search: options.search.clone(),
-                    ..super::EngineOptions::default()
-                };
-                let run: EngineRun =
-                    super::run_from(network, arch, &start, tap, reference, &engine_options)?;
-                let release = run.layers.first().map_or(0, |l| l.end.get());
-                for (stats, out) in run.layers.into_iter().zip(run.outputs) {
-                    layers.push(LayerRecord {
-                        engine: LayerEngine::PeArray,
-                        clock_mhz: arch.clock_mhz,
-                        stats,
-                        energy_pj: None,
-                        ffe: None,
-                    });
-                    outputs.push(out);
-                }
-                (run.total_cycles, run.events, release)
-            }
-            Backend::Nvdla(nv) => {
-                let run = nvdla::run(network, nv, first, tap, reference)?;
-                let release = run.layers.first().map_or(0, |l| l.end.get());
-                for ((stats, e), out) in run.layers.into_iter().zip(run.energy_pj).zip(run.outputs)
-                {
-                    layers.push(LayerRecord {
-                        engine: LayerEngine::NvdlaTable,
-                        clock_mhz: nv.clock_mhz,
-                        stats,
-                        energy_pj: Some(Energy {
-                            nvdla_table: e,
-                            total: e,
-                            ..Default::default()
-                        }),
-                        ffe: None,
-                    });
-                    outputs.push(out);
-                }
-                (run.total_cycles, 0, release)
-            }
-        }
+/// The FFE, one frame, values computed and checked (`None` without an FFE).
+fn ffe_frame<'a>(
+    network: &Network,
+    arch: &'a Arch,
+    input: &Activations,
+    reference: Option<&[Activations]>,
+    options: &SystemOptions,
+) -> Result<Option<FfePart<'a>>> {
+    let Some(cfg) = &arch.ffe else {
+        return Ok(None);
     };
-    let backend_energy_pj: f64 = layers
-        .iter()
-        .map(|l| match &l.energy_pj {
-            Some(e) => e.total,
-            None => energy::picojoules(&l.stats, &arch.energy).total,
-        })
-        .sum();
+    let site = FixedLayersSite {
+        arch_file: &arch.path,
+        line_column: cfg.fixed_layers_at,
+    };
+    let plan = ffe_map::plan(network, cfg.fixed_layers, options.ffe_tap, site)?;
+    let run = ffe::simulate(
+        network,
+        &plan,
+        cfg,
+        input,
+        1,
+        true,
+        &mut OpenSink,
+        options.trace.as_ref(),
+    )?;
+    ffe::check(network, &run, reference)?;
+    Ok(Some(FfePart { cfg, plan, run }))
+}
 
-    // FFE rows go first.
-    let mut ffe_summary = None;
-    let mut stream = None;
-    let mut latency_s = backend_clock.seconds(backend_cycles);
-    let mut frame_energy_pj = backend_energy_pj;
-    if let Some((cfg, plan, run)) = &ffe_part {
+impl FfePart<'_> {
+    /// Puts the FFE's rows and outputs before the back-end's and runs the
+    /// stream of `frames` through `slots` buffer slots; returns the FFE's
+    /// summary, the stream (two frames or more), the FFE's frame time [s]
+    /// and its frame energy [pJ].
+    fn prepend(
+        &self,
+        network: &Network,
+        arch: &Arch,
+        input: &Activations,
+        backend: &mut BackendRun,
+        (frames, slots): (u32, u32),
+    ) -> Result<(FfeSummary, Option<StreamRun>, f64, f64)> {
+        let (cfg, plan, run) = (self.cfg, &self.plan, &self.run);
         let ffe_clock = Clock::new(cfg.clock_mhz);
         let frame_cycles = run.frame_done.first().copied().unwrap_or(run.end);
         let frame_s = ffe_clock.seconds(frame_cycles);
@@ -401,32 +379,27 @@ pub fn run(
             plan,
             run,
             frame_s,
-            handoff_buffer_words,
-            handoff_dram_words,
+            backend.handoff_buffer_words,
+            backend.handoff_dram_words,
         )?;
         let ffe_pj: f64 = rows
             .iter()
             .filter_map(|r| r.energy_pj.map(|e| e.total))
             .sum();
-        frame_energy_pj += ffe_pj;
-        latency_s += frame_s;
         let mut all = rows;
-        all.append(&mut layers);
-        layers = all;
+        all.append(&mut backend.layers);
+        backend.layers = all;
         let mut ffe_outputs = run.outputs.clone();
-        ffe_outputs.append(&mut outputs);
-        outputs = ffe_outputs;
-        // The stream.
-        let frames = options
-            .stream_frames
-            .unwrap_or(arch.system.stream_frames)
-            .max(1);
+        ffe_outputs.append(&mut backend.outputs);
+        backend.outputs = ffe_outputs;
+        let mut stream = None;
         if frames >= 2 {
+            let backend_clock = Clock::new(arch.clock_mhz);
             let mut sink = ScheduleSink {
                 ffe: ffe_clock,
                 slots,
-                backend_s: backend_clock.seconds(backend_cycles),
-                release_s: backend_clock.seconds(release_cycles),
+                backend_s: backend_clock.seconds(backend.cycles),
+                release_s: backend_clock.seconds(backend.release_cycles),
                 last_end_s: 0.0,
                 release_cycle: Vec::new(),
                 end_s: Vec::new(),
@@ -434,43 +407,161 @@ pub fn run(
             let srun = ffe::simulate(network, plan, cfg, input, frames, false, &mut sink, None)?;
             stream = Some(stream_figures(&srun, &sink, ffe_clock, frames, slots));
         }
-        ffe_summary = Some(summary);
+        Ok((summary, stream, frame_s, ffe_pj))
+    }
+}
+
+/// No FFE: `frames` (two or more) follow each other on the back-end alone.
+fn backend_stream(
+    backend: &BackendRun,
+    backend_clock: Clock,
+    frames: u32,
+    slots: u32,
+) -> Option<StreamRun> {
+    if frames < 2 || backend.cycles == 0 {
+        return None;
+    }
+    let t = backend_clock.seconds(backend.cycles);
+    Some(StreamRun {
+        frames,
+        buffer_slots: slots,
+        frame_end_s: (1..=frames).map(|f| t * f64::from(f)).collect(),
+        period_s: t,
+        last_latency_s: t,
+        ffe_busy_share: 0.0,
+        backend_busy_share: 1.0,
+        ffe_stepped_cycles: 0,
+        ffe_total_cycles: 0,
+    })
+}
+
+/// The back-end's part of one frame.
+struct BackendRun {
+    layers: Vec<LayerRecord>,
+    outputs: Vec<Activations>,
+    cycles: u64,
+    events: u64,
+    /// When the back-end's first layer ended (the tap's buffer slot frees).
+    release_cycles: u64,
+    /// Tapped words written into the buffer, and those that spilled to DRAM.
+    handoff_buffer_words: u64,
+    handoff_dram_words: u64,
+}
+
+/// The back-end, one frame, from layer `first` on the tapped tensor `tap`.
+fn run_backend(
+    network: &Network,
+    arch: &Arch,
+    (first, tap): (usize, &Activations),
+    reference: Option<&[Activations]>,
+    options: &SystemOptions,
+    slots: u32,
+) -> Result<BackendRun> {
+    let tap_shape = if first == 0 {
+        network.input_shape
     } else {
-        let frames = options
-            .stream_frames
-            .unwrap_or(arch.system.stream_frames)
-            .max(1);
-        if frames >= 2 && backend_cycles > 0 {
-            // No FFE: frames follow each other on the back-end alone.
-            let t = backend_clock.seconds(backend_cycles);
-            stream = Some(StreamRun {
-                frames,
-                buffer_slots: slots,
-                frame_end_s: (1..=frames).map(|f| t * f64::from(f)).collect(),
-                period_s: t,
-                last_latency_s: t,
-                ffe_busy_share: 0.0,
-                backend_busy_share: 1.0,
-                ffe_stepped_cycles: 0,
-                ffe_total_cycles: 0,
-            });
+        network.layers[first - 1].output_shape
+    };
+    let mut backend = BackendRun {
+        layers: Vec::with_capacity(network.layers.len()),
+        outputs: Vec::with_capacity(network.layers.len()),
+        cycles: 0,
+        events: 0,
+        release_cycles: 0,
+        handoff_buffer_words: tap_shape.len() as u64,
+        handoff_dram_words: 0,
+    };
+    if first == network.layers.len() {
+        return Ok(backend);
+    }
+    match &arch.backend {
+        Backend::PeArray => {
+            let tap_bytes = tap_bytes(network, first);
+            let reserved = u64::from(slots - 1) * tap_bytes;
+            if first > 0 {
+                // As many tapped rows as fit the GLB stay there.
+                let row_bytes = tap_bytes / tap_shape.height.max(1) as u64;
+                let free = arch.glb.capacity_bytes.saturating_sub(reserved);
+                let rows = (free / row_bytes.max(1)).min(tap_shape.height as u64);
+                backend.handoff_buffer_words = rows * (tap_shape.channels * tap_shape.width) as u64;
+                backend.handoff_dram_words = tap_shape.len() as u64 - backend.handoff_buffer_words;
+            }
+            let run = pe_array_backend(network, arch, (first, tap), reference, options, reserved)?;
+            Ok(backend.pe_array(arch, run))
+        }
+        Backend::Nvdla(nv) => {
+            let run = nvdla::run(network, nv, first, tap, reference)?;
+            backend.release_cycles = run.layers.first().map_or(0, |l| l.end.get());
+            backend.cycles = run.total_cycles;
+            for ((stats, e), out) in run.layers.into_iter().zip(run.energy_pj).zip(run.outputs) {
+                backend.layers.push(LayerRecord {
+                    engine: LayerEngine::NvdlaTable,
+                    clock_mhz: nv.clock_mhz,
+                    stats,
+                    energy_pj: Some(Energy {
+                        nvdla_table: e,
+                        total: e,
+                        ..Default::default()
+                    }),
+                    ffe: None,
+                });
+                backend.outputs.push(out);
+            }
+            Ok(backend)
         }
     }
-    Ok(SystemRun {
-        layers,
-        outputs,
-        checked: reference.is_some(),
-        ffe: ffe_summary,
-        backend_clock_mhz: arch.clock_mhz,
-        backend_cycles,
-        backend_area_mm2: area::backend_mm2(arch),
-        backend_events,
-        handoff_buffer_words,
-        handoff_dram_words,
-        latency_s,
-        frame_energy_pj,
-        stream,
-    })
+}
+
+/// The PE-array engine from layer `first` on `tap`, `reserved` GLB bytes
+/// kept for the next frame's handoff slot.
+fn pe_array_backend(
+    network: &Network,
+    arch: &Arch,
+    (first, tap): (usize, &Activations),
+    reference: Option<&[Activations]>,
+    options: &SystemOptions,
+    reserved: u64,
+) -> Result<EngineRun> {
+    let start = match first {
+        0 => Start::Input,
+        f => Start::Tap {
+            first: f,
+            reserved_bytes: reserved,
+        },
+    };
+    let engine_options = super::EngineOptions {
+        trace: options.trace.as_ref().map(|t| {
+            let mut t = t.clone();
+            if arch.ffe.is_some() {
+                t.path = backend_trace_path(&t.path);
+            }
+            t
+        }),
+        timing: options.timing,
+        search: options.search.clone(),
+        ..super::EngineOptions::default()
+    };
+    super::run_from(network, arch, &start, tap, reference, &engine_options)
+}
+
+impl BackendRun {
+    /// The PE-array engine's `run`: its layers and figures.
+    fn pe_array(mut self, arch: &Arch, run: EngineRun) -> BackendRun {
+        self.release_cycles = run.layers.first().map_or(0, |l| l.end.get());
+        self.cycles = run.total_cycles;
+        self.events = run.events;
+        for (stats, out) in run.layers.into_iter().zip(run.outputs) {
+            self.layers.push(LayerRecord {
+                engine: LayerEngine::PeArray,
+                clock_mhz: arch.clock_mhz,
+                stats,
+                energy_pj: None,
+                ffe: None,
+            });
+            self.outputs.push(out);
+        }
+        self
+    }
 }
 
 /// The FFE's per-layer records and its summary.

@@ -77,8 +77,33 @@ pub(super) fn run(
         },
     )?;
     let execution = Execution::from_parts(input, sys.outputs.clone());
-    let sys = sys;
+    let layers = layer_reports(workload, &execution, &sys, arch);
+    let (total, throughput) = totals(&sys, arch, &layers);
+    let report = report(workload, options, arch, &sys, (layers, total, throughput));
+    // The engine view for callers that want raw statistics.
+    let engine_run = crate::engine::EngineRun {
+        layers: sys.layers.iter().map(|r| r.stats.clone()).collect(),
+        outputs: sys.outputs.clone(),
+        total_cycles: report.throughput.as_ref().map_or(0, |t| t.cycles),
+        events: report.throughput.as_ref().map_or(0, |t| t.events),
+        checked: sys.checked,
+    };
+    Ok(RunResult {
+        report,
+        execution,
+        engine: engine_run,
+        system: Some(sys),
+    })
+}
 
+/// One report row per layer, from the record of the engine that ran it.
+fn layer_reports(
+    workload: &Workload,
+    execution: &Execution,
+    sys: &SystemRun,
+    arch: &Arch,
+) -> Vec<LayerReport> {
+    let net = &workload.network;
     let mut layers = Vec::with_capacity(net.layers.len());
     for (index, layer) in net.layers.iter().enumerate() {
         let layer_input =
@@ -110,41 +135,48 @@ pub(super) fn run(
             clock_mhz: r.map(|r| r.clock_mhz),
             tops: r.and_then(|r| layer_tops(layer.macs(), r.stats.cycles.total, r.clock_mhz)),
             tops_per_w: r.and_then(|r| layer_tops_per_w(layer.macs(), record_pj(r, arch))),
-            ffe: r.and_then(|r| r.ffe.as_ref()).map(|f| {
-                let s = &f.stats;
-                FfeLayerReport {
-                    fixed_layer: f.fixed_layer,
-                    scalers: f.inventory.scalers,
-                    digits: f.inventory.digits,
-                    max_accumulator_bits: f.inventory.max_acc_bits,
-                    adds: s.adds,
-                    adder_bit_ops: s.adder_bits,
-                    line_buffer: LineBufferReport {
-                        banks: f.line_buffer_banks,
-                        capacity_words: f.inventory.sram_bits
-                            / u64::from(layer.input_quant.dtype().bits()),
-                        read_words: s.line_buffer.read_words,
-                        write_words: s.line_buffer.write_words,
-                        read_accesses: s.line_buffer.read_accesses,
-                        write_accesses: s.line_buffer.write_accesses,
-                        rotations: s.line_buffer.rotations,
-                    },
-                    window_shifts: s.shifts,
-                    pad_shifts: s.pad_shifts,
-                    busy_cycles: s.busy_cycles,
-                    backpressure_cycles: s.backpressure_cycles,
-                    refused_input_cycles: s.refused_input_cycles,
-                    first_output_cycle: s.first_output.unwrap_or(0),
-                    area: f.area,
-                    energy_pj: f.energy,
-                }
-            }),
+            ffe: r
+                .and_then(|r| r.ffe.as_ref())
+                .map(|f| ffe_layer_report(f, layer)),
         });
     }
+    layers
+}
 
-    // Totals: counts and energies summed; cycles = the frame latency in the
-    // back-end clock (the FFE's frame counts as compute, then the back-end
-    // layers' own split).
+/// The FFE figures of a layer an FFE stage ran.
+fn ffe_layer_report(f: &system::FfeLayer, layer: &crate::workload::ir::Layer) -> FfeLayerReport {
+    let s = &f.stats;
+    FfeLayerReport {
+        fixed_layer: f.fixed_layer,
+        scalers: f.inventory.scalers,
+        digits: f.inventory.digits,
+        max_accumulator_bits: f.inventory.max_acc_bits,
+        adds: s.adds,
+        adder_bit_ops: s.adder_bits,
+        line_buffer: LineBufferReport {
+            banks: f.line_buffer_banks,
+            capacity_words: f.inventory.sram_bits / u64::from(layer.input_quant.dtype().bits()),
+            read_words: s.line_buffer.read_words,
+            write_words: s.line_buffer.write_words,
+            read_accesses: s.line_buffer.read_accesses,
+            write_accesses: s.line_buffer.write_accesses,
+            rotations: s.line_buffer.rotations,
+        },
+        window_shifts: s.shifts,
+        pad_shifts: s.pad_shifts,
+        busy_cycles: s.busy_cycles,
+        backpressure_cycles: s.backpressure_cycles,
+        refused_input_cycles: s.refused_input_cycles,
+        first_output_cycle: s.first_output.unwrap_or(0),
+        area: f.area,
+        energy_pj: f.energy,
+    }
+}
+
+/// Totals: counts and energies summed; cycles = the frame latency in the
+/// back-end clock (the FFE's frame counts as compute, then the back-end
+/// layers' own split).
+fn totals(sys: &SystemRun, arch: &Arch, layers: &[LayerReport]) -> (TotalReport, Throughput) {
     let backend_layers: Vec<&LayerRecord> = sys
         .layers
         .iter()
@@ -197,46 +229,128 @@ pub(super) fn run(
         zero_macs: layers.iter().map(|l| l.zero_macs).sum(),
         measured: Some(total_measured),
     };
-    let ops = 2 * total.macs;
-    let cycles = sum.cycles.total;
-    let seconds = sys.latency_s;
-    let per_s = |x: f64| if seconds > 0.0 { x / seconds } else { 0.0 };
-    let tops_per_w = if sys.frame_energy_pj > 0.0 {
-        ops as f64 / sys.frame_energy_pj
+    let throughput = throughput(sys, &total, clock_mhz, sum.cycles.total);
+    (total, throughput)
+}
+
+/// Operations of one frame (two per MAC).
+fn frame_ops(total: &TotalReport) -> u64 {
+    2 * total.macs
+}
+
+/// Per second of the frame latency.
+fn per_s(sys: &SystemRun, x: f64) -> f64 {
+    if sys.latency_s > 0.0 {
+        x / sys.latency_s
     } else {
         0.0
-    };
-    let throughput = Throughput {
+    }
+}
+
+/// Operations per pJ of one frame.
+fn tops_per_w(sys: &SystemRun, total: &TotalReport) -> f64 {
+    if sys.frame_energy_pj > 0.0 {
+        frame_ops(total) as f64 / sys.frame_energy_pj
+    } else {
+        0.0
+    }
+}
+
+/// One frame's throughput figures, `cycles` in the `clock_mhz` clock.
+fn throughput(sys: &SystemRun, total: &TotalReport, clock_mhz: f64, cycles: u64) -> Throughput {
+    let ops = frame_ops(total);
+    Throughput {
         clock_mhz,
         cycles,
-        seconds,
-        inferences_per_s: per_s(1.0),
-        tops: per_s(ops as f64) / 1e12,
-        tops_per_w,
+        seconds: sys.latency_s,
+        inferences_per_s: per_s(sys, 1.0),
+        tops: per_s(sys, ops as f64) / 1e12,
+        tops_per_w: tops_per_w(sys, total),
         macs_per_cycle: if cycles > 0 {
             total.macs as f64 / cycles as f64
         } else {
             0.0
         },
         events: sys.backend_events + sys.ffe.as_ref().map_or(0, |f| f.stepped_cycles),
-    };
+    }
+}
 
-    let ffe_mm2 = sys.ffe.as_ref().map(|f| f.area.total_mm2);
-    let area_mm2 = ffe_mm2.unwrap_or(0.0) + sys.backend_area_mm2;
-    let (backend_name, backend_source) = match &arch.backend {
+/// The back-end's name in the report and where its area comes from.
+fn backend_names(arch: &Arch) -> (String, String) {
+    match &arch.backend {
         Backend::PeArray => ("pe_array".to_string(), "pe_array_model".to_string()),
         Backend::Nvdla(n) => (
             format!("nvdla_table {:?}", n.name),
             "nvdla_table".to_string(),
         ),
+    }
+}
+
+/// The report of the run, around its rows, total and throughput.
+fn report(
+    workload: &Workload,
+    options: &RunOptions,
+    arch: &Arch,
+    sys: &SystemRun,
+    (layers, total, throughput): (Vec<LayerReport>, TotalReport, Throughput),
+) -> Report {
+    let ffe_mm2 = sys.ffe.as_ref().map(|f| f.area.total_mm2);
+    let area_mm2 = ffe_mm2.unwrap_or(0.0) + sys.backend_area_mm2;
+    let (backend_name, backend_source) = backend_names(arch);
+    let engine = match &sys.ffe {
+        Some(f) => format!(
+            "ffe ({} fixed layers, tap {}) + {backend_name}",
+            f.fixed_layers, f.tap
+        ),
+        None => backend_name.clone(),
     };
+    let simulated_layers = sys
+        .layers
+        .iter()
+        .filter(|r| r.engine.values() == crate::report::SIMULATED)
+        .count();
+    let system = SystemReport {
+        backend: backend_name,
+        backend_clock_mhz: sys.backend_clock_mhz,
+        ffe: ffe_system_report(sys, arch),
+        frame: frame_report(sys, arch, &total),
+        stream: stream_report(sys, &total),
+    };
+    Report {
+        precision: None,
+        schema_version: SCHEMA_VERSION,
+        accsim_version: env!("CARGO_PKG_VERSION").to_string(),
+        workload: workload_info(workload, options),
+        arch: arch_info(arch),
+        engine,
+        layers,
+        total,
+        bit_exact: sys.checked && simulated_layers > 0,
+        simulated_layers,
+        reference_layers: sys.layers.len() - simulated_layers,
+        throughput: Some(throughput),
+        area_mm2: Some(area_mm2),
+        area: Some(AreaReport {
+            total_mm2: area_mm2,
+            ffe_mm2,
+            ffe: sys.ffe.as_ref().map(|f| f.area),
+            backend_mm2: sys.backend_area_mm2,
+            backend_source,
+        }),
+        system: Some(system),
+    }
+}
+
+/// One frame: its latency, cycles and energy split, and the handoff.
+fn frame_report(sys: &SystemRun, arch: &Arch, total: &TotalReport) -> FrameReport {
+    let ops = frame_ops(total);
     let ffe_pj: f64 = sys
         .layers
         .iter()
         .filter(|r| r.engine == LayerEngine::Ffe)
         .map(|r| record_pj(r, arch))
         .sum();
-    let frame = FrameReport {
+    FrameReport {
         latency_s: sys.latency_s,
         ffe_cycles: sys.ffe.as_ref().map_or(0, |f| f.frame_cycles),
         backend_cycles: sys.backend_cycles,
@@ -244,12 +358,17 @@ pub(super) fn run(
         ffe_energy_pj: ffe_pj,
         backend_energy_pj: sys.frame_energy_pj - ffe_pj,
         ops,
-        tops: per_s(ops as f64) / 1e12,
-        tops_per_w,
+        tops: per_s(sys, ops as f64) / 1e12,
+        tops_per_w: tops_per_w(sys, total),
         handoff_buffer_words: sys.handoff_buffer_words,
         handoff_dram_words: sys.handoff_dram_words,
-    };
-    let stream = sys.stream.as_ref().map(|s| {
+    }
+}
+
+/// The stream of frames, when there was one.
+fn stream_report(sys: &SystemRun, total: &TotalReport) -> Option<StreamReport> {
+    let ops = frame_ops(total);
+    sys.stream.as_ref().map(|s| {
         let fps = if s.period_s > 0.0 {
             1.0 / s.period_s
         } else {
@@ -261,7 +380,7 @@ pub(super) fn run(
             period_s: s.period_s,
             frames_per_s: fps,
             tops: ops as f64 * fps / 1e12,
-            tops_per_w,
+            tops_per_w: tops_per_w(sys, total),
             last_frame_latency_s: s.last_latency_s,
             ffe_busy_share: s.ffe_busy_share,
             ffe_idle_share: if sys.ffe.is_some() {
@@ -274,9 +393,12 @@ pub(super) fn run(
             ffe_stepped_cycles: s.ffe_stepped_cycles,
             ffe_total_cycles: s.ffe_total_cycles,
         }
-    });
-    let ffe_report = sys
-        .ffe
+    })
+}
+
+/// The FFE's summary, when the arch has one.
+fn ffe_system_report(sys: &SystemRun, arch: &Arch) -> Option<FfeSystemReport> {
+    sys.ffe
         .as_ref()
         .zip(arch.ffe.as_ref())
         .map(|(f, cfg)| FfeSystemReport {
@@ -299,60 +421,5 @@ pub(super) fn run(
             nonzero_weights: f.nonzero_weights,
             deepfreeze_area_mm2: f.deepfreeze_mm2,
             energy_pj: f.energy,
-        });
-    let engine = match (&sys.ffe, &arch.backend) {
-        (Some(f), _) => format!(
-            "ffe ({} fixed layers, tap {}) + {backend_name}",
-            f.fixed_layers, f.tap
-        ),
-        (None, _) => backend_name.clone(),
-    };
-    let simulated_layers = sys
-        .layers
-        .iter()
-        .filter(|r| r.engine.values() == crate::report::SIMULATED)
-        .count();
-    let report = Report {
-        precision: None,
-        schema_version: SCHEMA_VERSION,
-        accsim_version: env!("CARGO_PKG_VERSION").to_string(),
-        workload: workload_info(workload, options),
-        arch: arch_info(arch),
-        engine,
-        layers,
-        total,
-        bit_exact: sys.checked && simulated_layers > 0,
-        simulated_layers,
-        reference_layers: sys.layers.len() - simulated_layers,
-        throughput: Some(throughput),
-        area_mm2: Some(area_mm2),
-        area: Some(AreaReport {
-            total_mm2: area_mm2,
-            ffe_mm2,
-            ffe: sys.ffe.as_ref().map(|f| f.area),
-            backend_mm2: sys.backend_area_mm2,
-            backend_source,
-        }),
-        system: Some(SystemReport {
-            backend: backend_name,
-            backend_clock_mhz: sys.backend_clock_mhz,
-            ffe: ffe_report,
-            frame,
-            stream,
-        }),
-    };
-    // The engine view for callers that want raw statistics.
-    let engine_run = crate::engine::EngineRun {
-        layers: sys.layers.iter().map(|r| r.stats.clone()).collect(),
-        outputs: sys.outputs.clone(),
-        total_cycles: cycles,
-        events: report.throughput.as_ref().map_or(0, |t| t.events),
-        checked: sys.checked,
-    };
-    Ok(RunResult {
-        report,
-        execution,
-        engine: engine_run,
-        system: Some(sys),
-    })
+        })
 }

@@ -23,7 +23,7 @@ use crate::numerics::tflite;
 use crate::numerics::{Activation, OutputStage, Requant, Rounding, TensorQuant, WeightQuant};
 use crate::reference::Execution;
 use crate::run::numerics_name;
-use crate::workload::ir::{AddRule, Layer, Network, Op, Padding, TensorSource};
+use crate::workload::ir::{AddRule, Epilogue, Layer, Network, Op, Padding, TensorSource};
 use crate::workload::npy;
 
 #[derive(Serialize)]
@@ -175,142 +175,7 @@ fn write_into(dir: &Path, network: &Network, execution: &Execution) -> Result<()
     let input = write_activations(dir, "input.npy", execution.input(), &network.input_quant)?;
     let mut layers = Vec::with_capacity(network.layers.len());
     for (index, layer) in network.layers.iter().enumerate() {
-        let stem = format!("{index:02}_{}", sanitize(&layer.name));
-        let source = layer.inputs.first().copied().unwrap_or(TensorSource::Input);
-        let input_entry = write_activations(
-            dir,
-            &format!("{stem}.input.npy"),
-            execution.tensor(source),
-            &layer.input_quant,
-        )?;
-        let output_entry = write_activations(
-            dir,
-            &format!("{stem}.output.npy"),
-            execution.tensor(TensorSource::Layer(index)),
-            &layer.output_quant,
-        )?;
-        let mut entry = LayerEntry {
-            index,
-            name: layer.name.clone(),
-            op: layer.op.kind(),
-            inputs: layer
-                .inputs
-                .iter()
-                .map(|s| match s {
-                    TensorSource::Input => "input".to_string(),
-                    TensorSource::Layer(i) => network.layers[*i].name.clone(),
-                })
-                .collect(),
-            input: input_entry,
-            output: output_entry,
-            weights: None,
-            conv: None,
-            pool: None,
-            average_rounding: None,
-            bias_file: None,
-            activation: None,
-            output_stage: None,
-            clamp_rule: None,
-            tflite_path: None,
-            second_input: None,
-            add_rule: None,
-            count_include_pad: None,
-            shuffle_groups: None,
-            average_rule: None,
-        };
-        let weights = match &layer.op {
-            Op::Conv2d(c) => {
-                entry.conv = Some(ConvEntry {
-                    kernel: c.kernel,
-                    stride: c.stride,
-                    padding: c.padding,
-                    groups: c.groups,
-                });
-                Some((
-                    c.weights.shape().to_vec(),
-                    c.weights.iter().copied().collect::<Vec<i16>>(),
-                    &c.weight_quant,
-                    &c.epilogue,
-                ))
-            }
-            Op::FullyConnected(f) => Some((
-                f.weights.shape().to_vec(),
-                f.weights.iter().copied().collect(),
-                &f.weight_quant,
-                &f.epilogue,
-            )),
-            Op::MaxPool(p) | Op::AvgPool(p) => {
-                entry.pool = Some(PoolEntry {
-                    kernel: p.kernel,
-                    stride: p.stride,
-                    padding: p.padding,
-                    ceil_mode: p.ceil_mode,
-                });
-                if matches!(layer.op, Op::AvgPool(_)) {
-                    entry.average_rounding = Some(p.rounding);
-                }
-                None
-            }
-            Op::GlobalAvgPool { rounding } => {
-                entry.average_rounding = Some(*rounding);
-                None
-            }
-            Op::Flatten => None,
-            Op::Add(a) => {
-                let second = layer.inputs.get(1).copied().unwrap_or(source);
-                entry.second_input = Some(write_activations(
-                    dir,
-                    &format!("{stem}.input2.npy"),
-                    execution.tensor(second),
-                    &a.input_quants[1],
-                )?);
-                entry.add_rule = Some(a.rule);
-                None
-            }
-            Op::QLinearAvgPool(q) => {
-                let p = q.pool;
-                entry.pool = Some(PoolEntry {
-                    kernel: p.kernel,
-                    stride: p.stride,
-                    padding: p.padding,
-                    ceil_mode: p.ceil_mode,
-                });
-                entry.count_include_pad = Some(q.count_include_pad);
-                None
-            }
-            // Their other inputs and parameters are not in the manifest:
-            // scripts/recompute_dump.py does not recompute them (docs/onnx.md).
-            Op::Softmax
-            | Op::Concat(_)
-            | Op::Lrn(_)
-            | Op::Sum(_)
-            | Op::Lookup(_)
-            | Op::Channel(_) => None,
-            Op::ChannelShuffle { groups } => {
-                entry.shuffle_groups = Some(*groups);
-                None
-            }
-        };
-        if let Some((shape, values, quant, epilogue)) = weights {
-            let file = format!("{stem}.weights.npy");
-            npy::write_quantised(&dir.join(&file), &shape, &values, quant.dtype())?;
-            entry.weights = Some(WeightsEntry {
-                file,
-                shape,
-                quant: quant.clone(),
-            });
-            let bias_file = format!("{stem}.bias.npy");
-            npy::write(
-                &dir.join(&bias_file),
-                &[epilogue.bias.len()],
-                epilogue.bias.clone(),
-            )?;
-            entry.bias_file = Some(bias_file);
-            entry.activation = Some(epilogue.activation);
-            entry.output_stage = Some(epilogue.output_stage.clone());
-        }
-        describe_rules(&mut entry, layer);
-        layers.push(entry);
+        layers.push(layer_entry(dir, network, execution, index, layer)?);
     }
     let manifest = Manifest {
         schema_version: 2,
@@ -335,6 +200,168 @@ fn write_into(dir: &Path, network: &Network, execution: &Execution) -> Result<()
         message: e.to_string(),
     })
 }
+
+/// One layer's manifest entry, with its tensors, weights and bias written
+/// beside it.
+fn layer_entry(
+    dir: &Path,
+    network: &Network,
+    execution: &Execution,
+    index: usize,
+    layer: &Layer,
+) -> Result<LayerEntry> {
+    let stem = format!("{index:02}_{}", sanitize(&layer.name));
+    let source = layer.inputs.first().copied().unwrap_or(TensorSource::Input);
+    let input_entry = write_activations(
+        dir,
+        &format!("{stem}.input.npy"),
+        execution.tensor(source),
+        &layer.input_quant,
+    )?;
+    let output_entry = write_activations(
+        dir,
+        &format!("{stem}.output.npy"),
+        execution.tensor(TensorSource::Layer(index)),
+        &layer.output_quant,
+    )?;
+    let mut entry = LayerEntry {
+        index,
+        name: layer.name.clone(),
+        op: layer.op.kind(),
+        inputs: layer
+            .inputs
+            .iter()
+            .map(|s| match s {
+                TensorSource::Input => "input".to_string(),
+                TensorSource::Layer(i) => network.layers[*i].name.clone(),
+            })
+            .collect(),
+        input: input_entry,
+        output: output_entry,
+        weights: None,
+        conv: None,
+        pool: None,
+        average_rounding: None,
+        bias_file: None,
+        activation: None,
+        output_stage: None,
+        clamp_rule: None,
+        tflite_path: None,
+        second_input: None,
+        add_rule: None,
+        count_include_pad: None,
+        shuffle_groups: None,
+        average_rule: None,
+    };
+    let weights = op_fields(&mut entry, dir, execution, &stem, layer)?;
+    if let Some((shape, values, quant, epilogue)) = weights {
+        let file = format!("{stem}.weights.npy");
+        npy::write_quantised(&dir.join(&file), &shape, &values, quant.dtype())?;
+        entry.weights = Some(WeightsEntry {
+            file,
+            shape,
+            quant: quant.clone(),
+        });
+        let bias_file = format!("{stem}.bias.npy");
+        npy::write(
+            &dir.join(&bias_file),
+            &[epilogue.bias.len()],
+            epilogue.bias.clone(),
+        )?;
+        entry.bias_file = Some(bias_file);
+        entry.activation = Some(epilogue.activation);
+        entry.output_stage = Some(epilogue.output_stage.clone());
+    }
+    describe_rules(&mut entry, layer);
+    Ok(entry)
+}
+
+/// The weights of the weighted operators (shape, values, quantisation,
+/// epilogue); fills `entry`'s operator-specific fields (windows, rules, a
+/// second input) for the others.
+fn op_fields<'a>(
+    entry: &mut LayerEntry,
+    dir: &Path,
+    execution: &Execution,
+    stem: &str,
+    layer: &'a Layer,
+) -> Result<Option<Weighted<'a>>> {
+    let source = layer.inputs.first().copied().unwrap_or(TensorSource::Input);
+    let weights = match &layer.op {
+        Op::Conv2d(c) => {
+            entry.conv = Some(ConvEntry {
+                kernel: c.kernel,
+                stride: c.stride,
+                padding: c.padding,
+                groups: c.groups,
+            });
+            Some((
+                c.weights.shape().to_vec(),
+                c.weights.iter().copied().collect::<Vec<i16>>(),
+                &c.weight_quant,
+                &c.epilogue,
+            ))
+        }
+        Op::FullyConnected(f) => Some((
+            f.weights.shape().to_vec(),
+            f.weights.iter().copied().collect(),
+            &f.weight_quant,
+            &f.epilogue,
+        )),
+        Op::MaxPool(p) | Op::AvgPool(p) => {
+            entry.pool = Some(PoolEntry {
+                kernel: p.kernel,
+                stride: p.stride,
+                padding: p.padding,
+                ceil_mode: p.ceil_mode,
+            });
+            if matches!(layer.op, Op::AvgPool(_)) {
+                entry.average_rounding = Some(p.rounding);
+            }
+            None
+        }
+        Op::GlobalAvgPool { rounding } => {
+            entry.average_rounding = Some(*rounding);
+            None
+        }
+        Op::Flatten => None,
+        Op::Add(a) => {
+            let second = layer.inputs.get(1).copied().unwrap_or(source);
+            entry.second_input = Some(write_activations(
+                dir,
+                &format!("{stem}.input2.npy"),
+                execution.tensor(second),
+                &a.input_quants[1],
+            )?);
+            entry.add_rule = Some(a.rule);
+            None
+        }
+        Op::QLinearAvgPool(q) => {
+            let p = q.pool;
+            entry.pool = Some(PoolEntry {
+                kernel: p.kernel,
+                stride: p.stride,
+                padding: p.padding,
+                ceil_mode: p.ceil_mode,
+            });
+            entry.count_include_pad = Some(q.count_include_pad);
+            None
+        }
+        // Their other inputs and parameters are not in the manifest:
+        // scripts/recompute_dump.py does not recompute them (docs/onnx.md).
+        Op::Softmax | Op::Concat(_) | Op::Lrn(_) | Op::Sum(_) | Op::Lookup(_) | Op::Channel(_) => {
+            None
+        }
+        Op::ChannelShuffle { groups } => {
+            entry.shuffle_groups = Some(*groups);
+            None
+        }
+    };
+    Ok(weights)
+}
+
+/// A weighted layer's weights: shape, values, quantisation and epilogue.
+type Weighted<'a> = (Vec<usize>, Vec<i16>, &'a WeightQuant, &'a Epilogue);
 
 /// Names the rules the manifest's numbers alone do not say: which of
 /// TFLite's two multiplier paths a layer took, where its clamp comes from,

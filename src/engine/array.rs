@@ -1771,7 +1771,7 @@ fn rule_choice(
     (weight_bytes, pass_major): (u64, WeightFit),
 ) -> Result<(ScheduleChoice, Vec<ScheduleChoice>)> {
     let alone = |c: ScheduleChoice| Ok((c, vec![c]));
-    if !plan.rows_are_positions || plan.passes() < 2 {
+    if !has_weight_tile_orders(plan) {
         return alone(ScheduleChoice::PASS_MAJOR);
     }
     let state = *state;
@@ -1788,11 +1788,7 @@ fn rule_choice(
             None => ScheduleChoice::PASS_MAJOR,
         });
     }
-    if m.arch.pe_array.weight_store == crate::arch::WeightStore::Fixed {
-        // The weight-tile orders exist to move weights fewer times; fixed
-        // weights never move, so their space is pass-major alone (the
-        // search chose it on every fixed-weight layer of every shipped
-        // workload, at 2-4x the run's time; docs/mapping.md).
+    if schedule_space_is_one_point(&m.arch, plan) {
         return alone(ScheduleChoice::PASS_MAJOR);
     }
     // The rule moves off pass-major only when its weights stream every pass.
@@ -1838,6 +1834,23 @@ fn rule_choice(
         }
     }
     Ok((best.1, survivors))
+}
+
+/// Whether the plan has weight-tile orders at all: a convolution of more
+/// than one pass (the tiles re-run every pass) with a lane of two output
+/// channels or more (one tile per output channel at most).
+fn has_weight_tile_orders(plan: &ArrayPlan) -> bool {
+    plan.rows_are_positions && plan.passes() >= 2 && plan.max_lane_channels() >= 2
+}
+
+/// Whether the layer's schedule space is pass-major alone, from the layer's
+/// plan and the machine's configuration (no dynamic state): so the search
+/// runs it once, without forking the machine. Fixed weights: the
+/// weight-tile orders exist to move weights fewer times, and fixed weights
+/// never move (the search chose pass-major on every fixed-weight layer of
+/// every shipped workload, at 2-4x the run's time; docs/mapping.md).
+pub(super) fn schedule_space_is_one_point(arch: &crate::arch::Arch, plan: &ArrayPlan) -> bool {
+    arch.pe_array.weight_store == crate::arch::WeightStore::Fixed || !has_weight_tile_orders(plan)
 }
 
 /// The layer as the rule sees it at its start.

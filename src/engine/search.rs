@@ -12,10 +12,16 @@
 //! The first fork runs the rule's choice ([`super::array`]) and reports the
 //! pre-filter's survivors: pass-major and each tile-major mode at its fewest
 //! fitting tiles, for a layer whose pass-major weights stream from DRAM
-//! every pass. A layer with one survivor costs one run. Forks carry no
+//! every pass. A layer whose space is one point (fixed weights, one pass,
+//! a fully-connected layer, one output channel per lane:
+//! [`super::array::schedule_space_is_one_point`]) runs once on the machine
+//! itself, unforked; a layer with one survivor after the pre-filter costs
+//! one run on a fork (its fit depends on the GLB at the layer's start,
+//! known only inside the run). Forks carry no
 //! tracer and no stepped twins: a traced or `--engine cycle` run re-runs the
-//! winner on the machine itself. The candidates run one after another, so
-//! the result does not depend on the thread count.
+//! winner on the machine itself. The candidates are compared in the
+//! survivors' order whichever finishes first, so the result does not
+//! depend on the thread count.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -122,7 +128,11 @@ pub(super) fn run_layer(
     if let Some(&pin) = how.pins.get(&job.layer.name) {
         return Ok((pinned(m, stores, job, gathered, pin)?, None));
     }
-    if m.schedule_pin.is_some() || how.objective == Objective::Rule {
+    if m.schedule_pin.is_some()
+        || how.objective == Objective::Rule
+        || super::array::schedule_space_is_one_point(&m.arch, job.plan)
+    {
+        // One candidate (or none searched): the layer runs once, unforked.
         return Ok((job.run(m, stores, gathered)?, None));
     }
     let first = trial(m, stores, job, gathered.clone(), None, base)?;

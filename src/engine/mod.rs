@@ -493,6 +493,7 @@ pub(crate) fn run_from(
         let mut now = Cycle::ZERO;
         let mut layers = Vec::with_capacity(n);
         let mut outputs = Vec::with_capacity(n);
+        let mut memo = search::Memo::default();
         for (i, layer) in numerics.layers.iter().enumerate().skip(first) {
             let plan = &plans[i - first];
             let layer_numerics = numerics.per_layer[i];
@@ -555,7 +556,7 @@ pub(crate) fn run_from(
                     let gathered = gathered.recv().ok().flatten();
                     let how = (&options.search, &base);
                     let (timing, found) =
-                        search::run_layer(&mut m, &mut stores, &job, gathered, how)?;
+                        search::run_layer(&mut m, &mut stores, &job, gathered, how, &mut memo)?;
                     searched = found;
                     timing
                 }

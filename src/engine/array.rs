@@ -408,6 +408,9 @@ impl<'a> ArrayLayer<'a> {
         if self.weights_from_dram != WeightSource::None {
             self.request_weights(start);
         }
+        if self.m.tracing() {
+            self.trace_schedule(start);
+        }
         while let Some((now, event)) = self.queue.pop() {
             // Inside a gap between steps the trace waits at its start: the
             // gap's causes are known, and traced, when the next step starts.
@@ -484,6 +487,30 @@ impl<'a> ArrayLayer<'a> {
             waits,
             used_pes: self.pe_used.iter().filter(|&&u| u).count() as u64,
         })
+    }
+
+    /// Traces the layer's schedule at its start (docs/traces.md): the loop
+    /// order, weight tiles, and where weights and input rows are re-read from.
+    fn trace_schedule(&mut self, start: Cycle) {
+        let order = match self.choice.order {
+            LoopOrder::PassMajor => 0,
+            LoopOrder::WeightTileMajor => 1,
+        };
+        let weights_from = match self.weights_from_dram {
+            WeightSource::None => 0,
+            WeightSource::Scratchpad => 1,
+            WeightSource::GlbResident | WeightSource::GlbTile => 2,
+            WeightSource::DramEveryPass => 3,
+        };
+        let inputs_from = match (self.choice.order, self.choice.inputs) {
+            (LoopOrder::WeightTileMajor, InputReuse::Refetch) => 1,
+            _ => 0,
+        };
+        let tiles = self.plan.tiles() as u64;
+        self.m.trace_set(|p| p.loop_order, start, order);
+        self.m.trace_set(|p| p.weight_tiles, start, tiles);
+        self.m.trace_set(|p| p.weights_from, start, weights_from);
+        self.m.trace_set(|p| p.inputs_from, start, inputs_from);
     }
 
     /// The schedule the layer ran, for its statistics.
@@ -637,6 +664,12 @@ impl<'a> ArrayLayer<'a> {
             self.m.trace_set(|p| p.pass, now, id.pass as u64);
             self.m.trace_set(|p| p.subpass, now, id.subpass as u64);
             self.m.trace_set(|p| p.step, now, s as u64);
+            let tile = match self.choice.order {
+                LoopOrder::PassMajor => 0,
+                LoopOrder::WeightTileMajor => id.subpass / self.plan.subpasses_per_tile.max(1),
+            };
+            self.m.trace_set(|p| p.weight_tile, now, tile as u64);
+            self.m.trace_set(|p| p.visit, now, id.visit as u64);
         }
         let inputs = self.deliver_inputs(now, id);
         let weights = self.deliver_weights(now, id);

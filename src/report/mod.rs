@@ -5,6 +5,7 @@
 //! zero or a placeholder.
 
 pub mod csv;
+mod schedule_text;
 pub mod text;
 
 use serde::Serialize;

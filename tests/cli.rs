@@ -621,3 +621,42 @@ fn the_cycle_engine_writes_the_event_engines_report() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("possible values: event, cycle"), "{stderr}");
 }
+
+/// Issue 15: the text report gives each PE-array layer's schedule and the
+/// search that chose it, with the figures of the JSON's `schedule.search`
+/// (docs/mapping.md's worked conv2: 446.7 M pJ against 476.5 M pJ, 6.7 %).
+#[test]
+fn run_text_shows_each_layers_schedule_and_search() {
+    let out = run_ok(&[
+        "run",
+        "--workload",
+        "cae_cnn",
+        "--arch",
+        "lu22_programmable",
+    ]);
+    let lines: Vec<&str> = out
+        .lines()
+        .skip_while(|l| *l != "schedules (docs/mapping.md):")
+        .collect();
+    assert_eq!(
+        lines.get(2).copied(),
+        Some(
+            "  #1 conv2: weight_tile_major/2/dram (weights glb, inputs dram); searched on energy, \
+             4 candidates: chosen 446.7 M pJ, 1,059,013 cycles, 438,784 DRAM words; runner-up \
+             weight_tile_major/6/glb 476.5 M pJ, 1,168,212 cycles, 227,584 DRAM words; gap 6.7%"
+        ),
+        "{out}"
+    );
+    // Fully-connected layers have one schedule: no search.
+    assert_eq!(
+        lines.last().copied(),
+        Some("  #7 fc2: pass_major (weights dram, inputs glb)"),
+        "{out}"
+    );
+    // The rule's choices: no search; fixed weights come from the tables.
+    let out = run_ok(&["run", "--workload", "cae_cnn", "--objective", "rule"]);
+    assert!(
+        out.contains("\n  #1 conv2: pass_major (weights lut, inputs glb)\n"),
+        "{out}"
+    );
+}

@@ -195,6 +195,7 @@ fn a_small_layer_reads_its_weights_from_dram_once_per_pass_or_once_per_tile() {
             chosen: chosen.clone(),
             runner_up: runner_up.clone(),
             gap,
+            memo_of: None,
         })
     );
     assert_eq!((chosen.dram_words, runner_up.dram_words), (96, 120));
@@ -208,6 +209,7 @@ fn a_small_layer_reads_its_weights_from_dram_once_per_pass_or_once_per_tile() {
             chosen: runner_up,
             runner_up: chosen,
             gap: (80.0 - 67.0) / 67.0,
+            memo_of: None,
         })
     );
     assert_eq!(without_search(fastest), pass_major);
@@ -308,4 +310,64 @@ fn programmable_cae_cnn_reads_its_weights_and_input_from_dram_about_once() {
             ]
         );
     }
+}
+
+#[test]
+fn memoised_searches_reuse_the_first_of_identical_layers() {
+    // mobilenet_v1_025 on lu22_programmable: conv_dw_8..11 equal conv_dw_7
+    // and conv_pw_8..11 equal conv_pw_7 (geometry, precisions, readers);
+    // with `--memo` they reuse those searches, and every figure but the
+    // search's record is the full search's (the golden comparison of
+    // docs/mapping.md, "Memoised searches").
+    let w = workload::load("mobilenet_v1_025").unwrap_or_else(|e| panic!("{e}"));
+    let a = arch::load("lu22_programmable").unwrap_or_else(|e| panic!("{e}"));
+    let run = |memoise: bool| {
+        let options = EngineOptions {
+            search: ScheduleSearchOptions {
+                memoise,
+                ..ScheduleSearchOptions::default()
+            },
+            ..EngineOptions::default()
+        };
+        let r = engine::run_with(
+            &w.network,
+            &a,
+            &w.default_input,
+            Some(&w.default_outputs),
+            &options,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.checked);
+        r.layers
+    };
+    let (full, memoised) = (run(false), run(true));
+    let memo_of = |layers: &[LayerStats]| -> Vec<(usize, String)> {
+        layers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let search = l.schedule.as_ref()?.search.as_ref()?;
+                Some((i, search.memo_of.clone()?))
+            })
+            .collect()
+    };
+    assert_eq!(memo_of(&full), []);
+    let name = |i: usize| w.network.layers[i].name.clone();
+    let hits: Vec<(String, String)> = memo_of(&memoised)
+        .into_iter()
+        .map(|(i, of)| (name(i), of))
+        .collect();
+    let want: Vec<(String, String)> = (8..=11)
+        .flat_map(|k| {
+            [
+                (format!("conv_dw_{k}"), "conv_dw_7".to_string()),
+                (format!("conv_pw_{k}"), "conv_pw_7".to_string()),
+            ]
+        })
+        .collect();
+    assert_eq!(hits, want);
+    let strip = |layers: Vec<LayerStats>| -> Vec<LayerStats> {
+        layers.into_iter().map(without_search).collect()
+    };
+    assert!(strip(full) == strip(memoised));
 }

@@ -372,3 +372,124 @@ fn an_ffe_trace_shows_every_handshake_the_stages_counted() {
     let reads = b.signal("glb", "read_words_total");
     assert!(reads.at(u64::MAX) > 0);
 }
+
+/// A 2 x 2 programmable array with a 40-byte GLB (tests/schedule.rs's
+/// `small_arch(40)`).
+fn small_programmable_arch() -> arch::Arch {
+    let text = r#"
+[arch]
+name = "small"
+description = "2x2 programmable test array"
+clock_mhz = 100
+[pe_array]
+rows = 2
+cols = 2
+input_rf_entries = 6
+psum_rf_entries = 4
+weight_store = "programmable"
+weight_scratchpad_entries = 8
+[interconnect]
+glb_bus_bytes_per_cycle = 8
+neighbor_words_per_cycle = 1
+[glb]
+capacity_kib = 0.0390625
+banks = 4
+bank_width_bytes = 8
+ports_per_bank = 1
+[dram]
+model = "simple"
+bandwidth_bytes_per_cycle = 4
+latency_cycles = 10
+"#;
+    arch::load_str(text, Path::new("small_arch.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_schedule_signals_show_each_layers_loop_order_tile_and_visit() {
+    use accsim::mapping::schedule::{InputReuse, LoopOrder, ScheduleChoice};
+    // Two 1x1 convolutions of a 3 x 4 x 2 input to 4 channels: 8 positions,
+    // 2 per pass (4 passes); one output channel per sub-pass, 2 sub-passes.
+    let text = r#"
+[network]
+name = "small"
+description = "test"
+[numerics]
+mode = "affine"
+[input]
+shape = [3, 4, 2]
+scale = 0.02
+zero_point = 3
+[[layer]]
+name = "c"
+op = "conv2d"
+out_channels = 4
+kernel = 1
+[[layer]]
+name = "d"
+op = "conv2d"
+out_channels = 4
+kernel = 1
+"#;
+    let w =
+        workload::load_str(text, Path::new("small.toml"), None).unwrap_or_else(|e| panic!("{e}"));
+    let a = small_programmable_arch();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("small.vcd");
+    let mut options = RunOptions {
+        trace: Some(trace_options(&path, None)),
+        ..Default::default()
+    };
+    // c: 2 weight tiles (sub-pass 0, then 1), input rows re-fetched; d: pass-major.
+    let refetch = ScheduleChoice {
+        order: LoopOrder::WeightTileMajor,
+        tiles: 2,
+        inputs: InputReuse::Refetch,
+    };
+    options.search.pins.insert("c".to_string(), refetch);
+    options
+        .search
+        .pins
+        .insert("d".to_string(), ScheduleChoice::PASS_MAJOR);
+    let r = run(&w, &a, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.report.bit_exact);
+    let mut vcd = Vcd::read(&path);
+    let names = [
+        "loop_order",
+        "weight_tiles",
+        "weights_from",
+        "inputs_from",
+        "weight_tile",
+        "visit",
+        "pass",
+    ];
+    let signals: Vec<Steps> = names.iter().map(|n| vcd.signal("controller", n)).collect();
+    let at = |t: u64| -> Vec<u64> { signals.iter().map(|s| s.at(t)).collect() };
+    let (c, d) = (&r.engine.layers[0], &r.engine.layers[1]);
+    // c's last cycle: tile-major (1), 2 tiles, weights in the GLB's tile
+    // buffer (2), input rows re-fetched from DRAM (1); its last step is
+    // tile 1's visit of pass 3: visit 4 + 3 = 7.
+    assert_eq!(at(c.end.get() - 1), [1, 2, 2, 1, 1, 7, 3]);
+    // Tile 1 starts with visit 4, pass 0: find the step that issued it.
+    let visit = &signals[5];
+    let tile1 = visit.0.iter().find(|&&(_, v)| v == 4).map(|&(t, _)| t);
+    assert_eq!(tile1.map(|t| at(t)[4..].to_vec()), Some(vec![1, 4, 0]));
+    // d's first cycle (the layer boundary, c.end = d.start): pass-major (0),
+    // one tile, weights as the report says, inputs from the GLB (0); its
+    // first step is visit 0 of tile 0, pass 0.
+    assert_eq!(c.end, d.start);
+    let schedule = d.schedule.clone().unwrap_or_default();
+    let weights_from = ["lut", "scratchpad", "glb", "dram"]
+        .iter()
+        .position(|&f| f == schedule.weights_from)
+        .unwrap_or(usize::MAX) as u64;
+    let first_step = visit
+        .0
+        .iter()
+        .rev()
+        .find(|&&(_, v)| v == 0)
+        .map(|&(t, _)| t);
+    let first_step = first_step.unwrap_or_else(|| panic!("no visit 0 in d"));
+    assert!(first_step >= d.start.get());
+    assert_eq!(at(first_step), [0, 1, weights_from, 0, 0, 0, 0]);
+    assert_eq!(schedule.loop_order, "pass_major");
+}

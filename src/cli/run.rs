@@ -85,6 +85,11 @@ pub struct RunArgs {
     /// schedules"); the other layers are searched.
     #[arg(long, value_name = "FILE")]
     schedule: Option<PathBuf>,
+    /// Reuse an earlier layer's schedule search for a layer of the same
+    /// geometry, precisions and readers instead of searching it (faster;
+    /// may choose worse: docs/mapping.md, "Memoised searches").
+    #[arg(long)]
+    memo: bool,
 }
 
 /// `--objective` and `--schedule FILE` for `network`.
@@ -101,7 +106,11 @@ pub fn search_options(
         Some(path) => accsim::mapping::schedule_file::load(path, &names)?,
         None => Default::default(),
     };
-    Ok(accsim::engine::ScheduleSearchOptions { objective, pins })
+    Ok(accsim::engine::ScheduleSearchOptions {
+        objective,
+        pins,
+        ..Default::default()
+    })
 }
 
 /// `--engine`.
@@ -168,7 +177,10 @@ pub fn execute(args: &RunArgs) -> Result<()> {
             Engine::Event => accsim::sim::Timing::Event,
             Engine::Cycle => accsim::sim::Timing::Cycle,
         },
-        search: search_options(&args.objective, args.schedule.as_deref(), &workload.network)?,
+        search: accsim::engine::ScheduleSearchOptions {
+            memoise: args.memo,
+            ..search_options(&args.objective, args.schedule.as_deref(), &workload.network)?
+        },
     };
     // Output paths that cannot be written are refused before the run.
     for path in [&args.json, &args.csv, &args.trace].into_iter().flatten() {

@@ -408,6 +408,9 @@ impl<'a> ArrayLayer<'a> {
         if self.weights_from_dram != WeightSource::None {
             self.request_weights(start);
         }
+        if self.m.tracing() {
+            self.trace_schedule(start);
+        }
         while let Some((now, event)) = self.queue.pop() {
             // Inside a gap between steps the trace waits at its start: the
             // gap's causes are known, and traced, when the next step starts.
@@ -484,6 +487,30 @@ impl<'a> ArrayLayer<'a> {
             waits,
             used_pes: self.pe_used.iter().filter(|&&u| u).count() as u64,
         })
+    }
+
+    /// Traces the layer's schedule at its start (docs/traces.md): the loop
+    /// order, weight tiles, and where weights and input rows are re-read from.
+    fn trace_schedule(&mut self, start: Cycle) {
+        let order = match self.choice.order {
+            LoopOrder::PassMajor => 0,
+            LoopOrder::WeightTileMajor => 1,
+        };
+        let weights_from = match self.weights_from_dram {
+            WeightSource::None => 0,
+            WeightSource::Scratchpad => 1,
+            WeightSource::GlbResident | WeightSource::GlbTile => 2,
+            WeightSource::DramEveryPass => 3,
+        };
+        let inputs_from = match (self.choice.order, self.choice.inputs) {
+            (LoopOrder::WeightTileMajor, InputReuse::Refetch) => 1,
+            _ => 0,
+        };
+        let tiles = self.plan.tiles() as u64;
+        self.m.trace_set(|p| p.loop_order, start, order);
+        self.m.trace_set(|p| p.weight_tiles, start, tiles);
+        self.m.trace_set(|p| p.weights_from, start, weights_from);
+        self.m.trace_set(|p| p.inputs_from, start, inputs_from);
     }
 
     /// The schedule the layer ran, for its statistics.
@@ -637,6 +664,12 @@ impl<'a> ArrayLayer<'a> {
             self.m.trace_set(|p| p.pass, now, id.pass as u64);
             self.m.trace_set(|p| p.subpass, now, id.subpass as u64);
             self.m.trace_set(|p| p.step, now, s as u64);
+            let tile = match self.choice.order {
+                LoopOrder::PassMajor => 0,
+                LoopOrder::WeightTileMajor => id.subpass / self.plan.subpasses_per_tile.max(1),
+            };
+            self.m.trace_set(|p| p.weight_tile, now, tile as u64);
+            self.m.trace_set(|p| p.visit, now, id.visit as u64);
         }
         let inputs = self.deliver_inputs(now, id);
         let weights = self.deliver_weights(now, id);
@@ -1771,7 +1804,7 @@ fn rule_choice(
     (weight_bytes, pass_major): (u64, WeightFit),
 ) -> Result<(ScheduleChoice, Vec<ScheduleChoice>)> {
     let alone = |c: ScheduleChoice| Ok((c, vec![c]));
-    if !plan.rows_are_positions || plan.passes() < 2 {
+    if !has_weight_tile_orders(plan) {
         return alone(ScheduleChoice::PASS_MAJOR);
     }
     let state = *state;
@@ -1788,11 +1821,7 @@ fn rule_choice(
             None => ScheduleChoice::PASS_MAJOR,
         });
     }
-    if m.arch.pe_array.weight_store == crate::arch::WeightStore::Fixed {
-        // The weight-tile orders exist to move weights fewer times; fixed
-        // weights never move, so their space is pass-major alone (the
-        // search chose it on every fixed-weight layer of every shipped
-        // workload, at 2-4x the run's time; docs/mapping.md).
+    if schedule_space_is_one_point(&m.arch, plan) {
         return alone(ScheduleChoice::PASS_MAJOR);
     }
     // The rule moves off pass-major only when its weights stream every pass.
@@ -1838,6 +1867,23 @@ fn rule_choice(
         }
     }
     Ok((best.1, survivors))
+}
+
+/// Whether the plan has weight-tile orders at all: a convolution of more
+/// than one pass (the tiles re-run every pass) with a lane of two output
+/// channels or more (one tile per output channel at most).
+fn has_weight_tile_orders(plan: &ArrayPlan) -> bool {
+    plan.rows_are_positions && plan.passes() >= 2 && plan.max_lane_channels() >= 2
+}
+
+/// Whether the layer's schedule space is pass-major alone, from the layer's
+/// plan and the machine's configuration (no dynamic state): so the search
+/// runs it once, without forking the machine. Fixed weights: the
+/// weight-tile orders exist to move weights fewer times, and fixed weights
+/// never move (the search chose pass-major on every fixed-weight layer of
+/// every shipped workload, at 2-4x the run's time; docs/mapping.md).
+pub(super) fn schedule_space_is_one_point(arch: &crate::arch::Arch, plan: &ArrayPlan) -> bool {
+    arch.pe_array.weight_store == crate::arch::WeightStore::Fixed || !has_weight_tile_orders(plan)
 }
 
 /// The layer as the rule sees it at its start.

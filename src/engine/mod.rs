@@ -404,6 +404,7 @@ pub(crate) fn run_from(
             reference,
             search: &options.search,
             gathered,
+            memo: search::Memo::default(),
             now: Cycle::ZERO,
             layers: Vec::with_capacity(n),
             outputs: Vec::with_capacity(n),
@@ -591,6 +592,8 @@ struct LayerRunner<'r> {
     search: &'r ScheduleSearchOptions,
     /// The array layers' weights, gathered ahead in layer order.
     gathered: std::sync::mpsc::Receiver<Option<array::GatheredWeights>>,
+    /// Earlier searches, for `--memo` (docs/mapping.md).
+    memo: search::Memo,
     /// When the next layer starts.
     now: Cycle,
     layers: Vec<LayerStats>,
@@ -707,7 +710,8 @@ impl LayerRunner<'_> {
             ),
         };
         let gathered = self.gathered.recv().ok().flatten();
-        search::run_layer(m, stores, &job, gathered, (self.search, &base))
+        let how = (self.search, &base);
+        search::run_layer(m, stores, &job, gathered, how, &mut self.memo)
     }
 
     /// Layer `i` on the GLB unit: each distinct input store is taken out of

@@ -16,6 +16,15 @@ pub(crate) struct Probes {
     pub pass: SignalId,
     pub subpass: SignalId,
     pub step: SignalId,
+    /// The layer's schedule (docs/traces.md): loop order (0 pass-major, 1
+    /// weight-tile-major), its weight tiles, where weights and input rows
+    /// are re-read from, and the (tile, pass) visit of the step issued.
+    pub loop_order: SignalId,
+    pub weight_tiles: SignalId,
+    pub weights_from: SignalId,
+    pub inputs_from: SignalId,
+    pub weight_tile: SignalId,
+    pub visit: SignalId,
     /// Why the PE array is not computing (`causes::Wait::trace_code`).
     pub stall_cause: SignalId,
     pub row_busy: Vec<SignalId>,
@@ -54,6 +63,12 @@ impl Probes {
             pass: t.signal(Controller, "controller", "pass", 32),
             subpass: t.signal(Controller, "controller", "subpass", 16),
             step: t.signal(Controller, "controller", "step", 32),
+            loop_order: t.signal(Controller, "controller", "loop_order", 1),
+            weight_tiles: t.signal(Controller, "controller", "weight_tiles", 16),
+            weights_from: t.signal(Controller, "controller", "weights_from", 2),
+            inputs_from: t.signal(Controller, "controller", "inputs_from", 1),
+            weight_tile: t.signal(Controller, "controller", "weight_tile", 16),
+            visit: t.signal(Controller, "controller", "visit", 32),
             stall_cause: t.signal(Controller, "controller", "stall_cause", 4),
             row_busy: (0..rows)
                 .map(|r| t.signal(Array, "array", format!("row{r}_busy"), 1))

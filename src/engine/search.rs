@@ -12,10 +12,16 @@
 //! The first fork runs the rule's choice ([`super::array`]) and reports the
 //! pre-filter's survivors: pass-major and each tile-major mode at its fewest
 //! fitting tiles, for a layer whose pass-major weights stream from DRAM
-//! every pass. A layer with one survivor costs one run. Forks carry no
+//! every pass. A layer whose space is one point (fixed weights, one pass,
+//! a fully-connected layer, one output channel per lane:
+//! [`super::array::schedule_space_is_one_point`]) runs once on the machine
+//! itself, unforked; a layer with one survivor after the pre-filter costs
+//! one run on a fork (its fit depends on the GLB at the layer's start,
+//! known only inside the run). Forks carry no
 //! tracer and no stepped twins: a traced or `--engine cycle` run re-runs the
-//! winner on the machine itself. The candidates run one after another, so
-//! the result does not depend on the thread count.
+//! winner on the machine itself. The candidates are compared in the
+//! survivors' order whichever finishes first, so the result does not
+//! depend on the thread count.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -93,6 +99,41 @@ pub struct ScheduleSearchOptions {
     /// Schedules pinned by layer name (`--schedule FILE`); a pinned layer
     /// is not searched.
     pub pins: BTreeMap<String, ScheduleChoice>,
+    /// Reuse an earlier layer's search for a layer of the same
+    /// [`memo_key`] (`--memo`; off by default: docs/mapping.md, "Memoised
+    /// searches").
+    pub memoise: bool,
+}
+
+/// The searches of a run so far, by [`memo_key`]: the searched layer's
+/// name, its choice and its search.
+#[derive(Debug, Default)]
+pub(super) struct Memo(BTreeMap<String, (String, ScheduleChoice, ScheduleSearch)>);
+
+/// What determines a convolution's candidate space and costs apart from
+/// the machine's dynamic state (GLB contents, DRAM queues, clock): its
+/// geometry, weight tensor's dimensions, precisions, word widths and
+/// readers. The machine's configuration is the run's, one per memo.
+fn memo_key(job: &ArrayJob, stores: &[Option<TensorStore>]) -> Option<String> {
+    let crate::workload::ir::Op::Conv2d(c) = &job.layer.op else {
+        return None;
+    };
+    let input = stores.get(job.src_store)?.as_ref()?;
+    Some(format!(
+        "{:?} {:?} {:?} {} {:?} {:?} {:?} {:?} {} {} {} {}",
+        c.kernel,
+        c.stride,
+        c.padding,
+        c.groups,
+        c.weights.dim(),
+        job.layer.input_shape,
+        job.layer.output_shape,
+        job.numerics,
+        job.output_bytes,
+        job.readers,
+        input.word_bytes,
+        input.readers_left <= 1,
+    ))
 }
 
 /// What the figures of a fork are measured against: the machine's counters
@@ -110,21 +151,54 @@ struct Trial {
     figures: ScheduleFigures,
 }
 
-/// Runs `job`'s layer on `m`, searching its schedule as `how` says;
-/// returns its timing and, when more than one candidate ran, the search.
+/// Runs `job`'s layer on `m`, searching its schedule as `how` says (or
+/// reusing a search of `memo`'s); returns its timing and, when more than
+/// one candidate ran, the search.
 pub(super) fn run_layer(
     m: &mut Machine,
     stores: &mut Vec<Option<TensorStore>>,
     job: &ArrayJob,
     gathered: Option<super::array::GatheredWeights>,
     (how, base): (&ScheduleSearchOptions, &Baseline),
+    memo: &mut Memo,
 ) -> Result<(LayerTiming, Option<ScheduleSearch>)> {
     if let Some(&pin) = how.pins.get(&job.layer.name) {
         return Ok((pinned(m, stores, job, gathered, pin)?, None));
     }
-    if m.schedule_pin.is_some() || how.objective == Objective::Rule {
+    if m.schedule_pin.is_some()
+        || how.objective == Objective::Rule
+        || super::array::schedule_space_is_one_point(&m.arch, job.plan)
+    {
+        // One candidate (or none searched): the layer runs once, unforked.
         return Ok((job.run(m, stores, gathered)?, None));
     }
+    let key = memo_key(job, stores).filter(|_| how.memoise);
+    if let Some((of, choice, search)) = key.as_ref().and_then(|k| memo.0.get(k)) {
+        let timing = pinned(m, stores, job, gathered, *choice)?;
+        let search = ScheduleSearch {
+            memo_of: Some(of.clone()),
+            ..search.clone()
+        };
+        return Ok((timing, Some(search)));
+    }
+    let (timing, search) = searched(m, stores, job, gathered, (how, base))?;
+    if let (Some(key), Some(search)) = (key, &search) {
+        let entry = (job.layer.name.clone(), m.last_choice(), search.clone());
+        memo.0.insert(key, entry);
+    }
+    Ok((timing, search))
+}
+
+/// Runs `job`'s layer on a fork of `m` per candidate and continues from
+/// the best; returns its timing and, when more than one candidate ran,
+/// the search.
+fn searched(
+    m: &mut Machine,
+    stores: &mut Vec<Option<TensorStore>>,
+    job: &ArrayJob,
+    gathered: Option<super::array::GatheredWeights>,
+    (how, base): (&ScheduleSearchOptions, &Baseline),
+) -> Result<(LayerTiming, Option<ScheduleSearch>)> {
     let first = trial(m, stores, job, gathered.clone(), None, base)?;
     let (rule, survivors) = first
         .m
@@ -175,6 +249,7 @@ pub(super) fn run_layer(
             chosen: chosen.clone(),
             runner_up: runner_up.clone(),
             gap: if c == 0.0 { 0.0 } else { (r - c) / c },
+            memo_of: None,
         }
     });
     let best = trials.swap_remove(order[0]);

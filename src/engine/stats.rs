@@ -226,6 +226,11 @@ pub struct ScheduleSearch {
     pub runner_up: ScheduleFigures,
     /// `(runner_up - chosen) / chosen` on the objective (0 when both are 0).
     pub gap: f64,
+    /// The earlier layer whose search this layer reused (memoised: the same
+    /// geometry, precisions and readers); the other fields are that
+    /// search's. Absent for a layer searched itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memo_of: Option<String>,
 }
 
 /// One candidate's figures for the layer, as the engine simulated it.

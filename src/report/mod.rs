@@ -5,6 +5,7 @@
 //! zero or a placeholder.
 
 pub mod csv;
+mod schedule_text;
 pub mod text;
 
 use serde::Serialize;
@@ -16,7 +17,7 @@ use crate::hw::dram::DramStats;
 use crate::units::ReadWrite;
 
 /// Version of the report schema (docs/report.md).
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {

@@ -181,6 +181,7 @@ pub fn render(report: &Report) -> String {
     if let Some(c) = t.measured.as_ref().and_then(|m| m.pe_cycles) {
         out.push_str(&pe_cycles_line(&c));
     }
+    out.push_str(&super::schedule_text::lines(report));
     if let Some(s) = &report.system {
         out.push_str(&system_lines(report, s));
     }

@@ -722,3 +722,38 @@ fn schedule_file_and_objective_errors_name_the_place_and_what_is_valid() {
         &["--objective: unknown objective `fastest`; valid: energy, cycles, edp, dram, rule"],
     );
 }
+
+/// A tensor generator's parameters: each refusal names its field and what
+/// is valid (`workload::load`, `generator` and `distribution`).
+#[test]
+fn generator_parameters_are_refused_by_field() {
+    let conv = "\n[[layer]]\nname = \"c\"\nop = \"conv2d\"\nout_channels = 2\nkernel = 1\n";
+    let cases: [(&str, &[&str]); 5] = [
+        (
+            "weights = { std = 3.0 }",
+            &["field `weights.std`", "needs `dist`"],
+        ),
+        (
+            "weights = { dist = \"uniform\", std = 3.0 }",
+            &[
+                "field `weights.std`",
+                "does not apply to this distribution; valid: low, high",
+            ],
+        ),
+        (
+            "weights = { dist = \"constant\" }",
+            &["field `weights.value`", "a constant needs `value`"],
+        ),
+        (
+            "weights = { dist = \"uniform\", low = 3.0, high = 1.0 }",
+            &["field `weights`", "low 3 > high 1; valid: low <= high"],
+        ),
+        (
+            "weights = { dist = \"laplace\", scale = -2.0 }",
+            &["field `weights`", "scale is -2; valid: >= 0"],
+        ),
+    ];
+    for (line, want) in cases {
+        check_workload(&format!("{BASE}{conv}{line}\n"), want);
+    }
+}

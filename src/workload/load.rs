@@ -613,128 +613,23 @@ impl Cx<'_> {
         seed_name: &str,
         default_dist: Distribution,
     ) -> Result<Generator, InputError> {
-        let get =
-            |v: &Option<Spanned<f64>>, default: f64| v.as_ref().map_or(default, |x| *x.get_ref());
         let distribution = match spec.dist.as_ref().map(|d| *d.get_ref()) {
             None => {
                 // Parameters without a distribution would be silently ignored.
-                for (name, v) in [
-                    ("low", &spec.low),
-                    ("high", &spec.high),
-                    ("mean", &spec.mean),
-                    ("std", &spec.std),
-                    ("scale", &spec.scale),
-                    ("value", &spec.value),
-                ] {
-                    if let Some(x) = v {
-                        return Err(self.err(
-                            Some(x.span()),
-                            ctx,
-                            &format!("{field}.{name}"),
-                            "needs `dist` (uniform, gaussian, laplace or constant)",
-                        ));
-                    }
+                if let Some((name, x)) = dist_params(spec)
+                    .into_iter()
+                    .find_map(|(n, v)| Some((n, v.as_ref()?)))
+                {
+                    return Err(self.err(
+                        Some(x.span()),
+                        ctx,
+                        &format!("{field}.{name}"),
+                        "needs `dist` (uniform, gaussian, laplace or constant)",
+                    ));
                 }
                 default_dist
             }
-            Some(kind) => {
-                let (dl, dh, dm, ds, db) = match default_dist {
-                    Distribution::Uniform { low, high } => (
-                        low,
-                        high,
-                        (low + high) / 2.0,
-                        (high - low) / 8.0,
-                        (high - low) / 16.0,
-                    ),
-                    Distribution::Gaussian { mean, std } => {
-                        (mean - 4.0 * std, mean + 4.0 * std, mean, std, std / 2.0)
-                    }
-                    Distribution::Laplace { mean, scale } => (
-                        mean - 8.0 * scale,
-                        mean + 8.0 * scale,
-                        mean,
-                        2.0 * scale,
-                        scale,
-                    ),
-                    Distribution::Constant { value } => (value, value, value, 0.0, 0.0),
-                };
-                let allowed: &[&str] = match kind {
-                    DistKind::Uniform => &["low", "high"],
-                    DistKind::Gaussian => &["mean", "std"],
-                    DistKind::Laplace => &["mean", "scale"],
-                    DistKind::Constant => &["value"],
-                };
-                for (name, v) in [
-                    ("low", &spec.low),
-                    ("high", &spec.high),
-                    ("mean", &spec.mean),
-                    ("std", &spec.std),
-                    ("scale", &spec.scale),
-                    ("value", &spec.value),
-                ] {
-                    if let Some(x) = v
-                        && !allowed.contains(&name)
-                    {
-                        return Err(self.err(
-                            Some(x.span()),
-                            ctx,
-                            &format!("{field}.{name}"),
-                            format!(
-                                "does not apply to this distribution; valid: {}",
-                                allowed.join(", ")
-                            ),
-                        ));
-                    }
-                }
-                let d = match kind {
-                    DistKind::Uniform => Distribution::Uniform {
-                        low: get(&spec.low, dl),
-                        high: get(&spec.high, dh),
-                    },
-                    DistKind::Gaussian => Distribution::Gaussian {
-                        mean: get(&spec.mean, dm),
-                        std: get(&spec.std, ds),
-                    },
-                    DistKind::Laplace => Distribution::Laplace {
-                        mean: get(&spec.mean, dm),
-                        scale: get(&spec.scale, db),
-                    },
-                    DistKind::Constant => match &spec.value {
-                        Some(v) => Distribution::Constant {
-                            value: *v.get_ref(),
-                        },
-                        None => {
-                            return Err(self.err(
-                                span.clone(),
-                                ctx,
-                                &format!("{field}.value"),
-                                "a constant needs `value`",
-                            ));
-                        }
-                    },
-                };
-                let bad = match d {
-                    Distribution::Uniform { low, high } => {
-                        (!low.is_finite() || !high.is_finite() || low > high)
-                            .then(|| format!("low {low} > high {high}; valid: low <= high"))
-                    }
-                    Distribution::Gaussian { mean, std } => {
-                        (!mean.is_finite() || !std.is_finite() || std < 0.0)
-                            .then(|| format!("std is {std}; valid: >= 0"))
-                    }
-                    Distribution::Laplace { mean, scale } => {
-                        (!mean.is_finite() || !scale.is_finite() || scale < 0.0)
-                            .then(|| format!("scale is {scale}; valid: >= 0"))
-                    }
-                    Distribution::Constant { value } => {
-                        (!value.is_finite()).then(|| "value must be finite".to_string())
-                    }
-                };
-                if let Some(message) = bad {
-                    return Err(self.err(span.clone(), ctx, field, message));
-                }
-                d
-            }
+            Some(kind) => self.distribution(spec, kind, default_dist, span, ctx, field)?,
         };
         let sparsity = match &spec.sparsity {
             None => None,
@@ -762,6 +657,75 @@ impl Cx<'_> {
                 .as_ref()
                 .map_or(Default::default(), |p| *p.get_ref()),
         })
+    }
+
+    /// The distribution of kind `kind` a tensor spec sets: its parameters,
+    /// each defaulting to one matched to `default_dist` (docs/workload-format.md);
+    /// a parameter of another kind, or an invalid value, is refused.
+    fn distribution(
+        &self,
+        spec: &RawTensor,
+        kind: DistKind,
+        default_dist: Distribution,
+        span: Option<Range<usize>>,
+        ctx: &str,
+        field: &str,
+    ) -> Result<Distribution, InputError> {
+        let get =
+            |v: &Option<Spanned<f64>>, default: f64| v.as_ref().map_or(default, |x| *x.get_ref());
+        let (dl, dh, dm, ds, db) = default_params(default_dist);
+        let allowed: &[&str] = match kind {
+            DistKind::Uniform => &["low", "high"],
+            DistKind::Gaussian => &["mean", "std"],
+            DistKind::Laplace => &["mean", "scale"],
+            DistKind::Constant => &["value"],
+        };
+        for (name, v) in dist_params(spec) {
+            if let Some(x) = v
+                && !allowed.contains(&name)
+            {
+                return Err(self.err(
+                    Some(x.span()),
+                    ctx,
+                    &format!("{field}.{name}"),
+                    format!(
+                        "does not apply to this distribution; valid: {}",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+        let d = match kind {
+            DistKind::Uniform => Distribution::Uniform {
+                low: get(&spec.low, dl),
+                high: get(&spec.high, dh),
+            },
+            DistKind::Gaussian => Distribution::Gaussian {
+                mean: get(&spec.mean, dm),
+                std: get(&spec.std, ds),
+            },
+            DistKind::Laplace => Distribution::Laplace {
+                mean: get(&spec.mean, dm),
+                scale: get(&spec.scale, db),
+            },
+            DistKind::Constant => match &spec.value {
+                Some(v) => Distribution::Constant {
+                    value: *v.get_ref(),
+                },
+                None => {
+                    return Err(self.err(
+                        span,
+                        ctx,
+                        &format!("{field}.value"),
+                        "a constant needs `value`",
+                    ));
+                }
+            },
+        };
+        match distribution_problem(d) {
+            Some(message) => Err(self.err(span, ctx, field, message)),
+            None => Ok(d),
+        }
     }
 
     /// An integer tensor of storage type `dtype` and shape `dims`, from a
@@ -1910,4 +1874,62 @@ fn output_stage(
         clamp_min,
         clamp_max,
     })
+}
+
+/// A tensor spec's distribution parameters, by name.
+fn dist_params(spec: &RawTensor) -> [(&'static str, &Option<Spanned<f64>>); 6] {
+    [
+        ("low", &spec.low),
+        ("high", &spec.high),
+        ("mean", &spec.mean),
+        ("std", &spec.std),
+        ("scale", &spec.scale),
+        ("value", &spec.value),
+    ]
+}
+
+/// Defaults (low, high, mean, std, scale) for a distribution given in place
+/// of `default_dist`: the same support, centre and spread.
+fn default_params(default_dist: Distribution) -> (f64, f64, f64, f64, f64) {
+    match default_dist {
+        Distribution::Uniform { low, high } => (
+            low,
+            high,
+            (low + high) / 2.0,
+            (high - low) / 8.0,
+            (high - low) / 16.0,
+        ),
+        Distribution::Gaussian { mean, std } => {
+            (mean - 4.0 * std, mean + 4.0 * std, mean, std, std / 2.0)
+        }
+        Distribution::Laplace { mean, scale } => (
+            mean - 8.0 * scale,
+            mean + 8.0 * scale,
+            mean,
+            2.0 * scale,
+            scale,
+        ),
+        Distribution::Constant { value } => (value, value, value, 0.0, 0.0),
+    }
+}
+
+/// What is wrong with a distribution's parameters, if anything.
+fn distribution_problem(d: Distribution) -> Option<String> {
+    match d {
+        Distribution::Uniform { low, high } => {
+            (!low.is_finite() || !high.is_finite() || low > high)
+                .then(|| format!("low {low} > high {high}; valid: low <= high"))
+        }
+        Distribution::Gaussian { mean, std } => {
+            (!mean.is_finite() || !std.is_finite() || std < 0.0)
+                .then(|| format!("std is {std}; valid: >= 0"))
+        }
+        Distribution::Laplace { mean, scale } => {
+            (!mean.is_finite() || !scale.is_finite() || scale < 0.0)
+                .then(|| format!("scale is {scale}; valid: >= 0"))
+        }
+        Distribution::Constant { value } => {
+            (!value.is_finite()).then(|| "value must be finite".to_string())
+        }
+    }
 }

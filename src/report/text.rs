@@ -2,7 +2,7 @@
 
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 
-use super::{Measured, Report, thousands};
+use super::{LayerReport, Measured, Report, Throughput, TotalReport, thousands};
 
 fn percent(part: u64, whole: u64) -> String {
     if whole == 0 {
@@ -47,42 +47,55 @@ fn measured_cells(m: Option<&Measured>) -> Vec<String> {
     }
 }
 
-/// Renders the report as a summary line, a table and a totals line.
-pub fn render(report: &Report) -> String {
-    let mut table = Table::new();
-    let measured = report.total.measured.is_some();
-    let system = report.system.is_some();
-    let precision = report.layers.iter().any(|l| l.precision.is_some());
-    let mut header = vec!["#", "layer", "op", "output [CxHxW]", "MACs", "zero-op [%]"];
-    if precision {
-        header.push("prec [in x w bits]");
+/// Which optional column groups the table has.
+struct Columns {
+    /// Any layer has a precision assignment.
+    precision: bool,
+    /// An FFE system: engine, TOPS and TOPS/W per layer.
+    system: bool,
+    /// The run was simulated: cycles, accesses and energy.
+    measured: bool,
+}
+
+impl Columns {
+    fn of(report: &Report) -> Self {
+        Columns {
+            precision: report.layers.iter().any(|l| l.precision.is_some()),
+            system: report.system.is_some(),
+            measured: report.total.measured.is_some(),
+        }
     }
-    if system {
-        header.extend(["engine", "TOPS", "TOPS/W"]);
+
+    fn header(&self) -> Vec<&'static str> {
+        let mut header = vec!["#", "layer", "op", "output [CxHxW]", "MACs", "zero-op [%]"];
+        if self.precision {
+            header.push("prec [in x w bits]");
+        }
+        if self.system {
+            header.extend(["engine", "TOPS", "TOPS/W"]);
+        }
+        if self.measured {
+            header.extend([
+                if self.system {
+                    "cycles [engine clock]"
+                } else {
+                    "cycles"
+                },
+                "stall [%]",
+                "main wait [% PE-cycles]",
+                "util [%]",
+                "DRAM [words]",
+                "GLB [words]",
+                "array [words]",
+                "RF [words]",
+                ENERGY_COLUMN,
+            ]);
+        }
+        header.push("output crc32");
+        header
     }
-    if measured {
-        header.extend([
-            if system {
-                "cycles [engine clock]"
-            } else {
-                "cycles"
-            },
-            "stall [%]",
-            "main wait [% PE-cycles]",
-            "util [%]",
-            "DRAM [words]",
-            "GLB [words]",
-            "array [words]",
-            "RF [words]",
-            ENERGY_COLUMN,
-        ]);
-    }
-    header.push("output crc32");
-    table
-        .load_style(presets::ASCII_MARKDOWN)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.clone());
-    for l in &report.layers {
+
+    fn layer_row(&self, l: &LayerReport) -> Vec<String> {
         let mut row = vec![
             l.index.to_string(),
             l.name.clone(),
@@ -91,10 +104,10 @@ pub fn render(report: &Report) -> String {
             thousands(l.macs),
             percent(l.zero_macs, l.macs),
         ];
-        if precision {
+        if self.precision {
             row.push(l.precision.clone().unwrap_or_default());
         }
-        if system {
+        if self.system {
             row.push(l.engine.clone().unwrap_or_default());
             row.push(
                 l.tops
@@ -105,32 +118,49 @@ pub fn render(report: &Report) -> String {
                     .map_or_else(|| "-".to_string(), |t| format!("{t:.1}")),
             );
         }
-        if measured {
+        if self.measured {
             row.extend(measured_cells(l.measured.as_ref()));
         }
         row.push(l.output_crc32.clone());
-        table.add_row(row);
+        row
     }
-    let t = &report.total;
-    let mut row = vec![
-        String::new(),
-        t.name.clone(),
-        String::new(),
-        String::new(),
-        thousands(t.macs),
-        percent(t.zero_macs, t.macs),
-    ];
-    if precision {
+
+    fn total_row(&self, t: &TotalReport) -> Vec<String> {
+        let mut row = vec![
+            String::new(),
+            t.name.clone(),
+            String::new(),
+            String::new(),
+            thousands(t.macs),
+            percent(t.zero_macs, t.macs),
+        ];
+        if self.precision {
+            row.push(String::new());
+        }
+        if self.system {
+            row.extend([String::new(), String::new(), String::new()]);
+        }
+        if self.measured {
+            row.extend(measured_cells(t.measured.as_ref()));
+        }
         row.push(String::new());
+        row
     }
-    if system {
-        row.extend([String::new(), String::new(), String::new()]);
+}
+
+/// The layer table: one row per layer and a total row; numbers right-aligned.
+fn layer_table(report: &Report) -> Table {
+    let columns = Columns::of(report);
+    let header = columns.header();
+    let mut table = Table::new();
+    table
+        .load_style(presets::ASCII_MARKDOWN)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.clone());
+    for l in &report.layers {
+        table.add_row(columns.layer_row(l));
     }
-    if measured {
-        row.extend(measured_cells(t.measured.as_ref()));
-    }
-    row.push(String::new());
-    table.add_row(row);
+    table.add_row(columns.total_row(&report.total));
     for (i, name) in header.iter().enumerate() {
         if !matches!(
             *name,
@@ -140,6 +170,13 @@ pub fn render(report: &Report) -> String {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
+    table
+}
+
+/// Renders the report as a summary line, a table and a totals line.
+pub fn render(report: &Report) -> String {
+    let table = layer_table(report);
+    let t = &report.total;
     let variant = report
         .workload
         .variant
@@ -160,23 +197,7 @@ pub fn render(report: &Report) -> String {
         report.engine
     );
     if let (Some(th), Some(m)) = (&report.throughput, &t.measured) {
-        out.push_str(&format!(
-            "{} cycles at {} MHz = {:.3} ms ({:.1} inferences/s, {:.4} TOPS, {:.3} TOPS/W); energy {} 16-bit-MAC units ({}) = {:.2} uJ; accesses (words) DRAM {}, GLB {}, array {}, RF {}; bit-exact: {}\n",
-            thousands(th.cycles),
-            th.clock_mhz,
-            th.seconds * 1e3,
-            th.inferences_per_s,
-            th.tops,
-            th.tops_per_w,
-            short(m.energy.total),
-            energy_parts(&m.energy, m.memory_energy),
-            m.energy_pj.total * 1e-6,
-            thousands(m.accesses.dram.total()),
-            thousands(m.accesses.glb.total()),
-            thousands(m.accesses.array.total()),
-            thousands(m.accesses.rf.total()),
-            bit_exact_summary(report)
-        ));
+        out.push_str(&totals_line(report, th, m));
     }
     if let Some(c) = t.measured.as_ref().and_then(|m| m.pe_cycles) {
         out.push_str(&pe_cycles_line(&c));
@@ -186,6 +207,28 @@ pub fn render(report: &Report) -> String {
         out.push_str(&system_lines(report, s));
     }
     out
+}
+
+/// The totals line: time, throughput, energy, accesses and the bit-exact
+/// summary.
+fn totals_line(report: &Report, th: &Throughput, m: &Measured) -> String {
+    format!(
+        "{} cycles at {} MHz = {:.3} ms ({:.1} inferences/s, {:.4} TOPS, {:.3} TOPS/W); energy {} 16-bit-MAC units ({}) = {:.2} uJ; accesses (words) DRAM {}, GLB {}, array {}, RF {}; bit-exact: {}\n",
+        thousands(th.cycles),
+        th.clock_mhz,
+        th.seconds * 1e3,
+        th.inferences_per_s,
+        th.tops,
+        th.tops_per_w,
+        short(m.energy.total),
+        energy_parts(&m.energy, m.memory_energy),
+        m.energy_pj.total * 1e-6,
+        thousands(m.accesses.dram.total()),
+        thousands(m.accesses.glb.total()),
+        thousands(m.accesses.array.total()),
+        thousands(m.accesses.rf.total()),
+        bit_exact_summary(report)
+    )
 }
 
 /// The wait that cost a layer the most PE-cycles, with its share.

@@ -70,121 +70,18 @@ pub fn waveform(wave: &Waveform, layer_names: Option<&[String]>, out: &Path) -> 
     let png = output_kind(out)?;
     let columns = 1400usize;
     let (a, b) = (wave.start, wave.end.max(wave.start + 1));
-    let span = (b - a) as f64;
-    let edges: Vec<u64> = (0..=columns)
-        .map(|i| a + (span * i as f64 / columns as f64) as u64)
-        .collect();
-    let column_values = |f: &dyn Fn(u64, u64) -> f64| -> Vec<f64> {
-        (0..columns)
-            .map(|i| {
-                if edges[i + 1] > edges[i] {
-                    f(edges[i], edges[i + 1])
-                } else {
-                    f(edges[i], edges[i] + 1)
-                }
-            })
-            .collect()
-    };
-
-    let mut lanes: Vec<Lane> = Vec::new();
-    let sum_of = |prefix: &'static str, suffix: &'static str| -> Vec<&super::read::SignalTrace> {
-        wave.signals
-            .iter()
-            .filter(|s| s.name.starts_with(prefix) && s.name.ends_with(suffix))
-            .collect()
-    };
-    let active = sum_of("array.row", "_active_pes");
-    if !active.is_empty() {
-        lanes.push(Lane {
-            label: "PEs busy".into(),
-            kind: LaneKind::Level,
-            values: column_values(&|x, y| active.iter().map(|s| s.mean(x, y)).sum()),
-        });
-    }
-    for s in wave
-        .matching("array.row")
-        .filter(|s| s.name.ends_with("_busy"))
-    {
-        lanes.push(Lane {
-            label: s.name.trim_start_matches("array.").to_string(),
-            kind: LaneKind::Busy,
-            values: column_values(&|x, y| s.mean(x, y)),
-        });
-    }
-    let rf = sum_of("array.row", "_input_rf_entries");
-    if !rf.is_empty() {
-        lanes.push(Lane {
-            label: "input RF entries".into(),
-            kind: LaneKind::Level,
-            values: column_values(&|x, y| rf.iter().map(|s| s.mean(x, y)).sum()),
-        });
-    }
-    for name in [
-        "noc.input_bus_busy",
-        "noc.weight_bus_busy",
-        "noc.output_bus_busy",
-        "glb.read_busy",
-        "glb.write_busy",
-        "glb.pooling_unit_busy",
-        "dram.channel_busy",
-    ] {
-        if let Some(s) = wave.get(name) {
-            lanes.push(Lane {
-                label: name.to_string(),
-                kind: LaneKind::Busy,
-                values: column_values(&|x, y| s.mean(x, y)),
-            });
-        }
-    }
-    if let Some(s) = wave.get("glb.used_bytes") {
-        lanes.push(Lane {
-            label: "GLB bytes used".into(),
-            kind: LaneKind::Level,
-            values: column_values(&|x, y| s.mean(x, y)),
-        });
-    }
-    let dram: Vec<&super::read::SignalTrace> = ["dram.read_bytes_total", "dram.write_bytes_total"]
-        .iter()
-        .filter_map(|n| wave.get(n))
-        .collect();
-    if !dram.is_empty() {
-        lanes.push(Lane {
-            label: "DRAM bytes/cycle".into(),
-            kind: LaneKind::Rate,
-            values: column_values(&|x, y| {
-                dram.iter()
-                    .map(|s| {
-                        (s.value_at(y.saturating_sub(1).max(a)) as f64
-                            - s.value_at(x.saturating_sub(1).max(a)) as f64)
-                            / (y - x) as f64
-                    })
-                    .sum()
-            }),
-        });
-    }
-    if let Some(s) = wave.get("glb.read_words_total") {
-        lanes.push(Lane {
-            label: "GLB words read/cycle".into(),
-            kind: LaneKind::Rate,
-            values: column_values(&|x, y| {
-                (s.value_at(y.saturating_sub(1).max(a)) as f64
-                    - s.value_at(x.saturating_sub(1).max(a)) as f64)
-                    / (y - x) as f64
-            }),
-        });
-    }
-    for s in wave.matching("ffe.") {
-        let kind = if s.width == 1 {
+    let sampler = Sampler::new(a, b, columns);
+    let mut lanes = array_lanes(wave, &sampler);
+    lanes.extend(memory_lanes(wave, &sampler));
+    lanes.extend(wave.matching("ffe.").map(|s| Lane {
+        label: s.name.clone(),
+        kind: if s.width == 1 {
             LaneKind::Busy
         } else {
             LaneKind::Level
-        };
-        lanes.push(Lane {
-            label: s.name.clone(),
-            kind,
-            values: column_values(&|x, y| s.mean(x, y)),
-        });
-    }
+        },
+        values: sampler.values(&|x, y| s.mean(x, y)),
+    }));
 
     // Layer boundaries.
     let layers: Vec<(u64, u64)> = wave
@@ -211,6 +108,134 @@ pub fn waveform(wave: &Waveform, layer_names: Option<&[String]>, out: &Path) -> 
             .draw(SVGBackend::new(out, (width, height)).into_drawing_area())
             .map_err(|e| draw_error(out, e))
     }
+}
+
+/// The picture's columns: cycle intervals `[edges[i], edges[i + 1])`
+/// covering the traced span (at least one cycle each).
+struct Sampler {
+    start: u64,
+    edges: Vec<u64>,
+}
+
+impl Sampler {
+    fn new(a: u64, b: u64, columns: usize) -> Self {
+        let span = (b - a) as f64;
+        Sampler {
+            start: a,
+            edges: (0..=columns)
+                .map(|i| a + (span * i as f64 / columns as f64) as u64)
+                .collect(),
+        }
+    }
+
+    /// `f(from, to)` over each column.
+    fn values(&self, f: &dyn Fn(u64, u64) -> f64) -> Vec<f64> {
+        self.edges
+            .windows(2)
+            .map(|e| {
+                if e[1] > e[0] {
+                    f(e[0], e[1])
+                } else {
+                    f(e[0], e[0] + 1)
+                }
+            })
+            .collect()
+    }
+
+    /// The per-cycle growth of a running total `s` over `[x, y)`.
+    fn rate(&self, s: &super::read::SignalTrace, x: u64, y: u64) -> f64 {
+        let a = self.start;
+        (s.value_at(y.saturating_sub(1).max(a)) as f64
+            - s.value_at(x.saturating_sub(1).max(a)) as f64)
+            / (y - x) as f64
+    }
+}
+
+/// The PE array's lanes: PEs busy, each row's busy signal, input RF entries.
+fn array_lanes(wave: &Waveform, sampler: &Sampler) -> Vec<Lane> {
+    let mut lanes: Vec<Lane> = Vec::new();
+    let sum_of = |prefix: &'static str, suffix: &'static str| -> Vec<&super::read::SignalTrace> {
+        wave.signals
+            .iter()
+            .filter(|s| s.name.starts_with(prefix) && s.name.ends_with(suffix))
+            .collect()
+    };
+    let active = sum_of("array.row", "_active_pes");
+    if !active.is_empty() {
+        lanes.push(Lane {
+            label: "PEs busy".into(),
+            kind: LaneKind::Level,
+            values: sampler.values(&|x, y| active.iter().map(|s| s.mean(x, y)).sum()),
+        });
+    }
+    for s in wave
+        .matching("array.row")
+        .filter(|s| s.name.ends_with("_busy"))
+    {
+        lanes.push(Lane {
+            label: s.name.trim_start_matches("array.").to_string(),
+            kind: LaneKind::Busy,
+            values: sampler.values(&|x, y| s.mean(x, y)),
+        });
+    }
+    let rf = sum_of("array.row", "_input_rf_entries");
+    if !rf.is_empty() {
+        lanes.push(Lane {
+            label: "input RF entries".into(),
+            kind: LaneKind::Level,
+            values: sampler.values(&|x, y| rf.iter().map(|s| s.mean(x, y)).sum()),
+        });
+    }
+    lanes
+}
+
+/// The buses', GLB's and DRAM's lanes: busy signals, GLB occupancy, DRAM
+/// bytes and GLB words per cycle.
+fn memory_lanes(wave: &Waveform, sampler: &Sampler) -> Vec<Lane> {
+    let mut lanes: Vec<Lane> = Vec::new();
+    for name in [
+        "noc.input_bus_busy",
+        "noc.weight_bus_busy",
+        "noc.output_bus_busy",
+        "glb.read_busy",
+        "glb.write_busy",
+        "glb.pooling_unit_busy",
+        "dram.channel_busy",
+    ] {
+        if let Some(s) = wave.get(name) {
+            lanes.push(Lane {
+                label: name.to_string(),
+                kind: LaneKind::Busy,
+                values: sampler.values(&|x, y| s.mean(x, y)),
+            });
+        }
+    }
+    if let Some(s) = wave.get("glb.used_bytes") {
+        lanes.push(Lane {
+            label: "GLB bytes used".into(),
+            kind: LaneKind::Level,
+            values: sampler.values(&|x, y| s.mean(x, y)),
+        });
+    }
+    let dram: Vec<&super::read::SignalTrace> = ["dram.read_bytes_total", "dram.write_bytes_total"]
+        .iter()
+        .filter_map(|n| wave.get(n))
+        .collect();
+    if !dram.is_empty() {
+        lanes.push(Lane {
+            label: "DRAM bytes/cycle".into(),
+            kind: LaneKind::Rate,
+            values: sampler.values(&|x, y| dram.iter().map(|s| sampler.rate(s, x, y)).sum()),
+        });
+    }
+    if let Some(s) = wave.get("glb.read_words_total") {
+        lanes.push(Lane {
+            label: "GLB words read/cycle".into(),
+            kind: LaneKind::Rate,
+            values: sampler.values(&|x, y| sampler.rate(s, x, y)),
+        });
+    }
+    lanes
 }
 
 /// A waveform picture, ready to draw on any backend.

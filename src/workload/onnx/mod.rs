@@ -839,18 +839,7 @@ impl<'a> Importer<'a> {
     fn quantize(&mut self, n: &NodeProto) -> Result<Value<'a>, InputError> {
         let x = self.need(n, 0, "x")?;
         if let Value::Const(t) = &x {
-            return Err(self.err(
-                n,
-                format!(
-                    "quantises the constant `{}` ({} {:?}) inside the graph; accsim does not quantise \
-                     constants: valid weights are int8/uint8 initializers read through DequantizeLinear, \
-                     as ONNX Runtime's quantiser writes them by default (float weights behind a \
-                     QuantizeLinear -> DequantizeLinear pair come from its AddQDQPairToWeight option)",
-                    n.input.first().map(String::as_str).unwrap_or(""),
-                    tensor::type_name(t.dtype as i32),
-                    t.dims
-                ),
-            ));
+            return Err(self.quantised_constant(n, t));
         }
         let q = self.quant_at(n, 1, 2, "y")?;
         let x = match self.finish_chain(n, x, q)? {
@@ -899,57 +888,14 @@ impl<'a> Importer<'a> {
                 kind,
                 out_shape,
                 shared_input,
-            } => {
-                let op = match kind {
-                    PoolKind::Max(p) => {
-                        if input.quant != q {
-                            return Err(self.err(
-                                n,
-                                "a QDQ MaxPool must quantise its output with its input's scale and zero point",
-                            ));
-                        }
-                        Op::MaxPool(p)
-                    }
-                    PoolKind::Avg(mut p) => {
-                        p.unfused = self.unfused_int8_group(n, shared_input, &q);
-                        Op::QLinearAvgPool(p)
-                    }
-                };
-                Ok(Value::Quant(self.push(n, node, vec![input], op, out_shape, q, input.rank)?))
-            }
+            } => self.finish_pool(n, node, input, (kind, out_shape, shared_input), q),
             Value::Add {
                 node,
                 a,
                 b,
                 sum,
                 relu,
-            } => {
-                if relu && q.zero() != q.range().0 {
-                    return Err(self.err(
-                        n,
-                        format!(
-                            "a Relu between the {} and this QuantizeLinear clamps at zero point {}; \
-                             valid: a zero point of {} (the type's minimum, where the Relu changes \
-                             nothing and ONNX Runtime drops it)",
-                            if sum { "Sum" } else { "Add" },
-                            q.zero(),
-                            q.range().0
-                        ),
-                    ));
-                }
-                // ONNX Runtime fuses uint8 QDQ Adds into QLinearAdd and runs
-                // int8 ones, and every Sum, unfused, in float (docs/onnx.md).
-                let rule = if q.dtype() == IntType::Uint8 && !sum {
-                    AddRule::QLinearAdd
-                } else {
-                    AddRule::Float
-                };
-                let op = Op::Add(Add {
-                    rule,
-                    input_quants: [a.quant, b.quant],
-                });
-                Ok(Value::Quant(self.push(n, node, vec![a, b], op, a.shape, q, a.rank)?))
-            }
+            } => self.finish_add(n, node, (a, b), (sum, relu), q),
             Value::Softmax {
                 node,
                 label,
@@ -975,6 +921,104 @@ impl<'a> Importer<'a> {
                  pools, Add and Softmax on dequantised tensors",
             )),
         }
+    }
+
+    /// The refusal of a QuantizeLinear of a constant: accsim does not
+    /// quantise weights itself.
+    fn quantised_constant(&self, n: &NodeProto, t: &tensor::Tensor<'a>) -> InputError {
+        self.err(
+            n,
+            format!(
+                "quantises the constant `{}` ({} {:?}) inside the graph; accsim does not quantise \
+             constants: valid weights are int8/uint8 initializers read through DequantizeLinear, \
+             as ONNX Runtime's quantiser writes them by default (float weights behind a \
+             QuantizeLinear -> DequantizeLinear pair come from its AddQDQPairToWeight option)",
+                n.input.first().map(String::as_str).unwrap_or(""),
+                tensor::type_name(t.dtype as i32),
+                t.dims
+            ),
+        )
+    }
+
+    /// `DQ -> MaxPool | AveragePool -> Q`: a max pool keeps its input's
+    /// quantisation; an average pool is a QLinearAveragePool, or ONNX
+    /// Runtime's unfused int8 float pool.
+    fn finish_pool(
+        &mut self,
+        n: &NodeProto,
+        node: String,
+        input: Act,
+        (kind, out_shape, shared_input): (PoolKind, Shape, Option<bool>),
+        q: TensorQuant,
+    ) -> Result<Value<'a>, InputError> {
+        let op = match kind {
+            PoolKind::Max(p) => {
+                if input.quant != q {
+                    return Err(self.err(
+                        n,
+                        "a QDQ MaxPool must quantise its output with its input's scale and zero point",
+                    ));
+                }
+                Op::MaxPool(p)
+            }
+            PoolKind::Avg(mut p) => {
+                p.unfused = self.unfused_int8_group(n, shared_input, &q);
+                Op::QLinearAvgPool(p)
+            }
+        };
+        Ok(Value::Quant(self.push(
+            n,
+            node,
+            vec![input],
+            op,
+            out_shape,
+            q,
+            input.rank,
+        )?))
+    }
+
+    /// `DQ(a), DQ(b) -> Add | Sum (-> Relu) -> Q`.
+    fn finish_add(
+        &mut self,
+        n: &NodeProto,
+        node: String,
+        (a, b): (Act, Act),
+        (sum, relu): (bool, bool),
+        q: TensorQuant,
+    ) -> Result<Value<'a>, InputError> {
+        if relu && q.zero() != q.range().0 {
+            return Err(self.err(
+                n,
+                format!(
+                    "a Relu between the {} and this QuantizeLinear clamps at zero point {}; \
+                     valid: a zero point of {} (the type's minimum, where the Relu changes \
+                     nothing and ONNX Runtime drops it)",
+                    if sum { "Sum" } else { "Add" },
+                    q.zero(),
+                    q.range().0
+                ),
+            ));
+        }
+        // ONNX Runtime fuses uint8 QDQ Adds into QLinearAdd and runs
+        // int8 ones, and every Sum, unfused, in float (docs/onnx.md).
+        let rule = if q.dtype() == IntType::Uint8 && !sum {
+            AddRule::QLinearAdd
+        } else {
+            AddRule::Float
+        };
+        let op = Op::Add(Add {
+            rule,
+            input_quants: [a.quant, b.quant],
+        });
+        Ok(Value::Quant(self.push(
+            n,
+            node,
+            vec![a, b],
+            op,
+            a.shape,
+            q,
+            a.rank,
+        )?))
     }
 
     /// Appends a layer; returns the activation it produces. Refuses a layer

@@ -13,39 +13,13 @@ use accsim::engine::{
 use accsim::mapping::schedule::{InputReuse, LoopOrder, ScheduleChoice};
 use accsim::workload::{self, Workload};
 
-/// A 2 x 2 programmable array: input RF 6 (pieces of 3), psum RF 4 and an
-/// 8-entry scratchpad (one output channel per sub-pass: 8 / (3 x 2) = 1),
-/// a GLB of `glb_bytes`.
+#[path = "common/random.rs"]
+mod random;
+
+/// A 2 x 2 programmable array (one output channel per sub-pass) with a
+/// GLB of `glb_bytes` (`random::small_programmable`).
 fn small_arch(glb_bytes: u64) -> Arch {
-    let text = format!(
-        r#"
-[arch]
-name = "small"
-description = "2x2 programmable test array"
-clock_mhz = 100
-[pe_array]
-rows = 2
-cols = 2
-input_rf_entries = 6
-psum_rf_entries = 4
-weight_store = "programmable"
-weight_scratchpad_entries = 8
-[interconnect]
-glb_bus_bytes_per_cycle = 8
-neighbor_words_per_cycle = 1
-[glb]
-capacity_kib = {}
-banks = 4
-bank_width_bytes = 8
-ports_per_bank = 1
-[dram]
-model = "simple"
-bandwidth_bytes_per_cycle = 4
-latency_cycles = 10
-"#,
-        glb_bytes as f64 / 1024.0
-    );
-    arch::load_str(&text, Path::new("small_arch.toml")).unwrap_or_else(|e| panic!("{e}"))
+    random::small_programmable(glb_bytes)
 }
 
 /// Input 3 x 4 x 2 (uint8), a 1x1 convolution to 4 channels: output

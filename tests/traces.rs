@@ -8,6 +8,9 @@ use accsim::run::{RunOptions, run};
 use accsim::trace::{Group, TraceOptions};
 use accsim::workload;
 
+#[path = "common/random.rs"]
+mod random;
+
 /// A signal as a step function read by wellen.
 struct Steps(Vec<(u64, u64)>);
 
@@ -373,37 +376,6 @@ fn an_ffe_trace_shows_every_handshake_the_stages_counted() {
     assert!(reads.at(u64::MAX) > 0);
 }
 
-/// A 2 x 2 programmable array with a 40-byte GLB (tests/schedule.rs's
-/// `small_arch(40)`).
-fn small_programmable_arch() -> arch::Arch {
-    let text = r#"
-[arch]
-name = "small"
-description = "2x2 programmable test array"
-clock_mhz = 100
-[pe_array]
-rows = 2
-cols = 2
-input_rf_entries = 6
-psum_rf_entries = 4
-weight_store = "programmable"
-weight_scratchpad_entries = 8
-[interconnect]
-glb_bus_bytes_per_cycle = 8
-neighbor_words_per_cycle = 1
-[glb]
-capacity_kib = 0.0390625
-banks = 4
-bank_width_bytes = 8
-ports_per_bank = 1
-[dram]
-model = "simple"
-bandwidth_bytes_per_cycle = 4
-latency_cycles = 10
-"#;
-    arch::load_str(text, Path::new("small_arch.toml")).unwrap_or_else(|e| panic!("{e}"))
-}
-
 #[test]
 fn the_schedule_signals_show_each_layers_loop_order_tile_and_visit() {
     use accsim::mapping::schedule::{InputReuse, LoopOrder, ScheduleChoice};
@@ -432,7 +404,7 @@ kernel = 1
 "#;
     let w =
         workload::load_str(text, Path::new("small.toml"), None).unwrap_or_else(|e| panic!("{e}"));
-    let a = small_programmable_arch();
+    let a = random::small_programmable(40);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("small.vcd");
     let mut options = RunOptions {

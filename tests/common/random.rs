@@ -334,7 +334,12 @@ pub fn network_of(
 /// A 2x2 array with 6 input-RF and 4 psum-RF entries, fixed weights, an
 /// 8 B/cycle bus, two 4-byte GLB banks and a simple 4 B/cycle DRAM.
 pub fn tiny_machine(glb_bytes: u64) -> Arch {
-    let m = Machine {
+    arch_of(&tiny_machine_spec(glb_bytes), glb_bytes)
+}
+
+/// [`tiny_machine`]'s parameters.
+fn tiny_machine_spec(glb_bytes: u64) -> Machine {
+    Machine {
         rows: 2,
         cols: 2,
         input_rf_entries: 6,
@@ -356,6 +361,20 @@ pub fn tiny_machine(glb_bytes: u64) -> Arch {
         dram_row_bytes: 2048,
         dram_burst_bytes: 32,
         zero_skipping: 0,
+    }
+}
+
+/// A 2x2 programmable array: input RF 6 (pieces of 3), psum RF 4, an
+/// 8-entry scratchpad (one output channel per sub-pass: 8 / (3 x 2) = 1),
+/// an 8 B/cycle bus, four 8-byte GLB banks of `glb_bytes` in all and a
+/// simple 4 B/cycle DRAM (tests/schedule.rs, tests/traces.rs).
+pub fn small_programmable(glb_bytes: u64) -> Arch {
+    let m = Machine {
+        programmable: true,
+        scratchpad_entries: 8,
+        glb_banks: 4,
+        glb_bank_bytes: 8,
+        ..tiny_machine_spec(glb_bytes)
     };
     arch_of(&m, glb_bytes)
 }

@@ -16,8 +16,8 @@ use toml::Spanned;
 
 use super::dfp::CalibrationSet;
 use super::format::{
-    DistKind, NumericsMode, OpKind, PaddingSpec, Pair, RawInput, RawLayer, RawNumerics, RawScale,
-    RawTensor, RawWorkload,
+    DistKind, NumericsMode, OpKind, PaddingSpec, Pair, RawInput, RawLayer, RawNumerics, RawOutput,
+    RawScale, RawTensor, RawWorkload,
 };
 use super::generate::{self, Distribution, Generator};
 use super::ir::{
@@ -137,47 +137,12 @@ pub fn load_str_with(
     let (input_shape, input_quant, default_input) =
         cx.input(&raw.input, &numerics, float_inputs.as_ref())?;
 
-    let mut layer_specs: Vec<&Spanned<RawLayer>> = raw.layer.iter().collect();
-    if let Some(name) = variant {
-        let Some(v) = raw.variants.get(name) else {
-            let valid: Vec<&str> = raw.variants.keys().map(String::as_str).collect();
-            return Err(InputError::new(
-                path,
-                format!(
-                    "no variant `{name}`; valid: {}",
-                    if valid.is_empty() {
-                        "none (this workload has no variants)".to_string()
-                    } else {
-                        valid.join(", ")
-                    }
-                ),
-            )
-            .into());
-        };
-        layer_specs.extend(v.get_ref().layer.iter());
-    }
-    if layer_specs.is_empty() {
-        return Err(
-            InputError::new(path, "the network has no [[layer]]; give at least one").into(),
-        );
-    }
-    cx.limits
-        .layers(layer_specs.len())
-        .map_err(|m| cx.err(layer_specs.last().map(|l| l.span()), "", "layer", m))?;
+    let layer_specs = cx.layer_specs(&raw, variant)?;
     // The float network runs on the fitting samples alongside the integer one.
     let runs = float_inputs
         .as_ref()
         .map_or(1, |f| 1 + f.fitting_samples() as u64);
-    let budget = Budget::new(cx.limits, input_shape)
-        .map_err(|m| {
-            cx.err(
-                Some(raw.input.get_ref().shape.span()),
-                "[input]",
-                "shape",
-                m,
-            )
-        })?
-        .with_runs(runs);
+    let budget = cx.budget(&raw, input_shape, runs)?;
 
     let mut builder = Builder {
         cx: &cx,
@@ -300,117 +265,189 @@ impl Cx<'_> {
         }
     }
 
+    /// The layers to build: the file's, then the chosen variant's.
+    fn layer_specs<'w>(
+        &self,
+        raw: &'w RawWorkload,
+        variant: Option<&str>,
+    ) -> Result<Vec<&'w Spanned<RawLayer>>, InputError> {
+        let mut layer_specs: Vec<&Spanned<RawLayer>> = raw.layer.iter().collect();
+        if let Some(name) = variant {
+            let Some(v) = raw.variants.get(name) else {
+                let valid: Vec<&str> = raw.variants.keys().map(String::as_str).collect();
+                let valid = if valid.is_empty() {
+                    "none (this workload has no variants)".to_string()
+                } else {
+                    valid.join(", ")
+                };
+                return Err(InputError::new(
+                    self.path,
+                    format!("no variant `{name}`; valid: {valid}"),
+                ));
+            };
+            layer_specs.extend(v.get_ref().layer.iter());
+        }
+        if layer_specs.is_empty() {
+            return Err(InputError::new(
+                self.path,
+                "the network has no [[layer]]; give at least one",
+            ));
+        }
+        self.limits
+            .layers(layer_specs.len())
+            .map_err(|m| self.err(layer_specs.last().map(|l| l.span()), "", "layer", m))?;
+        Ok(layer_specs)
+    }
+
+    /// The memory budget of loading, for `runs` runs of the network.
+    fn budget(
+        &self,
+        raw: &RawWorkload,
+        input_shape: Shape,
+        runs: u64,
+    ) -> Result<Budget, InputError> {
+        let span = Some(raw.input.get_ref().shape.span());
+        Budget::new(self.limits, input_shape)
+            .map_err(|m| self.err(span, "[input]", "shape", m))
+            .map(|b| b.with_runs(runs))
+    }
+
     fn numerics(&self, raw: &Spanned<RawNumerics>) -> Result<NumericsConfig, InputError> {
-        let ctx = "[numerics]";
         let n = raw.get_ref();
-        let not_for = |field: &str, span: Range<usize>, mode: &str| {
-            self.err(
-                Some(span),
-                ctx,
-                field,
-                format!("does not apply to mode `{mode}`; remove it"),
-            )
-        };
         match n.mode {
-            NumericsMode::Affine => {
-                if let Some(x) = &n.rounding {
-                    return Err(not_for("rounding", x.span(), "affine"));
-                }
-                if let Some(x) = &n.activation_bits {
-                    return Err(not_for("activation_bits", x.span(), "affine"));
-                }
-                if let Some(x) = &n.weight_bits {
-                    return Err(not_for("weight_bits", x.span(), "affine"));
-                }
-                if let Some(bits) = &n.accumulator_bits
-                    && *bits.get_ref() != 32
-                {
+            NumericsMode::Affine => self.affine_numerics(n),
+            NumericsMode::DynamicFixedPoint => self.fixed_numerics(n),
+        }
+    }
+
+    /// `[numerics] field` given for a mode it does not apply to.
+    fn not_for(&self, field: &str, span: Range<usize>, mode: &str) -> InputError {
+        self.err(
+            Some(span),
+            "[numerics]",
+            field,
+            format!("does not apply to mode `{mode}`; remove it"),
+        )
+    }
+
+    /// The first of `fields` that is given, refused with `message`.
+    fn refuse_fields<const N: usize>(
+        &self,
+        ctx: &str,
+        fields: [(&str, Option<Range<usize>>); N],
+        message: &str,
+    ) -> Result<(), InputError> {
+        match fields
+            .into_iter()
+            .find_map(|(name, span)| Some((name, span?)))
+        {
+            Some((name, span)) => Err(self.err(Some(span), ctx, name, message)),
+            None => Ok(()),
+        }
+    }
+
+    /// `mode = "affine"`: the TFLite-style uint8/int8 settings.
+    fn affine_numerics(&self, n: &RawNumerics) -> Result<NumericsConfig, InputError> {
+        let ctx = "[numerics]";
+        if let Some(x) = &n.rounding {
+            return Err(self.not_for("rounding", x.span(), "affine"));
+        }
+        if let Some(x) = &n.activation_bits {
+            return Err(self.not_for("activation_bits", x.span(), "affine"));
+        }
+        if let Some(x) = &n.weight_bits {
+            return Err(self.not_for("weight_bits", x.span(), "affine"));
+        }
+        if let Some(bits) = &n.accumulator_bits
+            && *bits.get_ref() != 32
+        {
+            return Err(self.err(
+                Some(bits.span()),
+                ctx,
+                "accumulator_bits",
+                format!(
+                    "is {}, but affine int8 accumulates in 32 bits; valid: 32",
+                    bits.get_ref()
+                ),
+            ));
+        }
+        let activation_dtype = match &n.activation_dtype {
+            None => IntType::Uint8,
+            Some(d) if *d.get_ref() == IntType::Int16 => {
+                return Err(self.err(
+                    Some(d.span()),
+                    ctx,
+                    "activation_dtype",
+                    "int16 is not an affine activation type; valid: uint8, int8",
+                ));
+            }
+            Some(d) => *d.get_ref(),
+        };
+        Ok(NumericsConfig::Affine {
+            requant: n
+                .requant
+                .as_ref()
+                .map_or(RequantRule::Tflite, |r| *r.get_ref()),
+            activation_dtype,
+        })
+    }
+
+    /// `mode = "dynamic_fixed_point"`: PELUSO's 8/16-bit settings.
+    fn fixed_numerics(&self, n: &RawNumerics) -> Result<NumericsConfig, InputError> {
+        let ctx = "[numerics]";
+        if let Some(x) = &n.requant {
+            return Err(self.not_for("requant", x.span(), "dynamic_fixed_point"));
+        }
+        if let Some(x) = &n.activation_dtype {
+            return Err(self.err(
+                Some(x.span()),
+                ctx,
+                "activation_dtype",
+                "does not apply to mode `dynamic_fixed_point`; use activation_bits = 8 or 16",
+            ));
+        }
+        let bits = |v: &Option<Spanned<u32>>, field: &str| -> Result<u32, InputError> {
+            match v {
+                None => Ok(16),
+                Some(b) if matches!(*b.get_ref(), 8 | 16) => Ok(*b.get_ref()),
+                Some(b) => Err(self.err(
+                    Some(b.span()),
+                    ctx,
+                    field,
+                    format!("is {}; valid: 8 or 16", b.get_ref()),
+                )),
+            }
+        };
+        let activation_bits = bits(&n.activation_bits, "activation_bits")?;
+        let weight_bits = bits(&n.weight_bits, "weight_bits")?;
+        let widest = activation_bits.max(weight_bits);
+        let accumulator_bits = match &n.accumulator_bits {
+            None => 2 * widest + 16,
+            Some(b) => {
+                let v = *b.get_ref();
+                if !(activation_bits + weight_bits..=64).contains(&v) {
                     return Err(self.err(
-                        Some(bits.span()),
+                        Some(b.span()),
                         ctx,
                         "accumulator_bits",
                         format!(
-                            "is {}, but affine int8 accumulates in 32 bits; valid: 32",
-                            bits.get_ref()
+                            "is {v}; valid: {} (one full product) to 64",
+                            activation_bits + weight_bits
                         ),
                     ));
                 }
-                let activation_dtype = match &n.activation_dtype {
-                    None => IntType::Uint8,
-                    Some(d) if *d.get_ref() == IntType::Int16 => {
-                        return Err(self.err(
-                            Some(d.span()),
-                            ctx,
-                            "activation_dtype",
-                            "int16 is not an affine activation type; valid: uint8, int8",
-                        ));
-                    }
-                    Some(d) => *d.get_ref(),
-                };
-                Ok(NumericsConfig::Affine {
-                    requant: n
-                        .requant
-                        .as_ref()
-                        .map_or(RequantRule::Tflite, |r| *r.get_ref()),
-                    activation_dtype,
-                })
+                v
             }
-            NumericsMode::DynamicFixedPoint => {
-                if let Some(x) = &n.requant {
-                    return Err(not_for("requant", x.span(), "dynamic_fixed_point"));
-                }
-                if let Some(x) = &n.activation_dtype {
-                    return Err(self.err(
-                        Some(x.span()),
-                        ctx,
-                        "activation_dtype",
-                        "does not apply to mode `dynamic_fixed_point`; use activation_bits = 8 or 16",
-                    ));
-                }
-                let bits = |v: &Option<Spanned<u32>>, field: &str| -> Result<u32, InputError> {
-                    match v {
-                        None => Ok(16),
-                        Some(b) if matches!(*b.get_ref(), 8 | 16) => Ok(*b.get_ref()),
-                        Some(b) => Err(self.err(
-                            Some(b.span()),
-                            ctx,
-                            field,
-                            format!("is {}; valid: 8 or 16", b.get_ref()),
-                        )),
-                    }
-                };
-                let activation_bits = bits(&n.activation_bits, "activation_bits")?;
-                let weight_bits = bits(&n.weight_bits, "weight_bits")?;
-                let widest = activation_bits.max(weight_bits);
-                let accumulator_bits = match &n.accumulator_bits {
-                    None => 2 * widest + 16,
-                    Some(b) => {
-                        let v = *b.get_ref();
-                        if !(activation_bits + weight_bits..=64).contains(&v) {
-                            return Err(self.err(
-                                Some(b.span()),
-                                ctx,
-                                "accumulator_bits",
-                                format!(
-                                    "is {v}; valid: {} (one full product) to 64",
-                                    activation_bits + weight_bits
-                                ),
-                            ));
-                        }
-                        v
-                    }
-                };
-                Ok(NumericsConfig::Fixed {
-                    rounding: n
-                        .rounding
-                        .as_ref()
-                        .map_or(Rounding::HalfUp, |r| *r.get_ref()),
-                    activation_bits,
-                    weight_bits,
-                    accumulator_bits,
-                })
-            }
-        }
+        };
+        Ok(NumericsConfig::Fixed {
+            rounding: n
+                .rounding
+                .as_ref()
+                .map_or(Rounding::HalfUp, |r| *r.get_ref()),
+            activation_bits,
+            weight_bits,
+            accumulator_bits,
+        })
     }
 
     /// The validated `[input] shape`.
@@ -448,60 +485,10 @@ impl Cx<'_> {
         let quant = match *numerics {
             NumericsConfig::Affine {
                 activation_dtype, ..
-            } => {
-                if let Some(f) = &r.frac_len {
-                    return Err(self.err(
-                        Some(f.span()),
-                        ctx,
-                        "frac_len",
-                        "does not apply to affine numerics; use scale and zero_point",
-                    ));
-                }
-                let scale = match &r.scale {
-                    Some(s) => self.positive(s, ctx, "scale")?,
-                    None => 1.0 / 255.0,
-                };
-                let default_zero = if activation_dtype == IntType::Int8 {
-                    -128
-                } else {
-                    0
-                };
-                let zero_point = match &r.zero_point {
-                    Some(z) => self.in_range(z, activation_dtype.range(), ctx, "zero_point")?,
-                    None => default_zero,
-                };
-                TensorQuant::Affine {
-                    dtype: activation_dtype,
-                    scale: scale as f32,
-                    zero_point,
-                }
-            }
+            } => self.affine_input(r, activation_dtype)?,
             NumericsConfig::Fixed {
                 activation_bits, ..
-            } => {
-                for (name, v) in [
-                    ("scale", r.scale.as_ref().map(|s| s.span())),
-                    ("zero_point", r.zero_point.as_ref().map(|s| s.span())),
-                ] {
-                    if let Some(span) = v {
-                        return Err(self.err(
-                            Some(span),
-                            ctx,
-                            name,
-                            "does not apply to dynamic fixed point; use frac_len",
-                        ));
-                    }
-                }
-                TensorQuant::Fixed {
-                    bits: activation_bits,
-                    frac_len: self.frac_len(
-                        r.frac_len.as_ref(),
-                        activation_bits,
-                        ctx,
-                        "frac_len",
-                    )?,
-                }
-            }
+            } => self.fixed_input(r, activation_bits)?,
         };
         let spec = r
             .data
@@ -523,6 +510,58 @@ impl Cx<'_> {
         let data = Array3::from_shape_vec(shape.dims(), values)
             .map_err(|e| self.err(None, ctx, "data", e.to_string()))?;
         Ok((shape, quant, data))
+    }
+
+    /// The input's affine quantisation (`scale`, `zero_point`).
+    fn affine_input(
+        &self,
+        r: &RawInput,
+        activation_dtype: IntType,
+    ) -> Result<TensorQuant, InputError> {
+        let ctx = "[input]";
+        if let Some(f) = &r.frac_len {
+            return Err(self.err(
+                Some(f.span()),
+                ctx,
+                "frac_len",
+                "does not apply to affine numerics; use scale and zero_point",
+            ));
+        }
+        let scale = match &r.scale {
+            Some(s) => self.positive(s, ctx, "scale")?,
+            None => 1.0 / 255.0,
+        };
+        let default_zero = if activation_dtype == IntType::Int8 {
+            -128
+        } else {
+            0
+        };
+        let zero_point = match &r.zero_point {
+            Some(z) => self.in_range(z, activation_dtype.range(), ctx, "zero_point")?,
+            None => default_zero,
+        };
+        Ok(TensorQuant::Affine {
+            dtype: activation_dtype,
+            scale: scale as f32,
+            zero_point,
+        })
+    }
+
+    /// The input's dynamic fixed-point format (`frac_len`).
+    fn fixed_input(&self, r: &RawInput, activation_bits: u32) -> Result<TensorQuant, InputError> {
+        let ctx = "[input]";
+        self.refuse_fields(
+            ctx,
+            [
+                ("scale", r.scale.as_ref().map(|s| s.span())),
+                ("zero_point", r.zero_point.as_ref().map(|s| s.span())),
+            ],
+            "does not apply to dynamic fixed point; use frac_len",
+        )?;
+        Ok(TensorQuant::Fixed {
+            bits: activation_bits,
+            frac_len: self.frac_len(r.frac_len.as_ref(), activation_bits, ctx, "frac_len")?,
+        })
     }
 
     /// Checks a tensor of `dims` against the per-tensor limit (an
@@ -913,84 +952,17 @@ impl Builder<'_> {
         let raw = spanned.get_ref();
         let name = raw.name.get_ref().clone();
         let ctx = format!("layer `{name}`");
-        if name.is_empty() || name == "input" || self.names.contains_key(&name) {
-            return Err(cx
-                .err(
-                    Some(raw.name.span()),
-                    &ctx,
-                    "name",
-                    if name == "input" {
-                        "`input` names the network input; choose another name".to_string()
-                    } else if name.is_empty() {
-                        "must not be empty".to_string()
-                    } else {
-                        "is used by an earlier layer; names must be unique".to_string()
-                    },
-                )
-                .into());
-        }
+        self.check_name(raw, &name, &ctx)?;
         let op = *raw.op.get_ref();
         self.check_fields(raw, op, &ctx)?;
 
-        let source = match &raw.input {
-            None => self
-                .layers
-                .len()
-                .checked_sub(1)
-                .map_or(TensorSource::Input, TensorSource::Layer),
-            Some(s) if s.get_ref() == "input" => TensorSource::Input,
-            Some(s) => match self.names.get(s.get_ref()) {
-                Some(&i) => TensorSource::Layer(i),
-                None => {
-                    let mut valid: Vec<&str> = vec!["input"];
-                    valid.extend(self.layers.iter().map(|l| l.name.as_str()));
-                    return Err(cx
-                        .err(
-                            Some(s.span()),
-                            &ctx,
-                            "input",
-                            format!(
-                                "no earlier layer named `{}`; valid: {}",
-                                s.get_ref(),
-                                valid.join(", ")
-                            ),
-                        )
-                        .into());
-                }
-            },
-        };
+        let source = self.source(raw, &ctx)?;
         let (in_shape, in_quant) = match source {
             TensorSource::Input => (self.input_shape, self.input_quant),
             TensorSource::Layer(i) => (self.layers[i].output_shape, self.layers[i].output_quant),
         };
 
-        let (op, out_shape, out_quant) = match op {
-            OpKind::Conv2d | OpKind::DepthwiseConv2d => {
-                let (conv, shape) = self.conv(raw, op, &ctx, in_shape, &in_quant)?;
-                (Op::Conv2d(conv), shape, in_quant)
-            }
-            OpKind::Fc => {
-                let (fc, shape) = self.fc(raw, &ctx, in_shape, &in_quant)?;
-                (Op::FullyConnected(fc), shape, in_quant)
-            }
-            OpKind::MaxPool | OpKind::AvgPool => {
-                let (pool, shape) = self.pool(raw, &ctx, in_shape)?;
-                let op = if op == OpKind::MaxPool {
-                    Op::MaxPool(pool)
-                } else {
-                    Op::AvgPool(pool)
-                };
-                (op, shape, in_quant)
-            }
-            OpKind::GlobalAvgPool => (
-                Op::GlobalAvgPool {
-                    rounding: self.average_rounding(),
-                },
-                Shape::new(in_shape.channels, 1, 1),
-                in_quant,
-            ),
-            OpKind::Flatten => (Op::Flatten, Shape::new(in_shape.len(), 1, 1), in_quant),
-        };
+        let (op, out_shape, out_quant) = self.op(raw, op, &ctx, in_shape, in_quant)?;
         let mut layer = Layer {
             name: name.clone(),
             inputs: vec![source],
@@ -1010,6 +982,98 @@ impl Builder<'_> {
         self.names.insert(name, index);
         self.layers.push(layer);
         Ok(())
+    }
+
+    /// A layer's name must be new, non-empty and not `input`.
+    fn check_name(&self, raw: &RawLayer, name: &str, ctx: &str) -> Result<()> {
+        if name.is_empty() || name == "input" || self.names.contains_key(name) {
+            return Err(self
+                .cx
+                .err(
+                    Some(raw.name.span()),
+                    ctx,
+                    "name",
+                    if name == "input" {
+                        "`input` names the network input; choose another name".to_string()
+                    } else if name.is_empty() {
+                        "must not be empty".to_string()
+                    } else {
+                        "is used by an earlier layer; names must be unique".to_string()
+                    },
+                )
+                .into());
+        }
+        Ok(())
+    }
+
+    /// Where the layer reads from: `input = "..."`, or the previous layer.
+    fn source(&self, raw: &RawLayer, ctx: &str) -> Result<TensorSource> {
+        Ok(match &raw.input {
+            None => self
+                .layers
+                .len()
+                .checked_sub(1)
+                .map_or(TensorSource::Input, TensorSource::Layer),
+            Some(s) if s.get_ref() == "input" => TensorSource::Input,
+            Some(s) => match self.names.get(s.get_ref()) {
+                Some(&i) => TensorSource::Layer(i),
+                None => {
+                    let mut valid: Vec<&str> = vec!["input"];
+                    valid.extend(self.layers.iter().map(|l| l.name.as_str()));
+                    return Err(self
+                        .cx
+                        .err(
+                            Some(s.span()),
+                            ctx,
+                            "input",
+                            format!(
+                                "no earlier layer named `{}`; valid: {}",
+                                s.get_ref(),
+                                valid.join(", ")
+                            ),
+                        )
+                        .into());
+                }
+            },
+        })
+    }
+
+    /// The layer's operation, output shape and output quantisation.
+    fn op(
+        &self,
+        raw: &RawLayer,
+        op: OpKind,
+        ctx: &str,
+        in_shape: Shape,
+        in_quant: TensorQuant,
+    ) -> Result<(Op, Shape, TensorQuant)> {
+        Ok(match op {
+            OpKind::Conv2d | OpKind::DepthwiseConv2d => {
+                let (conv, shape) = self.conv(raw, op, ctx, in_shape, &in_quant)?;
+                (Op::Conv2d(conv), shape, in_quant)
+            }
+            OpKind::Fc => {
+                let (fc, shape) = self.fc(raw, ctx, in_shape, &in_quant)?;
+                (Op::FullyConnected(fc), shape, in_quant)
+            }
+            OpKind::MaxPool | OpKind::AvgPool => {
+                let (pool, shape) = self.pool(raw, ctx, in_shape)?;
+                let op = if op == OpKind::MaxPool {
+                    Op::MaxPool(pool)
+                } else {
+                    Op::AvgPool(pool)
+                };
+                (op, shape, in_quant)
+            }
+            OpKind::GlobalAvgPool => (
+                Op::GlobalAvgPool {
+                    rounding: self.average_rounding(),
+                },
+                Shape::new(in_shape.channels, 1, 1),
+                in_quant,
+            ),
+            OpKind::Flatten => (Op::Flatten, Shape::new(in_shape.len(), 1, 1), in_quant),
+        })
     }
 
     /// Averages round half away from zero in affine mode (TFLite's integer
@@ -1193,64 +1257,20 @@ impl Builder<'_> {
     ) -> Result<(Conv2d, Shape)> {
         let cx = self.cx;
         let in_channels = in_shape.channels;
-        if let Some(c) = &raw.in_channels
-            && *c.get_ref() != in_channels as i64
-        {
-            return Err(cx.err(Some(c.span()), ctx, "in_channels", format!("is {}, but the layer's input has {in_channels} channels (shape {in_shape}); channel mismatch", c.get_ref())).into());
-        }
-        let out_channels = match (&raw.out_channels, op) {
-            (Some(c), _) => self.positive_count(c, ctx, "out_channels")?,
-            (None, OpKind::DepthwiseConv2d) => in_channels,
-            (None, _) => {
-                return Err(cx
-                    .err(
-                        Some(raw.op.span()),
-                        ctx,
-                        "out_channels",
-                        "is required for conv2d",
-                    )
-                    .into());
-            }
-        };
-        let groups = match (op, &raw.groups) {
-            (OpKind::DepthwiseConv2d, _) => in_channels,
-            (_, None) => 1,
-            (_, Some(g)) => self.positive_count(g, ctx, "groups")?,
-        };
-        if !in_channels.is_multiple_of(groups) || out_channels % groups != 0 {
-            let span = raw
-                .groups
-                .as_ref()
-                .map(|g| g.span())
-                .or(raw.out_channels.as_ref().map(|c| c.span()));
-            return Err(cx.err(span, ctx, if op == OpKind::DepthwiseConv2d { "out_channels" } else { "groups" }, format!("{groups} groups must divide both the {in_channels} input channels and the {out_channels} output channels")).into());
-        }
+        let (out_channels, groups) = self.conv_channels(raw, op, ctx, in_shape)?;
         let Window {
             spec: kernel_spec,
             kernel,
             stride,
         } = self.window(raw, ctx, false)?;
         let padding = self.padding(raw, ctx, in_shape, kernel, stride)?;
-        let out_h = conv_output_len(
-            in_shape.height,
-            kernel[0],
-            stride[0],
-            padding.top,
-            padding.bottom,
-        );
-        let out_w = conv_output_len(
-            in_shape.width,
-            kernel[1],
-            stride[1],
-            padding.left,
-            padding.right,
-        );
-        let (Some(out_h), Some(out_w)) = (out_h, out_w) else {
-            let ph = in_shape.height + padding.top + padding.bottom;
-            let pw = in_shape.width + padding.left + padding.right;
-            return Err(cx.err(Some(kernel_spec.span()), ctx, "kernel", format!("{}x{} is larger than the padded input {ph}x{pw} (input {in_shape}, padding {padding}); valid: a kernel of at most {ph}x{pw}, or more padding", kernel[0], kernel[1])).into());
-        };
-        let out_shape = Shape::new(out_channels, out_h, out_w);
+        let out_shape = self.conv_output_shape(
+            kernel_spec.span(),
+            ctx,
+            in_shape,
+            out_channels,
+            (kernel, stride, padding),
+        )?;
         let dims = [out_channels, in_channels / groups, kernel[0], kernel[1]];
         self.budget
             .check_tensors(out_shape, &dims.map(|d| d as u64))
@@ -1276,6 +1296,84 @@ impl Builder<'_> {
             &mut conv.epilogue,
         )?;
         Ok((conv, out_shape))
+    }
+
+    /// A convolution's output channels and groups, checked against its
+    /// input channels.
+    fn conv_channels(
+        &self,
+        raw: &RawLayer,
+        op: OpKind,
+        ctx: &str,
+        in_shape: Shape,
+    ) -> Result<(usize, usize)> {
+        let in_channels = in_shape.channels;
+        if let Some(c) = &raw.in_channels
+            && *c.get_ref() != in_channels as i64
+        {
+            return Err(self.cx.err(Some(c.span()), ctx, "in_channels", format!("is {}, but the layer's input has {in_channels} channels (shape {in_shape}); channel mismatch", c.get_ref())).into());
+        }
+        let out_channels = match (&raw.out_channels, op) {
+            (Some(c), _) => self.positive_count(c, ctx, "out_channels")?,
+            (None, OpKind::DepthwiseConv2d) => in_channels,
+            (None, _) => {
+                return Err(self
+                    .cx
+                    .err(
+                        Some(raw.op.span()),
+                        ctx,
+                        "out_channels",
+                        "is required for conv2d",
+                    )
+                    .into());
+            }
+        };
+        let groups = match (op, &raw.groups) {
+            (OpKind::DepthwiseConv2d, _) => in_channels,
+            (_, None) => 1,
+            (_, Some(g)) => self.positive_count(g, ctx, "groups")?,
+        };
+        if !in_channels.is_multiple_of(groups) || out_channels % groups != 0 {
+            let span = raw
+                .groups
+                .as_ref()
+                .map(|g| g.span())
+                .or(raw.out_channels.as_ref().map(|c| c.span()));
+            return Err(self.cx.err(span, ctx, if op == OpKind::DepthwiseConv2d { "out_channels" } else { "groups" }, format!("{groups} groups must divide both the {in_channels} input channels and the {out_channels} output channels")).into());
+        }
+        Ok((out_channels, groups))
+    }
+
+    /// A convolution's output shape; refuses a kernel larger than the
+    /// padded input.
+    fn conv_output_shape(
+        &self,
+        kernel_span: Range<usize>,
+        ctx: &str,
+        in_shape: Shape,
+        out_channels: usize,
+        (kernel, stride, padding): ([usize; 2], [usize; 2], Padding),
+    ) -> Result<Shape> {
+        let out_h = conv_output_len(
+            in_shape.height,
+            kernel[0],
+            stride[0],
+            padding.top,
+            padding.bottom,
+        );
+        let out_w = conv_output_len(
+            in_shape.width,
+            kernel[1],
+            stride[1],
+            padding.left,
+            padding.right,
+        );
+        let (Some(out_h), Some(out_w)) = (out_h, out_w) else {
+            let ph = in_shape.height + padding.top + padding.bottom;
+            let pw = in_shape.width + padding.left + padding.right;
+            return Err(self.cx.err(Some(kernel_span), ctx, "kernel", format!("{}x{} is larger than the padded input {ph}x{pw} (input {in_shape}, padding {padding}); valid: a kernel of at most {ph}x{pw}, or more padding", kernel[0], kernel[1])).into());
+        };
+        Ok(Shape::new(out_channels, out_h, out_w))
     }
 
     fn fc(
@@ -1399,66 +1497,9 @@ impl Builder<'_> {
         let cx = self.cx;
         let dtype = self.numerics.weight_dtype();
         let quant = match *self.numerics {
-            NumericsConfig::Affine { .. } => {
-                if let Some(f) = &raw.weight_frac_len {
-                    return Err(cx.err(
-                        Some(f.span()),
-                        ctx,
-                        "weight_frac_len",
-                        "does not apply to affine numerics; use weight_scale",
-                    ));
-                }
-                let zero_point = match &raw.weight_zero_point {
-                    Some(z) => cx.in_range(z, dtype.range(), ctx, "weight_zero_point")?,
-                    None => 0,
-                };
-                let scale = raw
-                    .weight_scale
-                    .as_ref()
-                    .or(self.defaults.weight_scale.as_ref());
-                let scales = match scale.map(|s| (s.get_ref(), s.span())) {
-                    None => vec![1.0 / 128.0],
-                    Some((RawScale::PerTensor(x), span)) => vec![self.scale_value(*x, span, ctx)?],
-                    Some((RawScale::PerChannel(v), span)) => {
-                        if v.len() != out_channels {
-                            return Err(cx.err(Some(span), ctx, "weight_scale", format!("has {} values; valid: one number, or {out_channels} (one per output channel)", v.len())));
-                        }
-                        v.iter()
-                            .map(|&x| self.scale_value(x, span.clone(), ctx))
-                            .collect::<Result<_, _>>()?
-                    }
-                };
-                WeightQuant::Affine {
-                    dtype,
-                    scales,
-                    zero_point,
-                }
-            }
+            NumericsConfig::Affine { .. } => self.affine_weight_quant(raw, ctx, out_channels)?,
             NumericsConfig::Fixed { weight_bits, .. } => {
-                for (name, span) in [
-                    ("weight_scale", raw.weight_scale.as_ref().map(|s| s.span())),
-                    (
-                        "weight_zero_point",
-                        raw.weight_zero_point.as_ref().map(|s| s.span()),
-                    ),
-                ] {
-                    if let Some(span) = span {
-                        return Err(cx.err(
-                            Some(span),
-                            ctx,
-                            name,
-                            "does not apply to dynamic fixed point; use weight_frac_len",
-                        ));
-                    }
-                }
-                let fl = raw
-                    .weight_frac_len
-                    .as_ref()
-                    .or(self.defaults.weight_frac_len.as_ref());
-                WeightQuant::Fixed {
-                    bits: weight_bits,
-                    frac_len: cx.frac_len(fl, weight_bits, ctx, "weight_frac_len")?,
-                }
+                self.fixed_weight_quant(raw, ctx, weight_bits)?
             }
         };
         let layer_spec = raw
@@ -1488,6 +1529,80 @@ impl Builder<'_> {
             None,
         )?;
         Ok((values, quant))
+    }
+
+    /// A layer's affine weight quantisation: `weight_scale` (one, or one
+    /// per output channel) and `weight_zero_point`.
+    fn affine_weight_quant(
+        &self,
+        raw: &RawLayer,
+        ctx: &str,
+        out_channels: usize,
+    ) -> Result<WeightQuant, InputError> {
+        let cx = self.cx;
+        let dtype = self.numerics.weight_dtype();
+        if let Some(f) = &raw.weight_frac_len {
+            return Err(cx.err(
+                Some(f.span()),
+                ctx,
+                "weight_frac_len",
+                "does not apply to affine numerics; use weight_scale",
+            ));
+        }
+        let zero_point = match &raw.weight_zero_point {
+            Some(z) => cx.in_range(z, dtype.range(), ctx, "weight_zero_point")?,
+            None => 0,
+        };
+        let scale = raw
+            .weight_scale
+            .as_ref()
+            .or(self.defaults.weight_scale.as_ref());
+        let scales = match scale.map(|s| (s.get_ref(), s.span())) {
+            None => vec![1.0 / 128.0],
+            Some((RawScale::PerTensor(x), span)) => vec![self.scale_value(*x, span, ctx)?],
+            Some((RawScale::PerChannel(v), span)) => {
+                if v.len() != out_channels {
+                    return Err(cx.err(Some(span), ctx, "weight_scale", format!("has {} values; valid: one number, or {out_channels} (one per output channel)", v.len())));
+                }
+                v.iter()
+                    .map(|&x| self.scale_value(x, span.clone(), ctx))
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        Ok(WeightQuant::Affine {
+            dtype,
+            scales,
+            zero_point,
+        })
+    }
+
+    /// A layer's fixed-point weight format: `weight_frac_len`.
+    fn fixed_weight_quant(
+        &self,
+        raw: &RawLayer,
+        ctx: &str,
+        weight_bits: u32,
+    ) -> Result<WeightQuant, InputError> {
+        let cx = self.cx;
+        cx.refuse_fields(
+            ctx,
+            [
+                ("weight_scale", raw.weight_scale.as_ref().map(|s| s.span())),
+                (
+                    "weight_zero_point",
+                    raw.weight_zero_point.as_ref().map(|s| s.span()),
+                ),
+            ],
+            "does not apply to dynamic fixed point; use weight_frac_len",
+        )?;
+        let fl = raw
+            .weight_frac_len
+            .as_ref()
+            .or(self.defaults.weight_frac_len.as_ref());
+        Ok(WeightQuant::Fixed {
+            bits: weight_bits,
+            frac_len: cx.frac_len(fl, weight_bits, ctx, "weight_frac_len")?,
+        })
     }
 
     fn scale_value(&self, x: f64, span: Range<usize>, ctx: &str) -> Result<f32, InputError> {
@@ -1658,73 +1773,86 @@ impl Builder<'_> {
                 "is chosen by PELUSO's L2 rule in a [float] workload; remove it",
             ));
         }
-        let o_ref = o.get_ref();
-        match *self.numerics {
+        let quant = match *self.numerics {
             NumericsConfig::Affine {
                 activation_dtype, ..
-            } => {
-                if let Some(f) = &o_ref.frac_len {
-                    return Err(cx.err(
-                        Some(f.span()),
-                        ctx,
-                        "output.frac_len",
-                        "does not apply to affine numerics; use scale and zero_point",
-                    ));
-                }
-                let Some(scale) = &o_ref.scale else {
-                    return Err(cx.err(
-                        Some(o.span()),
-                        ctx,
-                        "output.scale",
-                        "is required when `output` is given (leave `output` out to calibrate)",
-                    ));
-                };
-                let scale = cx.positive(scale, ctx, "output.scale")?;
-                let zero_point = match &o_ref.zero_point {
-                    Some(z) => {
-                        cx.in_range(z, activation_dtype.range(), ctx, "output.zero_point")?
-                    }
-                    None => 0,
-                };
-                Ok(Some(TensorQuant::Affine {
-                    dtype: activation_dtype,
-                    scale: scale as f32,
-                    zero_point,
-                }))
-            }
+            } => self.affine_output(o, ctx, activation_dtype)?,
             NumericsConfig::Fixed {
                 activation_bits, ..
-            } => {
-                for (name, span) in [
-                    ("output.scale", o_ref.scale.as_ref().map(|s| s.span())),
-                    (
-                        "output.zero_point",
-                        o_ref.zero_point.as_ref().map(|s| s.span()),
-                    ),
-                ] {
-                    if let Some(span) = span {
-                        return Err(cx.err(
-                            Some(span),
-                            ctx,
-                            name,
-                            "does not apply to dynamic fixed point; use frac_len",
-                        ));
-                    }
-                }
-                let Some(fl) = &o_ref.frac_len else {
-                    return Err(cx.err(
-                        Some(o.span()),
-                        ctx,
-                        "output.frac_len",
-                        "is required when `output` is given (leave `output` out to calibrate)",
-                    ));
-                };
-                Ok(Some(TensorQuant::Fixed {
-                    bits: activation_bits,
-                    frac_len: cx.frac_len(Some(fl), activation_bits, ctx, "output.frac_len")?,
-                }))
-            }
+            } => self.fixed_output(o, ctx, activation_bits)?,
+        };
+        Ok(Some(quant))
+    }
+
+    /// `output = { scale, zero_point }` in affine mode.
+    fn affine_output(
+        &self,
+        o: &Spanned<RawOutput>,
+        ctx: &str,
+        activation_dtype: IntType,
+    ) -> Result<TensorQuant, InputError> {
+        let cx = self.cx;
+        let o_ref = o.get_ref();
+        if let Some(f) = &o_ref.frac_len {
+            return Err(cx.err(
+                Some(f.span()),
+                ctx,
+                "output.frac_len",
+                "does not apply to affine numerics; use scale and zero_point",
+            ));
         }
+        let Some(scale) = &o_ref.scale else {
+            return Err(cx.err(
+                Some(o.span()),
+                ctx,
+                "output.scale",
+                "is required when `output` is given (leave `output` out to calibrate)",
+            ));
+        };
+        let scale = cx.positive(scale, ctx, "output.scale")?;
+        let zero_point = match &o_ref.zero_point {
+            Some(z) => cx.in_range(z, activation_dtype.range(), ctx, "output.zero_point")?,
+            None => 0,
+        };
+        Ok(TensorQuant::Affine {
+            dtype: activation_dtype,
+            scale: scale as f32,
+            zero_point,
+        })
+    }
+
+    /// `output = { frac_len }` in dynamic fixed point.
+    fn fixed_output(
+        &self,
+        o: &Spanned<RawOutput>,
+        ctx: &str,
+        activation_bits: u32,
+    ) -> Result<TensorQuant, InputError> {
+        let cx = self.cx;
+        let o_ref = o.get_ref();
+        cx.refuse_fields(
+            ctx,
+            [
+                ("output.scale", o_ref.scale.as_ref().map(|s| s.span())),
+                (
+                    "output.zero_point",
+                    o_ref.zero_point.as_ref().map(|s| s.span()),
+                ),
+            ],
+            "does not apply to dynamic fixed point; use frac_len",
+        )?;
+        let Some(fl) = &o_ref.frac_len else {
+            return Err(cx.err(
+                Some(o.span()),
+                ctx,
+                "output.frac_len",
+                "is required when `output` is given (leave `output` out to calibrate)",
+            ));
+        };
+        Ok(TensorQuant::Fixed {
+            bits: activation_bits,
+            frac_len: cx.frac_len(Some(fl), activation_bits, ctx, "output.frac_len")?,
+        })
     }
 
     /// Computes the layer on the default input. For a weighted layer, first

@@ -407,23 +407,20 @@ pub const DEFAULT_SRAM_PJ_PER_BIT: f64 = 10.0 / 64.0 * (16.0 / 45.0) * (0.8 / 0.
 
 pub(super) fn ffe(v: &Validator, raw: &RawFfe) -> Result<FfeConfig, InputError> {
     let ctx = "[ffe]";
-    let real = |f: &Option<Spanned<f64>>, ctx: &str, name: &str, lo: f64, hi: f64, d: f64| match f {
-        Some(x) => v.real(x, ctx, name, lo, hi),
-        None => Ok(d),
-    };
-    let area = raw.area.as_ref();
-    let a = |f: fn(&RawFfeArea) -> &Option<Spanned<f64>>| area.and_then(|r| f(r).clone());
-    let actx = "[ffe.area]";
-    let energy = raw.energy.as_ref();
-    let e = |f: fn(&RawFfeEnergy) -> &Option<Spanned<f64>>| energy.and_then(|r| f(r).clone());
-    let ectx = "[ffe.energy]";
     Ok(FfeConfig {
         fixed_layers: v.int(&raw.fixed_layers, ctx, "fixed_layers", 1, 4096)?,
         fixed_layers_at: Some(crate::error::line_column(
             v.text,
             raw.fixed_layers.span().start,
         )),
-        clock_mhz: real(&raw.clock_mhz, ctx, "clock_mhz", 1e-3, 1e6, 810.0)?,
+        clock_mhz: real_or(
+            v,
+            raw.clock_mhz.clone(),
+            ctx,
+            "clock_mhz",
+            (1e-3, 1e6),
+            810.0,
+        )?,
         digits: raw.digits.unwrap_or_default(),
         accumulator: raw.accumulator.unwrap_or(AccumulatorWidth::Derived),
         datapath_latency_cycles: v.opt_int(
@@ -434,90 +431,119 @@ pub(super) fn ffe(v: &Validator, raw: &RawFfe) -> Result<FfeConfig, InputError> 
             64,
             2,
         )?,
-        area: FfeAreaConfig {
-            adder_um2_per_bit: real(
-                &a(|r| &r.adder_um2_per_bit),
-                actx,
-                "adder_um2_per_bit",
-                0.0,
-                1e6,
-                DEFAULT_ADDER_UM2_PER_BIT,
-            )?,
-            register_um2_per_bit: real(
-                &a(|r| &r.register_um2_per_bit),
-                actx,
-                "register_um2_per_bit",
-                0.0,
-                1e6,
-                DEFAULT_REGISTER_UM2_PER_BIT,
-            )?,
-            sram_um2_per_bit: real(
-                &a(|r| &r.sram_um2_per_bit),
-                actx,
-                "sram_um2_per_bit",
-                0.0,
-                1e6,
-                DEFAULT_SRAM_UM2_PER_BIT,
-            )?,
-            bn_scale_bits: v.opt_int(
-                &area.and_then(|r| r.bn_scale_bits.clone()),
-                actx,
-                "bn_scale_bits",
-                0,
-                64,
-                16,
-            )?,
-        },
-        energy: FfeEnergyConfig {
-            adder_pj_per_bit: real(
-                &e(|r| &r.adder_pj_per_bit),
-                ectx,
-                "adder_pj_per_bit",
-                0.0,
-                1e6,
-                DEFAULT_ADDER_PJ_PER_BIT,
-            )?,
-            register_pj_per_bit: real(
-                &e(|r| &r.register_pj_per_bit),
-                ectx,
-                "register_pj_per_bit",
-                0.0,
-                1e6,
-                DEFAULT_REGISTER_PJ_PER_BIT,
-            )?,
-            sram_read_pj_per_bit: real(
-                &e(|r| &r.sram_read_pj_per_bit),
-                ectx,
-                "sram_read_pj_per_bit",
-                0.0,
-                1e6,
-                DEFAULT_SRAM_PJ_PER_BIT,
-            )?,
-            sram_write_pj_per_bit: real(
-                &e(|r| &r.sram_write_pj_per_bit),
-                ectx,
-                "sram_write_pj_per_bit",
-                0.0,
-                1e6,
-                DEFAULT_SRAM_PJ_PER_BIT,
-            )?,
-            activity_factor: real(
-                &e(|r| &r.activity_factor),
-                ectx,
-                "activity_factor",
-                0.0,
-                1e3,
-                1.0,
-            )?,
-            leakage_mw_per_mm2: real(
-                &e(|r| &r.leakage_mw_per_mm2),
-                ectx,
-                "leakage_mw_per_mm2",
-                0.0,
-                1e6,
-                0.0,
-            )?,
-        },
+        area: ffe_area(v, raw.area.as_ref())?,
+        energy: ffe_energy(v, raw.energy.as_ref())?,
+    })
+}
+
+/// An optional `f64` field with its default when absent.
+fn real_or(
+    v: &Validator,
+    f: Option<Spanned<f64>>,
+    ctx: &str,
+    name: &str,
+    (lo, hi): (f64, f64),
+    default: f64,
+) -> Result<f64, InputError> {
+    match f {
+        Some(x) => v.real(&x, ctx, name, lo, hi),
+        None => Ok(default),
+    }
+}
+
+/// `[ffe.area]`: per-bit area of adders, registers and line-buffer SRAM.
+fn ffe_area(v: &Validator, area: Option<&RawFfeArea>) -> Result<FfeAreaConfig, InputError> {
+    let actx = "[ffe.area]";
+    let a = |f: fn(&RawFfeArea) -> &Option<Spanned<f64>>| area.and_then(|r| f(r).clone());
+    Ok(FfeAreaConfig {
+        adder_um2_per_bit: real_or(
+            v,
+            a(|r| &r.adder_um2_per_bit),
+            actx,
+            "adder_um2_per_bit",
+            (0.0, 1e6),
+            DEFAULT_ADDER_UM2_PER_BIT,
+        )?,
+        register_um2_per_bit: real_or(
+            v,
+            a(|r| &r.register_um2_per_bit),
+            actx,
+            "register_um2_per_bit",
+            (0.0, 1e6),
+            DEFAULT_REGISTER_UM2_PER_BIT,
+        )?,
+        sram_um2_per_bit: real_or(
+            v,
+            a(|r| &r.sram_um2_per_bit),
+            actx,
+            "sram_um2_per_bit",
+            (0.0, 1e6),
+            DEFAULT_SRAM_UM2_PER_BIT,
+        )?,
+        bn_scale_bits: v.opt_int(
+            &area.and_then(|r| r.bn_scale_bits.clone()),
+            actx,
+            "bn_scale_bits",
+            0,
+            64,
+            16,
+        )?,
+    })
+}
+
+/// `[ffe.energy]`: per-bit energy, activity and leakage.
+fn ffe_energy(v: &Validator, energy: Option<&RawFfeEnergy>) -> Result<FfeEnergyConfig, InputError> {
+    let ectx = "[ffe.energy]";
+    let e = |f: fn(&RawFfeEnergy) -> &Option<Spanned<f64>>| energy.and_then(|r| f(r).clone());
+    Ok(FfeEnergyConfig {
+        adder_pj_per_bit: real_or(
+            v,
+            e(|r| &r.adder_pj_per_bit),
+            ectx,
+            "adder_pj_per_bit",
+            (0.0, 1e6),
+            DEFAULT_ADDER_PJ_PER_BIT,
+        )?,
+        register_pj_per_bit: real_or(
+            v,
+            e(|r| &r.register_pj_per_bit),
+            ectx,
+            "register_pj_per_bit",
+            (0.0, 1e6),
+            DEFAULT_REGISTER_PJ_PER_BIT,
+        )?,
+        sram_read_pj_per_bit: real_or(
+            v,
+            e(|r| &r.sram_read_pj_per_bit),
+            ectx,
+            "sram_read_pj_per_bit",
+            (0.0, 1e6),
+            DEFAULT_SRAM_PJ_PER_BIT,
+        )?,
+        sram_write_pj_per_bit: real_or(
+            v,
+            e(|r| &r.sram_write_pj_per_bit),
+            ectx,
+            "sram_write_pj_per_bit",
+            (0.0, 1e6),
+            DEFAULT_SRAM_PJ_PER_BIT,
+        )?,
+        activity_factor: real_or(
+            v,
+            e(|r| &r.activity_factor),
+            ectx,
+            "activity_factor",
+            (0.0, 1e3),
+            1.0,
+        )?,
+        leakage_mw_per_mm2: real_or(
+            v,
+            e(|r| &r.leakage_mw_per_mm2),
+            ectx,
+            "leakage_mw_per_mm2",
+            (0.0, 1e6),
+            0.0,
+        )?,
     })
 }
 
@@ -559,68 +585,74 @@ pub(super) fn backend(
     )?;
     match r.kind {
         RawBackendKind::PeArray => Ok(Backend::PeArray),
-        RawBackendKind::Nvdla => {
-            let Some(name) = &r.nvdla else {
-                return Err(v.err(
-                    Some(raw.span()),
-                    ctx,
-                    "nvdla",
-                    "is missing; valid: one of \"A\", \"B\", \"C\", \"D\", \"E\", \"F\" (SPEC section 3)"
-                        .to_string(),
-                ));
-            };
-            let row = NVDLA_TABLE
-                .iter()
-                .find(|row| format!("{:?}", row.name) == *name.get_ref())
-                .ok_or_else(|| {
-                    v.err(
-                        Some(name.span()),
-                        ctx,
-                        "nvdla",
-                        format!(
-                            "is \"{}\"; valid: one of \"A\", \"B\", \"C\", \"D\", \"E\", \"F\" (SPEC section 3)",
-                            name.get_ref()
-                        ),
-                    )
-                })?;
-            let atomic_c = v.opt_int(&r.atomic_c, ctx, "atomic_c", 1, 4096, row.atomic_c)?;
-            let atomic_k = v.opt_int(&r.atomic_k, ctx, "atomic_k", 1, 4096, row.atomic_k)?;
-            if atomic_c * atomic_k != row.macs {
-                let span = r
-                    .atomic_k
-                    .as_ref()
-                    .or(r.atomic_c.as_ref())
-                    .map(|s| s.span());
-                return Err(v.err(
-                    span,
-                    ctx,
-                    if r.atomic_k.is_some() {
-                        "atomic_k"
-                    } else {
-                        "atomic_c"
-                    },
-                    format!(
-                        "atomic_c x atomic_k is {atomic_c} x {atomic_k} = {}; valid: a product of {} (the MACs of NVDLA {:?})",
-                        atomic_c * atomic_k,
-                        row.macs,
-                        row.name
-                    ),
-                ));
-            }
-            Ok(Backend::Nvdla(NvdlaConfig {
-                name: row.name,
-                macs: row.macs,
-                buffer_kib: row.buffer_kib,
-                area_mm2: row.area_mm2,
-                tops: row.tops,
-                tops_per_w: row.tops_per_w,
-                atomic_c,
-                atomic_k,
-                utilisation: r.utilisation.unwrap_or(NvdlaUtilisation::Atomic),
-                clock_mhz: row.tops * 1e12 / (2.0 * f64::from(row.macs)) / 1e6,
-            }))
-        }
+        RawBackendKind::Nvdla => nvdla(v, raw),
     }
+}
+
+/// `kind = "nvdla"`: one of the six NVDLA configurations of SPEC section 3,
+/// with its atomic C x K split.
+fn nvdla(v: &Validator, raw: &Spanned<RawBackend>) -> Result<Backend, InputError> {
+    let ctx = "[backend]";
+    let r = raw.get_ref();
+    let Some(name) = &r.nvdla else {
+        return Err(v.err(
+            Some(raw.span()),
+            ctx,
+            "nvdla",
+            "is missing; valid: one of \"A\", \"B\", \"C\", \"D\", \"E\", \"F\" (SPEC section 3)"
+                .to_string(),
+        ));
+    };
+    let row = NVDLA_TABLE
+        .iter()
+        .find(|row| format!("{:?}", row.name) == *name.get_ref())
+        .ok_or_else(|| {
+            v.err(
+                Some(name.span()),
+                ctx,
+                "nvdla",
+                format!(
+                    "is \"{}\"; valid: one of \"A\", \"B\", \"C\", \"D\", \"E\", \"F\" (SPEC section 3)",
+                    name.get_ref()
+                ),
+            )
+        })?;
+    let atomic_c = v.opt_int(&r.atomic_c, ctx, "atomic_c", 1, 4096, row.atomic_c)?;
+    let atomic_k = v.opt_int(&r.atomic_k, ctx, "atomic_k", 1, 4096, row.atomic_k)?;
+    if atomic_c * atomic_k != row.macs {
+        let span = r
+            .atomic_k
+            .as_ref()
+            .or(r.atomic_c.as_ref())
+            .map(|s| s.span());
+        return Err(v.err(
+            span,
+            ctx,
+            if r.atomic_k.is_some() {
+                "atomic_k"
+            } else {
+                "atomic_c"
+            },
+            format!(
+                "atomic_c x atomic_k is {atomic_c} x {atomic_k} = {}; valid: a product of {} (the MACs of NVDLA {:?})",
+                atomic_c * atomic_k,
+                row.macs,
+                row.name
+            ),
+        ));
+    }
+    Ok(Backend::Nvdla(NvdlaConfig {
+        name: row.name,
+        macs: row.macs,
+        buffer_kib: row.buffer_kib,
+        area_mm2: row.area_mm2,
+        tops: row.tops,
+        tops_per_w: row.tops_per_w,
+        atomic_c,
+        atomic_k,
+        utilisation: r.utilisation.unwrap_or(NvdlaUtilisation::Atomic),
+        clock_mhz: row.tops * 1e12 / (2.0 * f64::from(row.macs)) / 1e6,
+    }))
 }
 
 pub(super) fn system(

@@ -278,29 +278,39 @@ impl WavePicture {
         &self,
         root: DrawingArea<DB, Shift>,
     ) -> std::result::Result<(), String> {
-        let (a, b) = (self.start, self.end);
-        let span = (b - a) as f64;
-        let columns = self.columns;
-        let lanes = &self.lanes;
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         root.draw(&Text::new(self.title.clone(), (10, 10), font(18.0)))
             .map_err(|e| e.to_string())?;
-        let x_of = |t: u64| {
-            self.label_w() as i32 + ((t.saturating_sub(a)) as f64 / span * columns as f64) as i32
-        };
-        // Layer boundaries and labels.
+        self.draw_layer_marks(&root)?;
+        for (li, lane) in self.lanes.iter().enumerate() {
+            self.draw_lane(&root, lane, (TOP + li as u32 * LANE_H) as i32)?;
+        }
+        self.draw_axis(&root)?;
+        root.present().map_err(|e| e.to_string())
+    }
+
+    /// The x pixel of cycle `t`.
+    fn x_of(&self, t: u64) -> i32 {
+        let span = (self.end - self.start) as f64;
+        self.label_w() as i32
+            + ((t.saturating_sub(self.start)) as f64 / span * self.columns as f64) as i32
+    }
+
+    /// Layer boundaries, and each layer's name where there is room for it.
+    fn draw_layer_marks<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String> {
+        let bottom = (TOP + LANE_H * self.lanes.len() as u32) as i32;
         for (i, &(t, layer)) in self.layers.iter().enumerate() {
-            let x = x_of(t);
+            let x = self.x_of(t);
             root.draw(&PathElement::new(
-                vec![
-                    (x, TOP as i32 - 14),
-                    (x, (TOP + LANE_H * lanes.len() as u32) as i32),
-                ],
+                vec![(x, TOP as i32 - 14), (x, bottom)],
                 BLACK.mix(0.35),
             ))
             .map_err(|e| e.to_string())?;
-            let next = self.layers.get(i + 1).map_or(b, |&(n, _)| n);
-            if x_of(next) - x > 24 {
+            let next = self.layers.get(i + 1).map_or(self.end, |&(n, _)| n);
+            if self.x_of(next) - x > 24 {
                 let name = self
                     .layer_names
                     .as_ref()
@@ -311,52 +321,60 @@ impl WavePicture {
                     .map_err(|e| e.to_string())?;
             }
         }
-        for (li, lane) in lanes.iter().enumerate() {
-            let y0 = (TOP + li as u32 * LANE_H) as i32;
-            let y1 = y0 + LANE_H as i32 - 4;
-            let max = lane.values.iter().cloned().fold(0.0f64, f64::max);
-            let scale = match lane.kind {
-                LaneKind::Busy => 1.0,
-                _ => {
-                    if max > 0.0 {
-                        max
-                    } else {
-                        1.0
-                    }
-                }
-            };
-            let label = match lane.kind {
-                LaneKind::Busy => lane.label.clone(),
-                _ => format!("{} (max {})", lane.label, short(max)),
-            };
-            root.draw(&Text::new(label, (6, y0 + 8), font(12.0)))
-                .map_err(|e| e.to_string())?;
-            root.draw(&Rectangle::new(
-                [
-                    (self.label_w() as i32, y0),
-                    (self.label_w() as i32 + columns as i32, y1),
-                ],
-                BLACK.mix(0.06).filled(),
-            ))
+        Ok(())
+    }
+
+    /// One lane at pixel row `y0`: its label, background and one column
+    /// per sample, scaled to the lane's maximum (busy lanes to 1).
+    fn draw_lane<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        lane: &Lane,
+        y0: i32,
+    ) -> std::result::Result<(), String> {
+        let y1 = y0 + LANE_H as i32 - 4;
+        let max = lane.values.iter().cloned().fold(0.0f64, f64::max);
+        let (scale, label, colour) = match &lane.kind {
+            LaneKind::Busy => (1.0, lane.label.clone(), RGBColor(31, 119, 180)),
+            kind => (
+                if max > 0.0 { max } else { 1.0 },
+                format!("{} (max {})", lane.label, short(max)),
+                if matches!(kind, LaneKind::Level) {
+                    RGBColor(44, 160, 44)
+                } else {
+                    RGBColor(214, 39, 40)
+                },
+            ),
+        };
+        root.draw(&Text::new(label, (6, y0 + 8), font(12.0)))
             .map_err(|e| e.to_string())?;
-            let colour = match lane.kind {
-                LaneKind::Busy => RGBColor(31, 119, 180),
-                LaneKind::Level => RGBColor(44, 160, 44),
-                LaneKind::Rate => RGBColor(214, 39, 40),
-            };
-            for (c, &v) in lane.values.iter().enumerate() {
-                let h = ((v / scale).clamp(0.0, 1.0) * (y1 - y0) as f64).round() as i32;
-                if h > 0 {
-                    let x = self.label_w() as i32 + c as i32;
-                    root.draw(&Rectangle::new([(x, y1 - h), (x + 1, y1)], colour.filled()))
-                        .map_err(|e| e.to_string())?;
-                }
+        let left = self.label_w() as i32;
+        root.draw(&Rectangle::new(
+            [(left, y0), (left + self.columns as i32, y1)],
+            BLACK.mix(0.06).filled(),
+        ))
+        .map_err(|e| e.to_string())?;
+        for (c, &v) in lane.values.iter().enumerate() {
+            let h = ((v / scale).clamp(0.0, 1.0) * (y1 - y0) as f64).round() as i32;
+            if h > 0 {
+                let x = left + c as i32;
+                root.draw(&Rectangle::new([(x, y1 - h), (x + 1, y1)], colour.filled()))
+                    .map_err(|e| e.to_string())?;
             }
         }
-        let axis_y = (TOP + LANE_H * lanes.len() as u32 + 6) as i32;
+        Ok(())
+    }
+
+    /// The cycle axis: eleven ticks with their cycle numbers.
+    fn draw_axis<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String> {
+        let span = (self.end - self.start) as f64;
+        let axis_y = (TOP + LANE_H * self.lanes.len() as u32 + 6) as i32;
         for k in 0..=10 {
-            let t = a + (span * k as f64 / 10.0) as u64;
-            let x = x_of(t);
+            let t = self.start + (span * k as f64 / 10.0) as u64;
+            let x = self.x_of(t);
             root.draw(&PathElement::new(vec![(x, axis_y), (x, axis_y + 5)], BLACK))
                 .map_err(|e| e.to_string())?;
             root.draw(&Text::new(
@@ -368,11 +386,10 @@ impl WavePicture {
         }
         root.draw(&Text::new(
             "cycles".to_string(),
-            (self.label_w() as i32 + columns as i32 / 2, axis_y + 24),
+            (self.label_w() as i32 + self.columns as i32 / 2, axis_y + 24),
             font(12.0),
         ))
-        .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -482,27 +499,69 @@ fn draw_charts<DB: DrawingBackend>(
     title: &str,
     bars: &[LayerBars],
 ) -> std::result::Result<(), String> {
-    let n = bars.len().max(1);
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let (header, body) = root.split_vertically(36);
     header
         .draw(&Text::new(title.to_string(), (10, 8), font(18.0)))
         .map_err(|e| e.to_string())?;
     let panels = body.split_evenly((3, 1));
-    let palette = [
-        RGBColor(148, 103, 189),
-        RGBColor(44, 160, 44),
-        RGBColor(255, 127, 14),
-        RGBColor(31, 119, 180),
-        RGBColor(214, 39, 40),
-        RGBColor(127, 127, 127),
-    ];
-    let stacked = |area: &DrawingArea<DB, Shift>,
-                   caption: &str,
-                   y_label: &str,
-                   series: &[&str],
-                   values: &dyn Fn(&LayerBars) -> Vec<f64>|
-     -> std::result::Result<(), String> {
+    let energy = Stacked {
+        caption: "energy by level (one 16-bit MAC = 1)",
+        y_label: "energy [16b-MACs]",
+        series: &["MAC", "RF", "array", "GLB", "DRAM", "NVDLA table"],
+        values: &|b| b.energy.to_vec(),
+    };
+    let cycles = Stacked {
+        caption: "cycles",
+        y_label: "cycles",
+        series: &["compute", "stall", "fill", "drain"],
+        values: &|b| b.cycles.to_vec(),
+    };
+    let utilisation = Stacked {
+        caption: "PE utilisation",
+        y_label: "busy PE-cycles / (PEs x cycles)",
+        series: &["utilisation"],
+        values: &|b| vec![b.utilisation],
+    };
+    for (area, panel) in panels.iter().zip([energy, cycles, utilisation]) {
+        panel.draw(area, bars)?;
+    }
+    root.present().map_err(|e| e.to_string())
+}
+
+/// The stacked parts' colours, in series order (repeating).
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(148, 103, 189),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(127, 127, 127),
+];
+
+/// One panel of per-layer stacked bars.
+struct Stacked<'a> {
+    caption: &'a str,
+    y_label: &'a str,
+    /// The stacked parts, bottom first, as the legend names them.
+    series: &'a [&'a str],
+    /// A layer's value of each part.
+    values: &'a dyn Fn(&LayerBars) -> Vec<f64>,
+}
+
+impl Stacked<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        bars: &[LayerBars],
+    ) -> std::result::Result<(), String> {
+        let Stacked {
+            caption,
+            y_label,
+            series,
+            values,
+        } = *self;
+        let n = bars.len().max(1);
         let max = bars
             .iter()
             .map(|b| values(b).iter().sum::<f64>())
@@ -535,7 +594,7 @@ fn draw_charts<DB: DrawingBackend>(
             if bars.iter().all(|b| values(b)[k] == 0.0) {
                 continue;
             }
-            let colour = palette[k % palette.len()];
+            let colour = PALETTE[k % PALETTE.len()];
             chart
                 .draw_series(bars.iter().enumerate().map(|(i, b)| {
                     let v = values(b);
@@ -559,27 +618,5 @@ fn draw_charts<DB: DrawingBackend>(
             .position(SeriesLabelPosition::UpperRight)
             .draw()
             .map_err(|e| e.to_string())
-    };
-    stacked(
-        &panels[0],
-        "energy by level (one 16-bit MAC = 1)",
-        "energy [16b-MACs]",
-        &["MAC", "RF", "array", "GLB", "DRAM", "NVDLA table"],
-        &|b| b.energy.to_vec(),
-    )?;
-    stacked(
-        &panels[1],
-        "cycles",
-        "cycles",
-        &["compute", "stall", "fill", "drain"],
-        &|b| b.cycles.to_vec(),
-    )?;
-    stacked(
-        &panels[2],
-        "PE utilisation",
-        "busy PE-cycles / (PEs x cycles)",
-        &["utilisation"],
-        &|b| vec![b.utilisation],
-    )?;
-    root.present().map_err(|e| e.to_string())
+    }
 }

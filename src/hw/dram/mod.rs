@@ -298,6 +298,22 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_sees_when_the_write_queue_has_an_entry() {
+        let mut d = Dram::new(&config(DramModel::Simple));
+        // Two writes fill the 2-entry queue: data 20-30 and 30-32.
+        assert_eq!(d.write(Cycle(0), 0, 40), Cycle(30));
+        assert_eq!(d.write(Cycle(0), 40, 8), Cycle(32));
+        // Full until the first completes; reads are not affected.
+        assert_eq!(d.write_queue_full(Cycle(0)), Some(Cycle(30)));
+        assert_eq!(d.write_queue_full(Cycle(29)), Some(Cycle(30)));
+        assert_eq!(d.read_queue_full(Cycle(0)), None);
+        assert_eq!(d.write_queue_full(Cycle(30)), None);
+        // Sent then, the third write is issued at once: data at 50 (the
+        // channel is free from 32), done at 51.
+        assert_eq!(d.write(Cycle(30), 48, 4), Cycle(51));
+    }
+
+    #[test]
     fn banked_model_counts_hits_misses_and_activates() {
         let mut d = Dram::new(&config(DramModel::Banked));
         // Two bursts in row 0 of bank 0: activate (3 + 4), then a hit.

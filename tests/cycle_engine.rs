@@ -38,8 +38,8 @@ fn run(
 /// cause, the cycles; the outputs; the totals.
 fn fingerprint(r: &EngineRun) -> String {
     format!(
-        "{:?}|{:?}|{}|{}",
-        r.layers, r.outputs, r.total_cycles, r.events
+        "{:?}|{:?}|{}|{}|{}",
+        r.layers, r.outputs, r.total_cycles, r.events, r.write_holds
     )
 }
 
@@ -82,8 +82,20 @@ proptest! {
         let cycle = run(&net, &arch, &input, &precision, &reference, (Timing::Cycle, pin));
         if std::env::var_os("CYCLE_ENGINE_STATS").is_some() {
             eprintln!(
-                "case prec={} schedules={:?} layers={} glb={} ok={} err={:?}",
+                "case prec={} write_holds={} dram_write={} writes={} schedules={:?} layers={} glb={} ok={} err={:?}",
                 precision.is_some(),
+                event.as_ref().map_or(0, |r| r.write_holds),
+                event.as_ref().map_or(0, |r| r
+                    .layers
+                    .iter()
+                    .filter_map(|l| l.pe_cycles.as_ref())
+                    .map(|p| p.dram_write)
+                    .sum::<u64>()),
+                event.as_ref().map_or(0, |r| r
+                    .layers
+                    .iter()
+                    .map(|l| l.dram.write_requests)
+                    .sum::<u64>()),
                 event.as_ref().ok().map(|r| r
                     .layers
                     .iter()

@@ -171,6 +171,68 @@ fn a_full_dram_read_queue_holds_the_prefetcher_back() {
     }
 }
 
+/// A GLB-unit layer whose output spills to a DRAM with a one-entry write
+/// queue and a slow (1 B/cycle) channel: the unit holds a spilled output
+/// row until the write queue has an entry for it, so the DRAM never keeps
+/// a write waiting. Max pool 1x1 over a 1 x 4 x 4 input (uint8: 4-byte
+/// rows) in an 8-byte GLB: two input rows fill it, so output rows 0-2
+/// spill and row 3 finds the room row 2 left.
+#[test]
+fn a_full_dram_write_queue_holds_the_glb_unit_back() {
+    let w = tiny_workload(
+        "name = \"p\"\nop = \"max_pool\"\nkernel = 1\nstride = 1",
+        "[1, 4, 4]",
+    );
+    let mut a = tiny_arch("fixed");
+    a.glb.capacity_bytes = 8;
+    a.dram.bandwidth_bytes_per_cycle = 1;
+    // Latency 10, 4 bytes in 4 cycles; one channel, granted in request
+    // order. GLB: 4 bank slots a cycle, a row is one slot; the unit takes
+    // 8 B/cycle. A spilled row is staged in the GLB and read back (both in
+    // the cycle it is stored) while its DRAM write is sent.
+    //  0: row 0 read: data 10-14; row 1 read (one row ahead): data 14-18.
+    // 14: row 0 into the GLB, ready 15; pooled 15-16. No room: spills.
+    // 16: write 0 sent: data 26-30, done 30. Row 0 leaves the GLB.
+    // 16: output row 1: row 2 read (ahead): data 30-34.
+    // 18: row 1 into the GLB, ready 19; pooled 19-20; spills, but write 0
+    //     holds the only write-queue entry: the unit holds the row until 30.
+    // 30: write 1 sent: data 40-44, done 44. Row 1 leaves.
+    // 30: output row 2: row 3 read: data after write 1, 44-48.
+    // 34: row 2 into the GLB, ready 35; pooled 35-36; spills; held until 44.
+    // 44: write 2 sent: data 54-58, done 58. Row 2 leaves.
+    // 48: row 3 into the GLB, ready 49; pooled 49-50; into the GLB 50-51.
+    // The layer ends with write 2 at 58. The unit waited 10 + 8 cycles for
+    // write-queue entries (its next reads queue behind the writes on the
+    // channel anyway, so the waits cost no further cycles).
+    // With 16 write-queue entries no write waits for another:
+    // 20: write 1 sent: data 30 -> 34-38 (after row 2); row 3 read 38-42.
+    // 36: write 2 sent: data 46-50. 42: row 3 ready 43, pooled 43-44,
+    //     into the GLB 44-45. The layer ends at 50, with no hold.
+    for timing in [accsim::sim::Timing::Event, accsim::sim::Timing::Cycle] {
+        for (entries, holds, cycles) in [(1, 2, 58), (16, 0, 50)] {
+            a.dram.write_queue_entries = entries;
+            let opts = engine::EngineOptions {
+                timing,
+                ..Default::default()
+            };
+            let r = engine::run_with(
+                &w.network,
+                &a,
+                &w.default_input,
+                Some(&w.default_outputs),
+                &opts,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert!(r.checked);
+            let s = &r.layers[0];
+            assert_eq!(s.cycles.total, cycles, "{entries} entries, {timing:?}");
+            assert_eq!(r.write_holds, holds, "{entries} entries, {timing:?}");
+            assert_eq!((s.dram.write_requests, s.dram.write_bytes), (3, 12));
+            assert_eq!(s.dram.read_requests, 4);
+        }
+    }
+}
+
 #[test]
 fn tiny_fc_programmable_weights_by_hand() {
     // FC 4 -> 3 on 4 PEs: outputs 0, 1, 2 on PEs 0, 1, 2; PE 3 idle. Pieces of

@@ -38,7 +38,7 @@ use crate::workload::ir::{Epilogue, Layer, Op, Shape};
 
 use super::causes::{Arrivals, Ledger, TRACE_COMPUTING, TRACE_DRAIN, Wait};
 use super::probes::Bus;
-use super::storage::{Parked, TensorStore};
+use super::storage::{Parked, TensorStore, evict_waiting};
 use super::{LayerTiming, Machine};
 
 /// Output channels of several lanes that compute from the same pieces,
@@ -328,6 +328,8 @@ impl<'a> ArrayLayer<'a> {
             0
         };
         room_for_first_pass(m, &mut parked, input, &schedule, layer)?;
+        // Evictions that waited for DRAM write-queue entries delay the start.
+        let start = start.max(m.clock);
         if rows_reserve_bytes == 0 && !input.in_glb.iter().all(|&r| r) {
             rows_reserve_bytes = two_passes_bytes;
         }
@@ -558,7 +560,15 @@ impl<'a> ArrayLayer<'a> {
                     return;
                 }
                 let bytes = self.input.row_bytes();
+                self.m.write_held = None;
                 if !self.room_for_row(bytes, current) {
+                    if let Some(free) = self.m.write_held.take() {
+                        // An eviction's write-back waits for a DRAM
+                        // write-queue entry: retry when one frees.
+                        self.arrivals.rows_held_back(Some(Wait::DramWrite));
+                        self.wake(free, Event::Prefetch);
+                        return;
+                    }
                     // Wait for space; a pass completion reschedules us.
                     self.arrivals.rows_held_back(Some(Wait::GlbSpace));
                     return;
@@ -902,11 +912,16 @@ impl<'a> ArrayLayer<'a> {
                 return true;
             }
         }
-        if self.prefetch_visit > current {
+        // A held write-back frees its row's space once it is sent: wait for
+        // it rather than give up more rows.
+        if self.prefetch_visit > current || self.m.write_held.is_some() {
             return false;
         }
         self.parked.make_room(self.m, bytes);
-        self.m.glb.space.try_take(bytes) || self.last_resort_room(bytes, current)
+        if self.m.glb.space.try_take(bytes) {
+            return true;
+        }
+        self.m.write_held.is_none() && self.last_resort_room(bytes, current)
     }
 
     /// The pass the array is on lacks a row and nothing else can give way:
@@ -918,6 +933,9 @@ impl<'a> ArrayLayer<'a> {
         self.parked.spill_finished(self.m, bytes);
         if self.m.glb.space.try_take(bytes) {
             return true;
+        }
+        if self.m.write_held.is_some() {
+            return false;
         }
         let current = self.schedule.rows_of_visit(visit);
         let (schedule, ready) = (&self.schedule, &self.row_ready);
@@ -934,6 +952,9 @@ impl<'a> ArrayLayer<'a> {
         }
         if self.m.glb.space.try_take(bytes) {
             return true;
+        }
+        if self.m.write_held.is_some() {
+            return false;
         }
         let evicted = super::storage::spill_output_rows(self.m, self.output, bytes);
         for &y in &evicted {
@@ -1681,8 +1702,9 @@ fn geometry_of(layer: &Layer) -> Result<(Geometry, WeightsOf<'_>, &Epilogue, usi
 
 /// Makes room for the prefetcher (`bytes`: two passes' rows, when some
 /// input row is in DRAM): parked tensors, then the resident input rows
-/// needed last, go back to DRAM (written if DRAM has no copy). Returns when
-/// the layer starts: once those write-backs are done.
+/// needed last, go back to DRAM (written if DRAM has no copy, each once
+/// the DRAM write queue has an entry for it). Returns when the layer
+/// starts: once those write-backs are done.
 fn room_for_prefetch(
     m: &mut Machine,
     parked: &mut Parked<'_>,
@@ -1693,10 +1715,12 @@ fn room_for_prefetch(
     if bytes == 0 {
         return Ok(m.clock);
     }
-    let start = parked.make_room(m, bytes);
+    let start = evict_waiting(m, |m| parked.make_room(m, bytes))?;
     m.set_clock(start)?;
     let first_visit = &schedule.row_first_visit;
-    let start = super::storage::evict_rows(m, input, bytes, |y| first_visit[y]);
+    let start = evict_waiting(m, |m| {
+        super::storage::evict_rows(m, input, bytes, |y| first_visit[y])
+    })?;
     m.set_clock(start)?;
     Ok(start)
 }
@@ -2028,13 +2052,18 @@ fn stage_weights(
     bytes: u64,
     layer: &Layer,
 ) -> Result<()> {
-    parked.make_room(m, bytes);
+    evict_waiting(m, |m| parked.make_room(m, bytes))?;
     if m.glb.space.try_take(bytes) {
         return Ok(());
     }
-    parked.spill_finished(m, bytes);
+    evict_waiting(m, |m| {
+        parked.spill_finished(m, bytes);
+        m.clock
+    })?;
     let first_visit = &schedule.row_first_visit;
-    super::storage::evict_rows(m, input, bytes, |y| first_visit[y]);
+    evict_waiting(m, |m| {
+        super::storage::evict_rows(m, input, bytes, |y| first_visit[y])
+    })?;
     if m.glb.space.try_take(bytes) {
         return Ok(());
     }
@@ -2059,13 +2088,18 @@ fn room_for_first_pass(
     let first_rows = schedule.rows_of_visit(0);
     let row_bytes = input.row_bytes();
     let needed = first_rows.clone().filter(|&y| !input.in_glb[y]).count() as u64 * row_bytes;
-    parked.make_room(m, needed);
+    evict_waiting(m, |m| parked.make_room(m, needed))?;
     if needed > m.glb.space.available() {
-        parked.spill_finished(m, needed);
+        evict_waiting(m, |m| {
+            parked.spill_finished(m, needed);
+            m.clock
+        })?;
         let first_visit = &schedule.row_first_visit;
-        super::storage::evict_rows_by(m, input, needed, |y, _| {
-            (!first_rows.contains(&y)).then_some(std::cmp::Reverse(first_visit[y]))
-        });
+        evict_waiting(m, |m| {
+            super::storage::evict_rows_by(m, input, needed, |y, _| {
+                (!first_rows.contains(&y)).then_some(std::cmp::Reverse(first_visit[y]))
+            })
+        })?;
     }
     if needed <= m.glb.space.available() {
         return Ok(());

@@ -50,15 +50,23 @@ pub(crate) enum Wait {
     /// The psum RF was full: earlier sub-passes' sums had not yet left on
     /// the output bus.
     PsumSpace,
+    /// The binding input row was not requested yet because the row it
+    /// evicts had to be written back and the DRAM write queue was full (the
+    /// evicted row keeps its GLB space until its write is accepted).
+    DramWrite,
 }
 
 impl Wait {
-    pub(crate) const COUNT: usize = 8;
+    pub(crate) const COUNT: usize = 9;
 
     /// The code the trace's `controller.stall_cause` signal shows for the
-    /// wait (docs/traces.md): 3 to 10, in declaration order.
+    /// wait (docs/traces.md): 3 to 10 in declaration order, and 12 for
+    /// `DramWrite` (added after `TRACE_UNUSED`'s 11).
     pub(crate) fn trace_code(self) -> u64 {
-        3 + self as u64
+        match self {
+            Wait::DramWrite => 12,
+            _ => 3 + self as u64,
+        }
     }
 }
 
@@ -78,8 +86,9 @@ struct Arrival {
     requested: Cycle,
     from_dram: Cycle,
     /// Why it was not requested earlier: the fetcher held back for GLB
-    /// room (`GlbSpace`) or for a free DRAM read-queue entry (`InputDram`,
-    /// `WeightDram`); `Prefetch` when it was simply not due yet.
+    /// room (`GlbSpace`), for a free DRAM read-queue entry (`InputDram`,
+    /// `WeightDram`) or for the write-queue entry of an eviction's
+    /// write-back (`DramWrite`); `Prefetch` when it was simply not due yet.
     held_back: Wait,
 }
 
@@ -118,7 +127,8 @@ impl Arrivals {
         }
     }
 
-    /// The prefetcher stopped for `why` (`GlbSpace`, `InputDram`), or
+    /// The prefetcher stopped for `why` (`GlbSpace`, `InputDram`,
+    /// `DramWrite`), or
     /// completed its window (`None`).
     pub(super) fn rows_held_back(&mut self, why: Option<Wait>) {
         self.rows_held_back = why;

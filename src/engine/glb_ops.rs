@@ -176,7 +176,57 @@ struct Room {
     bytes: u64,
 }
 
+/// Whether a row's fill got its GLB room.
+enum Taken {
+    Yes,
+    /// Not now (a row fetched ahead): when its output row runs.
+    Later,
+    /// A wanted row finds none: the layer cannot be tiled.
+    Never,
+}
+
 impl Room {
+    /// Takes the room of row `y`: free space, or parked tensors give way;
+    /// a row the current output row wants also gets the last resort. An
+    /// eviction whose write-back waits for a DRAM write-queue entry keeps
+    /// its space until the entry frees: the unit waits for it (landing the
+    /// fills that arrive meanwhile) when the row is wanted, else leaves the
+    /// row for later.
+    fn take(
+        &self,
+        m: &mut Machine,
+        inputs: &mut [&mut TensorStore],
+        rows: &mut Rows,
+        (output, parked, spilled_rows): (&mut TensorStore, &mut Parked<'_>, &mut u64),
+        y: usize,
+    ) -> Result<Taken> {
+        loop {
+            if m.glb.space.try_take(self.bytes) {
+                return Ok(Taken::Yes);
+            }
+            // The unit works one output row at a time: the rows it
+            // needs can come only from tensors parked for later layers.
+            m.write_held = None;
+            parked.make_room(m, self.bytes);
+            if m.glb.space.try_take(self.bytes) {
+                return Ok(Taken::Yes);
+            }
+            if !self.wanted.contains(&y) {
+                m.write_held = None;
+                return Ok(Taken::Later);
+            }
+            if m.write_held.is_none()
+                && self.last_resort(m, inputs, rows, output, parked, spilled_rows)
+            {
+                return Ok(Taken::Yes);
+            }
+            match m.write_held.take() {
+                Some(free) => rows.advance(m, inputs, free.max(m.clock))?,
+                None => return Ok(Taken::Never),
+            }
+        }
+    }
+
     /// Evicts the operands' rows the current output row does not read
     /// (those with a DRAM copy first, then the last rows; fetched again
     /// when needed), then spills the output's rows; takes the room. Only a
@@ -194,6 +244,9 @@ impl Room {
         if m.glb.space.try_take(self.bytes) {
             return true;
         }
+        if m.write_held.is_some() {
+            return false;
+        }
         for (k, input) in inputs.iter_mut().enumerate() {
             let resident = &rows.ready[k];
             super::storage::evict_rows_by(m, input, self.bytes, |y, in_dram| {
@@ -205,12 +258,15 @@ impl Room {
                     *r = None;
                 }
             }
-            if m.glb.space.available() >= self.bytes {
+            if m.glb.space.available() >= self.bytes || m.write_held.is_some() {
                 break;
             }
         }
         if m.glb.space.try_take(self.bytes) {
             return true;
+        }
+        if m.write_held.is_some() {
+            return false;
         }
         *spilled_rows += super::storage::spill_output_rows(m, output, self.bytes).len() as u64;
         m.glb.space.try_take(self.bytes)
@@ -372,11 +428,13 @@ pub(super) fn run(
         compute += work.end.since(work.start);
         last_compute = last_compute.max(done);
         rows.advance(m, inputs, done)?;
-        let (written, spilled) = store_output_row(m, output, oy, row.view());
+        let wait = |m: &mut Machine, free| rows.advance(m, inputs, free);
+        let (written, spilled) = store_output_row(m, output, oy, row.view(), wait)?;
         end = end.max(written);
         spilled_rows += u64::from(spilled);
         release_input_rows(m, inputs, &rows, &last_reader, glb_unit.input_rows(oy), oy);
-        t = done;
+        // A spilled row that waited for a write-queue entry holds the unit.
+        t = done.max(m.clock);
         m.events += 1;
     }
     let last = rows
@@ -434,7 +492,9 @@ fn make_room_for_rows(
                 .max()
                 .unwrap_or(0) as u64;
             let bytes = 2 * window_rows * input.row_bytes();
-            let done = super::storage::evict_rows(m, input, bytes, |y| first_use[y]);
+            let done = super::storage::evict_waiting(m, |m| {
+                super::storage::evict_rows(m, input, bytes, |y| first_use[y])
+            })?;
             m.set_clock(done)?;
         }
         rows.last_use.push(last);
@@ -473,22 +533,14 @@ impl Fetch {
                 continue;
             }
             let row_bytes = inputs[k].row_bytes();
-            if !m.glb.space.try_take(row_bytes) {
-                // The unit works one output row at a time: the rows it
-                // needs can come only from tensors parked for later layers.
-                parked.make_room(m, row_bytes);
-                if !m.glb.space.try_take(row_bytes) {
-                    if !self.wanted.contains(&y) {
-                        break; // fetched when its output row runs
-                    }
-                    let room = Room {
-                        wanted: self.wanted.clone(),
-                        bytes: row_bytes,
-                    };
-                    if !room.last_resort(m, inputs, rows, output, parked, spilled_rows) {
-                        return Ok(false);
-                    }
-                }
+            let room = Room {
+                wanted: self.wanted.clone(),
+                bytes: row_bytes,
+            };
+            match room.take(m, inputs, rows, (output, parked, spilled_rows), y)? {
+                Taken::Yes => {}
+                Taken::Later => break, // fetched when its output row runs
+                Taken::Never => return Ok(false),
             }
             if let Some(free) = m.dram_read_queue_full() {
                 if !self.wanted.contains(&y) {
@@ -561,20 +613,26 @@ fn compute_row(
 }
 
 /// Output row `oy`, computed now (`m.clock`): into the GLB if it has room,
-/// else through it to DRAM. Returns when it is stored, and whether it
-/// spilled.
+/// else through it to DRAM, once the DRAM write queue has an entry for it
+/// (the unit holds the row until then: `wait` moves its clock). Returns
+/// when it is stored, and whether it spilled.
 fn store_output_row(
     m: &mut Machine,
     output: &mut TensorStore,
     oy: usize,
     row: ArrayView2<'_, i16>,
-) -> (Cycle, bool) {
+    mut wait: impl FnMut(&mut Machine, Cycle) -> Result<()>,
+) -> Result<(Cycle, bool)> {
     let (words, bytes) = (output.row_words(), output.row_bytes());
     if m.glb.space.try_take(bytes) {
         output.in_glb[oy] = true;
         let written = m.glb_write(m.clock, DataType::Output, words, bytes).end;
         output.write_row(oy, row, written);
-        return (written, false);
+        return Ok((written, false));
+    }
+    while let Some(free) = m.dram_write_queue_full() {
+        m.write_holds += 1;
+        wait(m, free.max(m.clock))?;
     }
     if output.dram_base.is_none() {
         output.dram_base = Some(m.allocator.allocate(output.bytes()));
@@ -583,7 +641,7 @@ fn store_output_row(
     let end = super::storage::through_glb_to_dram(m, DataType::Output, words, bytes, addr);
     output.write_row(oy, row, end);
     output.in_dram[oy] = true;
-    (end, true)
+    Ok((end, true))
 }
 
 /// Frees the input rows (of tensors no later layer reads) that no output

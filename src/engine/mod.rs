@@ -81,6 +81,12 @@ pub(crate) struct Machine {
     /// The first request made for another cycle than `clock`, or sent into
     /// a full queue (an engine bug).
     misplaced: Option<String>,
+    /// Set by an eviction that stopped at a row whose write-back found the
+    /// DRAM write queue full: the cycle an entry frees (the row keeps its
+    /// GLB space until then; `storage::evict_rows_as`).
+    pub write_held: Option<Cycle>,
+    /// Writers held back by a full DRAM write queue so far.
+    pub write_holds: u64,
 }
 
 impl Machine {
@@ -102,6 +108,8 @@ impl Machine {
             layer_candidates: None,
             clock: Cycle::ZERO,
             misplaced: None,
+            write_held: None,
+            write_holds: 0,
         }
     }
 
@@ -125,6 +133,8 @@ impl Machine {
             layer_candidates: None,
             clock: self.clock,
             misplaced: self.misplaced.clone(),
+            write_held: self.write_held,
+            write_holds: self.write_holds,
         }
     }
 
@@ -250,6 +260,10 @@ pub struct EngineRun {
     pub outputs: Vec<Activations>,
     pub total_cycles: u64,
     pub events: u64,
+    /// Times a writer held back because the DRAM write queue was full: an
+    /// eviction that stopped at a row to write back, or the GLB unit
+    /// holding a spilled output row (docs/arch-format.md, `[dram]`).
+    pub write_holds: u64,
     /// True when every layer was compared with the reference and matched.
     pub checked: bool,
 }
@@ -419,6 +433,7 @@ pub(crate) fn run_from(
         Ok(EngineRun {
             total_cycles: run.now.get(),
             events: m.events,
+            write_holds: m.write_holds,
             layers: run.layers,
             outputs: run.outputs,
             checked: reference.is_some(),
@@ -1107,6 +1122,7 @@ fn pe_cycles(t: &LayerTiming, pes: u64, busy: u64, fill: u64) -> PeCycles {
         input_bus: w(InputBus),
         weight_bus: w(WeightBus),
         psum_space: w(PsumSpace),
+        dram_write: w(DramWrite),
         unused: (pes - u) * t.end.since(t.start),
     }
 }

@@ -243,6 +243,12 @@ impl Machine {
         self.dram.read_queue_full(self.clock)
     }
 
+    /// `None` when a DRAM write sent now finds a free write-queue entry;
+    /// else when the next one frees (evictions hold back until then).
+    pub(crate) fn dram_write_queue_full(&mut self) -> Option<Cycle> {
+        self.dram.write_queue_full(self.clock)
+    }
+
     pub(crate) fn dram_read(
         &mut self,
         at: Cycle,

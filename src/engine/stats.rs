@@ -60,12 +60,13 @@ pub struct PeCycles {
     pub input_bus: u64,
     pub weight_bus: u64,
     pub psum_space: u64,
+    pub dram_write: u64,
     pub unused: u64,
 }
 
 impl PeCycles {
     /// The field names, in report order, with their values.
-    pub fn named(&self) -> [(&'static str, u64); 13] {
+    pub fn named(&self) -> [(&'static str, u64); 14] {
         [
             ("busy", self.busy),
             ("lockstep", self.lockstep),
@@ -79,6 +80,7 @@ impl PeCycles {
             ("input_bus", self.input_bus),
             ("weight_bus", self.weight_bus),
             ("psum_space", self.psum_space),
+            ("dram_write", self.dram_write),
             ("unused", self.unused),
         ]
     }
@@ -89,7 +91,7 @@ impl PeCycles {
 
     /// The named waits between steps (every cause but busy, lockstep,
     /// fill, drain and unused).
-    pub fn waits(&self) -> [(&'static str, u64); 8] {
+    pub fn waits(&self) -> [(&'static str, u64); 9] {
         let n = self.named();
         std::array::from_fn(|i| n[4 + i])
     }
@@ -119,6 +121,7 @@ impl PeCycles {
         self.input_bus += o.input_bus;
         self.weight_bus += o.weight_bus;
         self.psum_space += o.psum_space;
+        self.dram_write += o.dram_write;
         self.unused += o.unused;
     }
 }

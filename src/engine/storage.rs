@@ -265,6 +265,10 @@ pub(crate) fn spill_output_rows(
 }
 
 /// [`evict_rows_by`], counting the write-backs' accesses as `data_type`.
+/// A row without a DRAM copy leaves only once its write-back is accepted:
+/// when the DRAM write queue is full the eviction stops at that row (it
+/// keeps its GLB space) and records in `m.write_held` when an entry frees;
+/// the caller waits until then ([`evict_waiting`]) or retries then.
 fn evict_rows_as<K: Ord>(
     m: &mut super::Machine,
     input: &mut TensorStore,
@@ -286,6 +290,13 @@ fn evict_rows_as<K: Ord>(
             break;
         }
         if !input.in_dram[y] {
+            if let Some(free) = m.dram_write_queue_full() {
+                // The write-back cannot be sent: the row keeps its GLB
+                // space, and the eviction stops here until an entry frees.
+                m.write_held = Some(m.write_held.map_or(free, |t| t.min(free)));
+                m.write_holds += 1;
+                break;
+            }
             if input.dram_base.is_none() {
                 input.dram_base = Some(m.allocator.allocate(input.bytes()));
             }
@@ -298,6 +309,26 @@ fn evict_rows_as<K: Ord>(
         m.glb.space.give_back(input.row_bytes());
     }
     done
+}
+
+/// Runs `evict` (evictions at the controller's clock) until none of its
+/// write-backs is held back by a full DRAM write queue: each time one is,
+/// the controller waits for the write-queue entry (its clock moves to the
+/// cycle the entry frees) and runs `evict` again. Returns the later of the
+/// clock and the completions `evict` returned.
+pub(crate) fn evict_waiting(
+    m: &mut super::Machine,
+    mut evict: impl FnMut(&mut super::Machine) -> crate::sim::Cycle,
+) -> crate::error::Result<crate::sim::Cycle> {
+    let mut done = m.clock;
+    loop {
+        m.write_held = None;
+        done = done.max(evict(m));
+        match m.write_held.take() {
+            Some(free) => m.set_clock(free.max(m.clock))?,
+            None => return Ok(done.max(m.clock)),
+        }
+    }
 }
 
 /// Copies `words` (`bytes`) of `data` from the GLB to DRAM at `addr`, sent
@@ -346,11 +377,12 @@ pub(crate) struct Parked<'s>(
 );
 
 impl Parked<'_> {
-    /// Spills rows of finished tensors until `bytes` are free or none is
-    /// left; a layer that cannot otherwise go on calls it.
+    /// Spills rows of finished tensors until `bytes` are free, none is
+    /// left or a write-back waits for a DRAM write-queue entry; a layer that
+    /// cannot otherwise go on calls it.
     pub(crate) fn spill_finished(&mut self, m: &mut super::Machine, bytes: u64) {
         for t in &mut self.1 {
-            if m.glb.space.available() >= bytes {
+            if m.glb.space.available() >= bytes || m.write_held.is_some() {
                 break;
             }
             spill_output_rows(m, t, bytes);
@@ -358,12 +390,12 @@ impl Parked<'_> {
     }
 
     /// Evicts parked rows (written back when DRAM has no copy) until
-    /// `bytes` are free or nothing is left to evict; returns when the last
-    /// write-back completes.
+    /// `bytes` are free, nothing is left to evict or a write-back waits for
+    /// a DRAM write-queue entry; returns when the last write-back completes.
     pub(crate) fn make_room(&mut self, m: &mut super::Machine, bytes: u64) -> crate::sim::Cycle {
         let mut done = m.clock;
         for t in &mut self.0 {
-            if m.glb.space.available() >= bytes {
+            if m.glb.space.available() >= bytes || m.write_held.is_some() {
                 break;
             }
             done = done.max(evict_rows(m, t, bytes, |y| y));

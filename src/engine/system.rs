@@ -184,6 +184,9 @@ pub struct SystemRun {
     pub backend_cycles: u64,
     pub backend_area_mm2: f64,
     pub backend_events: u64,
+    /// The back-end's writers held back by a full DRAM write queue
+    /// (`EngineRun::write_holds`).
+    pub backend_write_holds: u64,
     /// Tapped words written into the buffer, and those that spilled to DRAM.
     pub handoff_buffer_words: u64,
     pub handoff_dram_words: u64,
@@ -293,6 +296,7 @@ pub fn run(
         backend_cycles: backend.cycles,
         backend_area_mm2: area::backend_mm2(arch),
         backend_events: backend.events,
+        backend_write_holds: backend.write_holds,
         handoff_buffer_words: backend.handoff_buffer_words,
         handoff_dram_words: backend.handoff_dram_words,
         latency_s,
@@ -441,6 +445,7 @@ struct BackendRun {
     outputs: Vec<Activations>,
     cycles: u64,
     events: u64,
+    write_holds: u64,
     /// When the back-end's first layer ended (the tap's buffer slot frees).
     release_cycles: u64,
     /// Tapped words written into the buffer, and those that spilled to DRAM.
@@ -467,6 +472,7 @@ fn run_backend(
         outputs: Vec::with_capacity(network.layers.len()),
         cycles: 0,
         events: 0,
+        write_holds: 0,
         release_cycles: 0,
         handoff_buffer_words: tap_shape.len() as u64,
         handoff_dram_words: 0,
@@ -550,6 +556,7 @@ impl BackendRun {
         self.release_cycles = run.layers.first().map_or(0, |l| l.end.get());
         self.cycles = run.total_cycles;
         self.events = run.events;
+        self.write_holds = run.write_holds;
         for (stats, out) in run.layers.into_iter().zip(run.outputs) {
             self.layers.push(LayerRecord {
                 engine: LayerEngine::PeArray,

@@ -17,7 +17,7 @@ use crate::hw::dram::DramStats;
 use crate::units::ReadWrite;
 
 /// Version of the report schema (docs/report.md).
-pub const SCHEMA_VERSION: u32 = 9;
+pub const SCHEMA_VERSION: u32 = 10;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {

@@ -86,6 +86,7 @@ pub(super) fn run(
         outputs: sys.outputs.clone(),
         total_cycles: report.throughput.as_ref().map_or(0, |t| t.cycles),
         events: report.throughput.as_ref().map_or(0, |t| t.events),
+        write_holds: sys.backend_write_holds,
         checked: sys.checked,
     };
     Ok(RunResult {

@@ -37,7 +37,10 @@ pub struct Machine {
     pub banked: bool,
     pub dram_bytes: u32,
     pub dram_latency: u32,
+    /// Read-queue entries.
     pub dram_queue: u32,
+    /// Write-queue entries: mostly 1, so writers often find it full.
+    pub dram_write_queue: u32,
     pub dram_banks: u32,
     pub dram_row_bytes: u32,
     pub dram_burst_bytes: u32,
@@ -108,7 +111,7 @@ zero_skipping = {zero}
         m.dram_bytes,
         m.dram_latency,
         m.dram_queue,
-        m.dram_queue,
+        m.dram_write_queue,
         m.dram_banks,
         m.dram_row_bytes,
         m.dram_burst_bytes,
@@ -136,11 +139,14 @@ pub fn machine_strategy() -> impl Strategy<Value = Machine> {
         32u64..=4096,
         prop_oneof![Just(0u64), 1u64..=64, 64u64..=4096, Just(1 << 20)],
     );
+    // Slow channels and 1-entry write queues half the time, so that writers
+    // (evictions, spilled output rows) often find the write queue full.
     let dram = (
         any::<bool>(),
-        1u32..=16,
+        prop_oneof![1u32..=2, 1u32..=16],
         1u32..=30,
         1u32..=8,
+        prop_oneof![Just(1u32), 1u32..=8],
         1u32..=8,
         prop_oneof![Just(64u32), Just(256), Just(2048)],
         prop_oneof![Just(8u32), Just(16), Just(32)],
@@ -151,7 +157,7 @@ pub fn machine_strategy() -> impl Strategy<Value = Machine> {
             (rows, cols, input_rf, psum_rf, programmable, scratchpad, bus, link),
             (banks, bank_bytes, ports),
             (glb_bytes, extra),
-            (banked, dram_bytes, latency, queue, dram_banks, row_bytes, burst, zero),
+            (banked, dram_bytes, latency, queue, write_queue, dram_banks, row_bytes, burst, zero),
         )| Machine {
             rows,
             cols,
@@ -170,6 +176,7 @@ pub fn machine_strategy() -> impl Strategy<Value = Machine> {
             dram_bytes,
             dram_latency: latency,
             dram_queue: queue,
+            dram_write_queue: write_queue,
             dram_banks,
             dram_row_bytes: row_bytes,
             dram_burst_bytes: burst,
@@ -357,6 +364,7 @@ fn tiny_machine_spec(glb_bytes: u64) -> Machine {
         dram_bytes: 4,
         dram_latency: 10,
         dram_queue: 16,
+        dram_write_queue: 16,
         dram_banks: 8,
         dram_row_bytes: 2048,
         dram_burst_bytes: 32,

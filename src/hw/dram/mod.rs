@@ -16,8 +16,11 @@
 //! At most `read_queue_entries` reads (and `write_queue_entries` writes) are
 //! in flight. Readers hold back while the read queue is full
 //! ([`Dram::read_queue_full`] says until when): a read is sent only into a
-//! free entry. A write sent to a full write queue waits in the write-back
-//! engine for the oldest write to complete.
+//! free entry. Evictions hold back the same way while the write queue is
+//! full ([`Dram::write_queue_full`]); a write sent to a full write queue
+//! (an output row spilled by the array or the GLB unit, a row written back
+//! for a later tile) waits in the write-back engine for the oldest write to
+//! complete.
 
 mod stepped;
 
@@ -162,18 +165,25 @@ impl Dram {
     /// `None` when a read sent at `now` finds a free read-queue entry;
     /// otherwise the cycle the oldest read in flight completes, freeing one.
     pub fn read_queue_full(&mut self, now: Cycle) -> Option<Cycle> {
-        while self
-            .reads_in_flight
-            .front()
-            .is_some_and(|&done| done <= now)
-        {
-            self.reads_in_flight.pop_front();
+        let depth = self.config.read_queue_entries as usize;
+        Self::queue_full(&mut self.reads_in_flight, depth, now)
+    }
+
+    /// `None` when a write sent at `now` finds a free write-queue entry;
+    /// otherwise the cycle the oldest write in flight completes, freeing one.
+    pub fn write_queue_full(&mut self, now: Cycle) -> Option<Cycle> {
+        let depth = self.config.write_queue_entries as usize;
+        Self::queue_full(&mut self.writes_in_flight, depth, now)
+    }
+
+    fn queue_full(in_flight: &mut VecDeque<Cycle>, depth: usize, now: Cycle) -> Option<Cycle> {
+        while in_flight.front().is_some_and(|&done| done <= now) {
+            in_flight.pop_front();
         }
-        let depth = (self.config.read_queue_entries as usize).max(1);
-        if self.reads_in_flight.len() < depth {
+        if in_flight.len() < depth.max(1) {
             return None;
         }
-        self.reads_in_flight.iter().min().copied()
+        in_flight.iter().min().copied()
     }
 
     /// The cycle at which a new request can enter a queue of `depth`.
@@ -285,6 +295,22 @@ mod tests {
         // The queue holds two: the third waits for the first (done at 30).
         assert_eq!(d.read(Cycle(0), 48, 4), Cycle(51));
         assert_eq!(d.stats().read_bytes, 52);
+    }
+
+    #[test]
+    fn a_writer_sees_when_the_write_queue_has_an_entry() {
+        let mut d = Dram::new(&config(DramModel::Simple));
+        // Two writes fill the 2-entry queue: data 20-30 and 30-32.
+        assert_eq!(d.write(Cycle(0), 0, 40), Cycle(30));
+        assert_eq!(d.write(Cycle(0), 40, 8), Cycle(32));
+        // Full until the first completes; reads are not affected.
+        assert_eq!(d.write_queue_full(Cycle(0)), Some(Cycle(30)));
+        assert_eq!(d.write_queue_full(Cycle(29)), Some(Cycle(30)));
+        assert_eq!(d.read_queue_full(Cycle(0)), None);
+        assert_eq!(d.write_queue_full(Cycle(30)), None);
+        // Sent then, the third write is issued at once: data at 50 (the
+        // channel is free from 32), done at 51.
+        assert_eq!(d.write(Cycle(30), 48, 4), Cycle(51));
     }
 
     #[test]

@@ -112,33 +112,14 @@ pub fn read_vcd(path: &Path, window: Option<(u64, u64)>) -> Result<Waveform, Inp
         .map_err(|e| fail(format!("not a valid VCD header: {e}")))?;
     let mut vars = Vec::new();
     collect(&header.items, "", &mut vars);
-    let mut index: HashMap<IdCode, Vec<usize>> = HashMap::new();
-    let mut signals: Vec<SignalTrace> = Vec::new();
-    for (code, name, width) in vars {
-        index.entry(code).or_default().push(signals.len());
-        signals.push(SignalTrace {
-            name,
-            width,
-            changes: Vec::new(),
-        });
-    }
-    // Without a window, the trace starts at its first timestamp (a windowed
-    // recording starts at its window).
-    let (mut start, stop) = window.unwrap_or((u64::MAX, u64::MAX));
-    let mut current = vec![0u64; signals.len()];
-    let mut seeded = false;
-    let mut time = 0u64;
-    let mut last_time = 0u64;
+    let mut reader = Reader::new(vars, window);
+    let stop = window.map_or(u64::MAX, |(_, stop)| stop);
     let mut past_window = false;
     for command in parser {
         let command = command.map_err(|e| fail(format!("invalid VCD body: {e}")))?;
         let (code, value) = match command {
             Command::Timestamp(t) => {
-                time = t;
-                if start == u64::MAX {
-                    start = t;
-                }
-                last_time = last_time.max(t);
+                reader.timestamp(t);
                 if t >= stop {
                     past_window = true;
                     break;
@@ -149,31 +130,14 @@ pub fn read_vcd(path: &Path, window: Option<(u64, u64)>) -> Result<Waveform, Inp
             Command::ChangeVector(code, v) => (code, bits(v.iter())),
             _ => continue,
         };
-        if start == u64::MAX {
-            start = time;
-        }
-        if time >= start && !seeded {
-            for (i, s) in signals.iter_mut().enumerate() {
-                s.changes.push((start, current[i]));
-            }
-            seeded = true;
-        }
-        for &i in index.get(&code).map(Vec::as_slice).unwrap_or(&[]) {
-            current[i] = value;
-            if time >= start {
-                let s = &mut signals[i];
-                if s.changes.last().is_some_and(|&(t, _)| t == time) {
-                    s.changes.pop();
-                }
-                s.changes.push((time, value));
-            }
-        }
+        reader.change(&code, value);
     }
     if let Some((first, last)) = window
         && !past_window
-        && first >= last_time
+        && first >= reader.last_time
     {
         // The whole trace was read and ends before the window: an empty picture.
+        let last_time = reader.last_time;
         return Err(InputError::new(
             "--window",
             format!(
@@ -183,24 +147,104 @@ pub fn read_vcd(path: &Path, window: Option<(u64, u64)>) -> Result<Waveform, Inp
             ),
         ));
     }
-    if start == u64::MAX {
-        start = 0;
-    }
-    if !seeded {
-        for (i, s) in signals.iter_mut().enumerate() {
-            s.changes.push((start, current[i]));
+    Ok(reader.finish(stop))
+}
+
+/// The signals' changes as the VCD body is read.
+struct Reader {
+    signals: Vec<SignalTrace>,
+    /// The signals a VCD identifier drives (several may share one).
+    index: HashMap<IdCode, Vec<usize>>,
+    /// Each signal's latest value, before the window too.
+    current: Vec<u64>,
+    /// Whether every signal has its value at `start` recorded.
+    seeded: bool,
+    /// The first cycle kept: the window's, or the trace's first timestamp
+    /// (a windowed recording starts at its window); `u64::MAX` until known.
+    start: u64,
+    /// The cycle of the changes being read.
+    time: u64,
+    last_time: u64,
+}
+
+impl Reader {
+    fn new(vars: Vec<(IdCode, String, u32)>, window: Option<(u64, u64)>) -> Reader {
+        let mut index: HashMap<IdCode, Vec<usize>> = HashMap::new();
+        let mut signals: Vec<SignalTrace> = Vec::new();
+        for (code, name, width) in vars {
+            index.entry(code).or_default().push(signals.len());
+            signals.push(SignalTrace {
+                name,
+                width,
+                changes: Vec::new(),
+            });
+        }
+        Reader {
+            current: vec![0u64; signals.len()],
+            signals,
+            index,
+            seeded: false,
+            start: window.map_or(u64::MAX, |(start, _)| start),
+            time: 0,
+            last_time: 0,
         }
     }
-    let end = if stop == u64::MAX {
-        last_time.max(start + 1)
-    } else {
-        stop
-    };
-    Ok(Waveform {
-        signals,
-        start,
-        end,
-    })
+
+    fn timestamp(&mut self, t: u64) {
+        self.time = t;
+        if self.start == u64::MAX {
+            self.start = t;
+        }
+        self.last_time = self.last_time.max(t);
+    }
+
+    /// Records every signal's value at `start`, once.
+    fn seed(&mut self) {
+        for (i, s) in self.signals.iter_mut().enumerate() {
+            s.changes.push((self.start, self.current[i]));
+        }
+        self.seeded = true;
+    }
+
+    fn change(&mut self, code: &IdCode, value: u64) {
+        let time = self.time;
+        if self.start == u64::MAX {
+            self.start = time;
+        }
+        if time >= self.start && !self.seeded {
+            self.seed();
+        }
+        for &i in self.index.get(code).map(Vec::as_slice).unwrap_or(&[]) {
+            self.current[i] = value;
+            if time >= self.start {
+                let s = &mut self.signals[i];
+                if s.changes.last().is_some_and(|&(t, _)| t == time) {
+                    s.changes.pop();
+                }
+                s.changes.push((time, value));
+            }
+        }
+    }
+
+    /// The waveform up to `stop` (`u64::MAX`: the end of the trace).
+    fn finish(mut self, stop: u64) -> Waveform {
+        if self.start == u64::MAX {
+            self.start = 0;
+        }
+        if !self.seeded {
+            self.seed();
+        }
+        let end = if stop == u64::MAX {
+            self.last_time.max(self.start + 1)
+        } else {
+            stop
+        };
+        Waveform {
+            signals: self.signals,
+            start: self.start,
+            end,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -128,86 +128,7 @@ pub fn scatter(
         path: out.to_path_buf(),
         message: e,
     };
-    let series_labels = spec
-        .plot
-        .series
-        .as_deref()
-        .and_then(|a| spec.axis_labels(a))
-        .unwrap_or_else(|| vec!["all points".to_string()]);
-    let marker_labels = spec
-        .plot
-        .marker
-        .as_deref()
-        .and_then(|a| spec.axis_labels(a));
-    let position = |axis: Option<&str>, labels: &[String], r: &Record| -> usize {
-        axis.and_then(|a| r.label(a))
-            .and_then(|l| labels.iter().position(|x| x == l))
-            .unwrap_or(0)
-    };
-    let simulated: Vec<&Record> = records
-        .iter()
-        .filter(|r| matches!(r.status, Status::Ok | Status::Infeasible))
-        .filter(|r| {
-            r.metric(x).is_some_and(f64::is_finite) && r.metric(y).is_some_and(f64::is_finite)
-        })
-        .collect();
-    let xs: Vec<f64> = simulated.iter().filter_map(|r| r.metric(x)).collect();
-    let ys: Vec<f64> = simulated.iter().filter_map(|r| r.metric(y)).collect();
-    let (sx, sy) = (Scale::of(&xs), Scale::of(&ys));
-    let dot = |r: &Record| Dot {
-        x: sx.map(r.metric(x).unwrap_or(0.0)),
-        y: sy.map(r.metric(y).unwrap_or(0.0)),
-        series: position(spec.plot.series.as_deref(), &series_labels, r),
-        marker: marker_labels
-            .as_deref()
-            .map_or(0, |l| position(spec.plot.marker.as_deref(), l, r)),
-        feasible: r.status == Status::Ok,
-    };
-    let dots: Vec<Dot> = simulated.iter().map(|r| dot(r)).collect();
-    // One front per series, and the overall front.
-    let mut fronts: Vec<Vec<(f64, f64)>> = Vec::new();
-    for (k, _) in series_labels.iter().enumerate() {
-        let members: Vec<Record> = records
-            .iter()
-            .filter(|r| position(spec.plot.series.as_deref(), &series_labels, r) == k)
-            .cloned()
-            .collect();
-        fronts.push(
-            pareto_records(&members, &[x, y])
-                .iter()
-                .map(|r| {
-                    (
-                        sx.map(r.metric(x).unwrap_or(0.0)),
-                        sy.map(r.metric(y).unwrap_or(0.0)),
-                    )
-                })
-                .collect(),
-        );
-    }
-    let overall: Vec<(f64, f64)> = pareto_records(records, &[x, y])
-        .iter()
-        .map(|r| {
-            (
-                sx.map(r.metric(x).unwrap_or(0.0)),
-                sy.map(r.metric(y).unwrap_or(0.0)),
-            )
-        })
-        .collect();
-    let picture = Picture {
-        title: format!("{}: {} vs {}", spec.name, y.name(), x.name()),
-        x,
-        y,
-        sx,
-        sy,
-        dots,
-        fronts,
-        overall,
-        series_title: spec.plot.series.clone(),
-        series_labels,
-        marker_title: spec.plot.marker.clone(),
-        marker_labels: marker_labels.unwrap_or_default(),
-        infeasible: simulated.iter().any(|r| r.status == Status::Infeasible),
-    };
+    let picture = Picture::new(spec, records, x, y);
     let size = (1100u32, 720u32);
     match out.extension().and_then(|e| e.to_str()) {
         Some("png") => picture
@@ -216,6 +137,123 @@ pub fn scatter(
         _ => picture
             .draw(SVGBackend::new(out, size).into_drawing_area())
             .map_err(draw_err),
+    }
+}
+
+/// The `[plot]` groups: a colour per value of the series axis, a marker
+/// per value of the marker axis.
+struct Groups<'s> {
+    spec: &'s SweepSpec,
+    series_labels: Vec<String>,
+    marker_labels: Option<Vec<String>>,
+}
+
+impl<'s> Groups<'s> {
+    fn of(spec: &'s SweepSpec) -> Groups<'s> {
+        let series_labels = spec
+            .plot
+            .series
+            .as_deref()
+            .and_then(|a| spec.axis_labels(a))
+            .unwrap_or_else(|| vec!["all points".to_string()]);
+        let marker_labels = spec
+            .plot
+            .marker
+            .as_deref()
+            .and_then(|a| spec.axis_labels(a));
+        Groups {
+            spec,
+            series_labels,
+            marker_labels,
+        }
+    }
+
+    /// The index of `r`'s label on `axis` among `labels` (0 when absent).
+    fn position(axis: Option<&str>, labels: &[String], r: &Record) -> usize {
+        axis.and_then(|a| r.label(a))
+            .and_then(|l| labels.iter().position(|x| x == l))
+            .unwrap_or(0)
+    }
+
+    fn series(&self, r: &Record) -> usize {
+        Self::position(self.spec.plot.series.as_deref(), &self.series_labels, r)
+    }
+
+    fn marker(&self, r: &Record) -> usize {
+        self.marker_labels.as_deref().map_or(0, |l| {
+            Self::position(self.spec.plot.marker.as_deref(), l, r)
+        })
+    }
+}
+
+/// The Pareto front of `records` in `x` and `y`, in plotted coordinates.
+fn front(
+    records: &[Record],
+    (x, y): (Metric, Metric),
+    (sx, sy): (&Scale, &Scale),
+) -> Vec<(f64, f64)> {
+    pareto_records(records, &[x, y])
+        .iter()
+        .map(|r| {
+            (
+                sx.map(r.metric(x).unwrap_or(0.0)),
+                sy.map(r.metric(y).unwrap_or(0.0)),
+            )
+        })
+        .collect()
+}
+
+impl Picture {
+    /// The picture of `records`: a dot per simulated point with finite
+    /// metrics, one front per series and the overall front.
+    fn new(spec: &SweepSpec, records: &[Record], x: Metric, y: Metric) -> Picture {
+        let groups = Groups::of(spec);
+        let simulated: Vec<&Record> = records
+            .iter()
+            .filter(|r| matches!(r.status, Status::Ok | Status::Infeasible))
+            .filter(|r| {
+                r.metric(x).is_some_and(f64::is_finite) && r.metric(y).is_some_and(f64::is_finite)
+            })
+            .collect();
+        let xs: Vec<f64> = simulated.iter().filter_map(|r| r.metric(x)).collect();
+        let ys: Vec<f64> = simulated.iter().filter_map(|r| r.metric(y)).collect();
+        let (sx, sy) = (Scale::of(&xs), Scale::of(&ys));
+        let dots: Vec<Dot> = simulated
+            .iter()
+            .map(|r| Dot {
+                x: sx.map(r.metric(x).unwrap_or(0.0)),
+                y: sy.map(r.metric(y).unwrap_or(0.0)),
+                series: groups.series(r),
+                marker: groups.marker(r),
+                feasible: r.status == Status::Ok,
+            })
+            .collect();
+        let fronts = (0..groups.series_labels.len())
+            .map(|k| {
+                let members: Vec<Record> = records
+                    .iter()
+                    .filter(|r| groups.series(r) == k)
+                    .cloned()
+                    .collect();
+                front(&members, (x, y), (&sx, &sy))
+            })
+            .collect();
+        let overall = front(records, (x, y), (&sx, &sy));
+        Picture {
+            title: format!("{}: {} vs {}", spec.name, y.name(), x.name()),
+            x,
+            y,
+            sx,
+            sy,
+            dots,
+            fronts,
+            overall,
+            series_title: spec.plot.series.clone(),
+            series_labels: groups.series_labels,
+            marker_title: spec.plot.marker.clone(),
+            marker_labels: groups.marker_labels.unwrap_or_default(),
+            infeasible: simulated.iter().any(|r| r.status == Status::Infeasible),
+        }
     }
 }
 

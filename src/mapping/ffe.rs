@@ -94,49 +94,7 @@ pub fn plan(
         e.line_column = site.line_column;
         e
     };
-    let mut stages = Vec::new();
-    let mut count = 0u32;
-    let mut stop: Option<String> = None;
-    for (i, layer) in network.layers.iter().enumerate() {
-        let expected = if i == 0 {
-            TensorSource::Input
-        } else {
-            TensorSource::Layer(i - 1)
-        };
-        let chained = layer.inputs.len() == 1 && layer.inputs[0] == expected;
-        let (kind, starts_layer) = match &layer.op {
-            Op::Conv2d(c) => {
-                let pointwise_of_dw = c.kernel == [1, 1]
-                    && c.padding.is_zero()
-                    && i > 0
-                    && matches!(&network.layers[i - 1].op, Op::Conv2d(p) if p.is_depthwise());
-                (StageKind::Conv, !pointwise_of_dw || count == 0)
-            }
-            Op::MaxPool(_) => (StageKind::MaxPool, count == 0),
-            _ => {
-                stop = Some(format!(
-                    "layer `{}` ({}) cannot be fixed: the FFE holds convolutions and max pooling",
-                    layer.name,
-                    layer.op.kind()
-                ));
-                break;
-            }
-        };
-        if !chained {
-            stop = Some(format!(
-                "layer `{}` does not read the layer before it: the FFE is a single pipeline",
-                layer.name
-            ));
-            break;
-        }
-        if starts_layer {
-            if count == fixed_layers {
-                break;
-            }
-            count += 1;
-        }
-        stages.push(stage(i, count, kind, layer));
-    }
+    let (stages, count, stop) = fixable_stages(network, fixed_layers);
     if count < fixed_layers {
         return Err(err(format!(
             "is {fixed_layers}, but workload `{}` has {count} fixable layer(s){}; valid: 1 to {count}",
@@ -154,33 +112,88 @@ pub fn plan(
         return Err(e);
     }
     let active = stages.iter().take_while(|s| s.fixed_layer <= tap).count();
-    // Only the tapped tensor leaves the FFE: no later layer may read another.
-    for (i, layer) in network.layers.iter().enumerate().skip(active) {
-        for src in &layer.inputs {
-            if let TensorSource::Layer(j) = src
-                && *j + 1 < active
-            {
-                return Err(err(format!(
-                    "layer `{}` reads `{}`, inside the FFE; only the tapped output (of `{}`) leaves it",
-                    network.layers[i].name,
-                    network.layers[*j].name,
-                    network.layers[active - 1].name
-                )));
-            }
-            if *src == TensorSource::Input && active > 0 {
-                return Err(err(format!(
-                    "layer `{}` reads the network input, which only the FFE sees",
-                    network.layers[i].name
-                )));
-            }
-        }
-    }
+    only_the_tap_leaves(network, active).map_err(err)?;
     Ok(FfePlan {
         fixed_layers,
         tap,
         stages,
         active,
     })
+}
+
+/// The stages of the first `fixed_layers` FIXYNN layers of `network` (a
+/// pointwise convolution after a depthwise one joins its layer), the
+/// number of layers found, and why the search stopped early, if it did.
+fn fixable_stages(network: &Network, fixed_layers: u32) -> (Vec<StagePlan>, u32, Option<String>) {
+    let mut stages = Vec::new();
+    let mut count = 0u32;
+    for (i, layer) in network.layers.iter().enumerate() {
+        let expected = if i == 0 {
+            TensorSource::Input
+        } else {
+            TensorSource::Layer(i - 1)
+        };
+        let chained = layer.inputs.len() == 1 && layer.inputs[0] == expected;
+        let (kind, starts_layer) = match &layer.op {
+            Op::Conv2d(c) => {
+                let pointwise_of_dw = c.kernel == [1, 1]
+                    && c.padding.is_zero()
+                    && i > 0
+                    && matches!(&network.layers[i - 1].op, Op::Conv2d(p) if p.is_depthwise());
+                (StageKind::Conv, !pointwise_of_dw || count == 0)
+            }
+            Op::MaxPool(_) => (StageKind::MaxPool, count == 0),
+            _ => {
+                let stop = format!(
+                    "layer `{}` ({}) cannot be fixed: the FFE holds convolutions and max pooling",
+                    layer.name,
+                    layer.op.kind()
+                );
+                return (stages, count, Some(stop));
+            }
+        };
+        if !chained {
+            let stop = format!(
+                "layer `{}` does not read the layer before it: the FFE is a single pipeline",
+                layer.name
+            );
+            return (stages, count, Some(stop));
+        }
+        if starts_layer {
+            if count == fixed_layers {
+                break;
+            }
+            count += 1;
+        }
+        stages.push(stage(i, count, kind, layer));
+    }
+    (stages, count, None)
+}
+
+/// Only the tapped tensor (of layer `active - 1`) leaves the FFE: no
+/// later layer may read another, nor the network input.
+fn only_the_tap_leaves(network: &Network, active: usize) -> Result<(), String> {
+    for (i, layer) in network.layers.iter().enumerate().skip(active) {
+        for src in &layer.inputs {
+            if let TensorSource::Layer(j) = src
+                && *j + 1 < active
+            {
+                return Err(format!(
+                    "layer `{}` reads `{}`, inside the FFE; only the tapped output (of `{}`) leaves it",
+                    network.layers[i].name,
+                    network.layers[*j].name,
+                    network.layers[active - 1].name
+                ));
+            }
+            if *src == TensorSource::Input && active > 0 {
+                return Err(format!(
+                    "layer `{}` reads the network input, which only the FFE sees",
+                    network.layers[i].name
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn stage(index: usize, fixed_layer: u32, kind: StageKind, layer: &Layer) -> StagePlan {

@@ -91,17 +91,6 @@ impl PairPanel {
         }
     }
 
-    /// Makes this the zero panel of `k` rows and `width` columns, reusing
-    /// its buffer (no fresh allocation once it has been this large).
-    pub fn reset(&mut self, k: usize, width: usize) {
-        let stride = width.div_ceil(PANEL_TILE) * PANEL_TILE;
-        self.k = k;
-        self.width = width;
-        self.stride = stride;
-        self.data.clear();
-        self.data.resize(k.div_ceil(2) * stride * 2, 0);
-    }
-
     /// Rows (the sum's length).
     pub fn k(&self) -> usize {
         self.k
@@ -130,43 +119,37 @@ impl PairPanel {
         self.data[((t / 2) * self.stride + j) * 2 + t % 2]
     }
 
-    /// Fills every row: `row(t, values)` writes row `t`'s `width` values
-    /// (`values` holds `width` zeros on entry). Pairs of rows are filled
-    /// independently, on several threads when the panel is large; the panel
-    /// is the same whichever thread fills a pair.
-    pub fn fill_rows(&mut self, row: impl Fn(usize, &mut [i16]) + Sync) {
-        let (k, width) = (self.k, self.width);
-        let fill = |scratch: &mut (Vec<i16>, Vec<i16>), (q, dst): (usize, &mut [i16])| {
-            let (a, b) = scratch;
-            for (t, v) in [(2 * q, &mut *a), (2 * q + 1, &mut *b)] {
-                v.clear();
-                v.resize(width, 0);
-                if t < k {
-                    row(t, v);
-                }
-            }
-            for ((d, &x0), &x1) in dst.chunks_exact_mut(2).zip(a.iter()).zip(b.iter()) {
-                d[0] = x0;
-                d[1] = x1;
-            }
+    /// Makes this the panel of `k` rows and `width` columns, reusing its
+    /// buffer, every pair of rows written by `pair(q, dst)`: rows `2q` and
+    /// `2q + 1` interleaved (`dst[2j]` is row `2q`'s column `j`, `dst[2j + 1]`
+    /// row `2q + 1`'s; for an odd `k` the last pair's second row must be
+    /// zeros), `dst` being `2 * width` long. Nothing is zero-filled first:
+    /// `pair` must write all of `dst`; the padding columns up to the stride
+    /// are zeroed here. Pairs are filled on several threads when the panel
+    /// is large; the panel is the same whichever thread fills a pair.
+    pub fn refill(&mut self, k: usize, width: usize, pair: impl Fn(usize, &mut [i16]) + Sync) {
+        let stride = width.div_ceil(PANEL_TILE) * PANEL_TILE;
+        self.k = k;
+        self.width = width;
+        self.stride = stride;
+        // No clear: every entry is written below.
+        self.data.resize(k.div_ceil(2) * stride * 2, 0);
+        let fill = |(q, dst): (usize, &mut [i16])| {
+            let (cols, pad) = dst.split_at_mut(2 * width);
+            pair(q, cols);
+            pad.fill(0);
         };
-        let chunk = (self.stride * 2).max(1);
+        let chunk = (stride * 2).max(1);
         if k * width >= PARALLEL_FILL_ELEMENTS {
             use rayon::prelude::*;
-            self.data
-                .par_chunks_mut(chunk)
-                .enumerate()
-                .for_each_init(Default::default, fill);
+            self.data.par_chunks_mut(chunk).enumerate().for_each(fill);
         } else {
-            let mut scratch = Default::default();
-            for item in self.data.chunks_mut(chunk).enumerate() {
-                fill(&mut scratch, item);
-            }
+            self.data.chunks_mut(chunk).enumerate().for_each(fill);
         }
     }
 }
 
-/// Panel entries from which [`PairPanel::fill_rows`] splits the work over
+/// Panel entries from which [`PairPanel::refill`] splits the work over
 /// threads.
 const PARALLEL_FILL_ELEMENTS: usize = 1 << 16;
 
@@ -629,7 +612,8 @@ fn gemm_pairs_vnni(packed: &[i32], pairs: usize, panel: &PairPanel, block: usize
 }
 
 /// `R` weight rows by 16 columns on AVX-512 VNNI, blocks of `block` pairs
-/// in `i32`, widened into `out`'s `i64`s after each block.
+/// in `i32`, widened after each block into `i64` sums kept in registers and
+/// added to `out` once.
 ///
 /// # Safety
 /// AVX-512 F, BW, VNNI; rows `r0..r0 + R` of `out` and `packed`, columns
@@ -648,6 +632,9 @@ unsafe fn tile_vnni<const R: usize>(
     use std::arch::x86_64::*;
     let stride = panel.stride;
     let cols = panel.data.as_ptr();
+    // The tile's `i64` sums (columns j0..j0 + 8 and j0 + 8..j0 + 16 per
+    // row) stay in registers across blocks: 3R + 2 of the 32 zmm.
+    let mut wide = [[_mm512_setzero_si512(); 2]; R];
     let mut q0 = 0;
     while q0 < pairs {
         let q1 = (q0 + block).min(pairs);
@@ -661,25 +648,29 @@ unsafe fn tile_vnni<const R: usize>(
                 *a = _mm512_dpwssd_epi32(*a, c, w);
             }
         }
-        for (i, &v) in acc.iter().enumerate() {
+        for (wide, &v) in wide.iter_mut().zip(&acc) {
             let lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
             let hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(v));
-            // SAFETY: row r0 + i < rows, columns j0 .. j0 + 16 <= stride.
-            unsafe {
-                let o = out.as_mut_ptr().add((r0 + i) * stride + j0);
-                let o0 = o as *mut __m512i;
-                let o1 = o.add(8) as *mut __m512i;
-                _mm512_storeu_si512(
-                    o0 as *mut _,
-                    _mm512_add_epi64(_mm512_loadu_si512(o0 as *const _), lo),
-                );
-                _mm512_storeu_si512(
-                    o1 as *mut _,
-                    _mm512_add_epi64(_mm512_loadu_si512(o1 as *const _), hi),
-                );
-            }
+            wide[0] = _mm512_add_epi64(wide[0], lo);
+            wide[1] = _mm512_add_epi64(wide[1], hi);
         }
         q0 = q1;
+    }
+    for (i, wide) in wide.iter().enumerate() {
+        // SAFETY: row r0 + i < rows, columns j0 .. j0 + 16 <= stride.
+        unsafe {
+            let o = out.as_mut_ptr().add((r0 + i) * stride + j0);
+            let o0 = o as *mut __m512i;
+            let o1 = o.add(8) as *mut __m512i;
+            _mm512_storeu_si512(
+                o0 as *mut _,
+                _mm512_add_epi64(_mm512_loadu_si512(o0 as *const _), wide[0]),
+            );
+            _mm512_storeu_si512(
+                o1 as *mut _,
+                _mm512_add_epi64(_mm512_loadu_si512(o1 as *const _), wide[1]),
+            );
+        }
     }
 }
 
@@ -836,6 +827,33 @@ fn gemv_avx2(w: &[i16], input: &GemvInput, out: &mut [i64]) {
     let (hi, lo) = (&input.hi[..], &input.lo[..]);
     let vectors = k / 16;
     let mut r = 0;
+    // Groups of 8 rows on 512-bit VNNI where the blocks allow whole
+    // 32-element vectors; the rest (and other CPUs) below.
+    let zmm_block = match input.block {
+        Some(b) => b / 16,
+        None => ZMM_SPLIT_BLOCK_VECTORS,
+    };
+    if has_avx512_vnni() && zmm_block > 0 {
+        while r + 8 <= out.len() {
+            let rows: [&[i16]; 8] = std::array::from_fn(|i| &w[(r + i) * k..(r + i + 1) * k]);
+            // SAFETY: the CPU has AVX-512 F, BW and VNNI, checked just above.
+            let sums = unsafe {
+                match input.block {
+                    Some(_) => rows_dot_zmm::<8, 1>(rows, [x], zmm_block),
+                    None => rows_dot_zmm::<8, 2>(rows, [hi, lo], zmm_block),
+                }
+            };
+            for (i, (o, s)) in out[r..r + 8].iter_mut().zip(sums).enumerate() {
+                let tail: i64 = rows[i][32 * (k / 32)..]
+                    .iter()
+                    .zip(&x[32 * (k / 32)..])
+                    .map(|(&a, &b)| i64::from(a) * i64::from(b))
+                    .sum();
+                *o = s + tail;
+            }
+            r += 8;
+        }
+    }
     while r < out.len() {
         let n = if r + 4 <= out.len() { 4 } else { 1 };
         let row = |i: usize| &w[(r + i) * k..(r + i + 1) * k];
@@ -964,6 +982,78 @@ unsafe fn rows_dot_body<const R: usize, const P: usize, const VNNI: bool>(
         }
     }
     out
+}
+
+/// 32-element vectors per `i32` block of the byte split: each `i32` lane
+/// sums one pair per vector, and 128 pairs of a byte (at most 255 in
+/// magnitude) times 16-bit weights cannot overflow it (`128 x 2 x 2^15 x
+/// 255 < 2^31`, see [`gemv_exact`]).
+const ZMM_SPLIT_BLOCK_VECTORS: usize = 128;
+
+/// Per row `i`, `sum(rows[i][t] * x[t])` over the whole 32-element vectors
+/// on 512-bit registers (one `vpdpwssd` per row and part per vector, the
+/// input's loads shared by the `R` rows), where `x` is `parts[0]` (`P` = 1)
+/// or `256 parts[0] + parts[1]` (`P` = 2, the byte split). Blocks of
+/// `block_vectors` vectors sum in `i32` and are widened (parts combined) into
+/// `i64` sums kept in registers: exact when every block's true sum fits
+/// `i32` (the caller's bound).
+///
+/// # Safety
+/// AVX-512 F, BW and VNNI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn rows_dot_zmm<const R: usize, const P: usize>(
+    rows: [&[i16]; R],
+    parts: [&[i16]; P],
+    block_vectors: usize,
+) -> [i64; R] {
+    use std::arch::x86_64::*;
+    let len = rows
+        .iter()
+        .chain(parts.iter())
+        .map(|v| v.len())
+        .min()
+        .unwrap_or(0);
+    let vectors = len / 32;
+    let block = block_vectors.max(1);
+    let widen = |a: __m512i| {
+        _mm512_add_epi64(
+            _mm512_cvtepi32_epi64(_mm512_castsi512_si256(a)),
+            _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(a)),
+        )
+    };
+    let mut wide = [_mm512_setzero_si512(); R];
+    let mut v0 = 0;
+    while v0 < vectors {
+        let v1 = (v0 + block).min(vectors);
+        let mut acc = [[_mm512_setzero_si512(); R]; P];
+        for v in v0..v1 {
+            // SAFETY (both loads): 32 v + 32 <= len, inside every slice.
+            let xs: [__m512i; P] = std::array::from_fn(|p| unsafe {
+                _mm512_loadu_si512(parts[p].as_ptr().add(32 * v) as *const _)
+            });
+            for (i, row) in rows.iter().enumerate() {
+                let wv = unsafe { _mm512_loadu_si512(row.as_ptr().add(32 * v) as *const _) };
+                for p in 0..P {
+                    acc[p][i] = _mm512_dpwssd_epi32(acc[p][i], wv, xs[p]);
+                }
+            }
+        }
+        for (i, w) in wide.iter_mut().enumerate() {
+            let mut t = widen(acc[0][i]);
+            if P == 2 {
+                t = _mm512_add_epi64(_mm512_slli_epi64::<8>(t), widen(acc[P - 1][i]));
+            }
+            *w = _mm512_add_epi64(*w, t);
+        }
+        v0 = v1;
+    }
+    std::array::from_fn(|i| {
+        let mut lanes = [0i64; 8];
+        // SAFETY: 8 i64 lanes into an 8-element array.
+        unsafe { _mm512_storeu_si512(lanes.as_mut_ptr() as *mut _, wide[i]) };
+        lanes.iter().sum()
+    })
 }
 
 /// `wide[0..4] += ` the i64 of outputs 0-3, 4-7, 8-11, 12-15 held as madd
@@ -1226,7 +1316,7 @@ mod tests {
         /// up to 11 low bits zero (divided by their power of two first).
         #[test]
         fn gemv_equals_the_plain_loop(
-            (k, rows) in (1usize..90, 1usize..11),
+            (k, rows) in (1usize..300, 1usize..20),
             bits in 2u32..=16,
             zeros in 0u32..12,
             seed in any::<u64>(),
@@ -1249,6 +1339,24 @@ mod tests {
             for (r, &g) in got.iter().enumerate() {
                 prop_assert_eq!(g, dot_portable(0i64, &w[r * k..(r + 1) * k], &x));
             }
+        }
+    }
+
+    #[test]
+    fn byte_split_blocks_hold_the_extremes() {
+        // The most negative weights against inputs whose low byte is 255:
+        // every i32 lane's block of 128 pairs is at its bound, in two and a
+        // bit blocks, for 8-row groups and the rows after them.
+        let k = 32 * 260 + 5;
+        let rows = 11;
+        let w = vec![i16::MIN; rows * k];
+        for x in [-32513i16, 32767, i16::MIN] {
+            let x = vec![x; k];
+            let mut got = vec![0i64; rows];
+            gemv_exact(&w, k, &x, &mut got);
+            let want = dot_portable(0i64, &w[..k], &x);
+            assert_eq!(want, -32768 * i64::from(x[0]) * k as i64);
+            assert!(got.iter().all(|&g| g == want), "{got:?} {want}");
         }
     }
 

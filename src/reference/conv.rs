@@ -15,7 +15,7 @@ use std::ops::{AddAssign, Mul};
 use ndarray::{Array2, Array3};
 
 use crate::numerics::kernels::{
-    GemvInput, PairPanel, PairWeights, PlaneShape, axpy, dot, taps_plane, taps_plane_uninit,
+    GemvInput, PairPanel, PairWeights, PlaneShape, axpy, dot, taps_plane_uninit,
 };
 
 use crate::workload::ir::{Activations, Conv2d, FullyConnected, Layer, Op, Padding};
@@ -101,12 +101,6 @@ fn scan(values: &[i16]) -> (i16, i16, u16) {
         bits |= v as u16;
     }
     (lo, hi, bits)
-}
-
-/// [`max_abs`] of a slice, through [`scan`].
-fn max_abs_of(values: &[i16]) -> i64 {
-    let (lo, hi, _) = scan(values);
-    (-i64::from(lo)).max(i64::from(hi))
 }
 
 /// The smallest and largest of `values` and 0 (a panel's padding).
@@ -219,6 +213,7 @@ fn conv_batch_with<T: Copy + Default + Send>(
     };
     let (lo, hi) = union_range(xs.iter().map(|(_, (r, _))| *r));
     let x_shift = xs.iter().map(|(_, (_, s))| *s).min().unwrap_or(0);
+    let max_abs_x: Vec<i64> = xs.iter().map(|(_, ((l, h), _))| (-l).max(*h)).collect();
     let mut xs: Vec<Array3<i16>> = xs.into_iter().map(|(x, _)| x).collect();
     let (out_c, icg, kh, kw) = w.dim();
     if out_c / conv.groups >= GEMM_MIN_CHANNELS {
@@ -248,7 +243,8 @@ fn conv_batch_with<T: Copy + Default + Send>(
     if conv.stride == [1, 1] {
         return xs
             .iter()
-            .map(|x| taps_through_sink(conv, x, w, sink))
+            .zip(max_abs_x)
+            .map(|(x, m)| taps_through_sink(conv, x, m, w, sink))
             .collect();
     }
     let sums = |x: &Array3<i16>| {
@@ -460,16 +456,10 @@ fn conv_gemm_samples<T: Copy + Default + Send>(
     let mut outs = vec![vec![T::default(); out_c * positions]; xs.len()];
     for g in 0..conv.groups {
         let panel = &mut scratch.panel;
-        panel.reset(k, xs.len() * positions);
-        panel.fill_rows(|t, row| {
-            im2col_row(
-                conv,
-                shape,
-                &slices,
-                g * icg + t / (kh * kw),
-                t % (kh * kw),
-                row,
-            )
+        let taps = kh * kw;
+        let row = |t: usize| (t < k).then(|| (g * icg + t / taps, t % taps));
+        panel.refill(k, xs.len() * positions, |q, dst| {
+            im2col_pair(conv, shape, &slices, row(2 * q), row(2 * q + 1), dst)
         });
         let stride = panel.stride();
         let sums = &mut scratch.sums;
@@ -504,36 +494,88 @@ fn conv_gemm_samples<T: Copy + Default + Send>(
         .collect()
 }
 
-/// Row `(c, tap)` of the im2col panel (input channel `c`, kernel tap
-/// `tap = ky * kw + kx`): the inputs that tap reads at every output
-/// position of every sample, samples side by side.
-fn im2col_row(
+/// Rows `a` and `b` of the im2col panel, interleaved as a [`PairPanel`]
+/// pair (`dst[2j]` from `a`, `dst[2j + 1]` from `b`, `None` a zero row). A
+/// row `(c, tap)` (input channel `c`, kernel tap `tap = ky * kw + kx`)
+/// holds the inputs that tap reads at every output position of every
+/// sample, samples side by side. Written straight into the panel: no row
+/// buffers, no zero fill.
+fn im2col_pair(
     conv: &Conv2d,
     shape: &ConvShape,
     slices: &[&[i16]],
-    c: usize,
-    tap: usize,
-    row: &mut [i16],
+    a: Option<(usize, usize)>,
+    b: Option<(usize, usize)>,
+    dst: &mut [i16],
 ) {
     let kw = conv.weights.dim().3;
     let [sy, sx] = conv.stride;
-    let (ky, kx) = (tap / kw, tap % kw);
     let (positions, plane) = (shape.positions(), shape.ph * shape.pw);
     let (ow, pw) = (shape.ow, shape.pw);
-    for (dst, xs) in row.chunks_exact_mut(positions).zip(slices) {
-        let Some(src) = xs.get(c * plane..(c + 1) * plane) else {
-            continue;
-        };
-        for (oy, d) in dst.chunks_exact_mut(ow).enumerate() {
-            let start = (oy * sy + ky) * pw + kx;
-            if sx == 1 {
-                d.copy_from_slice(&src[start..start + ow]);
-            } else {
-                for (ox, v) in d.iter_mut().enumerate() {
-                    *v = src[start + ox * sx];
+    // The first input of output row `oy` in a sample's plane, per row.
+    let origin = |row: Option<(usize, usize)>, oy: usize| {
+        row.map(|(c, tap)| c * plane + (oy * sy + tap / kw) * pw + tap % kw)
+    };
+    for (d, x) in dst.chunks_exact_mut(2 * positions).zip(slices) {
+        for (oy, d) in d.chunks_exact_mut(2 * ow).enumerate() {
+            let (ra, rb) = (origin(a, oy), origin(b, oy));
+            let span = (ow - 1) * sx + 1;
+            let src = |r: Option<usize>| r.and_then(|s| x.get(s..s + span));
+            match (src(ra), src(rb)) {
+                (Some(xa), Some(xb)) if sx == 1 => interleave(d, xa, xb),
+                (Some(xa), None) if sx == 1 => interleave_zero(d, xa),
+                (xa, xb) => {
+                    for (ox, p) in d.chunks_exact_mut(2).enumerate() {
+                        p[0] = xa.map_or(0, |v| v[ox * sx]);
+                        p[1] = xb.map_or(0, |v| v[ox * sx]);
+                    }
                 }
             }
         }
+    }
+}
+
+/// `d[2j] = a[j]`, `d[2j + 1] = b[j]`, 8 at a time (fixed-size blocks the
+/// compiler turns into vector shuffles even for rows of 8: a loop over the
+/// whole row would be vectorised for 16 or more only).
+fn interleave(d: &mut [i16], a: &[i16], b: &[i16]) {
+    let mut blocks = d.chunks_exact_mut(16);
+    let (mut a8, mut b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    for ((p, x0), x1) in (&mut blocks).zip(&mut a8).zip(&mut b8) {
+        for j in 0..8 {
+            p[2 * j] = x0[j];
+            p[2 * j + 1] = x1[j];
+        }
+    }
+    let rest = blocks.into_remainder();
+    for ((p, &x0), &x1) in rest
+        .chunks_exact_mut(2)
+        .zip(a8.remainder())
+        .zip(b8.remainder())
+    {
+        p[0] = x0;
+        p[1] = x1;
+    }
+}
+
+/// `d[2j] = a[j]`, `d[2j + 1] = 0`.
+fn interleave_zero(d: &mut [i16], a: &[i16]) {
+    let zeros = [0i16; 8];
+    let mut blocks = d.chunks_exact_mut(16);
+    let mut a8 = a.chunks_exact(8);
+    for (p, x0) in (&mut blocks).zip(&mut a8) {
+        for j in 0..8 {
+            p[2 * j] = x0[j];
+            p[2 * j + 1] = zeros[j];
+        }
+    }
+    for (p, &x0) in blocks
+        .into_remainder()
+        .chunks_exact_mut(2)
+        .zip(a8.remainder())
+    {
+        p[0] = x0;
+        p[1] = 0;
     }
 }
 
@@ -545,6 +587,7 @@ fn im2col_row(
 fn taps_through_sink<T: Copy + Default + Send>(
     conv: &Conv2d,
     x: &Array3<i16>,
+    max_abs_x: i64,
     w: &ndarray::Array4<i16>,
     sink: &Sink<'_, T>,
 ) -> Array3<T> {
@@ -554,11 +597,7 @@ fn taps_through_sink<T: Copy + Default + Send>(
     let ocg = out_c / conv.groups;
     let x = x.as_standard_layout();
     let xs = x.as_slice().unwrap_or(&[]);
-    let shape = PlaneShape {
-        pw,
-        ow,
-        max_abs_x: max_abs_of(xs),
-    };
+    let shape = PlaneShape { pw, ow, max_abs_x };
     let taps = |oc: usize| -> Vec<(usize, i16)> {
         let base = (oc / ocg) * icg * ph * pw;
         w.slice(ndarray::s![oc, .., .., ..])
@@ -590,8 +629,17 @@ fn taps_through_sink<T: Copy + Default + Send>(
         out
     } else {
         let channel = |sums: &mut Vec<i64>, (oc, plane_out): (usize, &mut [T])| {
-            sums.resize(oh * ow, 0);
-            taps_plane(sums, xs, &shape, &taps(oc), bias(oc));
+            sums.clear();
+            sums.reserve(oh * ow);
+            taps_plane_uninit(
+                &mut sums.spare_capacity_mut()[..oh * ow],
+                xs,
+                &shape,
+                &taps(oc),
+                bias(oc),
+            );
+            // SAFETY: `taps_plane_uninit` initialised all oh x ow elements.
+            unsafe { sums.set_len(oh * ow) };
             (sink.channel)(oc, sums, plane_out);
         };
         let mut out = vec![T::default(); n];
@@ -790,10 +838,11 @@ pub fn fc_accumulate_batch(
             None => std::borrow::Cow::Owned(x.iter().copied().collect()),
         })
         .collect();
-    let mut panel = PairPanel::zeros(k, inputs.len());
-    panel.fill_rows(|t, row| {
-        for (v, x) in row.iter_mut().zip(&flat) {
-            *v = x.get(t).map_or(0, |&v| centre(v));
+    let mut panel = PairPanel::default();
+    panel.refill(k, inputs.len(), |q, dst| {
+        for (p, x) in dst.chunks_exact_mut(2).zip(&flat) {
+            p[0] = x.get(2 * q).map_or(0, |&v| centre(v));
+            p[1] = x.get(2 * q + 1).map_or(0, |&v| centre(v));
         }
     });
     let stride = panel.stride();

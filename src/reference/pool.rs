@@ -12,7 +12,8 @@ use crate::numerics::Rounding;
 use crate::numerics::rounding::divide_rounded;
 use crate::workload::ir::{Activations, Pool};
 
-/// Visits each output position with the in-bounds input ranges of its window.
+/// Visits each output position with the in-bounds input ranges of its window
+/// (empty for a window wholly over padding).
 fn windows(
     pool: &Pool,
     input: &Activations,
@@ -28,10 +29,10 @@ fn windows(
         .unwrap_or(0);
     for ch in 0..c {
         for oy in 0..oh {
-            let y0 = (oy * sy).saturating_sub(p.top);
+            let y0 = (oy * sy).saturating_sub(p.top).min(h);
             let y1 = (oy * sy + kh).saturating_sub(p.top).min(h);
             for ox in 0..ow {
-                let x0 = (ox * sx).saturating_sub(p.left);
+                let x0 = (ox * sx).saturating_sub(p.left).min(w);
                 let x1 = (ox * sx + kw).saturating_sub(p.left).min(w);
                 f(ch, oy, ox, y0..y1, x0..x1);
             }
@@ -66,7 +67,48 @@ fn output_dims(pool: &Pool, input: &Activations) -> (usize, usize, usize) {
 
 /// Max pooling over the in-bounds elements of each window.
 pub fn max_pool(pool: &Pool, input: &Activations) -> Activations {
-    max_pool_2x2(pool, input).unwrap_or_else(|| max_pool_windows(pool, input))
+    max_pool_2x2(pool, input).unwrap_or_else(|| max_pool_rows(pool, input))
+}
+
+/// [`max_pool`] for any pooling, separably: per output row, the
+/// element-wise maximum of the window's input rows (whole rows at a time,
+/// vectorised), then each window's maximum along that row. Windows and
+/// empty windows (`i16::MIN`) as in [`max_pool_windows`].
+fn max_pool_rows(pool: &Pool, input: &Activations) -> Activations {
+    let (oc, oh, ow) = output_dims(pool, input);
+    let (_, h, w) = input.dim();
+    let standard = input.as_standard_layout();
+    let values = standard.as_slice().unwrap_or(&[]);
+    let p = pool.padding;
+    let ([kh, kw], [sy, sx]) = (pool.kernel, pool.stride);
+    // The in-bounds input range of window `o` along one axis.
+    let range = |o: usize, s: usize, k: usize, before: usize, len: usize| {
+        (o * s).saturating_sub(before).min(len)..(o * s + k).saturating_sub(before).min(len)
+    };
+    let cols: Vec<std::ops::Range<usize>> =
+        (0..ow).map(|ox| range(ox, sx, kw, p.left, w)).collect();
+    let mut out = vec![i16::MIN; oc * oh * ow];
+    let mut column_max = vec![i16::MIN; w];
+    for (plane, o_plane) in values
+        .chunks_exact((h * w).max(1))
+        .zip(out.chunks_exact_mut((oh * ow).max(1)))
+    {
+        for (oy, o_row) in o_plane.chunks_exact_mut(ow.max(1)).enumerate() {
+            column_max.fill(i16::MIN);
+            for y in range(oy, sy, kh, p.top, h) {
+                for (m, &v) in column_max.iter_mut().zip(&plane[y * w..(y + 1) * w]) {
+                    *m = (*m).max(v);
+                }
+            }
+            for (o, xs) in o_row.iter_mut().zip(&cols) {
+                *o = column_max[xs.clone()]
+                    .iter()
+                    .copied()
+                    .fold(i16::MIN, i16::max);
+            }
+        }
+    }
+    Array3::from_shape_vec((oc, oh, ow), out).unwrap_or_else(|_| Array3::zeros((oc, oh, ow)))
 }
 
 /// [`max_pool`] for 2x2 windows at stride 2 without padding, every window
@@ -104,7 +146,9 @@ fn max_pool_2x2(pool: &Pool, input: &Activations) -> Option<Activations> {
     Array3::from_shape_vec((c, oh, ow), out).ok()
 }
 
-/// [`max_pool`] window by window, for any pooling.
+/// [`max_pool`] window by window, for any pooling: the definition the
+/// fast paths are tested against.
+#[cfg(test)]
 fn max_pool_windows(pool: &Pool, input: &Activations) -> Activations {
     let (oc, oh, ow) = output_dims(pool, input);
     let (_, h, w) = input.dim();
@@ -204,6 +248,38 @@ mod tests {
                     inside && h >= 2 && w >= 2
                 );
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn max_pool_equals_the_window_loop(
+            (c, h, w) in (1usize..4, 1usize..12, 1usize..12),
+            (kh, kw, sy, sx) in (1usize..5, 1usize..5, 1usize..4, 1usize..4),
+            (top, bottom, left, right) in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+            ceil_mode in proptest::bool::ANY,
+            seed in proptest::num::u64::ANY,
+        ) {
+            let mut state = seed | 1;
+            let x = Activations::from_shape_fn((c, h, w), |_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                match state % 7 {
+                    0 => i16::MIN,
+                    1 => i16::MAX,
+                    _ => (state >> 40) as i16,
+                }
+            });
+            let pool = Pool {
+                kernel: [kh, kw],
+                stride: [sy, sx],
+                padding: Padding { top, bottom, left, right },
+                ceil_mode,
+                rounding: Rounding::HalfUp,
+            };
+            proptest::prop_assert_eq!(max_pool(&pool, &x), max_pool_windows(&pool, &x));
+            proptest::prop_assert_eq!(max_pool_rows(&pool, &x), max_pool_windows(&pool, &x));
         }
     }
 }

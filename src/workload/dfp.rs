@@ -35,19 +35,33 @@ pub struct CalibrationSet {
 /// `sum (v - q(v) * 2^-FL)^2` wins with `q` = round half to even, saturated
 /// (`TensorQuant::quantize`); ties keep the larger FL. No values (or all
 /// zero) gives `bits - 1`.
-pub fn l2_frac_len<'a>(values: impl Iterator<Item = &'a f64> + Clone, bits: u32) -> i32 {
+pub fn l2_frac_len<'a>(
+    values: impl Iterator<Item = &'a f64> + Clone + Send + Sync,
+    bits: u32,
+) -> i32 {
+    use rayon::prelude::*;
     let top = bits as i32 - 1;
+    // Each candidate's error summed in value order (on its own thread: the
+    // same sum for any thread count), then compared in the order above.
+    let errors: Vec<(f64, i32)> = (1..=top)
+        .rev()
+        .collect::<Vec<i32>>()
+        .into_par_iter()
+        .map(|frac_len| {
+            let quant = TensorQuant::Fixed { bits, frac_len };
+            let step = 2f64.powi(-frac_len);
+            let error: f64 = values
+                .clone()
+                .map(|&v| {
+                    let e = v - f64::from(quant.quantize(v)) * step;
+                    e * e
+                })
+                .sum();
+            (error, frac_len)
+        })
+        .collect();
     let mut best = (f64::INFINITY, top);
-    for frac_len in (1..=top).rev() {
-        let quant = TensorQuant::Fixed { bits, frac_len };
-        let step = 2f64.powi(-frac_len);
-        let error: f64 = values
-            .clone()
-            .map(|&v| {
-                let e = v - f64::from(quant.quantize(v)) * step;
-                e * e
-            })
-            .sum();
+    for (error, frac_len) in errors {
         if error < best.0 {
             best = (error, frac_len);
         }

@@ -394,7 +394,7 @@ impl Stage {
             self.r_active = true;
             self.r_col = 0;
         }
-        let [kh, kw] = self.spec.kernel;
+        let kw = self.spec.kernel[1];
         let sx = self.spec.stride[1];
         let col = self.r_col;
         let emits = col + 1 >= kw
@@ -405,7 +405,25 @@ impl Stage {
             return Ok(());
         }
         self.acted = true;
-        // Shift padded column `col` into the window.
+        self.shift_column(now, col, frame_base)?;
+        if emits {
+            if self.spec.values {
+                self.flatten_window();
+            }
+            self.emit(now, self.r_oy, (col + 1 - kw) / sx);
+        }
+        self.r_col += 1;
+        if self.r_col == self.row_columns {
+            self.end_row(frame_base);
+        }
+        Ok(())
+    }
+
+    /// Shifts padded column `col` of the current output row's input rows
+    /// into the window: line-buffer reads for real pixels, the pad value
+    /// elsewhere.
+    fn shift_column(&mut self, now: u64, col: usize, frame_base: u64) -> Result<(), PortConflict> {
+        let kh = self.spec.kernel[0];
         let ix = col as i64 - self.spec.pad_left as i64;
         let real_x = ix >= 0 && (ix as usize) < self.spec.input.width;
         let c = self.spec.input.channels;
@@ -440,39 +458,42 @@ impl Stage {
         if values {
             let at = self.window_head * kh * c;
             self.window_ring[at..at + kh * c].copy_from_slice(&self.column);
-            self.window_head = (self.window_head + 1) % kw;
-        }
-        if emits {
-            if values {
-                // Flatten oldest column first: [ky][kx][c].
-                for kx in 0..kw {
-                    let slot = (self.window_head + kx) % kw;
-                    for ky in 0..kh {
-                        let src = (slot * kh + ky) * c;
-                        let dst = (ky * kw + kx) * c;
-                        self.flat[dst..dst + c].copy_from_slice(&self.window_ring[src..src + c]);
-                    }
-                }
-            }
-            self.emit(now, self.r_oy, (col + 1 - kw) / sx);
-        }
-        self.r_col += 1;
-        if self.r_col == self.row_columns {
-            self.r_active = false;
-            let release = frame_base + self.rows.release_after[self.r_oy];
-            self.r_oy += 1;
-            if self.r_oy == self.spec.output.height {
-                self.r_oy = 0;
-                self.r_frame += 1;
-                self.pending_release = Some(u64::from(self.r_frame) * self.rows.per_frame);
-            } else {
-                self.pending_release = Some(release);
-            }
-            if values {
-                self.window_ring.fill(self.spec.pad_value);
-            }
+            self.window_head = (self.window_head + 1) % self.spec.kernel[1];
         }
         Ok(())
+    }
+
+    /// Flattens the window ring into `flat`, oldest column first:
+    /// `[ky][kx][c]`.
+    fn flatten_window(&mut self) {
+        let [kh, kw] = self.spec.kernel;
+        let c = self.spec.input.channels;
+        for kx in 0..kw {
+            let slot = (self.window_head + kx) % kw;
+            for ky in 0..kh {
+                let src = (slot * kh + ky) * c;
+                let dst = (ky * kw + kx) * c;
+                self.flat[dst..dst + c].copy_from_slice(&self.window_ring[src..src + c]);
+            }
+        }
+    }
+
+    /// The current output row is done: release its input rows (all of the
+    /// frame's after its last row) and clear the window.
+    fn end_row(&mut self, frame_base: u64) {
+        self.r_active = false;
+        let release = frame_base + self.rows.release_after[self.r_oy];
+        self.r_oy += 1;
+        if self.r_oy == self.spec.output.height {
+            self.r_oy = 0;
+            self.r_frame += 1;
+            self.pending_release = Some(u64::from(self.r_frame) * self.rows.per_frame);
+        } else {
+            self.pending_release = Some(release);
+        }
+        if self.spec.values {
+            self.window_ring.fill(self.spec.pad_value);
+        }
     }
 
     /// Computes output pixel `(oy, ox)` from the window in `flat` and puts

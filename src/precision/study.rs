@@ -28,6 +28,7 @@ use crate::arch::Arch;
 use crate::error::{Error, Result};
 use crate::numerics::precision::PrecisionAssignment;
 use crate::reference::precision::weighted_layers;
+use crate::sweep::plot::axis::{Scale, Tick, Ticked};
 use crate::trace::plot::{font, register_font};
 use crate::workload::Workload;
 use crate::workload::dfp::CalibrationSet;
@@ -375,7 +376,58 @@ fn draw<DB: DrawingBackend>(
 ) -> std::result::Result<(), String> {
     let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
     root.fill(&WHITE).map_err(e)?;
-    let pct = |x: f64| 100.0 * x;
+    let [(x_lo, x_hi), (y_lo, y_hi)] = padded_ranges(study);
+    let title = format!(
+        "{} on {}: energy saving vs accuracy drop, {} samples",
+        study.workload, study.arch, study.samples
+    );
+    let x_desc = format!("accuracy drop [%]: {}", study.reference.describe());
+    // Ticks as the sweep plots choose them: at least four, labels distinct.
+    let linear = |lo: f64, hi: f64| Scale { log: false, lo, hi }.ticks();
+    let (xt, yt) = (linear(x_lo, x_hi), linear(y_lo, y_hi));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, font(16.0))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(Ticked::new(x_lo, x_hi, &xt), Ticked::new(y_lo, y_hi, &yt))
+        .map_err(e)?;
+    let label_of = |ticks: &[Tick], v: f64| {
+        ticks
+            .iter()
+            .find(|t| t.at == v)
+            .map_or_else(String::new, |t| t.label.clone())
+    };
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("energy saving vs all 16-bit [%]")
+        .x_label_formatter(&|v| label_of(&xt, *v))
+        .y_label_formatter(&|v| label_of(&yt, *v))
+        .label_style(font(12.0))
+        .draw()
+        .map_err(e)?;
+    draw_points(&mut chart, study)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font(font(12.0))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+/// Percent.
+fn pct(x: f64) -> f64 {
+    100.0 * x
+}
+
+/// The plotted x (accuracy drop) and y (energy saving) ranges in percent:
+/// every state and per-network point, and 0 to 1 at least, padded by 5 %.
+fn padded_ranges(study: &PrecisionStudy) -> [(f64, f64); 2] {
     let all: Vec<(f64, f64)> = study
         .states
         .iter()
@@ -396,39 +448,16 @@ fn draw<DB: DrawingBackend>(
     }
     let pad = |lo: f64, hi: f64| (hi - lo) * 0.05;
     let (px, py) = (pad(x_lo, x_hi), pad(y_lo, y_hi));
-    let title = format!(
-        "{} on {}: energy saving vs accuracy drop, {} samples",
-        study.workload, study.arch, study.samples
-    );
-    let x_desc = format!("accuracy drop [%]: {}", study.reference.describe());
-    // Ticks as the sweep plots choose them: at least four, labels distinct.
-    let linear = |lo: f64, hi: f64| crate::sweep::plot::axis::Scale { log: false, lo, hi }.ticks();
-    let (xt, yt) = (linear(x_lo - px, x_hi + px), linear(y_lo - py, y_hi + py));
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, font(16.0))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(64)
-        .build_cartesian_2d(
-            crate::sweep::plot::axis::Ticked::new(x_lo - px, x_hi + px, &xt),
-            crate::sweep::plot::axis::Ticked::new(y_lo - py, y_hi + py, &yt),
-        )
-        .map_err(e)?;
-    let label_of = |ticks: &[crate::sweep::plot::axis::Tick], v: f64| {
-        ticks
-            .iter()
-            .find(|t| t.at == v)
-            .map_or_else(String::new, |t| t.label.clone())
-    };
-    chart
-        .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc("energy saving vs all 16-bit [%]")
-        .x_label_formatter(&|v| label_of(&xt, *v))
-        .y_label_formatter(&|v| label_of(&yt, *v))
-        .label_style(font(12.0))
-        .draw()
-        .map_err(e)?;
+    [(x_lo - px, x_hi + px), (y_lo - py, y_hi + py)]
+}
+
+/// The evaluated states, the front over them, PELUSO's front and the
+/// per-network points, each with its legend entry.
+fn draw_points<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<Ticked, Ticked>>,
+    study: &PrecisionStudy,
+) -> std::result::Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
     let grey = RGBColor(190, 190, 190);
     chart
         .draw_series(study.states.iter().map(|s| {
@@ -497,14 +526,5 @@ fn draw<DB: DrawingBackend>(
         .map_err(e)?
         .label("per-network precision")
         .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, red.filled()));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font(font(12.0))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)?;
     Ok(())
 }

@@ -226,19 +226,7 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
     };
     let out_dir = args.out.clone().unwrap_or_else(|| default_out(&w));
     let loaded = started.elapsed();
-    // A bar over the annealing moves (lambdas x temperatures x iterations)
-    // with the states evaluated and an ETA; indicatif draws nothing when
-    // stderr is not a terminal.
-    let bar = (!args.quiet).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{prefix}: [{bar:30}] {pos}/{len} moves, {msg} states evaluated, {elapsed} elapsed, ETA {eta}",
-        ) {
-            bar.set_style(style);
-        }
-        bar.set_prefix(format!("precision search on {}", w.network.name));
-        bar
-    });
+    let bar = (!args.quiet).then(|| progress_bar(&w.network.name));
     let result = precision_study::run(&w, set, &arch, &study_options, |s| {
         if let Some(b) = &bar {
             b.set_length(s.moves_total);
@@ -266,6 +254,35 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
     }
     out!("{}", summary(&study, &times))?;
     outln!(
+        "{}",
+        closing_line(&study, &times, [elapsed, loaded], &out_dir)
+    )?;
+    Ok(())
+}
+
+/// A bar over the annealing moves (lambdas x temperatures x iterations)
+/// with the states evaluated and an ETA; indicatif draws nothing when
+/// stderr is not a terminal.
+fn progress_bar(network: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{prefix}: [{bar:30}] {pos}/{len} moves, {msg} states evaluated, {elapsed} elapsed, ETA {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_prefix(format!("precision search on {network}"));
+    bar
+}
+
+/// The last line: states, samples, the reference, the times and where
+/// the outputs are.
+fn closing_line(
+    study: &PrecisionStudy,
+    times: &StudyTimes,
+    [elapsed, loaded]: [std::time::Duration; 2],
+    out_dir: &Path,
+) -> String {
+    format!(
         "{} on {}: {} states evaluated, {} calibration samples ({}); time {:.1} s (load {:.1} s, search {:.1} s, checked re-runs {:.1} s); outputs in {}",
         study.workload,
         study.arch,
@@ -284,8 +301,7 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
         times.search_s,
         times.checking_s,
         out_dir.display()
-    )?;
-    Ok(())
+    )
 }
 
 /// `out/precision/NAME` (`NAME_VARIANT` for a variant), as `accsim sweep`

@@ -105,42 +105,14 @@ pub fn search(
     let moves_total = lambdas.len() as u64
         * config.temperatures().len() as u64
         * u64::from(config.iterations_per_temperature);
-    let mut energies: std::collections::HashMap<Vec<bool>, f64> = Default::default();
-    let mut evaluate = |p: Probe<'_>| -> Result<Evaluation, String> {
-        let started = std::time::Instant::now();
-        let a = PrecisionAssignment::from_bits(p.state)?;
-        let new = !energies.contains_key(p.state);
-        // A new state's engine run (one thread) overlaps its calibration
-        // inference (the evaluator's pool): the two are independent and
-        // each result is the same whichever finishes first.
-        let (energy_pj, drop) = match energies.get(p.state) {
-            Some(&e) => (e, accuracy.accuracy_drop_below(&a, p.reject_at)),
-            None => std::thread::scope(|scope| {
-                let engine = scope.spawn(|| energy.energy_pj(&a));
-                let drop = accuracy.accuracy_drop_below(&a, p.reject_at);
-                let energy = engine
-                    .join()
-                    .unwrap_or_else(|_| Err("the energy model's thread panicked".to_string()));
-                energy.map(|e| (e, drop))
-            })?,
-        };
-        let drop = drop?;
-        energies.insert(p.state.to_vec(), energy_pj);
-        if new {
-            on_state(StateEvaluated {
-                count: energies.len(),
-                state: p.state,
-                seconds: started.elapsed().as_secs_f64(),
-                moves_done: p.moves_done,
-                moves_total,
-            });
-        }
-        Ok(Evaluation {
-            energy: energy_pj,
-            accuracy_drop: drop.drop,
-            exact: drop.exact,
-        })
+    let mut evaluator = StateEvaluator {
+        energy,
+        accuracy,
+        energies: Default::default(),
+        moves_total,
+        on_state: &mut on_state,
     };
+    let mut evaluate = |p: Probe<'_>| evaluator.evaluate(p);
     let mut annealer = Annealer::new(&mut evaluate);
     let mut runs = Vec::with_capacity(lambdas.len());
     for &lambda in lambdas {
@@ -161,19 +133,7 @@ pub fn search(
     }
     let all_16 = annealer.evaluate(&vec![false; bits])?.energy;
     complete_front(&mut annealer)?;
-    let point = |x: &[bool], e: &Evaluation| -> Result<OperatingPoint, String> {
-        Ok(OperatingPoint {
-            assignment: PrecisionAssignment::from_bits(x)?,
-            energy_pj: e.energy,
-            energy_saving: if all_16 > 0.0 {
-                1.0 - e.energy / all_16
-            } else {
-                0.0
-            },
-            accuracy_drop: e.accuracy_drop,
-            drop_exact: e.exact,
-        })
-    };
+    let point = |x: &[bool], e: &Evaluation| operating_point(x, e, all_16);
     let states: Vec<(&Vec<bool>, &Evaluation)> = annealer.memo().iter().collect();
     let objectives: Vec<Objectives> = states.iter().map(|(_, e)| objectives_of(e)).collect();
     let front = pareto::front(&objectives)
@@ -208,6 +168,71 @@ pub fn search(
         evaluated_states: annealer.memo().len(),
         states: all_states,
     })
+}
+
+/// State `x` with its evaluation, its saving relative to all 16-bit
+/// (`all_16` pJ).
+fn operating_point(x: &[bool], e: &Evaluation, all_16: f64) -> Result<OperatingPoint, String> {
+    Ok(OperatingPoint {
+        assignment: PrecisionAssignment::from_bits(x)?,
+        energy_pj: e.energy,
+        energy_saving: if all_16 > 0.0 {
+            1.0 - e.energy / all_16
+        } else {
+            0.0
+        },
+        accuracy_drop: e.accuracy_drop,
+        drop_exact: e.exact,
+    })
+}
+
+/// Evaluates states for the annealer: each new state's engine run and
+/// its calibration inference, its energy remembered.
+struct StateEvaluator<'e, 'a, 'c, F> {
+    energy: &'e dyn EnergyModel,
+    accuracy: &'e AccuracyEvaluator<'a>,
+    /// Every state's energy, pJ, once simulated.
+    energies: std::collections::HashMap<Vec<bool>, f64>,
+    moves_total: u64,
+    on_state: &'c mut F,
+}
+
+impl<F: FnMut(StateEvaluated<'_>)> StateEvaluator<'_, '_, '_, F> {
+    fn evaluate(&mut self, p: Probe<'_>) -> Result<Evaluation, String> {
+        let started = std::time::Instant::now();
+        let a = PrecisionAssignment::from_bits(p.state)?;
+        let new = !self.energies.contains_key(p.state);
+        // A new state's engine run (one thread) overlaps its calibration
+        // inference (the evaluator's pool): the two are independent and
+        // each result is the same whichever finishes first.
+        let (energy_pj, drop) = match self.energies.get(p.state) {
+            Some(&e) => (e, self.accuracy.accuracy_drop_below(&a, p.reject_at)),
+            None => std::thread::scope(|scope| {
+                let engine = scope.spawn(|| self.energy.energy_pj(&a));
+                let drop = self.accuracy.accuracy_drop_below(&a, p.reject_at);
+                let energy = engine
+                    .join()
+                    .unwrap_or_else(|_| Err("the energy model's thread panicked".to_string()));
+                energy.map(|e| (e, drop))
+            })?,
+        };
+        let drop = drop?;
+        self.energies.insert(p.state.to_vec(), energy_pj);
+        if new {
+            (self.on_state)(StateEvaluated {
+                count: self.energies.len(),
+                state: p.state,
+                seconds: started.elapsed().as_secs_f64(),
+                moves_done: p.moves_done,
+                moves_total: self.moves_total,
+            });
+        }
+        Ok(Evaluation {
+            energy: energy_pj,
+            accuracy_drop: drop.drop,
+            exact: drop.exact,
+        })
+    }
 }
 
 /// What the fronts compare of an evaluated state.

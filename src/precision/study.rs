@@ -21,7 +21,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use super::accuracy::{AccuracyEvaluator, CacheStats, DropReference};
-use super::anneal::AnnealConfig;
+use super::anneal::{AnnealConfig, AnnealOutcome};
 use super::energy::{SimulatedCost, SimulatedEnergyModel};
 use super::{OperatingPoint, StateEvaluated, search};
 use crate::arch::Arch;
@@ -177,26 +177,7 @@ pub fn run(
     let checking = std::time::Instant::now();
     let full = PrecisionAssignment::full(layers);
     let all_16_cost = energy.checked(&full)?;
-    let point = |p: &OperatingPoint| -> std::result::Result<StudyPoint, String> {
-        // A checked run: an engine that disagreed with the reference is an
-        // error here, so `bit_exact` is true for every point written.
-        let cost: SimulatedCost = energy.checked(&p.assignment)?;
-        Ok(StudyPoint {
-            assignment: p.assignment.clone(),
-            accuracy_drop: p.accuracy_drop,
-            energy_pj: cost.energy_pj,
-            energy_saving: p.energy_saving,
-            mac_pj: cost.mac_pj,
-            memory_pj: cost.memory_pj,
-            cycles: cost.cycles,
-            speedup: if cost.cycles > 0 {
-                all_16_cost.cycles as f64 / cost.cycles as f64
-            } else {
-                0.0
-            },
-            bit_exact: true,
-        })
-    };
+    let point = |p: &OperatingPoint| study_point(&energy, all_16_cost.cycles, p);
     let points = |v: &[OperatingPoint]| v.iter().map(point).collect::<Result<Vec<_>, _>>();
     let search_front = points(&found.search_front)?;
     let front = points(&found.front)?;
@@ -208,33 +189,9 @@ pub fn run(
         accuracy_drop: 0.0,
         drop_exact: true,
     })?;
-    let runs = found
-        .runs
-        .iter()
-        .map(|r| {
-            Ok(RunSummary {
-                lambda_max: r.lambda_max,
-                best: PrecisionAssignment::from_bits(&r.best)?,
-                energy_pj: r.best_evaluation.energy,
-                accuracy_drop: r.best_evaluation.accuracy_drop,
-                moves: r.moves,
-                accepted: r.accepted,
-                new_evaluations: r.new_evaluations,
-            })
-        })
-        .collect::<std::result::Result<Vec<_>, String>>()?;
+    let runs = run_summaries(&found.runs)?;
     times.checking_s = checking.elapsed().as_secs_f64();
-    let objectives: Vec<crate::sweep::pareto::Objectives> = per_network
-        .iter()
-        .map(|p| crate::sweep::pareto::Objectives {
-            energy: p.energy_pj,
-            accuracy_drop: p.accuracy_drop,
-        })
-        .collect();
-    let per_network_front: Vec<StudyPoint> = crate::sweep::pareto::front(&objectives)
-        .into_iter()
-        .map(|i| per_network[i].clone())
-        .collect();
+    let per_network_front = pareto_front(&per_network);
     let study = PrecisionStudy {
         workload: network.name.clone(),
         arch: arch.name.clone(),
@@ -253,19 +210,79 @@ pub fn run(
         per_network,
         runs,
         evaluated_states: found.evaluated_states,
-        states: found
-            .states
-            .iter()
-            .map(|p| StateRecord {
-                assignment: p.assignment.clone(),
-                accuracy_drop: p.accuracy_drop,
-                drop_exact: p.drop_exact,
-                energy_pj: p.energy_pj,
-                energy_saving: p.energy_saving,
-            })
-            .collect(),
+        states: found.states.iter().map(StateRecord::of).collect(),
     };
     Ok((study, times))
+}
+
+impl StateRecord {
+    fn of(p: &OperatingPoint) -> StateRecord {
+        StateRecord {
+            assignment: p.assignment.clone(),
+            accuracy_drop: p.accuracy_drop,
+            drop_exact: p.drop_exact,
+            energy_pj: p.energy_pj,
+            energy_saving: p.energy_saving,
+        }
+    }
+}
+
+/// `p` as a study point, its energy and cycles from a checked engine run:
+/// an engine that disagreed with the reference is an error here, so
+/// `bit_exact` is true for every point written.
+fn study_point(
+    energy: &SimulatedEnergyModel,
+    all_16_cycles: u64,
+    p: &OperatingPoint,
+) -> std::result::Result<StudyPoint, String> {
+    let cost: SimulatedCost = energy.checked(&p.assignment)?;
+    Ok(StudyPoint {
+        assignment: p.assignment.clone(),
+        accuracy_drop: p.accuracy_drop,
+        energy_pj: cost.energy_pj,
+        energy_saving: p.energy_saving,
+        mac_pj: cost.mac_pj,
+        memory_pj: cost.memory_pj,
+        cycles: cost.cycles,
+        speedup: if cost.cycles > 0 {
+            all_16_cycles as f64 / cost.cycles as f64
+        } else {
+            0.0
+        },
+        bit_exact: true,
+    })
+}
+
+/// One summary per annealing run (per `lambda_max`).
+fn run_summaries(runs: &[AnnealOutcome]) -> std::result::Result<Vec<RunSummary>, String> {
+    runs.iter()
+        .map(|r| {
+            Ok(RunSummary {
+                lambda_max: r.lambda_max,
+                best: PrecisionAssignment::from_bits(&r.best)?,
+                energy_pj: r.best_evaluation.energy,
+                accuracy_drop: r.best_evaluation.accuracy_drop,
+                moves: r.moves,
+                accepted: r.accepted,
+                new_evaluations: r.new_evaluations,
+            })
+        })
+        .collect()
+}
+
+/// The points no other point beats in both energy and accuracy drop.
+fn pareto_front(points: &[StudyPoint]) -> Vec<StudyPoint> {
+    let objectives: Vec<crate::sweep::pareto::Objectives> = points
+        .iter()
+        .map(|p| crate::sweep::pareto::Objectives {
+            energy: p.energy_pj,
+            accuracy_drop: p.accuracy_drop,
+        })
+        .collect();
+    crate::sweep::pareto::front(&objectives)
+        .into_iter()
+        .map(|i| points[i].clone())
+        .collect()
 }
 
 fn summary(points: &[StudyPoint]) -> FrontSummary {

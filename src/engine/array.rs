@@ -274,128 +274,82 @@ impl<'a> ArrayLayer<'a> {
         start: Cycle,
         gathered: Option<GatheredWeights>,
     ) -> Result<Self> {
-        let (geometry, weights_of, epilogue, groups) = geometry_of(layer)?;
-        let groups_per_subpass = match gathered {
-            Some(g) => g.0,
-            None => gather(plan, groups, &weights_of),
-        };
-        let height = input.shape.height;
-        let g = &geometry;
-        let schedule = Schedule::new(plan, g.kernel[0], g.stride[0], g.pad_top, height);
-        let two_passes_bytes = 2 * schedule.max_pass_rows() as u64 * input.row_bytes();
-        let mut rows_reserve_bytes = if input.in_glb.iter().all(|&r| r) {
-            0
-        } else {
-            two_passes_bytes
-        };
-        let layer_start = start;
-        let start = room_for_prefetch(m, &mut parked, input, &schedule, rows_reserve_bytes)?;
-        let mode = numerics
-            .mode
-            .ok_or_else(|| internal(layer, "a weighted layer without a MAC precision"))?;
-        let programmable = m.arch.pe_array.weight_store == crate::arch::WeightStore::Programmable;
-        let chosen = choose_schedule(
-            m,
+        let s = LayerStart::prepare(
+            &mut *m,
             layer,
-            (plan, groups_per_subpass, schedule),
-            (&weights_of, groups),
-            (input, output),
-            (numerics.weight_bytes, rows_reserve_bytes),
-        )?;
-        let Chosen {
+            &numerics,
             plan,
-            groups_per_subpass,
-            schedule,
-            choice,
-            source,
-            staging_bytes: weight_staging_bytes,
-            layout,
-            survivors,
-        } = chosen;
-        m.layer_candidates = Some((choice, survivors));
-        let weight_dram_base = if programmable {
-            let base = m.allocator.allocate(layout.layer_bytes);
-            stage_weights(
-                m,
-                &mut parked,
-                input,
-                &schedule,
-                weight_staging_bytes,
-                layer,
-            )?;
-            base
-        } else {
-            0
-        };
-        room_for_first_pass(m, &mut parked, input, &schedule, layer)?;
-        // Evictions that waited for DRAM write-queue entries delay the start.
-        let start = start.max(m.clock);
-        if rows_reserve_bytes == 0 && !input.in_glb.iter().all(|&r| r) {
-            rows_reserve_bytes = two_passes_bytes;
-        }
+            (&mut *input, &*output),
+            &mut parked,
+            start,
+            gathered,
+        )?;
+        let c = s.chosen;
+        m.layer_candidates = Some((c.choice, c.survivors));
+        let height = input.shape.height;
         let out_rows = output.shape.height;
-        let total_steps = schedule.steps.len();
+        let total_steps = c.schedule.steps.len();
         let pes = (m.arch.pe_array.rows * m.arch.pe_array.cols) as usize;
         Ok(ArrayLayer {
             last_reader: input.readers_left <= 1,
             parked,
-            geometry,
+            geometry: s.geometry,
             input_zero: layer.input_quant.zero() as i16,
-            stages: (0..epilogue.bias.len())
-                .map(|c| epilogue.output_stage.channel(c))
+            stages: (0..s.epilogue.bias.len())
+                .map(|c| s.epilogue.output_stage.channel(c))
                 .collect(),
-            bias: epilogue.bias.clone(),
-            psums: psums_for(layer, input, &plan, &groups_per_subpass),
-            groups_per_subpass,
-            mac_cycles: u64::from(m.arch.mac.mac_cycles(mode)),
-            zero_mac_cycles: u64::from(m.arch.mac.zero_mac_cycles(mode)),
+            bias: s.epilogue.bias.clone(),
+            psums: psums_for(layer, input, &c.plan, &c.groups_per_subpass),
+            groups_per_subpass: c.groups_per_subpass,
+            mac_cycles: u64::from(m.arch.mac.mac_cycles(s.mode)),
+            zero_mac_cycles: u64::from(m.arch.mac.zero_mac_cycles(s.mode)),
             reduce_input: numerics.reduce_input,
             reduce_output: numerics.reduce_output,
-            programmable,
+            programmable: s.programmable,
             weight_bytes: numerics.weight_bytes,
             row_ready: (0..height)
-                .map(|y| input.in_glb[y].then_some(start))
+                .map(|y| input.in_glb[y].then_some(s.start))
                 .collect(),
             row_requested: input.in_glb.clone(),
-            schedule,
+            schedule: c.schedule,
             prefetch_visit: 0,
-            choice,
-            rows_reserve_bytes,
-            weights_from_dram: source,
+            choice: c.choice,
+            rows_reserve_bytes: s.rows_reserve_bytes,
+            weights_from_dram: c.source,
             weight_staged: HashMap::new(),
             weight_requested: 0,
             wakeups: [None; 2],
-            weight_dram_base,
-            weight_step_offsets: layout.step_offsets,
-            weight_staging_bytes,
+            weight_dram_base: s.weight_dram_base,
+            weight_step_offsets: c.layout.step_offsets,
+            weight_staging_bytes: c.staging_bytes,
             next_step: 0,
             waiting: false,
             compute_end: vec![Cycle::ZERO; total_steps],
             psum_draining: VecDeque::new(),
             rf: Vec::new(),
             first_compute: None,
-            last_compute: start,
+            last_compute: s.start,
             compute_cycles: 0,
-            end: start,
+            end: s.start,
             spilled_rows: 0,
             out_row_state: vec![RowState::Unallocated; out_rows],
-            layer_start,
+            layer_start: s.layer_start,
             row_arrival: Vec::new(),
             row_entries: Vec::new(),
             row_psums: Vec::new(),
             nonzero_inputs: Vec::new(),
             activity: Vec::new(),
             row_ends: Vec::new(),
-            arrivals: Arrivals::new(height, start),
+            arrivals: Arrivals::new(height, s.start),
             ledger: Ledger::default(),
             marks: Vec::new(),
             pe_used: vec![false; pes],
             outbox: HashMap::new(),
             spare_outbox: Vec::new(),
-            queue: EventQueue::starting_at(start),
+            queue: EventQueue::starting_at(s.start),
             m,
             layer,
-            plan,
+            plan: c.plan,
             input,
             output,
         })
@@ -1723,6 +1677,102 @@ fn room_for_prefetch(
     })?;
     m.set_clock(start)?;
     Ok(start)
+}
+
+/// What a layer's start decides before its state is built: its schedule,
+/// where its weights come from, the GLB room it makes and when it can
+/// start.
+struct LayerStart<'a> {
+    geometry: Geometry,
+    epilogue: &'a Epilogue,
+    mode: crate::numerics::mac::MacMode,
+    programmable: bool,
+    chosen: Chosen<'a>,
+    weight_dram_base: u64,
+    /// When the layer was handed over, and when its first step may issue
+    /// (after the evictions its room needed).
+    layer_start: Cycle,
+    start: Cycle,
+    rows_reserve_bytes: u64,
+}
+
+impl<'a> LayerStart<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        m: &mut Machine,
+        layer: &'a Layer,
+        numerics: &super::widths::LayerNumerics,
+        plan: &'a ArrayPlan,
+        (input, output): (&mut TensorStore, &TensorStore),
+        parked: &mut Parked<'_>,
+        start: Cycle,
+        gathered: Option<GatheredWeights>,
+    ) -> Result<Self> {
+        let (geometry, weights_of, epilogue, groups) = geometry_of(layer)?;
+        let groups_per_subpass = match gathered {
+            Some(g) => g.0,
+            None => gather(plan, groups, &weights_of),
+        };
+        let g = &geometry;
+        let schedule = Schedule::new(
+            plan,
+            g.kernel[0],
+            g.stride[0],
+            g.pad_top,
+            input.shape.height,
+        );
+        let two_passes_bytes = 2 * schedule.max_pass_rows() as u64 * input.row_bytes();
+        let mut rows_reserve_bytes = if input.in_glb.iter().all(|&r| r) {
+            0
+        } else {
+            two_passes_bytes
+        };
+        let layer_start = start;
+        let start = room_for_prefetch(m, parked, input, &schedule, rows_reserve_bytes)?;
+        let mode = numerics
+            .mode
+            .ok_or_else(|| internal(layer, "a weighted layer without a MAC precision"))?;
+        let programmable = m.arch.pe_array.weight_store == crate::arch::WeightStore::Programmable;
+        let chosen = choose_schedule(
+            m,
+            layer,
+            (plan, groups_per_subpass, schedule),
+            (&weights_of, groups),
+            (input, output),
+            (numerics.weight_bytes, rows_reserve_bytes),
+        )?;
+        let weight_dram_base = if programmable {
+            let base = m.allocator.allocate(chosen.layout.layer_bytes);
+            stage_weights(
+                m,
+                parked,
+                input,
+                &chosen.schedule,
+                chosen.staging_bytes,
+                layer,
+            )?;
+            base
+        } else {
+            0
+        };
+        room_for_first_pass(m, parked, input, &chosen.schedule, layer)?;
+        // Evictions that waited for DRAM write-queue entries delay the start.
+        let start = start.max(m.clock);
+        if rows_reserve_bytes == 0 && !input.in_glb.iter().all(|&r| r) {
+            rows_reserve_bytes = two_passes_bytes;
+        }
+        Ok(LayerStart {
+            geometry,
+            epilogue,
+            mode,
+            programmable,
+            chosen,
+            weight_dram_base,
+            layer_start,
+            start,
+            rows_reserve_bytes,
+        })
+    }
 }
 
 /// The schedule a layer runs (docs/mapping.md, "The schedule space"): its

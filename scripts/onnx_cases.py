@@ -596,6 +596,11 @@ def cases():
     add("qop_bn_cnn_u8_per_channel", lambda n: branchy_cnn(n, 72, "u8", True, "qop", dense_body))
     add("qop_bn_cnn_s8_per_tensor", lambda n: branchy_cnn(n, 73, "s8", False, "qop", dense_body))
     add("qdq_bn_cnn_s8_per_tensor", lambda n: branchy_cnn(n, 74, "s8", False, "qdq", dense_body))
+    # Dynamic quantisation (quantize_dynamic, uint8, as scripts/onnx_zoo.py
+    # writes dynamic_u8): DynamicQuantizeLinear before each conv and the
+    # classifier, float32 between them; 10 inputs.
+    add("dynamic_cnn_u8", lambda n: dynamic_cnn(n, 75))
+    add("dynamic_concat_gap_cnn_u8", lambda n: dynamic_cnn(n, 76, head="concat_gap"))
     return out
 
 
@@ -704,6 +709,51 @@ def softmax_cnn(name, seed, act, per_channel, head):
         model = onnx.load(dst)
     if head == "reshape":
         return model, {"x": float_input(c.rng, tuple(in_shape))}
+    inputs = np.stack([float_input(c.rng, tuple(in_shape)) for _ in range(SOFTMAX_INPUTS)])
+    return model, {"x": inputs[0], "inputs": inputs}
+
+
+def dynamic_cnn(name, seed, head="gemm"):
+    """softmax_cnn's "gemm" classifier (conv 3x3 (3 -> 8) - relu - maxpool 2 -
+    conv 3x3 (8 -> 8) - relu - flatten - gemm (-> 10) - softmax) quantised
+    by ONNX Runtime's quantize_dynamic as scripts/onnx_zoo.py does it
+    (uint8 weights, reduce_range): a DynamicQuantizeLinear before each
+    ConvInteger / MatMulInteger, Relu, MaxPool, Flatten and Softmax left in
+    float32; the output is float32 probabilities. 10 seeded inputs.
+
+    head "concat_gap": SqueezeNet's fire module and tail in small instead:
+    conv 3x3 (3 -> 8) - relu, a 1x1 and a 3x3 conv (8 -> 6 each) - relu,
+    Concat, conv 1x1 (12 -> 10) - relu, GlobalAveragePool, Flatten,
+    Softmax (float32 Concat and GlobalAveragePool between the layers)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    c = Case(name, seed)
+
+    def weight(shape, spread=0.3):
+        return c.const((c.rng.standard_normal(shape) * spread).astype(np.float32), "w")
+
+    def conv(x, cin, cout, k=3):
+        p = k // 2
+        y = c.node("Conv", [x, weight((cout, cin, k, k)), weight((cout,), 0.1)], "conv", pads=[p, p, p, p])
+        return c.node("Relu", [y], "relu")
+
+    in_shape = [1, 3, 8, 8]
+    if head == "gemm":
+        y = c.node("MaxPool", [conv("x", 3, 8)], "pool", kernel_shape=[2, 2], strides=[2, 2])
+        y = c.node("Flatten", [conv(y, 8, 8)], "flat")
+        y = c.node("Gemm", [y, weight((10, 8 * 4 * 4), 0.15), weight((10,), 0.1)], "fc", transB=1)
+    else:
+        y = conv("x", 3, 8)
+        y = c.node("Concat", [conv(y, 8, 6, k=1), conv(y, 8, 6)], "cat", axis=1)
+        y = c.node("GlobalAveragePool", [conv(y, 12, 10, k=1)], "gap")
+        y = c.node("Flatten", [y], "flat")
+    y = c.node("Softmax", [y], "softmax", axis=1)
+    float_model = c.model("x", y, T.FLOAT, in_shape, T.FLOAT, [1, 10])
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = os.path.join(d, "float.onnx"), os.path.join(d, "dynamic.onnx")
+        onnx.save(float_model, src)
+        quantize_dynamic(src, dst, weight_type=QuantType.QUInt8, reduce_range=True)
+        model = onnx.load(dst)
     inputs = np.stack([float_input(c.rng, tuple(in_shape)) for _ in range(SOFTMAX_INPUTS)])
     return model, {"x": inputs[0], "inputs": inputs}
 

@@ -275,10 +275,24 @@ def last_output(dump_dir):
     return np.load(os.path.join(dump_dir, last["file"])), last["quant"]
 
 
+def float32_words(q):
+    """The float32 values of a tensor stored as words ([2C, H, W]: channel 2c
+    the high half of channel c's bits, 2c + 1 the low half), as accsim's
+    float32 tensors are (a dynamic model's output)."""
+    hi = q[0::2].astype(np.uint16).astype(np.uint32)
+    lo = q[1::2].astype(np.uint16).astype(np.uint32)
+    return ((hi << 16) | lo).view(np.float32)
+
+
 def bit_exact(q, quant, golden):
     """accsim's integers against ONNX Runtime's output, as tests/onnx_ort.rs compares."""
+    golden = np.asarray(golden)
+    float32 = quant["dtype"] == "int16" and quant["scale"] == 1.0 and quant["zero_point"] == 0
+    if golden.dtype == np.float32 and float32 and q.size == 2 * golden.size:
+        mine = float32_words(q.astype(np.int16)).reshape(-1)
+        return np.array_equal(mine.view(np.uint32), golden.reshape(-1).view(np.uint32))
     q = q.reshape(-1)
-    golden = np.asarray(golden).reshape(-1)
+    golden = golden.reshape(-1)
     if q.size != golden.size:
         return False
     if golden.dtype == np.float32:

@@ -349,9 +349,14 @@ fn op_fields<'a>(
         }
         // Their other inputs and parameters are not in the manifest:
         // scripts/recompute_dump.py does not recompute them (docs/onnx.md).
-        Op::Softmax | Op::Concat(_) | Op::Lrn(_) | Op::Sum(_) | Op::Lookup(_) | Op::Channel(_) => {
-            None
-        }
+        Op::Softmax
+        | Op::Concat(_)
+        | Op::Lrn(_)
+        | Op::Sum(_)
+        | Op::Lookup(_)
+        | Op::Channel(_)
+        | Op::DynamicRange
+        | Op::DynamicQuantize => None,
         Op::ChannelShuffle { groups } => {
             entry.shuffle_groups = Some(*groups);
             None

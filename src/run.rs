@@ -87,6 +87,9 @@ pub fn read_input(workload: &Workload, path: &Path) -> Result<Activations, Input
     let s = net.input_shape;
     let dims = [s.channels, s.height, s.width];
     let array = npy::read_npy_any(path)?;
+    if net.input_quant == crate::workload::ir::FLOAT32_WORDS {
+        return read_float32_input(path, &array, s);
+    }
     let values: Vec<i16> = if array.is_float() {
         npy::check_shape(path, &array, &dims)?;
         let reals = array.to_f64();
@@ -117,6 +120,38 @@ pub fn read_input(workload: &Workload, path: &Path) -> Result<Activations, Input
     };
     Array3::from_shape_vec(s.dims(), values)
         .map_err(|e| InputError::new(path, format!("cannot shape the input: {e}")))
+}
+
+/// A float32 network input (a dynamically quantised ONNX model's), stored
+/// as words (`ir::FLOAT32_WORDS`, `[2C, H, W]` for `shape`): the `.npy`
+/// holds `[C, H, W]` floats, converted to float32 (a float64 file rounds
+/// once).
+fn read_float32_input(
+    path: &Path,
+    array: &npy::NpyArray,
+    shape: crate::workload::Shape,
+) -> Result<Activations, InputError> {
+    let dims = [shape.channels / 2, shape.height, shape.width];
+    if !array.is_float() {
+        return Err(InputError::new(
+            path,
+            "the model's input is float32 (dynamic quantisation); valid: a float32 or float64 .npy",
+        ));
+    }
+    npy::check_shape(path, array, &dims)?;
+    let reals = array.to_f64();
+    if let Some(flat) = reals.iter().position(|x| !x.is_finite()) {
+        return Err(InputError::new(
+            path,
+            format!("element {flat} is {}; valid: finite values", reals[flat]),
+        ));
+    }
+    let values = ndarray::Array3::from_shape_vec(
+        (dims[0], dims[1], dims[2]),
+        reals.into_iter().map(|v| v as f32).collect(),
+    )
+    .map_err(|e| InputError::new(path, format!("cannot shape the input: {e}")))?;
+    Ok(crate::reference::dynamic::words(&values))
 }
 
 /// `--trace-layers` must name layers of the network: an index past the end

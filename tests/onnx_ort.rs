@@ -12,8 +12,33 @@ use std::path::{Path, PathBuf};
 use accsim::numerics::TensorQuant;
 use accsim::reference;
 use accsim::run::read_input;
+use accsim::workload::ir::FLOAT32_WORDS;
 use accsim::workload::npy::{NpyArray, read_npy_any};
 use accsim::workload::{Activations, TensorSource};
+
+/// The float32 elements stored as words in `out`, as bits.
+fn float_bits(out: &Activations) -> Vec<u32> {
+    accsim::reference::dynamic::floats(out)
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+fn compare_bits(mine: &[u32], theirs: &[u32]) -> Result<(), String> {
+    if mine.len() != theirs.len() {
+        return Err(format!("{} values, ORT {}", mine.len(), theirs.len()));
+    }
+    match (0..mine.len()).find(|&i| mine[i] != theirs[i]) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "element {i}: accsim {} ORT {} ({} of {} differ)",
+            f32::from_bits(mine[i]),
+            f32::from_bits(theirs[i]),
+            (0..mine.len()).filter(|&i| mine[i] != theirs[i]).count(),
+            mine.len()
+        )),
+    }
+}
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx")
@@ -48,6 +73,12 @@ fn check(name: &str) -> Result<(), String> {
     let got = exec.tensor(TensorSource::Layer(last));
     let golden =
         read_npy_any(&dir.join(format!("{name}.output.npy"))).map_err(|e| e.to_string())?;
+    if let NpyArray::F32(a) = &golden
+        && net.layers[last].output_quant == FLOAT32_WORDS
+    {
+        let theirs: Vec<u32> = a.iter().map(|v| v.to_bits()).collect();
+        return compare_bits(&float_bits(got), &theirs);
+    }
     if golden.shape().iter().product::<usize>() != got.len() {
         return Err(format!(
             "shape: golden {:?}, accsim {:?}",
@@ -119,7 +150,84 @@ fn multi_input_cases() -> Vec<String> {
     case_names()
         .into_iter()
         .filter(|n| data().join(format!("{n}.inputs.npy")).exists())
+        .filter(|n| !n.starts_with("dynamic_"))
         .collect()
+}
+
+/// The dynamically quantised classifiers (`quantize_dynamic`, uint8:
+/// conv-relu-maxpool-conv-relu-flatten-gemm-softmax, and SqueezeNet's fire
+/// module and tail in small, a float32 Concat and GlobalAveragePool;
+/// float32 between the layers and out) on their 10 seeded inputs each:
+/// the reference executor and the
+/// simulated machine (every layer's values computed by the GLB unit or the
+/// PE array, none by the host) give ONNX Runtime's float32 probabilities
+/// bit for bit (docs/onnx.md, item 20).
+#[test]
+fn the_dynamic_classifiers_match_onnx_runtime_on_ten_inputs_each() {
+    let fire = [
+        "dynamic_range",
+        "dynamic_quantize",
+        "conv2d",
+        "dynamic_range",
+        "dynamic_quantize",
+        "conv2d",
+        "conv2d",
+        "concat",
+        "dynamic_range",
+        "dynamic_quantize",
+        "conv2d",
+        "float_chain",
+        "softmax",
+    ];
+    let plain = [
+        "dynamic_range",
+        "dynamic_quantize",
+        "conv2d",
+        "max_pool",
+        "dynamic_range",
+        "dynamic_quantize",
+        "conv2d",
+        "dynamic_range",
+        "dynamic_quantize",
+        "flatten",
+        "fc",
+        "softmax",
+    ];
+    let cases: [(&str, &[&str]); 2] = [
+        ("dynamic_cnn_u8", &plain),
+        ("dynamic_concat_gap_cnn_u8", &fire),
+    ];
+    for (name, kinds) in cases {
+        check_dynamic(name, kinds);
+    }
+}
+
+fn check_dynamic(name: &str, kinds: &[&str]) {
+    let model = data().join(format!("{name}.onnx"));
+    let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let net = &w.network;
+    let got: Vec<&str> = net.layers.iter().map(|l| l.op.kind()).collect();
+    assert_eq!(got, kinds, "{name}");
+    let last = net.layers.len() - 1;
+    let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    for (k, (x, golden)) in inputs_and_goldens(&w, name).into_iter().enumerate() {
+        let theirs: Vec<u32> = golden.iter().map(|v| v.to_bits()).collect();
+        let exec = reference::run(net, x.clone());
+        let reference_bits = dequantised_bits(net, exec.tensor(TensorSource::Layer(last)));
+        assert_eq!(reference_bits, theirs, "{name}, input {k}: reference");
+        let mut one = w.clone();
+        one.default_input = x;
+        one.default_outputs = Vec::new();
+        let r = accsim::run::run(&one, &arch, &accsim::run::RunOptions::default())
+            .unwrap_or_else(|e| panic!("{name}, input {k}: {e}"));
+        assert!(r.report.bit_exact, "{name}, input {k}");
+        for l in &r.report.layers {
+            assert_eq!(l.values.as_deref(), Some("simulated"), "{name}: {}", l.name);
+        }
+        let engine_bits = dequantised_bits(net, &r.engine.outputs[last]);
+        assert_eq!(engine_bits, theirs, "{name}, input {k}: engine");
+    }
 }
 
 fn floats(path: &Path) -> (Vec<f32>, Vec<usize>) {
@@ -139,7 +247,25 @@ fn inputs_and_goldens(w: &accsim::workload::Workload, name: &str) -> Vec<(Activa
     assert_eq!(y_shape[0], n, "{name}: one output per input");
     let net = &w.network;
     let (x_len, y_len) = (xs.len() / n, ys.len() / n);
+    // A float32 input is stored as two words per element.
+    let x_len = if net.input_quant == FLOAT32_WORDS {
+        2 * x_len
+    } else {
+        x_len
+    };
     assert_eq!(x_len, net.input_shape.len(), "{name}: input size");
+    if net.input_quant == FLOAT32_WORDS {
+        let s = net.input_shape;
+        return (0..n)
+            .map(|k| {
+                let v = xs[k * x_len / 2..(k + 1) * x_len / 2].to_vec();
+                let a = ndarray::Array3::from_shape_vec((s.channels / 2, s.height, s.width), v)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                let x = accsim::reference::dynamic::words(&a);
+                (x, ys[k * y_len..(k + 1) * y_len].to_vec())
+            })
+            .collect();
+    }
     (0..n)
         .map(|k| {
             let q: Vec<i16> = xs[k * x_len..(k + 1) * x_len]
@@ -157,6 +283,9 @@ fn inputs_and_goldens(w: &accsim::workload::Workload, name: &str) -> Vec<(Activa
 /// trailing DequantizeLinear does, as bits.
 fn dequantised_bits(net: &accsim::workload::Network, out: &Activations) -> Vec<u32> {
     let last = net.layers.len() - 1;
+    if net.layers[last].output_quant == FLOAT32_WORDS {
+        return float_bits(out);
+    }
     let TensorQuant::Affine {
         scale, zero_point, ..
     } = net.layers[last].output_quant
@@ -365,4 +494,48 @@ fn a_float32_residual_is_carried_as_four_bytes_per_element() {
     let quantise = chains[1].measured.as_ref().expect("measured");
     let glb = &quantise.accesses.glb;
     assert_eq!((glb.read, glb.write), (784, 392));
+}
+
+/// The dynamic classifier's GLB-unit layers cost what docs/onnx.md (item
+/// 20) says, on lu22_fixed (8 bytes per cycle, 2-byte words for float32,
+/// 1-byte uint8, divider latency 12): busy for the bytes read, plus one
+/// cycle for the last row's GLB write. After the first conv (8 channels of
+/// 8x8 float32: `[16, 8, 8]` words): the max pool reads 2 rows x 2 columns
+/// x 16 words for each of 4 outputs per row (512 bytes, 64 cycles a row,
+/// 4 rows); the range reads the whole `[16, 4, 4]` words at once (512
+/// bytes, 64 cycles) and writes its 4 words; the quantiser reads the 4
+/// range words when it starts, then 16 x 4 words a row (16 cycles, 4 rows)
+/// and writes 8 x 4 bytes a row; the Softmax of 10 float32 values streams
+/// two passes of 40 bytes (10 cycles), paces the third by the divider (10
+/// cycles) and adds its latency (12).
+#[test]
+fn the_dynamic_layers_cost_what_the_docs_say() {
+    let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    let name = "dynamic_cnn_u8";
+    let model = data().join(format!("{name}.onnx"));
+    let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let r = accsim::run::run(&w, &arch, &accsim::run::RunOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    // (layer index, kind, cycles, GLB reads, GLB writes)
+    let expected = [
+        (3, "max_pool", 4 * 64 + 1, 1024, 256),
+        (4, "dynamic_range", 64 + 1, 256, 4),
+        (5, "dynamic_quantize", 4 * 16 + 1, 4 + 256, 128),
+        (11, "softmax", 10 + 10 + 12 + 1, 3 * 20, 20),
+    ];
+    for (i, kind, cycles, reads, writes) in expected {
+        let layer = &r.report.layers[i];
+        assert_eq!(layer.op, kind);
+        let m = layer.measured.as_ref().expect("measured");
+        let glb = &m.accesses.glb;
+        assert_eq!(
+            (m.cycles, glb.read, glb.write, m.lut_reads),
+            (cycles, reads, writes, 0),
+            "{kind}"
+        );
+    }
+    // The conv writes two words per output element: 8 x 8 x 8 float32.
+    let conv = r.report.layers[2].measured.as_ref().expect("measured");
+    assert_eq!(conv.accesses.glb.write, 2 * 8 * 8 * 8);
 }

@@ -58,6 +58,9 @@ fn kind_of(spec: &str) -> Result<(Kind, String)> {
 fn quant(q: &TensorQuant) -> String {
     match q {
         q if *q == accsim::workload::ir::FLOAT32_WORDS => "float32 (2 int16 words)".to_string(),
+        q if *q == accsim::workload::ir::DYNAMIC_UINT8 => {
+            "uint8, scale and zero point at run time".to_string()
+        }
         TensorQuant::Affine {
             dtype,
             scale,

@@ -152,6 +152,8 @@ pub(super) struct ArrayLayer<'a> {
     last_reader: bool,
     geometry: Geometry,
     input_zero: i16,
+    /// Words per output element: 2 for a float32 output (`Requant::DynamicFloat`), else 1.
+    words_per_output: usize,
     stages: Vec<ChannelRequant>,
     bias: Vec<i64>,
     groups_per_subpass: Vec<Vec<LaneGroup>>,
@@ -295,6 +297,11 @@ impl<'a> ArrayLayer<'a> {
             parked,
             geometry: s.geometry,
             input_zero: layer.input_quant.zero() as i16,
+            words_per_output: if crate::reference::is_dynamic(s.epilogue) {
+                2
+            } else {
+                1
+            },
             stages: (0..s.epilogue.bias.len())
                 .map(|c| s.epilogue.output_stage.channel(c))
                 .collect(),
@@ -1492,7 +1499,8 @@ impl<'a> ArrayLayer<'a> {
         let words: u64 = self.groups_per_subpass[id.subpass]
             .iter()
             .map(|g| g.outputs.len() as u64 * rows as u64)
-            .sum();
+            .sum::<u64>()
+            * self.words_per_output as u64;
         (words, words * self.output.word_bytes)
     }
 
@@ -1517,6 +1525,14 @@ impl<'a> ArrayLayer<'a> {
                         Psums::Narrow(p) => i64::from(p[g * stride + r][col]),
                         Psums::Wide(p) => p[g * stride + r][col],
                     };
+                    if self.words_per_output == 2 {
+                        // A float32 output: two words, channels 2o and 2o + 1.
+                        let v = self.stages[o].apply_float(acc).unwrap_or(f32::NAN);
+                        let [hi, lo] = crate::numerics::ort::f32_words(v);
+                        outbox.push(((2 * o, y, x), hi));
+                        outbox.push(((2 * o + 1, y, x), lo));
+                        continue;
+                    }
                     let value = self.stages[o].apply(acc);
                     let value = if self.reduce_output {
                         crate::numerics::mac::reduce(value, Width::W8)
@@ -1539,11 +1555,13 @@ impl<'a> ArrayLayer<'a> {
         let per_position: u64 = self.groups_per_subpass[id.subpass]
             .iter()
             .map(|g| g.outputs.len() as u64)
-            .sum();
+            .sum::<u64>()
+            * self.words_per_output as u64;
         let first_channel = self.groups_per_subpass[id.subpass]
             .first()
             .and_then(|g| g.outputs.first().copied())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            * self.words_per_output;
         let mut glb_words = 0u64;
         let mut spill_words = 0u64;
         let mut spill_addr = None;

@@ -58,6 +58,8 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
     };
     let [h, w] = input_hw;
     Ok(match &layer.op {
+        Op::MaxPool(p) if layer.input_quant == FLOAT32_WORDS => Function::FloatMax(window(p)),
+        Op::Softmax if layer.input_quant == FLOAT32_WORDS => Function::FloatSoftmax,
         Op::MaxPool(p) => Function::Max(window(p)),
         Op::AvgPool(p) => Function::Average {
             window: window(p),
@@ -121,6 +123,19 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
         Op::Channel(c) => {
             Function::Channel(Box::new(c.kernel(&layer.input_quant, &layer.output_quant)))
         }
+        Op::DynamicRange => Function::DynamicRange,
+        // A resolved layer's output quantisation is the run-time one, read
+        // from its range tensor (`engine::dynamic`); unresolved (the
+        // schedule check, which needs only the geometry), the unit is not
+        // programmed yet.
+        Op::DynamicQuantize => Function::DynamicQuantize(match layer.output_quant {
+            crate::numerics::TensorQuant::Affine {
+                scale, zero_point, ..
+            } if layer.output_quant != crate::workload::ir::DYNAMIC_UINT8 => {
+                Some(crate::numerics::ort_dynamic::DynamicQuant { scale, zero_point })
+            }
+            _ => None,
+        }),
         Op::Conv2d(_) | Op::FullyConnected(_) | Op::Flatten => {
             return Err(crate::error::Error::Internal {
                 context: format!("layer `{}`", layer.name),
@@ -604,6 +619,12 @@ fn compute_row(
     } else {
         let bytes_per_cycle = unit.units_per_cycle();
         let word_bytes = inputs[operand_of.first().copied().unwrap_or(0)].word_bytes;
+        // A float32 element is two words.
+        let word_bytes = if layer.input_quant == FLOAT32_WORDS {
+            2 * word_bytes
+        } else {
+            word_bytes
+        };
         softmax_row_cycles(divisions, word_bytes, bytes_per_cycle, &m.arch.glb) * bytes_per_cycle
     };
     // The unit consumes the words as the GLB delivers them.

@@ -18,6 +18,7 @@
 
 mod array;
 mod causes;
+mod dynamic;
 pub mod feasibility;
 pub(crate) mod ffe;
 mod glb_ops;
@@ -632,11 +633,15 @@ impl LayerRunner<'_> {
         trace_layer_start(m, (i, self.now), plan, layer_numerics, self.arch);
         m.glb.space.reset_peak();
         let before = m.snapshot();
+        let resolved = self.load_range(m, stores, i)?;
+        let layer = resolved.as_ref().unwrap_or(layer);
         let src_store = self.tensors.source_of(layer);
         let (timing, searched) = match plan {
             LayerPlan::Reshape => return self.reshape(stores, i, src_store),
-            LayerPlan::Array(p) => self.array_layer(m, stores, (i, p), &before, src_store)?,
-            LayerPlan::Glb => (self.glb_layer(m, stores, i)?, None),
+            LayerPlan::Array(p) => {
+                self.array_layer(m, stores, (i, p, layer), &before, src_store)?
+            }
+            LayerPlan::Glb => (self.glb_layer(m, stores, i, layer)?, None),
         };
         let after = m.snapshot();
         let mut bits = word_bits(self.numerics, layer_numerics, src_store, i);
@@ -699,11 +704,14 @@ impl LayerRunner<'_> {
         &mut self,
         m: &mut Machine,
         stores: &mut Vec<Option<TensorStore>>,
-        (i, p): (usize, &crate::mapping::ArrayPlan),
+        (i, p, layer): (
+            usize,
+            &crate::mapping::ArrayPlan,
+            &crate::workload::ir::Layer,
+        ),
         before: &Snapshot,
         src_store: usize,
     ) -> Result<(LayerTiming, Option<ScheduleSearch>)> {
-        let layer = &self.numerics.layers[i];
         let layer_numerics = self.numerics.per_layer[i];
         let job = ArrayJob {
             network: self.network,
@@ -736,16 +744,22 @@ impl LayerRunner<'_> {
         m: &mut Machine,
         stores: &mut [Option<TensorStore>],
         i: usize,
+        layer: &crate::workload::ir::Layer,
     ) -> Result<LayerTiming> {
-        let layer = &self.numerics.layers[i];
         let store_of = &self.tensors.store_of;
         let mut output = TensorStore::new(
             layer.output_shape,
             self.numerics.storage_bytes[i + 1],
             self.tensors.readers[i + 1],
         );
-        let sources: Vec<usize> = layer
-            .inputs
+        // A dynamic_quantize's range was read into the unit's registers
+        // (`load_range`): the unit streams only its first operand.
+        let operands = if matches!(layer.op, Op::DynamicQuantize) {
+            &layer.inputs[..1]
+        } else {
+            &layer.inputs[..]
+        };
+        let sources: Vec<usize> = operands
             .iter()
             .map(|&s| store_of[source_index(s)])
             .collect();

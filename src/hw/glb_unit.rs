@@ -79,6 +79,8 @@
 //! registers from when it is programmed, as the LUT's tables are: busy for
 //! the bytes read, as every element-wise function.
 
+use crate::numerics::ort::{f32_words, words_f32};
+use crate::numerics::ort_dynamic::{DynamicQuant, mlas_softmax, range_with_zero};
 use std::ops::Range;
 
 use ndarray::{ArrayView2, ArrayViewMut2, s};
@@ -190,6 +192,24 @@ pub enum Function {
     /// Each element through its channel's constants: batch norm, or a Mul
     /// or Add by a per-channel constant (module docs).
     Channel(Box<ChannelKernel>),
+    /// Max pooling of float32 words (`ir::FLOAT32_WORDS`): each window's
+    /// largest element, compared as float32 (a dynamic model's MaxPool).
+    FloatMax(Window),
+    /// The minimum and maximum of a whole float32 tensor, read at once
+    /// (as the global pools read their plane), to the uint8 scale and zero
+    /// point `DynamicQuantizeLinear` takes, written as a float32 `[2, 1]`
+    /// row (`numerics::ort_dynamic`; docs/onnx.md, item 20).
+    DynamicRange,
+    /// Each float32 element quantised with the run-time parameters the
+    /// unit was programmed with (read from the range tensor when the layer
+    /// starts): a division, a clamp, a rounding and an addition, pipelined
+    /// at the read rate. `None`: not programmed yet (the schedule check
+    /// reads only the geometry); it computes nothing.
+    DynamicQuantize(Option<DynamicQuant>),
+    /// ONNX Runtime's float32 Softmax (MLAS) over the channels of each
+    /// position: the maximum, the exponentials and their sum, each over
+    /// the sum (three passes, as the quantised Softmax).
+    FloatSoftmax,
 }
 
 /// Where the unit reads: the rows of each operand resident in the GLB.
@@ -278,7 +298,11 @@ impl GlbUnit {
             | Function::Lrn(_)
             | Function::Sum(_)
             | Function::Lookup(_)
-            | Function::Channel(_) => None,
+            | Function::Channel(_)
+            | Function::DynamicQuantize(_)
+            | Function::FloatSoftmax => None,
+            Function::FloatMax(w) => Some(*w),
+            Function::DynamicRange => Some(Window::plane(self.input_hw[0], self.input_hw[1])),
         }
     }
 
@@ -323,6 +347,10 @@ impl GlbUnit {
             Function::Lookup(_) => self.lookup(&operand_rows[0], &mut out),
             Function::Chain { .. } => self.chain(&operand_rows, &mut out),
             Function::Channel(_) => self.channel(&operand_rows[0], &mut out),
+            Function::FloatMax(_) => self.float_max(&operand_rows[0], &mut out),
+            Function::DynamicRange => self.dynamic_range(&operand_rows[0], &mut out),
+            Function::DynamicQuantize(_) => self.dynamic_quantize(&operand_rows[0], &mut out),
+            Function::FloatSoftmax => self.float_softmax(&operand_rows[0], &mut out),
             _ => self.pool(&operand_rows[0], &mut out),
         }
         Ok(())
@@ -492,6 +520,80 @@ impl GlbUnit {
         self.reads[1] += elements;
     }
 
+    /// Every window of the output row over float32 words: each window's
+    /// largest float32 element, written as two words.
+    fn float_max(&mut self, rows: &[ArrayView2<'_, i16>], out: &mut ArrayViewMut2<'_, i16>) {
+        let Some(w) = self.window() else { return };
+        let width = self.input_hw[1];
+        let channels = out.nrows() / 2;
+        for ox in 0..self.output_width {
+            let xs = Window::span(ox, w.stride[1], w.kernel[1], w.pad_left, width);
+            for c in 0..channels {
+                let m = rows
+                    .iter()
+                    .flat_map(|r| {
+                        xs.clone()
+                            .map(move |x| words_f32(r[[2 * c, x]], r[[2 * c + 1, x]]))
+                    })
+                    .fold(f32::MIN, f32::max);
+                let [hi, lo] = f32_words(m);
+                out[[2 * c, ox]] = hi;
+                out[[2 * c + 1, ox]] = lo;
+            }
+            self.reads[0] += (rows.len() * xs.len() * 2 * channels) as u64;
+        }
+    }
+
+    /// The whole tensor's range (every row of the plane) to its scale and
+    /// zero point, a float32 `[2, 1]` output row.
+    fn dynamic_range(&mut self, rows: &[ArrayView2<'_, i16>], out: &mut ArrayViewMut2<'_, i16>) {
+        let mut values = Vec::new();
+        for r in rows {
+            let (c2, w) = r.dim();
+            for c in 0..c2 / 2 {
+                values.extend((0..w).map(|x| words_f32(r[[2 * c, x]], r[[2 * c + 1, x]])));
+            }
+            self.reads[0] += r.len() as u64;
+        }
+        let (lo, hi) = range_with_zero(values);
+        let q = DynamicQuant::of_range(lo, hi);
+        for (k, v) in [q.scale, q.zero_point as f32].into_iter().enumerate() {
+            let [h, l] = f32_words(v);
+            out[[2 * k, 0]] = h;
+            out[[2 * k + 1, 0]] = l;
+        }
+    }
+
+    /// Each float32 element of the row quantised (`DynamicQuant::quantize`).
+    fn dynamic_quantize(&mut self, rows: &[ArrayView2<'_, i16>], out: &mut ArrayViewMut2<'_, i16>) {
+        let (Some(row), Function::DynamicQuantize(Some(q))) = (rows.first(), &self.function) else {
+            return;
+        };
+        for ((c, x), o) in out.indexed_iter_mut() {
+            *o = q.quantize(words_f32(row[[2 * c, x]], row[[2 * c + 1, x]]));
+        }
+        self.reads[0] += row.len() as u64;
+    }
+
+    /// MLAS's float32 Softmax of every column of the row, over its channels
+    /// (`ort_dynamic::mlas_softmax`).
+    fn float_softmax(&mut self, rows: &[ArrayView2<'_, i16>], out: &mut ArrayViewMut2<'_, i16>) {
+        let Some(row) = rows.first() else { return };
+        let (c2, width) = row.dim();
+        for x in 0..width {
+            let column: Vec<f32> = (0..c2 / 2)
+                .map(|c| words_f32(row[[2 * c, x]], row[[2 * c + 1, x]]))
+                .collect();
+            for (c, p) in mlas_softmax(&column).into_iter().enumerate() {
+                let [h, l] = f32_words(p);
+                out[[2 * c, x]] = h;
+                out[[2 * c + 1, x]] = l;
+            }
+        }
+        self.reads[0] += 3 * row.len() as u64;
+        self.divisions += (c2 / 2 * width) as u64;
+    }
+
     /// Every window of the output row, channel by channel, column by column.
     fn pool(&mut self, rows: &[ArrayView2<'_, i16>], out: &mut ArrayViewMut2<'_, i16>) {
         let Some(w) = self.window() else { return };
@@ -542,7 +644,11 @@ impl GlbUnit {
             | Function::Sum(_)
             | Function::Lookup(_)
             | Function::Chain { .. }
-            | Function::Channel(_) => 0,
+            | Function::Channel(_)
+            | Function::FloatMax(_)
+            | Function::DynamicRange
+            | Function::DynamicQuantize(_)
+            | Function::FloatSoftmax => 0,
         }
     }
 }

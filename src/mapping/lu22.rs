@@ -104,7 +104,9 @@ pub fn plan_tiled(layer: &Layer, arch: &Arch, tiles: usize) -> Result<LayerPlan,
         | Op::Lrn(_)
         | Op::Sum(_)
         | Op::Lookup(_)
-        | Op::Channel(_) => Ok(LayerPlan::Glb),
+        | Op::Channel(_)
+        | Op::DynamicRange
+        | Op::DynamicQuantize => Ok(LayerPlan::Glb),
         Op::Flatten => Ok(LayerPlan::Reshape),
     }
 }

@@ -39,6 +39,19 @@ pub enum Requant {
         offsets: Vec<f32>,
         output_scale: f32,
     },
+    /// `quantize_dynamic`'s `ConvInteger`/`MatMulInteger` -> `Cast` -> `Mul`
+    /// -> `Add` [-> `Relu`]: a float32 output, `f32(acc) * (x_scale *
+    /// weight_scale) + offsets[c]`, then `max(v, 0)` when `relu`
+    /// (`numerics::ort_dynamic`). `input_scale` is the input's run-time
+    /// scale, known only when the layer runs (`None` in the IR: the
+    /// executors set it from the layer's `dynamic_range` tensor); the
+    /// output is two words per element ([`ChannelRequant::apply_float`]).
+    DynamicFloat {
+        weight_scale: f32,
+        input_scale: Option<f32>,
+        offsets: Vec<f32>,
+        relu: bool,
+    },
 }
 
 /// The complete output stage of a layer.
@@ -96,6 +109,24 @@ impl OutputStage {
                     output_scale: *output_scale,
                 }
             }
+            Requant::DynamicFloat {
+                weight_scale,
+                input_scale,
+                offsets,
+                relu,
+            } => ChannelRule::DynamicFloat {
+                // Without the run-time scale every value is NaN, never a
+                // plausible number.
+                multiplier: input_scale.map_or(f32::NAN, |s| {
+                    super::ort_dynamic::multiplier(s, *weight_scale)
+                }),
+                offset: offsets
+                    .get(channel)
+                    .or_else(|| offsets.first())
+                    .copied()
+                    .unwrap_or(0.0),
+                relu: *relu,
+            },
         };
         ChannelRequant {
             rule,
@@ -124,6 +155,11 @@ enum ChannelRule {
         scale: f32,
         offset: f32,
         output_scale: f32,
+    },
+    DynamicFloat {
+        multiplier: f32,
+        offset: f32,
+        relu: bool,
     },
 }
 
@@ -161,6 +197,12 @@ impl ChannelRequant {
                 let v = ((acc as f32) * scale + offset) / output_scale;
                 v.round_ties_even() as i64
             }
+            // A float32 output is two words (`apply_float`); one word
+            // holds its high half.
+            ChannelRule::DynamicFloat { .. } => {
+                let v = self.apply_float(acc).unwrap_or(0.0);
+                return super::ort::f32_words(v)[0];
+            }
             ChannelRule::Shift { shift, rounding } => {
                 if shift >= 0 {
                     shift_right_rounded(acc, shift as u32, rounding)
@@ -177,6 +219,23 @@ impl ChannelRequant {
         scaled
             .saturating_add(i64::from(self.zero_point))
             .clamp(i64::from(self.clamp_min), i64::from(self.clamp_max)) as i16
+    }
+
+    /// The float32 output of a [`Requant::DynamicFloat`] stage (`None` for
+    /// the integer rules): `f32(acc) * multiplier + offset`, two roundings
+    /// (`ort_dynamic::float_epilogue`), then the Relu.
+    #[inline]
+    pub fn apply_float(&self, acc: i64) -> Option<f32> {
+        let ChannelRule::DynamicFloat {
+            multiplier,
+            offset,
+            relu,
+        } = self.rule
+        else {
+            return None;
+        };
+        let v = super::ort_dynamic::float_epilogue(acc, multiplier, offset);
+        Some(if relu { v.max(0.0) } else { v })
     }
 
     /// [`Self::apply`] on each of `acc` into `out` (the common length). The

@@ -10,6 +10,7 @@
 //! range (docs/numerics.md, "Accumulators").
 
 mod conv;
+pub mod dynamic;
 mod ort_ops;
 mod pool;
 pub mod precision;
@@ -25,7 +26,7 @@ pub use ort_ops::{
 };
 pub use pool::{avg_pool, global_avg_pool, max_pool};
 
-use crate::workload::ir::{Activations, Epilogue, Layer, Network, Op, TensorSource};
+use crate::workload::ir::{Activations, Epilogue, FLOAT32_WORDS, Layer, Network, Op, TensorSource};
 
 /// The tensors of one inference: the input and every layer's output so far.
 #[derive(Debug, Clone)]
@@ -101,12 +102,31 @@ pub fn run(network: &Network, input: Activations) -> Execution {
 }
 
 /// Computes one layer from its input tensors.
+///
+/// A layer reading a run-time quantised tensor (`ir::DYNAMIC_UINT8`) takes
+/// its scale and zero point from its last input, the tensor's
+/// `dynamic_range` ([`dynamic::resolve`]); float32 inputs
+/// (`ir::FLOAT32_WORDS`) take the float forms of MaxPool and Softmax.
 pub fn execute_layer(layer: &Layer, inputs: &[&Activations]) -> Activations {
     let input = inputs[0];
+    let layer = &*dynamic::resolve(layer, inputs.get(1).copied());
     let zero = layer.input_quant.zero();
+    let float_input = layer.input_quant == FLOAT32_WORDS;
     match &layer.op {
+        Op::Conv2d(c) if is_dynamic(&c.epilogue) => {
+            dynamic::requantize_float(&c.epilogue, &conv_accumulate(c, zero, input))
+        }
+        Op::FullyConnected(f) if is_dynamic(&f.epilogue) => {
+            dynamic::requantize_float(&f.epilogue, &fc_accumulate(f, zero, input))
+        }
         Op::Conv2d(c) => requantize(&c.epilogue, &conv_accumulate(c, zero, input)),
         Op::FullyConnected(f) => requantize(&f.epilogue, &fc_accumulate(f, zero, input)),
+        Op::MaxPool(p) if float_input => pool::float_max_pool(p, input),
+        Op::Softmax if float_input => dynamic::float_softmax(input),
+        Op::DynamicRange => dynamic::dynamic_range(input),
+        Op::DynamicQuantize => {
+            dynamic::dynamic_quantize(input, inputs.get(1).copied().unwrap_or(input))
+        }
         Op::MaxPool(p) => max_pool(p, input),
         Op::AvgPool(p) => avg_pool(p, input),
         Op::GlobalAvgPool { rounding } => global_avg_pool(*rounding, input),
@@ -134,6 +154,14 @@ pub fn execute_layer(layer: &Layer, inputs: &[&Activations]) -> Activations {
         Op::Lookup(l) => lookup(&l.table(&layer.input_quant, &layer.output_quant), input),
         Op::Channel(c) => channel(&c.kernel(&layer.input_quant, &layer.output_quant), input),
     }
+}
+
+/// A weighted layer with a float32 output (`Requant::DynamicFloat`).
+pub fn is_dynamic(epilogue: &Epilogue) -> bool {
+    matches!(
+        epilogue.output_stage.requant,
+        crate::numerics::Requant::DynamicFloat { .. }
+    )
 }
 
 /// One single-input layer on each of `inputs`, in order: the outputs

@@ -16,10 +16,9 @@ use crate::workload::ir::{Activations, Pool};
 /// (empty for a window wholly over padding).
 fn windows(
     pool: &Pool,
-    input: &Activations,
+    (c, h, w): (usize, usize, usize),
     mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, std::ops::Range<usize>),
 ) -> (usize, usize) {
-    let (c, h, w) = input.dim();
     let p = pool.padding;
     let [kh, kw] = pool.kernel;
     let [sy, sx] = pool.stride;
@@ -42,7 +41,10 @@ fn windows(
 }
 
 fn output_dims(pool: &Pool, input: &Activations) -> (usize, usize, usize) {
-    let (c, h, w) = input.dim();
+    output_dims_of(pool, input.dim())
+}
+
+fn output_dims_of(pool: &Pool, (c, h, w): (usize, usize, usize)) -> (usize, usize, usize) {
     let p = pool.padding;
     let oh = crate::workload::ir::pool_output_len(
         h,
@@ -155,7 +157,7 @@ fn max_pool_windows(pool: &Pool, input: &Activations) -> Activations {
     let standard = input.as_standard_layout();
     let values = standard.as_slice().unwrap_or(&[]);
     let mut out = vec![i16::MIN; oc * oh * ow];
-    windows(pool, input, |c, oy, ox, ys, xs| {
+    windows(pool, input.dim(), |c, oy, ox, ys, xs| {
         let plane = &values[c * h * w..(c + 1) * h * w];
         let m = ys
             .map(|y| {
@@ -170,10 +172,30 @@ fn max_pool_windows(pool: &Pool, input: &Activations) -> Activations {
     Array3::from_shape_vec((oc, oh, ow), out).unwrap_or_else(|_| Array3::zeros((oc, oh, ow)))
 }
 
+/// Max pooling of a float32 tensor stored as words (`ir::FLOAT32_WORDS`,
+/// `[2C, H, W]`), as ONNX Runtime's float MaxPool: the largest in-bounds
+/// element of each window (exact: a comparison, no arithmetic).
+pub fn float_max_pool(pool: &Pool, input: &Activations) -> Activations {
+    let values = super::dynamic::floats(input);
+    let dims = values.dim();
+    let (oc, oh, ow) = output_dims_of(pool, dims);
+    let mut out = ndarray::Array3::<f32>::from_elem((oc, oh, ow), f32::MIN);
+    windows(pool, dims, |c, oy, ox, ys, xs| {
+        let mut m = f32::MIN;
+        for y in ys {
+            for x in xs.clone() {
+                m = m.max(values[[c, y, x]]);
+            }
+        }
+        out[[c, oy, ox]] = m;
+    });
+    super::dynamic::words(&out)
+}
+
 /// Average pooling over the in-bounds elements of each window.
 pub fn avg_pool(pool: &Pool, input: &Activations) -> Activations {
     let mut out = Array3::<i16>::zeros(output_dims(pool, input));
-    windows(pool, input, |c, oy, ox, ys, xs| {
+    windows(pool, input.dim(), |c, oy, ox, ys, xs| {
         let mut sum = 0i64;
         let mut count = 0i64;
         for y in ys {

@@ -231,7 +231,28 @@ pub enum Op {
     /// per-channel constant (DenseNet-121's batch norms after a Concat and
     /// its scale layer; docs/onnx.md, item 19).
     Channel(ChannelOp),
+    /// The range of a float32 tensor ([`FLOAT32_WORDS`]) as ONNX Runtime's
+    /// `DynamicQuantizeLinear` takes it (`numerics::ort_dynamic`): its
+    /// minimum and maximum widened to include 0, reduced over the whole
+    /// tensor; the output is a float32 `[2, 1, 1]` tensor holding the
+    /// uint8 scale and zero point that follow (docs/onnx.md, item 20).
+    DynamicRange,
+    /// `DynamicQuantizeLinear`'s values: the float32 tensor (`inputs[0]`)
+    /// quantised to uint8 with the scale and zero point of its
+    /// [`Op::DynamicRange`] (`inputs[1]`). The output's quantisation is
+    /// [`DYNAMIC_UINT8`]: known only at run time.
+    DynamicQuantize,
 }
+
+/// The quantisation of a tensor quantised at run time ([`Op::DynamicQuantize`]):
+/// uint8 whose scale and zero point are the values of a
+/// [`Op::DynamicRange`] tensor, which every layer reading it also reads
+/// (its last input). Scale 0 marks it: no static quantisation has one.
+pub const DYNAMIC_UINT8: TensorQuant = TensorQuant::Affine {
+    dtype: crate::numerics::IntType::Uint8,
+    scale: 0.0,
+    zero_point: 0,
+};
 
 /// The operation of an [`Op::Channel`] layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -464,6 +485,8 @@ impl Op {
             Op::Channel(ChannelOp::BatchNorm { .. }) => "batch_norm",
             Op::Channel(ChannelOp::Arith { add: false, .. }) => "channel_mul",
             Op::Channel(ChannelOp::Arith { add: true, .. }) => "channel_add",
+            Op::DynamicRange => "dynamic_range",
+            Op::DynamicQuantize => "dynamic_quantize",
         }
     }
 }
@@ -559,8 +582,14 @@ impl Layer {
         match &self.op {
             Op::Conv2d(c) => {
                 let [kh, kw] = c.kernel;
+                // A float32 output stores two words per channel.
+                let channels = if self.output_quant == FLOAT32_WORDS {
+                    out.channels / 2
+                } else {
+                    out.channels
+                };
                 product(&[
-                    out.channels,
+                    channels,
                     out.height,
                     out.width,
                     c.in_channels_per_group(),
@@ -581,7 +610,9 @@ impl Layer {
             | Op::Lrn(_)
             | Op::Sum(_)
             | Op::Lookup(_)
-            | Op::Channel(_) => 0,
+            | Op::Channel(_)
+            | Op::DynamicRange
+            | Op::DynamicQuantize => 0,
         }
     }
 

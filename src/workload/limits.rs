@@ -175,9 +175,22 @@ impl LayerCost {
             Op::Conv2d(c) => {
                 let [kh, kw] = c.kernel;
                 let w = c.weights.len() as u64;
+                let o = layer.output_shape;
+                // A float32 output stores two words per channel.
+                let channels = if layer.output_quant == super::ir::FLOAT32_WORDS {
+                    o.channels / 2
+                } else {
+                    o.channels
+                };
+                let positions = product(&[channels as u64, o.height as u64, o.width as u64])?;
                 (
                     w,
-                    product(&[out, c.in_channels_per_group() as u64, kh as u64, kw as u64])?,
+                    product(&[
+                        positions,
+                        c.in_channels_per_group() as u64,
+                        kh as u64,
+                        kw as u64,
+                    ])?,
                 )
             }
             Op::FullyConnected(f) => {
@@ -201,6 +214,10 @@ impl LayerCost {
             Op::Sum(s) => (0, out.checked_mul(s.input_quants.len() as u64)?),
             // A product and a sum (batch norm) or one operation per element.
             Op::Channel(_) => (0, out.checked_mul(2)?),
+            // A minimum and a maximum per element read; a division, a
+            // rounding and an addition per element quantised.
+            Op::DynamicRange => (0, shape_len(layer.input_shape)?.checked_mul(2)?),
+            Op::DynamicQuantize => (0, out.checked_mul(3)?),
         };
         Some(LayerCost {
             elements: out.checked_add(weights)?,

@@ -681,7 +681,9 @@ impl Builder<'_> {
             | Op::Lrn(_)
             | Op::Sum(_)
             | Op::Lookup(_)
-            | Op::Channel(_) => {
+            | Op::Channel(_)
+            | Op::DynamicRange
+            | Op::DynamicQuantize => {
                 return Err(cx.err(None, ctx, "op", format!("`{}` comes only from ONNX models (affine); a [float] workload cannot use it", layer.op.kind())).into());
             }
         };

@@ -114,7 +114,7 @@ impl<'a> Importer<'a> {
 
     /// `v` as a float32 tensor: pushes a pending chain's layer with a
     /// float32 output; a float32 tensor or a dequantised one as it is.
-    fn float_operand(&mut self, n: &NodeProto, v: Value<'a>) -> Result<Act, InputError> {
+    pub(super) fn float_operand(&mut self, n: &NodeProto, v: Value<'a>) -> Result<Act, InputError> {
         match v {
             Value::Float(a) | Value::Dequant(a) => Ok(a),
             v => match Self::chain_parts(&v) {

@@ -62,7 +62,7 @@ impl<'a> Importer<'a> {
 
     /// The output shape of a channel concatenation of `inputs`; refuses
     /// inputs whose height, width or rank differ.
-    fn concat_shape(&self, n: &NodeProto, inputs: &[Act]) -> Result<Shape, InputError> {
+    pub(super) fn concat_shape(&self, n: &NodeProto, inputs: &[Act]) -> Result<Shape, InputError> {
         let Some(first) = inputs.first() else {
             return Err(self.err(n, "has no input"));
         };

@@ -41,6 +41,7 @@ mod proto {
 }
 mod channel_ops;
 mod contrib;
+mod dynamic;
 mod float_chain;
 mod float_ops;
 mod shuffle;
@@ -98,6 +99,7 @@ const SUPPORTED: &[&str] = &[
     "Transpose",
     "Identity",
     "Constant",
+    "DynamicQuantizeLinear",
 ];
 
 /// Largest ONNX file accsim reads [bytes]: protobuf's own 2 GiB limit.
@@ -171,8 +173,26 @@ fn import(model: &ModelProto, path: &Path, options: &LoadOptions) -> Result<Work
 /// The default input of an imported model (ONNX files carry none): uniform
 /// over the input type's range, seeded from the graph name, as a workload
 /// file's default `data = { dist = "uniform" }`.
+///
+/// A float32 input (a dynamic model's) is uniform over `[0, 1]` in steps of
+/// 1/255 (an 8-bit image scaled to `[0, 1]`), stored as words.
 fn default_input(net: &Network) -> Array3<i16> {
+    if net.input_quant == crate::workload::ir::FLOAT32_WORDS {
+        let s = net.input_shape;
+        let bytes = default_input_of(
+            net,
+            Shape::new(s.channels / 2, s.height, s.width),
+            (0, 255),
+            0,
+        );
+        return crate::reference::dynamic::words(&bytes.mapv(|v| f32::from(v) / 255.0));
+    }
     let (lo, hi) = net.input_quant.range();
+    default_input_of(net, net.input_shape, (lo, hi), net.input_quant.zero())
+}
+
+/// Uniform integers over `[lo, hi]` of `shape`, seeded by the graph name.
+fn default_input_of(net: &Network, shape: Shape, (lo, hi): (i32, i32), zero: i32) -> Array3<i16> {
     let g = Generator {
         distribution: Distribution::Uniform {
             low: f64::from(lo),
@@ -182,11 +202,9 @@ fn default_input(net: &Network) -> Array3<i16> {
         sparsity: None,
         pruning: Default::default(),
     };
-    let n = net.input_shape.len();
-    let values: Vec<i16> =
-        generate::generate_ints(&g, n, net.input_quant.zero() as i16, (lo as i16, hi as i16));
-    Array3::from_shape_vec(net.input_shape.dims(), values)
-        .unwrap_or_else(|_| Array3::zeros(net.input_shape.dims()))
+    let n = shape.len();
+    let values: Vec<i16> = generate::generate_ints(&g, n, zero as i16, (lo as i16, hi as i16));
+    Array3::from_shape_vec(shape.dims(), values).unwrap_or_else(|_| Array3::zeros(shape.dims()))
 }
 
 fn node_label(n: &NodeProto) -> String {
@@ -301,6 +319,10 @@ enum Chain {
         scales: Option<Vec<f32>>,
         offsets: Option<Vec<f32>>,
     },
+    /// `quantize_dynamic`'s ConvInteger / MatMulInteger of a run-time
+    /// quantised input, then Cast, Mul, Add, Relu in float32: a float32
+    /// output (`dynamic`).
+    Dynamic(Box<dynamic::DynChain>),
 }
 
 /// A conv or FC layer waiting for its `QuantizeLinear`.
@@ -414,6 +436,8 @@ enum Value<'a> {
     /// A float32 tensor carried in the machine (`ir::FLOAT32_WORDS`; the
     /// act's shape is the stored `[2C, H, W]`).
     Float(Act),
+    /// A run-time value of a dynamically quantised model (`dynamic`).
+    Dynamic(dynamic::DynValue),
 }
 
 struct Importer<'a> {
@@ -787,6 +811,10 @@ impl<'a> Importer<'a> {
                 None => return Err(self.err(n, "is not supported")),
             };
             self.bind(n, v);
+            return Ok(());
+        }
+        if let Some(v) = self.dynamic_node(n, &op) {
+            self.bind(n, v?);
             return Ok(());
         }
         let v = match op.as_str() {
@@ -1632,7 +1660,6 @@ impl<'a> Importer<'a> {
                 "the first input must be a quantised (uint8/int8) activation",
             ));
         };
-        let w = self.constant(n, 1, "w")?;
         let (xz, _) = self.zero_point(n, 2, "x zero point")?;
         if xz != x.quant.zero() {
             return Err(self.err(
@@ -1643,6 +1670,24 @@ impl<'a> Importer<'a> {
                 ),
             ));
         }
+        let chain = Chain::Integer {
+            cast: false,
+            scales: None,
+            offsets: None,
+        };
+        self.integer_weighted(n, op, x, chain)
+    }
+
+    /// The weights of a `ConvInteger` / `MatMulInteger` reading `x`: a
+    /// pending layer requantised by `chain`.
+    fn integer_weighted(
+        &mut self,
+        n: &NodeProto,
+        op: &str,
+        x: Act,
+        chain: Chain,
+    ) -> Result<Value<'a>, InputError> {
+        let w = self.constant(n, 1, "w")?;
         let Some(dtype) = int_type(w.dtype) else {
             return Err(self.err(n, "weights must be int8 or uint8"));
         };
@@ -1657,11 +1702,6 @@ impl<'a> Importer<'a> {
             dtype,
             scales: vec![1.0],
             zero_point: wz,
-        };
-        let chain = Chain::Integer {
-            cast: false,
-            scales: None,
-            offsets: None,
         };
         if op == "ConvInteger" {
             self.weighted_conv(n, x, &w, wq, None, chain)
@@ -2439,7 +2479,7 @@ impl<'a> Importer<'a> {
             .into());
         };
         let act = match self.values.get(out) {
-            Some(Value::Quant(a)) | Some(Value::Dequant(a)) => *a,
+            Some(Value::Quant(a)) | Some(Value::Dequant(a)) | Some(Value::Float(a)) => *a,
             _ => {
                 return Err(InputError::new(
                     path,

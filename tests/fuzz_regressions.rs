@@ -120,3 +120,41 @@ fn a_flatten_reshape_whose_known_dims_overflow_is_refused() {
     assert!(err.contains(name), "{err}");
     assert!(err.contains("Reshape"), "{err}");
 }
+
+/// Target `onnx`, 3 minutes in (4 December 2026, after dynamic
+/// quantisation was imported): a Reshape of a constant (`dynamic_cnn_u8.onnx`'s
+/// bias, 8 values, target `[1, -1, 1, 1]`) whose target dimensions
+/// overflow when multiplied ("attempt to multiply with overflow" in the
+/// fuzz build). Here the target is `[2^61 + 1, 8, 1, 1]`: the product
+/// wraps to `2^64 + 8 = 8`, the bias's length, so a release build took the
+/// constant for a `[2^61 + 1, 8, 1, 1]` tensor. The target is now resolved
+/// with ONNX's rules shared with activations (`reshape_dims`) and the
+/// element count is checked: the Reshape is refused, naming the file and
+/// the node.
+#[test]
+fn a_constant_reshape_whose_dims_overflow_is_refused() {
+    let name = "dynamic_cnn_u8.onnx";
+    let mut bytes = std::fs::read(data(name)).unwrap_or_else(|e| panic!("{e}"));
+    // The target is packed varints (`int64_data`, field 7, 13 bytes): 1,
+    // -1 (ten bytes), 1, 1. The same 13 bytes spell 2^61 + 1 (nine bytes),
+    // 8 (padded to two), 1, 1.
+    let old: Vec<u8> = [&[0x3a, 13, 1][..], &[0xff; 9], &[0x01, 1, 1]].concat();
+    let new: Vec<u8> = [
+        &[0x3a, 13][..],
+        &[0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20],
+        &[0x88, 0x00],
+        &[1, 1],
+    ]
+    .concat();
+    let at = bytes
+        .windows(old.len())
+        .position(|w| w == old.as_slice())
+        .unwrap_or_else(|| panic!("the bias Reshape's target not found"));
+    bytes[at..at + old.len()].copy_from_slice(&new);
+    let err = match accsim::workload::onnx::load_bytes(&bytes, Path::new(name)) {
+        Ok(_) => panic!("the overflowing constant shape loaded"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains(name), "{err}");
+    assert!(err.contains("Reshape"), "{err}");
+}

@@ -451,19 +451,20 @@ impl<'a> Importer<'a> {
         let Value::Const(mut t) = self.need(n, 0, "data")? else {
             return Err(self.err(n, "internal: not a constant"));
         };
-        let len = t.len() as i64;
-        let dims = self.constant(n, 1, "shape")?.ints();
-        let known: i64 = dims.iter().filter(|&&d| d > 0).product();
+        let len = t.len();
+        // ONNX's rules (a 0 copies the dimension, one -1 is inferred), as
+        // for activations; the products are checked (fuzz_regressions.rs).
+        let from: Vec<i64> = t.dims.iter().map(|&d| d as i64).collect();
+        let dims = self.reshape_dims(n, &from)?;
         let new: Option<Vec<usize>> = dims
             .iter()
-            .map(|&d| match d {
-                -1 if known > 0 => usize::try_from(len / known).ok(),
-                d if d > 0 => usize::try_from(d).ok(),
-                _ => None,
-            })
+            .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
             .collect();
+        let count = new
+            .as_ref()
+            .and_then(|d| d.iter().try_fold(1usize, |p, &x| p.checked_mul(x)));
         match new {
-            Some(d) if d.iter().product::<usize>() as i64 == len => {
+            Some(d) if count == Some(len) => {
                 t.dims = d;
                 Ok(Value::Const(t))
             }

@@ -8,12 +8,10 @@
 //! between them run on float32 tensors (`ir::FLOAT32_WORDS`).
 
 use super::proto::NodeProto;
-use super::{Act, Chain, Importer, Value, Weighted, attr_int, node_name};
+use super::{Act, Chain, Importer, Value, Weighted, attr_int, node_name, weighted_op};
 use crate::error::InputError;
 use crate::numerics::{Activation, OutputStage, Requant, WeightQuant};
-use crate::workload::ir::{
-    Conv2d, DYNAMIC_UINT8, Epilogue, FLOAT32_WORDS, FullyConnected, Op, Shape, TensorSource,
-};
+use crate::workload::ir::{DYNAMIC_UINT8, Epilogue, FLOAT32_WORDS, Op, Shape, TensorSource};
 
 /// The run-time values of a dynamic model that are not tensors of their own.
 #[derive(Debug, Clone)]
@@ -363,29 +361,8 @@ impl<'a> Importer<'a> {
             },
             other => other,
         };
-        let op = match w.geom {
-            Some(g) => Op::Conv2d(Conv2d {
-                kernel: g.kernel,
-                stride: g.stride,
-                padding: g.padding,
-                groups: g.groups,
-                weights: w.weights,
-                weight_quant,
-                epilogue,
-            }),
-            None => {
-                let (out, k, _, _) = w.weights.dim();
-                let m = w
-                    .weights
-                    .into_shape_with_order((out, k))
-                    .map_err(|e| self.err(n, format!("weights: {e}")))?;
-                Op::FullyConnected(FullyConnected {
-                    weights: m,
-                    weight_quant,
-                    epilogue,
-                })
-            }
-        };
+        let op = weighted_op(w.geom, w.weights, weight_quant, epilogue)
+            .map_err(|e| self.err(n, format!("weights: {e}")))?;
         let s = w.out_shape;
         let shape = Shape::new(2 * s.channels, s.height, s.width);
         self.push(

@@ -325,6 +325,35 @@ enum Chain {
     Dynamic(Box<dynamic::DynChain>),
 }
 
+/// The IR operation of a conv (`geom` given) or an FC layer (its weights
+/// `[out, in, 1, 1]` viewed as `[out, in]`).
+fn weighted_op(
+    geom: Option<ConvGeom>,
+    weights: Array4<i16>,
+    weight_quant: WeightQuant,
+    epilogue: Epilogue,
+) -> Result<Op, ndarray::ShapeError> {
+    Ok(match geom {
+        Some(g) => Op::Conv2d(Conv2d {
+            kernel: g.kernel,
+            stride: g.stride,
+            padding: g.padding,
+            groups: g.groups,
+            weights,
+            weight_quant,
+            epilogue,
+        }),
+        None => {
+            let (out, k, _, _) = weights.dim();
+            Op::FullyConnected(FullyConnected {
+                weights: weights.into_shape_with_order((out, k))?,
+                weight_quant,
+                epilogue,
+            })
+        }
+    })
+}
+
 /// A conv or FC layer waiting for its `QuantizeLinear`.
 #[derive(Debug, Clone)]
 struct Weighted {
@@ -2423,29 +2452,8 @@ impl<'a> Importer<'a> {
                 clamp_max,
             },
         };
-        let op = match w.geom {
-            Some(g) => Op::Conv2d(Conv2d {
-                kernel: g.kernel,
-                stride: g.stride,
-                padding: g.padding,
-                groups: g.groups,
-                weights: w.weights,
-                weight_quant: w.weight_quant,
-                epilogue,
-            }),
-            None => {
-                let (out, k, _, _) = w.weights.dim();
-                let m = w
-                    .weights
-                    .into_shape_with_order((out, k))
-                    .map_err(|e| self.err(n, format!("weights: {e}")))?;
-                Op::FullyConnected(FullyConnected {
-                    weights: m,
-                    weight_quant: w.weight_quant,
-                    epilogue,
-                })
-            }
-        };
+        let op = weighted_op(w.geom, w.weights, w.weight_quant, epilogue)
+            .map_err(|e| self.err(n, format!("weights: {e}")))?;
         Ok(Value::Quant(self.push(
             n,
             w.node,

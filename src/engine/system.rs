@@ -607,14 +607,8 @@ fn ffe_rows(
         let mut stats = ffe_stage_stats(&s.stats, network.layers[s.layer].macs());
         let mut level = ffe_level_energy(&e);
         if k == last {
-            // The last stage also writes the hand-off buffer (and DRAM, for
-            // rows that do not fit).
-            let a = &mut stats.accesses;
-            a.glb.write(DataType::Output, handoff_buffer_words);
-            a.dram.write(DataType::Output, handoff_dram_words);
-            let unit = arch.energy.pj_per_unit;
-            level.glb += handoff_buffer_words as f64 * arch.energy.glb * unit;
-            level.dram += handoff_dram_words as f64 * arch.energy.dram * unit;
+            let words = (handoff_buffer_words, handoff_dram_words);
+            add_handoff_writes(&mut stats, &mut level, arch, words);
         }
         level.total = level.mac + level.rf + level.array + level.glb + level.dram;
         let banks = if plan.stages[k].line_buffer {
@@ -622,19 +616,20 @@ fn ffe_rows(
         } else {
             0
         };
+        let ffe = FfeLayer {
+            fixed_layer: s.fixed_layer,
+            stats: s.stats,
+            inventory: s.inventory,
+            area,
+            energy: e,
+            line_buffer_banks: banks,
+        };
         rows.push(LayerRecord {
             engine: LayerEngine::Ffe,
             clock_mhz: cfg.clock_mhz,
             stats,
             energy_pj: Some(level),
-            ffe: Some(FfeLayer {
-                fixed_layer: s.fixed_layer,
-                stats: s.stats,
-                inventory: s.inventory,
-                area,
-                energy: e,
-                line_buffer_banks: banks,
-            }),
+            ffe: Some(ffe),
         });
     }
     let (nonzero, deepfreeze) = deepfreeze_area(network, plan, &inventories);
@@ -654,6 +649,22 @@ fn ffe_rows(
         nonzero_weights: nonzero,
     };
     Ok((rows, summary))
+}
+
+/// The last FFE stage also writes the hand-off buffer, and DRAM for the rows
+/// that do not fit it: `(buffer_words, dram_words)`.
+fn add_handoff_writes(
+    stats: &mut LayerStats,
+    level: &mut Energy,
+    arch: &Arch,
+    (buffer_words, dram_words): (u64, u64),
+) {
+    let a = &mut stats.accesses;
+    a.glb.write(DataType::Output, buffer_words);
+    a.dram.write(DataType::Output, dram_words);
+    let unit = arch.energy.pj_per_unit;
+    level.glb += buffer_words as f64 * arch.energy.glb * unit;
+    level.dram += dram_words as f64 * arch.energy.dram * unit;
 }
 
 /// An FFE stage's cycles (from its first input taken to its last, split

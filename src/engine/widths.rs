@@ -61,49 +61,66 @@ pub(crate) fn plan(
     network: &Network,
     assignment: Option<&PrecisionAssignment>,
 ) -> Result<NumericsPlan, String> {
-    let n = network.layers.len();
-    let (layers, per_layer): (Vec<Layer>, Vec<LayerNumerics>) = match assignment {
-        None => {
-            let per_layer = network
-                .layers
-                .iter()
-                .map(|l| {
-                    let mode = l.weight_quant().map(|wq| {
-                        MacMode::new(
-                            width_of_bits(l.input_quant.dtype().bits()),
-                            width_of_bits(wq.dtype().bits()),
-                        )
-                    });
-                    LayerNumerics {
-                        mode,
-                        reduce_input: false,
-                        reduce_output: false,
-                        weight_bytes: l.weight_quant().map_or(1, |q| q.dtype().bytes()),
-                    }
-                })
-                .collect();
-            (network.layers.clone(), per_layer)
-        }
-        Some(a) => {
-            let p = PrecisionNetwork::new(network, a)?;
-            let weighted = weighted_layers(network);
-            let output_layer = weighted.last().copied();
-            let per_layer = (0..n)
-                .map(|i| {
-                    let mode = p.mode(i);
-                    LayerNumerics {
-                        mode,
-                        reduce_input: mode.is_some_and(|m| m.input == Width::W8),
-                        reduce_output: Some(i) == output_layer && a.output() == Width::W8,
-                        weight_bytes: mode.map_or(2, |m| bytes(m.weight)),
-                    }
-                })
-                .collect();
-            (p.layers().to_vec(), per_layer)
-        }
+    let (layers, per_layer) = match assignment {
+        None => (network.layers.clone(), stored_numerics(network)),
+        Some(a) => assigned_numerics(network, a)?,
     };
+    let storage_bytes = storage_bytes(network, &layers, &per_layer);
+    Ok(NumericsPlan {
+        layers,
+        per_layer,
+        storage_bytes,
+    })
+}
 
-    // Storage widths, from the readers backwards.
+/// Each layer at the widths its stored quantisation gives.
+fn stored_numerics(network: &Network) -> Vec<LayerNumerics> {
+    network
+        .layers
+        .iter()
+        .map(|l| {
+            let mode = l.weight_quant().map(|wq| {
+                MacMode::new(
+                    width_of_bits(l.input_quant.dtype().bits()),
+                    width_of_bits(wq.dtype().bits()),
+                )
+            });
+            LayerNumerics {
+                mode,
+                reduce_input: false,
+                reduce_output: false,
+                weight_bytes: l.weight_quant().map_or(1, |q| q.dtype().bytes()),
+            }
+        })
+        .collect()
+}
+
+/// The layers with their weights reduced as `a` says, and their numerics.
+fn assigned_numerics(
+    network: &Network,
+    a: &PrecisionAssignment,
+) -> Result<(Vec<Layer>, Vec<LayerNumerics>), String> {
+    let p = PrecisionNetwork::new(network, a)?;
+    let weighted = weighted_layers(network);
+    let output_layer = weighted.last().copied();
+    let per_layer = (0..network.layers.len())
+        .map(|i| {
+            let mode = p.mode(i);
+            LayerNumerics {
+                mode,
+                reduce_input: mode.is_some_and(|m| m.input == Width::W8),
+                reduce_output: Some(i) == output_layer && a.output() == Width::W8,
+                weight_bytes: mode.map_or(2, |m| bytes(m.weight)),
+            }
+        })
+        .collect();
+    Ok((p.layers().to_vec(), per_layer))
+}
+
+/// Bytes per word of each tensor (index 0 the network input, `i + 1` layer
+/// `i`'s output), from the readers backwards.
+fn storage_bytes(network: &Network, layers: &[Layer], per_layer: &[LayerNumerics]) -> Vec<u64> {
+    let n = network.layers.len();
     let full = |t: usize| -> u64 {
         if t == 0 {
             network.input_quant.dtype().bytes()
@@ -136,12 +153,7 @@ pub(crate) fn plan(
     // 8-bit-input layer) or passes the reduction on (max pool, flatten), or
     // reads the reduced output layer's output, so the store may keep full
     // words: the values read are the same.
-    let storage_bytes: Vec<u64> = (0..=n)
+    (0..=n)
         .map(|t| need[t].unwrap_or_else(|| full(t)).clamp(1, full(t).max(1)))
-        .collect();
-    Ok(NumericsPlan {
-        layers,
-        per_layer,
-        storage_bytes,
-    })
+        .collect()
 }

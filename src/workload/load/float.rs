@@ -23,7 +23,7 @@ use crate::workload::generate::{self, Distribution, Generator};
 /// Most calibration inputs a `[float]` workload may ask for (`samples`, and
 /// `accsim precision --calib N`).
 const MAX_CALIBRATION_SAMPLES: usize = 1_000_000;
-use crate::workload::ir::{Activations, Layer, Op, Shape, TensorSource};
+use crate::workload::ir::{Activations, Conv2d, Layer, Op, Shape, TensorSource};
 use crate::workload::npy;
 
 /// PELUSO's calibration set size.
@@ -562,93 +562,70 @@ impl Builder<'_> {
             TensorSource::Input => &fb.input,
             TensorSource::Layer(i) => fb.outputs.get(i).and_then(|o| o.as_deref()).unwrap_or(&[]),
         };
-        let out_hw = (layer.output_shape.height, layer.output_shape.width);
-        let in_frac = match layer.input_quant {
-            TensorQuant::Fixed { frac_len, .. } => frac_len,
-            TensorQuant::Affine { .. } => 0,
+        let step = FloatStep {
+            cx: self.cx,
+            ctx,
+            in_frac: match layer.input_quant {
+                TensorQuant::Fixed { frac_len, .. } => frac_len,
+                TensorQuant::Affine { .. } => 0,
+            },
+            accumulator_bits: self.numerics.accumulator_bits(),
+            centre: fb.centre == Some(current),
         };
-        let accumulator_bits = self.numerics.accumulator_bits();
-        let cx = self.cx;
-        // Integer bias: round_half_even(b * 2^(FL_in + FL_w)), checked to fit.
-        let int_bias = |reals: &[f64], wq: &WeightQuant| -> Result<Vec<i64>, InputError> {
-            let acc_frac = in_frac
-                + match wq {
-                    WeightQuant::Fixed { frac_len, .. } => *frac_len,
-                    WeightQuant::Affine { .. } => 0,
-                };
-            let limit = 2f64.powi(accumulator_bits as i32 - 1);
-            reals
-                .iter()
-                .map(|&b| {
-                    let q = (b * 2f64.powi(acc_frac)).round_ties_even();
-                    if q.abs() >= limit {
-                        Err(cx.err(None, ctx, "bias", format!("{b} in accumulator units (2^-{acc_frac}) does not fit the {accumulator_bits}-bit accumulator")))
-                    } else {
-                        Ok(q as i64)
-                    }
-                })
-                .collect()
-        };
-        let mut bias_reals = params.bias.unwrap_or_default();
-        let weight_reals = params.weights.unwrap_or_default();
-        let centre = fb.centre == Some(current);
-        // Pre-activation outputs; when centring, each channel's mean over the
-        // fitting samples is moved out of the bias, then the activation applies.
-        let finish =
-            |mut pre: Vec<Array3<f64>>, act: Activation, bias: &mut [f64]| -> Vec<Array3<f64>> {
-                if centre {
-                    for (c, b) in bias.iter_mut().enumerate() {
-                        let (sum, n) = pre.iter().fold((0.0, 0usize), |(s, n), x| {
-                            let plane = x.index_axis(ndarray::Axis(0), c);
-                            (s + plane.sum(), n + plane.len())
-                        });
-                        let mean = sum / n.max(1) as f64;
-                        *b -= mean;
-                        for x in pre.iter_mut() {
-                            x.index_axis_mut(ndarray::Axis(0), c)
-                                .mapv_inplace(|v| v - mean);
-                        }
-                    }
-                }
-                for x in pre.iter_mut() {
-                    x.mapv_inplace(|v| dfp::activate(v, act));
-                }
-                pre
-            };
-        let none = Activation::None;
-        let (outputs, weighted): (Vec<Array3<f64>>, bool) = match &mut layer.op {
-            Op::Conv2d(c) => {
-                let w = Array4::from_shape_vec(c.weights.dim(), weight_reals)
-                    .map_err(|e| cx.err(None, ctx, "weights", e.to_string()))?;
-                let (stride, padding, groups) = (c.stride, c.padding, c.groups);
-                let pre = inputs
-                    .par_iter()
-                    .map(|x| {
-                        dfp::conv2d(
-                            x,
-                            w.view(),
-                            &bias_reals,
-                            stride,
-                            padding,
-                            groups,
-                            none,
-                            out_hw,
-                        )
-                    })
-                    .collect();
-                let outs = finish(pre, c.epilogue.activation, &mut bias_reals);
-                c.epilogue.bias = int_bias(&bias_reals, &c.weight_quant)?;
-                (outs, true)
+        let (outputs, weighted) = step.outputs(layer, inputs, params)?;
+        let frac_len = weighted.then(|| {
+            dfp::l2_frac_len(
+                outputs.iter().flat_map(|x| x.iter()),
+                layer.output_quant.dtype().bits(),
+            )
+        });
+        fb.outputs.push(Some(outputs));
+        // Drop float tensors no later layer reads.
+        for j in 0..current {
+            if fb.last_reader.get(j).is_some_and(|&r| r <= current) {
+                fb.outputs[j] = None;
             }
+        }
+        Ok(frac_len)
+    }
+}
+
+/// One layer of the float network: what its output and integer bias need.
+struct FloatStep<'a> {
+    cx: &'a Cx<'a>,
+    ctx: &'a str,
+    /// The layer input's fractional length (0 for an affine input).
+    in_frac: i32,
+    accumulator_bits: u32,
+    /// Whether this layer's bias is centred on its outputs' channel means.
+    centre: bool,
+}
+
+impl FloatStep<'_> {
+    /// The layer's float outputs on every fitting sample, and whether it is
+    /// weighted (then its integer bias is set here).
+    fn outputs(
+        &self,
+        layer: &mut Layer,
+        inputs: &[Array3<f64>],
+        params: FloatParams,
+    ) -> Result<(Vec<Array3<f64>>, bool)> {
+        let (cx, ctx) = (self.cx, self.ctx);
+        let out_hw = (layer.output_shape.height, layer.output_shape.width);
+        Ok(match &mut layer.op {
+            Op::Conv2d(c) => (self.conv(c, inputs, params, out_hw)?, true),
             Op::FullyConnected(f) => {
+                let mut bias_reals = params.bias.unwrap_or_default();
+                let weight_reals = params.weights.unwrap_or_default();
+                let none = Activation::None;
                 let w = Array2::from_shape_vec(f.weights.dim(), weight_reals)
                     .map_err(|e| cx.err(None, ctx, "weights", e.to_string()))?;
                 let pre = inputs
                     .par_iter()
                     .map(|x| dfp::fully_connected(x, w.view(), &bias_reals, none))
                     .collect();
-                let outs = finish(pre, f.epilogue.activation, &mut bias_reals);
-                f.epilogue.bias = int_bias(&bias_reals, &f.weight_quant)?;
+                let outs = self.finish(pre, f.epilogue.activation, &mut bias_reals);
+                f.epilogue.bias = self.integer_bias(&bias_reals, &f.weight_quant)?;
                 (outs, true)
             }
             Op::MaxPool(p) => (
@@ -686,20 +663,90 @@ impl Builder<'_> {
             | Op::DynamicQuantize => {
                 return Err(cx.err(None, ctx, "op", format!("`{}` comes only from ONNX models (affine); a [float] workload cannot use it", layer.op.kind())).into());
             }
-        };
-        let frac_len = weighted.then(|| {
-            dfp::l2_frac_len(
-                outputs.iter().flat_map(|x| x.iter()),
-                layer.output_quant.dtype().bits(),
-            )
-        });
-        fb.outputs.push(Some(outputs));
-        // Drop float tensors no later layer reads.
-        for j in 0..current {
-            if fb.last_reader.get(j).is_some_and(|&r| r <= current) {
-                fb.outputs[j] = None;
+        })
+    }
+
+    /// A convolution's float outputs; sets its integer bias.
+    fn conv(
+        &self,
+        c: &mut Conv2d,
+        inputs: &[Array3<f64>],
+        params: FloatParams,
+        out_hw: (usize, usize),
+    ) -> Result<Vec<Array3<f64>>> {
+        let mut bias_reals = params.bias.unwrap_or_default();
+        let weight_reals = params.weights.unwrap_or_default();
+        let w = Array4::from_shape_vec(c.weights.dim(), weight_reals)
+            .map_err(|e| self.cx.err(None, self.ctx, "weights", e.to_string()))?;
+        let (stride, padding, groups) = (c.stride, c.padding, c.groups);
+        let pre = inputs
+            .par_iter()
+            .map(|x| {
+                let none = Activation::None;
+                dfp::conv2d(
+                    x,
+                    w.view(),
+                    &bias_reals,
+                    stride,
+                    padding,
+                    groups,
+                    none,
+                    out_hw,
+                )
+            })
+            .collect();
+        let outs = self.finish(pre, c.epilogue.activation, &mut bias_reals);
+        c.epilogue.bias = self.integer_bias(&bias_reals, &c.weight_quant)?;
+        Ok(outs)
+    }
+
+    /// Integer bias: round_half_even(b * 2^(FL_in + FL_w)), checked to fit.
+    fn integer_bias(&self, reals: &[f64], wq: &WeightQuant) -> Result<Vec<i64>, InputError> {
+        let acc_frac = self.in_frac
+            + match wq {
+                WeightQuant::Fixed { frac_len, .. } => *frac_len,
+                WeightQuant::Affine { .. } => 0,
+            };
+        let bits = self.accumulator_bits;
+        let limit = 2f64.powi(bits as i32 - 1);
+        reals
+            .iter()
+            .map(|&b| {
+                let q = (b * 2f64.powi(acc_frac)).round_ties_even();
+                if q.abs() >= limit {
+                    Err(self.cx.err(None, self.ctx, "bias", format!("{b} in accumulator units (2^-{acc_frac}) does not fit the {bits}-bit accumulator")))
+                } else {
+                    Ok(q as i64)
+                }
+            })
+            .collect()
+    }
+
+    /// Applies the activation to pre-activation outputs; when centring, each
+    /// channel's mean over the fitting samples is first moved out of the bias.
+    fn finish(
+        &self,
+        mut pre: Vec<Array3<f64>>,
+        act: Activation,
+        bias: &mut [f64],
+    ) -> Vec<Array3<f64>> {
+        if self.centre {
+            for (c, b) in bias.iter_mut().enumerate() {
+                let (sum, n) = pre.iter().fold((0.0, 0usize), |(s, n), x| {
+                    let plane = x.index_axis(ndarray::Axis(0), c);
+                    (s + plane.sum(), n + plane.len())
+                });
+                let mean = sum / n.max(1) as f64;
+                *b -= mean;
+                for x in pre.iter_mut() {
+                    x.index_axis_mut(ndarray::Axis(0), c)
+                        .mapv_inplace(|v| v - mean);
+                }
             }
         }
-        Ok(frac_len)
+        for x in pre.iter_mut() {
+            x.mapv_inplace(|v| dfp::activate(v, act));
+        }
+        pre
     }
 }

@@ -24,7 +24,7 @@ use crate::report::{
     ArchInfo, CycleSplit, LayerReport, LevelTotals, Measured, Report, SCHEMA_VERSION, Throughput,
     TotalReport, WorkloadInfo,
 };
-use crate::workload::ir::{Network, Numerics, TensorSource};
+use crate::workload::ir::{Layer, Network, Numerics, TensorSource};
 use crate::workload::{Activations, Workload, npy};
 
 /// What to run.
@@ -343,31 +343,9 @@ fn layer_reports(
     engine_run: &EngineRun,
     arch: &Arch,
 ) -> Vec<LayerReport> {
-    let mut layers = Vec::with_capacity(net.layers.len());
-    for (index, layer) in net.layers.iter().enumerate() {
-        let layer_input =
-            execution.tensor(layer.inputs.first().copied().unwrap_or(TensorSource::Input));
-        let output = execution.tensor(TensorSource::Layer(index));
-        let dims = |s: crate::workload::Shape| [s.channels, s.height, s.width];
+    let rows = net.layers.iter().enumerate().map(|(index, layer)| {
         let stats = engine_run.layers.get(index);
-        layers.push(LayerReport {
-            index,
-            name: layer.name.clone(),
-            op: layer.op.kind().to_string(),
-            input_shape: dims(layer.input_shape),
-            output_shape: dims(layer.output_shape),
-            weights: layer.weight_count(),
-            macs: layer.macs(),
-            zero_macs: stats.filter(|s| s.mac_mode.is_some()).map_or_else(
-                || reference::zero_operand_macs(layer, layer_input),
-                |s| s.zero_macs,
-            ),
-            precision: stats.and_then(|s| s.mac_mode).map(|m| m.to_string()),
-            output_dtype: layer.output_quant.dtype().numpy_name().to_string(),
-            output_crc32: format!(
-                "{:08x}",
-                reference::checksum(output, layer.output_quant.dtype())
-            ),
+        LayerReport {
             measured: stats.map(|s| measured(s, arch)),
             engine: Some("pe_array".to_string()),
             values: Some(crate::report::SIMULATED.to_string()),
@@ -376,10 +354,53 @@ fn layer_reports(
             tops_per_w: stats.and_then(|s| {
                 layer_tops_per_w(layer.macs(), energy::picojoules(s, &arch.energy).total)
             }),
-            ffe: None,
-        });
+            ..layer_row(index, layer, execution, stats)
+        }
+    });
+    rows.collect()
+}
+
+/// A layer's report row as every engine fills it: the layer's shape and
+/// counts, its output's checksum, and the zero-operand MACs and precision
+/// from `stats` (the engine's record of a layer it ran on the PE array;
+/// otherwise the reference executor's count). What only the engine that ran
+/// the layer knows (cycles, energy, which engine) is left empty.
+fn layer_row(
+    index: usize,
+    layer: &Layer,
+    execution: &Execution,
+    stats: Option<&LayerStats>,
+) -> LayerReport {
+    let layer_input =
+        execution.tensor(layer.inputs.first().copied().unwrap_or(TensorSource::Input));
+    let output = execution.tensor(TensorSource::Layer(index));
+    let dims = |s: crate::workload::Shape| [s.channels, s.height, s.width];
+    LayerReport {
+        index,
+        name: layer.name.clone(),
+        op: layer.op.kind().to_string(),
+        input_shape: dims(layer.input_shape),
+        output_shape: dims(layer.output_shape),
+        weights: layer.weight_count(),
+        macs: layer.macs(),
+        zero_macs: stats.filter(|s| s.mac_mode.is_some()).map_or_else(
+            || reference::zero_operand_macs(layer, layer_input),
+            |s| s.zero_macs,
+        ),
+        precision: stats.and_then(|s| s.mac_mode).map(|m| m.to_string()),
+        output_dtype: layer.output_quant.dtype().numpy_name().to_string(),
+        output_crc32: format!(
+            "{:08x}",
+            reference::checksum(output, layer.output_quant.dtype())
+        ),
+        measured: None,
+        engine: None,
+        values: None,
+        clock_mhz: None,
+        tops: None,
+        tops_per_w: None,
+        ffe: None,
     }
-    layers
 }
 
 /// The total row of a PE-array run: counts and energies summed.

@@ -12,18 +12,17 @@ use crate::cost::energy::{self, Energy};
 use crate::engine::LayerStats;
 use crate::engine::system::{self, LayerEngine, LayerRecord, SystemOptions, SystemRun};
 use crate::error::{InputError, Result};
-use crate::reference::{self, Execution};
+use crate::reference::Execution;
 use crate::report::{
     AreaReport, FfeLayerReport, FfeSystemReport, FrameReport, LayerReport, LineBufferReport,
     Measured, Report, SCHEMA_VERSION, StreamReport, SystemReport, Throughput, TotalReport,
 };
 use crate::sim::Clock;
-use crate::workload::ir::TensorSource;
 use crate::workload::{Activations, Workload};
 
 use super::{
-    RunOptions, RunResult, accumulate_stats, arch_info, layer_tops, layer_tops_per_w, measured,
-    workload_info,
+    RunOptions, RunResult, accumulate_stats, arch_info, layer_row, layer_tops, layer_tops_per_w,
+    measured, workload_info,
 };
 
 /// The measured view of a record: the PE array's energies from its access
@@ -105,31 +104,9 @@ fn layer_reports(
     arch: &Arch,
 ) -> Vec<LayerReport> {
     let net = &workload.network;
-    let mut layers = Vec::with_capacity(net.layers.len());
-    for (index, layer) in net.layers.iter().enumerate() {
-        let layer_input =
-            execution.tensor(layer.inputs.first().copied().unwrap_or(TensorSource::Input));
-        let output = execution.tensor(TensorSource::Layer(index));
-        let dims = |s: crate::workload::Shape| [s.channels, s.height, s.width];
+    let rows = net.layers.iter().enumerate().map(|(index, layer)| {
         let r = sys.layers.get(index);
-        layers.push(LayerReport {
-            index,
-            name: layer.name.clone(),
-            op: layer.op.kind().to_string(),
-            input_shape: dims(layer.input_shape),
-            output_shape: dims(layer.output_shape),
-            weights: layer.weight_count(),
-            macs: layer.macs(),
-            zero_macs: r.filter(|r| r.stats.mac_mode.is_some()).map_or_else(
-                || reference::zero_operand_macs(layer, layer_input),
-                |r| r.stats.zero_macs,
-            ),
-            precision: r.and_then(|r| r.stats.mac_mode).map(|m| m.to_string()),
-            output_dtype: layer.output_quant.dtype().numpy_name().to_string(),
-            output_crc32: format!(
-                "{:08x}",
-                reference::checksum(output, layer.output_quant.dtype())
-            ),
+        LayerReport {
             measured: r.map(|r| record_measured(r, arch)),
             engine: r.map(|r| r.engine.name().to_string()),
             values: r.map(|r| r.engine.values().to_string()),
@@ -139,9 +116,10 @@ fn layer_reports(
             ffe: r
                 .and_then(|r| r.ffe.as_ref())
                 .map(|f| ffe_layer_report(f, layer)),
-        });
-    }
-    layers
+            ..layer_row(index, layer, execution, r.map(|r| &r.stats))
+        }
+    });
+    rows.collect()
 }
 
 /// The FFE figures of a layer an FFE stage ran.

@@ -502,8 +502,9 @@ fn a_float32_residual_is_carried_as_four_bytes_per_element() {
 /// cycle for the last row's GLB write. After the first conv (8 channels of
 /// 8x8 float32: `[16, 8, 8]` words): the max pool reads 2 rows x 2 columns
 /// x 16 words for each of 4 outputs per row (512 bytes, 64 cycles a row,
-/// 4 rows); the range reads the whole `[16, 4, 4]` words at once (512
-/// bytes, 64 cycles) and writes its 4 words; the quantiser reads the 4
+/// 4 rows); the range streams the `[16, 4, 4]` words a row at a time (4
+/// rows of 128 bytes, 16 cycles each) and writes its 4 words after the
+/// last; the quantiser reads the 4
 /// range words when it starts, then 16 x 4 words a row (16 cycles, 4 rows)
 /// and writes 8 x 4 bytes a row; the Softmax of 10 float32 values streams
 /// two passes of 40 bytes (10 cycles), paces the third by the divider (10
@@ -520,7 +521,7 @@ fn the_dynamic_layers_cost_what_the_docs_say() {
     // (layer index, kind, cycles, GLB reads, GLB writes)
     let expected = [
         (3, "max_pool", 4 * 64 + 1, 1024, 256),
-        (4, "dynamic_range", 64 + 1, 256, 4),
+        (4, "dynamic_range", 4 * 16 + 1, 256, 4),
         (5, "dynamic_quantize", 4 * 16 + 1, 4 + 256, 128),
         (11, "softmax", 10 + 10 + 12 + 1, 3 * 20, 20),
     ];

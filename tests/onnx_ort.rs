@@ -155,9 +155,11 @@ fn multi_input_cases() -> Vec<String> {
 }
 
 /// The dynamically quantised classifiers (`quantize_dynamic`, uint8:
-/// conv-relu-maxpool-conv-relu-flatten-gemm-softmax, and SqueezeNet's fire
-/// module and tail in small, a float32 Concat and GlobalAveragePool;
-/// float32 between the layers and out) on their 10 seeded inputs each:
+/// conv-relu-maxpool-conv-relu-flatten-gemm-softmax, SqueezeNet's fire
+/// module and tail in small, a float32 Concat and GlobalAveragePool, and
+/// ResNet-50's first two blocks in small, a float32 Relu read both by a
+/// DynamicQuantizeLinear and by the next Sum; float32 between the layers
+/// and out) on their 10 seeded inputs each:
 /// the reference executor and the
 /// simulated machine (every layer's values computed by the GLB unit or the
 /// PE array, none by the host) give ONNX Runtime's float32 probabilities
@@ -193,9 +195,37 @@ fn the_dynamic_classifiers_match_onnx_runtime_on_ten_inputs_each() {
         "fc",
         "softmax",
     ];
-    let cases: [(&str, &[&str]); 2] = [
+    // ResNet-50's first two blocks in small: the second block's Sum reads
+    // the first's Relu, which its DynamicQuantizeLinear also reads.
+    let (range, quantize) = ("dynamic_range", "dynamic_quantize");
+    let residual = [
+        range,
+        quantize,
+        "conv2d",
+        range,
+        quantize,
+        "conv2d",
+        range,
+        quantize,
+        "conv2d",
+        "conv2d",
+        "float_chain",
+        range,
+        quantize,
+        "conv2d",
+        range,
+        quantize,
+        "conv2d",
+        "float_chain",
+        range,
+        quantize,
+        "fc",
+        "softmax",
+    ];
+    let cases: [(&str, &[&str]); 3] = [
         ("dynamic_cnn_u8", &plain),
         ("dynamic_concat_gap_cnn_u8", &fire),
+        ("dynamic_residual_cnn_u8", &residual),
     ];
     for (name, kinds) in cases {
         check_dynamic(name, kinds);

@@ -570,3 +570,48 @@ fn the_dynamic_layers_cost_what_the_docs_say() {
     let conv = r.report.layers[2].measured.as_ref().expect("measured");
     assert_eq!(conv.accesses.glb.write, 2 * 8 * 8 * 8);
 }
+
+/// A float32 chain's mean streams its plane a row per step (docs/onnx.md,
+/// item 18): `dynamic_residual_cnn_u8`'s last `Sum -> Relu -> AveragePool`
+/// (#17) reads one row of each of its two 16-channel 8x8 float32 operands
+/// per step (2 x 32 x 8 words, 1,024 bytes: 128 cycles at 8 bytes per
+/// cycle), 8 steps, then writes its one row of 16 float32 means (32 words)
+/// in one more cycle; the range of those means (#18) reads the 32 words (8
+/// cycles) and writes its 4.
+#[test]
+fn a_streamed_chain_mean_costs_a_row_of_each_operand_per_step() {
+    let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    let name = "dynamic_residual_cnn_u8";
+    let model = data().join(format!("{name}.onnx"));
+    let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let r = accsim::run::run(&w, &arch, &accsim::run::RunOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let expected = [
+        (17, "float_chain", 8 * 128 + 1, 8 * 2 * 32 * 8, 32),
+        (18, "dynamic_range", 8 + 1, 32, 4),
+    ];
+    for (i, kind, cycles, reads, writes) in expected {
+        let layer = &r.report.layers[i];
+        assert_eq!(layer.op, kind);
+        let m = layer.measured.as_ref().expect("measured");
+        let glb = &m.accesses.glb;
+        assert_eq!(
+            (m.cycles, glb.read, glb.write),
+            (cycles, reads, writes),
+            "{kind}"
+        );
+    }
+    // The schedule check's GLB need: a row of each operand (2 x 512
+    // bytes), not the plane (8 rows each); a row of the 32 words (64 bytes).
+    let schedule = accsim::engine::feasibility::check(&w.network, &arch)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let need = |i: usize| {
+        schedule
+            .needs
+            .iter()
+            .find(|n| n.layer == i)
+            .map(|n| n.bytes())
+    };
+    assert_eq!((need(17), need(18)), (Some(2 * 512), Some(64)));
+}

@@ -14,8 +14,13 @@
 //!                  └────────────────────────────────────────────────────────────┘
 //! ```
 //!
-//! The unit works one output row at a time. It reads the input rows that
-//! row needs from the GLB, element by element: every in-input element of
+//! The unit works one output row at a time (a step), except for the
+//! reductions of a whole tensor into one row (`dynamic_range`, a float32
+//! chain's mean), which take one input row per step into registers (a
+//! running minimum and maximum; a running mean per channel,
+//! `numerics::running_mean`) and write their row after the last
+//! ([`GlbUnit::steps`]). It reads the input rows a step needs from the
+//! GLB, element by element: every in-input element of
 //! every window (no line buffer, so an element under two windows is read
 //! twice) and both operands of every element of an addition. A row that is
 //! not resident in the GLB when the unit reads it is a schedule error
@@ -81,6 +86,7 @@
 
 use crate::numerics::ort::{f32_words, words_f32};
 use crate::numerics::ort_dynamic::{DynamicQuant, mlas_softmax, range_with_zero};
+use crate::numerics::running_mean::RunningMean;
 use std::ops::Range;
 
 use ndarray::{ArrayView2, ArrayViewMut2, s};
@@ -184,7 +190,8 @@ pub enum Function {
     /// (LeakyRelu, Sigmoid; module docs).
     Lookup(Box<[i16; 256]>),
     /// A float32 chain (module docs): element-wise, or (`plane`) one mean
-    /// per channel over the whole plane, read at once.
+    /// per channel over the whole plane, streamed one input row per step
+    /// into a running mean per channel ([`GlbUnit::steps`]).
     Chain {
         kernel: FloatChain,
         plane: Option<PlaneOrder>,
@@ -246,6 +253,9 @@ pub struct GlbUnit {
     /// The running minimum and maximum of a streamed range (`DynamicRange`),
     /// both from 0 (`ort_dynamic::range_with_zero`).
     range: (f32, f32),
+    /// A streamed float32 chain mean's running sums, one per channel
+    /// (`numerics::running_mean`; empty until its first row).
+    means: Vec<RunningMean>,
 }
 
 impl GlbUnit {
@@ -260,6 +270,7 @@ impl GlbUnit {
             divisions: 0,
             powers: 0,
             range: (0.0, 0.0),
+            means: Vec::new(),
         }
     }
 
@@ -267,7 +278,10 @@ impl GlbUnit {
     /// input row per step (`DynamicRange`), rather than computing an output
     /// row per step from the input rows the GLB holds.
     fn streams_rows(&self) -> bool {
-        matches!(self.function, Function::DynamicRange)
+        matches!(
+            self.function,
+            Function::DynamicRange | Function::Chain { plane: Some(_), .. }
+        )
     }
 
     /// The steps of a layer whose output has `out_rows` rows: one per
@@ -322,10 +336,10 @@ impl GlbUnit {
         match &self.function {
             Function::Max(w) | Function::Average { window: w, .. } => Some(*w),
             Function::QLinearAverage { window, .. } => Some(*window),
-            Function::QLinearGlobalAverage(_) | Function::Chain { plane: Some(_), .. } => {
+            Function::QLinearGlobalAverage(_) => {
                 Some(Window::plane(self.input_hw[0], self.input_hw[1]))
             }
-            Function::Chain { plane: None, .. }
+            Function::Chain { .. }
             | Function::Add(_)
             | Function::Softmax(_)
             | Function::ChannelShuffle { .. }
@@ -383,7 +397,7 @@ impl GlbUnit {
             Function::Lrn(_) => self.lrn(&operand_rows[0], &mut out),
             Function::Sum(_) => self.sum(&operand_rows, &mut out),
             Function::Lookup(_) => self.lookup(&operand_rows[0], &mut out),
-            Function::Chain { .. } => self.chain(&operand_rows, &mut out),
+            Function::Chain { .. } => self.chain(&operand_rows, oy, &mut out),
             Function::Channel(_) => self.channel(&operand_rows[0], &mut out),
             Function::FloatMax(_) => self.float_max(&operand_rows[0], &mut out),
             Function::DynamicRange => self.dynamic_range(&operand_rows[0], oy, &mut out),
@@ -504,22 +518,41 @@ impl GlbUnit {
         self.reads[0] += row.len() as u64;
     }
 
-    /// A float32 chain's output row from every operand's rows (one row
-    /// each, or the whole plane for a mean); each element read once.
-    fn chain(&mut self, rows: &[Vec<ArrayView2<'_, i16>>], out: &mut ArrayViewMut2<'_, i16>) {
+    /// A float32 chain's output row from every operand's row `y`, or, for
+    /// a mean, row `y` into the running means (the output row after the
+    /// last); each element read once.
+    fn chain(
+        &mut self,
+        rows: &[Vec<ArrayView2<'_, i16>>],
+        y: usize,
+        out: &mut ArrayViewMut2<'_, i16>,
+    ) {
         let Function::Chain { kernel, plane } = &self.function else {
             return;
         };
         let operands = &rows[..kernel.operands()];
+        let firsts: Vec<ArrayView2<'_, i16>> = operands
+            .iter()
+            .filter_map(|r| r.first().map(|v| v.view()))
+            .collect();
         match plane {
-            Some(order) => kernel.plane_average(operands, *order, out),
-            None => {
-                let firsts: Vec<ArrayView2<'_, i16>> = operands
-                    .iter()
-                    .filter_map(|r| r.first().map(|v| v.view()))
-                    .collect();
-                kernel.row(&firsts, out);
+            Some(order) => {
+                let channels = out.nrows() / kernel.output_words();
+                if self.means.is_empty() {
+                    let count = self.input_hw[0] * self.input_hw[1];
+                    self.means = vec![RunningMean::new(*order, count); channels];
+                }
+                let width = firsts.first().map_or(0, |r| r.ncols());
+                for (c, mean) in self.means.iter_mut().enumerate() {
+                    (0..width).for_each(|x| mean.add(kernel.value(&firsts, c, x)));
+                }
+                if self.step_output(y).is_some() {
+                    for (c, mean) in self.means.iter().enumerate() {
+                        kernel.store(mean.finish(), out, c, 0);
+                    }
+                }
             }
+            None => kernel.row(&firsts, out),
         }
         for (operand, gathered) in operands.iter().enumerate() {
             self.reads[operand] += gathered.iter().map(|r| r.len() as u64).sum::<u64>();
@@ -994,10 +1027,16 @@ mod tests {
         };
         let mut unit = GlbUnit::new(function, [2, 3], 1);
         let x = Array3::from_shape_vec((1, 2, 3), vec![1, 2, 3, 4, 5, 6]).unwrap();
-        let got = run(&mut unit, &glb(vec![x.clone(), x]), 1, 1, 1);
-        assert_eq!(got.into_raw_vec_and_offset().0, vec![7]);
-        assert_eq!(unit.input_rows(0), 0..2);
-        assert_eq!(unit.reads(), [6, 6]);
+        // Streamed: one step per input row, the output row after the last.
+        assert_eq!((unit.steps(1), unit.input_rows(1)), (2, 1..2));
+        let source = glb(vec![x.clone(), x]);
+        let mut out = Array3::<i16>::zeros((1, 1, 1));
+        for step in 0..2 {
+            unit.output_row(&source, step, out.slice_mut(s![.., 0, ..]))
+                .unwrap();
+            assert_eq!(unit.reads(), [3 * (step as u64 + 1); 2]);
+        }
+        assert_eq!(out.into_raw_vec_and_offset().0, vec![7]);
     }
 
     #[test]

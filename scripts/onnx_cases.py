@@ -601,6 +601,7 @@ def cases():
     # classifier, float32 between them; 10 inputs.
     add("dynamic_cnn_u8", lambda n: dynamic_cnn(n, 75))
     add("dynamic_concat_gap_cnn_u8", lambda n: dynamic_cnn(n, 76, head="concat_gap"))
+    add("dynamic_residual_cnn_u8", lambda n: dynamic_cnn(n, 77, head="residual"))
     return out
 
 
@@ -724,7 +725,17 @@ def dynamic_cnn(name, seed, head="gemm"):
     head "concat_gap": SqueezeNet's fire module and tail in small instead:
     conv 3x3 (3 -> 8) - relu, a 1x1 and a 3x3 conv (8 -> 6 each) - relu,
     Concat, conv 1x1 (12 -> 10) - relu, GlobalAveragePool, Flatten,
-    Softmax (float32 Concat and GlobalAveragePool between the layers)."""
+    Softmax (float32 Concat and GlobalAveragePool between the layers).
+
+    head "residual": ResNet-50's first two bottleneck blocks in small:
+    conv 3x3 (3 -> 16) - relu; a 3x3 conv - relu - 3x3 conv and a 1x1 conv
+    of it, Sum, Relu (read by the next block's DynamicQuantizeLinear and
+    by its Sum: the fan-out of ResNet-50's `r15`); a 3x3 conv - relu - 3x3
+    conv, Sum with it, Relu, AveragePool over the whole 8x8 plane,
+    Reshape to [1, 16], Gemm (-> 10), Softmax. 16 channels, as ResNet-50's
+    multiples of 16: ONNX Runtime then runs the float AveragePool as its
+    NCHWc pool (a sequential sum); with 8 it takes MLAS's global kernel
+    (four lanes), another order (docs/onnx.md, item 20)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     c = Case(name, seed)
@@ -732,13 +743,24 @@ def dynamic_cnn(name, seed, head="gemm"):
     def weight(shape, spread=0.3):
         return c.const((c.rng.standard_normal(shape) * spread).astype(np.float32), "w")
 
-    def conv(x, cin, cout, k=3):
+    def conv(x, cin, cout, k=3, relu=True):
         p = k // 2
         y = c.node("Conv", [x, weight((cout, cin, k, k)), weight((cout,), 0.1)], "conv", pads=[p, p, p, p])
-        return c.node("Relu", [y], "relu")
+        return c.node("Relu", [y], "relu") if relu else y
+
+    def block(x, shortcut):
+        y = conv(conv(x, 16, 16), 16, 16, relu=False)
+        return c.node("Relu", [c.node("Sum", [y, shortcut], "sum")], "relu")
 
     in_shape = [1, 3, 8, 8]
-    if head == "gemm":
+    if head == "residual":
+        x0 = conv("x", 3, 16)
+        y = block(x0, conv(x0, 16, 16, k=1, relu=False))
+        y = block(y, y)
+        y = c.node("AveragePool", [y], "pool", kernel_shape=[8, 8])
+        y = c.node("Reshape", [y, c.const(np.array([1, -1], dtype=np.int64), "shape")], "reshape")
+        y = c.node("Gemm", [y, weight((10, 16), 0.3), weight((10,), 0.1)], "fc", transB=1)
+    elif head == "gemm":
         y = c.node("MaxPool", [conv("x", 3, 8)], "pool", kernel_shape=[2, 2], strides=[2, 2])
         y = c.node("Flatten", [conv(y, 8, 8)], "flat")
         y = c.node("Gemm", [y, weight((10, 8 * 4 * 4), 0.15), weight((10,), 0.1)], "fc", transB=1)

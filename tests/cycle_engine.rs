@@ -150,3 +150,64 @@ fn shipped_workloads_agree_in_full() {
         }
     }
 }
+
+/// The dynamically quantised ONNX models (`tests/data/onnx/dynamic_*`,
+/// docs/onnx.md item 20) on `lu22_fixed` and on it with an 8 KiB GLB (one
+/// bank), where tensors spill: the streamed `dynamic_range` and float32
+/// chain means then fetch their rows from DRAM one at a time. The random
+/// networks above have no dynamic layers (only ONNX import makes them).
+#[test]
+fn dynamic_models_agree_with_their_tensors_in_the_glb_or_spilled() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("arch_configs/lu22_fixed.toml"),
+    )
+    .expect("lu22_fixed.toml");
+    let small_text = text
+        .lines()
+        .map(|l| match l.split_whitespace().next() {
+            Some("capacity_kib") => "capacity_kib = 8",
+            Some("banks") if l.contains("KiB SRAM banks") => "banks = 1",
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let load = |t: &str| {
+        arch::load_str(t, std::path::Path::new("lu22_fixed_glb8.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (big, small) = (load(&text), load(&small_text));
+    let mut streamed_from_dram = 0;
+    for name in [
+        "dynamic_cnn_u8",
+        "dynamic_concat_gap_cnn_u8",
+        "dynamic_residual_cnn_u8",
+    ] {
+        let path = data.join(format!("{name}.onnx"));
+        let w = workload::load(path.to_str().expect("utf-8 path"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let reference = accsim::reference::run(&w.network, w.default_input.clone())
+            .into_parts()
+            .1;
+        for (arch_name, arch) in [("lu22_fixed", &big), ("8 KiB GLB", &small)] {
+            let go = |timing| {
+                let input = &w.default_input;
+                run(&w.network, arch, input, &None, &reference, (timing, None))
+                    .unwrap_or_else(|e| panic!("{name} on {arch_name}: {e}"))
+            };
+            let (e, c) = (go(Timing::Event), go(Timing::Cycle));
+            assert!(e.checked && c.checked);
+            assert_eq!(fingerprint(&e), fingerprint(&c), "{name} on {arch_name}");
+            // A streamed layer past the first (whose input, the graph's,
+            // starts in DRAM) that read rows from DRAM.
+            streamed_from_dram += w.network.layers[1..]
+                .iter()
+                .zip(&e.layers[1..])
+                .filter(|(l, s)| {
+                    matches!(l.op.kind(), "dynamic_range" | "float_chain") && s.dram.read_bytes > 0
+                })
+                .count();
+        }
+    }
+    assert!(streamed_from_dram > 0, "no streamed layer read from DRAM");
+}

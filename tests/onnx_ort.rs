@@ -155,9 +155,11 @@ fn multi_input_cases() -> Vec<String> {
 }
 
 /// The dynamically quantised classifiers (`quantize_dynamic`, uint8:
-/// conv-relu-maxpool-conv-relu-flatten-gemm-softmax, and SqueezeNet's fire
-/// module and tail in small, a float32 Concat and GlobalAveragePool;
-/// float32 between the layers and out) on their 10 seeded inputs each:
+/// conv-relu-maxpool-conv-relu-flatten-gemm-softmax, SqueezeNet's fire
+/// module and tail in small, a float32 Concat and GlobalAveragePool, and
+/// ResNet-50's first two blocks in small, a float32 Relu read both by a
+/// DynamicQuantizeLinear and by the next Sum; float32 between the layers
+/// and out) on their 10 seeded inputs each:
 /// the reference executor and the
 /// simulated machine (every layer's values computed by the GLB unit or the
 /// PE array, none by the host) give ONNX Runtime's float32 probabilities
@@ -193,9 +195,37 @@ fn the_dynamic_classifiers_match_onnx_runtime_on_ten_inputs_each() {
         "fc",
         "softmax",
     ];
-    let cases: [(&str, &[&str]); 2] = [
+    // ResNet-50's first two blocks in small: the second block's Sum reads
+    // the first's Relu, which its DynamicQuantizeLinear also reads.
+    let (range, quantize) = ("dynamic_range", "dynamic_quantize");
+    let residual = [
+        range,
+        quantize,
+        "conv2d",
+        range,
+        quantize,
+        "conv2d",
+        range,
+        quantize,
+        "conv2d",
+        "conv2d",
+        "float_chain",
+        range,
+        quantize,
+        "conv2d",
+        range,
+        quantize,
+        "conv2d",
+        "float_chain",
+        range,
+        quantize,
+        "fc",
+        "softmax",
+    ];
+    let cases: [(&str, &[&str]); 3] = [
         ("dynamic_cnn_u8", &plain),
         ("dynamic_concat_gap_cnn_u8", &fire),
+        ("dynamic_residual_cnn_u8", &residual),
     ];
     for (name, kinds) in cases {
         check_dynamic(name, kinds);
@@ -502,8 +532,9 @@ fn a_float32_residual_is_carried_as_four_bytes_per_element() {
 /// cycle for the last row's GLB write. After the first conv (8 channels of
 /// 8x8 float32: `[16, 8, 8]` words): the max pool reads 2 rows x 2 columns
 /// x 16 words for each of 4 outputs per row (512 bytes, 64 cycles a row,
-/// 4 rows); the range reads the whole `[16, 4, 4]` words at once (512
-/// bytes, 64 cycles) and writes its 4 words; the quantiser reads the 4
+/// 4 rows); the range streams the `[16, 4, 4]` words a row at a time (4
+/// rows of 128 bytes, 16 cycles each) and writes its 4 words after the
+/// last; the quantiser reads the 4
 /// range words when it starts, then 16 x 4 words a row (16 cycles, 4 rows)
 /// and writes 8 x 4 bytes a row; the Softmax of 10 float32 values streams
 /// two passes of 40 bytes (10 cycles), paces the third by the divider (10
@@ -520,7 +551,7 @@ fn the_dynamic_layers_cost_what_the_docs_say() {
     // (layer index, kind, cycles, GLB reads, GLB writes)
     let expected = [
         (3, "max_pool", 4 * 64 + 1, 1024, 256),
-        (4, "dynamic_range", 64 + 1, 256, 4),
+        (4, "dynamic_range", 4 * 16 + 1, 256, 4),
         (5, "dynamic_quantize", 4 * 16 + 1, 4 + 256, 128),
         (11, "softmax", 10 + 10 + 12 + 1, 3 * 20, 20),
     ];
@@ -538,4 +569,49 @@ fn the_dynamic_layers_cost_what_the_docs_say() {
     // The conv writes two words per output element: 8 x 8 x 8 float32.
     let conv = r.report.layers[2].measured.as_ref().expect("measured");
     assert_eq!(conv.accesses.glb.write, 2 * 8 * 8 * 8);
+}
+
+/// A float32 chain's mean streams its plane a row per step (docs/onnx.md,
+/// item 18): `dynamic_residual_cnn_u8`'s last `Sum -> Relu -> AveragePool`
+/// (#17) reads one row of each of its two 16-channel 8x8 float32 operands
+/// per step (2 x 32 x 8 words, 1,024 bytes: 128 cycles at 8 bytes per
+/// cycle), 8 steps, then writes its one row of 16 float32 means (32 words)
+/// in one more cycle; the range of those means (#18) reads the 32 words (8
+/// cycles) and writes its 4.
+#[test]
+fn a_streamed_chain_mean_costs_a_row_of_each_operand_per_step() {
+    let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    let name = "dynamic_residual_cnn_u8";
+    let model = data().join(format!("{name}.onnx"));
+    let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let r = accsim::run::run(&w, &arch, &accsim::run::RunOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let expected = [
+        (17, "float_chain", 8 * 128 + 1, 8 * 2 * 32 * 8, 32),
+        (18, "dynamic_range", 8 + 1, 32, 4),
+    ];
+    for (i, kind, cycles, reads, writes) in expected {
+        let layer = &r.report.layers[i];
+        assert_eq!(layer.op, kind);
+        let m = layer.measured.as_ref().expect("measured");
+        let glb = &m.accesses.glb;
+        assert_eq!(
+            (m.cycles, glb.read, glb.write),
+            (cycles, reads, writes),
+            "{kind}"
+        );
+    }
+    // The schedule check's GLB need: a row of each operand (2 x 512
+    // bytes), not the plane (8 rows each); a row of the 32 words (64 bytes).
+    let schedule = accsim::engine::feasibility::check(&w.network, &arch)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let need = |i: usize| {
+        schedule
+            .needs
+            .iter()
+            .find(|n| n.layer == i)
+            .map(|n| n.bytes())
+    };
+    assert_eq!((need(17), need(18)), (Some(2 * 512), Some(64)));
 }

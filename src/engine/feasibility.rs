@@ -198,8 +198,9 @@ fn glb_need(
         .iter()
         .map(|&k| (hw(k).channels * hw(k).width) as u64 * numerics.storage_bytes[k])
         .collect();
-    // The output row whose window holds the most bytes.
-    let widest = (0..layer.output_shape.height)
+    // The step (output row, or input row of a streamed reduction) whose
+    // window holds the most bytes.
+    let widest = (0..unit.steps(layer.output_shape.height))
         .max_by_key(|&oy| {
             let rows = unit.input_rows(oy).len() as u64;
             (

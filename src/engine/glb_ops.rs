@@ -12,7 +12,11 @@
 //! writes one word per output; it consumes `bank_width_bytes` bytes per
 //! cycle, one bank port's worth (accsim choice, docs/arch-format.md). It
 //! works an output row at a time; the input rows the next output row needs
-//! are fetched from DRAM while it works. The values come from the GLB unit
+//! are fetched from DRAM while it works. A reduction of a whole tensor into
+//! one row (`dynamic_range`) works an input row at a time instead (a step,
+//! `GlbUnit::steps`): each row is read once from the GLB (fetched from DRAM
+//! first when it spilled), into the unit's registers, and freed after it
+//! when no later layer reads it; the output row is written after the last. The values come from the GLB unit
 //! (`hw::glb_unit`), which computes each output row from the input rows the
 //! GLB holds at that moment and counts the elements it read.
 //!
@@ -396,7 +400,9 @@ pub(super) fn run(
     );
     let mut unit = RateServer::new(u64::from(m.arch.glb.bank_width_bytes));
     m.set_clock(layer_start)?;
-    let mut rows = make_room_for_rows(m, inputs, &glb_unit, out_rows)?;
+    // One step per output row, or per input row of a streamed reduction.
+    let steps = glb_unit.steps(out_rows);
+    let mut rows = make_room_for_rows(m, inputs, &glb_unit, steps)?;
     let start = m.clock;
     let last_reader: Vec<bool> = inputs.iter().map(|i| i.readers_left <= 1).collect();
 
@@ -406,7 +412,7 @@ pub(super) fn run(
     let mut compute = 0u64;
     let mut end = start;
     let mut spilled_rows = 0;
-    for oy in 0..out_rows {
+    for oy in 0..steps {
         rows.advance(m, inputs, t)?;
         m.trace_advance(t)?;
         m.trace_set(|p| p.step, t, oy as u64);
@@ -415,7 +421,7 @@ pub(super) fn run(
             let fetch = Fetch {
                 k,
                 wanted: glb_unit.input_rows(oy),
-                ahead: if oy + 1 < out_rows {
+                ahead: if oy + 1 < steps {
                     glb_unit.input_rows(oy + 1)
                 } else {
                     0..0
@@ -443,10 +449,12 @@ pub(super) fn run(
         compute += work.end.since(work.start);
         last_compute = last_compute.max(done);
         rows.advance(m, inputs, done)?;
-        let wait = |m: &mut Machine, free| rows.advance(m, inputs, free);
-        let (written, spilled) = store_output_row(m, output, oy, row.view(), wait)?;
-        end = end.max(written);
-        spilled_rows += u64::from(spilled);
+        if let Some(out_row) = glb_unit.step_output(oy) {
+            let wait = |m: &mut Machine, free| rows.advance(m, inputs, free);
+            let (written, spilled) = store_output_row(m, output, out_row, row.view(), wait)?;
+            end = end.max(written);
+            spilled_rows += u64::from(spilled);
+        }
         release_input_rows(m, inputs, &rows, &last_reader, glb_unit.input_rows(oy), oy);
         // A spilled row that waited for a write-queue entry holds the unit.
         t = done.max(m.clock);
@@ -477,13 +485,13 @@ pub(super) fn run(
 }
 
 /// Per operand, the rows that are in the GLB when the layer starts, after
-/// making room for two output rows' worth when some input is in DRAM (the
+/// making room for two steps' worth when some input is in DRAM (the
 /// layer starts once the write-backs that make it are done).
 fn make_room_for_rows(
     m: &mut Machine,
     inputs: &mut [&mut TensorStore],
     glb_unit: &GlbUnit,
-    out_rows: usize,
+    steps: usize,
 ) -> Result<Rows> {
     let mut rows = Rows {
         ready: Vec::new(),
@@ -495,14 +503,14 @@ fn make_room_for_rows(
         let height = input.shape.height;
         let mut first_use = vec![usize::MAX; height];
         let mut last = vec![0usize; height];
-        for oy in 0..out_rows {
+        for oy in 0..steps {
             for y in glb_unit.input_rows(oy) {
                 first_use[y] = first_use[y].min(oy);
                 last[y] = oy;
             }
         }
         if !input.in_glb.iter().all(|&r| r) {
-            let window_rows = (0..out_rows)
+            let window_rows = (0..steps)
                 .map(|oy| glb_unit.input_rows(oy).len())
                 .max()
                 .unwrap_or(0) as u64;

@@ -14,8 +14,13 @@
 //!                  └────────────────────────────────────────────────────────────┘
 //! ```
 //!
-//! The unit works one output row at a time. It reads the input rows that
-//! row needs from the GLB, element by element: every in-input element of
+//! The unit works one output row at a time (a step), except for the
+//! reductions of a whole tensor into one row (`dynamic_range`, a float32
+//! chain's mean), which take one input row per step into registers (a
+//! running minimum and maximum; a running mean per channel,
+//! `numerics::running_mean`) and write their row after the last
+//! ([`GlbUnit::steps`]). It reads the input rows a step needs from the
+//! GLB, element by element: every in-input element of
 //! every window (no line buffer, so an element under two windows is read
 //! twice) and both operands of every element of an addition. A row that is
 //! not resident in the GLB when the unit reads it is a schedule error
@@ -81,6 +86,7 @@
 
 use crate::numerics::ort::{f32_words, words_f32};
 use crate::numerics::ort_dynamic::{DynamicQuant, mlas_softmax, range_with_zero};
+use crate::numerics::running_mean::RunningMean;
 use std::ops::Range;
 
 use ndarray::{ArrayView2, ArrayViewMut2, s};
@@ -184,7 +190,8 @@ pub enum Function {
     /// (LeakyRelu, Sigmoid; module docs).
     Lookup(Box<[i16; 256]>),
     /// A float32 chain (module docs): element-wise, or (`plane`) one mean
-    /// per channel over the whole plane, read at once.
+    /// per channel over the whole plane, streamed one input row per step
+    /// into a running mean per channel ([`GlbUnit::steps`]).
     Chain {
         kernel: FloatChain,
         plane: Option<PlaneOrder>,
@@ -195,10 +202,12 @@ pub enum Function {
     /// Max pooling of float32 words (`ir::FLOAT32_WORDS`): each window's
     /// largest element, compared as float32 (a dynamic model's MaxPool).
     FloatMax(Window),
-    /// The minimum and maximum of a whole float32 tensor, read at once
-    /// (as the global pools read their plane), to the uint8 scale and zero
-    /// point `DynamicQuantizeLinear` takes, written as a float32 `[2, 1]`
-    /// row (`numerics::ort_dynamic`; docs/onnx.md, item 20).
+    /// The minimum and maximum of a whole float32 tensor, streamed one
+    /// input row per step through two registers (a running minimum and
+    /// maximum, from 0), to the uint8 scale and zero point
+    /// `DynamicQuantizeLinear` takes, written as a float32 `[2, 1]` row
+    /// after the last input row (`numerics::ort_dynamic`; docs/onnx.md,
+    /// item 20; [`GlbUnit::steps`]).
     DynamicRange,
     /// Each float32 element quantised with the run-time parameters the
     /// unit was programmed with (read from the range tensor when the layer
@@ -241,6 +250,12 @@ pub struct GlbUnit {
     divisions: u64,
     /// LRN powers so far (one per output).
     powers: u64,
+    /// The running minimum and maximum of a streamed range (`DynamicRange`),
+    /// both from 0 (`ort_dynamic::range_with_zero`).
+    range: (f32, f32),
+    /// A streamed float32 chain mean's running sums, one per channel
+    /// (`numerics::running_mean`; empty until its first row).
+    means: Vec<RunningMean>,
 }
 
 impl GlbUnit {
@@ -254,6 +269,40 @@ impl GlbUnit {
             lut_reads: 0,
             divisions: 0,
             powers: 0,
+            range: (0.0, 0.0),
+            means: Vec::new(),
+        }
+    }
+
+    /// Whether the unit reduces its whole input into one output row one
+    /// input row per step (`DynamicRange`), rather than computing an output
+    /// row per step from the input rows the GLB holds.
+    fn streams_rows(&self) -> bool {
+        matches!(
+            self.function,
+            Function::DynamicRange | Function::Chain { plane: Some(_), .. }
+        )
+    }
+
+    /// The steps of a layer whose output has `out_rows` rows: one per
+    /// output row, or, for a streamed reduction, one per input row (each
+    /// step reads [`GlbUnit::input_rows`] of its index).
+    pub fn steps(&self, out_rows: usize) -> usize {
+        if self.streams_rows() {
+            self.input_hw[0]
+        } else {
+            out_rows
+        }
+    }
+
+    /// The output row step `step` completes (`None`: the step only updated
+    /// the unit's registers; a streamed reduction writes its one row after
+    /// its last input row).
+    pub fn step_output(&self, step: usize) -> Option<usize> {
+        if !self.streams_rows() {
+            Some(step)
+        } else {
+            (step + 1 == self.input_hw[0]).then_some(0)
         }
     }
 
@@ -287,10 +336,10 @@ impl GlbUnit {
         match &self.function {
             Function::Max(w) | Function::Average { window: w, .. } => Some(*w),
             Function::QLinearAverage { window, .. } => Some(*window),
-            Function::QLinearGlobalAverage(_) | Function::Chain { plane: Some(_), .. } => {
+            Function::QLinearGlobalAverage(_) => {
                 Some(Window::plane(self.input_hw[0], self.input_hw[1]))
             }
-            Function::Chain { plane: None, .. }
+            Function::Chain { .. }
             | Function::Add(_)
             | Function::Softmax(_)
             | Function::ChannelShuffle { .. }
@@ -300,13 +349,14 @@ impl GlbUnit {
             | Function::Lookup(_)
             | Function::Channel(_)
             | Function::DynamicQuantize(_)
+            | Function::DynamicRange
             | Function::FloatSoftmax => None,
             Function::FloatMax(w) => Some(*w),
-            Function::DynamicRange => Some(Window::plane(self.input_hw[0], self.input_hw[1])),
         }
     }
 
-    /// The input rows output row `oy` reads.
+    /// The input rows step `oy` reads (output row `oy`, but for a streamed
+    /// reduction, which reads input row `oy`: [`GlbUnit::steps`]).
     pub fn input_rows(&self, oy: usize) -> Range<usize> {
         let height = self.input_hw[0];
         match self.window() {
@@ -315,8 +365,10 @@ impl GlbUnit {
         }
     }
 
-    /// Computes output row `oy` (`[channels, output width]`) from the rows
-    /// resident in the GLB.
+    /// Takes step `oy` ([`GlbUnit::steps`]): computes output row `oy`
+    /// (`[channels, output width]`) from the rows resident in the GLB, or,
+    /// streaming a reduction, takes input row `oy` into the registers (and
+    /// writes the output row after the last).
     pub fn output_row(
         &mut self,
         rows: &impl ResidentRows,
@@ -345,10 +397,10 @@ impl GlbUnit {
             Function::Lrn(_) => self.lrn(&operand_rows[0], &mut out),
             Function::Sum(_) => self.sum(&operand_rows, &mut out),
             Function::Lookup(_) => self.lookup(&operand_rows[0], &mut out),
-            Function::Chain { .. } => self.chain(&operand_rows, &mut out),
+            Function::Chain { .. } => self.chain(&operand_rows, oy, &mut out),
             Function::Channel(_) => self.channel(&operand_rows[0], &mut out),
             Function::FloatMax(_) => self.float_max(&operand_rows[0], &mut out),
-            Function::DynamicRange => self.dynamic_range(&operand_rows[0], &mut out),
+            Function::DynamicRange => self.dynamic_range(&operand_rows[0], oy, &mut out),
             Function::DynamicQuantize(_) => self.dynamic_quantize(&operand_rows[0], &mut out),
             Function::FloatSoftmax => self.float_softmax(&operand_rows[0], &mut out),
             _ => self.pool(&operand_rows[0], &mut out),
@@ -466,22 +518,41 @@ impl GlbUnit {
         self.reads[0] += row.len() as u64;
     }
 
-    /// A float32 chain's output row from every operand's rows (one row
-    /// each, or the whole plane for a mean); each element read once.
-    fn chain(&mut self, rows: &[Vec<ArrayView2<'_, i16>>], out: &mut ArrayViewMut2<'_, i16>) {
+    /// A float32 chain's output row from every operand's row `y`, or, for
+    /// a mean, row `y` into the running means (the output row after the
+    /// last); each element read once.
+    fn chain(
+        &mut self,
+        rows: &[Vec<ArrayView2<'_, i16>>],
+        y: usize,
+        out: &mut ArrayViewMut2<'_, i16>,
+    ) {
         let Function::Chain { kernel, plane } = &self.function else {
             return;
         };
         let operands = &rows[..kernel.operands()];
+        let firsts: Vec<ArrayView2<'_, i16>> = operands
+            .iter()
+            .filter_map(|r| r.first().map(|v| v.view()))
+            .collect();
         match plane {
-            Some(order) => kernel.plane_average(operands, *order, out),
-            None => {
-                let firsts: Vec<ArrayView2<'_, i16>> = operands
-                    .iter()
-                    .filter_map(|r| r.first().map(|v| v.view()))
-                    .collect();
-                kernel.row(&firsts, out);
+            Some(order) => {
+                let channels = out.nrows() / kernel.output_words();
+                if self.means.is_empty() {
+                    let count = self.input_hw[0] * self.input_hw[1];
+                    self.means = vec![RunningMean::new(*order, count); channels];
+                }
+                let width = firsts.first().map_or(0, |r| r.ncols());
+                for (c, mean) in self.means.iter_mut().enumerate() {
+                    (0..width).for_each(|x| mean.add(kernel.value(&firsts, c, x)));
+                }
+                if self.step_output(y).is_some() {
+                    for (c, mean) in self.means.iter().enumerate() {
+                        kernel.store(mean.finish(), out, c, 0);
+                    }
+                }
             }
+            None => kernel.row(&firsts, out),
         }
         for (operand, gathered) in operands.iter().enumerate() {
             self.reads[operand] += gathered.iter().map(|r| r.len() as u64).sum::<u64>();
@@ -544,19 +615,27 @@ impl GlbUnit {
         }
     }
 
-    /// The whole tensor's range (every row of the plane) to its scale and
-    /// zero point, a float32 `[2, 1]` output row.
-    fn dynamic_range(&mut self, rows: &[ArrayView2<'_, i16>], out: &mut ArrayViewMut2<'_, i16>) {
-        let mut values = Vec::new();
+    /// Input row `y`'s float32 elements into the running minimum and
+    /// maximum; after the last row, the range's scale and zero point as a
+    /// float32 `[2, 1]` output row.
+    fn dynamic_range(
+        &mut self,
+        rows: &[ArrayView2<'_, i16>],
+        y: usize,
+        out: &mut ArrayViewMut2<'_, i16>,
+    ) {
         for r in rows {
             let (c2, w) = r.dim();
-            for c in 0..c2 / 2 {
-                values.extend((0..w).map(|x| words_f32(r[[2 * c, x]], r[[2 * c + 1, x]])));
-            }
+            let values = (0..c2 / 2)
+                .flat_map(|c| (0..w).map(move |x| words_f32(r[[2 * c, x]], r[[2 * c + 1, x]])));
+            let (lo, hi) = range_with_zero(values);
+            self.range = (self.range.0.min(lo), self.range.1.max(hi));
             self.reads[0] += r.len() as u64;
         }
-        let (lo, hi) = range_with_zero(values);
-        let q = DynamicQuant::of_range(lo, hi);
+        if self.step_output(y).is_none() {
+            return;
+        }
+        let q = DynamicQuant::of_range(self.range.0, self.range.1);
         for (k, v) in [q.scale, q.zero_point as f32].into_iter().enumerate() {
             let [h, l] = f32_words(v);
             out[[2 * k, 0]] = h;
@@ -948,10 +1027,42 @@ mod tests {
         };
         let mut unit = GlbUnit::new(function, [2, 3], 1);
         let x = Array3::from_shape_vec((1, 2, 3), vec![1, 2, 3, 4, 5, 6]).unwrap();
-        let got = run(&mut unit, &glb(vec![x.clone(), x]), 1, 1, 1);
-        assert_eq!(got.into_raw_vec_and_offset().0, vec![7]);
-        assert_eq!(unit.input_rows(0), 0..2);
-        assert_eq!(unit.reads(), [6, 6]);
+        // Streamed: one step per input row, the output row after the last.
+        assert_eq!((unit.steps(1), unit.input_rows(1)), (2, 1..2));
+        let source = glb(vec![x.clone(), x]);
+        let mut out = Array3::<i16>::zeros((1, 1, 1));
+        for step in 0..2 {
+            unit.output_row(&source, step, out.slice_mut(s![.., 0, ..]))
+                .unwrap();
+            assert_eq!(unit.reads(), [3 * (step as u64 + 1); 2]);
+        }
+        assert_eq!(out.into_raw_vec_and_offset().0, vec![7]);
+    }
+
+    #[test]
+    fn a_range_streams_one_input_row_per_step_and_writes_its_row_after_the_last() {
+        // One float32 channel of 3x2 (two words each): rows (1, 2),
+        // (-1, 0.5), (3, 0.25): range [-1, 3], scale 4 / 255, zero point
+        // round(1 / (4 / 255)) = round(63.75) = 64.
+        let values = [1.0f32, 2.0, -1.0, 0.5, 3.0, 0.25];
+        let x = Array3::from_shape_fn((2, 3, 2), |(k, y, x)| f32_words(values[2 * y + x])[k]);
+        let mut unit = GlbUnit::new(Function::DynamicRange, [3, 2], 1);
+        assert_eq!(unit.steps(1), 3);
+        assert_eq!(unit.input_rows(1), 1..2);
+        let source = glb(vec![x]);
+        let mut out = Array3::<i16>::zeros((4, 1, 1));
+        for step in 0..3 {
+            assert_eq!(unit.step_output(step), (step == 2).then_some(0));
+            unit.output_row(&source, step, out.slice_mut(s![.., 0, ..]))
+                .unwrap();
+            if step < 2 {
+                assert!(out.iter().all(|&w| w == 0), "written at step {step}");
+            }
+            // Each step reads its row's 2 x 2 words.
+            assert_eq!(unit.reads(), [4 * (step as u64 + 1), 0]);
+        }
+        let got = |k: usize| words_f32(out[[2 * k, 0, 0]], out[[2 * k + 1, 0, 0]]);
+        assert_eq!((got(0), got(1)), (4.0f32 / 255.0, 64.0));
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //!   (the FFE's scalers, SPEC section 3);
 //! - [`ort`]: ONNX Runtime's float kernels for fused adds and average pools;
 //! - [`ort_dynamic`]: ONNX Runtime's dynamic quantisation (run-time scales);
+//! - [`running_mean`]: a plane's float32 mean in ONNX Runtime's order, an
+//!   element at a time (a streamed GLB-unit mean);
 //! - [`kernels`]: the multiply-accumulate inner loops (AVX2 when the CPU has it).
 
 pub mod csd;
@@ -25,6 +27,7 @@ pub mod precision;
 pub mod quant;
 pub mod requant;
 pub mod rounding;
+pub mod running_mean;
 pub mod tflite;
 
 pub use quant::{Activation, IntType, TensorQuant, WeightQuant};

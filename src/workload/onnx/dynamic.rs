@@ -103,14 +103,16 @@ impl<'a> Importer<'a> {
     /// tensor in its place for the other importers.
     fn materialise_inputs(&mut self, n: &NodeProto) -> Result<(), InputError> {
         for name in n.input.iter().filter(|i| !i.is_empty()) {
-            if !self.values.contains_key(name) {
-                continue;
-            }
             let pending = matches!(
                 self.values.get(name),
                 Some(Value::Weighted(w)) if matches!(w.chain, Chain::Dynamic(_))
             );
-            if let (true, Some(Value::Weighted(w))) = (pending, self.values.remove(name)) {
+            // Only a pending layer leaves the table (any other input, such
+            // as a float32 tensor a DynamicQuantizeLinear also reads, stays).
+            if !pending {
+                continue;
+            }
+            if let Some(Value::Weighted(w)) = self.values.remove(name) {
                 let a = self.push_dynamic(n, *w)?;
                 self.values.insert(name.clone(), Value::Float(a));
             }

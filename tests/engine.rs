@@ -233,6 +233,76 @@ fn a_full_dram_write_queue_holds_the_glb_unit_back() {
     }
 }
 
+/// A PE-array layer whose output spills to a DRAM with a one-entry write
+/// queue and a slow (1 B/cycle) channel: the output stage claims the write
+/// queue's entry for a sub-pass that may spill before it issues the
+/// sub-pass's last step, so the array waits (`dram_write`), its sums still in
+/// the psum RFs, until the previous spill's write is done, and the DRAM never
+/// keeps a write waiting. Conv 1x1, 2 output channels, over a 1 x 3 x 2
+/// input (uint8: 2-byte input rows, 4-byte output rows) in a 4-byte GLB: two
+/// input rows fill it, so every output row spills.
+#[test]
+fn a_full_dram_write_queue_holds_the_array_output_stage_back() {
+    let w = tiny_workload(
+        "name = \"c\"\nop = \"conv2d\"\nout_channels = 2\nkernel = 1",
+        "[1, 3, 2]",
+    );
+    let mut a = tiny_arch("fixed");
+    a.glb.capacity_bytes = 4;
+    a.dram.bandwidth_bytes_per_cycle = 1;
+    // Pass p computes output row p (positions (p, 0) and (p, 1) on PE rows
+    // 0 and 1, channels on the columns) in one step of one MAC. Latency 10,
+    // 1 B/cycle, one channel granted in request order.
+    //  0: rows 0 and 1 read: data 10-12, 12-14.
+    // 12: row 0 into the GLB, ready 13.
+    // 13: step 0 (output row 0 not placed yet: it may spill; the write
+    //     queue is empty: the entry is claimed). GLB read 13-14, bus 14-15,
+    //     compute 15-16. Row 0 leaves the GLB; the prefetcher sends row 2's
+    //     read at 15: data 25-27.
+    // 16: sums on the output bus 16-17. 17: no GLB room: row 0 spills, its
+    //     write sent with the claimed entry: data 27-31, done 31.
+    // 15: step 1 is ready (row 1 arrived at 14, ready 15) but the entry is
+    //     claimed (until 17), then taken by write 0 (until 31): the step
+    //     waits, its sub-pass (as step 0's until 17) in the psum RFs.
+    // 31: step 1 claims the entry: GLB 31-32, bus 32-33, compute 33-34;
+    //     output bus 34-35; write 1 at 35: data 45-49, done 49.
+    // 33: step 2 ready (row 2 ready at 28): waits for the entry until 49;
+    //     GLB 49-50, bus 50-51, compute 51-52; bus 52-53; write 2 at 53: data
+    //     63-67. The layer ends at 67.
+    // The array waited for the entry 16-31 and 34-49: 30 cycles x 4 PEs.
+    // With 16 entries no step waits: step 1 computes 17-18, row 2 (ready
+    // 28) gates step 2 (compute 30-31), the writes are sent at 17, 19 and
+    // 32 (data 27-31, 31-35, 42-46): the layer ends at 46.
+    for timing in [accsim::sim::Timing::Event, accsim::sim::Timing::Cycle] {
+        for (entries, holds, cycles, dram_write) in [(1, 2, 67, 120), (16, 0, 46, 0)] {
+            a.dram.write_queue_entries = entries;
+            let opts = engine::EngineOptions {
+                timing,
+                ..Default::default()
+            };
+            let r = engine::run_with(
+                &w.network,
+                &a,
+                &w.default_input,
+                Some(&w.default_outputs),
+                &opts,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert!(r.checked);
+            let s = &r.layers[0];
+            let why = format!("{entries} entries, {timing:?}");
+            assert_eq!(s.cycles.total, cycles, "{why}");
+            assert_eq!((s.cycles.compute, s.cycles.fill), (3, 15), "{why}");
+            let pe = s.pe_cycles.as_ref().map(|p| p.dram_write);
+            assert_eq!(pe, Some(dram_write), "{why}");
+            assert_eq!(r.write_holds, holds, "{why}");
+            assert_eq!(s.spilled_rows, 3);
+            assert_eq!((s.dram.write_requests, s.dram.write_bytes), (3, 12));
+            assert_eq!(s.dram.read_requests, 3);
+        }
+    }
+}
+
 #[test]
 fn tiny_fc_programmable_weights_by_hand() {
     // FC 4 -> 3 on 4 PEs: outputs 0, 1, 2 on PEs 0, 1, 2; PE 3 idle. Pieces of

@@ -118,10 +118,31 @@ enum Event {
         step: usize,
     },
     Step,
-    Writeback {
-        step: usize,
-        bus_end: Cycle,
-    },
+    Writeback(Drained),
+}
+
+/// A sub-pass's sums are off the output bus: the step that ended it, when
+/// the bus was done, and whether its drain claimed a DRAM write-queue
+/// entry (`ArrayLayer::step`), used or given back now.
+#[derive(Clone, Copy)]
+struct Drained {
+    step: usize,
+    bus_end: Cycle,
+    claimed: bool,
+}
+
+/// What waits for a DRAM write-queue entry (docs/arch-format.md, `[dram]`).
+#[derive(Default)]
+struct HeldWrites {
+    /// The step that ends a sub-pass whose outputs may go to DRAM first
+    /// found the write queue full at this cycle (it is issued once an entry
+    /// frees), and the retry scheduled for it.
+    entry_wait: Option<Cycle>,
+    entry_wake: Option<Cycle>,
+    /// Input rows a tile is done with that a later tile reads again, kept
+    /// in the GLB because their write-back found the write queue full
+    /// (`ArrayLayer::refetch_later`); they leave once it is sent.
+    refetch_rows: Vec<usize>,
 }
 
 /// Psum storage, typed by the accumulator the layer needs.
@@ -182,6 +203,8 @@ pub(super) struct ArrayLayer<'a> {
     weight_requested: usize,
     /// The prefetcher's and the weight fetcher's pending retries.
     wakeups: [Option<Cycle>; 2],
+    /// What waits for a DRAM write-queue entry.
+    held: HeldWrites,
     weight_dram_base: u64,
     weight_step_offsets: Vec<u64>,
     weight_staging_bytes: u64,
@@ -326,6 +349,7 @@ impl<'a> ArrayLayer<'a> {
             weight_staged: HashMap::new(),
             weight_requested: 0,
             wakeups: [None; 2],
+            held: HeldWrites::default(),
             weight_dram_base: s.weight_dram_base,
             weight_step_offsets: c.layout.step_offsets,
             weight_staging_bytes: c.staging_bytes,
@@ -414,7 +438,7 @@ impl<'a> ArrayLayer<'a> {
                     }
                 }
                 Event::Step => self.step(now)?,
-                Event::Writeback { step, bus_end } => self.writeback(step, bus_end)?,
+                Event::Writeback(d) => self.writeback(d)?,
             }
         }
         if self.next_step < self.schedule.steps.len() {
@@ -506,6 +530,7 @@ impl<'a> ArrayLayer<'a> {
             .steps
             .get(self.next_step)
             .map_or(usize::MAX, |s| s.visit);
+        self.send_held_refetches(current);
         while self.prefetch_visit < self.schedule.visits()
             && self.prefetch_visit <= current.saturating_add(1)
         {
@@ -522,6 +547,10 @@ impl<'a> ArrayLayer<'a> {
                 }
                 let bytes = self.input.row_bytes();
                 self.m.write_held = None;
+                if !self.held.refetch_rows.is_empty() {
+                    // A held write-back frees its row's space once sent.
+                    self.m.write_held = self.m.dram_write_queue_full();
+                }
                 if !self.room_for_row(bytes, current) {
                     if let Some(free) = self.m.write_held.take() {
                         // An eviction's write-back waits for a DRAM
@@ -630,17 +659,15 @@ impl<'a> ArrayLayer<'a> {
             self.queue.schedule(ready, Phase::Start, Event::Step);
             return Ok(());
         }
-
+        let last_of_subpass = self.ends_subpass(s, id);
+        let claims_entry = last_of_subpass && self.may_spill(id);
+        if claims_entry && let Some(free) = self.m.dram_write_queue_full() {
+            self.hold_for_write_entry(now, free);
+            return Ok(());
+        }
+        self.held.entry_wake = None;
         if self.m.tracing() {
-            self.m.trace_set(|p| p.pass, now, id.pass as u64);
-            self.m.trace_set(|p| p.subpass, now, id.subpass as u64);
-            self.m.trace_set(|p| p.step, now, s as u64);
-            let tile = match self.choice.order {
-                LoopOrder::PassMajor => 0,
-                LoopOrder::WeightTileMajor => id.subpass / self.plan.subpasses_per_tile.max(1),
-            };
-            self.m.trace_set(|p| p.weight_tile, now, tile as u64);
-            self.m.trace_set(|p| p.visit, now, id.visit as u64);
+            self.trace_issue(now, id, s);
         }
         let inputs = self.deliver_inputs(now, id);
         let weights = self.deliver_weights(now, id);
@@ -650,8 +677,7 @@ impl<'a> ArrayLayer<'a> {
             start = start.max(self.compute_end[previous]);
         }
         let before_psum_room = start;
-        let first_of_subpass = id.piece == 0;
-        if first_of_subpass {
+        if id.piece == 0 {
             let entries = self.max_lane_channels(id.subpass);
             start = self.psum_room(entries, start);
             self.m.psum_entries(start, entries as i64);
@@ -666,16 +692,7 @@ impl<'a> ArrayLayer<'a> {
             self.trace_stall_cause(start, duration, first_computation);
         }
         if !self.m.trace_quiet_before(end) {
-            // Each row's input RF holds the piece from its arrival to the step's end.
-            self.count_row_input_entries(id);
-            for r in 0..self.row_arrival.len() {
-                let entries = self.row_entries[r] as i64;
-                if entries > 0 {
-                    self.m
-                        .trace_add(|p| p.row_input_rf[r], self.row_arrival[r], entries);
-                    self.m.trace_add(|p| p.row_input_rf[r], end, -entries);
-                }
-            }
+            self.trace_input_rfs(id, end);
         }
         self.compute_end[s] = end;
         if duration > 0 {
@@ -685,19 +702,10 @@ impl<'a> ArrayLayer<'a> {
         }
         self.next_step += 1;
         if self.programmable {
-            // The step's weights left the staging buffer for the scratchpads.
-            self.weight_staged.remove(&s);
-            self.arrivals.weights_consumed(s);
-            self.request_weights(now);
+            self.weights_consumed(s, now);
         }
-
-        let last_of_subpass = self
-            .schedule
-            .steps
-            .get(s + 1)
-            .is_none_or(|n| n.subpass != id.subpass || n.pass != id.pass);
         if last_of_subpass {
-            self.drain_subpass(id, s, end);
+            self.drain_subpass(id, s, end, claims_entry);
         }
         let last_of_visit = self
             .schedule
@@ -719,14 +727,62 @@ impl<'a> ArrayLayer<'a> {
         Ok(())
     }
 
+    /// Step `s`'s weights left the staging buffer for the scratchpads at
+    /// its issue (`now`): the fetcher may stage more.
+    fn weights_consumed(&mut self, s: usize, now: Cycle) {
+        self.weight_staged.remove(&s);
+        self.arrivals.weights_consumed(s);
+        self.request_weights(now);
+    }
+
+    /// Whether step `s` (`id`) is its sub-pass's last.
+    fn ends_subpass(&self, s: usize, id: StepId) -> bool {
+        self.schedule
+            .steps
+            .get(s + 1)
+            .is_none_or(|n| n.subpass != id.subpass || n.pass != id.pass)
+    }
+
+    /// Traces the step `s` (`id`) issued at `now`: where the schedule is.
+    fn trace_issue(&mut self, now: Cycle, id: StepId, s: usize) {
+        self.m.trace_set(|p| p.pass, now, id.pass as u64);
+        self.m.trace_set(|p| p.subpass, now, id.subpass as u64);
+        self.m.trace_set(|p| p.step, now, s as u64);
+        let tile = match self.choice.order {
+            LoopOrder::PassMajor => 0,
+            LoopOrder::WeightTileMajor => id.subpass / self.plan.subpasses_per_tile.max(1),
+        };
+        self.m.trace_set(|p| p.weight_tile, now, tile as u64);
+        self.m.trace_set(|p| p.visit, now, id.visit as u64);
+    }
+
+    /// Traces each row's input RF holding the piece of step `id` from its
+    /// arrival to the step's end.
+    fn trace_input_rfs(&mut self, id: StepId, end: Cycle) {
+        self.count_row_input_entries(id);
+        for r in 0..self.row_arrival.len() {
+            let entries = self.row_entries[r] as i64;
+            if entries > 0 {
+                self.m
+                    .trace_add(|p| p.row_input_rf[r], self.row_arrival[r], entries);
+                self.m.trace_add(|p| p.row_input_rf[r], end, -entries);
+            }
+        }
+    }
+
     /// Step `s` (`id`) ended a sub-pass at `end`: the sums are final, the
     /// output stage runs as they leave the PEs, and they go onto the output
     /// bus, holding their psum-RF entries until the bus has taken them; the
-    /// write-back follows the bus.
-    fn drain_subpass(&mut self, id: StepId, s: usize, end: Cycle) {
+    /// write-back follows the bus. `claim`: the outputs may go to DRAM, and
+    /// the drain claims a DRAM write-queue entry (free: `Self::step` held
+    /// the step until one was) for the write sent as the bus is done.
+    fn drain_subpass(&mut self, id: StepId, s: usize, end: Cycle, claim: bool) {
         self.apply_output_stage(id, s);
         let (words, bytes) = self.output_words(id);
         let bus = self.m.bus(Bus::Output, end, bytes);
+        if claim {
+            self.m.dram.claim_write_entry(bus.end);
+        }
         let entries = self.max_lane_channels(id.subpass);
         self.psum_draining.push_back((entries, bus.end));
         self.m.psum_entries(bus.end, -(entries as i64));
@@ -737,11 +793,41 @@ impl<'a> ArrayLayer<'a> {
                 self.m.trace_add(|p| p.row_psum_rf[r], bus.end, -entries);
             }
         }
-        let event = Event::Writeback {
+        let event = Event::Writeback(Drained {
             step: s,
             bus_end: bus.end,
-        };
+            claimed: claim,
+        });
         self.queue.schedule(bus.end, Phase::Complete, event);
+    }
+
+    /// The step at `now` ends a sub-pass whose outputs may go to DRAM, and
+    /// the DRAM write queue has no entry for its drain until `free`: the
+    /// step is not issued (the sub-pass keeps its psum-RF entries, the array
+    /// waits: `Wait::DramWrite`) and is tried again then.
+    fn hold_for_write_entry(&mut self, now: Cycle, free: Cycle) {
+        if self.held.entry_wait.is_none() {
+            self.held.entry_wait = Some(now);
+            self.m.write_holds += 1;
+        }
+        if self.held.entry_wake != Some(free) {
+            self.held.entry_wake = Some(free);
+            self.queue.schedule(free, Phase::Start, Event::Step);
+        }
+    }
+
+    /// Whether sub-pass `id`'s outputs may go to DRAM: one of the output
+    /// rows it writes is not in the GLB (spilled, or not placed yet: placed
+    /// when first written, `Self::output_row`).
+    fn may_spill(&self, id: StepId) -> bool {
+        if !self.plan.rows_are_positions {
+            // FC outputs are [N, 1, 1]: one row, 0.
+            return self.out_row_state[0] != RowState::Glb;
+        }
+        let rows = self.rows_of_pass(id.pass);
+        pass_positions(&self.plan, id.pass)[..rows]
+            .iter()
+            .any(|&(y, _)| self.out_row_state[y] != RowState::Glb)
     }
 
     /// When step `s` (`id`) can be issued, at `now` or later: once its
@@ -784,6 +870,11 @@ impl<'a> ArrayLayer<'a> {
             marks.push((inputs.glb_start, Wait::InputBus));
         }
         marks.push((now, Wait::GlbPort));
+        if let Some(since) = self.held.entry_wait.take() {
+            // The step waited from `since` for a DRAM write-queue entry for
+            // its sub-pass's drain.
+            marks.push((since, Wait::DramWrite));
+        }
         let s = self.next_step;
         let staged = if self.weights_from_dram == WeightSource::None {
             None
@@ -911,6 +1002,8 @@ impl<'a> ArrayLayer<'a> {
                 self.row_requested[y] = false;
             }
         }
+        let in_glb = &self.input.in_glb;
+        self.held.refetch_rows.retain(|&y| in_glb[y]);
         if self.m.glb.space.try_take(bytes) {
             return true;
         }
@@ -948,9 +1041,10 @@ impl<'a> ArrayLayer<'a> {
                 .any(|v| (visit..=last).contains(v));
             if leaves && self.input.in_glb[y] {
                 let due = self.schedule.row_releases[y].contains(&visit);
-                if due && self.schedule.next_use(y, visit + 1).is_some() {
-                    self.refetch_later(y);
+                if due && self.schedule.next_use(y, visit + 1).is_some() && !self.refetch_later(y) {
+                    continue; // held in the GLB until its write-back is sent
                 }
+                self.held.refetch_rows.retain(|&r| r != y);
                 self.input.leave_glb(y);
                 self.m.glb.space.give_back(self.input.row_bytes());
                 freed = true;
@@ -965,8 +1059,18 @@ impl<'a> ArrayLayer<'a> {
 
     /// Row `y` leaves the GLB now and a later tile reads it again: it is
     /// written back if DRAM has no copy, and the prefetcher fetches it again.
-    fn refetch_later(&mut self, y: usize) {
+    /// While the DRAM write queue is full the row stays in the GLB, held
+    /// (false; `Self::send_held_refetches` retries when an entry frees).
+    fn refetch_later(&mut self, y: usize) -> bool {
         if !self.input.in_dram[y] {
+            if let Some(free) = self.m.dram_write_queue_full() {
+                if !self.held.refetch_rows.contains(&y) {
+                    self.held.refetch_rows.push(y);
+                    self.m.write_holds += 1;
+                }
+                self.wake(free, Event::Prefetch);
+                return false;
+            }
             if self.input.dram_base.is_none() {
                 self.input.dram_base = Some(self.m.allocator.allocate(self.input.bytes()));
             }
@@ -977,6 +1081,27 @@ impl<'a> ArrayLayer<'a> {
         }
         self.row_requested[y] = false;
         self.row_ready[y] = None;
+        true
+    }
+
+    /// The held rows of `Self::refetch_later`, now the array is on visit
+    /// `current`: one the prefetcher has already passed by its next use
+    /// stays in the GLB (no write-back: it is read there); one read by no
+    /// later visit leaves without one; the others leave once their
+    /// write-back is sent, while the write queue has entries.
+    fn send_held_refetches(&mut self, current: usize) {
+        let row_bytes = self.input.row_bytes();
+        for y in std::mem::take(&mut self.held.refetch_rows) {
+            let next = self.schedule.next_use(y, current);
+            if next.is_some_and(|v| v < self.prefetch_visit) {
+                continue;
+            }
+            if next.is_some() && !self.refetch_later(y) {
+                continue; // held again
+            }
+            self.input.leave_glb(y);
+            self.m.glb.space.give_back(row_bytes);
+        }
     }
 
     /// Physical `(c, y, x)` in the input store of logical input element `(c, y, x)`.
@@ -1547,38 +1672,33 @@ impl<'a> ArrayLayer<'a> {
     }
 
     /// The outputs of a sub-pass, off the output bus, into the GLB (or
-    /// through it to DRAM when the GLB has no room for their rows).
-    fn writeback(&mut self, step: usize, at: Cycle) -> Result<()> {
+    /// through it to DRAM when the GLB has no room for their rows), at `at`
+    /// (`m.clock`). `claimed`: the drain's claimed DRAM write-queue entry is
+    /// used now or given back. A spill without one (its rows were in the
+    /// GLB when the sub-pass's last step issued, and spilled since to make
+    /// room) waits staged in the GLB while the write queue is full.
+    fn writeback(&mut self, d: Drained) -> Result<()> {
+        let Drained {
+            step,
+            bus_end: at,
+            claimed,
+        } = d;
+        if claimed {
+            self.m.dram.release_write_entry(at);
+        }
         let id = self.schedule.steps[step];
-        let positions = pass_positions(&self.plan, id.pass).to_vec();
-        let rows = self.rows_of_pass(id.pass);
-        let per_position: u64 = self.groups_per_subpass[id.subpass]
-            .iter()
-            .map(|g| g.outputs.len() as u64)
-            .sum::<u64>()
-            * self.words_per_output as u64;
-        let first_channel = self.groups_per_subpass[id.subpass]
-            .first()
-            .and_then(|g| g.outputs.first().copied())
-            .unwrap_or(0)
-            * self.words_per_output;
-        let mut glb_words = 0u64;
-        let mut spill_words = 0u64;
-        let mut spill_addr = None;
-        // FC outputs are [N, 1, 1]: one position, (0, 0).
-        let written: Vec<(usize, usize)> = if self.plan.rows_are_positions {
-            positions[..rows].to_vec()
-        } else {
-            vec![(0, 0)]
-        };
-        for (y, x) in written {
-            match self.output_row(y) {
-                RowState::Glb => glb_words += per_position,
-                _ => {
-                    spill_words += per_position;
-                    spill_addr.get_or_insert(self.output.dram_address(first_channel, y, x));
-                }
-            }
+        let (glb_words, spill_words, spill_addr) = self.output_places(id);
+        if spill_words > 0
+            && let Some(free) = self.m.dram_write_queue_full()
+        {
+            self.m.write_holds += 1;
+            let event = Event::Writeback(Drained {
+                step,
+                bus_end: free,
+                claimed: false,
+            });
+            self.queue.schedule(free, Phase::Complete, event);
+            return Ok(());
         }
         let wb = self.output.word_bytes;
         let mut end = at;
@@ -1610,6 +1730,43 @@ impl<'a> ArrayLayer<'a> {
         }
         self.end = self.end.max(end);
         Ok(())
+    }
+
+    /// Where the outputs of sub-pass `id` go, placing each row the first
+    /// time it is written ([`Self::output_row`]): the words into GLB rows,
+    /// the words to DRAM and the DRAM address of the first of those.
+    fn output_places(&mut self, id: StepId) -> (u64, u64, Option<u64>) {
+        let positions = pass_positions(&self.plan, id.pass).to_vec();
+        let rows = self.rows_of_pass(id.pass);
+        let per_position: u64 = self.groups_per_subpass[id.subpass]
+            .iter()
+            .map(|g| g.outputs.len() as u64)
+            .sum::<u64>()
+            * self.words_per_output as u64;
+        let first_channel = self.groups_per_subpass[id.subpass]
+            .first()
+            .and_then(|g| g.outputs.first().copied())
+            .unwrap_or(0)
+            * self.words_per_output;
+        let mut glb_words = 0u64;
+        let mut spill_words = 0u64;
+        let mut spill_addr = None;
+        // FC outputs are [N, 1, 1]: one position, (0, 0).
+        let written: Vec<(usize, usize)> = if self.plan.rows_are_positions {
+            positions[..rows].to_vec()
+        } else {
+            vec![(0, 0)]
+        };
+        for (y, x) in written {
+            match self.output_row(y) {
+                RowState::Glb => glb_words += per_position,
+                _ => {
+                    spill_words += per_position;
+                    spill_addr.get_or_insert(self.output.dram_address(first_channel, y, x));
+                }
+            }
+        }
+        (glb_words, spill_words, spill_addr)
     }
 
     /// Decides, the first time row `y` of the output is written, whether it

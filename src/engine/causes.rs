@@ -50,9 +50,11 @@ pub(crate) enum Wait {
     /// The psum RF was full: earlier sub-passes' sums had not yet left on
     /// the output bus.
     PsumSpace,
-    /// The binding input row was not requested yet because the row it
-    /// evicts had to be written back and the DRAM write queue was full (the
-    /// evicted row keeps its GLB space until its write is accepted).
+    /// A DRAM write-queue entry: the binding input row was not requested
+    /// yet because the row it evicts had to be written back and the write
+    /// queue was full (the evicted row keeps its GLB space until its write
+    /// is accepted), or the step ends a sub-pass whose outputs may go to
+    /// DRAM and waited for the entry its drain claims.
     DramWrite,
 }
 

@@ -243,8 +243,10 @@ impl Machine {
         self.dram.read_queue_full(self.clock)
     }
 
-    /// `None` when a DRAM write sent now finds a free write-queue entry;
-    /// else when the next one frees (evictions hold back until then).
+    /// `None` when a DRAM write sent now finds a free write-queue entry
+    /// (entries the array's output stage claimed count as taken); else when
+    /// the next one frees, or a claimed one is used or given back (every
+    /// writer holds back until then).
     pub(crate) fn dram_write_queue_full(&mut self) -> Option<Cycle> {
         self.dram.write_queue_full(self.clock)
     }
@@ -281,6 +283,11 @@ impl Machine {
         bytes: u64,
     ) -> Cycle {
         self.check_made_now("DRAM write", at);
+        if self.dram.write_queue_full(at).is_some() {
+            self.note_engine_bug(format!(
+                "a DRAM write was sent at cycle {at} into a full write queue (the writer must hold back)"
+            ));
+        }
         let before = self.dram.stats();
         let done = self.dram.write_data(at, addr, data, words, bytes);
         if let Some(s) = &mut self.stepper {

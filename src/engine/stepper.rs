@@ -418,6 +418,12 @@ impl Stepper {
                 self.dram.reads_kept_waiting()
             ));
         }
+        if self.dram.writes_kept_waiting() > 0 {
+            return Err(format!(
+                "{} DRAM writes reached a full write queue and waited in its front end: a writer did not hold back",
+                self.dram.writes_kept_waiting()
+            ));
+        }
         if let Some((id, p)) = self.promises.iter().min_by_key(|(id, _)| **id) {
             return Err(format!(
                 "{} request #{id} of {} units made at cycle {} was never served stepped (the event scheduler said cycle {})",

@@ -16,11 +16,11 @@
 //! At most `read_queue_entries` reads (and `write_queue_entries` writes) are
 //! in flight. Readers hold back while the read queue is full
 //! ([`Dram::read_queue_full`] says until when): a read is sent only into a
-//! free entry. Evictions hold back the same way while the write queue is
-//! full ([`Dram::write_queue_full`]); a write sent to a full write queue
-//! (an output row spilled by the array or the GLB unit, a row written back
-//! for a later tile) waits in the write-back engine for the oldest write to
-//! complete.
+//! free entry. Every writer holds back the same way while the write queue
+//! is full ([`Dram::write_queue_full`]), so no write waits here either. The
+//! array's output stage claims an entry ahead for a drain it commits
+//! ([`Dram::claim_write_entry`]): claimed entries count as taken until the
+//! write is sent (or the entry given back).
 
 mod stepped;
 
@@ -65,6 +65,11 @@ pub struct Dram {
     banks: Vec<Bank>,
     reads_in_flight: VecDeque<Cycle>,
     writes_in_flight: VecDeque<Cycle>,
+    /// Write-queue entries claimed ahead by a writer that sends its write
+    /// (or gives the entry back) at a known later cycle: the array's output
+    /// stage for a sub-pass that may spill ([`Dram::claim_write_entry`]).
+    /// Each counts as taken until then.
+    write_claims: Vec<Cycle>,
     stats: DramStats,
     accesses: LevelAccesses,
     /// Channel occupancy intervals since the last `take_busy_log` (kept only
@@ -81,6 +86,7 @@ impl Dram {
             banks: vec![Bank::default(); config.banked.banks as usize],
             reads_in_flight: VecDeque::new(),
             writes_in_flight: VecDeque::new(),
+            write_claims: Vec::new(),
             stats: DramStats::default(),
             accesses: LevelAccesses::default(),
             busy_log: Vec::new(),
@@ -166,24 +172,47 @@ impl Dram {
     /// otherwise the cycle the oldest read in flight completes, freeing one.
     pub fn read_queue_full(&mut self, now: Cycle) -> Option<Cycle> {
         let depth = self.config.read_queue_entries as usize;
-        Self::queue_full(&mut self.reads_in_flight, depth, now)
+        Self::queue_full(&mut self.reads_in_flight, &[], depth, now)
     }
 
     /// `None` when a write sent at `now` finds a free write-queue entry;
     /// otherwise the cycle the oldest write in flight completes, freeing one.
+    /// Entries claimed ahead ([`Self::claim_write_entry`]) count as taken;
+    /// when only claims fill the queue, the cycle the first is used or
+    /// given back (the writer asks again then).
     pub fn write_queue_full(&mut self, now: Cycle) -> Option<Cycle> {
         let depth = self.config.write_queue_entries as usize;
-        Self::queue_full(&mut self.writes_in_flight, depth, now)
+        let claims = &self.write_claims;
+        Self::queue_full(&mut self.writes_in_flight, claims, depth, now)
     }
 
-    fn queue_full(in_flight: &mut VecDeque<Cycle>, depth: usize, now: Cycle) -> Option<Cycle> {
+    /// Claims a write-queue entry (one must be free: [`Self::write_queue_full`])
+    /// for a write sent at `at`, or given back then if none is.
+    pub fn claim_write_entry(&mut self, at: Cycle) {
+        self.write_claims.push(at);
+    }
+
+    /// The entry claimed for `at` is used now (the write is sent next) or
+    /// given back.
+    pub fn release_write_entry(&mut self, at: Cycle) {
+        if let Some(i) = self.write_claims.iter().position(|&c| c == at) {
+            self.write_claims.swap_remove(i);
+        }
+    }
+
+    fn queue_full(
+        in_flight: &mut VecDeque<Cycle>,
+        claims: &[Cycle],
+        depth: usize,
+        now: Cycle,
+    ) -> Option<Cycle> {
         while in_flight.front().is_some_and(|&done| done <= now) {
             in_flight.pop_front();
         }
-        if in_flight.len() < depth.max(1) {
+        if in_flight.len() + claims.len() < depth.max(1) {
             return None;
         }
-        in_flight.iter().min().copied()
+        in_flight.iter().chain(claims).min().copied()
     }
 
     /// The cycle at which a new request can enter a queue of `depth`.
@@ -311,6 +340,30 @@ mod tests {
         // Sent then, the third write is issued at once: data at 50 (the
         // channel is free from 32), done at 51.
         assert_eq!(d.write(Cycle(30), 48, 4), Cycle(51));
+    }
+
+    #[test]
+    fn a_claimed_write_entry_counts_as_taken_until_used() {
+        let mut d = Dram::new(&config(DramModel::Simple));
+        // One write in flight (data 20-30) and one entry claimed for a
+        // write at 12: the 2-entry queue is full; the first change is the
+        // claim's use at 12 (the writer asks again then).
+        assert_eq!(d.write(Cycle(0), 0, 40), Cycle(30));
+        d.claim_write_entry(Cycle(12));
+        assert_eq!(d.write_queue_full(Cycle(5)), Some(Cycle(12)));
+        // At 12 the claimed entry is used (data 32-34, after the latency):
+        // still full, until 30.
+        d.release_write_entry(Cycle(12));
+        assert_eq!(d.write(Cycle(12), 40, 8), Cycle(34));
+        assert_eq!(d.write_queue_full(Cycle(12)), Some(Cycle(30)));
+        assert_eq!(d.write_queue_full(Cycle(30)), None);
+        // Two claims fill the queue once the writes are done; one given
+        // back unused frees its entry at once.
+        d.claim_write_entry(Cycle(40));
+        d.claim_write_entry(Cycle(41));
+        assert_eq!(d.write_queue_full(Cycle(35)), Some(Cycle(40)));
+        d.release_write_entry(Cycle(41));
+        assert_eq!(d.write_queue_full(Cycle(35)), None);
     }
 
     #[test]

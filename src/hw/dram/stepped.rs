@@ -77,6 +77,9 @@ pub struct SteppedDram<T> {
     /// Reads that found the read queue full and waited in the front end
     /// (a reader that holds back never causes one).
     reads_kept_waiting: u64,
+    /// Writes that found the write queue full and waited in the front end
+    /// (every writer holds back, so none does).
+    writes_kept_waiting: u64,
     reads: VecDeque<(u64, Entry)>,
     writes: VecDeque<(u64, Entry)>,
     bursts: VecDeque<Burst>,
@@ -95,6 +98,7 @@ impl<T> SteppedDram<T> {
             config: config.clone(),
             front: VecDeque::new(),
             reads_kept_waiting: 0,
+            writes_kept_waiting: 0,
             reads: VecDeque::new(),
             writes: VecDeque::new(),
             bursts: VecDeque::new(),
@@ -149,6 +153,11 @@ impl<T> SteppedDram<T> {
         self.reads_kept_waiting
     }
 
+    /// Writes that waited in the front end for a write-queue entry.
+    pub fn writes_kept_waiting(&self) -> u64 {
+        self.writes_kept_waiting
+    }
+
     pub fn stats(&self) -> DramStats {
         let mut s = self.stats;
         s.busy_cycles = self
@@ -193,8 +202,11 @@ impl<T> SteppedDram<T> {
             let Some(r) = self.front.pop_front() else {
                 return;
             };
-            if r.kind == Kind::Read && issue > r.at {
-                self.reads_kept_waiting += 1;
+            if issue > r.at {
+                match r.kind {
+                    Kind::Read => self.reads_kept_waiting += 1,
+                    Kind::Write => self.writes_kept_waiting += 1,
+                }
             }
             let id = self.next_id;
             self.next_id += 1;

@@ -370,6 +370,12 @@ struct Weighted {
     hi: Option<f32>,
     out_shape: Shape,
     rank: usize,
+    /// A QDQ `Conv`: whether its input's DequantizeLinear is read by more
+    /// than one node (`None` for the other weighted operators), for
+    /// [`Importer::unfused_int8_group`].
+    shared_input: Option<bool>,
+    /// The bias DequantizeLinear's scales (empty without one).
+    bias_scales: Vec<f32>,
 }
 
 #[derive(Debug, Clone)]
@@ -1447,7 +1453,19 @@ impl<'a> Importer<'a> {
             ));
         };
         let b = self.get(n, 2)?.cloned();
-        self.weighted_conv(n, x, &w.q, self.weights(n, &w, 0)?, b, Chain::Qdq)
+        let bias_scales = match &b {
+            Some(Value::DqConst(d)) => d.scales.clone(),
+            _ => Vec::new(),
+        };
+        let shared = n.input.first().is_some_and(|i| !self.single_use(i));
+        match self.weighted_conv(n, x, &w.q, self.weights(n, &w, 0)?, b, Chain::Qdq)? {
+            Value::Weighted(mut p) => {
+                p.shared_input = Some(shared);
+                p.bias_scales = bias_scales;
+                Ok(Value::Weighted(p))
+            }
+            v => Ok(v),
+        }
     }
 
     /// Builds a pending conv from integer weights `[out, in/g, kh, kw]`.
@@ -1497,6 +1515,8 @@ impl<'a> Importer<'a> {
             hi: None,
             out_shape: Shape::new(out, s.height, s.width),
             rank: 4,
+            shared_input: None,
+            bias_scales: Vec::new(),
         })))
     }
 
@@ -1545,6 +1565,8 @@ impl<'a> Importer<'a> {
             hi: None,
             out_shape: Shape::new(out, 1, 1),
             rank: 2,
+            shared_input: None,
+            bias_scales: Vec::new(),
         })))
     }
 
@@ -2408,6 +2430,31 @@ impl<'a> Importer<'a> {
             _ => Activation::None,
         };
         let requant = match (&w.chain, &w.input.quant, &w.weight_quant, &q) {
+            (
+                Chain::Qdq,
+                TensorQuant::Affine { scale: sx, .. },
+                WeightQuant::Affine { scales, .. },
+                TensorQuant::Affine { scale: sy, .. },
+            ) if w.input.quant.dtype() == IntType::Int8
+                && !w
+                    .geom
+                    .is_some_and(|g| g.groups > 1 && w.weights.dim().1 == 1)
+                && self.unfused_int8_group(n, w.shared_input, &q) =>
+            {
+                // ONNX Runtime runs this group as a float Conv (docs/onnx.md,
+                // item 6). Not a depthwise one: MLAS's depthwise kernel sums
+                // in an order not found (it keeps the exact integer sums).
+                Requant::FloatSum {
+                    input_scale: *sx,
+                    weight_scales: scales.clone(),
+                    bias_scales: if w.bias_scales.is_empty() {
+                        scales.iter().map(|sw| *sx * *sw).collect()
+                    } else {
+                        w.bias_scales.clone()
+                    },
+                    output_scale: *sy,
+                }
+            }
             (
                 Chain::Qdq,
                 TensorQuant::Affine { scale: sx, .. },

@@ -605,10 +605,30 @@ def cases():
     # a shared input DequantizeLinear, large sums a bias cancels; 10 inputs.
     add("qdq_unfused_conv_s8_6x6", lambda n: unfused_conv_cnn(n, 77, 64, 6, True))
     add("qdq_unfused_conv_s8_11x11", lambda n: unfused_conv_cnn(n, 78, 32, 11, True))
+    add("qdq_avgpool_s8_uint8_kernel", lambda n: avgpool_uint8_kernel(n, 79))
     return out
 
 
 SOFTMAX_INPUTS = 10
+
+
+def avgpool_uint8_kernel(name, seed):
+    """An int8 QDQ AveragePool between two convolutions, its input and
+    output quantised alike (zero point -128, after a Relu): both of its
+    `Q -> DQ` pairs are read by one node, so ONNX Runtime rewrites them to
+    uint8 and its fused QLinearAveragePool adds the uint8 zero point (0)
+    before rounding, where the int8 one (-128) loses the float average's
+    last bits near a tie (docs/onnx.md, item 4). The last convolution's
+    output is the graph output (a shared pair) and its input pair is
+    rewritten, so it runs as a float Conv (item 6)."""
+    net = QdqNet(name, seed, S8, [1, 8, 24, 24])
+    net.conv(16, 3, pads=(1, 1, 1, 1), act="relu")
+    c = net.c
+    q, s, z, shape = net.act
+    y = c.node("AveragePool", [c.dequantize(q, S8, s, z)], "avgpool", kernel_shape=[2, 2], strides=[2, 2])
+    net.act = (c.quantize(y, S8, s, z), s, z, pool_shape(shape, 2, 2, (0, 0, 0, 0), 0))
+    net.conv(8, 1)
+    return net.finish()
 
 
 def unfused_conv_cnn(name, seed, cin, hw, near_bias):

@@ -829,13 +829,21 @@ impl<'a> Importer<'a> {
         if q.dtype() != IntType::Int8 {
             return false;
         }
+        shared_in != self.output_pair_shared(out)
+    }
+
+    /// Whether the `Q -> DQ` pair of the QuantizeLinear output `out` is
+    /// read by other than one node (a graph output `Q` has no
+    /// DequantizeLinear: shared), which ONNX Runtime's int8-to-uint8
+    /// rewrite skips.
+    fn output_pair_shared(&self, out: &str) -> bool {
         let dq_readers: usize = self
             .producers
             .iter()
             .filter(|(_, (op, first))| op == "DequantizeLinear" && first == out)
             .map(|(name, _)| self.uses.get(name).copied().unwrap_or(0))
             .sum();
-        shared_in != (dq_readers != 1)
+        dq_readers != 1
     }
 
     fn node(&mut self, n: &'a NodeProto) -> Result<(), InputError> {
@@ -1026,6 +1034,11 @@ impl<'a> Importer<'a> {
             }
             PoolKind::Avg(mut p) => {
                 p.unfused = self.unfused_int8_group(n, shared_input, &q);
+                // Both pairs rewritten to uint8: the fused kernel runs on
+                // uint8 with the zero points moved by 128 (docs/onnx.md, item 4).
+                p.uint8_kernel = q.dtype() == IntType::Int8
+                    && shared_input == Some(false)
+                    && !n.output.first().is_none_or(|o| self.output_pair_shared(o));
                 Op::QLinearAvgPool(p)
             }
         };
@@ -2096,6 +2109,7 @@ impl<'a> Importer<'a> {
                 pool,
                 count_include_pad: include_pad,
                 unfused: false,
+                uint8_kernel: false,
             })
         };
         let shared_input =

@@ -1293,16 +1293,12 @@ impl<'a> ArrayLayer<'a> {
                     }
                 }
             }
-            Psums::Float(p, _) => {
-                for (g, group) in groups.iter().enumerate() {
-                    for r in 0..rows {
-                        let v = &mut p[g * self.plan.positions_per_pass.max(1) + r];
-                        v.clear();
-                        // The bias is added at the drain.
-                        v.resize(group.outputs.len(), Default::default());
-                    }
-                }
-            }
+            Psums::Float(p, _) => super::float_mode::clear_psums(
+                p,
+                groups.iter().map(|g| g.outputs.len()),
+                rows,
+                self.plan.positions_per_pass.max(1),
+            ),
             Psums::Narrow(p) => {
                 for (g, group) in groups.iter().enumerate() {
                     for r in 0..rows {

@@ -15,6 +15,22 @@ use crate::mapping::Element;
 use crate::numerics::ort_conv::{FloatConvScales, FloatPsum, mlas_stride_k};
 use crate::workload::ir::{Layer, Op};
 
+/// Zeroes the psums of each lane group (its `widths`, in order) for `rows`
+/// PE rows (`stride` buffers per group): the bias is added at the drain.
+pub(super) fn clear_psums(
+    psums: &mut [Vec<FloatPsum>],
+    widths: impl Iterator<Item = usize>,
+    rows: usize,
+    stride: usize,
+) {
+    for (g, width) in widths.enumerate() {
+        for v in &mut psums[g * stride..g * stride + rows] {
+            v.clear();
+            v.resize(width, FloatPsum::default());
+        }
+    }
+}
+
 /// What a float-mode PE needs to know about its layer.
 #[derive(Debug, Clone)]
 pub(super) struct FloatMode {

@@ -170,17 +170,7 @@ impl OutputStage {
                 weight_scales,
                 output_scale,
                 ..
-            } => {
-                let sw = weight_scales
-                    .get(channel)
-                    .or_else(|| weight_scales.first())
-                    .copied()
-                    .unwrap_or(1.0);
-                ChannelRule::FloatSum {
-                    fused_scale: *input_scale * sw / *output_scale,
-                    output_scale: *output_scale,
-                }
-            }
+            } => float_sum_rule(*input_scale, weight_scales, *output_scale, channel),
         };
         ChannelRequant {
             rule,
@@ -189,6 +179,24 @@ impl OutputStage {
             clamp_min: self.clamp_min,
             clamp_max: self.clamp_max,
         }
+    }
+}
+
+/// A [`Requant::FloatSum`] stage's rule for output channel `channel`.
+fn float_sum_rule(
+    input_scale: f32,
+    weight_scales: &[f32],
+    output_scale: f32,
+    channel: usize,
+) -> ChannelRule {
+    let sw = weight_scales
+        .get(channel)
+        .or_else(|| weight_scales.first())
+        .copied()
+        .unwrap_or(1.0);
+    ChannelRule::FloatSum {
+        fused_scale: input_scale * sw / output_scale,
+        output_scale,
     }
 }
 

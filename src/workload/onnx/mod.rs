@@ -2423,27 +2423,15 @@ impl<'a> Importer<'a> {
     }
 
     /// Ends a weighted layer with its output quantisation `q`.
-    fn finish_weighted(
-        &mut self,
+    /// The output stage's rule of a weighted layer ending in the
+    /// QuantizeLinear `n` of quantisation `q`.
+    fn weighted_requant(
+        &self,
         n: &NodeProto,
-        w: Weighted,
-        q: TensorQuant,
-    ) -> Result<Value<'a>, InputError> {
-        let (qmin, qmax) = q.range();
-        let mut clamp_min = qmin;
-        let mut clamp_max = qmax;
-        if let Some(lo) = w.lo {
-            clamp_min = clamp_min.max(q.quantize(f64::from(lo)));
-        }
-        if let Some(hi) = w.hi {
-            clamp_max = clamp_max.min(q.quantize(f64::from(hi)));
-        }
-        let activation = match (w.lo, w.hi) {
-            (Some(0.0), None) => Activation::Relu,
-            (Some(l), Some(h)) if l == 0.0 && h == 6.0 => Activation::Relu6,
-            _ => Activation::None,
-        };
-        let requant = match (&w.chain, &w.input.quant, &w.weight_quant, &q) {
+        w: &Weighted,
+        q: &TensorQuant,
+    ) -> Result<Requant, InputError> {
+        Ok(match (&w.chain, &w.input.quant, &w.weight_quant, q) {
             (
                 Chain::Qdq,
                 TensorQuant::Affine { scale: sx, .. },
@@ -2453,7 +2441,7 @@ impl<'a> Importer<'a> {
                 && !w
                     .geom
                     .is_some_and(|g| g.groups > 1 && w.weights.dim().1 == 1)
-                && self.unfused_int8_group(n, w.shared_input, &q) =>
+                && self.unfused_int8_group(n, w.shared_input, q) =>
             {
                 // ONNX Runtime runs this group as a float Conv (docs/onnx.md,
                 // item 6). Not a depthwise one: MLAS's depthwise kernel sums
@@ -2499,7 +2487,30 @@ impl<'a> Importer<'a> {
                 ));
             }
             _ => return Err(self.err(n, "mixed quantisation modes")),
+        })
+    }
+
+    fn finish_weighted(
+        &mut self,
+        n: &NodeProto,
+        w: Weighted,
+        q: TensorQuant,
+    ) -> Result<Value<'a>, InputError> {
+        let (qmin, qmax) = q.range();
+        let mut clamp_min = qmin;
+        let mut clamp_max = qmax;
+        if let Some(lo) = w.lo {
+            clamp_min = clamp_min.max(q.quantize(f64::from(lo)));
+        }
+        if let Some(hi) = w.hi {
+            clamp_max = clamp_max.min(q.quantize(f64::from(hi)));
+        }
+        let activation = match (w.lo, w.hi) {
+            (Some(0.0), None) => Activation::Relu,
+            (Some(l), Some(h)) if l == 0.0 && h == 6.0 => Activation::Relu6,
+            _ => Activation::None,
         };
+        let requant = self.weighted_requant(n, &w, &q)?;
         let epilogue = Epilogue {
             bias: w.bias,
             activation,

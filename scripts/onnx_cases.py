@@ -602,10 +602,82 @@ def cases():
     add("dynamic_cnn_u8", lambda n: dynamic_cnn(n, 75))
     add("dynamic_concat_gap_cnn_u8", lambda n: dynamic_cnn(n, 76, head="concat_gap"))
     add("dynamic_residual_cnn_u8", lambda n: dynamic_cnn(n, 77, head="residual"))
+    # int8 QDQ convolutions ONNX Runtime runs unfused in float32 (item 6):
+    # a shared input DequantizeLinear, large sums a bias cancels; 10 inputs.
+    add("qdq_unfused_conv_s8_6x6", lambda n: unfused_conv_cnn(n, 77, 64, 6, True))
+    add("qdq_unfused_conv_s8_11x11", lambda n: unfused_conv_cnn(n, 78, 32, 11, True))
+    add("qdq_avgpool_s8_uint8_kernel", lambda n: avgpool_uint8_kernel(n, 79))
     return out
 
 
 SOFTMAX_INPUTS = 10
+
+
+def avgpool_uint8_kernel(name, seed):
+    """An int8 QDQ AveragePool between two convolutions, its input and
+    output quantised alike (zero point -128, after a Relu): both of its
+    `Q -> DQ` pairs are read by one node, so ONNX Runtime rewrites them to
+    uint8 and its fused QLinearAveragePool adds the uint8 zero point (0)
+    before rounding, where the int8 one (-128) loses the float average's
+    last bits near a tie (docs/onnx.md, item 4). The last convolution's
+    output is the graph output (a shared pair) and its input pair is
+    rewritten, so it runs as a float Conv (item 6)."""
+    net = QdqNet(name, seed, S8, [1, 8, 24, 24])
+    net.conv(16, 3, pads=(1, 1, 1, 1), act="relu")
+    c = net.c
+    q, s, z, shape = net.act
+    y = c.node("AveragePool", [c.dequantize(q, S8, s, z)], "avgpool", kernel_shape=[2, 2], strides=[2, 2])
+    net.act = (c.quantize(y, S8, s, z), s, z, pool_shape(shape, 2, 2, (0, 0, 0, 0), 0))
+    net.conv(8, 1)
+    return net.finish()
+
+
+def unfused_conv_cnn(name, seed, cin, hw, near_bias):
+    """Two int8 QDQ convolutions (a 3x3 with pads 1 and a 1x1) reading one
+    shared `DequantizeLinear` of the input, their outputs concatenated with
+    their one quantisation (a copy). ONNX Runtime's int8-to-uint8 rewrite
+    skips the shared input pair and rewrites each output pair, so both
+    groups run as float `Conv`s (docs/onnx.md, item 6): MLAS's float32
+    sums, which differ from the fused QLinearConv's exact integer sums
+    where a float sum lands near a tie. `near_bias`: the inputs sit near the
+    top of their range and the weights are positive, so each sum is large,
+    and a bias cancels most of it (the outputs stay in range): the float32
+    rounding of the large partial sums then moves many outputs. Otherwise
+    random weights and inputs (differences are rare). 10 inputs."""
+    c = Case(name, seed)
+    rng = c.rng
+    shape = [1, cin, hw, hw]
+    if near_bias:
+        # An int8 graph input (centred values 248 to 255): no Q -> DQ pair.
+        sx, zx = np.float32(1.0 / 128), -128
+        xdq = c.dequantize("x", S8, sx, zx)
+    else:
+        sx, zx = scale_of(rng, -1.9, -1.6), 0
+        xdq = c.dequantize(c.quantize("x", S8, sx, zx), S8, sx, zx)
+    ws = np.float32(10 ** rng.uniform(-2.5, -1.5))
+    bs = np.float32(sx * ws)
+    ys, yz = (np.float32(bs * 100), 3) if near_bias else (scale_of(rng, -1.4, -0.9), 3)
+    outs = []
+    for k in (3, 1):
+        cout = 16
+        if near_bias:
+            wq = rng.integers(100, 128, size=(cout, cin, k, k)).astype(np.int8)
+            # Most of the sum for inputs near the top (centred 251.5 on average).
+            full = wq.reshape(cout, -1).astype(np.int64).sum(axis=1) * 503 // 2
+            b = (-full + rng.integers(-200, 200, size=cout)).astype(np.int32)
+        else:
+            wq = np.clip(np.rint(rng.normal(0, 30, size=(cout, cin, k, k))), -127, 127).astype(np.int8)
+            b = np.rint(rng.normal(0, 2000, size=cout)).astype(np.int32)
+        ins = [xdq, c.dq_weights(wq, ws, np.array(0, np.int8)), c.dq_bias(b, bs)]
+        y = c.node("Conv", ins, "conv", kernel_shape=[k, k], pads=[k // 2] * 4)
+        outs.append(c.dequantize(c.quantize(y, S8, ys, yz), S8, ys, yz))
+    out = c.quantize(c.node("Concat", outs, "concat", axis=1), S8, ys, yz)
+    m = c.model("x", out, T.INT8 if near_bias else T.FLOAT, shape, T.INT8, [1, 32, hw, hw])
+    if near_bias:
+        inputs = np.stack([rng.integers(120, 128, size=shape).astype(np.int8) for _ in range(SOFTMAX_INPUTS)])
+    else:
+        inputs = np.stack([float_input(rng, tuple(shape)) for _ in range(SOFTMAX_INPUTS)])
+    return m, {"x": inputs[0], "inputs": inputs}
 
 
 def chain_cnn(name, seed, act, per_channel, form, pool):

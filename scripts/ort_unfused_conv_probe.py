@@ -120,6 +120,61 @@ def float_conv_case(rng, cin, cout, hw, k):
     return y[0].reshape(cout, -1), wf, cols, bf
 
 
+def general_case(rng, cin, cout, hw, k, stride=1, group=1, pad=None, w_zero_bias=False):
+    """A float `DQ -> Conv` with any stride, group and padding; returns
+    ONNX Runtime's output [cout, N], and per group the dequantised weights
+    [cout/g, K] and im2col columns [K, N], and the dequantised bias."""
+    pad = k // 2 if pad is None else pad
+    x = rng.integers(0, 256, (1, cin, hw, hw)).astype(np.uint8)
+    xs, xz = F32(0.02), np.uint8(rng.integers(0, 40))
+    w = rng.integers(-127, 128, (cout, cin // group, k, k)).astype(np.int8)
+    ws = F32(0.01)
+    b = rng.integers(-500, 500, cout).astype(np.int32)
+    bs = F32(xs * ws)
+    nodes = [h.make_node("DequantizeLinear", ["x", "xs", "xz"], ["xf"]),
+             h.make_node("DequantizeLinear", ["w", "ws"], ["wf"]),
+             h.make_node("DequantizeLinear", ["b", "bs"], ["bf"]),
+             h.make_node("Conv", ["xf", "wf", "bf"], ["y"], pads=[pad] * 4, strides=[stride] * 2, group=group)]
+    inits = [nh.from_array(np.array(v), n) for n, v in (("xs", xs), ("xz", xz), ("w", w), ("ws", ws), ("b", b), ("bs", bs))]
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", T.UINT8, [1, cin, hw, hw])],
+                     [h.make_tensor_value_info("y", T.FLOAT, None)], inits)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    s = ort.InferenceSession(h.make_model(g, opset_imports=[h.make_opsetid("", 13)]).SerializeToString(), so,
+                             providers=["CPUExecutionProvider"])
+    (y,) = s.run(None, {"x": x})
+    xf = ((x[0].astype(np.int32) - int(xz)).astype(F32) * xs).astype(F32)
+    wf = (w.astype(F32) * ws).astype(F32).reshape(cout, -1)
+    bf = (b.astype(F32) * bs).astype(F32)
+    oh = (hw + 2 * pad - k) // stride + 1
+    xp = np.zeros((cin, hw + 2 * pad, hw + 2 * pad), F32)
+    xp[:, pad:pad + hw, pad:pad + hw] = xf
+    icg, ocg = cin // group, cout // group
+    per_group = []
+    for gi in range(group):
+        cols = np.array([xp[c, i:i + stride * oh:stride, j:j + stride * oh:stride].reshape(-1)
+                         for c in range(gi * icg, (gi + 1) * icg) for i in range(k) for j in range(k)])
+        per_group.append((wf[gi * ocg:(gi + 1) * ocg], cols, bf[gi * ocg:(gi + 1) * ocg]))
+    return y[0].reshape(cout, -1), per_group, oh * oh
+
+
+def float_conv_more(rng):
+    print("more shapes: strides, groups (depthwise), 1x1, large N, channels a multiple of 16 (NCHWc)")
+    for cin, cout, hw, k, stride, group in ((64, 16, 56, 1, 1, 1), (256, 32, 28, 1, 1, 1), (512, 16, 14, 3, 1, 1),
+                                            (160, 32, 28, 3, 2, 1), (64, 64, 14, 3, 1, 64), (32, 32, 9, 3, 2, 32),
+                                            (64, 32, 13, 3, 1, 4), (1024, 16, 7, 1, 1, 1), (1024, 16, 4, 1, 1, 1),
+                                            (96, 16, 55, 1, 1, 1), (3, 16, 32, 7, 2, 1), (200, 24, 12, 1, 1, 1)):
+        y, per_group, n = general_case(rng, cin, cout, hw, k, stride, group)
+        rule = mlas_stride_k(n)
+        ocg = cout // group
+        bad = {}
+        for s in sorted({rule, 128, 256, 1 << 20}):
+            got = np.concatenate([blocked_sum(wf, cols, bf, s) for wf, cols, bf in per_group])
+            bad[f"blocks of {s}"] = int((got != y).sum())
+        print(f"  {cin}->{cout} {k}x{k} stride {stride} group {group} on {hw}x{hw} (K {per_group[0][1].shape[0]}, N {n}, "
+              f"rule: blocks of {rule}), {y.size} outputs: " + ", ".join(f"{key} differs in {v}" for key, v in bad.items()))
+
+
 def mlas_stride_k(n):
     stride_n, stride_k = 128, 128
     while stride_n > 16 and stride_n // 2 >= n:
@@ -157,6 +212,7 @@ def main():
             unfused(path)
         return
     float_conv(np.random.default_rng(1))
+    float_conv_more(np.random.default_rng(2))
 
 
 if __name__ == "__main__":

@@ -695,8 +695,10 @@ def add(layer, a, b, qa, qb, qc):
 def qlinear_avg_pool(layer, x, in_q, out_q):
     """docs/numerics.md, "Requantising average pools": `average_rule`
     global (exact integer sum), window (float32 sums in row order, the zero
-    point added before rounding) or unfused_float (the same sums, rounded
-    before the zero point is added: QuantizeLinear)."""
+    point added before rounding), window_uint8 (the same, on int8 tensors
+    ONNX Runtime rewrote to uint8: `zy + 128` added before rounding, 128
+    taken off after) or unfused_float (the same sums, rounded before the
+    zero point is added: QuantizeLinear)."""
     (sx, zx), (sy, zy) = affine_params(in_q, "input"), affine_params(out_q, "output")
     c, h, w = x.shape
     p = layer["pool"]
@@ -714,7 +716,7 @@ def qlinear_avg_pool(layer, x, in_q, out_q):
         scale = np.float32(np.float32(sx / np.float32(n)) / sy)
         v = np.rint((centred * scale).astype(np.float32)).astype(np.float32) + np.float32(zy)
         return round_saturate(v.astype(np.float32), out_q).reshape(c, 1, 1)
-    if rule not in ("window", "unfused_float"):
+    if rule not in ("window", "window_uint8", "unfused_float"):
         raise CheckError("unknown average_rule %r" % (rule,))
     lenf = out_len_ceil if p["ceil_mode"] else out_len_floor
     oh, ow = lenf(h, pt, pb, kh, sty), lenf(w, pl, pr, kw, stx)
@@ -739,6 +741,9 @@ def qlinear_avg_pool(layer, x, in_q, out_q):
     if rule == "unfused_float":
         v = (np.rint((avg / sy).astype(np.float32)) + np.float32(zy)).astype(np.float32)
         return round_saturate(v, out_q)
+    if rule == "window_uint8":
+        v = ((avg / sy).astype(np.float32) + np.float32(zy + 128)).astype(np.float32)
+        return round_saturate((np.rint(v) - np.float32(128)).astype(np.float32), out_q)
     v = ((avg / sy).astype(np.float32) + np.float32(zy)).astype(np.float32)
     return round_saturate(v, out_q)
 

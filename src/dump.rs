@@ -379,10 +379,11 @@ fn describe_rules(entry: &mut LayerEntry, layer: &Layer) {
             let [kh, kw] = q.pool.kernel;
             let s = layer.input_shape;
             let global = [kh, kw] == [s.height, s.width] && q.pool.padding.is_zero();
-            entry.average_rule = Some(match (q.unfused, global) {
-                (true, _) => "unfused_float",
-                (false, true) => "global",
-                (false, false) => "window",
+            entry.average_rule = Some(match (q.unfused, global, q.uint8_kernel) {
+                (true, _, _) => "unfused_float",
+                (false, true, _) => "global",
+                (false, false, true) => "window_uint8",
+                (false, false, false) => "window",
             });
             None
         }

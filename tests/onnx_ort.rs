@@ -150,7 +150,100 @@ fn multi_input_cases() -> Vec<String> {
     case_names()
         .into_iter()
         .filter(|n| data().join(format!("{n}.inputs.npy")).exists())
-        .filter(|n| !n.starts_with("dynamic_"))
+        .filter(|n| !n.starts_with("dynamic_") && !n.starts_with("qdq_unfused_conv_"))
+        .collect()
+}
+
+/// The int8 QDQ convolutions ONNX Runtime runs unfused, as float `Conv`s
+/// (a shared input DequantizeLinear, each output pair rewritten to uint8;
+/// docs/onnx.md, item 6), on their 10 inputs each: both convolutions are
+/// imported as `float_sum` and the reference and the simulated machine (the
+/// PE array's float32 mode) give ONNX Runtime's outputs exactly. The fused
+/// QLinearConv's rule (exact integer sums, `f32(acc) * (sx * sw / sy)`),
+/// which accsim used before, differs in `integer_rule_differs` outputs.
+#[test]
+fn the_unfused_int8_convs_match_onnx_runtime_on_ten_inputs_each() {
+    use accsim::numerics::Requant;
+    use accsim::workload::ir::Op;
+    let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    // (case, outputs over the 10 inputs, the integer rule's differing outputs)
+    for (name, outputs, integer_rule_differs) in [
+        ("qdq_unfused_conv_s8_6x6", 11_520, 87),
+        ("qdq_unfused_conv_s8_11x11", 38_720, 192),
+    ] {
+        let model = data().join(format!("{name}.onnx"));
+        let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let net = &w.network;
+        let kinds: Vec<&str> = net.layers.iter().map(|l| l.op.kind()).collect();
+        assert_eq!(kinds, ["conv2d", "conv2d", "concat"], "{name}");
+        let mut fused = net.clone();
+        for l in &mut fused.layers[..2] {
+            let Op::Conv2d(c) = &mut l.op else {
+                unreachable!()
+            };
+            let stage = &mut c.epilogue.output_stage;
+            let Requant::FloatSum {
+                input_scale,
+                weight_scales,
+                output_scale,
+                ..
+            } = &stage.requant
+            else {
+                panic!("{name}: {} is not a float sum", l.name);
+            };
+            let scales = weight_scales
+                .iter()
+                .map(|sw| *input_scale * *sw / *output_scale)
+                .collect();
+            stage.requant = Requant::Float { scales };
+        }
+        let xs = ints(&data().join(format!("{name}.inputs.npy")));
+        let ys = ints(&data().join(format!("{name}.outputs.npy")));
+        assert_eq!((xs.len(), ys.len()), (10, 10), "{name}");
+        assert_eq!(ys.iter().map(Vec::len).sum::<usize>(), outputs, "{name}");
+        let last = net.layers.len() - 1;
+        let mut differ = 0;
+        for (k, (x, golden)) in xs.into_iter().zip(ys).enumerate() {
+            let s = net.input_shape;
+            let x = Activations::from_shape_vec((s.channels, s.height, s.width), x)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let out = |a: &Activations| a.iter().copied().collect::<Vec<i16>>();
+            let exec = reference::run(net, x.clone());
+            assert_eq!(
+                out(exec.tensor(TensorSource::Layer(last))),
+                golden,
+                "{name}, input {k}: reference"
+            );
+            let integer = reference::run(&fused, x.clone());
+            let integer = out(integer.tensor(TensorSource::Layer(last)));
+            differ += integer.iter().zip(&golden).filter(|(a, b)| a != b).count();
+            let mut one = w.clone();
+            one.default_input = x;
+            one.default_outputs = Vec::new();
+            let r = accsim::run::run(&one, &arch, &accsim::run::RunOptions::default())
+                .unwrap_or_else(|e| panic!("{name}, input {k}: {e}"));
+            assert!(r.report.bit_exact, "{name}, input {k}");
+            assert_eq!(
+                out(&r.engine.outputs[last]),
+                golden,
+                "{name}, input {k}: engine"
+            );
+        }
+        assert_eq!(
+            differ, integer_rule_differs,
+            "{name}: the integer rule's differences"
+        );
+    }
+}
+
+/// The int8 tensors stacked in an `.npy` file, one `Vec` per first index.
+fn ints(path: &Path) -> Vec<Vec<i16>> {
+    let a = read_npy_any(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let n = a.shape()[0];
+    let v = a.to_i64().expect("integers");
+    v.chunks(v.len() / n)
+        .map(|c| c.iter().map(|&x| x as i16).collect())
         .collect()
 }
 

@@ -149,6 +149,11 @@ struct HeldWrites {
 enum Psums {
     Narrow(Vec<Vec<i32>>),
     Wide(Vec<Vec<i64>>),
+    /// The PEs' float32 mode (`super::float_mode`).
+    Float(
+        Vec<Vec<crate::numerics::ort_conv::FloatPsum>>,
+        Box<super::float_mode::FloatMode>,
+    ),
 }
 
 struct Geometry {
@@ -1413,6 +1418,12 @@ impl<'a> ArrayLayer<'a> {
                     }
                 }
             }
+            Psums::Float(p, _) => super::float_mode::clear_psums(
+                p,
+                groups.iter().map(|g| g.outputs.len()),
+                rows,
+                self.plan.positions_per_pass.max(1),
+            ),
             Psums::Narrow(p) => {
                 for (g, group) in groups.iter().enumerate() {
                     for r in 0..rows {
@@ -1481,7 +1492,8 @@ impl<'a> ArrayLayer<'a> {
             };
             let len = self.plan.piece_lists[group.list][id.piece].len();
             let weights = &group.weights[offset..offset + len * cols.len()];
-            self.accumulate_rows(g, rows, &cols, weights);
+            let piece = (group.list, id.piece);
+            self.accumulate_rows(g, rows, (&cols, &group.outputs), weights, piece);
             for (i, &l) in group.lanes.iter().enumerate() {
                 let width = overlap(&group.lane_columns[i], &cols) as u64;
                 if width > 0 {
@@ -1515,7 +1527,14 @@ impl<'a> ArrayLayer<'a> {
     /// Each row's psums of lane group `g` accumulate the piece's `weights`
     /// (columns `cols`) times the row's RF values; notes each row's
     /// non-zero inputs for the zero-operand count.
-    fn accumulate_rows(&mut self, g: usize, rows: usize, cols: &Range<usize>, weights: &[i16]) {
+    fn accumulate_rows(
+        &mut self,
+        g: usize,
+        rows: usize,
+        (cols, outputs): (&Range<usize>, &[usize]),
+        weights: &[i16],
+        (list, piece): (usize, usize),
+    ) {
         let stride = self.plan.positions_per_pass.max(1);
         self.nonzero_inputs.resize(rows, Vec::new());
         for r in 0..rows {
@@ -1530,6 +1549,12 @@ impl<'a> ArrayLayer<'a> {
                 Psums::Wide(p) => {
                     accumulate::<i64>(&mut p[g * stride + r][cols.clone()], weights, x)
                 }
+                Psums::Float(p, mode) => mode.accumulate(
+                    &mut p[g * stride + r][cols.clone()],
+                    &outputs[cols.clone()],
+                    weights,
+                    (x, &self.plan.piece_lists[list][piece]),
+                ),
             }
         }
     }
@@ -1649,6 +1674,13 @@ impl<'a> ArrayLayer<'a> {
                     let acc = match &self.psums {
                         Psums::Narrow(p) => i64::from(p[g * stride + r][col]),
                         Psums::Wide(p) => p[g * stride + r][col],
+                        Psums::Float(p, mode) => {
+                            let v =
+                                p[g * stride + r][col].sum() + mode.scales.bias(o, self.bias[o]);
+                            let value = self.stages[o].quantize_float(v).unwrap_or(0);
+                            outbox.push(((o, y, x), value));
+                            continue;
+                        }
                     };
                     if self.words_per_output == 2 {
                         // A float32 output: two words, channels 2o and 2o + 1.
@@ -2371,7 +2403,9 @@ fn psums_for(
         1
     };
     let sets = groups_per_subpass.iter().map(Vec::len).max().unwrap_or(1);
-    if accumulator_fits_i32(layer, input) {
+    if let Some(mode) = super::float_mode::FloatMode::of(layer) {
+        Psums::Float(vec![Vec::with_capacity(width); rows * sets], Box::new(mode))
+    } else if accumulator_fits_i32(layer, input) {
         Psums::Narrow(vec![Vec::with_capacity(width); rows * sets])
     } else {
         Psums::Wide(vec![Vec::with_capacity(width); rows * sets])

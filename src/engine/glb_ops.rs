@@ -87,7 +87,8 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
         Op::QLinearAvgPool(q) => Function::QLinearAverage {
             window: window(&q.pool),
             count_include_pad: q.count_include_pad,
-            kernel: QLinearAverage::new(&layer.input_quant, &layer.output_quant, q.unfused),
+            kernel: QLinearAverage::new(&layer.input_quant, &layer.output_quant, q.unfused)
+                .with_uint8_kernel(q.uint8_kernel),
         },
         Op::Add(a) => {
             let [qa, qb] = &a.input_quants;

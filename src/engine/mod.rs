@@ -21,6 +21,7 @@ mod causes;
 mod dynamic;
 pub mod feasibility;
 pub(crate) mod ffe;
+mod float_mode;
 mod glb_ops;
 pub(crate) mod nvdla;
 mod probes;

@@ -22,6 +22,7 @@ pub mod kernels;
 pub mod mac;
 pub mod ort;
 pub mod ort_channel;
+pub mod ort_conv;
 pub mod ort_dynamic;
 pub mod precision;
 pub mod quant;

@@ -107,6 +107,9 @@ pub struct QLinearAverage {
     /// The unfused float32 path: QuantizeLinear of the average (rounded,
     /// then the zero point added) instead of the kernel's `avg / ys + zy`.
     unfused: bool,
+    /// The kernel runs on the int8 tensors rewritten to uint8: `zy + 128`
+    /// is added before rounding, 128 taken off after.
+    uint8_kernel: bool,
 }
 
 impl QLinearAverage {
@@ -116,7 +119,15 @@ impl QLinearAverage {
             y: affine(output),
             dtype: output.dtype(),
             unfused,
+            uint8_kernel: false,
         }
+    }
+
+    /// The kernel after ONNX Runtime's int8-to-uint8 rewrite (an int8
+    /// output only).
+    pub fn with_uint8_kernel(mut self, on: bool) -> Self {
+        self.uint8_kernel = on && self.dtype == IntType::Int8;
+        self
     }
 
     /// The dequantised value of one input element.
@@ -131,6 +142,10 @@ impl QLinearAverage {
         let avg = sum / count as f32;
         if self.unfused {
             return quantize(avg, self.y, self.dtype);
+        }
+        if self.uint8_kernel {
+            let u = saturate(avg / self.y.0 + (self.y.1 + 128) as f32, IntType::Uint8);
+            return u - 128;
         }
         saturate(avg / self.y.0 + self.y.1 as f32, self.dtype)
     }

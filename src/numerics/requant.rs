@@ -52,6 +52,44 @@ pub enum Requant {
         offsets: Vec<f32>,
         relu: bool,
     },
+    /// The float32 convolution ONNX Runtime runs for an int8 QDQ group it
+    /// leaves unfused (docs/onnx.md, item 6; `numerics::ort_conv`): the
+    /// dequantised products summed in float32 in MLAS's K-blocks, the
+    /// dequantised bias added, then `QuantizeLinear`: `v / output_scale`
+    /// rounded half to even ([`ChannelRequant::quantize_float`]). There is
+    /// no integer accumulator: [`ChannelRequant::apply`] on an exact sum
+    /// gives the fused QLinearConv's value instead (`f32(acc) * (sx * sw /
+    /// sy)`), which differs near ties.
+    FloatSum {
+        input_scale: f32,
+        weight_scales: Vec<f32>,
+        bias_scales: Vec<f32>,
+        output_scale: f32,
+    },
+}
+
+impl Requant {
+    /// A [`Requant::FloatSum`] stage.
+    pub fn is_float_sum(&self) -> bool {
+        matches!(self, Requant::FloatSum { .. })
+    }
+
+    /// The dequantisation scales of a [`Requant::FloatSum`] stage.
+    pub fn float_sum(&self) -> Option<super::ort_conv::FloatConvScales> {
+        match self {
+            Requant::FloatSum {
+                input_scale,
+                weight_scales,
+                bias_scales,
+                ..
+            } => Some(super::ort_conv::FloatConvScales {
+                input_scale: *input_scale,
+                weight_scales: weight_scales.clone(),
+                bias_scales: bias_scales.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The complete output stage of a layer.
@@ -127,6 +165,12 @@ impl OutputStage {
                     .unwrap_or(0.0),
                 relu: *relu,
             },
+            Requant::FloatSum {
+                input_scale,
+                weight_scales,
+                output_scale,
+                ..
+            } => float_sum_rule(*input_scale, weight_scales, *output_scale, channel),
         };
         ChannelRequant {
             rule,
@@ -135,6 +179,24 @@ impl OutputStage {
             clamp_min: self.clamp_min,
             clamp_max: self.clamp_max,
         }
+    }
+}
+
+/// A [`Requant::FloatSum`] stage's rule for output channel `channel`.
+fn float_sum_rule(
+    input_scale: f32,
+    weight_scales: &[f32],
+    output_scale: f32,
+    channel: usize,
+) -> ChannelRule {
+    let sw = weight_scales
+        .get(channel)
+        .or_else(|| weight_scales.first())
+        .copied()
+        .unwrap_or(1.0);
+    ChannelRule::FloatSum {
+        fused_scale: input_scale * sw / output_scale,
+        output_scale,
     }
 }
 
@@ -161,6 +223,10 @@ enum ChannelRule {
         offset: f32,
         relu: bool,
     },
+    FloatSum {
+        fused_scale: f32,
+        output_scale: f32,
+    },
 }
 
 /// The output stage of one channel.
@@ -183,7 +249,10 @@ impl ChannelRequant {
             ChannelRule::Tflite { multiplier, shift } => i64::from(
                 multiply_by_quantized_multiplier(acc as i32, multiplier, shift),
             ),
-            ChannelRule::Float { scale } => {
+            ChannelRule::Float { scale }
+            | ChannelRule::FloatSum {
+                fused_scale: scale, ..
+            } => {
                 let v = (acc as f32) * scale;
                 // `as` saturates out-of-range floats; the clamp below finishes the job.
                 v.round_ties_even() as i64
@@ -219,6 +288,23 @@ impl ChannelRequant {
         scaled
             .saturating_add(i64::from(self.zero_point))
             .clamp(i64::from(self.clamp_min), i64::from(self.clamp_max)) as i16
+    }
+
+    /// `QuantizeLinear` of the float32 value `v` (the float sum plus the
+    /// dequantised bias) of a [`Requant::FloatSum`] stage: `v /
+    /// output_scale` rounded half to even, the zero point added, clamped
+    /// (`None` for the other rules).
+    #[inline]
+    pub fn quantize_float(&self, v: f32) -> Option<i16> {
+        let ChannelRule::FloatSum { output_scale, .. } = self.rule else {
+            return None;
+        };
+        let r = (v / output_scale).round_ties_even();
+        let r = if r.is_nan() { 0 } else { r as i64 };
+        Some(
+            r.saturating_add(i64::from(self.zero_point))
+                .clamp(i64::from(self.clamp_min), i64::from(self.clamp_max)) as i16,
+        )
     }
 
     /// The float32 output of a [`Requant::DynamicFloat`] stage (`None` for

@@ -11,6 +11,7 @@
 
 mod conv;
 pub mod dynamic;
+mod float_conv;
 mod ort_ops;
 mod pool;
 pub mod precision;
@@ -119,6 +120,9 @@ pub fn execute_layer(layer: &Layer, inputs: &[&Activations]) -> Activations {
         Op::FullyConnected(f) if is_dynamic(&f.epilogue) => {
             dynamic::requantize_float(&f.epilogue, &fc_accumulate(f, zero, input))
         }
+        Op::Conv2d(c) if c.epilogue.output_stage.requant.is_float_sum() => {
+            float_conv::float_conv(c, zero, input)
+        }
         Op::Conv2d(c) => requantize(&c.epilogue, &conv_accumulate(c, zero, input)),
         Op::FullyConnected(f) => requantize(&f.epilogue, &fc_accumulate(f, zero, input)),
         Op::MaxPool(p) if float_input => pool::float_max_pool(p, input),
@@ -173,7 +177,9 @@ pub fn is_dynamic(epilogue: &Epilogue) -> bool {
 pub fn execute_layer_batch(layer: &Layer, inputs: &[&Activations]) -> Vec<Activations> {
     let zero = layer.input_quant.zero();
     match &layer.op {
-        Op::Conv2d(c) => conv_output_batch(c, zero, inputs),
+        Op::Conv2d(c) if !c.epilogue.output_stage.requant.is_float_sum() => {
+            conv_output_batch(c, zero, inputs)
+        }
         Op::FullyConnected(f) => fc_accumulate_batch(f, zero, inputs)
             .iter()
             .map(|acc| requantize(&f.epilogue, acc))

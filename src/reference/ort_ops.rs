@@ -61,7 +61,8 @@ pub fn qlinear_avg_pool(
     }
     let oh = pool_output_len(h, kh, sy, p.top, p.bottom, op.pool.ceil_mode).unwrap_or(0);
     let ow = pool_output_len(w, kw, sx, p.left, p.right, op.pool.ceil_mode).unwrap_or(0);
-    let k = QLinearAverage::new(input_quant, output_quant, op.unfused);
+    let k = QLinearAverage::new(input_quant, output_quant, op.unfused)
+        .with_uint8_kernel(op.uint8_kernel);
     let mut out = Array3::<i16>::zeros((c, oh, ow));
     for ch in 0..c {
         for oy in 0..oh {

@@ -459,6 +459,12 @@ pub struct QLinearAvgPool {
     /// point added), every window by the float path.
     #[serde(skip_serializing_if = "is_false")]
     pub unfused: bool,
+    /// An int8 QDQ `AveragePool` both of whose `Q -> DQ` pairs ONNX
+    /// Runtime rewrites to uint8: its fused kernel adds the uint8 zero
+    /// point (`zy + 128`) in float32 before rounding, which rounds a
+    /// float average differently from `zy` (docs/onnx.md, item 4).
+    #[serde(skip_serializing_if = "is_false")]
+    pub uint8_kernel: bool,
 }
 
 impl Op {

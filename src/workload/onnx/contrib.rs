@@ -178,6 +178,7 @@ impl<'a> Importer<'a> {
             pool,
             count_include_pad,
             unfused: false,
+            uint8_kernel: false,
         });
         let out = self.push(n, node_name(n), vec![x], layer, out_shape, yq, 4)?;
         Ok(Value::Quant(out))

@@ -370,6 +370,12 @@ struct Weighted {
     hi: Option<f32>,
     out_shape: Shape,
     rank: usize,
+    /// A QDQ `Conv`: whether its input's DequantizeLinear is read by more
+    /// than one node (`None` for the other weighted operators), for
+    /// [`Importer::unfused_int8_group`].
+    shared_input: Option<bool>,
+    /// The bias DequantizeLinear's scales (empty without one).
+    bias_scales: Vec<f32>,
 }
 
 #[derive(Debug, Clone)]
@@ -823,13 +829,21 @@ impl<'a> Importer<'a> {
         if q.dtype() != IntType::Int8 {
             return false;
         }
+        shared_in != self.output_pair_shared(out)
+    }
+
+    /// Whether the `Q -> DQ` pair of the QuantizeLinear output `out` is
+    /// read by other than one node (a graph output `Q` has no
+    /// DequantizeLinear: shared), which ONNX Runtime's int8-to-uint8
+    /// rewrite skips.
+    fn output_pair_shared(&self, out: &str) -> bool {
         let dq_readers: usize = self
             .producers
             .iter()
             .filter(|(_, (op, first))| op == "DequantizeLinear" && first == out)
             .map(|(name, _)| self.uses.get(name).copied().unwrap_or(0))
             .sum();
-        shared_in != (dq_readers != 1)
+        dq_readers != 1
     }
 
     fn node(&mut self, n: &'a NodeProto) -> Result<(), InputError> {
@@ -1020,6 +1034,11 @@ impl<'a> Importer<'a> {
             }
             PoolKind::Avg(mut p) => {
                 p.unfused = self.unfused_int8_group(n, shared_input, &q);
+                // Both pairs rewritten to uint8: the fused kernel runs on
+                // uint8 with the zero points moved by 128 (docs/onnx.md, item 4).
+                p.uint8_kernel = q.dtype() == IntType::Int8
+                    && shared_input == Some(false)
+                    && !n.output.first().is_none_or(|o| self.output_pair_shared(o));
                 Op::QLinearAvgPool(p)
             }
         };
@@ -1447,7 +1466,19 @@ impl<'a> Importer<'a> {
             ));
         };
         let b = self.get(n, 2)?.cloned();
-        self.weighted_conv(n, x, &w.q, self.weights(n, &w, 0)?, b, Chain::Qdq)
+        let bias_scales = match &b {
+            Some(Value::DqConst(d)) => d.scales.clone(),
+            _ => Vec::new(),
+        };
+        let shared = n.input.first().is_some_and(|i| !self.single_use(i));
+        match self.weighted_conv(n, x, &w.q, self.weights(n, &w, 0)?, b, Chain::Qdq)? {
+            Value::Weighted(mut p) => {
+                p.shared_input = Some(shared);
+                p.bias_scales = bias_scales;
+                Ok(Value::Weighted(p))
+            }
+            v => Ok(v),
+        }
     }
 
     /// Builds a pending conv from integer weights `[out, in/g, kh, kw]`.
@@ -1497,6 +1528,8 @@ impl<'a> Importer<'a> {
             hi: None,
             out_shape: Shape::new(out, s.height, s.width),
             rank: 4,
+            shared_input: None,
+            bias_scales: Vec::new(),
         })))
     }
 
@@ -1545,6 +1578,8 @@ impl<'a> Importer<'a> {
             hi: None,
             out_shape: Shape::new(out, 1, 1),
             rank: 2,
+            shared_input: None,
+            bias_scales: Vec::new(),
         })))
     }
 
@@ -2074,6 +2109,7 @@ impl<'a> Importer<'a> {
                 pool,
                 count_include_pad: include_pad,
                 unfused: false,
+                uint8_kernel: false,
             })
         };
         let shared_input =
@@ -2387,27 +2423,40 @@ impl<'a> Importer<'a> {
     }
 
     /// Ends a weighted layer with its output quantisation `q`.
-    fn finish_weighted(
-        &mut self,
+    /// The output stage's rule of a weighted layer ending in the
+    /// QuantizeLinear `n` of quantisation `q`.
+    fn weighted_requant(
+        &self,
         n: &NodeProto,
-        w: Weighted,
-        q: TensorQuant,
-    ) -> Result<Value<'a>, InputError> {
-        let (qmin, qmax) = q.range();
-        let mut clamp_min = qmin;
-        let mut clamp_max = qmax;
-        if let Some(lo) = w.lo {
-            clamp_min = clamp_min.max(q.quantize(f64::from(lo)));
-        }
-        if let Some(hi) = w.hi {
-            clamp_max = clamp_max.min(q.quantize(f64::from(hi)));
-        }
-        let activation = match (w.lo, w.hi) {
-            (Some(0.0), None) => Activation::Relu,
-            (Some(l), Some(h)) if l == 0.0 && h == 6.0 => Activation::Relu6,
-            _ => Activation::None,
-        };
-        let requant = match (&w.chain, &w.input.quant, &w.weight_quant, &q) {
+        w: &Weighted,
+        q: &TensorQuant,
+    ) -> Result<Requant, InputError> {
+        Ok(match (&w.chain, &w.input.quant, &w.weight_quant, q) {
+            (
+                Chain::Qdq,
+                TensorQuant::Affine { scale: sx, .. },
+                WeightQuant::Affine { scales, .. },
+                TensorQuant::Affine { scale: sy, .. },
+            ) if w.input.quant.dtype() == IntType::Int8
+                && !w
+                    .geom
+                    .is_some_and(|g| g.groups > 1 && w.weights.dim().1 == 1)
+                && self.unfused_int8_group(n, w.shared_input, q) =>
+            {
+                // ONNX Runtime runs this group as a float Conv (docs/onnx.md,
+                // item 6). Not a depthwise one: MLAS's depthwise kernel sums
+                // in an order not found (it keeps the exact integer sums).
+                Requant::FloatSum {
+                    input_scale: *sx,
+                    weight_scales: scales.clone(),
+                    bias_scales: if w.bias_scales.is_empty() {
+                        scales.iter().map(|sw| *sx * *sw).collect()
+                    } else {
+                        w.bias_scales.clone()
+                    },
+                    output_scale: *sy,
+                }
+            }
             (
                 Chain::Qdq,
                 TensorQuant::Affine { scale: sx, .. },
@@ -2438,7 +2487,30 @@ impl<'a> Importer<'a> {
                 ));
             }
             _ => return Err(self.err(n, "mixed quantisation modes")),
+        })
+    }
+
+    fn finish_weighted(
+        &mut self,
+        n: &NodeProto,
+        w: Weighted,
+        q: TensorQuant,
+    ) -> Result<Value<'a>, InputError> {
+        let (qmin, qmax) = q.range();
+        let mut clamp_min = qmin;
+        let mut clamp_max = qmax;
+        if let Some(lo) = w.lo {
+            clamp_min = clamp_min.max(q.quantize(f64::from(lo)));
+        }
+        if let Some(hi) = w.hi {
+            clamp_max = clamp_max.min(q.quantize(f64::from(hi)));
+        }
+        let activation = match (w.lo, w.hi) {
+            (Some(0.0), None) => Activation::Relu,
+            (Some(l), Some(h)) if l == 0.0 && h == 6.0 => Activation::Relu6,
+            _ => Activation::None,
         };
+        let requant = self.weighted_requant(n, &w, &q)?;
         let epilogue = Epilogue {
             bias: w.bias,
             activation,

@@ -8,7 +8,7 @@
 use std::ops::{AddAssign, Mul};
 
 mod taps;
-pub use taps::{PlaneShape, taps_plane, taps_plane_uninit};
+pub use taps::{PlaneShape, taps_plane, taps_plane_uninit, taps_rows_uninit};
 
 /// An accumulator the kernels work on: `i32`, `i64` or `f64` (the callers
 /// pick one whose sums are exact).

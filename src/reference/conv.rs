@@ -15,7 +15,7 @@ use std::ops::{AddAssign, Mul};
 use ndarray::{Array2, Array3};
 
 use crate::numerics::kernels::{
-    GemvInput, PairPanel, PairWeights, PlaneShape, axpy, dot, taps_plane_uninit,
+    GemvInput, PairPanel, PairWeights, PlaneShape, axpy, dot, taps_rows_uninit,
 };
 
 use crate::workload::ir::{Activations, Conv2d, FullyConnected, Layer, Op, Padding};
@@ -201,7 +201,6 @@ fn conv_batch_with<T: Copy + Default + Send>(
     inputs: &[&Activations],
     sink: &Sink<'_, T>,
 ) -> Vec<Array3<T>> {
-    let xs = centred_batch(inputs, input_zero, conv.padding);
     let wz = conv.weight_quant.zero();
     // Centred weights: the stored ones when the zero point is 0 (no copy).
     let centred;
@@ -211,6 +210,24 @@ fn conv_batch_with<T: Copy + Default + Send>(
         centred = conv.weights.mapv(|v| (i32::from(v) - wz) as i16);
         &centred
     };
+    if conv.stride == [1, 1] && w.dim().0 / conv.groups < GEMM_MIN_CHANNELS {
+        // Depthwise and other small groups: channel by channel, each
+        // channel's planes centred and padded where they are read.
+        return inputs
+            .iter()
+            .map(|x| {
+                let x = x.as_standard_layout();
+                let src = TapSource::Raw {
+                    values: x.as_slice().unwrap_or(&[]),
+                    zero: input_zero as i16,
+                    dim: x.dim(),
+                    padding: conv.padding,
+                };
+                taps_through_sink(conv, &src, w, sink)
+            })
+            .collect();
+    }
+    let xs = centred_batch(inputs, input_zero, conv.padding);
     let (lo, hi) = union_range(xs.iter().map(|(_, (r, _))| *r));
     let x_shift = xs.iter().map(|(_, (_, s))| *s).min().unwrap_or(0);
     let max_abs_x: Vec<i64> = xs.iter().map(|(_, ((l, h), _))| (-l).max(*h)).collect();
@@ -244,7 +261,15 @@ fn conv_batch_with<T: Copy + Default + Send>(
         return xs
             .iter()
             .zip(max_abs_x)
-            .map(|(x, m)| taps_through_sink(conv, x, m, w, sink))
+            .map(|(x, max_abs_x)| {
+                let x = x.as_standard_layout();
+                let src = TapSource::Padded {
+                    values: x.as_slice().unwrap_or(&[]),
+                    dim: x.dim(),
+                    max_abs_x,
+                };
+                taps_through_sink(conv, &src, w, sink)
+            })
             .collect();
     }
     let sums = |x: &Array3<i16>| {
@@ -579,33 +604,221 @@ fn interleave_zero(d: &mut [i16], a: &[i16]) {
     }
 }
 
+/// Where a channel-by-channel convolution ([`taps_through_sink`]) reads
+/// its input planes.
+enum TapSource<'a> {
+    /// Centred and padded already (`[c, ph, pw]` in standard layout), with
+    /// a bound on every `|x|`.
+    Padded {
+        values: &'a [i16],
+        dim: (usize, usize, usize),
+        max_abs_x: i64,
+    },
+    /// The input as given (`[c, h, w]`, standard layout) and its zero
+    /// point: an output channel's planes are centred and padded into a
+    /// per-thread buffer just before it reads them (they stay in L1; no
+    /// padded copy of the whole input is made), the bound taken from them.
+    Raw {
+        values: &'a [i16],
+        zero: i16,
+        dim: (usize, usize, usize),
+        padding: Padding,
+    },
+}
+
+impl TapSource<'_> {
+    /// The padded plane's height and width.
+    fn padded_dim(&self) -> (usize, usize) {
+        match *self {
+            TapSource::Padded { dim, .. } => (dim.1, dim.2),
+            TapSource::Raw { dim, padding, .. } => (
+                dim.1 + padding.top + padding.bottom,
+                dim.2 + padding.left + padding.right,
+            ),
+        }
+    }
+
+    /// Input group `g`'s `icg` planes, centred and padded: the values that
+    /// hold them, the offset of the first, and a bound on their `|x|`.
+    fn group<'b>(&'b self, g: usize, icg: usize, buf: &'b mut Vec<i16>) -> (&'b [i16], usize, i64) {
+        let (ph, pw) = self.padded_dim();
+        match *self {
+            TapSource::Padded {
+                values, max_abs_x, ..
+            } => (values, g * icg * ph * pw, max_abs_x),
+            TapSource::Raw {
+                values,
+                zero,
+                dim: (_, h, w),
+                padding,
+            } => {
+                let n = icg * ph * pw;
+                if buf.len() != n {
+                    // Zeroed once per buffer: the padding is never written again.
+                    buf.clear();
+                    buf.resize(n, 0);
+                }
+                let (mut lo, mut hi) = (0i16, 0i16);
+                // SAFETY: the same memory, viewed as possibly uninitialised;
+                // `centre_rows` writes only values.
+                let dst = unsafe { &mut *(&mut buf[..] as *mut [i16] as *mut [MaybeUninit<i16>]) };
+                for icl in 0..icg {
+                    let at = (icl * ph + padding.top) * pw + padding.left;
+                    let from = (g * icg + icl) * h * w;
+                    let rows = Rows {
+                        at,
+                        pitch: pw,
+                        h,
+                        w,
+                    };
+                    match values.get(from..from + h * w) {
+                        Some(plane) => {
+                            let (l, h) = centre_rows(dst, &rows, plane, zero);
+                            (lo, hi) = (lo.min(l), hi.max(h));
+                        }
+                        None => {
+                            centre_rows(dst, &rows, &vec![0; h * w], 0);
+                        }
+                    }
+                }
+                (&buf[..], 0, (-i64::from(lo)).max(i64::from(hi)))
+            }
+        }
+    }
+}
+
+/// Where [`centre_rows`] writes: `h` rows of `w` values, the first at
+/// `at`, each `pitch` after the previous.
+struct Rows {
+    at: usize,
+    pitch: usize,
+    h: usize,
+    w: usize,
+}
+
+/// `src` (`h` rows of `w`) minus `zero` (wrapping, as in
+/// [`centred_padded`]) into `dst` at `rows`, every element of those rows
+/// written; the smallest and largest values written, with 0.
+fn centre_rows(dst: &mut [MaybeUninit<i16>], rows: &Rows, src: &[i16], zero: i16) -> (i16, i16) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 checked just above.
+        return unsafe { centre_rows_avx2(dst, rows, src, zero) };
+    }
+    centre_rows_body(dst, rows, src, zero)
+}
+
+/// [`centre_rows`] under AVX2: 16 values per vector, each row's last
+/// vector ending at its end (overlapping the one before: the same values
+/// written twice); rows shorter than 16 take the plain loop.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn centre_rows_avx2(
+    dst: &mut [MaybeUninit<i16>],
+    rows: &Rows,
+    src: &[i16],
+    zero: i16,
+) -> (i16, i16) {
+    use std::arch::x86_64::*;
+    let w = rows.w;
+    if w < 16 {
+        return centre_rows_body(dst, rows, src, zero);
+    }
+    let (mut lo, mut hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    let z = _mm256_set1_epi16(zero);
+    for (y, s) in src.chunks_exact(w).take(rows.h).enumerate() {
+        let Some(d) = dst.get_mut(rows.at + y * rows.pitch..rows.at + y * rows.pitch + w) else {
+            continue;
+        };
+        let mut i = 0;
+        loop {
+            let j = i.min(w - 16);
+            // SAFETY: j + 16 <= w = d.len() = s.len().
+            unsafe {
+                let v =
+                    _mm256_sub_epi16(_mm256_loadu_si256(s.as_ptr().add(j) as *const __m256i), z);
+                _mm256_storeu_si256(d.as_mut_ptr().add(j) as *mut __m256i, v);
+                lo = _mm256_min_epi16(lo, v);
+                hi = _mm256_max_epi16(hi, v);
+            }
+            if j + 16 >= w {
+                break;
+            }
+            i += 16;
+        }
+    }
+    let (mut l, mut h) = ([0i16; 16], [0i16; 16]);
+    // SAFETY: 16 i16 lanes into 16-element arrays.
+    unsafe {
+        _mm256_storeu_si256(l.as_mut_ptr() as *mut __m256i, lo);
+        _mm256_storeu_si256(h.as_mut_ptr() as *mut __m256i, hi);
+    }
+    (
+        l.iter().fold(0, |a, &v| a.min(v)),
+        h.iter().fold(0, |a, &v| a.max(v)),
+    )
+}
+
+/// [`centre_rows`]'s plain loop.
+fn centre_rows_body(
+    dst: &mut [MaybeUninit<i16>],
+    rows: &Rows,
+    src: &[i16],
+    zero: i16,
+) -> (i16, i16) {
+    let (mut l, mut h) = (0i16, 0i16);
+    let w = rows.w;
+    for (y, s) in src.chunks_exact(w.max(1)).take(rows.h).enumerate() {
+        let Some(d) = dst.get_mut(rows.at + y * rows.pitch..rows.at + y * rows.pitch + w) else {
+            continue;
+        };
+        for (d, &s) in d.iter_mut().zip(s) {
+            let v = s.wrapping_sub(zero);
+            d.write(v);
+            (l, h) = (l.min(v), h.max(v));
+        }
+    }
+    (l, h)
+}
+
 /// A stride-1 convolution channel by channel (depthwise and other small
 /// groups, or where no `i32` block is provable): each output channel's
-/// plane from its taps over the padded input (`kernels::taps_plane`,
-/// vectorised over positions, `i32` blocks where `max|x| * sum|w|` fits),
-/// bias included, handed to `sink` straight from a per-thread buffer.
+/// plane from its kernel rows over the padded input
+/// (`kernels::taps_rows_uninit`, vectorised over positions, `i32` blocks
+/// where `max|x| * sum|w|` fits), bias included, handed to `sink` straight
+/// from a per-thread buffer.
 fn taps_through_sink<T: Copy + Default + Send>(
     conv: &Conv2d,
-    x: &Array3<i16>,
-    max_abs_x: i64,
+    src: &TapSource<'_>,
     w: &ndarray::Array4<i16>,
     sink: &Sink<'_, T>,
 ) -> Array3<T> {
-    let (_, ph, pw) = x.dim();
+    let (ph, pw) = src.padded_dim();
     let (out_c, icg, kh, kw) = w.dim();
-    let (oh, ow) = (ph - kh + 1, pw - kw + 1);
+    let (oh, ow) = ((ph + 1).saturating_sub(kh), (pw + 1).saturating_sub(kw));
     let ocg = out_c / conv.groups;
-    let x = x.as_standard_layout();
-    let xs = x.as_slice().unwrap_or(&[]);
-    let shape = PlaneShape { pw, ow, max_abs_x };
-    let taps = |oc: usize| -> Vec<(usize, i16)> {
-        let base = (oc / ocg) * icg * ph * pw;
-        w.slice(ndarray::s![oc, .., .., ..])
-            .indexed_iter()
-            .map(|((icl, ky, kx), &v)| (base + (icl * ph + ky) * pw + kx, v))
+    let w = w.as_standard_layout();
+    let w = w.as_slice().unwrap_or(&[]);
+    // Output channel oc's kernel rows over planes from `base`: (offset, kw weights).
+    let taps = |oc: usize, base: usize| -> Vec<(usize, &[i16])> {
+        (0..icg * kh)
+            .map(|r| {
+                let (icl, ky) = (r / kh, r % kh);
+                let at = (oc * icg * kh + r) * kw;
+                (
+                    base + (icl * ph + ky) * pw,
+                    w.get(at..at + kw).unwrap_or(&[]),
+                )
+            })
             .collect()
     };
     let bias = |oc: usize| conv.epilogue.bias[oc];
+    // One output channel's sums into `dst` (oh x ow, written in full).
+    let sums = |buf: &mut Vec<i16>, oc: usize, dst: &mut [MaybeUninit<i64>]| {
+        let (xs, base, max_abs_x) = src.group(oc / ocg, icg, buf);
+        let shape = PlaneShape { pw, ow, max_abs_x };
+        taps_rows_uninit(dst, xs, &shape, &taps(oc, base), bias(oc));
+    };
     let plane = (oh * ow).max(1);
     let n = out_c * oh * ow;
     let parallel = out_c * icg * kh * kw * oh * ow >= PARALLEL_MIN_MACS && out_c > 1;
@@ -613,46 +826,48 @@ fn taps_through_sink<T: Copy + Default + Send>(
         // The sums are the outputs: written in place, into memory not
         // zeroed first.
         let mut out: Vec<T> = Vec::with_capacity(n);
-        let fill = |(oc, p): (usize, &mut [MaybeUninit<T>])| {
-            taps_plane_uninit(in_place(p), xs, &shape, &taps(oc), bias(oc))
+        let fill = |buf: &mut Vec<i16>, (oc, p): (usize, &mut [MaybeUninit<T>])| {
+            sums(buf, oc, in_place(p))
         };
         let planes = &mut out.spare_capacity_mut()[..n];
         if parallel {
             use rayon::prelude::*;
-            planes.par_chunks_mut(plane).enumerate().for_each(fill);
+            planes
+                .par_chunks_mut(plane)
+                .enumerate()
+                .for_each_init(Vec::new, fill);
         } else {
-            planes.chunks_mut(plane).enumerate().for_each(fill);
+            let mut buf = Vec::new();
+            planes
+                .chunks_mut(plane)
+                .enumerate()
+                .for_each(|item| fill(&mut buf, item));
         }
         // SAFETY: every plane of the first n elements was written in full
-        // (`taps_plane_uninit` initialises its whole slice).
+        // (`taps_rows_uninit` initialises its whole slice).
         unsafe { out.set_len(n) };
         out
     } else {
-        let channel = |sums: &mut Vec<i64>, (oc, plane_out): (usize, &mut [T])| {
-            sums.clear();
-            sums.reserve(oh * ow);
-            taps_plane_uninit(
-                &mut sums.spare_capacity_mut()[..oh * ow],
-                xs,
-                &shape,
-                &taps(oc),
-                bias(oc),
-            );
-            // SAFETY: `taps_plane_uninit` initialised all oh x ow elements.
-            unsafe { sums.set_len(oh * ow) };
-            (sink.channel)(oc, sums, plane_out);
+        type Buffers = (Vec<i16>, Vec<i64>);
+        let channel = |(buf, acc): &mut Buffers, (oc, plane_out): (usize, &mut [T])| {
+            acc.clear();
+            acc.reserve(oh * ow);
+            sums(buf, oc, &mut acc.spare_capacity_mut()[..oh * ow]);
+            // SAFETY: `taps_rows_uninit` initialised all oh x ow elements.
+            unsafe { acc.set_len(oh * ow) };
+            (sink.channel)(oc, acc, plane_out);
         };
         let mut out = vec![T::default(); n];
         if parallel {
             use rayon::prelude::*;
             out.par_chunks_mut(plane)
                 .enumerate()
-                .for_each_init(Vec::new, channel);
+                .for_each_init(Buffers::default, channel);
         } else {
-            let mut sums = Vec::new();
+            let mut buffers = Buffers::default();
             out.chunks_mut(plane)
                 .enumerate()
-                .for_each(|item| channel(&mut sums, item));
+                .for_each(|item| channel(&mut buffers, item));
         }
         out
     };
@@ -741,10 +956,14 @@ const FC_ROWS_PER_TASK: usize = 16;
 
 /// Exact sums of a fully connected layer over the flattened input: `[out, 1, 1]`.
 pub fn fc_accumulate(fc: &FullyConnected, input_zero: i32, input: &Activations) -> Array3<i64> {
-    let x: Vec<i16> = input
-        .iter()
-        .map(|&v| (i32::from(v) - input_zero) as i16)
-        .collect();
+    // Flattened in logical order; from the slice where the input is
+    // contiguous (ndarray's element iterator over an [n, 1, 1] array costs
+    // a few nanoseconds per element).
+    let centre = |v: i16| (i32::from(v) - input_zero) as i16;
+    let x: Vec<i16> = match input.as_slice() {
+        Some(values) => values.iter().map(|&v| centre(v)).collect(),
+        None => input.iter().map(|&v| centre(v)).collect(),
+    };
     let wz = fc.weight_quant.zero();
     let centred: Array2<i16>;
     let w = if wz == 0 {
@@ -1144,6 +1363,54 @@ mod batch_tests {
                     prop_assert_eq!(got, &plain_conv(&conv, zero, x));
                     prop_assert_eq!(got, &conv_accumulate(&conv, zero, x));
                 }
+            }
+        }
+
+        /// Depthwise and small-group convolutions on planes wide enough for
+        /// the even/odd row kernel (outputs 16 to 40 wide), with the input
+        /// centred and padded per channel (`TapSource::Raw`): the plain
+        /// loop's sums and requantised outputs, for extreme operands,
+        /// zero points and kernels 1-5 wide and high.
+        #[test]
+        fn wide_small_group_convolution_equals_the_plain_loop(
+            (g, icg, ocg, kh, kw, p) in (1usize..4, 1usize..3, 1usize..4, 1usize..5, 1usize..6, 0usize..3),
+            (h, w) in (1usize..6, 16usize..41),
+            seed in any::<u64>(),
+            small in any::<bool>(),
+            zero in prop_oneof![Just(0i32), Just(-3), Just(128)],
+        ) {
+            let mut st = seed;
+            let mut next = |lo: i32, hi: i32| {
+                st = st.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let v = lo + ((st >> 33) % (hi - lo + 1) as u64) as i32;
+                // One in eight at an extreme.
+                match (st >> 20) % 16 { 0 => lo, 1 => hi, _ => v }
+            };
+            let (xl, xh) = if small { (-300, 300) } else { (-32768, 32767) };
+            let weights = Array4::from_shape_simple_fn((g * ocg, icg, kh, kw), || next(-32768, 32767) as i16);
+            let x = Array3::from_shape_simple_fn((g * icg, h, w), || next(xl, xh) as i16);
+            let conv = Conv2d {
+                kernel: [kh, kw],
+                stride: [1, 1],
+                padding: Padding { top: p, bottom: p, left: p, right: p },
+                groups: g,
+                weights,
+                weight_quant: WeightQuant::Fixed { bits: 16, frac_len: 15 },
+                epilogue: epilogue((0..g * ocg).map(|i| i as i64 * 1_000_003 - 7).collect()),
+            };
+            prop_assume!(h + 2 * p >= kh);
+            let got = conv_accumulate_batch(&conv, zero, &[&x]);
+            let want = plain_conv(&conv, zero, &x);
+            prop_assert_eq!(&got[0], &want);
+            let outs = conv_output_batch(&conv, zero, &[&x]);
+            let stage = &conv.epilogue.output_stage;
+            let planes = want.outer_iter().enumerate();
+            for (oc, plane) in planes {
+                let sums: Vec<i64> = plane.iter().copied().collect();
+                let mut requant = vec![0i16; sums.len()];
+                stage.channel(oc).apply_slice(&sums, &mut requant);
+                let got: Vec<i16> = outs[0].slice(ndarray::s![oc, .., ..]).iter().copied().collect();
+                prop_assert_eq!(got, requant);
             }
         }
 

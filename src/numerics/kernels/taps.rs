@@ -85,6 +85,244 @@ unsafe fn taps_plane_raw(
     }
 }
 
+/// [`taps_plane_uninit`] with the taps given as kernel rows: each
+/// `(offset, weights)` a row of consecutive taps, `weights[kx]` at
+/// `offset + kx` (a depthwise 3x3 kernel is three rows of three). The
+/// same exact sums, by the even/odd kernel ([`RowPlan`]) where it
+/// applies, else by [`taps_plane_uninit`] on the taps one by one.
+pub fn taps_rows_uninit(
+    out: &mut [std::mem::MaybeUninit<i64>],
+    x: &[i16],
+    plane: &PlaneShape,
+    rows: &[(usize, &[i16])],
+    bias: i64,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2")
+        && let Some(plan) = RowPlan::new(out.len(), x.len(), plane, rows)
+    {
+        // SAFETY: AVX2 checked just above (VNNI by `has_avx512_vnni`);
+        // `RowPlan::new` checked every read against x.len() and that out
+        // holds its rows x ow outputs.
+        unsafe {
+            let out = out.as_mut_ptr().cast::<i64>();
+            if super::has_avx512_vnni() {
+                rows_plane_vnni(out, x, &plan, bias);
+            } else {
+                rows_plane_avx2(out, x, &plan, bias);
+            }
+        }
+        return;
+    }
+    let taps: Vec<(usize, i16)> = rows
+        .iter()
+        .flat_map(|&(o, w)| w.iter().enumerate().map(move |(kx, &v)| (o + kx, v)))
+        .collect();
+    taps_plane_uninit(out, x, plane, &taps, bias);
+}
+
+/// One load of the even/odd kernel: 16 inputs from `offset` (plus the
+/// output position), read as 8 `i32` lanes `(x[2j], x[2j + 1])`, times
+/// the packed pair `even` into the even outputs' sums and `odd` into the
+/// odd ones'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RowLoad {
+    pub offset: usize,
+    pub even: i32,
+    pub odd: i32,
+}
+
+/// The even/odd kernel's plan for one output plane: for each kernel row
+/// of `kw` taps `w` at offset `o`, output `2j` is `sum_kx w[kx] x[o + 2j
+/// + kx]` and output `2j + 1` is `sum_kx w[kx] x[o + 2j + 1 + kx]`; with
+/// the loads `L_m = (x[o + 2m + 2j], x[o + 2m + 2j + 1])`, the even sum is
+/// `sum_m L_m . (w[2m], w[2m + 1])` and the odd one `sum_m L_m . (w[2m -
+/// 1], w[2m])` (weights outside `0..kw` zero): `kw / 2 + 1` loads and two
+/// `vpmaddwd` each per row and 16 outputs, no shuffles (the pairing
+/// kernel, [`taps_plane`], unpacks two loads per pair). Rows go in blocks
+/// whose `max_abs_x * sum|w|` fits `i32` (the block's sums are then exact
+/// from wrapping `i32` arithmetic), each block widened to `i64` once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowPlan {
+    pub loads: Vec<RowLoad>,
+    /// The ends of the blocks, indices into `loads`.
+    pub blocks: Vec<usize>,
+    pub pw: usize,
+    pub ow: usize,
+    pub rows: usize,
+}
+
+impl RowPlan {
+    /// The plan, or `None` where the kernel does not apply: rows of
+    /// different lengths, outputs not whole rows of at least 16, a kernel
+    /// row whose own sum could leave `i32`, or a load past `x_len`.
+    pub fn new(
+        len: usize,
+        x_len: usize,
+        plane: &PlaneShape,
+        rows: &[(usize, &[i16])],
+    ) -> Option<RowPlan> {
+        let (pw, ow) = (plane.pw, plane.ow);
+        let out_rows = len.checked_div(ow)?;
+        let kw = rows.first().map_or(0, |r| r.1.len());
+        if ow < LANES || ow > pw || out_rows == 0 || out_rows * ow != len || kw == 0 {
+            return None;
+        }
+        let fits = |sum_abs: i64| plane.max_abs_x.saturating_mul(sum_abs) <= i64::from(i32::MAX);
+        let tap = |w: &[i16], i: isize| usize::try_from(i).ok().and_then(|i| w.get(i)).copied();
+        let pack = |a: Option<i16>, b: Option<i16>| {
+            (u32::from(a.unwrap_or(0) as u16) | u32::from(b.unwrap_or(0) as u16) << 16) as i32
+        };
+        let span = (out_rows - 1) * pw + ow;
+        let (mut loads, mut blocks, mut sum) = (Vec::new(), Vec::new(), 0i64);
+        for &(offset, w) in rows {
+            let row_abs: i64 = w.iter().map(|&v| i64::from(v).abs()).sum();
+            if w.len() != kw || !fits(row_abs) {
+                return None;
+            }
+            if !fits(sum + row_abs) {
+                blocks.push(loads.len());
+                sum = 0;
+            }
+            sum += row_abs;
+            for m in 0..=kw / 2 {
+                let m2 = 2 * m as isize;
+                let load = RowLoad {
+                    offset: offset + 2 * m,
+                    even: pack(tap(w, m2), tap(w, m2 + 1)),
+                    odd: pack(tap(w, m2 - 1), tap(w, m2)),
+                };
+                if load.even == 0 && load.odd == 0 {
+                    continue;
+                }
+                if load.offset + span > x_len {
+                    return None;
+                }
+                loads.push(load);
+            }
+        }
+        blocks.push(loads.len());
+        blocks.retain(|&b| b > 0);
+        blocks.dedup();
+        Some(RowPlan {
+            loads,
+            blocks,
+            pw,
+            ow,
+            rows: out_rows,
+        })
+    }
+}
+
+/// # Safety
+/// AVX2; `out` valid for `plan.rows x plan.ow` writes; every load's
+/// offset + `(rows - 1) pw + ow` at most `x.len()` (`RowPlan::new`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn rows_plane_avx2(out: *mut i64, x: &[i16], plan: &RowPlan, bias: i64) {
+    // SAFETY: the caller's bounds, passed on.
+    unsafe { rows_plane_body::<false>(out, x, plan, bias) }
+}
+
+/// [`rows_plane_avx2`] with `vpdpwssd` (the same wrapping sums).
+///
+/// # Safety
+/// AVX2, AVX-512 VL and VNNI; the bounds of [`rows_plane_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+unsafe fn rows_plane_vnni(out: *mut i64, x: &[i16], plan: &RowPlan, bias: i64) {
+    // SAFETY: the caller's bounds, passed on.
+    unsafe { rows_plane_body::<true>(out, x, plan, bias) }
+}
+
+/// Two vectors of 16 outputs per step where rows are at least 32 long
+/// (four independent `i32` chains), else one.
+///
+/// # Safety
+/// As [`rows_plane_avx2`]; `VNNI` only where the CPU has AVX-512 VL and VNNI.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn rows_plane_body<const VNNI: bool>(out: *mut i64, x: &[i16], plan: &RowPlan, bias: i64) {
+    // SAFETY: the caller's bounds, passed on.
+    unsafe {
+        if plan.ow >= 2 * LANES {
+            rows_plane_steps::<VNNI, 2>(out, x, plan, bias);
+        } else {
+            rows_plane_steps::<VNNI, 1>(out, x, plan, bias);
+        }
+    }
+}
+
+/// [`rows_plane_body`] with `V` vectors of 16 outputs per step, each row
+/// covered by steps of `16 V` outputs, the last one ending at `ow`
+/// (overlapping: outputs are stored, not added).
+///
+/// # Safety
+/// As [`rows_plane_body`]; `ow >= 16 V`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn rows_plane_steps<const VNNI: bool, const V: usize>(
+    out: *mut i64,
+    x: &[i16],
+    plan: &RowPlan,
+    bias: i64,
+) {
+    use std::arch::x86_64::*;
+    let (xp, pw, ow) = (x.as_ptr(), plan.pw, plan.ow);
+    let step = V * LANES;
+    // SAFETY: the intrinsics need AVX2 (and VNNI, only under `VNNI`), the
+    // caller's; the pointer bounds are stated at each access.
+    unsafe {
+        let bias = _mm256_set1_epi64x(bias);
+        for oy in 0..plan.rows {
+            let mut ox = 0;
+            loop {
+                let start = ox.min(ow - step);
+                let base = oy * pw + start;
+                let mut wide = [[bias; 4]; V];
+                let mut l0 = 0;
+                for &l1 in &plan.blocks {
+                    let mut even = [_mm256_setzero_si256(); V];
+                    let mut odd = [_mm256_setzero_si256(); V];
+                    for load in &plan.loads[l0..l1] {
+                        let (we, wo) = (_mm256_set1_epi32(load.even), _mm256_set1_epi32(load.odd));
+                        for v in 0..V {
+                            // offset + base + 16 v + 16 <= offset + (rows - 1) pw + ow <= x.len().
+                            let at = load.offset + base + LANES * v;
+                            let l = _mm256_loadu_si256(xp.add(at) as *const __m256i);
+                            if VNNI {
+                                even[v] = _mm256_dpwssd_epi32(even[v], l, we);
+                                odd[v] = _mm256_dpwssd_epi32(odd[v], l, wo);
+                            } else {
+                                even[v] = _mm256_add_epi32(even[v], _mm256_madd_epi16(l, we));
+                                odd[v] = _mm256_add_epi32(odd[v], _mm256_madd_epi16(l, wo));
+                            }
+                        }
+                    }
+                    for v in 0..V {
+                        // Outputs 0-3 | 8-11 and 4-7 | 12-15 of the step's vector.
+                        let lo = _mm256_unpacklo_epi32(even[v], odd[v]);
+                        let hi = _mm256_unpackhi_epi32(even[v], odd[v]);
+                        super::widen_add(&mut wide[v], lo, hi);
+                    }
+                    l0 = l1;
+                }
+                for (v, vector) in wide.iter().enumerate() {
+                    for (q, part) in vector.iter().enumerate() {
+                        // oy ow + start + 16 v + 4 q + 4 <= (oy + 1) ow <= rows ow.
+                        let at = oy * ow + start + LANES * v + 4 * q;
+                        _mm256_storeu_si256(out.add(at) as *mut __m256i, *part);
+                    }
+                }
+                if start + step >= ow {
+                    break;
+                }
+                ox += step;
+            }
+        }
+    }
+}
+
 /// The geometry and input bound of [`taps_plane`]: the input's row length
 /// `pw`, the output's row length `ow` (at most `pw`) and `max_abs_x`, at
 /// least every `|x|` the taps read.
@@ -358,6 +596,113 @@ mod tests {
             unsafe { fresh.set_len(rows * ow) };
             prop_assert_eq!(&fresh, &want);
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// Kernel rows ([`taps_rows_uninit`]: the even/odd kernel where it
+        /// applies, the pairing kernel where not) equal the plain loop for
+        /// random row counts and lengths (even and odd), extreme operands
+        /// (`-2^15` rows against `-2^15` inputs, whose row sums leave `i32`),
+        /// loose and tight bounds, planes 16 to 47 wide and narrower.
+        #[test]
+        fn rows_equal_the_plain_loop(
+            (ow, pad, rows, kw) in (1usize..48, 0usize..4, 1usize..5, 1usize..7),
+            weights in proptest::collection::vec(operand(), 0..18),
+            x in proptest::collection::vec(operand(), 700),
+            seed in any::<u64>(),
+            small in any::<bool>(),
+            loose in 0i64..3,
+            bias in -(1i64 << 40)..(1i64 << 40),
+        ) {
+            let pw = ow + pad + kw - 1;
+            let x: Vec<i16> = if small { x.iter().map(|&v| v >> 9).collect() } else { x };
+            let span = (rows - 1) * pw + ow + kw - 1;
+            prop_assume!(span <= x.len());
+            let room = x.len() - span;
+            let kernel_rows: Vec<(usize, &[i16])> = weights
+                .chunks_exact(kw)
+                .enumerate()
+                .map(|(r, w)| ((seed as usize).wrapping_mul(r + 5) % (room + 1), w))
+                .collect();
+            let max_abs_x = x.iter().map(|&v| i64::from(v).abs()).max().unwrap_or(0) + loose;
+            let shape = PlaneShape { pw, ow, max_abs_x };
+            let mut got = Vec::with_capacity(rows * ow);
+            taps_rows_uninit(&mut got.spare_capacity_mut()[..rows * ow], &x, &shape, &kernel_rows, bias);
+            // SAFETY: taps_rows_uninit wrote all rows * ow elements.
+            unsafe { got.set_len(rows * ow) };
+            let mut want = vec![0i64; rows * ow];
+            for oy in 0..rows {
+                for ox in 0..ow {
+                    want[oy * ow + ox] = bias + kernel_rows
+                        .iter()
+                        .flat_map(|&(o, w)| w.iter().enumerate().map(move |(kx, &v)| (o + kx, v)))
+                        .map(|(o, w)| i64::from(w) * i64::from(x[o + oy * pw + ox]))
+                        .sum::<i64>();
+                }
+            }
+            prop_assert_eq!(&got, &want);
+        }
+    }
+
+    /// A 3x3 kernel on 16-bit inputs: three rows of two loads each (the
+    /// even pairs `(w0, w1), (w2, 0)`, the odd `(0, w0), (w1, w2)`), one
+    /// block while `max|x| * sum|w|` fits `i32`, a block per row when only
+    /// rows fit, no plan when a row alone does not.
+    #[test]
+    fn row_plan_pairs_and_blocks() {
+        let w = [1000i16, -2000, 3000];
+        let rows: Vec<(usize, &[i16])> = (0..3).map(|r| (r * 20, &w[..])).collect();
+        let shape = |max_abs_x| PlaneShape {
+            pw: 20,
+            ow: 18,
+            max_abs_x,
+        };
+        let plan = RowPlan::new(18 * 4, 200, &shape(32767), &rows).expect("a plan");
+        let pack = |a: i16, b: i16| (u32::from(a as u16) | u32::from(b as u16) << 16) as i32;
+        assert_eq!(plan.loads.len(), 6);
+        assert_eq!(
+            plan.loads[..2],
+            [
+                RowLoad {
+                    offset: 0,
+                    even: pack(1000, -2000),
+                    odd: pack(0, 1000)
+                },
+                RowLoad {
+                    offset: 2,
+                    even: pack(3000, 0),
+                    odd: pack(-2000, 3000)
+                },
+            ]
+        );
+        assert_eq!((plan.loads[4].offset, plan.loads[5].offset), (40, 42));
+        // 18,000 x 32,767 fits i32: one block.
+        assert_eq!(plan.blocks, vec![6]);
+        // 6,000 x 300,000 fits, 12,000 x 300,000 does not: a block per row.
+        assert_eq!(
+            RowPlan::new(72, 200, &shape(300_000), &rows)
+                .expect("a plan")
+                .blocks,
+            vec![2, 4, 6]
+        );
+        // 6,000 x 400,000 does not fit: the pairing kernel instead.
+        assert_eq!(RowPlan::new(72, 200, &shape(400_000), &rows), None);
+        // Outputs narrower than 16, or reads past x: no plan.
+        assert_eq!(
+            RowPlan::new(
+                15 * 4,
+                200,
+                &PlaneShape {
+                    pw: 20,
+                    ow: 15,
+                    max_abs_x: 1
+                },
+                &rows
+            ),
+            None
+        );
+        assert_eq!(RowPlan::new(18 * 4, 100, &shape(1), &rows), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //!   (the FFE's scalers, SPEC section 3);
 //! - [`ort`]: ONNX Runtime's float kernels for fused adds and average pools;
 //! - [`ort_dynamic`]: ONNX Runtime's dynamic quantisation (run-time scales);
+//! - [`ort_float`]: ONNX Runtime's float32 kernels between dynamic layers;
 //! - [`kernels`]: the multiply-accumulate inner loops (AVX2 when the CPU has it).
 
 pub mod csd;
@@ -21,6 +22,7 @@ pub mod mac;
 pub mod ort;
 pub mod ort_channel;
 pub mod ort_dynamic;
+pub mod ort_float;
 pub mod precision;
 pub mod quant;
 pub mod requant;

@@ -682,6 +682,7 @@ impl Builder<'_> {
             | Op::Sum(_)
             | Op::Lookup(_)
             | Op::Channel(_)
+            | Op::FloatChannel(_)
             | Op::DynamicRange
             | Op::DynamicQuantize => {
                 return Err(cx.err(None, ctx, "op", format!("`{}` comes only from ONNX models (affine); a [float] workload cannot use it", layer.op.kind())).into());

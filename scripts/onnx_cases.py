@@ -607,6 +607,12 @@ def cases():
     add("qdq_unfused_conv_s8_6x6", lambda n: unfused_conv_cnn(n, 77, 64, 6, True))
     add("qdq_unfused_conv_s8_11x11", lambda n: unfused_conv_cnn(n, 78, 32, 11, True))
     add("qdq_avgpool_s8_uint8_kernel", lambda n: avgpool_uint8_kernel(n, 79))
+    # The float32 operators of the other zoo models in this form: windowed
+    # AveragePools in both of ONNX Runtime's summation orders (ShuffleNet,
+    # Inception v2, DenseNet, GoogLeNet), and DenseNet's BatchNormalization
+    # -> Mul -> Add -> Relu and ShuffleNet's channel shuffle; 10 inputs each.
+    add("dynamic_avgpool_cnn_u8", lambda n: dynamic_cnn(n, 77, head="avgpool"))
+    add("dynamic_bn_shuffle_cnn_u8", lambda n: dynamic_cnn(n, 78, head="bn_shuffle"))
     return out
 
 
@@ -807,7 +813,19 @@ def dynamic_cnn(name, seed, head="gemm"):
     Reshape to [1, 16], Gemm (-> 10), Softmax. 16 channels, as ResNet-50's
     multiples of 16: ONNX Runtime then runs the float AveragePool as its
     NCHWc pool (a sequential sum); with 8 it takes MLAS's global kernel
-    (four lanes), another order (docs/onnx.md, item 20)."""
+    (four lanes), another order (docs/onnx.md, item 20).
+
+    head "avgpool": conv 3x3 (3 -> 24) - relu - AveragePool 3x3 stride 2
+    pads 1 (24 channels: ONNX Runtime's NCHW vector kernel, column sums) -
+    conv 3x3 (24 -> 16) - relu - AveragePool 3x3 stride 1 pads 1
+    count_include_pad (16 channels: its NCHWc kernel, row order) - flatten
+    - gemm (-> 10) - softmax.
+
+    head "bn_shuffle": conv 3x3 (3 -> 12) - relu - maxpool 2 -
+    BatchNormalization - Mul and Add by [12, 1, 1] constants - Relu (DenseNet's
+    pre-activation in small) - conv 1x1 (12 -> 12) - relu - channel shuffle
+    in 3 groups (Reshape, Transpose, Reshape) - conv 1x1 (12 -> 10) - relu -
+    GlobalAveragePool - flatten - softmax."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     c = Case(name, seed)
@@ -836,6 +854,27 @@ def dynamic_cnn(name, seed, head="gemm"):
         y = c.node("MaxPool", [conv("x", 3, 8)], "pool", kernel_shape=[2, 2], strides=[2, 2])
         y = c.node("Flatten", [conv(y, 8, 8)], "flat")
         y = c.node("Gemm", [y, weight((10, 8 * 4 * 4), 0.15), weight((10,), 0.1)], "fc", transB=1)
+    elif head == "avgpool":
+        y = c.node("AveragePool", [conv("x", 3, 24)], "pool", kernel_shape=[3, 3], strides=[2, 2],
+                   pads=[1, 1, 1, 1])
+        y = c.node("AveragePool", [conv(y, 24, 16)], "pool", kernel_shape=[3, 3], strides=[1, 1],
+                   pads=[1, 1, 1, 1], count_include_pad=1)
+        y = c.node("Flatten", [y], "flat")
+        y = c.node("Gemm", [y, weight((10, 16 * 4 * 4), 0.15), weight((10,), 0.1)], "fc", transB=1)
+    elif head == "bn_shuffle":
+        y = c.node("MaxPool", [conv("x", 3, 12)], "pool", kernel_shape=[2, 2], strides=[2, 2])
+        per = lambda lo, hi: c.const(c.rng.uniform(lo, hi, 12).astype(np.float32), "bn")
+        y = c.node("BatchNormalization", [y, per(0.5, 2), per(-0.5, 0.5), per(-0.5, 0.5), per(0.3, 2)], "bn",
+                   epsilon=1e-5)
+        col = lambda lo, hi: c.const(c.rng.uniform(lo, hi, (12, 1, 1)).astype(np.float32), "ch")
+        y = c.node("Relu", [c.node("Add", [c.node("Mul", [y, col(0.5, 1.5)], "mul"), col(-0.3, 0.3)], "add")],
+                   "relu")
+        y = conv(y, 12, 12, k=1)
+        y = c.node("Reshape", [y, c.const(np.array([1, 3, 4, 4, 4], np.int64), "shape")], "group")
+        y = c.node("Transpose", [y], "swap", perm=[0, 2, 1, 3, 4])
+        y = c.node("Reshape", [y, c.const(np.array([1, 12, 4, 4], np.int64), "shape")], "ungroup")
+        y = c.node("GlobalAveragePool", [conv(y, 12, 10, k=1)], "gap")
+        y = c.node("Flatten", [y], "flat")
     else:
         y = conv("x", 3, 8)
         y = c.node("Concat", [conv(y, 8, 6, k=1), conv(y, 8, 6)], "cat", axis=1)

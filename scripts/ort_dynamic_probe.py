@@ -294,9 +294,9 @@ def softmax(rng, rows=30):
         print(f"  {rows} rows of {d}: " + ", ".join(f"{k} differs in {v}" for k, v in bad.items()))
 
 
-def average_pool_rule(x, k, s, p):
+def average_pool_rule(x, k, s, p, include_pad=False):
     """Each window's in-image elements summed in row-major order in float32,
-    divided by their count (count_include_pad = 0)."""
+    divided by their count (or, with count_include_pad, the window's size)."""
     c, hh, ww = x.shape
     oh, ow = (hh + p[0] + p[2] - k[0]) // s[0] + 1, (ww + p[1] + p[3] - k[1]) // s[1] + 1
     y = np.zeros((c, oh, ow), F32)
@@ -306,7 +306,7 @@ def average_pool_rule(x, k, s, p):
             iy, ix = oy * s[0] - p[0] + i, ox * s[1] - p[1] + j
             if 0 <= iy < hh and 0 <= ix < ww:
                 acc, n = F32(acc + x[ch, iy, ix]), n + 1
-        y[ch, oy, ox] = F32(acc / F32(n))
+        y[ch, oy, ox] = F32(acc / F32(k[0] * k[1] if include_pad else n))
     return y
 
 
@@ -328,6 +328,98 @@ def average_pool(rng, trials=5):
             bad += int((average_pool_rule(x[0], k, st, p) != y[0]).sum())
             total += y.size
         print(f"  {label}: sequential window sum / count differs in {bad} of {total}")
+
+
+def average_pool_columns_rule(x, k, s, p, include_pad=False):
+    """MLAS's vectorised NCHW pool (`MlasPool2DVectorKernel`, strides 1 or 2,
+    kernels up to 32): each input column's in-image rows of the window
+    summed top to bottom (starting from the first row), then the window's
+    column sums added left to right starting from its first column (a
+    padding column is +0.0), divided by the in-image count (or the whole
+    window with count_include_pad)."""
+    c, hh, ww = x.shape
+    oh, ow = (hh + p[0] + p[2] - k[0]) // s[0] + 1, (ww + p[1] + p[3] - k[1]) // s[1] + 1
+    y = np.zeros((c, oh, ow), F32)
+    for ch, oy in np.ndindex(c, oh):
+        r0, r1 = max(oy * s[0] - p[0], 0), min(oy * s[0] - p[0] + k[0], hh)
+        cols = x[ch, r0, :].astype(F32)
+        for r in range(r0 + 1, r1):
+            cols = (cols + x[ch, r, :]).astype(F32)
+        padded = np.concatenate([np.zeros(p[1], F32), cols, np.zeros(k[1] + p[3] + 4, F32)])
+        for ox in range(ow):
+            b = ox * s[1]
+            acc = padded[b]
+            for j in range(1, k[1]):
+                acc = F32(acc + padded[b + j])
+            lo, hi = max(b, p[1]), min(b + k[1], p[1] + ww)
+            n = k[0] * k[1] if include_pad else (hi - lo) * (r1 - r0)
+            y[ch, oy, ox] = F32(acc / F32(n))
+    return y
+
+
+def average_pool_orders(rng, trials=5):
+    """Which order ONNX Runtime's float AveragePool sums a window in: the
+    NCHWc kernel (channels a multiple of 16 on AVX-512) against the plain
+    NCHW vector kernel (other channel counts), both count_include_pad."""
+    print("float AveragePool: row-major window sum against MLAS's column sums")
+    for label, k, st, p, shape in (("3x3 s2 p1, 24 ch (ShuffleNet)", [3, 3], [2, 2], [1, 1, 1, 1], [1, 24, 28, 28]),
+                                   ("3x3 s1 p1, 24 ch", [3, 3], [1, 1], [1, 1, 1, 1], [1, 24, 13, 11]),
+                                   ("2x2 s2, 20 ch", [2, 2], [2, 2], [0, 0, 0, 0], [1, 20, 14, 14]),
+                                   ("3x3 s2 p1, 16 ch", [3, 3], [2, 2], [1, 1, 1, 1], [1, 16, 28, 28]),
+                                   ("3x3 s1 p1, 32 ch", [3, 3], [1, 1], [1, 1, 1, 1], [1, 32, 13, 11])):
+        for include in (0, 1):
+            node = h.make_node("AveragePool", ["x"], ["y"], kernel_shape=k, strides=st, pads=p,
+                               count_include_pad=include)
+            s = session([node], [h.make_tensor_value_info("x", T.FLOAT, shape)],
+                        [h.make_tensor_value_info("y", T.FLOAT, None)], {})
+            rows = cols = total = 0
+            for _ in range(trials):
+                x = (rng.standard_normal(shape) * rng.uniform(0.5, 4)).astype(F32)
+                (y,) = s.run(None, {"x": x})
+                rows += int((average_pool_rule(x[0], k, st, p, bool(include)) != y[0]).sum())
+                cols += int((average_pool_columns_rule(x[0], k, st, p, bool(include)) != y[0]).sum())
+                total += y.size
+            print(f"  {label}, count_include_pad {include}: row order differs in "
+                  f"{rows}, column sums in {cols} of {total}")
+
+
+def float_batch_norm(rng, trials=50, shape=(1, 40, 7, 9), pool_first=False):
+    """Float32 BatchNormalization (inference): ONNX Runtime's order against
+    the textbook one and a fused multiply-add; with 64 channels (a multiple
+    of the AVX-512 NCHWc block) read from a MaxPool (`pool_first`, which
+    ONNX Runtime runs in NCHWc form), its NCHWc form, whose scale is a
+    division, `s = g / sqrt(v + e)`."""
+    c = shape[1]
+    r = lambda a: a.reshape(1, c, 1, 1)
+    diff = {"s = (1/sqrt(v+e))*g, b = B - m*s, x*s + b": 0, "fma(x, s, b)": 0,
+            "(x - m) * (g / sqrt(v+e)) + B": 0, "s = g / sqrt(v+e), b = B - m*s, x*s + b": 0}
+    nodes = [h.make_node("BatchNormalization", ["x", "g", "B", "m", "v"], ["y"], epsilon=1e-5)]
+    x_in = "x"
+    if pool_first:
+        nodes.insert(0, h.make_node("MaxPool", ["x2"], ["x"], kernel_shape=[2, 2], strides=[2, 2]))
+        x_in = "x2"
+    in_shape = (1, c, 2 * shape[2], 2 * shape[3]) if pool_first else shape
+    for _ in range(trials):
+        g, v = rng.uniform(0.3, 2, c).astype(F32), rng.uniform(0.3, 2, c).astype(F32)
+        b, m = (rng.standard_normal(c) * .5).astype(F32), (rng.standard_normal(c) * .5).astype(F32)
+        s = session(nodes, [h.make_tensor_value_info(x_in, T.FLOAT, in_shape)],
+                    [h.make_tensor_value_info("y", T.FLOAT, None)], dict(g=g, B=b, m=m, v=v))
+        x = (rng.standard_normal(in_shape) * 3).astype(F32)
+        (y,) = s.run(None, {x_in: x})
+        if pool_first:
+            x = x.reshape(1, c, shape[2], 2, shape[3], 2).max(axis=(3, 5))
+        inv = (F32(1) / np.sqrt((v + F32(1e-5)).astype(F32))).astype(F32)
+        ns = (inv * g).astype(F32)
+        nb = (b - (m * ns).astype(F32)).astype(F32)
+        ds = (g / np.sqrt((v + F32(1e-5)).astype(F32))).astype(F32)
+        db = (b - (m * ds).astype(F32)).astype(F32)
+        cands = [((x * r(ns)).astype(F32) + r(nb)).astype(F32), fma(x, r(ns), r(nb)),
+                 (((x - r(m)).astype(F32) * r(ds)).astype(F32) + r(b)).astype(F32),
+                 ((x * r(ds)).astype(F32) + r(db)).astype(F32)]
+        for key, cand in zip(diff, cands):
+            diff[key] += int((cand != y).sum())
+    print(f"float BatchNormalization, {trials} tensors of {shape}{' after a MaxPool' if pool_first else ''}: " +
+          ", ".join(f"{k} differs in {v}" for k, v in diff.items()))
 
 
 def lrn_powf(x, size, alpha, beta, bias):
@@ -393,6 +485,11 @@ def main():
     matmul_integer(rng)
     softmax(rng)
     average_pool(rng)
+    average_pool_orders(rng)
+    float_batch_norm(rng)
+    float_batch_norm(rng, shape=(1, 64, 14, 14))
+    float_batch_norm(rng, shape=(1, 64, 14, 14), pool_first=True)
+    float_batch_norm(rng, shape=(1, 40, 14, 14), pool_first=True)
     lrn_then_dynamic_quantize(rng)
 
 

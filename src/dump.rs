@@ -355,6 +355,7 @@ fn op_fields<'a>(
         | Op::Sum(_)
         | Op::Lookup(_)
         | Op::Channel(_)
+        | Op::FloatChannel(_)
         | Op::DynamicRange
         | Op::DynamicQuantize => None,
         Op::ChannelShuffle { groups } => {

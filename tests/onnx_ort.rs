@@ -315,10 +315,47 @@ fn the_dynamic_classifiers_match_onnx_runtime_on_ten_inputs_each() {
         "fc",
         "softmax",
     ];
-    let cases: [(&str, &[&str]); 3] = [
+    // Windowed float32 AveragePools in both summation orders (24 channels:
+    // column sums; 16: row order, count_include_pad).
+    let pools = [
+        "dynamic_range",
+        "dynamic_quantize",
+        "conv2d",
+        "qlinear_avg_pool",
+        "dynamic_range",
+        "dynamic_quantize",
+        "conv2d",
+        "qlinear_avg_pool",
+        "dynamic_range",
+        "dynamic_quantize",
+        "flatten",
+        "fc",
+        "softmax",
+    ];
+    // BatchNormalization -> Mul -> Add -> Relu as one float_channel layer,
+    // and a float32 channel shuffle.
+    let bn_shuffle = [
+        "dynamic_range",
+        "dynamic_quantize",
+        "conv2d",
+        "max_pool",
+        "float_channel",
+        "dynamic_range",
+        "dynamic_quantize",
+        "conv2d",
+        "channel_shuffle",
+        "dynamic_range",
+        "dynamic_quantize",
+        "conv2d",
+        "float_chain",
+        "softmax",
+    ];
+    let cases: [(&str, &[&str]); 5] = [
         ("dynamic_cnn_u8", &plain),
         ("dynamic_concat_gap_cnn_u8", &fire),
         ("dynamic_residual_cnn_u8", &residual),
+        ("dynamic_avgpool_cnn_u8", &pools),
+        ("dynamic_bn_shuffle_cnn_u8", &bn_shuffle),
     ];
     for (name, kinds) in cases {
         check_dynamic(name, kinds);
@@ -707,4 +744,77 @@ fn a_streamed_chain_mean_costs_a_row_of_each_operand_per_step() {
             .map(|n| n.bytes())
     };
     assert_eq!((need(17), need(18)), (Some(2 * 512), Some(64)));
+}
+
+/// The float32 operators' GLB-unit layers cost what docs/onnx.md (item 20)
+/// says, on lu22_fixed (8 bytes per cycle, 2-byte words, two per float32
+/// element): busy for the bytes read, plus one cycle for the last row's GLB
+/// write. `dynamic_avgpool_cnn_u8`: the 3x3 stride 2 pads 1 AveragePool
+/// of 24 channels of 8x8 reads, for its 4 output rows, 2, 3, 3 and 3 input
+/// rows and, over its 4 outputs per row, 2 + 3 + 3 + 3 = 11 columns: rows
+/// of 2 x 11 x 24 x 2 = 1,056 words (264 cycles) and 3 x 11 x 24 x 2 =
+/// 1,584 words (396 cycles); it writes 4 rows of 48 words x 4. The 3x3
+/// stride 1 pads 1 pool of 16 channels of 4x4 reads 2, 3, 3, 2 rows of 2 +
+/// 3 + 3 + 2 = 10 columns: 640, 960, 960, 640 words (160, 240, 240, 160
+/// cycles). Each pool's output row (48 x 4 and 32 x 4 words: 384 and 256
+/// bytes, 48 and 32 bank slots of 8 bytes) takes the GLB's 27 bank ports
+/// for two cycles, all 27 in the first, so the next row's reads start one
+/// cycle later (3 rows) and the last write ends two cycles after the last
+/// read: + 3 + 2. `dynamic_bn_shuffle_cnn_u8`: the batch norm chain and
+/// the channel shuffle each read and write every word of `[24, 4, 4]`
+/// once: 96 words (24 cycles) a row, its write (24 slots) within one cycle.
+#[test]
+fn the_float_operators_cost_what_the_docs_say() {
+    let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    // (case, layer index, kind, cycles, GLB reads, GLB writes)
+    let expected = [
+        (
+            "dynamic_avgpool_cnn_u8",
+            3,
+            "qlinear_avg_pool",
+            264 + 3 * 396 + 3 + 2,
+            1056 + 3 * 1584,
+            4 * 48 * 4,
+        ),
+        (
+            "dynamic_avgpool_cnn_u8",
+            7,
+            "qlinear_avg_pool",
+            160 + 240 + 240 + 160 + 3 + 2,
+            3200,
+            4 * 32 * 4,
+        ),
+        (
+            "dynamic_bn_shuffle_cnn_u8",
+            4,
+            "float_channel",
+            4 * 24 + 1,
+            384,
+            384,
+        ),
+        (
+            "dynamic_bn_shuffle_cnn_u8",
+            8,
+            "channel_shuffle",
+            4 * 24 + 1,
+            384,
+            384,
+        ),
+    ];
+    for (name, i, kind, cycles, reads, writes) in expected {
+        let model = data().join(format!("{name}.onnx"));
+        let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r = accsim::run::run(&w, &arch, &accsim::run::RunOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let layer = &r.report.layers[i];
+        assert_eq!(layer.op, kind, "{name}");
+        let m = layer.measured.as_ref().expect("measured");
+        let glb = &m.accesses.glb;
+        assert_eq!(
+            (m.cycles, glb.read, glb.write, m.lut_reads),
+            (cycles, reads, writes, 0),
+            "{name}: {kind}"
+        );
+    }
 }

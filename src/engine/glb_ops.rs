@@ -64,6 +64,18 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
     Ok(match &layer.op {
         Op::MaxPool(p) if layer.input_quant == FLOAT32_WORDS => Function::FloatMax(window(p)),
         Op::Softmax if layer.input_quant == FLOAT32_WORDS => Function::FloatSoftmax,
+        Op::QLinearAvgPool(q) if layer.input_quant == FLOAT32_WORDS => Function::FloatAverage(
+            crate::reference::dynamic_float::float_average(q, layer.input_shape.channels / 2, w),
+        ),
+        Op::FloatChannel(f) => Function::FloatChannel(Box::new(f.clone())),
+        Op::Lrn(l) if layer.input_quant == FLOAT32_WORDS => Function::FloatLrn(Lrn::new(
+            (l.size, l.alpha, l.beta, l.bias),
+            &FLOAT32_WORDS,
+            &FLOAT32_WORDS,
+        )),
+        Op::ChannelShuffle { groups } if layer.input_quant == FLOAT32_WORDS => {
+            Function::FloatShuffle { groups: *groups }
+        }
         Op::MaxPool(p) => Function::Max(window(p)),
         Op::AvgPool(p) => Function::Average {
             window: window(p),

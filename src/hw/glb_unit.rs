@@ -219,7 +219,18 @@ pub enum Function {
     /// position: the maximum, the exponentials and their sum, each over
     /// the sum (three passes, as the quantised Softmax).
     FloatSoftmax,
+    /// ONNX Runtime's float32 windowed AveragePool (`float_ops`).
+    FloatAverage(crate::numerics::ort_float::FloatAverage),
+    /// Float32 per-channel steps, each element read once (`float_ops`).
+    FloatChannel(Box<crate::numerics::ort_float::FloatChannel>),
+    /// ShuffleNet's channel shuffle of float32 channels, both words of each
+    /// element copied (`float_ops`).
+    FloatShuffle { groups: usize },
+    /// LRN over the float32 channels of each position (`float_ops`).
+    FloatLrn(Lrn),
 }
+
+mod float_ops;
 
 /// Where the unit reads: the rows of each operand resident in the GLB.
 pub trait ResidentRows {
@@ -352,6 +363,15 @@ impl GlbUnit {
             | Function::DynamicRange
             | Function::FloatSoftmax => None,
             Function::FloatMax(w) => Some(*w),
+            Function::FloatAverage(k) => Some(Window {
+                kernel: k.kernel,
+                stride: k.stride,
+                pad_top: k.pad_top,
+                pad_left: k.pad_left,
+            }),
+            Function::FloatChannel(_) | Function::FloatShuffle { .. } | Function::FloatLrn(_) => {
+                None
+            }
         }
     }
 
@@ -403,6 +423,13 @@ impl GlbUnit {
             Function::DynamicRange => self.dynamic_range(&operand_rows[0], oy, &mut out),
             Function::DynamicQuantize(_) => self.dynamic_quantize(&operand_rows[0], &mut out),
             Function::FloatSoftmax => self.float_softmax(&operand_rows[0], &mut out),
+            Function::FloatAverage(_) => self.float_average(&operand_rows[0], &mut out),
+            Function::FloatChannel(_) => self.float_channel(&operand_rows[0], &mut out),
+            Function::FloatLrn(_) => self.float_lrn(&operand_rows[0], &mut out),
+            Function::FloatShuffle { groups } => {
+                let groups = *groups;
+                self.float_shuffle(groups, &operand_rows[0], &mut out);
+            }
             _ => self.pool(&operand_rows[0], &mut out),
         }
         Ok(())
@@ -727,7 +754,11 @@ impl GlbUnit {
             | Function::FloatMax(_)
             | Function::DynamicRange
             | Function::DynamicQuantize(_)
-            | Function::FloatSoftmax => 0,
+            | Function::FloatSoftmax
+            | Function::FloatAverage(_)
+            | Function::FloatChannel(_)
+            | Function::FloatShuffle { .. }
+            | Function::FloatLrn(_) => 0,
         }
     }
 }

@@ -105,6 +105,7 @@ pub fn plan_tiled(layer: &Layer, arch: &Arch, tiles: usize) -> Result<LayerPlan,
         | Op::Sum(_)
         | Op::Lookup(_)
         | Op::Channel(_)
+        | Op::FloatChannel(_)
         | Op::DynamicRange
         | Op::DynamicQuantize => Ok(LayerPlan::Glb),
         Op::Flatten => Ok(LayerPlan::Reshape),

@@ -15,6 +15,7 @@
 //! - [`ort_dynamic`]: ONNX Runtime's dynamic quantisation (run-time scales);
 //! - [`running_mean`]: a plane's float32 mean in ONNX Runtime's order, an
 //!   element at a time (a streamed GLB-unit mean);
+//! - [`ort_float`]: ONNX Runtime's float32 kernels between dynamic layers;
 //! - [`kernels`]: the multiply-accumulate inner loops (AVX2 when the CPU has it).
 
 pub mod csd;
@@ -24,6 +25,7 @@ pub mod ort;
 pub mod ort_channel;
 pub mod ort_conv;
 pub mod ort_dynamic;
+pub mod ort_float;
 pub mod precision;
 pub mod quant;
 pub mod requant;

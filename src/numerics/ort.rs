@@ -454,6 +454,16 @@ impl Lrn {
     /// The outputs of one position's channels `column` into `out`.
     pub fn column(&self, column: &[i16], out: &mut [i16]) {
         let x: Vec<f32> = column.iter().map(|&v| dequantize(v, self.input)).collect();
+        let mut y = vec![0.0f32; x.len()];
+        self.float_column(&x, &mut y);
+        for (o, &v) in out.iter_mut().zip(&y) {
+            *o = quantize(v, self.output, self.dtype);
+        }
+    }
+
+    /// The float32 outputs of one position's float32 channels `x` into
+    /// `out` (a dynamic model's float LRN; the quantisation is unused).
+    pub fn float_column(&self, x: &[f32], out: &mut [f32]) {
         let before = (self.size - 1) / 2;
         // Square `j` of the padded sequence (zero outside the channels).
         let square = |j: usize| {
@@ -468,7 +478,7 @@ impl Lrn {
                 scale += a * square(c + self.size - 1);
                 scale += -a * square(c - 1);
             }
-            *o = quantize(xc * scale.powf(self.neg_beta), self.output, self.dtype);
+            *o = xc * scale.powf(self.neg_beta);
         }
     }
 }

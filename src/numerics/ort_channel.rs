@@ -72,17 +72,7 @@ impl ChannelKernel {
         input: &TensorQuant,
         output: &TensorQuant,
     ) -> Self {
-        let s: Vec<f32> = scale
-            .iter()
-            .zip(var)
-            .map(|(&g, &v)| 1.0 / (v + epsilon).sqrt() * g)
-            .collect();
-        let b = bias
-            .iter()
-            .zip(mean)
-            .zip(&s)
-            .map(|((&b, &m), &s)| b - m * s)
-            .collect();
+        let (s, b) = super::ort_float::batch_norm_constants([scale, bias, mean, var], epsilon);
         Self::new(Rule::BatchNorm { scale: s, bias: b }, input, output)
     }
 

@@ -11,6 +11,7 @@
 
 mod conv;
 pub mod dynamic;
+pub mod dynamic_float;
 mod float_conv;
 mod ort_ops;
 mod pool;
@@ -127,6 +128,15 @@ pub fn execute_layer(layer: &Layer, inputs: &[&Activations]) -> Activations {
         Op::FullyConnected(f) => requantize(&f.epilogue, &fc_accumulate(f, zero, input)),
         Op::MaxPool(p) if float_input => pool::float_max_pool(p, input),
         Op::Softmax if float_input => dynamic::float_softmax(input),
+        Op::QLinearAvgPool(q) if float_input => {
+            let out = [layer.output_shape.height, layer.output_shape.width];
+            dynamic_float::float_avg_pool(q, input, out)
+        }
+        Op::FloatChannel(f) => dynamic_float::float_channel(f, input),
+        Op::Lrn(l) if float_input => dynamic_float::float_lrn(l, input),
+        Op::ChannelShuffle { groups } if float_input => {
+            dynamic_float::float_shuffle(*groups, input)
+        }
         Op::DynamicRange => dynamic::dynamic_range(input),
         Op::DynamicQuantize => {
             dynamic::dynamic_quantize(input, inputs.get(1).copied().unwrap_or(input))

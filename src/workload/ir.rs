@@ -242,6 +242,11 @@ pub enum Op {
     /// [`Op::DynamicRange`] (`inputs[1]`). The output's quantisation is
     /// [`DYNAMIC_UINT8`]: known only at run time.
     DynamicQuantize,
+    /// Float32 per-channel operations on one float32 tensor, in order
+    /// (BatchNormalization, Mul and Add by per-channel constants, Relu;
+    /// `numerics::ort_float::FloatChannel`): what a dynamic model leaves
+    /// in float32 between its quantised layers (docs/onnx.md, item 20).
+    FloatChannel(crate::numerics::ort_float::FloatChannel),
 }
 
 /// The quantisation of a tensor quantised at run time ([`Op::DynamicQuantize`]):
@@ -491,6 +496,7 @@ impl Op {
             Op::Channel(ChannelOp::BatchNorm { .. }) => "batch_norm",
             Op::Channel(ChannelOp::Arith { add: false, .. }) => "channel_mul",
             Op::Channel(ChannelOp::Arith { add: true, .. }) => "channel_add",
+            Op::FloatChannel(_) => "float_channel",
             Op::DynamicRange => "dynamic_range",
             Op::DynamicQuantize => "dynamic_quantize",
         }
@@ -617,6 +623,7 @@ impl Layer {
             | Op::Sum(_)
             | Op::Lookup(_)
             | Op::Channel(_)
+            | Op::FloatChannel(_)
             | Op::DynamicRange
             | Op::DynamicQuantize => 0,
         }

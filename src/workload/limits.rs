@@ -214,6 +214,8 @@ impl LayerCost {
             Op::Sum(s) => (0, out.checked_mul(s.input_quants.len() as u64)?),
             // A product and a sum (batch norm) or one operation per element.
             Op::Channel(_) => (0, out.checked_mul(2)?),
+            // Its steps' operations per float32 element (two words each).
+            Op::FloatChannel(f) => (0, (out / 2).checked_mul(f.operations())?),
             // A minimum and a maximum per element read; a division, a
             // rounding and an addition per element quantised.
             Op::DynamicRange => (0, shape_len(layer.input_shape)?.checked_mul(2)?),

@@ -136,8 +136,8 @@ pub(crate) struct RowLoad {
 /// of `kw` taps `w` at offset `o`, output `2j` is `sum_kx w[kx] x[o + 2j
 /// + kx]` and output `2j + 1` is `sum_kx w[kx] x[o + 2j + 1 + kx]`; with
 /// the loads `L_m = (x[o + 2m + 2j], x[o + 2m + 2j + 1])`, the even sum is
-/// `sum_m L_m . (w[2m], w[2m + 1])` and the odd one `sum_m L_m . (w[2m -
-/// 1], w[2m])` (weights outside `0..kw` zero): `kw / 2 + 1` loads and two
+/// `sum_m L_m . (w[2m], w[2m + 1])` and the odd one
+/// `sum_m L_m . (w[2m - 1], w[2m])` (weights outside `0..kw` zero): `kw / 2 + 1` loads and two
 /// `vpmaddwd` each per row and 16 outputs, no shuffles (the pairing
 /// kernel, [`taps_plane`], unpacks two loads per pair). Rows go in blocks
 /// whose `max_abs_x * sum|w|` fits `i32` (the block's sums are then exact

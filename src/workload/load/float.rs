@@ -659,6 +659,7 @@ impl FloatStep<'_> {
             | Op::Sum(_)
             | Op::Lookup(_)
             | Op::Channel(_)
+            | Op::FloatChannel(_)
             | Op::DynamicRange
             | Op::DynamicQuantize => {
                 return Err(cx.err(None, ctx, "op", format!("`{}` comes only from ONNX models (affine); a [float] workload cannot use it", layer.op.kind())).into());

@@ -69,7 +69,7 @@ impl<'a> Importer<'a> {
 
     /// Input `index` of `n` as `channels` float32 values: a float constant,
     /// or a dequantised one (`f32(q - z) * s`, as DequantizeLinear computes).
-    fn channel_floats(
+    pub(super) fn channel_floats(
         &self,
         n: &NodeProto,
         index: usize,

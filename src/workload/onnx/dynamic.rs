@@ -83,6 +83,11 @@ impl<'a> Importer<'a> {
                 self.dynamic_epilogue(n, op)
             }
             "MaxPool" if float(first) => self.float_max_pool(n),
+            "AveragePool" if float(first) => self.float_avg_pool(n),
+            "LRN" if float(first) => self.float_lrn(n),
+            "Reshape" if float(first) && self.float_shuffle_reshape(n) => {
+                self.float_shuffle_start(n)
+            }
             "Flatten" | "Reshape" if float(first) => self.float_flatten(n),
             "Reshape" if is_const => self.reshape_constant(n),
             "Softmax" if float(first) || chain => self.float_softmax(n),
@@ -90,6 +95,9 @@ impl<'a> Importer<'a> {
             "AveragePool" | "GlobalAveragePool" if pending(first) => {
                 let v = self.need(n, 0, "X").and_then(|v| self.float_act(n, v));
                 v.and_then(|a| self.chain_pool(n, op, Value::Float(a)))
+            }
+            _ if float(first) && !pending(first) && self.is_float_channel(n, op) => {
+                self.float_channel(n, op)
             }
             // Any other reader (a Sum of residuals) takes the float32 tensor.
             _ if (0..n.input.len()).any(|i| pending(self.get(n, i).ok().flatten())) => {
@@ -122,7 +130,7 @@ impl<'a> Importer<'a> {
 
     /// The float32 tensor `v` stands for: a float32 tensor, or a pending
     /// dynamic layer, pushed now.
-    fn float_act(&mut self, n: &NodeProto, v: Value<'a>) -> Result<Act, InputError> {
+    pub(super) fn float_act(&mut self, n: &NodeProto, v: Value<'a>) -> Result<Act, InputError> {
         match v {
             Value::Float(a) => Ok(a),
             Value::Weighted(w) if matches!(w.chain, Chain::Dynamic(_)) => self.push_dynamic(n, *w),

@@ -170,6 +170,17 @@ impl<'a> Importer<'a> {
         if input.rank != 4 {
             return Err(self.err(n, "LRN needs a 4-D [1, C, H, W] input"));
         }
+        let lrn = self.lrn_params(n)?;
+        Ok(Value::Lrn {
+            node: node_name(n),
+            input,
+            lrn,
+            pools: Vec::new(),
+        })
+    }
+
+    /// An LRN node's attributes, checked against ONNX Runtime's limits.
+    pub(super) fn lrn_params(&self, n: &NodeProto) -> Result<Lrn, InputError> {
         let float = |name: &str, default: f32| attr(n, name).and_then(|a| a.f).unwrap_or(default);
         let size = attr_int(n, "size", 0);
         let lrn = Lrn {
@@ -188,12 +199,7 @@ impl<'a> Importer<'a> {
                 ),
             ));
         }
-        Ok(Value::Lrn {
-            node: node_name(n),
-            input,
-            lrn,
-            pools: Vec::new(),
-        })
+        Ok(lrn)
     }
 
     /// A float MaxPool of a pending LRN (or of a max pool after it): an

@@ -42,6 +42,7 @@ mod proto {
 mod channel_ops;
 mod contrib;
 mod dynamic;
+mod dynamic_float;
 mod float_chain;
 mod float_ops;
 mod shuffle;
@@ -857,7 +858,8 @@ impl<'a> Importer<'a> {
             return Ok(());
         }
         if let Some(v) = self.dynamic_node(n, &op) {
-            self.bind(n, v?);
+            let v = self.dynamic_graph_output(n, v?)?;
+            self.bind(n, v);
             return Ok(());
         }
         let v = match op.as_str() {

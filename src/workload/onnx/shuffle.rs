@@ -8,7 +8,7 @@
 use super::proto::NodeProto;
 use super::{Act, Importer, Value, attr_int, attr_ints, node_name};
 use crate::error::InputError;
-use crate::workload::ir::Op;
+use crate::workload::ir::{FLOAT32_WORDS, Op};
 
 /// What the refusals say is valid.
 const VALID: &str = "valid: ShuffleNet's channel shuffle, Reshape of [1, C, H, W] to [1, g, C/g, \
@@ -34,10 +34,15 @@ impl<'a> Importer<'a> {
             _ => return self.flatten(n, "Reshape"),
         };
         let s = act.shape;
-        let onnx = [1, s.channels as i64, s.height as i64, s.width as i64];
+        // A float32 tensor's words are two per channel.
+        let float = act.quant == FLOAT32_WORDS;
+        let channels = if float { s.channels / 2 } else { s.channels };
+        let onnx = [1, channels as i64, s.height as i64, s.width as i64];
         let dims = self.reshape_dims(n, &onnx)?;
         let wrap = |a: Act| {
-            if dequantised {
+            if float {
+                Value::Float(a)
+            } else if dequantised {
                 Value::Dequant(a)
             } else {
                 Value::Quant(a)

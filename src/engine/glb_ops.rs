@@ -46,7 +46,7 @@ use crate::numerics::ort::{
 };
 use crate::sim::{Cycle, RateServer};
 use crate::units::DataType;
-use crate::workload::ir::{AddRule, FLOAT32_WORDS, Layer, Op, PlaneAverage, Pool};
+use crate::workload::ir::{AddRule, FLOAT32_WORDS, Layer, Op, PlaneAverage, Pool, Sum};
 
 use super::array::free_all_rows;
 use super::storage::{Parked, TensorStore};
@@ -54,28 +54,14 @@ use super::{LayerTiming, Machine};
 
 /// The GLB unit's program for `layer`, reading an input of `input_hw`.
 pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
-    let window = |p: &Pool| Window {
-        kernel: p.kernel,
-        stride: p.stride,
-        pad_top: p.padding.top,
-        pad_left: p.padding.left,
-    };
     let [h, w] = input_hw;
+    if layer.input_quant == FLOAT32_WORDS
+        && let Some(f) = float_program(layer, w)
+    {
+        return Ok(f);
+    }
     Ok(match &layer.op {
-        Op::MaxPool(p) if layer.input_quant == FLOAT32_WORDS => Function::FloatMax(window(p)),
-        Op::Softmax if layer.input_quant == FLOAT32_WORDS => Function::FloatSoftmax,
-        Op::QLinearAvgPool(q) if layer.input_quant == FLOAT32_WORDS => Function::FloatAverage(
-            crate::reference::dynamic_float::float_average(q, layer.input_shape.channels / 2, w),
-        ),
         Op::FloatChannel(f) => Function::FloatChannel(Box::new(f.clone())),
-        Op::Lrn(l) if layer.input_quant == FLOAT32_WORDS => Function::FloatLrn(Lrn::new(
-            (l.size, l.alpha, l.beta, l.bias),
-            &FLOAT32_WORDS,
-            &FLOAT32_WORDS,
-        )),
-        Op::ChannelShuffle { groups } if layer.input_quant == FLOAT32_WORDS => {
-            Function::FloatShuffle { groups: *groups }
-        }
         Op::MaxPool(p) => Function::Max(window(p)),
         Op::AvgPool(p) => Function::Average {
             window: window(p),
@@ -104,11 +90,10 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
         },
         Op::Add(a) => {
             let [qa, qb] = &a.input_quants;
+            let out = &layer.output_quant;
             Function::Add(match a.rule {
-                AddRule::QLinearAdd => {
-                    AddKernel::QLinear(QLinearAdd::new(qa, qb, &layer.output_quant))
-                }
-                AddRule::Float => AddKernel::Float(FloatAdd::new(qa, qb, &layer.output_quant)),
+                AddRule::QLinearAdd => AddKernel::QLinear(QLinearAdd::new(qa, qb, out)),
+                AddRule::Float => AddKernel::Float(FloatAdd::new(qa, qb, out)),
             })
         }
         Op::Softmax => Function::Softmax(Box::new(QLinearSoftmax::new(
@@ -128,31 +113,14 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
             &layer.input_quant,
             &layer.output_quant,
         )),
-        Op::Sum(s) if s.is_chain() => Function::Chain {
-            kernel: FloatChain::new(&s.input_quants, s.relu, &layer.output_quant, &FLOAT32_WORDS),
-            plane: s.plane_average.map(|p| match p {
-                PlaneAverage::AveragePool => PlaneOrder::Sequential,
-                PlaneAverage::GlobalAveragePool => PlaneOrder::MlasGlobal,
-            }),
-        },
+        Op::Sum(s) if s.is_chain() => chain(s, layer),
         Op::Sum(s) => Function::Sum(FloatSum::new(&s.input_quants, &layer.output_quant)),
         Op::Lookup(l) => Function::Lookup(l.table(&layer.input_quant, &layer.output_quant)),
         Op::Channel(c) => {
             Function::Channel(Box::new(c.kernel(&layer.input_quant, &layer.output_quant)))
         }
         Op::DynamicRange => Function::DynamicRange,
-        // A resolved layer's output quantisation is the run-time one, read
-        // from its range tensor (`engine::dynamic`); unresolved (the
-        // schedule check, which needs only the geometry), the unit is not
-        // programmed yet.
-        Op::DynamicQuantize => Function::DynamicQuantize(match layer.output_quant {
-            crate::numerics::TensorQuant::Affine {
-                scale, zero_point, ..
-            } if layer.output_quant != crate::workload::ir::DYNAMIC_UINT8 => {
-                Some(crate::numerics::ort_dynamic::DynamicQuant { scale, zero_point })
-            }
-            _ => None,
-        }),
+        Op::DynamicQuantize => Function::DynamicQuantize(dynamic_quant(layer)),
         Op::Conv2d(_) | Op::FullyConnected(_) | Op::Flatten => {
             return Err(crate::error::Error::Internal {
                 context: format!("layer `{}`", layer.name),
@@ -160,6 +128,64 @@ pub(super) fn program(layer: &Layer, input_hw: [usize; 2]) -> Result<Function> {
             });
         }
     })
+}
+
+/// The program of a layer on float32 words (dynamic quantisation's float
+/// tensors), for the operators that have a float32 form; `input_width` in
+/// elements.
+fn float_program(layer: &Layer, input_width: usize) -> Option<Function> {
+    Some(match &layer.op {
+        Op::MaxPool(p) => Function::FloatMax(window(p)),
+        Op::Softmax => Function::FloatSoftmax,
+        Op::QLinearAvgPool(q) => {
+            let channels = layer.input_shape.channels / 2;
+            let kernel = crate::reference::dynamic_float::float_average(q, channels, input_width);
+            Function::FloatAverage(kernel)
+        }
+        Op::Lrn(l) => Function::FloatLrn(Lrn::new(
+            (l.size, l.alpha, l.beta, l.bias),
+            &FLOAT32_WORDS,
+            &FLOAT32_WORDS,
+        )),
+        Op::ChannelShuffle { groups } => Function::FloatShuffle { groups: *groups },
+        _ => return None,
+    })
+}
+
+/// A `dynamic_quantize` layer's run-time scale and zero point: a resolved
+/// layer's output quantisation is the run-time one, read from its range
+/// tensor (`engine::dynamic`); unresolved (the schedule check, which needs
+/// only the geometry), the unit is not programmed yet.
+fn dynamic_quant(layer: &Layer) -> Option<crate::numerics::ort_dynamic::DynamicQuant> {
+    match layer.output_quant {
+        crate::numerics::TensorQuant::Affine {
+            scale, zero_point, ..
+        } if layer.output_quant != crate::workload::ir::DYNAMIC_UINT8 => {
+            Some(crate::numerics::ort_dynamic::DynamicQuant { scale, zero_point })
+        }
+        _ => None,
+    }
+}
+
+/// A float32 chain (item 18's `Sum`, its Relu, its plane mean).
+fn chain(s: &Sum, layer: &Layer) -> Function {
+    Function::Chain {
+        kernel: FloatChain::new(&s.input_quants, s.relu, &layer.output_quant, &FLOAT32_WORDS),
+        plane: s.plane_average.map(|p| match p {
+            PlaneAverage::AveragePool => PlaneOrder::Sequential,
+            PlaneAverage::GlobalAveragePool => PlaneOrder::MlasGlobal,
+        }),
+    }
+}
+
+/// A pool's window as the unit walks it.
+fn window(p: &Pool) -> Window {
+    Window {
+        kernel: p.kernel,
+        stride: p.stride,
+        pad_top: p.padding.top,
+        pad_left: p.padding.left,
+    }
 }
 
 /// The unit's view of the GLB: each operand's rows that the GLB holds.

@@ -49,6 +49,10 @@ class CheckError(Exception):
     """A derived parameter or structural property disagrees with the manifest."""
 
 
+class NotRecomputed(Exception):
+    """A layer whose rule this checker does not reproduce (said, not failed)."""
+
+
 # --------------------------------------------------------------------------
 # float32 parsing (decimal string -> nearest float32, ties to even, exactly)
 # --------------------------------------------------------------------------
@@ -588,6 +592,11 @@ def output_stage(layer, acc, in_q, w_q, out_q, notes):
             obj = acc.astype(object) * (1 << k)
             obj = np.minimum(np.maximum(obj, INT64_MIN), INT64_MAX)
             v = obj.astype(np.int64)
+    elif rule == "float_sum":
+        # MLAS's float32 SGEMM order (fused multiply-adds in K-blocks,
+        # docs/onnx.md item 6): not reproduced here; tests/onnx_ort.rs
+        # checks these layers against ONNX Runtime.
+        raise NotRecomputed("requant rule 'float_sum' (MLAS's float32 order) is not recomputed here")
     else:
         raise CheckError("unknown requant rule %r" % rule)
     return np.clip(v, lo, hi)
@@ -810,6 +819,7 @@ def run(dump_dir, verbose=False):
               % (dump_dir, man.get("schema_version")))
         return 1
     failures = 0
+    not_recomputed = 0
     notes = {}
     print("dump %s: network %s, variant %s, numerics %s"
           % (dump_dir, man.get("network"), man.get("variant"), numerics))
@@ -929,6 +939,11 @@ def run(dump_dir, verbose=False):
                 failures += 1
             produced[name] = y_dump
             produced_q[name] = out_q
+        except NotRecomputed as e:
+            status = "NOT RECOMPUTED: %s" % e
+            not_recomputed += 1
+            produced[name] = y_dump
+            produced_q[name] = out_q
         except CheckError as e:
             status = "CHECK FAILED: %s" % e
             failures += 1
@@ -948,7 +963,10 @@ def run(dump_dir, verbose=False):
     for key in ("tflite_paths", "average_roundings"):
         if notes.get(key):
             print("  note: %s: %s" % (key.replace("_", " "), ", ".join(sorted(notes[key]))))
-    print("%s: %s" % (dump_dir, "ALL OK" if failures == 0 else "%d FAILURE(S)" % failures))
+    verdict = "ALL OK" if failures == 0 else "%d FAILURE(S)" % failures
+    if not_recomputed:
+        verdict += " (%d layer(s) not recomputed)" % not_recomputed
+    print("%s: %s" % (dump_dir, verdict))
     return failures
 
 

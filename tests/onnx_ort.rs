@@ -44,6 +44,19 @@ fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx")
 }
 
+/// Loads test model `name` and runs it on `arch` with the default options.
+fn load_and_run(
+    name: &str,
+    arch: &accsim::arch::Arch,
+) -> (accsim::workload::Workload, accsim::run::RunResult) {
+    let model = data().join(format!("{name}.onnx"));
+    let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let r = accsim::run::run(&w, arch, &accsim::run::RunOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    (w, r)
+}
+
 fn case_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(data())
         .expect("tests/data/onnx exists")
@@ -585,11 +598,7 @@ fn glb_unit_layers_cost_what_the_docs_say() {
         ),
     ]);
     for (name, kind, cycles, reads, writes, lut) in expected {
-        let model = data().join(format!("{name}.onnx"));
-        let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let r = accsim::run::run(&w, &arch, &accsim::run::RunOptions::default())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (w, r) = load_and_run(name, &arch);
         let layer = r
             .report
             .layers
@@ -619,11 +628,7 @@ fn glb_unit_layers_cost_what_the_docs_say() {
 fn a_float32_residual_is_carried_as_four_bytes_per_element() {
     let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
     let name = "qop_chain_cnn_u8_per_channel";
-    let model = data().join(format!("{name}.onnx"));
-    let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let r = accsim::run::run(&w, &arch, &accsim::run::RunOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (w, r) = load_and_run(name, &arch);
     assert!(r.report.bit_exact);
     let chains: Vec<_> = r
         .report
@@ -673,11 +678,7 @@ fn a_float32_residual_is_carried_as_four_bytes_per_element() {
 fn the_dynamic_layers_cost_what_the_docs_say() {
     let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
     let name = "dynamic_cnn_u8";
-    let model = data().join(format!("{name}.onnx"));
-    let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let r = accsim::run::run(&w, &arch, &accsim::run::RunOptions::default())
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (w, r) = load_and_run(name, &arch);
     // (layer index, kind, cycles, GLB reads, GLB writes)
     let expected = [
         (3, "max_pool", 4 * 64 + 1, 1024, 256),
@@ -712,11 +713,7 @@ fn the_dynamic_layers_cost_what_the_docs_say() {
 fn a_streamed_chain_mean_costs_a_row_of_each_operand_per_step() {
     let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
     let name = "dynamic_residual_cnn_u8";
-    let model = data().join(format!("{name}.onnx"));
-    let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let r = accsim::run::run(&w, &arch, &accsim::run::RunOptions::default())
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (w, r) = load_and_run(name, &arch);
     let expected = [
         (17, "float_chain", 8 * 128 + 1, 8 * 2 * 32 * 8, 32),
         (18, "dynamic_range", 8 + 1, 32, 4),
@@ -802,11 +799,7 @@ fn the_float_operators_cost_what_the_docs_say() {
         ),
     ];
     for (name, i, kind, cycles, reads, writes) in expected {
-        let model = data().join(format!("{name}.onnx"));
-        let w = accsim::workload::load(model.to_str().expect("utf-8 path"))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let r = accsim::run::run(&w, &arch, &accsim::run::RunOptions::default())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (w, r) = load_and_run(name, &arch);
         let layer = &r.report.layers[i];
         assert_eq!(layer.op, kind, "{name}");
         let m = layer.measured.as_ref().expect("measured");

@@ -214,12 +214,7 @@ pub fn float_batch_norm_constants(
         .zip(var)
         .map(|(&g, &v)| g / (v + epsilon).sqrt())
         .collect();
-    let b = bias
-        .iter()
-        .zip(mean)
-        .zip(&s)
-        .map(|((&b, &m), &s)| b - m * s)
-        .collect();
+    let b = folded_bias(bias, mean, &s);
     (s, b)
 }
 
@@ -234,13 +229,18 @@ pub fn batch_norm_constants(
         .zip(var)
         .map(|(&g, &v)| 1.0 / (v + epsilon).sqrt() * g)
         .collect();
-    let b = bias
-        .iter()
-        .zip(mean)
-        .zip(&s)
-        .map(|((&b, &m), &s)| b - m * s)
-        .collect();
+    let b = folded_bias(bias, mean, &s);
     (s, b)
+}
+
+/// The folded bias `B - mean * s` per channel (a product, then a
+/// difference: no fused multiply-add), in both forms.
+fn folded_bias(bias: &[f32], mean: &[f32], s: &[f32]) -> Vec<f32> {
+    bias.iter()
+        .zip(mean)
+        .zip(s)
+        .map(|((&b, &m), &s)| b - m * s)
+        .collect()
 }
 
 #[cfg(test)]

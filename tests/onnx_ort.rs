@@ -598,7 +598,7 @@ fn glb_unit_layers_cost_what_the_docs_say() {
         ),
     ]);
     for (name, kind, cycles, reads, writes, lut) in expected {
-        let (w, r) = load_and_run(name, &arch);
+        let (_, r) = load_and_run(name, &arch);
         let layer = r
             .report
             .layers
@@ -628,7 +628,7 @@ fn glb_unit_layers_cost_what_the_docs_say() {
 fn a_float32_residual_is_carried_as_four_bytes_per_element() {
     let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
     let name = "qop_chain_cnn_u8_per_channel";
-    let (w, r) = load_and_run(name, &arch);
+    let (_, r) = load_and_run(name, &arch);
     assert!(r.report.bit_exact);
     let chains: Vec<_> = r
         .report
@@ -678,7 +678,7 @@ fn a_float32_residual_is_carried_as_four_bytes_per_element() {
 fn the_dynamic_layers_cost_what_the_docs_say() {
     let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
     let name = "dynamic_cnn_u8";
-    let (w, r) = load_and_run(name, &arch);
+    let (_, r) = load_and_run(name, &arch);
     // (layer index, kind, cycles, GLB reads, GLB writes)
     let expected = [
         (3, "max_pool", 4 * 64 + 1, 1024, 256),
@@ -799,7 +799,7 @@ fn the_float_operators_cost_what_the_docs_say() {
         ),
     ];
     for (name, i, kind, cycles, reads, writes) in expected {
-        let (w, r) = load_and_run(name, &arch);
+        let (_, r) = load_and_run(name, &arch);
         let layer = &r.report.layers[i];
         assert_eq!(layer.op, kind, "{name}");
         let m = layer.measured.as_ref().expect("measured");

@@ -387,7 +387,15 @@ fn layer_row(
             || reference::zero_operand_macs(layer, layer_input),
             |s| s.zero_macs,
         ),
-        precision: stats.and_then(|s| s.mac_mode).map(|m| m.to_string()),
+        precision: stats.and_then(|s| {
+            s.mac_mode.map(|m| {
+                if s.float32_macs {
+                    "float32".to_string()
+                } else {
+                    m.to_string()
+                }
+            })
+        }),
         output_dtype: layer.output_quant.dtype().numpy_name().to_string(),
         output_crc32: format!(
             "{:08x}",

@@ -638,7 +638,7 @@ fn cli_runs_ffe_systems_on_both_backends_with_every_figure() {
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{e}")))
                 .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r["bit_exact"], true);
-        assert_eq!(r["schema_version"], 10);
+        assert_eq!(r["schema_version"], 11);
         let layers = r["layers"].as_array().cloned().unwrap_or_default();
         assert_eq!(layers.len(), 29);
         // Provenance: the NVDLA table computes no value, so its 16 layers

@@ -250,6 +250,61 @@ fn the_unfused_int8_convs_match_onnx_runtime_on_ten_inputs_each() {
     }
 }
 
+/// The PEs' float32 mode is priced as float32 multiply-adds and named in the
+/// report. The 6x6 case's two convolutions run in that mode: 16 outputs of
+/// 6x6 each, the first a 3x3 over 64 channels (576 taps, 331,776 MACs), the
+/// second a 1x1 over 64 (36,864 MACs). Under PELUSO's `energy_only` zero skipping every MAC,
+/// zero or not, keeps the PE busy for its cycles: a float32 multiply-add is
+/// 3 x 3 = 9 byte steps of the 9x9 multiplier (8x8 steps of one cycle), so
+/// the busy PE-cycles are 9 x MACs; with `float32_cycles = 4` they are 4 x.
+/// A non-zero one costs 9 x E(8x8), a zero one the gated `0.103 x E(8x8)`.
+#[test]
+fn the_float32_mode_is_priced_as_float32_multiply_adds_and_named() {
+    let mut arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    let e8 = arch.mac.energy_pj.half;
+    let run = |arch: &accsim::arch::Arch| {
+        let (_, r) = load_and_run("qdq_unfused_conv_s8_6x6", arch);
+        r.report
+    };
+    let report = run(&arch);
+    let convs = &report.layers[..2];
+    for (l, taps) in convs.iter().zip([64 * 9, 64]) {
+        assert_eq!(l.macs, 16 * 36 * taps, "{}", l.name);
+        assert_eq!(l.precision.as_deref(), Some("float32"), "{}", l.name);
+        let m = l.measured.as_ref().expect("simulated");
+        let busy = m.pe_cycles.expect("array layer").busy;
+        assert_eq!(busy, 9 * l.macs, "{}", l.name);
+        let nonzero = (l.macs - l.zero_macs) as f64;
+        let want = nonzero * 9.0 * e8 + l.zero_macs as f64 * 0.103 * e8;
+        assert!(
+            (m.energy_pj.mac - want).abs() <= 1e-9 * want,
+            "{}: {} pJ, want {want}",
+            l.name,
+            m.energy_pj.mac
+        );
+    }
+    let text = accsim::report::text::render(&report);
+    assert!(
+        text.contains(
+            "float32 MACs: 2 layer(s) (n_Conv_16, n_Conv_36) ran on the PEs' float32 mode"
+        ),
+        "{text}"
+    );
+    arch.mac.float32_cycles = Some(4);
+    let faster = run(&arch);
+    for l in &faster.layers[..2] {
+        let busy = l
+            .measured
+            .as_ref()
+            .and_then(|m| m.pe_cycles)
+            .expect("array")
+            .busy;
+        assert_eq!(busy, 4 * l.macs, "{}", l.name);
+    }
+    let cycles = |r: &accsim::report::Report| r.total.measured.as_ref().expect("measured").cycles;
+    assert!(cycles(&faster) < cycles(&report));
+}
+
 /// The int8 tensors stacked in an `.npy` file, one `Vec` per first index.
 fn ints(path: &Path) -> Vec<Vec<i16>> {
     let a = read_npy_any(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

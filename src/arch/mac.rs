@@ -71,6 +71,33 @@ pub struct MacConfig {
     pub zero_skipping: ZeroSkipping,
     /// Area of one MAC, um^2 (1443: 3.7 % over a plain 8x8 MAC).
     pub area_um2: f64,
+    /// Cycles of one float32 multiply-add (the PEs' float32 mode, docs/onnx.md
+    /// item 6); absent: [`FLOAT32_MULTIPLY_STEPS`] x the 8x8 cycles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub float32_cycles: Option<u32>,
+    /// Energy of one float32 multiply-add, pJ; absent:
+    /// [`FLOAT32_MULTIPLY_STEPS`] x the 8x8 energy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub float32_energy_pj: Option<f64>,
+}
+
+/// Multiply steps of a float32 multiply-add on the 9x9 multiplier: each
+/// 24-bit significand (the hidden bit included) is three unsigned bytes,
+/// and every byte pair is one step, as an 8x8 step of SPEC section 2's
+/// schedule (`3 x 3 = 9`). The exponent addition, the alignment shift and
+/// the normalisation are not priced (docs/arch-format.md).
+pub const FLOAT32_MULTIPLY_STEPS: u32 = {
+    let bytes = 24u32.div_ceil(8);
+    bytes * bytes
+};
+
+/// What a PE's MAC runs for a layer: SPEC section 2's integer datapath at a
+/// precision, or the float32 mode ONNX Runtime's unfused int8 convolutions
+/// need (`engine::float_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacDatapath {
+    Integer(MacMode),
+    Float32,
 }
 
 impl Default for MacConfig {
@@ -91,6 +118,8 @@ impl Default for MacConfig {
             zero_energy_ratio: 0.103,
             zero_skipping: ZeroSkipping::EnergyOnly,
             area_um2: 1443.0,
+            float32_cycles: None,
+            float32_energy_pj: None,
         }
     }
 }
@@ -127,6 +156,19 @@ impl MacConfig {
         {
             return Err(format!("zero_skipping.cycles is {cycles}; valid: 1 to 64"));
         }
+        if let Some(c) = self.float32_cycles
+            && !(1..=576).contains(&c)
+        {
+            return Err(format!("float32_cycles is {c}; valid: 1 to 576"));
+        }
+        if let Some(e) = self.float32_energy_pj
+            && !(e.is_finite() && e >= 0.0)
+        {
+            return Err(format!(
+                "float32_energy_pj is {}; valid: a finite number >= 0",
+                crate::error::number(e)
+            ));
+        }
         if !(self.area_um2.is_finite() && self.area_um2 >= 0.0) {
             return Err(format!(
                 "area_um2 is {}; valid: a finite number >= 0",
@@ -146,30 +188,67 @@ impl MacConfig {
         self.energy_pj.get(mode)
     }
 
+    /// Cycles of one non-zero multiply-add on `datapath`.
+    pub fn datapath_cycles(&self, datapath: MacDatapath) -> u32 {
+        match datapath {
+            MacDatapath::Integer(mode) => self.mac_cycles(mode),
+            MacDatapath::Float32 => self
+                .float32_cycles
+                .unwrap_or(FLOAT32_MULTIPLY_STEPS * self.cycles.half),
+        }
+    }
+
+    /// Energy of one non-zero multiply-add on `datapath`, pJ.
+    pub fn datapath_energy_pj(&self, datapath: MacDatapath) -> f64 {
+        match datapath {
+            MacDatapath::Integer(mode) => self.mac_energy_pj(mode),
+            MacDatapath::Float32 => self
+                .float32_energy_pj
+                .unwrap_or(f64::from(FLOAT32_MULTIPLY_STEPS) * self.energy_pj.half),
+        }
+    }
+
     /// Cycles of one zero-operand MAC.
     pub fn zero_mac_cycles(&self, mode: MacMode) -> u32 {
+        self.zero_datapath_cycles(MacDatapath::Integer(mode))
+    }
+
+    /// Cycles of one zero-operand multiply-add on `datapath`.
+    pub fn zero_datapath_cycles(&self, datapath: MacDatapath) -> u32 {
+        let cycles = self.datapath_cycles(datapath);
         match self.zero_skipping {
-            ZeroSkipping::Off | ZeroSkipping::EnergyOnly => self.mac_cycles(mode),
-            ZeroSkipping::EnergyAndCycles { cycles } => cycles.min(self.mac_cycles(mode)),
+            ZeroSkipping::Off | ZeroSkipping::EnergyOnly => cycles,
+            ZeroSkipping::EnergyAndCycles { cycles: zero } => zero.min(cycles),
         }
     }
 
     /// Energy of one zero-operand MAC, pJ: `E_zero = ratio x E_MAC(8x8)` when
     /// gated, the mode's full energy when not.
     pub fn zero_mac_energy_pj(&self, mode: MacMode) -> f64 {
+        self.zero_datapath_energy_pj(MacDatapath::Integer(mode))
+    }
+
+    /// [`Self::zero_mac_energy_pj`] on `datapath`: a gated float32 zero costs
+    /// what a gated integer zero does (the operand isolation is the same).
+    pub fn zero_datapath_energy_pj(&self, datapath: MacDatapath) -> f64 {
         match self.zero_skipping {
-            ZeroSkipping::Off => self.mac_energy_pj(mode),
+            ZeroSkipping::Off => self.datapath_energy_pj(datapath),
             _ => self.zero_energy_ratio * self.energy_pj.half,
         }
     }
 
     /// Cycles and energy of `counts` MACs in `mode` (SPEC's `E_comp` term).
     pub fn cost(&self, mode: MacMode, counts: MacCounts) -> MacCost {
+        self.datapath_cost(MacDatapath::Integer(mode), counts)
+    }
+
+    /// Cycles and energy of `counts` multiply-adds on `datapath`.
+    pub fn datapath_cost(&self, datapath: MacDatapath, counts: MacCounts) -> MacCost {
         MacCost {
-            cycles: counts.nonzero * u64::from(self.mac_cycles(mode))
-                + counts.zero * u64::from(self.zero_mac_cycles(mode)),
-            energy_pj: counts.nonzero as f64 * self.mac_energy_pj(mode)
-                + counts.zero as f64 * self.zero_mac_energy_pj(mode),
+            cycles: counts.nonzero * u64::from(self.datapath_cycles(datapath))
+                + counts.zero * u64::from(self.zero_datapath_cycles(datapath)),
+            energy_pj: counts.nonzero as f64 * self.datapath_energy_pj(datapath)
+                + counts.zero as f64 * self.zero_datapath_energy_pj(datapath),
         }
     }
 }
@@ -222,6 +301,43 @@ mod tests {
             bad.validate()
                 .is_err_and(|e| e.contains("zero_energy_ratio"))
         );
+    }
+
+    #[test]
+    fn float32_multiply_adds_cost_nine_8x8_steps_unless_configured() {
+        let c = MacConfig::default();
+        let f = MacDatapath::Float32;
+        assert_eq!(FLOAT32_MULTIPLY_STEPS, 9);
+        assert_eq!(c.datapath_cycles(f), 9);
+        assert!((c.datapath_energy_pj(f) - 9.0 * 0.95).abs() < 1e-12);
+        let counts = MacCounts {
+            nonzero: 10,
+            zero: 5,
+        };
+        let cost = c.datapath_cost(f, counts);
+        assert_eq!(cost.cycles, 135); // zeros keep their cycles (energy_only)
+        assert!((cost.energy_pj - (85.5 + 5.0 * 0.103 * 0.95)).abs() < 1e-12);
+        let slow = MacConfig {
+            cycles: PerMode {
+                half: 2,
+                ..c.cycles
+            },
+            ..c
+        };
+        assert_eq!(slow.datapath_cycles(f), 18, "follows the 8x8 step");
+        let given = MacConfig {
+            float32_cycles: Some(5),
+            float32_energy_pj: Some(2.5),
+            zero_skipping: ZeroSkipping::Off,
+            ..c
+        };
+        assert_eq!(given.datapath_cost(f, counts).cycles, 75);
+        assert!((given.datapath_cost(f, counts).energy_pj - 37.5).abs() < 1e-12);
+        let bad = MacConfig {
+            float32_cycles: Some(0),
+            ..c
+        };
+        assert!(bad.validate().is_err_and(|e| e.contains("float32_cycles")));
     }
 
     #[test]

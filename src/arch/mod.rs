@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use crate::error::{InputError, Result};
 pub mod mac;
-pub use mac::{MacConfig, PerMode, ZeroSkipping};
+pub use mac::{MacConfig, MacDatapath, PerMode, ZeroSkipping};
 
 mod ffe;
 pub use ffe::{
@@ -197,6 +197,10 @@ struct RawMac {
     zero_skipping: Option<ZeroSkipping>,
     #[serde(default)]
     area_um2: Option<f64>,
+    #[serde(default)]
+    float32_cycles: Option<u32>,
+    #[serde(default)]
+    float32_energy_pj: Option<f64>,
 }
 
 /// The MAC of an architecture. Cycles default to PELUSO's 4 / 2 / 2 / 1
@@ -224,6 +228,8 @@ fn resolve_mac(raw: Option<&RawMac>, energy: &EnergyConfig) -> MacConfig {
             .and_then(|m| m.zero_skipping)
             .unwrap_or(peluso.zero_skipping),
         area_um2: raw.and_then(|m| m.area_um2).unwrap_or(peluso.area_um2),
+        float32_cycles: raw.and_then(|m| m.float32_cycles),
+        float32_energy_pj: raw.and_then(|m| m.float32_energy_pj),
     }
 }
 

@@ -172,9 +172,12 @@ fn describe_pe_array(arch: &accsim::arch::Arch) -> Result<()> {
             )
         })
         .collect();
+    let float32 = accsim::arch::MacDatapath::Float32;
     outln!(
-        "  MAC: {}; zero operand {:.4} pJ (zero_skipping {})",
+        "  MAC: {}, float32 mode {} cycle(s) {:.3} pJ; zero operand {:.4} pJ (zero_skipping {})",
         modes.join(", "),
+        mac.datapath_cycles(float32),
+        mac.datapath_energy_pj(float32),
         mac.zero_mac_energy_pj(accsim::numerics::mac::MacMode::HALF),
         match mac.zero_skipping {
             accsim::arch::ZeroSkipping::Off => "off".to_string(),

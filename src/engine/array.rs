@@ -336,8 +336,8 @@ impl<'a> ArrayLayer<'a> {
             bias: s.epilogue.bias.clone(),
             psums: psums_for(layer, input, &c.plan, &c.groups_per_subpass),
             groups_per_subpass: c.groups_per_subpass,
-            mac_cycles: u64::from(m.arch.mac.mac_cycles(s.mode)),
-            zero_mac_cycles: u64::from(m.arch.mac.zero_mac_cycles(s.mode)),
+            mac_cycles: u64::from(m.arch.mac.datapath_cycles(s.datapath)),
+            zero_mac_cycles: u64::from(m.arch.mac.zero_datapath_cycles(s.datapath)),
             reduce_input: numerics.reduce_input,
             reduce_output: numerics.reduce_output,
             programmable: s.programmable,
@@ -1892,7 +1892,8 @@ fn room_for_prefetch(
 struct LayerStart<'a> {
     geometry: Geometry,
     epilogue: &'a Epilogue,
-    mode: crate::numerics::mac::MacMode,
+    /// What the MACs run: an integer precision or the float32 mode.
+    datapath: crate::arch::MacDatapath,
     programmable: bool,
     chosen: Chosen<'a>,
     weight_dram_base: u64,
@@ -1936,8 +1937,8 @@ impl<'a> LayerStart<'a> {
         };
         let layer_start = start;
         let start = room_for_prefetch(m, parked, input, &schedule, rows_reserve_bytes)?;
-        let mode = numerics
-            .mode
+        let datapath = numerics
+            .datapath()
             .ok_or_else(|| internal(layer, "a weighted layer without a MAC precision"))?;
         let programmable = m.arch.pe_array.weight_store == crate::arch::WeightStore::Programmable;
         let chosen = choose_schedule(
@@ -1971,7 +1972,7 @@ impl<'a> LayerStart<'a> {
         Ok(LayerStart {
             geometry,
             epilogue,
-            mode,
+            datapath,
             programmable,
             chosen,
             weight_dram_base,

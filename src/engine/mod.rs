@@ -656,7 +656,7 @@ impl LayerRunner<'_> {
             &timing,
             self.arch,
             m.glb.space.peak(),
-            (layer_numerics.mode, bits),
+            (layer_numerics, bits),
         );
         stats.schedule = m.last_schedule.take();
         if let Some(schedule) = stats.schedule.as_mut() {
@@ -729,7 +729,7 @@ impl LayerRunner<'_> {
         let base = search::Baseline {
             before,
             mode_bits: (
-                layer_numerics.mode,
+                layer_numerics,
                 word_bits(self.numerics, layer_numerics, src_store, i),
             ),
         };
@@ -815,8 +815,12 @@ fn trace_layer_start(
             LayerPlan::Glb => t.set(p.stall_cause, now, causes::TRACE_UNUSED),
             _ => {}
         }
-        if let Some(mode) = layer_numerics.mode {
-            t.set(p.mac_cycles, now, u64::from(arch.mac.mac_cycles(mode)));
+        if let (Some(mode), Some(datapath)) = (layer_numerics.mode, layer_numerics.datapath()) {
+            t.set(
+                p.mac_cycles,
+                now,
+                u64::from(arch.mac.datapath_cycles(datapath)),
+            );
             t.set(p.mac_mode, now, mode.index() as u64);
         }
     }
@@ -1040,14 +1044,15 @@ fn layer_stats(
     t: &LayerTiming,
     arch: &Arch,
     glb_peak: u64,
-    (mac_mode, word_bits): (Option<crate::numerics::mac::MacMode>, WordBits),
+    (numerics, word_bits): (widths::LayerNumerics, WordBits),
 ) -> LayerStats {
+    let datapath = numerics.datapath();
     let macs = after.macs - before.macs;
     let zero_macs = after.zero_macs - before.zero_macs;
-    let mac_energy_pj = mac_mode.map_or(0.0, |mode| {
+    let mac_energy_pj = datapath.map_or(0.0, |d| {
         arch.mac
-            .cost(
-                mode,
+            .datapath_cost(
+                d,
                 crate::numerics::mac::MacCounts {
                     nonzero: macs - zero_macs,
                     zero: zero_macs,
@@ -1096,7 +1101,8 @@ fn layer_stats(
         accesses,
         macs,
         zero_macs,
-        mac_mode,
+        mac_mode: numerics.mode,
+        float32_macs: datapath == Some(crate::arch::MacDatapath::Float32),
         mac_energy_pj,
         word_bits,
         lut_reads: after.lut_reads - before.lut_reads,

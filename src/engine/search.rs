@@ -140,7 +140,7 @@ fn memo_key(job: &ArrayJob, stores: &[Option<TensorStore>]) -> Option<String> {
 /// at the layer's start and the layer's word widths.
 pub(super) struct Baseline<'b> {
     pub before: &'b Snapshot,
-    pub mode_bits: (Option<crate::numerics::mac::MacMode>, WordBits),
+    pub mode_bits: (super::widths::LayerNumerics, WordBits),
 }
 
 /// A fork of the machine and the tensor stores, after running the layer.

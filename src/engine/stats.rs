@@ -169,6 +169,10 @@ pub struct LayerStats {
     /// The MAC precision the layer ran at (`None`: no MACs on the array).
     #[serde(serialize_with = "mode_name")]
     pub mac_mode: Option<crate::numerics::mac::MacMode>,
+    /// The MACs ran on the PEs' float32 mode (`engine::float_mode`), priced
+    /// as float32 multiply-adds (`[mac] float32_*`), not at `mac_mode`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub float32_macs: bool,
     /// Energy of the layer's MACs at its precision, zero-operand MACs at the
     /// gated energy (`[mac]`), pJ.
     pub mac_energy_pj: f64,

@@ -14,6 +14,7 @@
 //! (average pools, additions) needs the full type. "8-bit data moves half the
 //! bits of 16-bit data": bytes on buses and in memories follow these widths.
 
+use crate::arch::MacDatapath;
 use crate::numerics::mac::{MacMode, Width};
 use crate::numerics::precision::PrecisionAssignment;
 use crate::reference::precision::{PrecisionNetwork, weighted_layers};
@@ -30,6 +31,26 @@ pub(crate) struct LayerNumerics {
     pub reduce_output: bool,
     /// Bytes per weight moved (programmable weights).
     pub weight_bytes: u64,
+    /// The PEs run the layer in their float32 mode (`engine::float_mode`).
+    pub float32: bool,
+}
+
+impl LayerNumerics {
+    /// What the PEs' MACs run (`None` for layers without MACs).
+    pub fn datapath(&self) -> Option<MacDatapath> {
+        self.mode.map(|m| {
+            if self.float32 {
+                MacDatapath::Float32
+            } else {
+                MacDatapath::Integer(m)
+            }
+        })
+    }
+}
+
+/// Whether the PEs run `layer` in their float32 mode.
+fn runs_float32(layer: &Layer) -> bool {
+    matches!(&layer.op, Op::Conv2d(c) if c.epilogue.output_stage.requant.is_float_sum())
 }
 
 /// The layers to run and their numerics.
@@ -90,6 +111,7 @@ fn stored_numerics(network: &Network) -> Vec<LayerNumerics> {
                 reduce_input: false,
                 reduce_output: false,
                 weight_bytes: l.weight_quant().map_or(1, |q| q.dtype().bytes()),
+                float32: runs_float32(l),
             }
         })
         .collect()
@@ -111,6 +133,7 @@ fn assigned_numerics(
                 reduce_input: mode.is_some_and(|m| m.input == Width::W8),
                 reduce_output: Some(i) == output_layer && a.output() == Width::W8,
                 weight_bytes: mode.map_or(2, |m| bytes(m.weight)),
+                float32: runs_float32(&p.layers()[i]),
             }
         })
         .collect();

@@ -17,7 +17,7 @@ use crate::hw::dram::DramStats;
 use crate::units::ReadWrite;
 
 /// Version of the report schema (docs/report.md).
-pub const SCHEMA_VERSION: u32 = 10;
+pub const SCHEMA_VERSION: u32 = 11;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -308,7 +308,8 @@ pub struct LayerReport {
     /// the layer, else as the reference executor counts them.
     pub zero_macs: u64,
     /// MAC precision (`16x16`, `16x8`, `8x16`, `8x8`: input x weight bits)
-    /// of a weighted layer on the PE array.
+    /// of a weighted layer on the PE array, or `float32`: the PEs' float32
+    /// mode (docs/onnx.md item 6), priced by `[mac] float32_*`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
     /// Storage type of the output (`uint8`, `int8`, `int16`).

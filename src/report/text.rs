@@ -202,6 +202,7 @@ pub fn render(report: &Report) -> String {
     if let Some(c) = t.measured.as_ref().and_then(|m| m.pe_cycles) {
         out.push_str(&pe_cycles_line(&c));
     }
+    out.push_str(&float32_line(report));
     out.push_str(&super::schedule_text::lines(report));
     if let Some(s) = &report.system {
         out.push_str(&system_lines(report, s));
@@ -256,6 +257,25 @@ fn pe_cycles_line(c: &crate::engine::PeCycles) -> String {
         "PE-cycles by cause ({} = PEs x cycles): {}\n",
         thousands(total),
         parts.join(", ")
+    )
+}
+
+/// Names the layers that ran on the PEs' float32 mode, which SPEC's MAC does
+/// not have (empty when none did).
+fn float32_line(report: &Report) -> String {
+    let names: Vec<&str> = report
+        .layers
+        .iter()
+        .filter(|l| l.precision.as_deref() == Some("float32"))
+        .map(|l| l.name.as_str())
+        .collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    format!(
+        "float32 MACs: {} layer(s) ({}) ran on the PEs' float32 mode, not a mode of SPEC's integer MAC: ONNX Runtime computes them in float32; priced per multiply-add by [mac] float32_cycles and float32_energy_pj (docs/onnx.md, item 6)\n",
+        names.len(),
+        names.join(", ")
     )
 }
 

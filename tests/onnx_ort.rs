@@ -801,6 +801,37 @@ fn a_streamed_chain_mean_costs_a_row_of_each_operand_per_step() {
     assert_eq!((need(17), need(18)), (Some(2 * 512), Some(64)));
 }
 
+/// ONNX Runtime's integer global average pool streams its plane a row per
+/// step into a sum per channel (docs/onnx.md, item 4): in
+/// `qdq_gap_head_u8_opset21` the pool (#1) reads the 5 rows of its `[6, 5,
+/// 5]` uint8 input one per step (30 bytes: 4 cycles at 8 bytes per cycle),
+/// then writes its row of 6 averages in one more cycle: 5 x 4 + 1 = 21
+/// cycles (20 when it read the plane in one step), 150 reads, 6 writes; the
+/// schedule check asks for one row (30 bytes), not the plane's 150, which
+/// is what lets SqueezeNet's last pool (13 rows of 13,000 bytes) run on
+/// lu22_fixed.
+#[test]
+fn an_integer_global_average_streams_a_row_per_step() {
+    let arch = accsim::arch::load("lu22_fixed").unwrap_or_else(|e| panic!("{e}"));
+    let name = "qdq_gap_head_u8_opset21";
+    let (w, r) = load_and_run(name, &arch);
+    let layer = &r.report.layers[1];
+    assert_eq!(layer.op, "qlinear_avg_pool");
+    let m = layer.measured.as_ref().expect("measured");
+    assert_eq!(
+        (m.cycles, m.accesses.glb.read, m.accesses.glb.write),
+        (21, 150, 6)
+    );
+    let schedule = accsim::engine::feasibility::check(&w.network, &arch)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let need = schedule
+        .needs
+        .iter()
+        .find(|n| n.layer == 1)
+        .map(|n| n.bytes());
+    assert_eq!(need, Some(30));
+}
+
 /// The float32 operators' GLB-unit layers cost what docs/onnx.md (item 20)
 /// says, on lu22_fixed (8 bytes per cycle, 2-byte words, two per float32
 /// element): busy for the bytes read, plus one cycle for the last row's GLB

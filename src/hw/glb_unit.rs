@@ -16,9 +16,10 @@
 //!
 //! The unit works one output row at a time (a step), except for the
 //! reductions of a whole tensor into one row (`dynamic_range`, a float32
-//! chain's mean), which take one input row per step into registers (a
-//! running minimum and maximum; a running mean per channel,
-//! `numerics::running_mean`) and write their row after the last
+//! chain's mean, ONNX Runtime's integer global average pool), which take
+//! one input row per step into registers (a running minimum and maximum;
+//! a running mean per channel, `numerics::running_mean`; an integer sum per
+//! channel) and write their row after the last
 //! ([`GlbUnit::steps`]). It reads the input rows a step needs from the
 //! GLB, element by element: every in-input element of
 //! every window (no line buffer, so an element under two windows is read
@@ -267,6 +268,9 @@ pub struct GlbUnit {
     /// A streamed float32 chain mean's running sums, one per channel
     /// (`numerics::running_mean`; empty until its first row).
     means: Vec<RunningMean>,
+    /// A streamed integer global average's running sums, one per channel
+    /// (empty until its first row).
+    sums: Vec<i64>,
 }
 
 impl GlbUnit {
@@ -282,16 +286,20 @@ impl GlbUnit {
             powers: 0,
             range: (0.0, 0.0),
             means: Vec::new(),
+            sums: Vec::new(),
         }
     }
 
     /// Whether the unit reduces its whole input into one output row one
-    /// input row per step (`DynamicRange`), rather than computing an output
-    /// row per step from the input rows the GLB holds.
+    /// input row per step (`DynamicRange`, a chain's mean, an integer global
+    /// average), rather than computing an output row per step from the
+    /// input rows the GLB holds.
     fn streams_rows(&self) -> bool {
         matches!(
             self.function,
-            Function::DynamicRange | Function::Chain { plane: Some(_), .. }
+            Function::DynamicRange
+                | Function::Chain { plane: Some(_), .. }
+                | Function::QLinearGlobalAverage(_)
         )
     }
 
@@ -347,10 +355,8 @@ impl GlbUnit {
         match &self.function {
             Function::Max(w) | Function::Average { window: w, .. } => Some(*w),
             Function::QLinearAverage { window, .. } => Some(*window),
-            Function::QLinearGlobalAverage(_) => {
-                Some(Window::plane(self.input_hw[0], self.input_hw[1]))
-            }
-            Function::Chain { .. }
+            Function::QLinearGlobalAverage(_)
+            | Function::Chain { .. }
             | Function::Add(_)
             | Function::Softmax(_)
             | Function::ChannelShuffle { .. }
@@ -421,6 +427,9 @@ impl GlbUnit {
             Function::Channel(_) => self.channel(&operand_rows[0], &mut out),
             Function::FloatMax(_) => self.float_max(&operand_rows[0], &mut out),
             Function::DynamicRange => self.dynamic_range(&operand_rows[0], oy, &mut out),
+            Function::QLinearGlobalAverage(_) => {
+                self.global_average(&operand_rows[0], oy, &mut out);
+            }
             Function::DynamicQuantize(_) => self.dynamic_quantize(&operand_rows[0], &mut out),
             Function::FloatSoftmax => self.float_softmax(&operand_rows[0], &mut out),
             Function::FloatAverage(_) => self.float_average(&operand_rows[0], &mut out),
@@ -586,6 +595,34 @@ impl GlbUnit {
         }
     }
 
+    /// An integer global average, streamed: input row `y` into each
+    /// channel's running sum (exact integers, so in any order), and after
+    /// the last row each channel's sum through ONNX Runtime's requantisation
+    /// (`QLinearGlobalAverage::finish`).
+    fn global_average(
+        &mut self,
+        rows: &[ArrayView2<'_, i16>],
+        y: usize,
+        out: &mut ArrayViewMut2<'_, i16>,
+    ) {
+        let (Some(row), Function::QLinearGlobalAverage(kernel)) = (rows.first(), &self.function)
+        else {
+            return;
+        };
+        if self.sums.is_empty() {
+            self.sums = vec![0; row.nrows()];
+        }
+        for (sum, channel) in self.sums.iter_mut().zip(row.outer_iter()) {
+            *sum += channel.iter().map(|&v| i64::from(v)).sum::<i64>();
+        }
+        self.reads[0] += row.len() as u64;
+        if self.step_output(y).is_some() {
+            for (c, &sum) in self.sums.iter().enumerate() {
+                out[[c, 0]] = kernel.finish(sum);
+            }
+        }
+    }
+
     /// The operands' float32 sum, element by element.
     fn sum(&mut self, rows: &[Vec<ArrayView2<'_, i16>>], out: &mut ArrayViewMut2<'_, i16>) {
         let Function::Sum(kernel) = &self.function else {
@@ -741,8 +778,8 @@ impl GlbUnit {
                 };
                 kernel.finish(sum, count.max(1))
             }
-            Function::QLinearGlobalAverage(kernel) => kernel.finish(elements.map(i64::from).sum()),
-            Function::Add(_)
+            Function::QLinearGlobalAverage(_)
+            | Function::Add(_)
             | Function::Softmax(_)
             | Function::ChannelShuffle { .. }
             | Function::Concat(_)

@@ -365,6 +365,8 @@ def main():
     ap.add_argument("--build-only", action="store_true", help="write the models, run nothing")
     ap.add_argument("--rebuild", action="store_true", help="rebuild models already in the directory")
     ap.add_argument("--arch", help="accsim architecture for the runs (default: accsim's, lu22_fixed)")
+    ap.add_argument("--strict", action="store_true",
+                    help="exit 1 unless every model and format is accepted and bit-exact on every input (CI)")
     args = ap.parse_args()
     models = [m for m in args.models.split(",") if m]
     formats = [f for f in args.formats.split(",") if f]
@@ -391,6 +393,10 @@ def main():
     if rows:
         print(table(rows))
     print(f"total {time.monotonic() - started:.0f} s", file=sys.stderr)
+    failed = [f"{m} {f}" for (m, f), r in rows if r["exact"] != f"{args.inputs}/{args.inputs}"]
+    if args.strict and failed:
+        print(f"not accepted or not bit-exact on every input: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

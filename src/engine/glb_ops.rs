@@ -455,25 +455,15 @@ pub(super) fn run(
         rows.advance(m, inputs, t)?;
         m.trace_advance(t)?;
         m.trace_set(|p| p.step, t, oy as u64);
-        let mut data_ready = t;
-        for k in 0..inputs.len() {
-            let fetch = Fetch {
-                k,
-                wanted: glb_unit.input_rows(oy),
-                ahead: if oy + 1 < steps {
-                    glb_unit.input_rows(oy + 1)
-                } else {
-                    0..0
-                },
-            };
-            if !fetch.send(m, inputs, &mut rows, output, parked, &mut spilled_rows)? {
-                return Err(cannot_tile(m, layer, inputs[k].row_bytes()));
-            }
-        }
-        for k in 0..inputs.len() {
-            let wanted = glb_unit.input_rows(oy);
-            data_ready = data_ready.max(rows.wait_for(m, inputs, k, wanted)?);
-        }
+        let step = (oy, steps, t);
+        let data_ready = gather_step_rows(
+            m,
+            layer,
+            (inputs, &mut rows),
+            (output, parked, &mut spilled_rows),
+            &glb_unit,
+            step,
+        )?;
         rows.advance(m, inputs, data_ready)?;
         // The output row, computed from the rows the GLB now holds.
         let resident = Resident {
@@ -499,16 +489,7 @@ pub(super) fn run(
         t = done.max(m.clock);
         m.events += 1;
     }
-    let last = rows
-        .arriving
-        .last_key_value()
-        .map_or(t, |(&(c, _), _)| c.max(t));
-    rows.advance(m, inputs, last)?;
-    for (k, input) in inputs.iter_mut().enumerate() {
-        if last_reader[k] {
-            free_all_rows(m, input);
-        }
-    }
+    land_last_fills(m, inputs, &mut rows, &last_reader, t)?;
     let first = first_compute.unwrap_or(start);
     Ok(LayerTiming {
         start: layer_start,
@@ -526,6 +507,61 @@ pub(super) fn run(
 /// Per operand, the rows that are in the GLB when the layer starts, after
 /// making room for two steps' worth when some input is in DRAM (the
 /// layer starts once the write-backs that make it are done).
+/// Sends the DRAM reads of step `oy`'s rows and of the next step's (each
+/// operand's), from cycle `t`, and lands fills until the step's rows are
+/// in the GLB; returns when the last of them is.
+fn gather_step_rows(
+    m: &mut Machine,
+    layer: &Layer,
+    (inputs, rows): (&mut [&mut TensorStore], &mut Rows),
+    (output, parked, spilled_rows): (&mut TensorStore, &mut Parked<'_>, &mut u64),
+    glb_unit: &GlbUnit,
+    (oy, steps, t): (usize, usize, Cycle),
+) -> Result<Cycle> {
+    for k in 0..inputs.len() {
+        let fetch = Fetch {
+            k,
+            wanted: glb_unit.input_rows(oy),
+            ahead: if oy + 1 < steps {
+                glb_unit.input_rows(oy + 1)
+            } else {
+                0..0
+            },
+        };
+        if !fetch.send(m, inputs, rows, output, parked, spilled_rows)? {
+            return Err(cannot_tile(m, layer, inputs[k].row_bytes()));
+        }
+    }
+    let mut data_ready = t;
+    for k in 0..inputs.len() {
+        let wanted = glb_unit.input_rows(oy);
+        data_ready = data_ready.max(rows.wait_for(m, inputs, k, wanted)?);
+    }
+    Ok(data_ready)
+}
+
+/// After the last step: lands the fills still on their way (rows fetched
+/// ahead), then frees the rows of the operands this layer read last.
+fn land_last_fills(
+    m: &mut Machine,
+    inputs: &mut [&mut TensorStore],
+    rows: &mut Rows,
+    last_reader: &[bool],
+    t: Cycle,
+) -> Result<()> {
+    let last = rows
+        .arriving
+        .last_key_value()
+        .map_or(t, |(&(c, _), _)| c.max(t));
+    rows.advance(m, inputs, last)?;
+    for (k, input) in inputs.iter_mut().enumerate() {
+        if last_reader[k] {
+            free_all_rows(m, input);
+        }
+    }
+    Ok(())
+}
+
 fn make_room_for_rows(
     m: &mut Machine,
     inputs: &mut [&mut TensorStore],

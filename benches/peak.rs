@@ -518,11 +518,16 @@ fn main() {
         );
     }
     print_stream_bound(&b16);
-    // PEAK_FILTER=depthwise (say) times only the kernels whose name has it.
+    // PEAK_FILTER=depthwise (say) times only the kernels whose name has it;
+    // a filter ending in `$` only the kernel of that exact name.
     let filter = std::env::var("PEAK_FILTER").unwrap_or_default();
+    let selected = |name: &str| match filter.strip_suffix('$') {
+        Some(exact) => name == exact,
+        None => name.contains(filter.as_str()),
+    };
     println!("| kernel (1 thread) | G MAC/s | % of 16-bit peak | % of 8-bit peak |");
     println!("|---|---|---|---|");
-    for (name, _, macs, f) in kernels.iter().filter(|k| k.0.contains(filter.as_str())) {
+    for (name, _, macs, f) in kernels.iter().filter(|k| selected(&k.0)) {
         let g = *macs as f64 * 1e-9 / best_seconds(&|| one.install(f));
         println!(
             "| {name} | {g:.1} | {:.0} % | {:.0} % |",

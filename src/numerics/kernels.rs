@@ -757,6 +757,10 @@ pub fn gemv_exact(w: &[i16], k: usize, x: &[i16], out: &mut [i64]) {
     GemvInput::new(&x[..k.min(x.len())]).product(w, out);
 }
 
+/// The largest `sum|x|` over 16 entries (8 pairs) whose products with
+/// 16-bit weights provably fit `i32` (`2^15 (2^16 - 1) <= i32::MAX`).
+const NO_PAIR_BLOCK_OF_8: i64 = (1 << 16) - 1;
+
 /// The input vector of [`gemv_exact`], prepared once for any number of
 /// weight rows: its `i32` block (bounded by 16-bit weights) or, where that
 /// is shorter than 8 pairs, its byte split. A layer's rows, split over
@@ -785,7 +789,17 @@ impl GemvInput {
             .trailing_zeros()
             .min(15);
         let x: Vec<i16> = x.iter().map(|&v| v >> shift).collect();
-        let block = pair_block_len(&x, k, 1 << 15).filter(|&b| b >= 8);
+        // A block of 8 or more pairs needs every aligned 16 entries' sum|x|
+        // within 2^16 - 1 ([`PairWeights::block_pairs_in`] against weights
+        // of magnitude up to 2^15), so a larger total rules one out without
+        // the block search (which packs `x` and sums it level by level): the
+        // same decision, one pass over `x`.
+        let sum_abs: i64 = x.iter().map(|&v| i64::from(v).abs()).sum();
+        let block = if sum_abs > NO_PAIR_BLOCK_OF_8 * k.div_ceil(16) as i64 {
+            None
+        } else {
+            pair_block_len(&x, k, 1 << 15).filter(|&b| b >= 8)
+        };
         let (hi, lo) = match block {
             Some(_) => (Vec::new(), Vec::new()),
             None => x.iter().map(|&v| (v >> 8, v & 0xFF)).unzip(),
@@ -1339,6 +1353,38 @@ mod tests {
             for (r, &g) in got.iter().enumerate() {
                 prop_assert_eq!(g, dot_portable(0i64, &w[r * k..(r + 1) * k], &x));
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Skipping the block search when `sum|x|` exceeds 8-pair blocks'
+        /// bound ([`GemvInput::new`]) decides as the search does: the same
+        /// block or byte split, for sparse and dense inputs of any width
+        /// around the bound.
+        #[test]
+        fn the_sum_test_keeps_the_block_decision(
+            k in 1usize..400,
+            bits in 1u32..=16,
+            dense in 0u32..=8,
+            seed in any::<u64>(),
+        ) {
+            let mut state = seed | 1;
+            let x: Vec<i16> = (0..k)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    if state % 8 >= u64::from(dense) {
+                        0
+                    } else {
+                        ((state >> 20) as i16) >> (16 - bits)
+                    }
+                })
+                .collect();
+            let input = GemvInput::new(&x);
+            let searched = pair_block_len(&input.x, k, 1 << 15).filter(|&b| b >= 8);
+            prop_assert_eq!(input.block, searched);
         }
     }
 

@@ -221,34 +221,181 @@ impl RowPlan {
 #[target_feature(enable = "avx2")]
 unsafe fn rows_plane_avx2(out: *mut i64, x: &[i16], plan: &RowPlan, bias: i64) {
     // SAFETY: the caller's bounds, passed on.
-    unsafe { rows_plane_body::<false>(out, x, plan, bias) }
+    unsafe { rows_plane_body(out, x, plan, bias) }
 }
 
-/// [`rows_plane_avx2`] with `vpdpwssd` (the same wrapping sums).
+/// [`rows_plane_avx2`] with `vpdpwssd` (the same wrapping sums), the even
+/// and odd sums interleaved and widened on 512 bits
+/// ([`even_odd_to_i64`]); a plan of one block of 6 loads (a 3x3 kernel
+/// whose whole sum fits `i32`) keeps its weights in registers
+/// ([`rows_plane_fixed`]).
 ///
 /// # Safety
-/// AVX2, AVX-512 VL and VNNI; the bounds of [`rows_plane_avx2`].
+/// AVX2, AVX-512 F, VL and VNNI; the bounds of [`rows_plane_avx2`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
 unsafe fn rows_plane_vnni(out: *mut i64, x: &[i16], plan: &RowPlan, bias: i64) {
     // SAFETY: the caller's bounds, passed on.
-    unsafe { rows_plane_body::<true>(out, x, plan, bias) }
+    unsafe {
+        match (plan.blocks.len(), plan.loads.len(), plan.ow >= 2 * LANES) {
+            (1, 6, true) => rows_plane_fixed::<6, 2>(out, x, plan, bias),
+            (1, 6, false) => rows_plane_fixed::<6, 1>(out, x, plan, bias),
+            (_, _, true) => rows_plane_zmm::<2>(out, x, plan, bias),
+            (_, _, false) => rows_plane_zmm::<1>(out, x, plan, bias),
+        }
+    }
+}
+
+/// Outputs `0..8` and `8..16` of a 16-output step in `i64` from its even
+/// and odd `i32` sums (outputs `2j` and `2j + 1`): one `vpermt2d` and one
+/// `vpmovsxdq` per 8 outputs.
+///
+/// # Safety
+/// AVX-512 F and VL.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn even_odd_to_i64(
+    even: std::arch::x86_64::__m256i,
+    odd: std::arch::x86_64::__m256i,
+) -> [std::arch::x86_64::__m512i; 2] {
+    use std::arch::x86_64::*;
+    // SAFETY: AVX-512 F and VL, the caller's.
+    unsafe {
+        let first = _mm256_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11);
+        let second = _mm256_setr_epi32(4, 12, 5, 13, 6, 14, 7, 15);
+        [
+            _mm512_cvtepi32_epi64(_mm256_permutex2var_epi32(even, first, odd)),
+            _mm512_cvtepi32_epi64(_mm256_permutex2var_epi32(even, second, odd)),
+        ]
+    }
+}
+
+/// [`rows_plane_steps`] on VNNI with the sums widened on 512 bits, any
+/// plan: `V` vectors of 16 outputs per step.
+///
+/// # Safety
+/// As [`rows_plane_vnni`]; `ow >= 16 V`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+unsafe fn rows_plane_zmm<const V: usize>(out: *mut i64, x: &[i16], plan: &RowPlan, bias: i64) {
+    use std::arch::x86_64::*;
+    let (xp, pw, ow) = (x.as_ptr(), plan.pw, plan.ow);
+    let step = V * LANES;
+    // SAFETY: the intrinsics need AVX2, AVX-512 F/VL and VNNI, the
+    // caller's; the pointer bounds are stated at each access.
+    unsafe {
+        let bias = _mm512_set1_epi64(bias);
+        for oy in 0..plan.rows {
+            for start in step_starts(ow, step) {
+                let base = oy * pw + start;
+                let mut wide = [[bias; 2]; V];
+                let mut l0 = 0;
+                for &l1 in &plan.blocks {
+                    let mut even = [_mm256_setzero_si256(); V];
+                    let mut odd = [_mm256_setzero_si256(); V];
+                    for load in &plan.loads[l0..l1] {
+                        let (we, wo) = (_mm256_set1_epi32(load.even), _mm256_set1_epi32(load.odd));
+                        for v in 0..V {
+                            // offset + base + 16 v + 16 <= offset + (rows - 1) pw + ow <= x.len().
+                            let at = load.offset + base + LANES * v;
+                            let l = _mm256_loadu_si256(xp.add(at) as *const __m256i);
+                            even[v] = _mm256_dpwssd_epi32(even[v], l, we);
+                            odd[v] = _mm256_dpwssd_epi32(odd[v], l, wo);
+                        }
+                    }
+                    for v in 0..V {
+                        let [a, b] = even_odd_to_i64(even[v], odd[v]);
+                        wide[v] = [
+                            _mm512_add_epi64(wide[v][0], a),
+                            _mm512_add_epi64(wide[v][1], b),
+                        ];
+                    }
+                    l0 = l1;
+                }
+                for (v, halves) in wide.iter().enumerate() {
+                    for (q, half) in halves.iter().enumerate() {
+                        // oy ow + start + 16 v + 8 q + 8 <= (oy + 1) ow <= rows ow.
+                        let at = oy * ow + start + LANES * v + 8 * q;
+                        _mm512_storeu_si512(out.add(at) as *mut _, *half);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`rows_plane_zmm`] for a plan of one block of `L` loads: the `2 L`
+/// packed weights broadcast once per plane and kept in registers (a 3x3
+/// kernel: 12, beside 4 `V` sums), the sums widened once per step.
+///
+/// # Safety
+/// As [`rows_plane_zmm`]; `plan.loads.len() == L`, one block.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+unsafe fn rows_plane_fixed<const L: usize, const V: usize>(
+    out: *mut i64,
+    x: &[i16],
+    plan: &RowPlan,
+    bias: i64,
+) {
+    use std::arch::x86_64::*;
+    let (xp, pw, ow) = (x.as_ptr(), plan.pw, plan.ow);
+    let step = V * LANES;
+    let offsets: [usize; L] = std::array::from_fn(|l| plan.loads[l].offset);
+    // SAFETY: the intrinsics need AVX2, AVX-512 F/VL and VNNI, the
+    // caller's; the pointer bounds are stated at each access.
+    unsafe {
+        let even_w: [__m256i; L] = std::array::from_fn(|l| _mm256_set1_epi32(plan.loads[l].even));
+        let odd_w: [__m256i; L] = std::array::from_fn(|l| _mm256_set1_epi32(plan.loads[l].odd));
+        let bias = _mm512_set1_epi64(bias);
+        for oy in 0..plan.rows {
+            for start in step_starts(ow, step) {
+                let base = xp.add(oy * pw + start);
+                let mut even = [_mm256_setzero_si256(); V];
+                let mut odd = [_mm256_setzero_si256(); V];
+                for l in 0..L {
+                    for v in 0..V {
+                        // offset + oy pw + start + 16 v + 16 <= offset + (rows - 1) pw + ow <= x.len().
+                        let at = base.add(offsets[l] + LANES * v);
+                        let x = _mm256_loadu_si256(at as *const __m256i);
+                        even[v] = _mm256_dpwssd_epi32(even[v], x, even_w[l]);
+                        odd[v] = _mm256_dpwssd_epi32(odd[v], x, odd_w[l]);
+                    }
+                }
+                for v in 0..V {
+                    let [a, b] = even_odd_to_i64(even[v], odd[v]);
+                    // oy ow + start + 16 v + 16 <= (oy + 1) ow <= rows ow.
+                    let at = out.add(oy * ow + start + LANES * v);
+                    _mm512_storeu_si512(at as *mut _, _mm512_add_epi64(a, bias));
+                    _mm512_storeu_si512(at.add(8) as *mut _, _mm512_add_epi64(b, bias));
+                }
+            }
+        }
+    }
+}
+
+/// The starts of the steps of `step` outputs covering a row of `ow`
+/// (`ow >= step`): `0, step, 2 step, ...`, the last one `ow - step`
+/// (overlapping its neighbour where `step` does not divide `ow`).
+fn step_starts(ow: usize, step: usize) -> impl Iterator<Item = usize> {
+    let n = ow.div_ceil(step);
+    (0..n).map(move |i| (i * step).min(ow - step))
 }
 
 /// Two vectors of 16 outputs per step where rows are at least 32 long
 /// (four independent `i32` chains), else one.
 ///
 /// # Safety
-/// As [`rows_plane_avx2`]; `VNNI` only where the CPU has AVX-512 VL and VNNI.
+/// As [`rows_plane_avx2`].
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn rows_plane_body<const VNNI: bool>(out: *mut i64, x: &[i16], plan: &RowPlan, bias: i64) {
+unsafe fn rows_plane_body(out: *mut i64, x: &[i16], plan: &RowPlan, bias: i64) {
     // SAFETY: the caller's bounds, passed on.
     unsafe {
         if plan.ow >= 2 * LANES {
-            rows_plane_steps::<VNNI, 2>(out, x, plan, bias);
+            rows_plane_steps::<2>(out, x, plan, bias);
         } else {
-            rows_plane_steps::<VNNI, 1>(out, x, plan, bias);
+            rows_plane_steps::<1>(out, x, plan, bias);
         }
     }
 }
@@ -261,17 +408,12 @@ unsafe fn rows_plane_body<const VNNI: bool>(out: *mut i64, x: &[i16], plan: &Row
 /// As [`rows_plane_body`]; `ow >= 16 V`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn rows_plane_steps<const VNNI: bool, const V: usize>(
-    out: *mut i64,
-    x: &[i16],
-    plan: &RowPlan,
-    bias: i64,
-) {
+unsafe fn rows_plane_steps<const V: usize>(out: *mut i64, x: &[i16], plan: &RowPlan, bias: i64) {
     use std::arch::x86_64::*;
     let (xp, pw, ow) = (x.as_ptr(), plan.pw, plan.ow);
     let step = V * LANES;
-    // SAFETY: the intrinsics need AVX2 (and VNNI, only under `VNNI`), the
-    // caller's; the pointer bounds are stated at each access.
+    // SAFETY: the intrinsics need AVX2, the caller's; the pointer bounds
+    // are stated at each access.
     unsafe {
         let bias = _mm256_set1_epi64x(bias);
         for oy in 0..plan.rows {
@@ -290,13 +432,8 @@ unsafe fn rows_plane_steps<const VNNI: bool, const V: usize>(
                             // offset + base + 16 v + 16 <= offset + (rows - 1) pw + ow <= x.len().
                             let at = load.offset + base + LANES * v;
                             let l = _mm256_loadu_si256(xp.add(at) as *const __m256i);
-                            if VNNI {
-                                even[v] = _mm256_dpwssd_epi32(even[v], l, we);
-                                odd[v] = _mm256_dpwssd_epi32(odd[v], l, wo);
-                            } else {
-                                even[v] = _mm256_add_epi32(even[v], _mm256_madd_epi16(l, we));
-                                odd[v] = _mm256_add_epi32(odd[v], _mm256_madd_epi16(l, wo));
-                            }
+                            even[v] = _mm256_add_epi32(even[v], _mm256_madd_epi16(l, we));
+                            odd[v] = _mm256_add_epi32(odd[v], _mm256_madd_epi16(l, wo));
                         }
                     }
                     for v in 0..V {
@@ -703,6 +840,51 @@ mod tests {
             None
         );
         assert_eq!(RowPlan::new(18 * 4, 100, &shape(1), &rows), None);
+    }
+
+    /// A 3x3 kernel whose whole sum fits `i32` (one block of 6 loads: the
+    /// kernel with its weights in registers on VNNI) on planes 16 to 70
+    /// wide, every output against the plain loop, with inputs of both signs
+    /// at the bound (`max|x| * sum|w|` just inside `i32`).
+    #[test]
+    fn three_by_three_single_block_equals_the_plain_loop() {
+        let w = [-21000i16, 7, 13000, 1, -1, 0, 30000, -2, 30000];
+        let sum_abs: i64 = w.iter().map(|&v| i64::from(v).abs()).sum();
+        let max_abs_x = i64::from(i32::MAX) / sum_abs;
+        assert_eq!(max_abs_x, 22842);
+        for ow in [16usize, 17, 31, 32, 33, 56, 70] {
+            let (pw, rows) = (ow + 2, 5);
+            let x: Vec<i16> = (0..(rows + 2) * pw)
+                .map(|i| match i % 7 {
+                    0 => -(max_abs_x as i16),
+                    3 => max_abs_x as i16,
+                    _ => (i as i16).wrapping_mul(97) % (max_abs_x as i16),
+                })
+                .collect();
+            let kernel_rows: Vec<(usize, &[i16])> =
+                (0..3).map(|r| (r * pw, &w[3 * r..3 * r + 3])).collect();
+            let shape = PlaneShape { pw, ow, max_abs_x };
+            let plan = RowPlan::new(rows * ow, x.len(), &shape, &kernel_rows).expect("a plan");
+            assert_eq!((plan.loads.len(), plan.blocks.len()), (6, 1));
+            let mut got = Vec::with_capacity(rows * ow);
+            taps_rows_uninit(
+                &mut got.spare_capacity_mut()[..rows * ow],
+                &x,
+                &shape,
+                &kernel_rows,
+                -5,
+            );
+            // SAFETY: taps_rows_uninit wrote all rows * ow elements.
+            unsafe { got.set_len(rows * ow) };
+            for (i, &g) in got.iter().enumerate() {
+                let (oy, ox) = (i / ow, i % ow);
+                let want: i64 = -5
+                    + (0..9)
+                        .map(|t| i64::from(w[t]) * i64::from(x[(oy + t / 3) * pw + ox + t % 3]))
+                        .sum::<i64>();
+                assert_eq!(g, want, "ow {ow}, output {i}");
+            }
+        }
     }
 
     #[test]

@@ -232,7 +232,9 @@ def generic_pow(x, y):
     p = pow_impl(np.where((ax > 0) & np.isfinite(ax), ax, F32(1)), y)
     odd = (y % 2) == 1
     p = np.where((x < 0) & odd, -p, p)
-    p = np.where(x == 0, np.copysign(F32(np.inf), x) if odd and y < 0 else (F32(np.inf) if y < 0 else np.copysign(F32(0), x) if odd else F32(0)), p)
+    zero = F32(np.inf) if y < 0 else F32(0)
+    zero = np.copysign(zero, x) if odd else zero  # the sign of -0 kept for odd y
+    p = np.where(x == 0, zero, p)
     big = F32(0) if y < 0 else F32(np.inf)
     p = np.where(np.isinf(x), np.copysign(big, x) if odd else big, p)
     p = np.where(np.isnan(x), x, p)

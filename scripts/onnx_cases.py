@@ -613,6 +613,9 @@ def cases():
     # -> Mul -> Add -> Relu and ShuffleNet's channel shuffle; 10 inputs each.
     add("dynamic_avgpool_cnn_u8", lambda n: dynamic_cnn(n, 77, head="avgpool"))
     add("dynamic_bn_shuffle_cnn_u8", lambda n: dynamic_cnn(n, 78, head="bn_shuffle"))
+    # AlexNet's float32 LRN read by a DynamicQuantizeLinear (through a
+    # MaxPool): Eigen's pow in whole packets, powf on the tail.
+    add("dynamic_lrn_cnn_u8", lambda n: dynamic_cnn(n, 80, head="lrn"))
     return out
 
 
@@ -825,7 +828,13 @@ def dynamic_cnn(name, seed, head="gemm"):
     BatchNormalization - Mul and Add by [12, 1, 1] constants - Relu (DenseNet's
     pre-activation in small) - conv 1x1 (12 -> 12) - relu - channel shuffle
     in 3 groups (Reshape, Transpose, Reshape) - conv 1x1 (12 -> 10) - relu -
-    GlobalAveragePool - flatten - softmax."""
+    GlobalAveragePool - flatten - softmax.
+
+    head "lrn": on a 7x7 input, conv 3x3 (3 -> 11) - relu - LRN (size 5,
+    alpha 1, beta 0.75, bias 1: AlexNet's but for alpha, large enough that
+    the power moves) - maxpool 2 - conv 3x3 (11 -> 8) - relu - flatten -
+    gemm (-> 10) - softmax. 11 x 7 x 7 = 539 LRN elements: ONNX Runtime
+    takes the last 3 powers with powf, the others with Eigen's packet pow."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     c = Case(name, seed)
@@ -842,8 +851,13 @@ def dynamic_cnn(name, seed, head="gemm"):
         y = conv(conv(x, 16, 16), 16, 16, relu=False)
         return c.node("Relu", [c.node("Sum", [y, shortcut], "sum")], "relu")
 
-    in_shape = [1, 3, 8, 8]
-    if head == "residual":
+    in_shape = [1, 3, 7, 7] if head == "lrn" else [1, 3, 8, 8]
+    if head == "lrn":
+        y = c.node("LRN", [conv("x", 3, 11)], "lrn", size=5, alpha=1.0, beta=0.75, bias=1.0)
+        y = c.node("MaxPool", [y], "pool", kernel_shape=[2, 2], strides=[2, 2])
+        y = c.node("Flatten", [conv(y, 11, 8)], "flat")
+        y = c.node("Gemm", [y, weight((10, 8 * 3 * 3), 0.15), weight((10,), 0.1)], "fc", transB=1)
+    elif head == "residual":
         x0 = conv("x", 3, 16)
         y = block(x0, conv(x0, 16, 16, k=1, relu=False))
         y = block(y, y)

@@ -22,8 +22,9 @@ Prints, per probe, how many outputs differ from ONNX Runtime's:
   sums, a product by 1 / sum) against the float64 softmax rounded;
 - the float32 AveragePool windows of the zoo models in this form against a
   sequential row-major window sum divided by the count;
-- accsim's float LRN (glibc powf; ONNX Runtime uses Eigen's pow) read by a
-  DynamicQuantizeLinear: how often its scale and values differ.
+- an LRN with glibc powf (accsim's before 5 December; ONNX Runtime uses
+  Eigen's pow, which scripts/ort_lrn_probe.py and accsim now reproduce)
+  read by a DynamicQuantizeLinear: how often its scale and values differ.
 A fused multiply-add is emulated in float64 (exact product, one rounding of
 the sum to float32 but for a double rounding, negligible at these sizes).
 """
@@ -423,7 +424,7 @@ def float_batch_norm(rng, trials=50, shape=(1, 40, 7, 9), pool_first=False):
 
 
 def lrn_powf(x, size, alpha, beta, bias):
-    """accsim's LRN (docs/onnx.md, item 16: ONNX Runtime's running sum of
+    """accsim's LRN before 5 December (docs/onnx.md, item 16: ONNX Runtime's running sum of
     squares, every product rounded) with glibc's powf, in float32."""
     import ctypes
 

@@ -767,6 +767,21 @@ fn an_lrn_of_integers_is_refused_naming_the_qdq_form() {
     );
 }
 
+/// ONNX Runtime's LRN kernel refuses an even size (its window is centred);
+/// so does the importer, naming the node and what is valid.
+#[test]
+fn an_lrn_of_even_size_is_refused_as_onnx_runtime_refuses_it() {
+    let lrn = node("LRN", "lrn", &["xd"], "l", &[("size", 4)]);
+    let (_dir, path, stderr) = refused("lrn_even.onnx", &float_op_model(&[lrn], "l"));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {path}: node `lrn` (LRN): size 4, alpha 0.0001, beta 0.75, bias 1; valid: an \
+             odd size >= 1, finite alpha > 0, beta > 0, finite bias (ONNX Runtime's limits)\n"
+        )
+    );
+}
+
 /// A Relu after a Sum is a no-op only when the QuantizeLinear's zero point
 /// is the type's minimum (ONNX Runtime then drops it); otherwise refused.
 #[test]

@@ -418,12 +418,29 @@ fn the_dynamic_classifiers_match_onnx_runtime_on_ten_inputs_each() {
         "float_chain",
         "softmax",
     ];
-    let cases: [(&str, &[&str]); 5] = [
+    // AlexNet's float32 LRN (539 elements: 3 in the tail) under a max pool.
+    let lrn = [
+        "dynamic_range",
+        "dynamic_quantize",
+        "conv2d",
+        "lrn",
+        "max_pool",
+        "dynamic_range",
+        "dynamic_quantize",
+        "conv2d",
+        "dynamic_range",
+        "dynamic_quantize",
+        "flatten",
+        "fc",
+        "softmax",
+    ];
+    let cases: [(&str, &[&str]); 6] = [
         ("dynamic_cnn_u8", &plain),
         ("dynamic_concat_gap_cnn_u8", &fire),
         ("dynamic_residual_cnn_u8", &residual),
         ("dynamic_avgpool_cnn_u8", &pools),
         ("dynamic_bn_shuffle_cnn_u8", &bn_shuffle),
+        ("dynamic_lrn_cnn_u8", &lrn),
     ];
     for (name, kinds) in cases {
         check_dynamic(name, kinds);

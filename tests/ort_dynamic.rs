@@ -4,11 +4,17 @@
 //! --goldens` (ONNX Runtime 1.32): DynamicQuantizeLinear on twelve small
 //! tensors (random, all-positive, all-negative, ties, all zeros), and one
 //! DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul -> Add chain, and
-//! float32 Softmax rows (MLAS's AVX-512F kernel).
+//! float32 Softmax rows (MLAS's AVX-512F kernel); and, written by
+//! `scripts/ort_lrn_probe.py --goldens`, ONNX Runtime's LRN powers of exact
+//! scales and two whole float32 LRNs (Eigen's packet `pow` and the tail's
+//! `powf`, `numerics::eigen_pow`).
 
 use std::path::{Path, PathBuf};
 
+use accsim::numerics::eigen_pow::packet_pow;
+use accsim::numerics::ort::{Lrn, LrnPlace};
 use accsim::numerics::ort_dynamic::{DynamicQuant, float_epilogue, multiplier};
+use accsim::workload::ir::FLOAT32_WORDS;
 use accsim::workload::npy::read_npy_any;
 
 fn data(name: &str) -> PathBuf {
@@ -129,4 +135,62 @@ fn float_softmax_equals_onnx_runtime_bit_for_bit() {
         }
     }
     assert_eq!(checked, 3 * 1000 + 4 * 37);
+}
+
+#[test]
+fn eigen_packet_pow_equals_onnx_runtimes_lrn_power_bit_for_bit() {
+    // scripts/ort_lrn_probe.py: ONNX Runtime's LRN outputs where the input
+    // is 1.0 and the scale exact, i.e. its powers of those scales.
+    let (scales, _) = load("lrn_pow.scale");
+    let (exponents, _) = load("lrn_pow.exponent");
+    let (powers, _) = load("lrn_pow.y");
+    assert_eq!(scales.len(), 2101);
+    let mut differ_from_powf = 0;
+    for ((&s, &e), &p) in scales.iter().zip(&exponents).zip(&powers) {
+        let (s, e, p) = (s as f32, e as f32, p as f32);
+        let got = packet_pow(s, e);
+        assert_eq!(
+            got.to_bits(),
+            p.to_bits(),
+            "{s:e}^{e}: {got:e}, ONNX Runtime {p:e}"
+        );
+        differ_from_powf += usize::from(s.powf(e) != p);
+    }
+    // glibc's powf (what accsim used before) differs in 543 of them (as
+    // numpy counts with ctypes' powf on the same files).
+    assert_eq!(differ_from_powf, 543);
+}
+
+#[test]
+fn float_lrn_equals_onnx_runtime_bit_for_bit_tail_included() {
+    // name, size, alpha, beta, bias (scripts/ort_lrn_probe.py LRN_CASES).
+    for (name, size, alpha, beta, bias) in [
+        ("lrn_googlenet", 5, 1e-4, 0.75, 1.0),
+        ("lrn_wide", 3, 0.1, 0.6, 2.0),
+    ] {
+        let (x, shape) = load(&format!("{name}.x"));
+        let (y, _) = load(&format!("{name}.y"));
+        let (c, h, w) = (shape[0], shape[1], shape[2]);
+        let k = Lrn::new((size, alpha, beta, bias), &FLOAT32_WORDS, &FLOAT32_WORDS);
+        let mut out = vec![0.0f32; c];
+        for position in 0..h * w {
+            let column: Vec<f32> = (0..c).map(|ch| x[ch * h * w + position] as f32).collect();
+            k.float_column(
+                &column,
+                &mut out,
+                LrnPlace {
+                    position,
+                    plane: h * w,
+                },
+            );
+            for (ch, &v) in out.iter().enumerate() {
+                let want = y[ch * h * w + position] as f32;
+                assert_eq!(
+                    v.to_bits(),
+                    want.to_bits(),
+                    "{name} channel {ch} position {position}"
+                );
+            }
+        }
+    }
 }

@@ -341,6 +341,16 @@ impl GlbUnit {
         self.powers
     }
 
+    /// Where column `x` of output row `oy` sits in the LRN's plane (an LRN
+    /// keeps its input's shape).
+    fn lrn_place(&self, oy: usize, x: usize) -> crate::numerics::ort::LrnPlace {
+        let [height, width] = self.input_hw;
+        crate::numerics::ort::LrnPlace {
+            position: oy * width + x,
+            plane: height * width,
+        }
+    }
+
     /// Softmax exp-table (LUT) reads so far.
     pub fn lut_reads(&self) -> u64 {
         self.lut_reads
@@ -420,7 +430,7 @@ impl GlbUnit {
                 self.shuffle(groups, &operand_rows[0], &mut out);
             }
             Function::Concat(_) => self.concat(&operand_rows, &mut out),
-            Function::Lrn(_) => self.lrn(&operand_rows[0], &mut out),
+            Function::Lrn(_) => self.lrn(&operand_rows[0], oy, &mut out),
             Function::Sum(_) => self.sum(&operand_rows, &mut out),
             Function::Lookup(_) => self.lookup(&operand_rows[0], &mut out),
             Function::Chain { .. } => self.chain(&operand_rows, oy, &mut out),
@@ -434,7 +444,7 @@ impl GlbUnit {
             Function::FloatSoftmax => self.float_softmax(&operand_rows[0], &mut out),
             Function::FloatAverage(_) => self.float_average(&operand_rows[0], &mut out),
             Function::FloatChannel(_) => self.float_channel(&operand_rows[0], &mut out),
-            Function::FloatLrn(_) => self.float_lrn(&operand_rows[0], &mut out),
+            Function::FloatLrn(_) => self.float_lrn(&operand_rows[0], oy, &mut out),
             Function::FloatShuffle { groups } => {
                 let groups = *groups;
                 self.float_shuffle(groups, &operand_rows[0], &mut out);
@@ -509,7 +519,7 @@ impl GlbUnit {
     }
 
     /// LRN of every column of the row over its channels, one pass.
-    fn lrn(&mut self, rows: &[ArrayView2<'_, i16>], out: &mut ArrayViewMut2<'_, i16>) {
+    fn lrn(&mut self, rows: &[ArrayView2<'_, i16>], oy: usize, out: &mut ArrayViewMut2<'_, i16>) {
         let (Some(row), Function::Lrn(kernel)) = (rows.first(), &self.function) else {
             return;
         };
@@ -520,7 +530,7 @@ impl GlbUnit {
             for (v, &r) in column.iter_mut().zip(row.column(x)) {
                 *v = r;
             }
-            kernel.column(&column, &mut result);
+            kernel.column(&column, &mut result, self.lrn_place(oy, x));
             for (o, &r) in out.column_mut(x).iter_mut().zip(&result) {
                 *o = r;
             }

@@ -19,6 +19,7 @@
 //! - [`kernels`]: the multiply-accumulate inner loops (AVX2 when the CPU has it).
 
 pub mod csd;
+pub mod eigen_pow;
 pub mod kernels;
 pub mod mac;
 pub mod ort;

@@ -8,6 +8,7 @@
 //! multiply-add (one rounding), as the AVX2 kernel's `vfmadd` instructions.
 
 use super::quant::{IntType, TensorQuant};
+use crate::numerics::eigen_pow::lrn_power;
 
 /// Scale and zero point of an affine tensor (`(1.0, 0)` for fixed point,
 /// which the ONNX importer never produces).
@@ -416,13 +417,12 @@ impl FloatSum {
 /// - channel `c > 0`'s scale: the previous channel's, `+ a * sq` of the
 ///   square entering the window, then `+ (-a) * sq` of the one leaving it
 ///   (a running sum, not a fresh window sum);
-/// - `y = x * powf(scale, -beta)`, quantised (divide, round half to even,
-///   add the zero point, saturate).
-///
-/// ONNX Runtime's `pow` is Eigen's vectorised one, which differs from the
-/// C library's `powf` used here by up to 2 units in the last place in about
-/// a quarter of float outputs; after the QuantizeLinear the outputs agree
-/// (docs/onnx.md, item 16).
+/// - `y = x * scale^-beta`, with the power Eigen's vectorised `pow` on
+///   whole packets of four of the flattened `[C, H, W]` tensor and the C
+///   library's `powf` on its last `C H W mod 4` elements
+///   ([`crate::numerics::eigen_pow::lrn_power`]; hence [`LrnPlace`]);
+///   quantised (divide, round half to even, add the zero point, saturate)
+///   unless the LRN is a dynamic model's float one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Lrn {
     size: usize,
@@ -452,10 +452,10 @@ impl Lrn {
     }
 
     /// The outputs of one position's channels `column` into `out`.
-    pub fn column(&self, column: &[i16], out: &mut [i16]) {
+    pub fn column(&self, column: &[i16], out: &mut [i16], place: LrnPlace) {
         let x: Vec<f32> = column.iter().map(|&v| dequantize(v, self.input)).collect();
         let mut y = vec![0.0f32; x.len()];
-        self.float_column(&x, &mut y);
+        self.float_column(&x, &mut y, place);
         for (o, &v) in out.iter_mut().zip(&y) {
             *o = quantize(v, self.output, self.dtype);
         }
@@ -463,7 +463,7 @@ impl Lrn {
 
     /// The float32 outputs of one position's float32 channels `x` into
     /// `out` (a dynamic model's float LRN; the quantisation is unused).
-    pub fn float_column(&self, x: &[f32], out: &mut [f32]) {
+    pub fn float_column(&self, x: &[f32], out: &mut [f32], place: LrnPlace) {
         let before = (self.size - 1) / 2;
         // Square `j` of the padded sequence (zero outside the channels).
         let square = |j: usize| {
@@ -478,9 +478,21 @@ impl Lrn {
                 scale += a * square(c + self.size - 1);
                 scale += -a * square(c - 1);
             }
-            *o = xc * scale.powf(self.neg_beta);
+            let flat = c * place.plane + place.position;
+            *o = xc * lrn_power(scale, self.neg_beta, flat, x.len() * place.plane);
         }
     }
+}
+
+/// Where a position's channel column sits in its `[C, H, W]` tensor, which
+/// decides whether ONNX Runtime's power of an element is Eigen's packet
+/// `pow` or the tail's `powf` ([`Lrn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LrnPlace {
+    /// The position in its plane, `y * W + x`.
+    pub position: usize,
+    /// Positions per plane, `H * W`.
+    pub plane: usize,
 }
 
 #[cfg(test)]

@@ -60,8 +60,8 @@ pub fn float_channel(op: &FloatChannel, input: &Activations) -> Activations {
 }
 
 /// Float32 LRN over the channels of every position (`ort::Lrn`'s float
-/// path: ONNX Runtime's running sum of squares, then `x * powf(scale,
-/// -beta)`, where ONNX Runtime uses Eigen's `pow`; docs/onnx.md item 20).
+/// path: ONNX Runtime's running sum of squares, then `x * scale^-beta`
+/// with Eigen's `pow` as ONNX Runtime takes it; docs/onnx.md, the LRN item).
 pub fn float_lrn(op: &Lrn, input: &Activations) -> Activations {
     let k = crate::numerics::ort::Lrn::new(
         (op.size, op.alpha, op.beta, op.bias),
@@ -75,7 +75,11 @@ pub fn float_lrn(op: &Lrn, input: &Activations) -> Activations {
     for i in 0..h {
         for j in 0..w {
             let column: Vec<f32> = (0..c).map(|ch| x[[ch, i, j]]).collect();
-            k.float_column(&column, &mut y);
+            let place = crate::numerics::ort::LrnPlace {
+                position: i * w + j,
+                plane: h * w,
+            };
+            k.float_column(&column, &mut y, place);
             for (ch, &v) in y.iter().enumerate() {
                 out[[ch, i, j]] = v;
             }

@@ -5,8 +5,8 @@ use ndarray::Array3;
 
 use crate::numerics::TensorQuant;
 use crate::numerics::ort::{
-    ConcatInput, FloatAdd, FloatChain, FloatSum, Lrn as LrnKernel, PlaneOrder, QLinearAdd,
-    QLinearAverage, QLinearGlobalAverage, QLinearSoftmax,
+    ConcatInput, FloatAdd, FloatChain, FloatSum, Lrn as LrnKernel, LrnPlace, PlaneOrder,
+    QLinearAdd, QLinearAverage, QLinearGlobalAverage, QLinearSoftmax,
 };
 use crate::numerics::ort_channel::ChannelKernel;
 use crate::workload::ir::{
@@ -166,7 +166,11 @@ pub fn lrn(
             for (ch, v) in column.iter_mut().enumerate() {
                 *v = x[[ch, y, xx]];
             }
-            k.column(&column, &mut result);
+            let place = LrnPlace {
+                position: y * w + xx,
+                plane: h * w,
+            };
+            k.column(&column, &mut result, place);
             for (ch, &v) in result.iter().enumerate() {
                 out[[ch, y, xx]] = v;
             }

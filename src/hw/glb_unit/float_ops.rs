@@ -85,6 +85,7 @@ impl GlbUnit {
     pub(super) fn float_lrn(
         &mut self,
         rows: &[ArrayView2<'_, i16>],
+        oy: usize,
         out: &mut ArrayViewMut2<'_, i16>,
     ) {
         let (Some(row), Function::FloatLrn(k)) = (rows.first(), &self.function) else {
@@ -95,7 +96,7 @@ impl GlbUnit {
         let mut y = vec![0.0f32; channels];
         for x in 0..width {
             let column: Vec<f32> = (0..channels).map(|c| value(row, c, x)).collect();
-            k.float_column(&column, &mut y);
+            k.float_column(&column, &mut y, self.lrn_place(oy, x));
             for (c, &v) in y.iter().enumerate() {
                 store(out, c, x, v);
             }

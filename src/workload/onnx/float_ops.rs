@@ -189,12 +189,13 @@ impl<'a> Importer<'a> {
             beta: float("beta", 0.75),
             bias: float("bias", 1.0),
         };
-        if size < 1 || !(lrn.beta > 0.0 && lrn.alpha.is_finite() && lrn.bias.is_finite()) {
+        let alpha_ok = lrn.alpha > 0.0 && lrn.alpha.is_finite();
+        if size < 1 || size % 2 == 0 || !(alpha_ok && lrn.beta > 0.0 && lrn.bias.is_finite()) {
             return Err(self.err(
                 n,
                 format!(
-                    "size {size}, alpha {}, beta {}, bias {}; valid: size >= 1, beta > 0, finite \
-                     alpha and bias (ONNX Runtime's limits)",
+                    "size {size}, alpha {}, beta {}, bias {}; valid: an odd size >= 1, finite \
+                     alpha > 0, beta > 0, finite bias (ONNX Runtime's limits)",
                     lrn.alpha, lrn.beta, lrn.bias
                 ),
             ));

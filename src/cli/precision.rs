@@ -241,8 +241,11 @@ pub fn execute(args: &PrecisionArgs) -> Result<()> {
     // assignment the engine refuses) or an engine that disagreed.
     let (study, times) = result.map_err(|m| Error::from(InputError::new(&path, m)))?;
     tracing::info!(
-        "prefix cache: {} chunk runs, {} of {} weighted-layer segments taken from the cache, {} MiB held",
+        "prefix cache: {} chunk runs ({} samples, {} M MACs computed), {} of {} weighted-layer \
+         segments taken from the cache, {} MiB held",
         times.cache.chunk_runs,
+        times.cache.samples_run,
+        times.cache.macs_run / 1_000_000,
         times.cache.segments_skipped,
         times.cache.segments_total,
         times.cache.bytes >> 20

@@ -11,12 +11,14 @@
 //!   the share of samples whose top-1 class differs from the 16x16
 //!   network's top-1: agreement with full precision, not accuracy.
 //!
-//! Samples run in chunks of [`CHUNK_SAMPLES`], each chunk as one batch
+//! Samples run in the evaluation order ([`evaluation_order`]: the
+//! all-16-bit network's smallest top-1 margins first), in chunks of
+//! [`CHUNK_SAMPLES`], each chunk as one batch
 //! through the reference executor (`reference::precision`,
 //! `PrecisionNetwork::run_range_batch`): every convolution and fully
 //! connected layer is one integer matrix product over the chunk's samples
 //! (their positions side by side), on the workers of a private rayon pool.
-//! Sums are exact integers, predictions are collected in sample order and
+//! Sums are exact integers, predictions are collected in order and
 //! the drop is a ratio of integer counts, so nothing depends on scheduling
 //! or on the thread count.
 //!
@@ -37,9 +39,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::numerics::precision::PrecisionAssignment;
-use crate::reference::precision::{
-    PrecisionNetwork, check_network, is_chain, top1, weighted_layers,
-};
+use crate::reference::precision::{PrecisionNetwork, check_network, is_chain, weighted_layers};
 use crate::workload::dfp::CalibrationSet;
 use crate::workload::ir::{Activations, Network};
 
@@ -73,6 +73,9 @@ struct PrefixCache {
     chunk_runs: u64,
     segments_skipped: u64,
     segments_total: u64,
+    /// Samples those chunks held, and the MACs of the segments they ran.
+    samples_run: u64,
+    macs_run: u64,
 }
 
 /// Bytes a chunk's tensors hold (their `i16` elements).
@@ -132,6 +135,11 @@ pub struct CacheStats {
     pub segments_skipped: u64,
     /// Segments they would have computed without a cache.
     pub segments_total: u64,
+    /// Samples those chunks held (a sample counts once per chunk run).
+    pub samples_run: u64,
+    /// MACs of the segments the chunks computed (not those taken from the
+    /// cache): the calibration inference's arithmetic.
+    pub macs_run: u64,
     /// Bytes the cache holds.
     pub bytes: usize,
 }
@@ -178,12 +186,24 @@ pub struct AccuracyEvaluator<'a> {
     network: &'a Network,
     set: &'a CalibrationSet,
     pool: rayon::ThreadPool,
-    /// Top-1 of the all-16-bit network per sample.
+    /// The samples in evaluation order (see [`evaluation_order`]): chunk `c`
+    /// is `inputs[c * CHUNK_SAMPLES..]`.
+    inputs: Vec<Activations>,
+    /// The labels in evaluation order, when the set has them.
+    labels: Option<Vec<usize>>,
+    /// `order[j]`: the sample (index into the set) evaluated `j`-th.
+    order: Vec<usize>,
+    /// Top-1 of the all-16-bit network per sample, in sample order.
     baseline: Vec<usize>,
+    /// The same in evaluation order.
+    baseline_ordered: Vec<usize>,
     /// Samples the all-16-bit network classifies as labelled.
     baseline_correct: usize,
     /// Indices of the weighted layers.
     weighted: Vec<usize>,
+    /// MACs of one sample through segment `k` (weighted layer `k` up to the
+    /// next one) and every later segment.
+    macs_from: Vec<u64>,
     /// Whether runs may resume from cached prefixes (chain networks).
     chain: bool,
     cache: Mutex<PrefixCache>,
@@ -235,9 +255,14 @@ impl<'a> AccuracyEvaluator<'a> {
             network,
             set,
             pool,
+            inputs: set.inputs.clone(),
+            labels: set.labels.clone(),
+            order: (0..set.inputs.len()).collect(),
             baseline: Vec::new(),
+            baseline_ordered: Vec::new(),
             baseline_correct: 0,
             chain: is_chain(network),
+            macs_from: macs_from(network, &weighted),
             weighted,
             cache: Mutex::new(PrefixCache::default()),
             cache_budget_bytes,
@@ -245,8 +270,18 @@ impl<'a> AccuracyEvaluator<'a> {
             early_stop: true,
         };
         let full = PrecisionAssignment::full(me.weighted.len());
-        me.baseline = me.predictions(&full)?;
-        me.baseline_correct = me.correct(&me.baseline);
+        let scored = me.scores(&full)?;
+        me.baseline = scored.iter().map(|&(top, _)| top).collect();
+        me.order = evaluation_order(&scored);
+        me.inputs = me.order.iter().map(|&i| set.inputs[i].clone()).collect();
+        me.labels = set
+            .labels
+            .as_ref()
+            .map(|l| me.order.iter().map(|&i| l[i]).collect());
+        me.baseline_ordered = me.order.iter().map(|&i| me.baseline[i]).collect();
+        me.baseline_correct = me.correct(&me.baseline_ordered);
+        // The cached tensors belong to the chunks of the sample order.
+        me.cache = Mutex::new(PrefixCache::default());
         Ok(me)
     }
 
@@ -282,9 +317,19 @@ impl<'a> AccuracyEvaluator<'a> {
 
     /// Top-1 class per sample at `assignment`, in sample order.
     pub fn predictions(&self, assignment: &PrecisionAssignment) -> Result<Vec<usize>, String> {
+        let mut out = vec![0; self.inputs.len()];
+        for (j, (top, _)) in self.scores(assignment)?.into_iter().enumerate() {
+            out[self.order[j]] = top;
+        }
+        Ok(out)
+    }
+
+    /// Top-1 and its margin ([`top1_margin`]) per sample at `assignment`,
+    /// in evaluation order.
+    fn scores(&self, assignment: &PrecisionAssignment) -> Result<Vec<(usize, i32)>, String> {
         let p = PrecisionNetwork::new(self.network, assignment)?;
         let bits = assignment.to_bits();
-        let n = self.set.inputs.len();
+        let n = self.inputs.len();
         let mut out = Vec::with_capacity(n);
         for c in 0..n.div_ceil(CHUNK_SAMPLES) {
             out.extend(self.chunk_predictions(&p, &bits, c));
@@ -292,18 +337,24 @@ impl<'a> AccuracyEvaluator<'a> {
         Ok(out)
     }
 
-    /// Top-1 of the samples of chunk `c` at `p` (whose bits are `bits`),
-    /// resuming from the deepest cached prefix of this chunk.
-    fn chunk_predictions(&self, p: &PrecisionNetwork, bits: &[bool], c: usize) -> Vec<usize> {
-        let n = self.set.inputs.len();
-        let samples = &self.set.inputs[c * CHUNK_SAMPLES..((c + 1) * CHUNK_SAMPLES).min(n)];
+    /// Top-1 and its margin of the samples of chunk `c` (evaluation order)
+    /// at `p` (whose bits are `bits`), resuming from the deepest cached
+    /// prefix of this chunk.
+    fn chunk_predictions(
+        &self,
+        p: &PrecisionNetwork,
+        bits: &[bool],
+        c: usize,
+    ) -> Vec<(usize, i32)> {
+        let n = self.inputs.len();
+        let samples = &self.inputs[c * CHUNK_SAMPLES..((c + 1) * CHUNK_SAMPLES).min(n)];
         let layers = self.network.layers.len();
         let l = self.weighted.len();
         if self.chain && l < 2 {
             return self.pool.install(|| {
                 p.run_range_batch(0..layers, samples)
                     .iter()
-                    .map(top1)
+                    .map(top1_margin)
                     .collect()
             });
         }
@@ -311,7 +362,7 @@ impl<'a> AccuracyEvaluator<'a> {
             return self.pool.install(|| {
                 samples
                     .par_iter()
-                    .map(|x| top1(&p.run(x.clone()).outputs()[layers - 1]))
+                    .map(|x| top1_margin(&p.run(x.clone()).outputs()[layers - 1]))
                     .collect()
             });
         }
@@ -329,6 +380,8 @@ impl<'a> AccuracyEvaluator<'a> {
             cache.chunk_runs += 1;
             cache.segments_skipped += k as u64;
             cache.segments_total += l as u64;
+            cache.samples_run += samples.len() as u64;
+            cache.macs_run += self.macs_from[k].saturating_mul(samples.len() as u64);
         }
         loop {
             // Segment k: weighted layer k (from layer 0 for the first) up to
@@ -342,7 +395,7 @@ impl<'a> AccuracyEvaluator<'a> {
                 return self.pool.install(|| {
                     p.run_range_batch(start..end, inputs)
                         .iter()
-                        .map(top1)
+                        .map(top1_margin)
                         .collect()
                 });
             }
@@ -371,12 +424,16 @@ impl<'a> AccuracyEvaluator<'a> {
                 chunk_runs: c.chunk_runs,
                 segments_skipped: c.segments_skipped,
                 segments_total: c.segments_total,
+                samples_run: c.samples_run,
+                macs_run: c.macs_run,
                 bytes: c.bytes,
             })
     }
 
+    /// Samples whose prediction equals their label, `predictions` in
+    /// evaluation order.
     fn correct(&self, predictions: &[usize]) -> usize {
-        match &self.set.labels {
+        match &self.labels {
             Some(labels) => predictions
                 .iter()
                 .zip(labels)
@@ -394,8 +451,8 @@ impl<'a> AccuracyEvaluator<'a> {
     /// lambda(X) for `assignment`, or, as soon as the samples evaluated so
     /// far prove `lambda(X) >= reject_at` whatever the rest give, a lower
     /// bound on it (`exact` false; the bound is at least `reject_at`).
-    /// Samples run in chunks of [`CHUNK_SAMPLES`], in order, and the rule is
-    /// checked after each; a later call for the same assignment resumes
+    /// Samples run in chunks of [`CHUNK_SAMPLES`], in evaluation order, and
+    /// the rule is checked after each; a later call for the same assignment resumes
     /// where this one stopped. "Acceptable" (`drop < reject_at`) is decided
     /// exactly as from the full evaluation: the lower bound only grows with
     /// more samples, and the full drop is the bound with every sample in.
@@ -419,7 +476,7 @@ impl<'a> AccuracyEvaluator<'a> {
     ) -> Result<AccuracyDrop, String> {
         let p = PrecisionNetwork::new(self.network, assignment)?;
         let bits = assignment.to_bits();
-        let n = self.set.inputs.len();
+        let n = self.inputs.len();
         let mut at = self
             .progress
             .lock()
@@ -429,14 +486,14 @@ impl<'a> AccuracyEvaluator<'a> {
         while at.samples < n {
             let c = at.samples / CHUNK_SAMPLES;
             let predictions = self.chunk_predictions(&p, &bits, c);
-            for (i, &pred) in predictions.iter().enumerate() {
+            for (i, &(pred, _)) in predictions.iter().enumerate() {
                 let s = at.samples + i;
-                let reference = match &self.set.labels {
+                let reference = match &self.labels {
                     Some(labels) => labels[s],
-                    None => self.baseline.get(s).copied().unwrap_or(pred),
+                    None => self.baseline_ordered.get(s).copied().unwrap_or(pred),
                 };
                 at.differing += usize::from(pred != reference);
-                at.correct += usize::from(self.set.labels.is_some() && pred == reference);
+                at.correct += usize::from(self.labels.is_some() && pred == reference);
             }
             at.samples += predictions.len();
             let drop = self.drop_bound(&at);
@@ -475,5 +532,81 @@ impl<'a> AccuracyEvaluator<'a> {
             reference: self.reference(),
             exact,
         }
+    }
+}
+
+/// Per weighted layer `k`: the MACs of one inference from segment `k` (the
+/// layers from weighted layer `k`, or layer 0 for `k = 0`) to the end.
+fn macs_from(network: &Network, weighted: &[usize]) -> Vec<u64> {
+    (0..weighted.len())
+        .map(|k| {
+            let start = if k == 0 { 0 } else { weighted[k] };
+            network.layers[start..]
+                .iter()
+                .fold(0u64, |a, l| a.saturating_add(l.macs()))
+        })
+        .collect()
+}
+
+/// The top-1 class of an output tensor (the first maximum, as
+/// `reference::precision::top1`) and its margin: the top value minus the
+/// largest other value (0 on a tie; `i32::MAX` for a single class).
+fn top1_margin(tensor: &Activations) -> (usize, i32) {
+    let mut best = (0usize, i16::MIN);
+    let mut second = i32::MIN;
+    for (i, &v) in tensor.iter().enumerate() {
+        if i == 0 || v > best.1 {
+            if i > 0 {
+                second = second.max(i32::from(best.1));
+            }
+            best = (i, v);
+        } else {
+            second = second.max(i32::from(v));
+        }
+    }
+    let margin = if second == i32::MIN {
+        i32::MAX
+    } else {
+        i32::from(best.1) - second
+    };
+    (best.0, margin)
+}
+
+/// The order samples are evaluated in: by the all-16-bit network's top-1
+/// margin ascending (ties by index), so that the samples a reduced
+/// precision most likely flips come first and a state whose drop reaches
+/// lambda_max is rejected after fewer chunks. Any order gives the same
+/// exact drops (counts over all samples); only where an early stop
+/// happens, and the lower bound it records, depend on it. A function of
+/// the all-16-bit outputs alone: the same for any thread count and run.
+fn evaluation_order(scored: &[(usize, i32)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scored.len()).collect();
+    order.sort_by_key(|&i| (scored[i].1, i));
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn margins_and_the_order_they_give() {
+        let t =
+            |v: &[i16]| Activations::from_shape_vec((v.len(), 1, 1), v.to_vec()).expect("shape");
+        assert_eq!(top1_margin(&t(&[3, 9, -2, 7])), (1, 2));
+        assert_eq!(top1_margin(&t(&[9, 3, 9])), (0, 0));
+        assert_eq!(top1_margin(&t(&[-5, i16::MIN])), (0, 32_763));
+        assert_eq!(top1_margin(&t(&[i16::MIN, i16::MAX])), (1, 65_535));
+        assert_eq!(top1_margin(&t(&[4])), (0, i32::MAX));
+        // The top-1 is `reference::precision::top1`'s.
+        for v in [[1i16, 1, 0], [0, 2, 2], [-3, -1, -2]] {
+            assert_eq!(
+                top1_margin(&t(&v)).0,
+                crate::reference::precision::top1(&t(&v))
+            );
+        }
+        // Smallest margin first, ties by sample index.
+        let scored = [(0, 5), (2, 1), (1, 5), (0, 0), (3, 1)];
+        assert_eq!(evaluation_order(&scored), [3, 1, 4, 0, 2]);
     }
 }

@@ -243,12 +243,19 @@ fn objectives_of(e: &Evaluation) -> Objectives {
     }
 }
 
-/// Evaluates in full every state on the front of all memoised states whose
-/// drop is still a lower bound, until the front holds exact drops only.
+/// Makes the front of all memoised states exact. A state on it whose drop
+/// is a lower bound is evaluated further only until its bound reaches the
+/// drop of an exactly evaluated state of no more energy
+/// ([`dominating_drop`]): that state then dominates it at its bound, hence
+/// at its true drop, and it leaves the front keeping a (higher) bound. A
+/// state still on the front after that (an exact tie) or with no such state
+/// is evaluated in full. Repeated until the front holds exact drops only;
+/// a state is raised at most once and then evaluated in full, so it ends.
 fn complete_front<F>(annealer: &mut Annealer<F>) -> Result<(), String>
 where
     F: FnMut(Probe<'_>) -> Result<Evaluation, String>,
 {
+    let mut raised = std::collections::HashSet::new();
     loop {
         let states: Vec<(&Vec<bool>, &Evaluation)> = annealer.memo().iter().collect();
         let objectives: Vec<Objectives> = states.iter().map(|(_, e)| objectives_of(e)).collect();
@@ -261,7 +268,28 @@ where
             return Ok(());
         }
         for state in pending {
-            annealer.evaluate(&state)?;
+            let reject_at = if raised.insert(state.clone()) {
+                dominating_drop(annealer.memo(), &state)
+            } else {
+                f64::INFINITY
+            };
+            annealer.evaluate_below(&state, reject_at)?;
         }
     }
+}
+
+/// The smallest exact drop among the memoised states other than `state`
+/// whose energy is at most `state`'s (infinity if none): a bound on
+/// `state`'s drop at least this puts it off the front.
+fn dominating_drop(
+    memo: &std::collections::BTreeMap<Vec<bool>, Evaluation>,
+    state: &[bool],
+) -> f64 {
+    let Some(own) = memo.get(state) else {
+        return f64::INFINITY;
+    };
+    memo.iter()
+        .filter(|(x, e)| e.exact && x.as_slice() != state && e.energy <= own.energy)
+        .map(|(_, e)| e.accuracy_drop)
+        .fold(f64::INFINITY, f64::min)
 }

@@ -14,10 +14,12 @@
 //! lambdas, anneal config): no wall time, no thread count, so files from two
 //! runs compare byte for byte (the CLI prints the time on stdout only).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::accuracy::{AccuracyEvaluator, CacheStats, DropReference};
@@ -176,8 +178,18 @@ pub fn run(
     times.cache = accuracy.cache_stats();
     let checking = std::time::Instant::now();
     let full = PrecisionAssignment::full(layers);
-    let all_16_cost = energy.checked(&full)?;
-    let point = |p: &OperatingPoint| study_point(&energy, all_16_cost.cycles, p);
+    let reported = std::iter::once(&full).chain(
+        [&found.search_front, &found.front, &found.per_network]
+            .into_iter()
+            .flatten()
+            .map(|p| &p.assignment),
+    );
+    let costs = checked_costs(&energy, reported, options.threads)?;
+    let all_16_cost = costs
+        .get(&full.to_bits())
+        .copied()
+        .ok_or("the all-16-bit point was not re-run")?;
+    let point = |p: &OperatingPoint| study_point(&costs, all_16_cost.cycles, p);
     let points = |v: &[OperatingPoint]| v.iter().map(point).collect::<Result<Vec<_>, _>>();
     let search_front = points(&found.search_front)?;
     let front = points(&found.front)?;
@@ -231,11 +243,14 @@ impl StateRecord {
 /// an engine that disagreed with the reference is an error here, so
 /// `bit_exact` is true for every point written.
 fn study_point(
-    energy: &SimulatedEnergyModel,
+    costs: &HashMap<Vec<bool>, SimulatedCost>,
     all_16_cycles: u64,
     p: &OperatingPoint,
 ) -> std::result::Result<StudyPoint, String> {
-    let cost: SimulatedCost = energy.checked(&p.assignment)?;
+    let cost = costs
+        .get(&p.assignment.to_bits())
+        .copied()
+        .ok_or_else(|| format!("no checked run of `{}`", p.assignment))?;
     Ok(StudyPoint {
         assignment: p.assignment.clone(),
         accuracy_drop: p.accuracy_drop,
@@ -251,6 +266,34 @@ fn study_point(
         },
         bit_exact: true,
     })
+}
+
+/// The engine's run, checked against the reference, of each distinct
+/// assignment in `assignments` (a point on several fronts runs once), on
+/// `threads` workers. The first failure in `assignments` order is the
+/// error, as when they ran one after the other.
+fn checked_costs<'p>(
+    energy: &SimulatedEnergyModel,
+    assignments: impl Iterator<Item = &'p PrecisionAssignment>,
+    threads: usize,
+) -> std::result::Result<HashMap<Vec<bool>, SimulatedCost>, String> {
+    let mut distinct: Vec<&PrecisionAssignment> = Vec::new();
+    for a in assignments {
+        if !distinct.contains(&a) {
+            distinct.push(a);
+        }
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| format!("cannot start {threads} worker threads: {e}"))?;
+    let costs: Vec<std::result::Result<SimulatedCost, String>> =
+        pool.install(|| distinct.par_iter().map(|a| energy.checked(a)).collect());
+    distinct
+        .iter()
+        .zip(costs)
+        .map(|(a, c)| c.map(|c| (a.to_bits(), c)))
+        .collect()
 }
 
 /// One summary per annealing run (per `lambda_max`).

@@ -56,12 +56,18 @@ struct LaneGroup {
     /// weights start in `weights` (`[piece element][column]`, centred).
     blocks: Vec<(Range<usize>, usize)>,
     weights: Vec<i16>,
-    /// Per lane (parallel to `lanes`), per element of every piece in order
-    /// (piece `k` starts at `element_base[k]`): how many of the lane's
-    /// columns that use the piece have a non-zero weight for the element.
-    /// Zero-operand MACs are counted from these and the inputs' zeros.
-    nonzero_weights: Vec<Vec<u32>>,
+    /// Per element of every piece in order (piece `k` starts at
+    /// `element_base[k]`), per lane (parallel to `lanes`): how many of the
+    /// lane's columns that use the piece have a non-zero weight for the
+    /// element (`[element][lane]`, so one non-zero input adds one row to
+    /// every lane's count). Zero-operand MACs are counted from these and the
+    /// inputs' zeros.
+    nonzero_weights: Vec<u32>,
     element_base: Vec<usize>,
+    /// Per receiving row `r`: the group's PEs that take the sub-pass's
+    /// inputs (a convolution lane's PE in row `r`, an FC lane's whole
+    /// column), 0 beyond the last.
+    receivers: Vec<u64>,
 }
 
 /// An output word on its way: `(channel, y, x)` and its value.
@@ -77,14 +83,14 @@ struct StepWork {
 }
 
 /// One lane's share of a step: the lane, the pass's receiving rows, the
-/// output columns it computes (`width`), the piece's length, and its
-/// columns' non-zero weight counts per piece element.
+/// output columns it computes (`width`), the piece's length, and per
+/// receiving row the lane's MACs with both operands non-zero (per PE).
 struct LaneWork<'w> {
     lane: usize,
     rows: usize,
     width: u64,
     len: u64,
-    nonzero_weights: &'w [u32],
+    nonzero_macs: &'w [u64],
 }
 
 /// What one receiving PE row gets for a step: input words read from the
@@ -234,8 +240,10 @@ pub(super) struct ArrayLayer<'a> {
     row_arrival: Vec<Cycle>,
     row_entries: Vec<u64>,
     row_psums: Vec<u64>,
-    /// Scratch: per row of the step, the piece elements whose input is non-zero.
-    nonzero_inputs: Vec<Vec<usize>>,
+    /// Scratch: per row of the step, per lane of the group being computed,
+    /// the MACs a PE of the lane makes with both operands non-zero
+    /// (`[row][lane]`).
+    nonzero_macs: Vec<u64>,
     activity: Vec<(usize, u64)>,
     /// Per PE row, the distinct busy durations of a step and how many PEs
     /// end at each (reused across steps, for the trace).
@@ -373,7 +381,7 @@ impl<'a> ArrayLayer<'a> {
             row_arrival: Vec::new(),
             row_entries: Vec::new(),
             row_psums: Vec::new(),
-            nonzero_inputs: Vec::new(),
+            nonzero_macs: Vec::new(),
             activity: Vec::new(),
             row_ends: Vec::new(),
             arrivals: Arrivals::new(height, s.start),
@@ -1198,7 +1206,7 @@ impl<'a> ArrayLayer<'a> {
             let buffers = &mut rf[g];
             buffers.resize(rows, RowDelivery::default());
             for (r, b) in buffers.iter_mut().enumerate().take(rows) {
-                let receivers = self.receivers(group, r, id.subpass);
+                let receivers = group.receivers.get(r).copied().unwrap_or(0);
                 b.values.clear();
                 b.from_glb = 0;
                 b.from_link = 0;
@@ -1219,26 +1227,6 @@ impl<'a> ArrayLayer<'a> {
         self.groups_per_subpass[id.subpass] = groups;
         self.rf = rf;
         per_row
-    }
-
-    /// The PEs of `group` in receiving row `r` that take sub-pass
-    /// `subpass`'s inputs (an FC lane's whole column receives them).
-    fn receivers(&self, group: &LaneGroup, r: usize, subpass: usize) -> u64 {
-        group
-            .lanes
-            .iter()
-            .map(|&l| &self.plan.lanes[l])
-            .filter(|lane| {
-                r < lane.pes.len() && lane.subpasses.get(subpass).is_some_and(|s| !s.is_empty())
-            })
-            .map(|lane| {
-                if self.plan.rows_are_positions {
-                    1
-                } else {
-                    lane.pes.len() as u64
-                }
-            })
-            .sum()
     }
 
     /// One row's buffer of `piece` at output position `(y, x)`: each
@@ -1494,20 +1482,22 @@ impl<'a> ArrayLayer<'a> {
             let weights = &group.weights[offset..offset + len * cols.len()];
             let piece = (group.list, id.piece);
             self.accumulate_rows(g, rows, (&cols, &group.outputs), weights, piece);
+            let nonzero_macs = self.count_nonzero_macs(g, group, id.piece, rows);
+            let lanes = group.lanes.len();
             for (i, &l) in group.lanes.iter().enumerate() {
                 let width = overlap(&group.lane_columns[i], &cols) as u64;
                 if width > 0 {
-                    let nonzero_weights = &group.nonzero_weights[i][group.element_base[id.piece]..];
                     let lane = LaneWork {
                         lane: l,
                         rows,
                         width,
                         len: len as u64,
-                        nonzero_weights,
+                        nonzero_macs: &nonzero_macs[i..],
                     };
-                    self.count_lane(&lane, start, &mut work);
+                    self.count_lane(&lane, lanes, start, &mut work);
                 }
             }
+            self.nonzero_macs = nonzero_macs;
         }
         self.groups_per_subpass[id.subpass] = groups;
         let StepWork {
@@ -1524,9 +1514,38 @@ impl<'a> ArrayLayer<'a> {
         Ok(longest)
     }
 
+    /// Per receiving row, per lane of `group` (lane group `g`), the MACs
+    /// one PE of the lane makes on `piece` with both operands non-zero:
+    /// the lane's non-zero weight counts summed over the row's non-zero
+    /// inputs (`[row][lane]`; the buffer is `self.nonzero_macs`, taken).
+    fn count_nonzero_macs(
+        &mut self,
+        g: usize,
+        group: &LaneGroup,
+        piece: usize,
+        rows: usize,
+    ) -> Vec<u64> {
+        let lanes = group.lanes.len();
+        let base = group.element_base[piece] * lanes;
+        let mut counts = std::mem::take(&mut self.nonzero_macs);
+        counts.clear();
+        counts.resize(rows * lanes, 0);
+        for (r, sums) in counts.chunks_exact_mut(lanes.max(1)).enumerate() {
+            let x = &self.rf[g][r].values;
+            let table = &group.nonzero_weights[base..base + x.len() * lanes];
+            for (&v, per_lane) in x.iter().zip(table.chunks_exact(lanes.max(1))) {
+                if v != 0 {
+                    sums.iter_mut()
+                        .zip(per_lane)
+                        .for_each(|(s, &n)| *s += u64::from(n));
+                }
+            }
+        }
+        counts
+    }
+
     /// Each row's psums of lane group `g` accumulate the piece's `weights`
-    /// (columns `cols`) times the row's RF values; notes each row's
-    /// non-zero inputs for the zero-operand count.
+    /// (columns `cols`) times the row's RF values.
     fn accumulate_rows(
         &mut self,
         g: usize,
@@ -1536,12 +1555,8 @@ impl<'a> ArrayLayer<'a> {
         (list, piece): (usize, usize),
     ) {
         let stride = self.plan.positions_per_pass.max(1);
-        self.nonzero_inputs.resize(rows, Vec::new());
         for r in 0..rows {
             let x = &self.rf[g][r].values;
-            let nz = &mut self.nonzero_inputs[r];
-            nz.clear();
-            nz.extend((0..x.len()).filter(|&e| x[e] != 0));
             match &mut self.psums {
                 Psums::Narrow(p) => {
                     accumulate::<i32>(&mut p[g * stride + r][cols.clone()], weights, x)
@@ -1562,7 +1577,8 @@ impl<'a> ArrayLayer<'a> {
     /// One lane's PEs in the step: MACs, zero-operand MACs and busy cycles
     /// per PE (from its inputs' and its columns' weights' non-zeros), the
     /// RF and look-up-table accesses, and the trace's busy spans.
-    fn count_lane(&mut self, w: &LaneWork, start: Cycle, work: &mut StepWork) {
+    /// `lanes`: the lanes of `w`'s group (the stride of `w.nonzero_macs`).
+    fn count_lane(&mut self, w: &LaneWork, lanes: usize, start: Cycle, work: &mut StepWork) {
         let lane = &self.plan.lanes[w.lane];
         let macs_per_pe = w.width * w.len;
         let active: &[usize] = if self.plan.rows_are_positions {
@@ -1570,25 +1586,43 @@ impl<'a> ArrayLayer<'a> {
         } else {
             &lane.pes
         };
-        let cols = self.m.arch.pe_array.cols as usize;
-        for (k, &pe) in active.iter().enumerate() {
-            // A PE's MACs with both operands non-zero, from its
-            // inputs' non-zeros and its columns' non-zero weights.
-            let row = if self.plan.rows_are_positions { k } else { 0 };
-            let nonzero: u64 = self.nonzero_inputs[row]
-                .iter()
-                .map(|&e| u64::from(w.nonzero_weights[e]))
-                .sum();
+        // A PE's MACs with both operands non-zero, from its inputs'
+        // non-zeros and its columns' non-zero weights; its busy cycles.
+        let per_row = if self.plan.rows_are_positions {
+            lanes
+        } else {
+            0
+        };
+        let (mac_cycles, zero_mac_cycles) = (self.mac_cycles, self.zero_mac_cycles);
+        let cycles_of = |k: usize| {
+            let nonzero = w.nonzero_macs[k * per_row];
             let zero = macs_per_pe - nonzero;
-            self.m.pe.zero_macs += zero;
-            let cycles = nonzero * self.mac_cycles + zero * self.zero_mac_cycles;
-            self.m.pe.busy_cycles[pe] += cycles;
-            if self.m.stepper.is_some() {
-                work.pes.push((pe, cycles));
-            }
+            (zero, nonzero * mac_cycles + zero * zero_mac_cycles)
+        };
+        let busy = &mut self.m.pe.busy_cycles;
+        let mut zero_macs = 0;
+        let mut longest = work.longest;
+        for (k, &pe) in active.iter().enumerate() {
+            let (zero, cycles) = cycles_of(k);
+            zero_macs += zero;
+            busy[pe] += cycles;
             self.pe_used[pe] = true;
-            work.longest = work.longest.max(cycles);
-            if self.m.tracing() {
+            longest = longest.max(cycles);
+        }
+        self.m.pe.zero_macs += zero_macs;
+        work.longest = longest;
+        if self.m.stepper.is_some() {
+            work.pes.extend(
+                active
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &pe)| (pe, cycles_of(k).1)),
+            );
+        }
+        if self.m.tracing() {
+            let cols = self.m.arch.pe_array.cols as usize;
+            for (k, &pe) in active.iter().enumerate() {
+                let cycles = cycles_of(k).1;
                 work.activity.push((pe / cols, cycles));
                 if let Some((t, p)) = &mut self.m.trace
                     && let Some(&id) = p.pe_busy.get(pe)
@@ -2474,6 +2508,32 @@ fn gather(plan: &ArrayPlan, groups: usize, weights_of: &WeightsOf) -> Vec<Vec<La
         .collect()
 }
 
+/// Per receiving row, the PEs of `lanes` that take sub-pass `q`'s inputs
+/// (an FC lane's whole column receives them).
+fn receivers_per_row(plan: &ArrayPlan, q: usize, lanes: &[usize]) -> Vec<u64> {
+    let lanes: Vec<&crate::mapping::Lane> = lanes
+        .iter()
+        .map(|&l| &plan.lanes[l])
+        .filter(|lane| lane.subpasses.get(q).is_some_and(|s| !s.is_empty()))
+        .collect();
+    let rows = lanes.iter().map(|lane| lane.pes.len()).max().unwrap_or(0);
+    (0..rows)
+        .map(|r| {
+            lanes
+                .iter()
+                .filter(|lane| r < lane.pes.len())
+                .map(|lane| {
+                    if plan.rows_are_positions {
+                        1
+                    } else {
+                        lane.pes.len() as u64
+                    }
+                })
+                .sum()
+        })
+        .collect()
+}
+
 enum WeightsOf<'a> {
     Conv(&'a crate::workload::ir::Conv2d),
     Fc(&'a crate::workload::ir::FullyConnected),
@@ -2552,7 +2612,7 @@ fn lane_groups(plan: &ArrayPlan, q: usize, groups: usize, weights: &WeightsOf) -
             let (outputs, lane_columns) = plan.set_columns(q, &lanes);
             let mut blocks = Vec::new();
             let mut w = Vec::new();
-            let mut nonzero_weights: Vec<Vec<u32>> = vec![Vec::new(); lanes.len()];
+            let mut nonzero_weights: Vec<u32> = Vec::new();
             let mut element_base = Vec::new();
             let mut elements = 0usize;
             let mut offsets = Vec::new();
@@ -2586,16 +2646,17 @@ fn lane_groups(plan: &ArrayPlan, q: usize, groups: usize, weights: &WeightsOf) -
                 }
                 for k in 0..piece.len() {
                     let row = base + k * width;
-                    for (i, lane_cols) in lane_columns.iter().enumerate() {
+                    for lane_cols in &lane_columns {
                         let nonzero = (lane_cols.start.max(cols.start)
                             ..lane_cols.end.min(cols.end))
                             .filter(|&c| w[row + c - cols.start] != 0)
                             .count();
-                        nonzero_weights[i].push(nonzero as u32);
+                        nonzero_weights.push(nonzero as u32);
                     }
                 }
             }
             LaneGroup {
+                receivers: receivers_per_row(plan, q, &lanes),
                 lanes,
                 list,
                 outputs,

@@ -285,6 +285,11 @@ impl<'a> AccuracyEvaluator<'a> {
         Ok(me)
     }
 
+    /// Worker threads of the evaluator's pool.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
     pub fn reference(&self) -> DropReference {
         if self.set.labels.is_some() {
             DropReference::Labels

@@ -14,11 +14,14 @@
 //! ```
 //!
 //! The search knows nothing of networks or engines: it explores bit vectors
-//! (`PrecisionAssignment::to_bits` order) through a closure that returns
-//! `(energy, accuracy drop)`. States are memoised across runs, so sweeping
-//! lambda_max re-evaluates nothing. The random stream is ChaCha8 from the
-//! configured seed, so a run is a pure function of (config, lambda_max,
-//! evaluations).
+//! (`PrecisionAssignment::to_bits` order) through an [`Objective`] that
+//! gives a state's accuracy drop and, separately, its energy. The energy is
+//! asked for only where the algorithm reads it (acceptable states and the
+//! all-16 / all-8 normalisation), so an objective may compute the others'
+//! later, off the search's path. Drops are memoised across runs, so
+//! sweeping lambda_max re-evaluates nothing. The random stream is ChaCha8
+//! from the configured seed, so a run is a pure function of (config,
+//! lambda_max, evaluations).
 //!
 //! Choices SPEC leaves open, made here: a move flips `k` distinct bits with
 //! `k` uniform in `1..=max_flips` (default 2); ties in energy keep the earlier
@@ -57,7 +60,63 @@ impl Evaluation {
     }
 }
 
-/// What the evaluation closure is asked: the state, the drop from which a
+/// A state's accuracy drop as far as it was evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DropEstimate {
+    /// Accuracy drop, a fraction; a lower bound when not `exact`.
+    pub accuracy_drop: f64,
+    /// False when the evaluation stopped as soon as the drop was proven at
+    /// least the `reject_at` it was asked about ([`Probe`]).
+    pub exact: bool,
+}
+
+impl From<Evaluation> for DropEstimate {
+    fn from(e: Evaluation) -> Self {
+        DropEstimate {
+            accuracy_drop: e.accuracy_drop,
+            exact: e.exact,
+        }
+    }
+}
+
+/// What the annealer evaluates: a state's accuracy drop (exact, or a lower
+/// bound at least the probe's `reject_at`) and its energy. Both are pure
+/// functions of the state; the annealer memoises drops, the objective
+/// whatever it likes.
+pub trait Objective {
+    type Error;
+    /// The drop of `p.state`, exact or a lower bound `>= p.reject_at`.
+    fn drop_below(&mut self, p: Probe<'_>) -> Result<DropEstimate, Self::Error>;
+    /// The energy of one inference at `state`.
+    fn energy(&mut self, state: &[bool]) -> Result<f64, Self::Error>;
+}
+
+/// An [`Objective`] from one closure that returns the whole [`Evaluation`]
+/// (its energy asked for with `reject_at` infinite): for tests and
+/// closed-form problems.
+pub struct Whole<F>(pub F);
+
+impl<F, E> Objective for Whole<F>
+where
+    F: FnMut(Probe<'_>) -> Result<Evaluation, E>,
+{
+    type Error = E;
+
+    fn drop_below(&mut self, p: Probe<'_>) -> Result<DropEstimate, E> {
+        (self.0)(p).map(DropEstimate::from)
+    }
+
+    fn energy(&mut self, state: &[bool]) -> Result<f64, E> {
+        let p = Probe {
+            state,
+            reject_at: f64::INFINITY,
+            moves_done: 0,
+        };
+        (self.0)(p).map(|e| e.energy)
+    }
+}
+
+/// What the objective is asked for a drop: the state, the drop from which a
 /// lower bound is enough (the run's lambda_max: any drop at or above it
 /// rejects; infinity asks for the exact drop), and the moves made so far by
 /// this annealer over all its runs (for progress).
@@ -178,27 +237,25 @@ pub struct AnnealOutcome {
     pub new_evaluations: u64,
 }
 
-/// The annealer: a memo of evaluated states around an evaluation closure.
+/// The annealer: a memo of evaluated drops around an [`Objective`].
 ///
-/// The closure returns an exact [`Evaluation`], or one stopped early
-/// (`exact` false) whose drop is a lower bound at least the probe's
-/// `reject_at`. A memoised lower bound answers every later probe it still
-/// rejects; a probe with a larger `reject_at` calls the closure again (which
-/// may resume). Acceptance (`drop < lambda_max`) is therefore decided as
-/// from exact drops: the trajectory does not depend on early stopping.
-pub struct Annealer<F> {
-    evaluate: F,
-    memo: BTreeMap<Vec<bool>, Evaluation>,
+/// The objective returns an exact drop, or one stopped early (`exact`
+/// false) that is a lower bound at least the probe's `reject_at`. A
+/// memoised lower bound answers every later probe it still rejects; a
+/// probe with a larger `reject_at` asks the objective again (which may
+/// resume). Acceptance (`drop < lambda_max`) is therefore decided as from
+/// exact drops: the trajectory does not depend on early stopping, nor on
+/// when the energies of states it never reads are computed.
+pub struct Annealer<O> {
+    objective: O,
+    memo: BTreeMap<Vec<bool>, DropEstimate>,
     moves_done: u64,
 }
 
-impl<F, E> Annealer<F>
-where
-    F: FnMut(Probe<'_>) -> Result<Evaluation, E>,
-{
-    pub fn new(evaluate: F) -> Self {
+impl<O: Objective> Annealer<O> {
+    pub fn new(objective: O) -> Self {
         Annealer {
-            evaluate,
+            objective,
             memo: BTreeMap::new(),
             moves_done: 0,
         }
@@ -209,31 +266,45 @@ where
         self.moves_done
     }
 
-    /// Every state evaluated so far, in bit-vector order.
-    pub fn memo(&self) -> &BTreeMap<Vec<bool>, Evaluation> {
+    /// Every state evaluated so far and its drop, in bit-vector order.
+    pub fn memo(&self) -> &BTreeMap<Vec<bool>, DropEstimate> {
         &self.memo
     }
 
-    /// The exact evaluation of `state`, from the memo or the closure.
-    pub fn evaluate(&mut self, state: &[bool]) -> Result<Evaluation, E> {
-        self.evaluate_below(state, f64::INFINITY)
+    /// The exact drop and the energy of `state`.
+    pub fn evaluate(&mut self, state: &[bool]) -> Result<Evaluation, O::Error> {
+        let d = self.evaluate_below(state, f64::INFINITY)?;
+        self.with_energy(state, d)
     }
 
-    /// The evaluation of `state`, exact or a lower bound on its drop of at
-    /// least `reject_at`, from the memo or the closure.
-    pub fn evaluate_below(&mut self, state: &[bool], reject_at: f64) -> Result<Evaluation, E> {
-        if let Some(e) = self.memo.get(state)
-            && (e.exact || e.accuracy_drop >= reject_at)
+    /// `state`'s drop `d` with its energy.
+    pub fn with_energy(&mut self, state: &[bool], d: DropEstimate) -> Result<Evaluation, O::Error> {
+        Ok(Evaluation {
+            energy: self.objective.energy(state)?,
+            accuracy_drop: d.accuracy_drop,
+            exact: d.exact,
+        })
+    }
+
+    /// The drop of `state`, exact or a lower bound of at least
+    /// `reject_at`, from the memo or the objective.
+    pub fn evaluate_below(
+        &mut self,
+        state: &[bool],
+        reject_at: f64,
+    ) -> Result<DropEstimate, O::Error> {
+        if let Some(d) = self.memo.get(state)
+            && (d.exact || d.accuracy_drop >= reject_at)
         {
-            return Ok(*e);
+            return Ok(*d);
         }
-        let e = (self.evaluate)(Probe {
+        let d = self.objective.drop_below(Probe {
             state,
             reject_at,
             moves_done: self.moves_done,
         })?;
-        self.memo.insert(state.to_vec(), e);
-        Ok(e)
+        self.memo.insert(state.to_vec(), d);
+        Ok(d)
     }
 
     /// One search over vectors of `bits` booleans for the lowest energy with
@@ -245,7 +316,7 @@ where
         bits: usize,
         lambda_max: f64,
         config: &AnnealConfig,
-    ) -> Result<AnnealOutcome, E> {
+    ) -> Result<AnnealOutcome, O::Error> {
         let before = self.memo.len();
         let start = vec![false; bits];
         let all_16 = self.evaluate(&start)?;
@@ -266,14 +337,15 @@ where
             for t in config.temperatures() {
                 for _ in 0..config.iterations_per_temperature.max(1) {
                     let candidate = flip(&current, config.max_flips.max(1), &mut rng);
-                    let e = self.evaluate_below(&candidate, lambda_max)?;
+                    let d = self.evaluate_below(&candidate, lambda_max)?;
                     moves += 1;
                     self.moves_done += 1;
                     // Acceptable only when drop < lambda_max (a NaN drop never is).
-                    let acceptable = e.accuracy_drop < lambda_max;
+                    let acceptable = d.accuracy_drop < lambda_max;
                     if !acceptable {
                         continue;
                     }
+                    let e = self.with_energy(&candidate, d)?;
                     let de = (e.energy - current_eval.energy) / scale;
                     let take = de <= 0.0 || unit(&mut rng) < (-de / (config.boltzmann * t)).exp();
                     if e.energy < best_evaluation.energy {
@@ -373,7 +445,7 @@ mod tests {
 
     #[test]
     fn finds_the_enumerated_optimum_for_every_lambda() {
-        let mut a = Annealer::new(probe);
+        let mut a = Annealer::new(Whole(probe));
         for seed in 0..8 {
             let config = AnnealConfig {
                 seed,
@@ -400,9 +472,9 @@ mod tests {
             seed: 42,
             ..AnnealConfig::default()
         };
-        let mut fresh = Annealer::new(probe);
+        let mut fresh = Annealer::new(Whole(probe));
         let a = fresh.run(7, 0.05, &config).expect("ok");
-        let mut warm = Annealer::new(probe);
+        let mut warm = Annealer::new(Whole(probe));
         warm.run(7, 0.10, &config).expect("ok");
         let b = warm.run(7, 0.05, &config).expect("ok");
         assert_eq!(
@@ -431,8 +503,8 @@ mod tests {
                 e
             })
         };
-        let mut exact = Annealer::new(probe);
-        let mut early = Annealer::new(bounded);
+        let mut exact = Annealer::new(Whole(probe));
+        let mut early = Annealer::new(Whole(bounded));
         for seed in 0..4 {
             let config = AnnealConfig {
                 seed,
@@ -451,7 +523,7 @@ mod tests {
 
     #[test]
     fn nothing_acceptable_keeps_the_start() {
-        let mut a = Annealer::new(probe);
+        let mut a = Annealer::new(Whole(probe));
         let out = a.run(7, 0.0, &AnnealConfig::default()).expect("ok");
         assert_eq!(out.best, vec![false; 7]);
         assert_eq!(out.accepted, 0);
@@ -459,7 +531,7 @@ mod tests {
 
     #[test]
     fn errors_propagate_and_configs_validate() {
-        let mut a = Annealer::new(|_: Probe<'_>| Err::<Evaluation, _>("engine failed"));
+        let mut a = Annealer::new(Whole(|_: Probe<'_>| Err::<Evaluation, _>("engine failed")));
         assert_eq!(
             a.run(3, 0.1, &AnnealConfig::default()),
             Err("engine failed")

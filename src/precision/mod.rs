@@ -17,7 +17,10 @@
 pub mod accuracy;
 pub mod anneal;
 pub mod energy;
+pub mod jobs;
 pub mod study;
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -25,8 +28,9 @@ use crate::numerics::mac::MacMode;
 use crate::numerics::precision::PrecisionAssignment;
 use crate::sweep::pareto::{self, Objectives};
 use accuracy::{AccuracyEvaluator, DropReference};
-use anneal::{AnnealConfig, AnnealOutcome, Annealer, Evaluation, Probe};
+use anneal::{AnnealConfig, AnnealOutcome, Annealer, DropEstimate, Evaluation, Objective, Probe};
 use energy::EnergyModel;
+use jobs::EnergyJobs;
 
 /// One evaluated operating point.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,6 +65,11 @@ pub struct PrecisionSearch {
     pub evaluated_states: usize,
     /// Every state evaluated, in bit-vector order.
     pub states: Vec<OperatingPoint>,
+    /// Wall time of the four per-network states' engine runs, s (for the
+    /// terminal only; their calibration inference is in
+    /// [`StateEvaluated::seconds`]).
+    #[serde(skip)]
+    pub per_network_engine_s: f64,
 }
 
 /// What the progress hook of [`search`] hears after each new evaluation.
@@ -69,8 +78,9 @@ pub struct StateEvaluated<'a> {
     /// Distinct states evaluated so far.
     pub count: usize,
     pub state: &'a [bool],
-    /// Wall time of this evaluation (energy model and calibration set), s.
-    /// For progress and timing only: nothing the search returns depends on it.
+    /// Wall time of this state's calibration inference, s (its engine run
+    /// is in the background: [`jobs`]). For progress and timing only:
+    /// nothing the search returns depends on it.
     pub seconds: f64,
     /// Annealing moves made so far, of `moves_total` (lambdas x
     /// temperatures x iterations): the search's progress, for an ETA.
@@ -88,6 +98,10 @@ pub struct StateEvaluated<'a> {
 /// stops as soon as the drop is proven `>= lambda_max`
 /// ([`AccuracyEvaluator::accuracy_drop_below`]); a later run with a larger
 /// lambda_max resumes it. The runs are the same as with full evaluations.
+/// Every new state's energy is computed by a worker thread beside the
+/// calibration inference; the search waits only for the energies it reads
+/// (acceptable states), and for all of them, on the accuracy evaluator's
+/// thread count, before the fronts ([`jobs`]).
 /// The front of all states is then made exact: states on it whose drop is
 /// a lower bound are evaluated in full, until none is (a state off that
 /// front is dominated at its bound, so at its true drop too). States that
@@ -101,40 +115,110 @@ pub fn search(
     mut on_state: impl FnMut(StateEvaluated<'_>),
 ) -> Result<PrecisionSearch, String> {
     config.validate()?;
+    let jobs = EnergyJobs::new(energy);
+    std::thread::scope(|scope| {
+        scope.spawn(|| jobs.work());
+        let evaluator = StateEvaluator {
+            jobs: &jobs,
+            accuracy,
+            moves_total: lambdas.len() as u64
+                * config.temperatures().len() as u64
+                * u64::from(config.iterations_per_temperature),
+            on_state: &mut on_state,
+        };
+        let found = anneal_and_complete(Annealer::new(evaluator), weighted_layers, lambdas, config);
+        // No state is new from here on. The worker, and as many helpers as
+        // the evaluator has threads besides it and this one, finish the
+        // queue; on an error it is dropped.
+        jobs.close(found.is_err());
+        for _ in 2..accuracy.threads() {
+            scope.spawn(|| jobs.work());
+        }
+        let (annealer, runs, per_network) = found?;
+        drain(&jobs, annealer.memo().keys())?;
+        let per_network_engine_s = per_network
+            .iter()
+            .filter_map(|(a, _)| jobs.seconds(&a.to_bits()))
+            .sum();
+        let found = Found {
+            annealer,
+            runs,
+            per_network,
+            per_network_engine_s,
+        };
+        fronts(found, accuracy)
+    })
+}
+
+/// The four per-network assignments with their evaluations.
+type PerNetwork = Vec<(PrecisionAssignment, Evaluation)>;
+
+/// The annealing runs, then the per-network points, each with its
+/// evaluation; the annealer is returned for the fronts.
+fn anneal_and_complete<O: Objective<Error = String>>(
+    mut annealer: Annealer<O>,
+    weighted_layers: usize,
+    lambdas: &[f64],
+    config: &AnnealConfig,
+) -> Result<(Annealer<O>, Vec<AnnealOutcome>, PerNetwork), String> {
     let bits = 2 * weighted_layers + 1;
-    let moves_total = lambdas.len() as u64
-        * config.temperatures().len() as u64
-        * u64::from(config.iterations_per_temperature);
-    let mut evaluator = StateEvaluator {
-        energy,
-        accuracy,
-        energies: Default::default(),
-        moves_total,
-        on_state: &mut on_state,
-    };
-    let mut evaluate = |p: Probe<'_>| evaluator.evaluate(p);
-    let mut annealer = Annealer::new(&mut evaluate);
     let mut runs = Vec::with_capacity(lambdas.len());
     for &lambda in lambdas {
         runs.push(annealer.run(bits, lambda, config)?);
     }
-    let per_network_assignments: Vec<PrecisionAssignment> = [
+    let mut per_network = Vec::new();
+    for m in [
         MacMode::FULL,
         MacMode::I8_W16,
         MacMode::I16_W8,
         MacMode::HALF,
-    ]
-    .iter()
-    .map(|&m| PrecisionAssignment::per_network(weighted_layers, m))
-    .collect();
-    let mut per_network_evals = Vec::new();
-    for a in &per_network_assignments {
-        per_network_evals.push(annealer.evaluate(&a.to_bits())?);
+    ] {
+        let a = PrecisionAssignment::per_network(weighted_layers, m);
+        let e = annealer.evaluate(&a.to_bits())?;
+        per_network.push((a, e));
     }
-    let all_16 = annealer.evaluate(&vec![false; bits])?.energy;
+    Ok((annealer, runs, per_network))
+}
+
+/// Waits for the energy of every state in `states` (computing those no
+/// worker has started on this thread), so that none is pending.
+fn drain<'s>(
+    jobs: &EnergyJobs<'_>,
+    states: impl Iterator<Item = &'s Vec<bool>>,
+) -> Result<(), String> {
+    let states: Vec<&Vec<bool>> = states.collect();
+    // Newest first: the workers take the queue oldest first.
+    for state in states.into_iter().rev() {
+        jobs.energy(state)?;
+    }
+    Ok(())
+}
+
+/// A finished search before its fronts: the annealer with every drop, the
+/// runs, the per-network points, and the wall time of their engine runs.
+struct Found<O> {
+    annealer: Annealer<O>,
+    runs: Vec<AnnealOutcome>,
+    per_network: PerNetwork,
+    per_network_engine_s: f64,
+}
+
+/// The fronts and records of a finished search (every energy computed).
+fn fronts<O: Objective<Error = String>>(
+    found: Found<O>,
+    accuracy: &AccuracyEvaluator<'_>,
+) -> Result<PrecisionSearch, String> {
+    let Found {
+        mut annealer,
+        runs,
+        per_network,
+        per_network_engine_s,
+    } = found;
+    let all_16 = per_network[0].1.energy;
     complete_front(&mut annealer)?;
+    let evaluated = evaluations(&mut annealer)?;
     let point = |x: &[bool], e: &Evaluation| operating_point(x, e, all_16);
-    let states: Vec<(&Vec<bool>, &Evaluation)> = annealer.memo().iter().collect();
+    let states: Vec<(&Vec<bool>, &Evaluation)> = evaluated.iter().collect();
     let objectives: Vec<Objectives> = states.iter().map(|(_, e)| objectives_of(e)).collect();
     let front = pareto::front(&objectives)
         .into_iter()
@@ -152,9 +236,8 @@ pub fn search(
         .into_iter()
         .map(|i| point(&runs[i].best, &runs[i].best_evaluation))
         .collect::<Result<Vec<_>, _>>()?;
-    let per_network = per_network_assignments
+    let per_network = per_network
         .iter()
-        .zip(&per_network_evals)
         .map(|(a, e)| point(&a.to_bits(), e))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(PrecisionSearch {
@@ -165,9 +248,25 @@ pub fn search(
         front,
         search_front,
         per_network,
-        evaluated_states: annealer.memo().len(),
+        evaluated_states: evaluated.len(),
         states: all_states,
+        per_network_engine_s,
     })
+}
+
+/// Every memoised state's drop with its energy, in bit-vector order.
+fn evaluations<O: Objective<Error = String>>(
+    annealer: &mut Annealer<O>,
+) -> Result<BTreeMap<Vec<bool>, Evaluation>, String> {
+    let drops: Vec<(Vec<bool>, DropEstimate)> = annealer
+        .memo()
+        .iter()
+        .map(|(x, d)| (x.clone(), *d))
+        .collect();
+    drops
+        .into_iter()
+        .map(|(x, d)| Ok((x.clone(), annealer.with_energy(&x, d)?)))
+        .collect()
 }
 
 /// State `x` with its evaluation, its saving relative to all 16-bit
@@ -186,52 +285,41 @@ fn operating_point(x: &[bool], e: &Evaluation, all_16: f64) -> Result<OperatingP
     })
 }
 
-/// Evaluates states for the annealer: each new state's engine run and
-/// its calibration inference, its energy remembered.
-struct StateEvaluator<'e, 'a, 'c, F> {
-    energy: &'e dyn EnergyModel,
-    accuracy: &'e AccuracyEvaluator<'a>,
-    /// Every state's energy, pJ, once simulated.
-    energies: std::collections::HashMap<Vec<bool>, f64>,
+/// The search's objective: a state's calibration inference on the calling
+/// thread (the accuracy evaluator's pool), its engine run submitted to the
+/// energy jobs when the state is new.
+struct StateEvaluator<'j, 'e, 'a, 'c, F> {
+    jobs: &'j EnergyJobs<'e>,
+    accuracy: &'j AccuracyEvaluator<'a>,
     moves_total: u64,
     on_state: &'c mut F,
 }
 
-impl<F: FnMut(StateEvaluated<'_>)> StateEvaluator<'_, '_, '_, F> {
-    fn evaluate(&mut self, p: Probe<'_>) -> Result<Evaluation, String> {
+impl<F: FnMut(StateEvaluated<'_>)> Objective for StateEvaluator<'_, '_, '_, '_, F> {
+    type Error = String;
+
+    fn drop_below(&mut self, p: Probe<'_>) -> Result<DropEstimate, String> {
         let started = std::time::Instant::now();
         let a = PrecisionAssignment::from_bits(p.state)?;
-        let new = !self.energies.contains_key(p.state);
-        // A new state's engine run (one thread) overlaps its calibration
-        // inference (the evaluator's pool): the two are independent and
-        // each result is the same whichever finishes first.
-        let (energy_pj, drop) = match self.energies.get(p.state) {
-            Some(&e) => (e, self.accuracy.accuracy_drop_below(&a, p.reject_at)),
-            None => std::thread::scope(|scope| {
-                let engine = scope.spawn(|| self.energy.energy_pj(&a));
-                let drop = self.accuracy.accuracy_drop_below(&a, p.reject_at);
-                let energy = engine
-                    .join()
-                    .unwrap_or_else(|_| Err("the energy model's thread panicked".to_string()));
-                energy.map(|e| (e, drop))
-            })?,
-        };
-        let drop = drop?;
-        self.energies.insert(p.state.to_vec(), energy_pj);
+        let new = self.jobs.submit(p.state);
+        let drop = self.accuracy.accuracy_drop_below(&a, p.reject_at)?;
         if new {
             (self.on_state)(StateEvaluated {
-                count: self.energies.len(),
+                count: self.jobs.submitted(),
                 state: p.state,
                 seconds: started.elapsed().as_secs_f64(),
                 moves_done: p.moves_done,
                 moves_total: self.moves_total,
             });
         }
-        Ok(Evaluation {
-            energy: energy_pj,
+        Ok(DropEstimate {
             accuracy_drop: drop.drop,
             exact: drop.exact,
         })
+    }
+
+    fn energy(&mut self, state: &[bool]) -> Result<f64, String> {
+        self.jobs.energy(state)
     }
 }
 
@@ -251,13 +339,11 @@ fn objectives_of(e: &Evaluation) -> Objectives {
 /// state still on the front after that (an exact tie) or with no such state
 /// is evaluated in full. Repeated until the front holds exact drops only;
 /// a state is raised at most once and then evaluated in full, so it ends.
-fn complete_front<F>(annealer: &mut Annealer<F>) -> Result<(), String>
-where
-    F: FnMut(Probe<'_>) -> Result<Evaluation, String>,
-{
+fn complete_front<O: Objective<Error = String>>(annealer: &mut Annealer<O>) -> Result<(), String> {
     let mut raised = std::collections::HashSet::new();
     loop {
-        let states: Vec<(&Vec<bool>, &Evaluation)> = annealer.memo().iter().collect();
+        let evaluated = evaluations(annealer)?;
+        let states: Vec<(&Vec<bool>, &Evaluation)> = evaluated.iter().collect();
         let objectives: Vec<Objectives> = states.iter().map(|(_, e)| objectives_of(e)).collect();
         let pending: Vec<Vec<bool>> = pareto::front(&objectives)
             .into_iter()
@@ -269,7 +355,7 @@ where
         }
         for state in pending {
             let reject_at = if raised.insert(state.clone()) {
-                dominating_drop(annealer.memo(), &state)
+                dominating_drop(&evaluated, &state)
             } else {
                 f64::INFINITY
             };
@@ -281,10 +367,7 @@ where
 /// The smallest exact drop among the memoised states other than `state`
 /// whose energy is at most `state`'s (infinity if none): a bound on
 /// `state`'s drop at least this puts it off the front.
-fn dominating_drop(
-    memo: &std::collections::BTreeMap<Vec<bool>, Evaluation>,
-    state: &[bool],
-) -> f64 {
+fn dominating_drop(memo: &BTreeMap<Vec<bool>, Evaluation>, state: &[bool]) -> f64 {
     let Some(own) = memo.get(state) else {
         return f64::INFINITY;
     };

@@ -25,7 +25,7 @@ use serde::Serialize;
 use super::accuracy::{AccuracyEvaluator, CacheStats, DropReference};
 use super::anneal::{AnnealConfig, AnnealOutcome};
 use super::energy::{SimulatedCost, SimulatedEnergyModel};
-use super::{OperatingPoint, StateEvaluated, search};
+use super::{OperatingPoint, PrecisionSearch, StateEvaluated, search};
 use crate::arch::Arch;
 use crate::error::{Error, Result};
 use crate::numerics::precision::PrecisionAssignment;
@@ -175,6 +175,7 @@ pub fn run(
         },
     )?;
     times.search_s = started.elapsed().as_secs_f64();
+    times.per_network_s += found.per_network_engine_s;
     times.cache = accuracy.cache_stats();
     let checking = std::time::Instant::now();
     let full = PrecisionAssignment::full(layers);
@@ -185,22 +186,12 @@ pub fn run(
             .map(|p| &p.assignment),
     );
     let costs = checked_costs(&energy, reported, options.threads)?;
-    let all_16_cost = costs
-        .get(&full.to_bits())
-        .copied()
-        .ok_or("the all-16-bit point was not re-run")?;
-    let point = |p: &OperatingPoint| study_point(&costs, all_16_cost.cycles, p);
-    let points = |v: &[OperatingPoint]| v.iter().map(point).collect::<Result<Vec<_>, _>>();
-    let search_front = points(&found.search_front)?;
-    let front = points(&found.front)?;
-    let per_network = points(&found.per_network)?;
-    let all_16 = point(&OperatingPoint {
-        assignment: full,
-        energy_pj: found.all_16_energy_pj,
-        energy_saving: 0.0,
-        accuracy_drop: 0.0,
-        drop_exact: true,
-    })?;
+    let Reported {
+        all_16,
+        search_front,
+        front,
+        per_network,
+    } = reported_points(&found, &costs, full)?;
     let runs = run_summaries(&found.runs)?;
     times.checking_s = checking.elapsed().as_secs_f64();
     let per_network_front = pareto_front(&per_network);
@@ -225,6 +216,42 @@ pub fn run(
         states: found.states.iter().map(StateRecord::of).collect(),
     };
     Ok((study, times))
+}
+
+/// The points a study reports, each with its checked cost.
+struct Reported {
+    all_16: StudyPoint,
+    search_front: Vec<StudyPoint>,
+    front: Vec<StudyPoint>,
+    per_network: Vec<StudyPoint>,
+}
+
+/// The all-16-bit point, PELUSO's front, the front of all states and the
+/// per-network points of `found` as study points, from their checked costs.
+fn reported_points(
+    found: &PrecisionSearch,
+    costs: &HashMap<Vec<bool>, SimulatedCost>,
+    full: PrecisionAssignment,
+) -> std::result::Result<Reported, String> {
+    let all_16_cost = costs
+        .get(&full.to_bits())
+        .copied()
+        .ok_or("the all-16-bit point was not re-run")?;
+    let point = |p: &OperatingPoint| study_point(costs, all_16_cost.cycles, p);
+    let points = |v: &[OperatingPoint]| v.iter().map(point).collect::<Result<Vec<_>, _>>();
+    let all_16 = point(&OperatingPoint {
+        assignment: full,
+        energy_pj: found.all_16_energy_pj,
+        energy_saving: 0.0,
+        accuracy_drop: 0.0,
+        drop_exact: true,
+    })?;
+    Ok(Reported {
+        all_16,
+        search_front: points(&found.search_front)?,
+        front: points(&found.front)?,
+        per_network: points(&found.per_network)?,
+    })
 }
 
 impl StateRecord {

@@ -48,12 +48,12 @@ pub fn l2_frac_len<'a>(
         .collect::<Vec<i32>>()
         .into_par_iter()
         .map(|frac_len| {
-            let quant = TensorQuant::Fixed { bits, frac_len };
+            let quant = FixedQuantizer::new(bits, frac_len);
             let step = 2f64.powi(-frac_len);
             let error: f64 = values
                 .clone()
                 .map(|&v| {
-                    let e = v - f64::from(quant.quantize(v)) * step;
+                    let e = v - quant.quantize(v) * step;
                     e * e
                 })
                 .sum();
@@ -67,6 +67,44 @@ pub fn l2_frac_len<'a>(
         }
     }
     best.1
+}
+
+/// `TensorQuant::Fixed { bits, frac_len }.quantize` as a float, with its
+/// constants taken once: the L2 search quantises every value at every
+/// candidate, and `powi` and `rint` per value were most of a `[float]`
+/// workload's load time.
+struct FixedQuantizer {
+    /// `2^frac_len`, and the representable range.
+    scale: f64,
+    lo: f64,
+    hi: f64,
+}
+
+impl FixedQuantizer {
+    fn new(bits: u32, frac_len: i32) -> Self {
+        let (lo, hi) = TensorQuant::Fixed { bits, frac_len }.range();
+        FixedQuantizer {
+            scale: 2f64.powi(frac_len),
+            lo: f64::from(lo),
+            hi: f64::from(hi),
+        }
+    }
+
+    /// The same integer as `TensorQuant::quantize`: clamping to the
+    /// (integer) range before rounding equals rounding first, and on the
+    /// clamped range (|x| < 2^51) adding and subtracting 1.5 * 2^52 rounds
+    /// half to even in the default rounding mode. NaN gives 0.
+    fn quantize(&self, real: f64) -> f64 {
+        const ROUND: f64 = 6_755_399_441_055_744.0;
+        let x = real * self.scale;
+        if x.is_nan() {
+            return 0.0;
+        }
+        let q = (x.clamp(self.lo, self.hi) + ROUND) - ROUND;
+        // The sign of a zero result is lost by `TensorQuant::quantize`'s
+        // integer too: make it +0.
+        q + 0.0
+    }
 }
 
 /// Real-valued activation function.
@@ -226,6 +264,68 @@ mod tests {
         assert_eq!(l2_frac_len([0.0, 0.0].iter(), 16), 15);
         // 16 bits, weights in (-1, 1): all fraction.
         assert_eq!(l2_frac_len([0.9, -0.7, 0.01].iter(), 16), 15);
+    }
+
+    #[test]
+    fn the_fixed_quantizer_equals_tensor_quant() {
+        let check = |bits: u32, frac_len: i32, v: f64| {
+            let want = TensorQuant::Fixed { bits, frac_len }.quantize(v);
+            let got = FixedQuantizer::new(bits, frac_len).quantize(v);
+            assert_eq!(
+                got.to_bits(),
+                f64::from(want).to_bits(),
+                "{bits} bits FL {frac_len} {v}"
+            );
+        };
+        let edges = [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            127.5,
+            -128.5,
+            32767.5,
+            -32768.5,
+            1e300,
+            -1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::MIN_POSITIVE,
+            -5e-324,
+        ];
+        for bits in [8, 16] {
+            for frac_len in 1..bits as i32 {
+                for &v in &edges {
+                    check(bits, frac_len, v);
+                    check(bits, frac_len, v / 2f64.powi(frac_len));
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fixed_quantizer_equals_tensor_quant_on_random_values(
+            v in proptest::num::f64::ANY,
+            frac_len in 1i32..16,
+            small in -70000i64..70000,
+        ) {
+            for bits in [8u32, 16] {
+                let frac_len = frac_len.min(bits as i32 - 1);
+                let q = FixedQuantizer::new(bits, frac_len);
+                let t = TensorQuant::Fixed { bits, frac_len };
+                for x in [v, small as f64 / 2f64.powi(frac_len + 1)] {
+                    proptest::prop_assert_eq!(q.quantize(x).to_bits(), f64::from(t.quantize(x)).to_bits());
+                }
+            }
+        }
     }
 
     #[test]

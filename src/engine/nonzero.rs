@@ -23,6 +23,8 @@ pub(super) struct NonzeroMacs {
     sum: Vec<u64>,
     fewest: Vec<u32>,
     most: Vec<u32>,
+    /// Per receiving row, per input: all ones when non-zero, else 0.
+    masks: Vec<u32>,
 }
 
 /// What [`NonzeroMacs::count`] counts.
@@ -64,6 +66,18 @@ impl NonzeroMacs {
         self.fewest.resize(lanes, u32::MAX);
         self.most.clear();
         self.most.resize(lanes, 0);
+        // Per row and element, all ones for a non-zero input. Made opaque:
+        // seeing where they come from, the compiler branches around the
+        // adds, on inputs that are zero half the time.
+        self.masks.clear();
+        for row in rows {
+            let masks = row
+                .values
+                .iter()
+                .map(|&v| 0u32.wrapping_sub(u32::from(v != 0)));
+            self.masks.extend(masks);
+        }
+        std::hint::black_box(self.masks.as_mut_slice());
         let step = Step {
             table,
             rows,
@@ -107,10 +121,9 @@ impl NonzeroMacs {
             let (mut sum, mut fewest, mut most) = ([0u64; N], [u32::MAX; N], [0u32; N]);
             for (r, row) in step.rows.iter().enumerate() {
                 let mut counts = [0u32; N];
-                for (e, &v) in row.values.iter().enumerate() {
-                    // All ones for a non-zero input. Kept opaque: the
-                    // compiler would otherwise branch around the add.
-                    let mask = std::hint::black_box(0u32.wrapping_sub(u32::from(v != 0)));
+                let len = row.values.len();
+                let masks = &self.masks[r * len..(r + 1) * len];
+                for (e, &mask) in masks.iter().enumerate() {
                     let per_lane = &step.table[e * lanes + l..e * lanes + l + N];
                     for (c, &n) in counts.iter_mut().zip(per_lane) {
                         *c += n & mask;

@@ -62,6 +62,12 @@ pub(super) struct PieceReader {
     /// Per piece list and offset in reach (`list * offsets + offset`), per
     /// element of the list: forwarded from the row at that offset.
     shared: Vec<Option<Vec<bool>>>,
+    /// Per piece list, per element: its word's distance in the input
+    /// (`[C, H, W]`, the logical shape) from its window's first word.
+    distances: Vec<Vec<usize>>,
+    /// The largest kernel offsets `(ky, kx)` of any element: a window that
+    /// holds these inside the input holds every element.
+    max_k: [usize; 2],
 }
 
 impl PieceReader {
@@ -91,11 +97,24 @@ impl PieceReader {
             max_kx / windows.stride[1].max(1),
         ];
         let offsets = (2 * reach[0] + 1) * (2 * reach[1] + 1);
+        let (h, w) = (windows.logical.height, windows.logical.width);
+        let distances = plan
+            .piece_lists
+            .iter()
+            .map(|list| {
+                let elements = list.iter().flatten();
+                elements
+                    .map(|e| (e.channel as usize * h + usize::from(e.ky)) * w + usize::from(e.kx))
+                    .collect()
+            })
+            .collect();
         PieceReader {
             windows,
             piece_base,
             reach,
             shared: vec![None; plan.piece_lists.len() * offsets],
+            distances,
+            max_k: [max_ky, max_kx],
         }
     }
 
@@ -119,31 +138,77 @@ impl PieceReader {
         let direct = windows.logical == input.shape;
         let piece = &pieces[k][..];
         let base = self.piece_base[list][k];
+        // Every piece's masks built before the rows read them.
+        if linked {
+            for pair in positions.windows(2) {
+                self.shared_mask((list, pieces), pair[0], pair[1]);
+            }
+        }
+        let this = &*self;
+        let distances = &this.distances[list][base..base + piece.len()];
         for (r, b) in buffers.iter_mut().enumerate() {
             b.clear();
             let at = positions[r.min(positions.len() - 1)];
             let shared = if linked && r > 0 {
-                self.shared_mask((list, pieces), positions[r - 1], at)
+                this.built_mask(list, positions[r - 1], at)
                     .map(|m| &m[base..base + piece.len()])
             } else {
                 None
             };
             if direct {
-                read_direct(&windows, &glb, piece, at, shared, b);
+                if !this.read_inside(&glb, distances, at, shared, b) {
+                    read_direct(&windows, &glb, piece, at, shared, b);
+                }
             } else {
                 read_located(&windows, input, &glb, piece, at, shared, b);
             }
         }
     }
 
-    /// The forwarding mask of piece list `list` (`pieces`) for a row at
-    /// `at` below a row at `above`; `None` when the offset is beyond reach.
-    fn shared_mask(
-        &mut self,
-        (list, pieces): (usize, &[Piece]),
+    /// Row `b` of a piece at output position `at` when its window is
+    /// inside the input and every row of it valid in the GLB: each word at
+    /// its distance (`distances`, per element) from the window's first,
+    /// none padding. False (`b` untouched) otherwise.
+    fn read_inside(
+        &self,
+        glb: &GlbReader<'_>,
+        distances: &[usize],
+        (y, x): (usize, usize),
+        shared: Option<&[bool]>,
+        b: &mut RowDelivery,
+    ) -> bool {
+        let w = &self.windows;
+        let (Some(iy0), Some(ix0)) = (
+            (y * w.stride[0]).checked_sub(w.pad_top),
+            (x * w.stride[1]).checked_sub(w.pad_left),
+        ) else {
+            return false;
+        };
+        let [ky, kx] = self.max_k;
+        if iy0 + ky >= w.logical.height || ix0 + kx >= w.logical.width {
+            return false;
+        }
+        let Some(words) = glb.valid_words(iy0..iy0 + ky + 1) else {
+            return false;
+        };
+        let first = iy0 * w.logical.width + ix0;
+        b.values
+            .extend(distances.iter().map(|&d| centre(w, words[first + d])));
+        let link = shared.map_or(0, |m| m.iter().filter(|&&s| s).count()) as u64;
+        b.from_link = link;
+        b.from_glb = distances.len() as u64 - link;
+        true
+    }
+
+    /// Where the forwarding mask of piece list `list` for a row at `at`
+    /// below a row at `above` is kept, and the offset in words between
+    /// their windows; `None` when the offset is beyond reach.
+    fn mask_index(
+        &self,
+        list: usize,
         above: (usize, usize),
         at: (usize, usize),
-    ) -> Option<&[bool]> {
+    ) -> Option<(usize, [isize; 2])> {
         let dy = at.0 as isize - above.0 as isize;
         let dx = at.1 as isize - above.1 as isize;
         let [ry, rx] = self.reach.map(|r| r as isize);
@@ -157,7 +222,31 @@ impl PieceReader {
             dy * self.windows.stride[0] as isize,
             dx * self.windows.stride[1] as isize,
         ];
-        Some(self.shared[index].get_or_insert_with(|| shared_elements(pieces, step)))
+        Some((index, step))
+    }
+
+    /// Builds the forwarding mask of piece list `list` (`pieces`) for a
+    /// row at `at` below a row at `above`, unless built or beyond reach.
+    fn shared_mask(
+        &mut self,
+        (list, pieces): (usize, &[Piece]),
+        above: (usize, usize),
+        at: (usize, usize),
+    ) {
+        if let Some((index, step)) = self.mask_index(list, above, at) {
+            self.shared[index].get_or_insert_with(|| shared_elements(pieces, step));
+        }
+    }
+
+    /// The mask [`Self::shared_mask`] built.
+    fn built_mask(
+        &self,
+        list: usize,
+        above: (usize, usize),
+        at: (usize, usize),
+    ) -> Option<&[bool]> {
+        let (index, _) = self.mask_index(list, above, at)?;
+        self.shared[index].as_deref()
     }
 }
 

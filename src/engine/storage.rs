@@ -61,11 +61,23 @@ pub struct GlbReader<'a> {
 }
 
 impl GlbReader<'_> {
+    /// Row `y` is valid in the GLB at the read cycle.
+    #[inline]
+    fn row_valid(&self, y: usize) -> bool {
+        self.in_glb.get(y).copied().unwrap_or(false) && self.valid_from[y] <= self.at
+    }
+
+    /// The words of `rows`, in `[C, H, W]` order, when every one of those
+    /// rows is valid at the read cycle (then [`Self::word`] is
+    /// `words[(c * H + y) * W + x]` for them).
+    pub fn valid_words(&self, mut rows: std::ops::Range<usize>) -> Option<&[i16]> {
+        (!self.words.is_empty() && rows.all(|y| self.row_valid(y))).then_some(self.words)
+    }
+
     /// Word `(c, y, x)`: poison when row `y` is not valid in the GLB.
     #[inline]
     pub fn word(&self, c: usize, y: usize, x: usize) -> i16 {
-        let valid = self.in_glb.get(y).copied().unwrap_or(false) && self.valid_from[y] <= self.at;
-        if !valid {
+        if !self.row_valid(y) {
             return POISON;
         }
         match self.words.get((c * self.height + y) * self.width + x) {

@@ -38,6 +38,7 @@ impl RateServer {
 
     /// Serves `units` units, no earlier than `at`. Zero units complete at
     /// once without occupying the resource.
+    #[inline]
     pub fn request(&mut self, at: Cycle, units: u64) -> Grant {
         if units == 0 {
             return Grant { start: at, end: at };

@@ -2248,9 +2248,20 @@ impl WeightLayout {
         weight_bytes: u64,
     ) -> WeightLayout {
         let steps = &schedule.steps;
+        // A step's words depend on its sub-pass and piece alone: counted
+        // once for each, not once per pass.
+        let mut per_piece: Vec<Vec<Option<u64>>> = vec![Vec::new(); groups_per_subpass.len()];
         let words: Vec<u64> = steps
             .iter()
-            .map(|s| step_weight_words(plan, &groups_per_subpass[s.subpass], s))
+            .map(|s| {
+                let known = &mut per_piece[s.subpass];
+                if known.len() <= s.piece {
+                    known.resize(s.piece + 1, None);
+                }
+                *known[s.piece].get_or_insert_with(|| {
+                    step_weight_words(plan, &groups_per_subpass[s.subpass], s)
+                })
+            })
             .collect();
         let mut step_offsets = Vec::with_capacity(steps.len());
         let mut offset = 0u64;

@@ -17,7 +17,6 @@
 //! row's RF buffer, the PE datapath computes on those buffers, and outputs go
 //! back to the store, from which the next layer reads them.
 
-use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::ops::Range;
 
@@ -37,7 +36,10 @@ use crate::units::DataType;
 use crate::workload::ir::{Epilogue, Layer, Op, Shape};
 
 use super::causes::{Arrivals, Ledger, TRACE_COMPUTING, TRACE_DRAIN, Wait};
+use super::nonzero::NonzeroMacs;
+use super::piece_reader::{PieceReader, RowDelivery, Windows};
 use super::probes::Bus;
+use super::step_map::StepMap;
 use super::storage::{Parked, TensorStore, evict_waiting};
 use super::{LayerTiming, Machine};
 
@@ -68,6 +70,8 @@ struct LaneGroup {
     /// inputs (a convolution lane's PE in row `r`, an FC lane's whole
     /// column), 0 beyond the last.
     receivers: Vec<u64>,
+    /// PEs of each lane (parallel to `lanes`).
+    lane_pes: Vec<usize>,
 }
 
 /// An output word on its way: `(channel, y, x)` and its value.
@@ -82,15 +86,25 @@ struct StepWork {
     pes: Vec<(usize, u64)>,
 }
 
-/// One lane's share of a step: the lane, the pass's receiving rows, the
-/// output columns it computes (`width`), the piece's length, and per
-/// receiving row the lane's MACs with both operands non-zero (per PE).
-struct LaneWork<'w> {
+/// One lane's share of a step: the lane (and its index `i` in its
+/// group), the pass's receiving rows, the output columns it computes
+/// (`width`) and the piece's length.
+struct LaneWork {
     lane: usize,
+    i: usize,
     rows: usize,
     width: u64,
     len: u64,
-    nonzero_macs: &'w [u64],
+}
+
+/// The counts of a step's computing PEs, summed over the lanes: MACs,
+/// zero-operand MACs, busy cycles, and psum-RF reads (as many writes).
+#[derive(Default)]
+struct StepCounts {
+    macs: u64,
+    zero_macs: u64,
+    busy_cycles: u64,
+    psum_accesses: u64,
 }
 
 /// What one receiving PE row gets for a step: input words read from the
@@ -100,17 +114,6 @@ struct RowWords {
     from_glb: u64,
     from_link: u64,
     receivers: u64,
-}
-
-/// The words of one piece as one row (or one PE) receives them.
-#[derive(Default, Clone)]
-struct RowDelivery {
-    /// Centred values, one per piece element (padding gives 0).
-    values: Vec<i16>,
-    /// Elements that are real (not padding), read from the GLB.
-    from_glb: u64,
-    /// Elements forwarded from the previous row.
-    from_link: u64,
 }
 
 enum Event {
@@ -182,8 +185,8 @@ pub(super) struct ArrayLayer<'a> {
     /// Tensors other layers still read, holding GLB rows this layer may need.
     parked: Parked<'a>,
     last_reader: bool,
-    geometry: Geometry,
-    input_zero: i16,
+    /// Reads each step's piece for the receiving rows.
+    reader: PieceReader,
     /// Words per output element: 2 for a float32 output (`Requant::DynamicFloat`), else 1.
     words_per_output: usize,
     stages: Vec<ChannelRequant>,
@@ -197,8 +200,6 @@ pub(super) struct ArrayLayer<'a> {
     /// operand, at the layer's precision (`[mac]`).
     mac_cycles: u64,
     zero_mac_cycles: u64,
-    /// The PEs use the high byte of each input word (8-bit input modes).
-    reduce_input: bool,
     /// The output stage keeps the high byte of each output (an 8-bit output layer).
     reduce_output: bool,
     programmable: bool,
@@ -210,7 +211,7 @@ pub(super) struct ArrayLayer<'a> {
     rows_reserve_bytes: u64,
     // Weights in programmable mode.
     weights_from_dram: WeightSource,
-    weight_staged: HashMap<usize, Cycle>,
+    weight_staged: StepMap<Cycle>,
     weight_requested: usize,
     /// The prefetcher's and the weight fetcher's pending retries.
     wakeups: [Option<Cycle>; 2],
@@ -218,6 +219,8 @@ pub(super) struct ArrayLayer<'a> {
     held: HeldWrites,
     weight_dram_base: u64,
     weight_step_offsets: Vec<u64>,
+    /// Weight (and bias) words each step sends.
+    weight_step_words: Vec<u64>,
     weight_staging_bytes: u64,
     // Array progress.
     next_step: usize,
@@ -240,10 +243,13 @@ pub(super) struct ArrayLayer<'a> {
     row_arrival: Vec<Cycle>,
     row_entries: Vec<u64>,
     row_psums: Vec<u64>,
-    /// Scratch: per row of the step, per lane of the group being computed,
-    /// the MACs a PE of the lane makes with both operands non-zero
-    /// (`[row][lane]`).
-    nonzero_macs: Vec<u64>,
+    /// Scratch: what each receiving row of the step gets from where, and
+    /// when it had all its words and its first.
+    per_row: Vec<RowWords>,
+    row_words_at: Vec<(Cycle, Cycle)>,
+    /// Scratch: the MACs with both operands non-zero of each PE of the
+    /// lane group being computed.
+    nonzero: NonzeroMacs,
     activity: Vec<(usize, u64)>,
     /// Per PE row, the distinct busy durations of a step and how many PEs
     /// end at each (reused across steps, for the trace).
@@ -254,11 +260,12 @@ pub(super) struct ArrayLayer<'a> {
     ledger: Ledger,
     /// Scratch: a step's wait marks, latest first.
     marks: Vec<(Cycle, Wait)>,
-    /// PEs the layer gave MACs to.
-    pe_used: Vec<bool>,
+    /// Per lane, how many of its PEs (`Lane::pes`, first first) the layer
+    /// gave MACs to.
+    lane_pes_used: Vec<usize>,
     /// Per sub-pass (keyed by its last step): the output values on their
     /// way to the GLB or DRAM; and a spent buffer to reuse.
-    outbox: HashMap<usize, Vec<OutWord>>,
+    outbox: StepMap<Vec<OutWord>>,
     spare_outbox: Vec<OutWord>,
     queue: EventQueue<Event>,
 }
@@ -327,12 +334,10 @@ impl<'a> ArrayLayer<'a> {
         let height = input.shape.height;
         let out_rows = output.shape.height;
         let total_steps = c.schedule.steps.len();
-        let pes = (m.arch.pe_array.rows * m.arch.pe_array.cols) as usize;
         Ok(ArrayLayer {
             last_reader: input.readers_left <= 1,
             parked,
-            geometry: s.geometry,
-            input_zero: layer.input_quant.zero() as i16,
+            reader: piece_reader(layer, &numerics, &s.geometry, &c.plan),
             words_per_output: if crate::reference::is_dynamic(s.epilogue) {
                 2
             } else {
@@ -346,7 +351,6 @@ impl<'a> ArrayLayer<'a> {
             groups_per_subpass: c.groups_per_subpass,
             mac_cycles: u64::from(m.arch.mac.datapath_cycles(s.datapath)),
             zero_mac_cycles: u64::from(m.arch.mac.zero_datapath_cycles(s.datapath)),
-            reduce_input: numerics.reduce_input,
             reduce_output: numerics.reduce_output,
             programmable: s.programmable,
             weight_bytes: numerics.weight_bytes,
@@ -359,12 +363,13 @@ impl<'a> ArrayLayer<'a> {
             choice: c.choice,
             rows_reserve_bytes: s.rows_reserve_bytes,
             weights_from_dram: c.source,
-            weight_staged: HashMap::new(),
+            weight_staged: StepMap::default(),
             weight_requested: 0,
             wakeups: [None; 2],
             held: HeldWrites::default(),
             weight_dram_base: s.weight_dram_base,
             weight_step_offsets: c.layout.step_offsets,
+            weight_step_words: c.layout.step_words,
             weight_staging_bytes: c.staging_bytes,
             next_step: 0,
             waiting: false,
@@ -381,14 +386,16 @@ impl<'a> ArrayLayer<'a> {
             row_arrival: Vec::new(),
             row_entries: Vec::new(),
             row_psums: Vec::new(),
-            nonzero_macs: Vec::new(),
+            nonzero: NonzeroMacs::default(),
+            per_row: Vec::new(),
+            row_words_at: Vec::new(),
             activity: Vec::new(),
             row_ends: Vec::new(),
             arrivals: Arrivals::new(height, s.start),
             ledger: Ledger::default(),
             marks: Vec::new(),
-            pe_used: vec![false; pes],
-            outbox: HashMap::new(),
+            lane_pes_used: vec![0; c.plan.lanes.len()],
+            outbox: StepMap::default(),
             spare_outbox: Vec::new(),
             queue: EventQueue::starting_at(s.start),
             m,
@@ -485,8 +492,20 @@ impl<'a> ArrayLayer<'a> {
             compute: self.compute_cycles.min(busy_span),
             spilled_rows: self.spilled_rows,
             waits,
-            used_pes: self.pe_used.iter().filter(|&&u| u).count() as u64,
+            used_pes: self.used_pes(),
         })
+    }
+
+    /// PEs the layer gave MACs to.
+    fn used_pes(&self) -> u64 {
+        let pes = (self.m.arch.pe_array.rows * self.m.arch.pe_array.cols) as usize;
+        let mut used = vec![false; pes];
+        for (lane, &n) in self.plan.lanes.iter().zip(&self.lane_pes_used) {
+            for &pe in &lane.pes[..n] {
+                used[pe] = true;
+            }
+        }
+        used.iter().filter(|&&u| u).count() as u64
     }
 
     /// Traces the layer's schedule at its start (docs/traces.md): the loop
@@ -614,8 +633,7 @@ impl<'a> ArrayLayer<'a> {
     // ---- weights (programmable mode) ---------------------------------------
 
     fn step_weight_words(&self, step: usize) -> u64 {
-        let s = self.schedule.steps[step];
-        step_weight_words(&self.plan, &self.groups_per_subpass[s.subpass], &s)
+        self.weight_step_words[step]
     }
 
     /// Issues DRAM reads for the weights of the next steps, up to the lookahead.
@@ -743,7 +761,7 @@ impl<'a> ArrayLayer<'a> {
     /// Step `s`'s weights left the staging buffer for the scratchpads at
     /// its issue (`now`): the fetcher may stage more.
     fn weights_consumed(&mut self, s: usize, now: Cycle) {
-        self.weight_staged.remove(&s);
+        self.weight_staged.remove(s);
         self.arrivals.weights_consumed(s);
         self.request_weights(now);
     }
@@ -859,7 +877,7 @@ impl<'a> ArrayLayer<'a> {
             ready = ready.max(self.compute_end[previous]);
         }
         if self.weights_from_dram != WeightSource::None {
-            ready = ready.max(*self.weight_staged.get(&s)?);
+            ready = ready.max(*self.weight_staged.get(s)?);
         }
         Some(ready)
     }
@@ -892,7 +910,7 @@ impl<'a> ArrayLayer<'a> {
         let staged = if self.weights_from_dram == WeightSource::None {
             None
         } else {
-            self.weight_staged.get(&s).map(|&t| (s, t))
+            self.weight_staged.get(s).map(|&t| (s, t))
         };
         let rows = self.schedule.rows_of_pass[id.pass].clone();
         self.arrivals
@@ -1117,22 +1135,6 @@ impl<'a> ArrayLayer<'a> {
         }
     }
 
-    /// Physical `(c, y, x)` in the input store of logical input element `(c, y, x)`.
-    fn locate(&self, c: usize, y: usize, x: usize) -> (usize, usize, usize) {
-        let logical = self.geometry.logical;
-        let physical = self.input.shape;
-        if logical == physical {
-            return (c, y, x);
-        }
-        let flat = (c * logical.height + y) * logical.width + x;
-        let plane = physical.height * physical.width;
-        (
-            flat / plane,
-            (flat % plane) / physical.width,
-            flat % physical.width,
-        )
-    }
-
     /// Receiving PE rows in pass `pass`: one per output position of a
     /// convolution, one for an FC layer (each lane's PEs split the inputs).
     fn rows_of_pass(&self, pass: usize) -> usize {
@@ -1143,21 +1145,18 @@ impl<'a> ArrayLayer<'a> {
         }
     }
 
-    /// The pixel element `e` reads at output position `(y, x)`, or `None` for padding.
-    fn pixel(&self, e: &Element, y: usize, x: usize) -> Option<(usize, usize, usize)> {
-        let g = &self.geometry;
-        let iy = (y * g.stride[0] + e.ky as usize).checked_sub(g.pad_top)?;
-        let ix = (x * g.stride[1] + e.kx as usize).checked_sub(g.pad_left)?;
-        if iy >= g.logical.height || ix >= g.logical.width {
-            return None;
-        }
-        Some((e.channel as usize, iy, ix))
-    }
-
     /// Reads, sends and forwards the step's input words; returns when the
     /// last receiving PE has them.
     fn deliver_inputs(&mut self, now: Cycle, id: StepId) -> Delivery {
         let per_row = self.fill_input_rfs(now, id);
+        let delivery = self.send_inputs(now, &per_row);
+        self.per_row = per_row;
+        delivery
+    }
+
+    /// Sends the words of `per_row` from the GLB (read at `now`) and over
+    /// the links; returns when the last receiving PE has them.
+    fn send_inputs(&mut self, now: Cycle, per_row: &[RowWords]) -> Delivery {
         if self.m.tracing() {
             self.row_arrival.clear();
             self.row_arrival
@@ -1174,11 +1173,11 @@ impl<'a> ArrayLayer<'a> {
         let glb = self
             .m
             .glb_read(now, DataType::Input, glb_words, glb_words * wb);
-        let (arrived, delivered) = self.stream_rows(now, glb.start, &per_row);
+        let delivered = self.stream_rows(now, glb.start, per_row);
         if self.m.tracing() {
             for (r, a) in self.row_arrival.iter_mut().enumerate() {
                 *a = if self.plan.rows_are_positions {
-                    arrived.get(r).copied().unwrap_or(now)
+                    self.row_words_at.get(r).map_or(now, |t| t.0)
                 } else {
                     delivered
                 };
@@ -1193,97 +1192,58 @@ impl<'a> ArrayLayer<'a> {
     /// Fills every lane group's input RF buffers with the step's piece
     /// (values read from the GLB at `now`, or forwarded from the previous
     /// row), counts the RF writes and link reads, and returns what each
-    /// receiving row gets from where.
+    /// receiving row gets from where (in `self.per_row`, taken).
     fn fill_input_rfs(&mut self, now: Cycle, id: StepId) -> Vec<RowWords> {
-        let positions = pass_positions(&self.plan, id.pass).to_vec();
-        let groups = std::mem::take(&mut self.groups_per_subpass[id.subpass]);
-        let rows = self.rows_of_pass(id.pass);
-        let mut rf = std::mem::take(&mut self.rf);
-        rf.resize(groups.len(), Vec::new());
-        let mut per_row = vec![RowWords::default(); rows];
+        let plan: &ArrayPlan = &self.plan;
+        let positions = pass_positions(plan, id.pass);
+        let groups = &self.groups_per_subpass[id.subpass];
+        let rows = if plan.rows_are_positions {
+            positions.len()
+        } else {
+            1
+        };
+        self.rf.resize(groups.len(), Vec::new());
+        let mut per_row = std::mem::take(&mut self.per_row);
+        per_row.clear();
+        per_row.resize(rows, RowWords::default());
+        let (mut rf_writes, mut link_reads) = (0u64, 0u64);
         for (g, group) in groups.iter().enumerate() {
-            let piece = self.plan.piece_lists[group.list].get(id.piece);
-            let buffers = &mut rf[g];
+            let buffers = &mut self.rf[g];
             buffers.resize(rows, RowDelivery::default());
-            for (r, b) in buffers.iter_mut().enumerate().take(rows) {
+            let buffers = &mut buffers[..rows];
+            let pieces = &plan.piece_lists[group.list];
+            if id.piece >= pieces.len() {
+                buffers.iter_mut().for_each(RowDelivery::clear);
+                continue;
+            }
+            let piece = (group.list, &pieces[..], id.piece);
+            let linked = plan.rows_are_positions;
+            self.reader
+                .fill_rows(self.input, now, piece, positions, linked, buffers);
+            let len = pieces[id.piece].len() as u64;
+            for (r, b) in buffers.iter().enumerate() {
                 let receivers = group.receivers.get(r).copied().unwrap_or(0);
-                b.values.clear();
-                b.from_glb = 0;
-                b.from_link = 0;
-                let Some(piece) = piece else { continue };
-                let (y, x) = positions[r.min(positions.len() - 1)];
-                let previous = (self.plan.rows_are_positions && r > 0).then(|| positions[r - 1]);
-                self.fill_row(b, piece, (y, x), previous, now);
-                let len = piece.len() as u64;
-                self.m.pe.rf_write(DataType::Input, len * receivers);
-                self.m
-                    .array_accesses
-                    .read(DataType::Input, b.from_link * receivers);
+                rf_writes += len * receivers;
+                link_reads += b.from_link * receivers;
                 per_row[r].from_glb += b.from_glb;
                 per_row[r].from_link += b.from_link;
                 per_row[r].receivers += receivers;
             }
         }
-        self.groups_per_subpass[id.subpass] = groups;
-        self.rf = rf;
+        self.m.pe.rf_write(DataType::Input, rf_writes);
+        self.m.array_accesses.read(DataType::Input, link_reads);
         per_row
-    }
-
-    /// One row's buffer of `piece` at output position `(y, x)`: each
-    /// element's centred value (0 for padding), counted as read from the
-    /// GLB or, when the previous row's position (`previous`) read the same
-    /// input element in this piece, forwarded over the link.
-    fn fill_row(
-        &self,
-        b: &mut RowDelivery,
-        piece: &[Element],
-        (y, x): (usize, usize),
-        previous: Option<(usize, usize)>,
-        now: Cycle,
-    ) {
-        for e in piece {
-            let Some((c, iy, ix)) = self.pixel(e, y, x) else {
-                b.values.push(0);
-                continue;
-            };
-            let (pc, py, px) = self.locate(c, iy, ix);
-            let centred =
-                (self.input.glb_word(pc, py, px, now) as i32 - self.input_zero as i32) as i16;
-            b.values.push(if self.reduce_input {
-                crate::numerics::mac::reduce(centred, Width::W8)
-            } else {
-                centred
-            });
-            let shared = previous.is_some_and(|(py0, px0)| {
-                let dy = y as isize - py0 as isize;
-                let dx = x as isize - px0 as isize;
-                let ky = e.ky as isize + dy * self.geometry.stride[0] as isize;
-                let kx = e.kx as isize + dx * self.geometry.stride[1] as isize;
-                piece
-                    .iter()
-                    .any(|o| o.channel == e.channel && o.ky as isize == ky && o.kx as isize == kx)
-            });
-            if shared {
-                b.from_link += 1;
-            } else {
-                b.from_glb += 1;
-            }
-        }
     }
 
     /// Streams each row's words onto the input bus as the GLB delivers
     /// them (from `glb_start`) and over the links from the row above;
-    /// returns when each row and the last of them has its words.
-    fn stream_rows(
-        &mut self,
-        now: Cycle,
-        glb_start: Cycle,
-        per_row: &[RowWords],
-    ) -> (Vec<Cycle>, Cycle) {
+    /// returns when the last row has its words, and per row when it had
+    /// them all and its first (`self.row_words_at`).
+    fn stream_rows(&mut self, now: Cycle, glb_start: Cycle, per_row: &[RowWords]) -> Cycle {
         let wb = self.input.word_bytes;
-        let rows = per_row.len();
-        let mut arrived = vec![now; rows];
-        let mut first_word = vec![now; rows];
+        let mut at = std::mem::take(&mut self.row_words_at);
+        at.clear();
+        at.resize(per_row.len(), (now, now));
         let mut delivered = now;
         for (r, words) in per_row.iter().enumerate() {
             if words.receivers == 0 {
@@ -1297,17 +1257,17 @@ impl<'a> ArrayLayer<'a> {
                 first = first.min(bus.start);
             }
             if words.from_link > 0 && r > 0 {
-                let link_start = first_word[r - 1] + 1;
+                let (above_arrived, above_first) = at[r - 1];
                 let link_index = (r - 1).min(self.m.noc.links.len().saturating_sub(1));
-                let link = self.m.link(link_index, link_start, words.from_link);
-                t = t.max(link.end).max(arrived[r - 1] + 1);
+                let link = self.m.link(link_index, above_first + 1, words.from_link);
+                t = t.max(link.end).max(above_arrived + 1);
                 first = first.min(link.start);
             }
-            first_word[r] = if first == Cycle(u64::MAX) { t } else { first };
-            arrived[r] = t;
+            at[r] = (t, if first == Cycle(u64::MAX) { t } else { first });
             delivered = delivered.max(t);
         }
-        (arrived, delivered)
+        self.row_words_at = at;
+        delivered
     }
 
     /// Input RF entries per PE row for the step's piece (FC: the row of
@@ -1474,6 +1434,7 @@ impl<'a> ArrayLayer<'a> {
             pes: Vec::new(),
         };
         work.activity.clear();
+        let mut counts = StepCounts::default();
         for (g, group) in groups.iter().enumerate() {
             let Some((cols, offset)) = group.blocks.get(id.piece).cloned() else {
                 continue;
@@ -1482,24 +1443,23 @@ impl<'a> ArrayLayer<'a> {
             let weights = &group.weights[offset..offset + len * cols.len()];
             let piece = (group.list, id.piece);
             self.accumulate_rows(g, rows, (&cols, &group.outputs), weights, piece);
-            let nonzero_macs = self.count_nonzero_macs(g, group, id.piece, rows);
-            let lanes = group.lanes.len();
+            self.count_nonzero_macs(g, group, id.piece, rows);
             for (i, &l) in group.lanes.iter().enumerate() {
                 let width = overlap(&group.lane_columns[i], &cols) as u64;
                 if width > 0 {
                     let lane = LaneWork {
                         lane: l,
+                        i,
                         rows,
                         width,
                         len: len as u64,
-                        nonzero_macs: &nonzero_macs[i..],
                     };
-                    self.count_lane(&lane, lanes, start, &mut work);
+                    self.count_lane(&lane, start, &mut work, &mut counts);
                 }
             }
-            self.nonzero_macs = nonzero_macs;
         }
         self.groups_per_subpass[id.subpass] = groups;
+        self.add_step_counts(&counts);
         let StepWork {
             longest,
             activity,
@@ -1514,34 +1474,34 @@ impl<'a> ArrayLayer<'a> {
         Ok(longest)
     }
 
+    /// The step's PE counts into the machine's: MACs and zero-operand
+    /// MACs, busy cycles, the RF and look-up-table accesses.
+    fn add_step_counts(&mut self, c: &StepCounts) {
+        let pe = &mut self.m.pe;
+        pe.macs += c.macs;
+        pe.zero_macs += c.zero_macs;
+        pe.busy_cycles += c.busy_cycles;
+        pe.rf_read(DataType::Input, c.macs);
+        pe.rf_read(DataType::Weight, c.macs);
+        if !self.programmable {
+            pe.lut_reads += c.macs;
+        }
+        // The accumulator loads and stores each output's psum once per piece.
+        pe.rf_read(DataType::Psum, c.psum_accesses);
+        pe.rf_write(DataType::Psum, c.psum_accesses);
+    }
+
     /// Per receiving row, per lane of `group` (lane group `g`), the MACs
-    /// one PE of the lane makes on `piece` with both operands non-zero:
-    /// the lane's non-zero weight counts summed over the row's non-zero
-    /// inputs (`[row][lane]`; the buffer is `self.nonzero_macs`, taken).
-    fn count_nonzero_macs(
-        &mut self,
-        g: usize,
-        group: &LaneGroup,
-        piece: usize,
-        rows: usize,
-    ) -> Vec<u64> {
+    /// one PE of the lane makes on `piece` with both operands non-zero,
+    /// into `self.nonzero` (`super::nonzero`).
+    fn count_nonzero_macs(&mut self, g: usize, group: &LaneGroup, piece: usize, rows: usize) {
         let lanes = group.lanes.len();
         let base = group.element_base[piece] * lanes;
-        let mut counts = std::mem::take(&mut self.nonzero_macs);
-        counts.clear();
-        counts.resize(rows * lanes, 0);
-        for (r, sums) in counts.chunks_exact_mut(lanes.max(1)).enumerate() {
-            let x = &self.rf[g][r].values;
-            let table = &group.nonzero_weights[base..base + x.len() * lanes];
-            for (&v, per_lane) in x.iter().zip(table.chunks_exact(lanes.max(1))) {
-                if v != 0 {
-                    sums.iter_mut()
-                        .zip(per_lane)
-                        .for_each(|(s, &n)| *s += u64::from(n));
-                }
-            }
-        }
-        counts
+        let len = self.plan.piece_lists[group.list][piece].len();
+        let table = &group.nonzero_weights[base..base + len * lanes];
+        let inputs = &self.rf[g][..rows];
+        self.nonzero
+            .count(table, inputs, &group.lane_pes, self.plan.rows_are_positions);
     }
 
     /// Each row's psums of lane group `g` accumulate the piece's `weights`
@@ -1575,10 +1535,16 @@ impl<'a> ArrayLayer<'a> {
     }
 
     /// One lane's PEs in the step: MACs, zero-operand MACs and busy cycles
-    /// per PE (from its inputs' and its columns' weights' non-zeros), the
-    /// RF and look-up-table accesses, and the trace's busy spans.
-    /// `lanes`: the lanes of `w`'s group (the stride of `w.nonzero_macs`).
-    fn count_lane(&mut self, w: &LaneWork, lanes: usize, start: Cycle, work: &mut StepWork) {
+    /// (from its inputs' and its columns' weights' non-zeros, in
+    /// `self.nonzero`) into `counts`, the slowest PE into `work`, and the
+    /// per-PE work the stepper and the trace take.
+    fn count_lane(
+        &mut self,
+        w: &LaneWork,
+        start: Cycle,
+        work: &mut StepWork,
+        counts: &mut StepCounts,
+    ) {
         let lane = &self.plan.lanes[w.lane];
         let macs_per_pe = w.width * w.len;
         let active: &[usize] = if self.plan.rows_are_positions {
@@ -1586,43 +1552,40 @@ impl<'a> ArrayLayer<'a> {
         } else {
             &lane.pes
         };
-        // A PE's MACs with both operands non-zero, from its inputs'
-        // non-zeros and its columns' non-zero weights; its busy cycles.
-        let per_row = if self.plan.rows_are_positions {
-            lanes
-        } else {
-            0
-        };
         let (mac_cycles, zero_mac_cycles) = (self.mac_cycles, self.zero_mac_cycles);
-        let cycles_of = |k: usize| {
-            let nonzero = w.nonzero_macs[k * per_row];
+        let cycles_of = |nonzero: u64| {
             let zero = macs_per_pe - nonzero;
-            (zero, nonzero * mac_cycles + zero * zero_mac_cycles)
+            nonzero * mac_cycles + zero * zero_mac_cycles
         };
-        let busy = &mut self.m.pe.busy_cycles;
-        let mut zero_macs = 0;
-        let mut longest = work.longest;
-        for (k, &pe) in active.iter().enumerate() {
-            let (zero, cycles) = cycles_of(k);
-            zero_macs += zero;
-            busy[pe] += cycles;
-            self.pe_used[pe] = true;
-            longest = longest.max(cycles);
+        // A PE's cycles are linear in its non-zero MACs: the slowest PE is
+        // the one with the most or the fewest; the busy cycles sum from
+        // the lane's total.
+        let n = active.len() as u64;
+        let nonzero = self.nonzero.lane(w.i);
+        if n > 0 {
+            let slowest = cycles_of(nonzero.fewest).max(cycles_of(nonzero.most));
+            work.longest = work.longest.max(slowest);
         }
-        self.m.pe.zero_macs += zero_macs;
-        work.longest = longest;
+        let zero = macs_per_pe * n - nonzero.sum;
+        counts.macs += macs_per_pe * n;
+        counts.zero_macs += zero;
+        counts.busy_cycles += nonzero.sum * mac_cycles + zero * zero_mac_cycles;
+        counts.psum_accesses += w.width * n;
+        let used = &mut self.lane_pes_used[w.lane];
+        *used = (*used).max(active.len());
+        if self.m.stepper.is_none() && !self.m.tracing() {
+            return;
+        }
+        let row_of = |k: usize| if self.plan.rows_are_positions { k } else { 0 };
+        let pe_cycles = |k: usize| cycles_of(self.nonzero.pe(row_of(k), w.i));
         if self.m.stepper.is_some() {
-            work.pes.extend(
-                active
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &pe)| (pe, cycles_of(k).1)),
-            );
+            let each = active.iter().enumerate().map(|(k, &pe)| (pe, pe_cycles(k)));
+            work.pes.extend(each);
         }
         if self.m.tracing() {
             let cols = self.m.arch.pe_array.cols as usize;
             for (k, &pe) in active.iter().enumerate() {
-                let cycles = cycles_of(k).1;
+                let cycles = pe_cycles(k);
                 work.activity.push((pe / cols, cycles));
                 if let Some((t, p)) = &mut self.m.trace
                     && let Some(&id) = p.pe_busy.get(pe)
@@ -1631,17 +1594,6 @@ impl<'a> ArrayLayer<'a> {
                 }
             }
         }
-        let n = active.len() as u64;
-        let macs = macs_per_pe * n;
-        self.m.pe.macs += macs;
-        self.m.pe.rf_read(DataType::Input, macs);
-        self.m.pe.rf_read(DataType::Weight, macs);
-        if !self.programmable {
-            self.m.pe.lut_reads += macs;
-        }
-        // The accumulator loads and stores each output's psum once per piece.
-        self.m.pe.rf_read(DataType::Psum, w.width * n);
-        self.m.pe.rf_write(DataType::Psum, w.width * n);
     }
 
     /// The trace's active PEs and busy span per PE row for a step from
@@ -1788,7 +1740,7 @@ impl<'a> ArrayLayer<'a> {
             end = end.max(done);
         }
         // The values land: in the GLB's copy as its write completes, or in DRAM's.
-        if let Some(mut values) = self.outbox.remove(&step) {
+        if let Some(mut values) = self.outbox.remove(step) {
             for (at_word, value) in values.drain(..) {
                 self.output.write_word(at_word, value, glb_end);
             }
@@ -1860,7 +1812,24 @@ impl<'a> ArrayLayer<'a> {
     }
 }
 
-/// Positions of pass `p`.
+/// The layer's reader of pieces for `plan`: its windows and input operands.
+fn piece_reader(
+    layer: &Layer,
+    numerics: &super::widths::LayerNumerics,
+    g: &Geometry,
+    plan: &ArrayPlan,
+) -> PieceReader {
+    let windows = Windows {
+        stride: g.stride,
+        pad_top: g.pad_top,
+        pad_left: g.pad_left,
+        logical: g.logical,
+        input_zero: layer.input_quant.zero() as i16,
+        reduce_input: numerics.reduce_input,
+    };
+    PieceReader::new(plan, windows)
+}
+
 /// The layer's window geometry, its weights, its epilogue and its groups.
 fn geometry_of(layer: &Layer) -> Result<(Geometry, WeightsOf<'_>, &Epilogue, usize)> {
     match &layer.op {
@@ -2263,6 +2232,8 @@ fn tile_fit(m: &Machine, layer: &Layer, tiles: usize, weight_bytes: u64) -> Resu
 struct WeightLayout {
     /// Byte offset of each step's weights (later passes re-read pass 0's).
     step_offsets: Vec<u64>,
+    /// Weight (and bias) words of each step ([`step_weight_words`]).
+    step_words: Vec<u64>,
     layer_bytes: u64,
     max_step_bytes: u64,
     /// Bytes of the largest weight tile (the whole layer for one tile).
@@ -2277,9 +2248,20 @@ impl WeightLayout {
         weight_bytes: u64,
     ) -> WeightLayout {
         let steps = &schedule.steps;
+        // A step's words depend on its sub-pass and piece alone: counted
+        // once for each, not once per pass.
+        let mut per_piece: Vec<Vec<Option<u64>>> = vec![Vec::new(); groups_per_subpass.len()];
         let words: Vec<u64> = steps
             .iter()
-            .map(|s| step_weight_words(plan, &groups_per_subpass[s.subpass], s))
+            .map(|s| {
+                let known = &mut per_piece[s.subpass];
+                if known.len() <= s.piece {
+                    known.resize(s.piece + 1, None);
+                }
+                *known[s.piece].get_or_insert_with(|| {
+                    step_weight_words(plan, &groups_per_subpass[s.subpass], s)
+                })
+            })
             .collect();
         let mut step_offsets = Vec::with_capacity(steps.len());
         let mut offset = 0u64;
@@ -2299,6 +2281,7 @@ impl WeightLayout {
             layer_bytes: offset,
             max_step_bytes: words.iter().max().copied().unwrap_or(0) * weight_bytes,
             max_tile_bytes: tile_bytes.into_iter().max().unwrap_or(0),
+            step_words: words,
         }
     }
 
@@ -2657,6 +2640,7 @@ fn lane_groups(plan: &ArrayPlan, q: usize, groups: usize, weights: &WeightsOf) -
             }
             LaneGroup {
                 receivers: receivers_per_row(plan, q, &lanes),
+                lane_pes: lanes.iter().map(|&l| plan.lanes[l].pes.len()).collect(),
                 lanes,
                 list,
                 outputs,

@@ -22,7 +22,6 @@
 //! slowest PE, fill, drain, one of these waits, or unused by the layer
 //! ([`super::stats::PeCycles`]).
 
-use std::collections::HashMap;
 use std::ops::Range;
 
 use crate::sim::Cycle;
@@ -108,7 +107,7 @@ impl Default for Arrival {
 #[derive(Debug, Default)]
 pub(super) struct Arrivals {
     rows: Vec<Arrival>,
-    weights: HashMap<usize, Arrival>,
+    weights: super::step_map::StepMap<Arrival>,
     /// Why the prefetcher stopped, while it has not caught up.
     rows_held_back: Option<Wait>,
     /// Why the weight fetcher stopped, while it has not caught up.
@@ -166,14 +165,14 @@ impl Arrivals {
     }
 
     pub(super) fn weights_from_dram(&mut self, step: usize, now: Cycle) {
-        if let Some(a) = self.weights.get_mut(&step) {
+        if let Some(a) = self.weights.get_mut(step) {
             a.from_dram = now;
         }
     }
 
     /// The step's weights have left the staging buffer.
     pub(super) fn weights_consumed(&mut self, step: usize) {
-        self.weights.remove(&step);
+        self.weights.remove(step);
     }
 
     /// Why the step could not be issued earlier, latest first: the binding
@@ -192,7 +191,7 @@ impl Arrivals {
         let row_t = binding_row.map_or(Cycle::ZERO, |(t, _)| t);
         match weights {
             Some((step, ready)) if ready > row_t => {
-                let a = self.weights.get(&step).copied().unwrap_or_default();
+                let a = self.weights.get(step).copied().unwrap_or_default();
                 chain.push((a.from_dram, Wait::GlbPort));
                 chain.push((a.requested, Wait::WeightDram));
                 chain.push((Cycle::ZERO, a.held_back));

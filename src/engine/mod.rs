@@ -23,10 +23,13 @@ pub mod feasibility;
 pub(crate) mod ffe;
 mod float_mode;
 mod glb_ops;
+mod nonzero;
 pub(crate) mod nvdla;
+mod piece_reader;
 mod probes;
 pub mod search;
 pub mod stats;
+mod step_map;
 mod stepper;
 mod storage;
 pub mod system;
@@ -98,7 +101,7 @@ impl Machine {
             dram: Dram::new(&arch.dram),
             glb: Glb::new(&arch.glb),
             noc: Noc::new(arch),
-            pe: PeCounters::new((arch.pe_array.rows * arch.pe_array.cols) as usize),
+            pe: PeCounters::new(),
             array_accesses: LevelAccesses::default(),
             allocator: DramAllocator::new(u64::from(arch.dram.banked.row_bytes)),
             events: 0,
@@ -219,7 +222,7 @@ impl Machine {
             macs: self.pe.macs,
             zero_macs: self.pe.zero_macs,
             lut_reads: self.pe.lut_reads,
-            busy: self.pe.busy_cycles.iter().sum(),
+            busy: self.pe.busy_cycles,
             dram: self.dram.stats(),
             events: self.events,
             glb_requests: self.glb.requests(),

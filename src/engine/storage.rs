@@ -46,6 +46,47 @@ pub struct TensorStore {
     dram: Array3<i16>,
 }
 
+/// The GLB's copy of a tensor as read at one cycle: its words through
+/// one flat index (the copy is in standard `[C, H, W]` layout) rather than
+/// a three-dimensional one.
+pub struct GlbReader<'a> {
+    glb: &'a Array3<i16>,
+    /// The words in `[C, H, W]` order (empty were the copy not laid out so).
+    words: &'a [i16],
+    in_glb: &'a [bool],
+    valid_from: &'a [Cycle],
+    at: Cycle,
+    height: usize,
+    width: usize,
+}
+
+impl GlbReader<'_> {
+    /// Row `y` is valid in the GLB at the read cycle.
+    #[inline]
+    fn row_valid(&self, y: usize) -> bool {
+        self.in_glb.get(y).copied().unwrap_or(false) && self.valid_from[y] <= self.at
+    }
+
+    /// The words of `rows`, in `[C, H, W]` order, when every one of those
+    /// rows is valid at the read cycle (then [`Self::word`] is
+    /// `words[(c * H + y) * W + x]` for them).
+    pub fn valid_words(&self, mut rows: std::ops::Range<usize>) -> Option<&[i16]> {
+        (!self.words.is_empty() && rows.all(|y| self.row_valid(y))).then_some(self.words)
+    }
+
+    /// Word `(c, y, x)`: poison when row `y` is not valid in the GLB.
+    #[inline]
+    pub fn word(&self, c: usize, y: usize, x: usize) -> i16 {
+        if !self.row_valid(y) {
+            return POISON;
+        }
+        match self.words.get((c * self.height + y) * self.width + x) {
+            Some(&w) if x < self.width => w,
+            _ => self.glb[[c, y, x]],
+        }
+    }
+}
+
 impl TensorStore {
     /// A tensor that is nowhere yet.
     pub fn new(shape: Shape, word_bytes: u64, readers: usize) -> Self {
@@ -67,13 +108,17 @@ impl TensorStore {
         self.in_glb.get(y).copied().unwrap_or(false) && self.glb_valid_from[y] <= at
     }
 
-    /// The GLB's word `(c, y, x)` as read at `at`: poison when the row is
-    /// not there (yet).
-    pub fn glb_word(&self, c: usize, y: usize, x: usize, at: Cycle) -> i16 {
-        if self.glb_valid(y, at) {
-            self.glb[[c, y, x]]
-        } else {
-            POISON
+    /// The GLB's copy as read at `at`: each word, or poison when its row
+    /// is not there (yet).
+    pub fn glb_reader(&self, at: Cycle) -> GlbReader<'_> {
+        GlbReader {
+            glb: &self.glb,
+            words: self.glb.as_slice().unwrap_or_default(),
+            in_glb: &self.in_glb,
+            valid_from: &self.glb_valid_from,
+            at,
+            height: self.shape.height,
+            width: self.shape.width,
         }
     }
 

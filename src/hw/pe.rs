@@ -25,7 +25,7 @@ use std::ops::{AddAssign, Mul};
 use crate::units::{DataType, LevelAccesses};
 
 /// What the PEs did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PeCounters {
     /// Register-file level: input RF, psum RF and weight store accesses.
     pub rf: LevelAccesses,
@@ -34,18 +34,19 @@ pub struct PeCounters {
     pub macs: u64,
     /// MACs with a zero operand (a subset of `macs`).
     pub zero_macs: u64,
-    /// Cycles each PE spent computing, indexed `row * cols + col`.
-    pub busy_cycles: Vec<u64>,
+    /// Cycles the PEs spent computing, summed over the PEs (what the
+    /// reports use; the cycle engine's [`PeArray`] counts them per PE).
+    pub busy_cycles: u64,
 }
 
 impl PeCounters {
-    pub fn new(pes: usize) -> Self {
+    pub fn new() -> Self {
         PeCounters {
             rf: LevelAccesses::default(),
             lut_reads: 0,
             macs: 0,
             zero_macs: 0,
-            busy_cycles: vec![0; pes],
+            busy_cycles: 0,
         }
     }
 
@@ -154,6 +155,9 @@ impl crate::sim::Component for PeArray {
 pub trait Accumulator:
     Copy + Default + AddAssign + Mul<Output = Self> + From<i16> + Into<i64> + Send + Sync
 {
+    /// A product of two 16-bit operands (exact in `i32`: at most 2^30).
+    fn from_product(p: i32) -> Self;
+
     /// `psums[o] += w0[o] * x0 + w1[o] * x1`: two inputs of a piece.
     fn accumulate_pair(psums: &mut [Self], w0: &[i16], w1: &[i16], x0: i16, x1: i16) {
         for (w, x) in [(w0, x0), (w1, x1)] {
@@ -163,8 +167,16 @@ pub trait Accumulator:
         }
     }
 }
-impl Accumulator for i32 {}
+impl Accumulator for i32 {
+    fn from_product(p: i32) -> Self {
+        p
+    }
+}
 impl Accumulator for i64 {
+    fn from_product(p: i32) -> Self {
+        i64::from(p)
+    }
+
     fn accumulate_pair(psums: &mut [Self], w0: &[i16], w1: &[i16], x0: i16, x1: i16) {
         crate::numerics::kernels::axpy2_i64(psums, w0, w1, x0, x1);
     }
@@ -175,8 +187,23 @@ impl Accumulator for i64 {
 /// Weights are stored piece-element-major so the inner loop runs over
 /// outputs with unit stride; inputs go two at a time (one `vpmaddwd` per
 /// pair of products for `i64` sums, exact: `kernels::axpy2_i64`).
+///
+/// Pieces of at most [`BLOCK_PIECE`] inputs (the PE array's usual 3 to 12)
+/// go block of outputs by block ([`accumulate_blocks`]): each psum is
+/// loaded and stored once per piece, not once per input. The sums are the
+/// same: integer addition in any order.
 #[inline]
 pub fn accumulate<A: Accumulator>(psums: &mut [A], weights: &[i16], inputs: &[i16]) {
+    if inputs.len() <= BLOCK_PIECE {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { accumulate_blocks_avx2(psums, weights, inputs) };
+            return;
+        }
+        accumulate_blocks(psums, weights, inputs);
+        return;
+    }
     let width = psums.len();
     let row = |e: usize| &weights[e * width..(e + 1) * width];
     let mut pairs = inputs.chunks_exact(2);
@@ -195,6 +222,60 @@ pub fn accumulate<A: Accumulator>(psums: &mut [A], weights: &[i16], inputs: &[i1
         let e = inputs.len() - 1;
         crate::numerics::kernels::axpy(psums, A::from(*x), row(e));
     }
+}
+
+/// The longest piece [`accumulate`] takes block by block.
+pub const BLOCK_PIECE: usize = 12;
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn accumulate_blocks_avx2<A: Accumulator>(psums: &mut [A], weights: &[i16], inputs: &[i16]) {
+    accumulate_blocks(psums, weights, inputs);
+}
+
+/// [`accumulate`] over blocks of 16, 8 and 4 outputs, then one by one:
+/// each block's psums held in registers over the piece's inputs.
+#[inline(always)]
+fn accumulate_blocks<A: Accumulator>(psums: &mut [A], weights: &[i16], inputs: &[i16]) {
+    let width = psums.len();
+    let mut o = accumulate_block::<A, 16>(psums, weights, inputs, 0);
+    o = accumulate_block::<A, 8>(psums, weights, inputs, o);
+    o = accumulate_block::<A, 4>(psums, weights, inputs, o);
+    for (j, p) in psums.iter_mut().enumerate().skip(o) {
+        let mut acc = *p;
+        for (e, &x) in inputs.iter().enumerate() {
+            acc += A::from_product(i32::from(weights[e * width + j]) * i32::from(x));
+        }
+        *p = acc;
+    }
+}
+
+/// Outputs `from..` of [`accumulate`] in blocks of `N` while a whole block
+/// is left; returns the first output not done.
+#[inline(always)]
+fn accumulate_block<A: Accumulator, const N: usize>(
+    psums: &mut [A],
+    weights: &[i16],
+    inputs: &[i16],
+    from: usize,
+) -> usize {
+    let width = psums.len();
+    let mut o = from;
+    while o + N <= width {
+        let block = &mut psums[o..o + N];
+        let mut acc = [A::default(); N];
+        acc.copy_from_slice(block);
+        for (e, &x) in inputs.iter().enumerate() {
+            let row = &weights[e * width + o..e * width + o + N];
+            let x = i32::from(x);
+            for (a, &w) in acc.iter_mut().zip(row) {
+                *a += A::from_product(i32::from(w) * x);
+            }
+        }
+        block.copy_from_slice(&acc);
+        o += N;
+    }
+    o
 }
 
 #[cfg(test)]
@@ -268,6 +349,51 @@ mod tests {
                 t += work.iter().map(|p| p.1).max().unwrap_or(0);
                 proptest::prop_assert_eq!(end.get(), t);
             }
+        }
+    }
+
+    /// `psums[o] += sum_e weights[e * width + o] * inputs[e]`, one product
+    /// at a time in `i64`.
+    fn plain(psums: &[i64], weights: &[i16], inputs: &[i16]) -> Vec<i64> {
+        let width = psums.len();
+        (0..width)
+            .map(|o| {
+                let mut acc = psums[o];
+                for (e, &x) in inputs.iter().enumerate() {
+                    acc += i64::from(weights[e * width + o]) * i64::from(x);
+                }
+                acc
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Block by block or element by element, at any width and piece
+        /// length (both sides of `BLOCK_PIECE`), the sums are the plain
+        /// loop's: `i64` over the whole operand range, `i32` where its sums
+        /// fit.
+        #[test]
+        fn accumulate_matches_the_plain_loop(
+            width in 0usize..70,
+            len in 0usize..=(BLOCK_PIECE + 3),
+            seed in proptest::collection::vec(proptest::num::i16::ANY, 1..64),
+        ) {
+            let pick = |i: usize| seed[i % seed.len()];
+            let weights: Vec<i16> = (0..width * len).map(|i| pick(i * 7 + 3)).collect();
+            let inputs: Vec<i16> = (0..len).map(|i| pick(i * 5 + 1)).collect();
+            let start: Vec<i64> = (0..width).map(|o| i64::from(pick(o)) << 20).collect();
+            let mut wide = start.clone();
+            accumulate(&mut wide, &weights, &inputs);
+            proptest::prop_assert_eq!(&wide, &plain(&start, &weights, &inputs));
+            // 10-bit operands: at most 15 products of 2^18 and a 2^25 start.
+            let small = |v: i16| v >> 6;
+            let weights: Vec<i16> = weights.iter().map(|&w| small(w)).collect();
+            let inputs: Vec<i16> = inputs.iter().map(|&x| small(x)).collect();
+            let start: Vec<i64> = (0..width).map(|o| i64::from(pick(o)) << 9).collect();
+            let mut narrow: Vec<i32> = start.iter().map(|&v| v as i32).collect();
+            accumulate(&mut narrow, &weights, &inputs);
+            let narrow: Vec<i64> = narrow.into_iter().map(i64::from).collect();
+            proptest::prop_assert_eq!(narrow, plain(&start, &weights, &inputs));
         }
     }
 

@@ -38,6 +38,7 @@ impl RateServer {
 
     /// Serves `units` units, no earlier than `at`. Zero units complete at
     /// once without occupying the resource.
+    #[inline]
     pub fn request(&mut self, at: Cycle, units: u64) -> Grant {
         if units == 0 {
             return Grant { start: at, end: at };
@@ -48,19 +49,15 @@ impl RateServer {
         self.next_free_slot = end_slot;
         self.busy_units += units;
         self.requests += 1;
-        let to_cycle = |slot: u128| Cycle(u64::try_from(slot).unwrap_or(u64::MAX));
         Grant {
-            start: to_cycle(start_slot / rate),
-            end: to_cycle(end_slot.div_ceil(rate)),
+            start: slot_cycle(start_slot, self.units_per_cycle),
+            end: slot_cycle(end_slot + rate - 1, self.units_per_cycle),
         }
     }
 
     /// The first cycle with free capacity.
     pub fn free_at(&self) -> Cycle {
-        Cycle(
-            u64::try_from(self.next_free_slot / u128::from(self.units_per_cycle))
-                .unwrap_or(u64::MAX),
-        )
+        slot_cycle(self.next_free_slot, self.units_per_cycle)
     }
 
     pub fn units_per_cycle(&self) -> u64 {
@@ -80,6 +77,19 @@ impl RateServer {
     pub fn requests(&self) -> u64 {
         self.requests
     }
+}
+
+/// The cycle of unit slot `slot` at `rate` units per cycle (`slot / rate`,
+/// saturating at `u64::MAX`). Slots below 2^64 (every simulated run) divide
+/// in 64 bits: a 128-bit division is a library call, twice per request.
+fn slot_cycle(slot: u128, rate: u64) -> Cycle {
+    let cycle = match u64::try_from(slot) {
+        // A power-of-two rate (the usual bus width) divides by a shift.
+        Ok(s) if rate.is_power_of_two() => u128::from(s >> rate.trailing_zeros()),
+        Ok(s) => u128::from(s / rate),
+        Err(_) => slot / u128::from(rate),
+    };
+    Cycle(u64::try_from(cycle).unwrap_or(u64::MAX))
 }
 
 /// A store that holds at most `capacity` units (bytes, entries).
@@ -178,6 +188,41 @@ mod tests {
             }
         );
         assert_eq!(bus.requests(), 3);
+    }
+
+    #[test]
+    fn rate_server_divides_slots_at_any_rate_and_beyond_64_bits_the_same() {
+        // Cycle 2^62 at 8 units per cycle is slot 2^65: the 128-bit path.
+        let mut bus = RateServer::new(8);
+        let at = Cycle(1 << 62);
+        assert_eq!(
+            bus.request(at, 9),
+            Grant {
+                start: at,
+                end: Cycle((1 << 62) + 2)
+            }
+        );
+        assert_eq!(bus.free_at(), Cycle((1 << 62) + 1));
+        // A rate that is not a power of two: slots 15..22, cycles 5..8.
+        let mut bus = RateServer::new(3);
+        assert_eq!(
+            bus.request(Cycle(5), 7),
+            Grant {
+                start: Cycle(5),
+                end: Cycle(8)
+            }
+        );
+        assert_eq!(bus.free_at(), Cycle(7));
+        // Just below 2^64 slots: the 64-bit path, the same arithmetic.
+        let mut bus = RateServer::new(4);
+        let at = Cycle((1 << 62) - 1);
+        assert_eq!(
+            bus.request(at, 3),
+            Grant {
+                start: at,
+                end: Cycle(1 << 62)
+            }
+        );
     }
 
     #[test]

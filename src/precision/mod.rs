@@ -126,7 +126,8 @@ pub fn search(
                 * u64::from(config.iterations_per_temperature),
             on_state: &mut on_state,
         };
-        let found = anneal_and_complete(Annealer::new(evaluator), weighted_layers, lambdas, config);
+        let found =
+            anneal_and_per_network(Annealer::new(evaluator), weighted_layers, lambdas, config);
         // No state is new from here on. The worker, and as many helpers as
         // the evaluator has threads besides it and this one, finish the
         // queue; on an error it is dropped.
@@ -155,7 +156,7 @@ type PerNetwork = Vec<(PrecisionAssignment, Evaluation)>;
 
 /// The annealing runs, then the per-network points, each with its
 /// evaluation; the annealer is returned for the fronts.
-fn anneal_and_complete<O: Objective<Error = String>>(
+fn anneal_and_per_network<O: Objective<Error = String>>(
     mut annealer: Annealer<O>,
     weighted_layers: usize,
     lambdas: &[f64],

@@ -2,10 +2,11 @@
 //! built from parts that know nothing of the engine:
 //!
 //! ```text
-//!   PrecisionAssignment ──► EnergyModel (engine; analytic stand-in for tests) ──┐
-//!          (bits X)     └─► AccuracyEvaluator (reference at X, calibration set) ┴─► Evaluation
-//!                                                                                   │
-//!   anneal::Annealer (Algorithm 2, memoised) ◄─────────────────────────────────────┘
+//!   PrecisionAssignment ──► jobs::EnergyJobs ─► EnergyModel (engine; analytic stand-in for tests) ──┐
+//!          (bits X)         (worker thread: energies off the search's path)          energy(X) ───┤
+//!                       └─► AccuracyEvaluator (reference at X, calibration set)      drop(X) ─────┤
+//!                                                                                                 │
+//!   anneal::Annealer (Algorithm 2, drops memoised; reads energies of acceptable states) ◄─────────┘
 //!          │ one run per lambda_max
 //!          ▼
 //!   sweep::pareto::front over every evaluated state  +  the four per-network points

@@ -268,15 +268,17 @@ fn shared_elements(pieces: &[Piece], [sy, sx]: [isize; 2]) -> Vec<bool> {
         .collect()
 }
 
-/// Row `b` of `piece` at output position `at` when the logical input is
-/// the stored one: flat reads of the GLB copy.
-fn read_direct(
+/// Row `b` of `piece` at output position `(y, x)`, element by element:
+/// padding gives 0, a real element the GLB word `word(c, iy, ix)` reads for
+/// its logical input word `(c, iy, ix)`, counted as forwarded where
+/// `shared` says so, else as read from the GLB.
+fn read_each(
     w: &Windows,
-    glb: &GlbReader<'_>,
     piece: &[Element],
     (y, x): (usize, usize),
     shared: Option<&[bool]>,
     b: &mut RowDelivery,
+    word: impl Fn(usize, usize, usize) -> i16,
 ) {
     let (height, width) = (w.logical.height as isize, w.logical.width as isize);
     let iy0 = (y * w.stride[0]) as isize - w.pad_top as isize;
@@ -290,8 +292,8 @@ fn read_direct(
             b.values.push(0);
             continue;
         }
-        let word = glb.word(e.channel as usize, iy as usize, ix as usize);
-        b.values.push(centre(w, word));
+        let value = word(e.channel as usize, iy as usize, ix as usize);
+        b.values.push(centre(w, value));
         real += 1;
         link += u64::from(shared.is_some_and(|m| m[i]));
     }
@@ -299,44 +301,41 @@ fn read_direct(
     b.from_glb = real - link;
 }
 
-/// Row `b` of `piece` at output position `at` when the logical input is
-/// a view of the stored one (an FC layer's `[N, 1, 1]`): each element
-/// located in the stored shape.
+/// [`read_each`] when the logical input is the stored one: flat reads of
+/// the GLB copy.
+fn read_direct(
+    w: &Windows,
+    glb: &GlbReader<'_>,
+    piece: &[Element],
+    at: (usize, usize),
+    shared: Option<&[bool]>,
+    b: &mut RowDelivery,
+) {
+    read_each(w, piece, at, shared, b, |c, iy, ix| glb.word(c, iy, ix));
+}
+
+/// [`read_each`] when the logical input is a view of the stored one (an FC
+/// layer's `[N, 1, 1]`): each word located in the stored shape.
 fn read_located(
     w: &Windows,
     input: &TensorStore,
     glb: &GlbReader<'_>,
     piece: &[Element],
-    (y, x): (usize, usize),
+    at: (usize, usize),
     shared: Option<&[bool]>,
     b: &mut RowDelivery,
 ) {
     let physical = input.shape;
     let plane = physical.height * physical.width;
-    for (i, e) in piece.iter().enumerate() {
-        let iy = (y * w.stride[0] + e.ky as usize).checked_sub(w.pad_top);
-        let ix = (x * w.stride[1] + e.kx as usize).checked_sub(w.pad_left);
-        let (Some(iy), Some(ix)) = (iy, ix) else {
-            b.values.push(0);
-            continue;
-        };
-        if iy >= w.logical.height || ix >= w.logical.width {
-            b.values.push(0);
-            continue;
-        }
-        let flat = (e.channel as usize * w.logical.height + iy) * w.logical.width + ix;
-        let word = glb.word(
+    let logical = w.logical;
+    read_each(w, piece, at, shared, b, |c, iy, ix| {
+        let flat = (c * logical.height + iy) * logical.width + ix;
+        glb.word(
             flat / plane,
             (flat % plane) / physical.width,
             flat % physical.width,
-        );
-        b.values.push(centre(w, word));
-        if shared.is_some_and(|m| m[i]) {
-            b.from_link += 1;
-        } else {
-            b.from_glb += 1;
-        }
-    }
+        )
+    });
 }
 
 /// A GLB word as the PE uses it: centred, and reduced to its high byte in
